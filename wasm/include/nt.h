@@ -1,0 +1,176 @@
+/*
+** nt.h — the one ABI between the nanotypeDB C actor core and its host.
+**
+** The core is compiled twice from the same sources: to core.wasm (wasm32-wasi,
+** loaded by shim/core.js inside the room's Durable Object) and natively (linked
+** against test/c/fakehost.c, which implements the imports with a real SQLite).
+** Everything that crosses the boundary is declared here; if it is not in this
+** file it is not part of the ABI. shim/host.js mirrors the import list line by
+** line.
+**
+** Rules (see DESIGN.md, "Rules of the boundary"):
+**   - Data crosses as pointer + length (UTF-8 JSON or bytes), never as a
+**     NUL-terminated string.
+**   - Inbound buffers (host -> core) are allocated by the host with nt_alloc()
+**     and freed by the host with nt_free() after the call returns, unless the
+**     parameter says "ownership passes to the core".
+**   - Outbound buffers (core -> host) are borrowed for the duration of the
+**     import call: the host copies what it keeps before returning.
+**   - Synchronous platform calls (DO SQLite, WebSocket send, time, randomness)
+**     are direct imports. Asynchronous ones (D1, Queues, R2, fetch) are started
+**     with host_async() and finished by the host calling nt_async_done().
+**   - Time and randomness always come from the host, so the core is
+**     deterministic under a fake host.
+**   - Bad input is a negative return code plus an error frame, never a trap.
+*/
+#ifndef NT_H
+#define NT_H
+
+#include <stdint.h>
+
+#ifdef __wasm__
+# define NT_EXPORT(name) __attribute__((export_name(#name))) 
+# define NT_IMPORT(name) __attribute__((import_module("nt"), import_name(#name)))
+#else
+# define NT_EXPORT(name)
+# define NT_IMPORT(name)
+#endif
+
+/* ------------------------------------------------------------------------
+** Return codes. 0 is success; every error is negative and maps one-to-one
+** onto a PROTOCOL.md error code (see rpc.c, the error table).
+*/
+#define NT_OK                  0
+#define NT_BAD_REQUEST        -1   /* malformed frame or body */
+#define NT_UNAUTHENTICATED    -2   /* no or bad token */
+#define NT_PERMISSION_DENIED  -3   /* not allowed for this caller */
+#define NT_NOT_FOUND          -4   /* no such row / resource */
+#define NT_UNKNOWN_METHOD     -5   /* method name not in the table */
+#define NT_INVALID_ARGUMENT   -6   /* payload fails validation */
+#define NT_PAYLOAD_TOO_LARGE  -7   /* frame or value over its limit */
+#define NT_SQL_REJECTED       -8   /* SQL refused by the guard */
+#define NT_CONFLICT           -9   /* constraint / version conflict */
+#define NT_RATE_LIMITED      -10   /* over a rate limit */
+#define NT_UNAVAILABLE       -11   /* room cannot serve (failed migration) */
+#define NT_INTERNAL          -12   /* bug or host failure */
+#define NT_NOMEM             -13   /* allocation failed; reported as INTERNAL */
+
+/* Kinds of asynchronous host request (host_async). */
+#define NT_ASYNC_D1_QUERY      1   /* req: {"sql":…,"params":[…]}; result: {"rows":[{…}]} */
+
+/* Log levels for host_log. */
+#define NT_LOG_DEBUG 0
+#define NT_LOG_INFO  1
+#define NT_LOG_WARN  2
+#define NT_LOG_ERROR 3
+
+typedef struct Room Room;          /* all state of one room; defined in room.h */
+
+/* ------------------------------------------------------------------------
+** Exports: called by the host.
+*/
+
+/* Allocate n bytes in core memory (host uses it for inbound buffers).
+** Returns NULL when out of memory. Free with nt_free. */
+NT_EXPORT(nt_alloc) void *nt_alloc(uint32_t n);
+/* Free a buffer from nt_alloc, or one the core handed over. NULL is a no-op. */
+NT_EXPORT(nt_free) void nt_free(void *p);
+
+/* Open the room. config is JSON, borrowed for the call:
+**   {"room":"name","migrations":[{"name":"0001_x.sql","sql":"…"}],
+**    "functions":[{"file":"tasks.sql","sql":"…"}], "testHooks":false}
+** Runs pending migrations (each in its own transaction, through host_sql_txn),
+** installs row-level security and loads the named functions. Returns the room
+** (caller frees with nt_room_free) or NULL when out of memory. A room whose
+** migrations failed is still returned: it answers every request with
+** UNAVAILABLE and the migration's error (see nt_room_status). */
+NT_EXPORT(nt_room_new) Room *nt_room_new(const uint8_t *config, uint32_t len);
+/* 0 when the room serves, else the negative code of why it cannot. */
+NT_EXPORT(nt_room_status) int nt_room_status(Room *room);
+/* Free the room and everything hanging off it. NULL is a no-op. */
+NT_EXPORT(nt_room_free) void nt_room_free(Room *room);
+
+/* A WebSocket was accepted. conn is the host's id for it (unique in the room
+** until closed). identity is JSON, borrowed: {"userId":…,"role":…,"clientId":…}.
+** The core sends the welcome frame and stores the connection's state with
+** host_ws_attach. */
+NT_EXPORT(nt_conn_open) int nt_conn_open(Room *room, uint32_t conn,
+                                         const uint8_t *identity, uint32_t len);
+/* After the room woke from hibernation: restore a connection from the
+** attachment the core last stored for it (borrowed). No frame is sent. */
+NT_EXPORT(nt_conn_restore) int nt_conn_restore(Room *room, uint32_t conn,
+                                               const uint8_t *attachment, uint32_t len);
+/* A WebSocket message arrived on conn (data borrowed). isBinary is 1 for a
+** binary message. Answers go out through host_ws_send. Returns 0 or the code
+** of the error frame it sent; the connection stays open either way. */
+NT_EXPORT(nt_ws_message) int nt_ws_message(Room *room, uint32_t conn,
+                                           const uint8_t *data, uint32_t len, int isBinary);
+/* The WebSocket closed (by either side). */
+NT_EXPORT(nt_conn_close) int nt_conn_close(Room *room, uint32_t conn);
+
+/* One RPC over HTTP. req is the host's id for the request; identity as for
+** nt_conn_open plus "clientId" when the client sent one; body is the request
+** body (borrowed). The core answers exactly once, now or after an async
+** completion, with host_http_respond(req, …). */
+NT_EXPORT(nt_http_rpc) int nt_http_rpc(Room *room, uint32_t req,
+                                       const uint8_t *identity, uint32_t idLen,
+                                       const uint8_t *body, uint32_t len);
+
+/* Completion of a host_async request. rc is 0 on success (data = result JSON)
+** or negative (data = {"message":…}); data borrowed. Unknown ids are ignored. */
+NT_EXPORT(nt_async_done) int nt_async_done(Room *room, uint32_t asyncId, int rc,
+                                           const uint8_t *data, uint32_t len);
+
+/* Called by the host from inside ctx.storage.transactionSync, on behalf of
+** host_sql_txn(token): runs the transaction body the core registered under
+** token. A non-zero return makes the host roll the transaction back. */
+NT_EXPORT(nt_txn_body) int nt_txn_body(Room *room, uint32_t token);
+
+/* ------------------------------------------------------------------------
+** Imports: provided by the host (module "nt"). Every pointer argument is
+** borrowed for the call; the host copies what it keeps.
+*/
+
+/* Run SQL on the room's Durable Object SQLite (ctx.storage.sql.exec).
+** sql may hold several statements only when args is "[]". args is a JSON array
+** of positional bindings (numbers, strings, null; booleans bind as 1/0).
+** On return *ppOut/*pnOut hold a buffer the host allocated with nt_alloc; the
+** core owns it and frees it with nt_free. On success (0) it is
+**   {"columns":[…],"rows":[[…],…],"rowsRead":n,"rowsWritten":n}
+** (blobs as base64 strings); on failure (negative code) it is {"message":"…"}. */
+NT_IMPORT(host_sql_exec) int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
+                                           const uint8_t *args, uint32_t argsLen,
+                                           uint8_t **ppOut, uint32_t *pnOut);
+
+/* Run nt_txn_body(room, token) inside ctx.storage.transactionSync. Returns the
+** body's return code (non-zero: rolled back) or NT_INTERNAL if the host could
+** not commit. */
+NT_IMPORT(host_sql_txn) int host_sql_txn(uint32_t token);
+
+/* Send one text frame to a WebSocket (copied). Returns 0, or NT_NOT_FOUND for
+** a connection that is gone. */
+NT_IMPORT(host_ws_send) int host_ws_send(uint32_t conn, const uint8_t *data, uint32_t len);
+/* Close a WebSocket with a close code and reason (copied). */
+NT_IMPORT(host_ws_close) int host_ws_close(uint32_t conn, int code,
+                                           const uint8_t *reason, uint32_t len);
+/* Store the connection's state so it survives hibernation (copied; at most
+** 16 KiB: larger is NT_PAYLOAD_TOO_LARGE). */
+NT_IMPORT(host_ws_attach) int host_ws_attach(uint32_t conn, const uint8_t *data, uint32_t len);
+
+/* Answer the HTTP request req (body copied). Called exactly once per request. */
+NT_IMPORT(host_http_respond) int host_http_respond(uint32_t req, int status,
+                                                   const uint8_t *body, uint32_t len);
+
+/* Start asynchronous work of the given kind (request copied). The host later
+** calls nt_async_done(room, asyncId, …) exactly once. Returns 0 if started. */
+NT_IMPORT(host_async) int host_async(uint32_t asyncId, int kind,
+                                     const uint8_t *req, uint32_t len);
+
+/* Log a line (copied). */
+NT_IMPORT(host_log) void host_log(int level, const uint8_t *msg, uint32_t len);
+/* Wall-clock time in milliseconds since the Unix epoch. */
+NT_IMPORT(host_now_ms) double host_now_ms(void);
+/* Fill buf with len random bytes. */
+NT_IMPORT(host_random) void host_random(uint8_t *buf, uint32_t len);
+
+#endif /* NT_H */
