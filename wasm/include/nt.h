@@ -134,7 +134,7 @@ NT_EXPORT(nt_txn_body) int nt_txn_body(Room *room, uint32_t token);
 /* Run SQL on the room's Durable Object SQLite (ctx.storage.sql.exec).
 ** sql may hold several statements only when args is "[]". args is a JSON array
 ** of positional bindings (numbers, strings, null; booleans bind as 1/0).
-** On return *ppOut/*pnOut hold a buffer the host allocated with nt_alloc; the
+** On return *ppOut and *pnOut hold a buffer the host allocated with nt_alloc; the
 ** core owns it and frees it with nt_free. On success (0) it is
 **   {"columns":[…],"rows":[[…],…],"rowsRead":n,"rowsWritten":n}
 ** (blobs as base64 strings); on failure (negative code) it is {"message":"…"}. */

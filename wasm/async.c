@@ -1,0 +1,78 @@
+/*
+** async.c — asynchronous host calls: an id out, a completion back.
+**
+** C never blocks. A handler that needs D1 (and later Queues, R2, fetch)
+** calls asyncStart: the request goes to the host with a fresh id and the
+** call's reply slot moves into a pending entry. When the host calls
+** nt_async_done with that id, the entry's completion turns the host's answer
+** into a result or an error, and the reply goes out to the WebSocket or HTTP
+** request that asked. Unknown or repeated ids are ignored.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "room.h"
+
+struct Async {
+  uint32_t id;                     /* id given to the host */
+  Reply reply;                     /* where the answer goes (owned) */
+  AsyncDone xDone;                 /* completion */
+  void *state;                     /* completion's state, owned by it */
+  Async *next;                     /* next pending entry */
+};
+
+int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state){
+  Room *room = call->room;
+  Async *a = calloc(1, sizeof *a);
+  char *json = cJSON_PrintUnformatted(req);
+  if( a==NULL || json==NULL ){
+    free(a); cJSON_free(json);
+    return callFail(call, NT_NOMEM, "out of memory");
+  }
+  a->id = ++room->nextAsyncId;
+  if( a->id==0 ) a->id = ++room->nextAsyncId;          /* 0 is never an id */
+  a->xDone = xDone;
+  a->state = state;
+  int rc = host_async(a->id, kind, (const uint8_t*)json, (uint32_t)strlen(json));
+  cJSON_free(json);
+  if( rc ){
+    free(a);
+    return callFail(call, NT_UNAVAILABLE, "the host could not start the request");
+  }
+  a->reply = call->reply;                               /* the reply moves here */
+  memset(&call->reply, 0, sizeof call->reply);
+  a->next = room->pending;
+  room->pending = a;
+  return NT_PENDING;
+}
+
+int nt_async_done(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len){
+  if( room==NULL ) return NT_INTERNAL;
+  Async **pp = &room->pending;
+  while( *pp && (*pp)->id!=asyncId ) pp = &(*pp)->next;
+  Async *a = *pp;
+  if( a==NULL ) return NT_NOT_FOUND;
+  *pp = a->next;
+  cJSON *doc = data && len ? cJSON_ParseWithLength((const char*)data, len) : NULL;
+  char err[256] = "";
+  cJSON *result = NULL;
+  int out = a->xDone(room, a->state, rc, doc, &result, err, sizeof err);
+  cJSON_Delete(doc);
+  if( out==NT_OK ) replyResult(room, &a->reply, result);
+  else{
+    room->stats.rpcErrors++;
+    replyError(room, &a->reply, out, err[0] ? err : "request failed");
+  }
+  replyFree(&a->reply);
+  free(a);
+  return out;
+}
+
+void asyncFreeAll(Room *room){
+  while( room->pending ){
+    Async *a = room->pending;
+    room->pending = a->next;
+    free(a->state);
+    replyFree(&a->reply);
+    free(a);
+  }
+}

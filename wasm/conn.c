@@ -1,0 +1,118 @@
+/*
+** conn.c — WebSocket connections of a room.
+**
+** A connection is who is on the other end (user id, role, client id) under
+** the host's numeric id. Its state is stored with the host (host_ws_attach:
+** the WebSocket attachment), so when the Durable Object hibernates and wakes
+** in a fresh instance, nt_conn_restore rebuilds the same list without the
+** client noticing. Only nt_conn_open greets the client (welcome frame).
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "room.h"
+
+Conn *connFind(Room *room, uint32_t id){
+  for(Conn *c = room->conns; c; c = c->next) if( c->id==id ) return c;
+  return NULL;
+}
+
+void connCaller(const Conn *c, Caller *out){
+  out->userId = c->userId;
+  out->role = c->role;
+  out->clientId = c->clientId;
+  out->isAdmin = strcmp(c->role, "admin")==0;
+}
+
+static void connFree(Conn *c){
+  if( c==NULL ) return;
+  free(c->userId); free(c->role); free(c->clientId);
+  free(c);
+}
+
+/* Unlink and free the connection with this id, if any. */
+static void connRemove(Room *room, uint32_t id){
+  for(Conn **pp = &room->conns; *pp; pp = &(*pp)->next){
+    if( (*pp)->id==id ){
+      Conn *c = *pp;
+      *pp = c->next;
+      connFree(c);
+      room->nConns--;
+      return;
+    }
+  }
+}
+
+/* Add a connection from identity JSON (data, len); *ppConn borrowed. */
+static int connAdd(Room *room, uint32_t id, const uint8_t *data, uint32_t len, Conn **ppConn){
+  cJSON *doc = cJSON_ParseWithLength((const char*)data, len);
+  Caller who;
+  int rc = identityParse(doc, &who);
+  if( rc ){ cJSON_Delete(doc); return rc; }
+  Conn *c = calloc(1, sizeof *c);
+  if( c ){
+    c->id = id;
+    c->userId = ntStrdup(who.userId);
+    c->role = ntStrdup(who.role);
+    c->clientId = ntStrdup(who.clientId);
+  }
+  cJSON_Delete(doc);
+  if( c==NULL || !c->userId || !c->role || !c->clientId ){ connFree(c); return NT_NOMEM; }
+  connRemove(room, id);
+  c->next = room->conns;
+  room->conns = c;
+  room->nConns++;
+  *ppConn = c;
+  return NT_OK;
+}
+
+/* Store the connection's state in its WebSocket attachment. */
+static int connAttach(Conn *c){
+  cJSON *doc = cJSON_CreateObject();
+  cJSON_AddStringToObject(doc, "userId", c->userId);
+  cJSON_AddStringToObject(doc, "role", c->role);
+  cJSON_AddStringToObject(doc, "clientId", c->clientId);
+  char *text = cJSON_PrintUnformatted(doc);
+  cJSON_Delete(doc);
+  if( text==NULL ) return NT_NOMEM;
+  int rc = host_ws_attach(c->id, (const uint8_t*)text, (uint32_t)strlen(text));
+  cJSON_free(text);
+  return rc;
+}
+
+int nt_conn_open(Room *room, uint32_t id, const uint8_t *identity, uint32_t len){
+  if( room==NULL ) return NT_INTERNAL;
+  Conn *c = NULL;
+  int rc = connAdd(room, id, identity, len, &c);
+  if( rc ) return rc;
+  rc = connAttach(c);
+  cJSON *w = cJSON_CreateObject();
+  cJSON_AddStringToObject(w, "type", "welcome");
+  cJSON_AddStringToObject(w, "clientId", c->clientId);
+  cJSON_AddStringToObject(w, "userId", c->userId);
+  cJSON_AddStringToObject(w, "room", room->name);
+  cJSON_AddNumberToObject(w, "version", (double)room->version);
+  int sent = sendJson(room, id, w);
+  cJSON_Delete(w);
+  return rc ? rc : sent;
+}
+
+int nt_conn_restore(Room *room, uint32_t id, const uint8_t *attachment, uint32_t len){
+  if( room==NULL ) return NT_INTERNAL;
+  Conn *c = NULL;
+  return connAdd(room, id, attachment, len, &c);
+}
+
+int nt_conn_close(Room *room, uint32_t id){
+  if( room==NULL ) return NT_INTERNAL;
+  connRemove(room, id);
+  return NT_OK;
+}
+
+void connFreeAll(Room *room){
+  while( room->conns ){
+    Conn *c = room->conns;
+    room->conns = c->next;
+    connFree(c);
+  }
+  room->nConns = 0;
+}

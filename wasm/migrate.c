@@ -1,0 +1,137 @@
+/*
+** migrate.c — the room's schema, applied in order, exactly once.
+**
+** The core first makes sure its own system tables exist (_room: the commit
+** counter and the RLS context; _migrations: what has been applied). Then each
+** migration from migrations/room/ (bundled by the shim, sorted by name) that is
+** not yet in _migrations runs in its own transaction together with the row
+** that records it, so a failing migration leaves the room exactly as it was.
+** The room then refuses to serve (UNAVAILABLE) and says which migration failed
+** and why, rather than serve a half-migrated schema.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "room.h"
+
+static const char systemSchema[] =
+  "CREATE TABLE IF NOT EXISTS _room ("
+  " id INTEGER PRIMARY KEY CHECK (id = 1),"
+  " version INTEGER NOT NULL DEFAULT 0,"      /* commit counter */
+  " rls_uid TEXT,"                            /* caller of the running write */
+  " rls_bypass INTEGER NOT NULL DEFAULT 0,"   /* 1 only while migrations run */
+  " created_at INTEGER NOT NULL);"
+  "CREATE TABLE IF NOT EXISTS _migrations ("
+  " name TEXT PRIMARY KEY,"
+  " applied_at INTEGER NOT NULL);";
+
+/* One migration being applied. */
+typedef struct Step {
+  const char *name;                /* file name, borrowed */
+  const char *sql;                 /* its SQL, borrowed */
+  char err[512];                   /* why it failed */
+} Step;
+
+/* Run sql (no bindings when args is NULL) and discard the rows. */
+static int migrateExec(Room *room, const char *sql, cJSON *args, char *err, size_t errLen){
+  SqlResult res;
+  int rc = storeExec(room, sql, args, &res, err, errLen);
+  if( rc==NT_OK ) storeResultFree(&res);
+  return rc;
+}
+
+static int migrateSystemBody(Room *room, void *arg){
+  Step *step = arg;
+  int rc = migrateExec(room, systemSchema, NULL, step->err, sizeof step->err);
+  if( rc ) return rc;
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
+  rc = migrateExec(room, "INSERT OR IGNORE INTO _room (id, created_at) VALUES (1, ?1)",
+                   args, step->err, sizeof step->err);
+  cJSON_Delete(args);
+  return rc;
+}
+
+static int migrateStepBody(Room *room, void *arg){
+  Step *step = arg;
+  char *err = step->err;
+  size_t errLen = sizeof step->err;
+  int rc = migrateExec(room,
+    "UPDATE _room SET rls_bypass = 1, version = version + 1 WHERE id = 1", NULL, err, errLen);
+  if( rc==NT_OK && *sqlSkipSpace(step->sql) ){
+    rc = migrateExec(room, step->sql, NULL, err, errLen);
+  }
+  if( rc==NT_OK ){
+    cJSON *args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, cJSON_CreateString(step->name));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
+    rc = migrateExec(room, "INSERT INTO _migrations (name, applied_at) VALUES (?1, ?2)",
+                     args, err, errLen);
+    cJSON_Delete(args);
+  }
+  if( rc==NT_OK ){
+    rc = migrateExec(room, "UPDATE _room SET rls_bypass = 0 WHERE id = 1", NULL, err, errLen);
+  }
+  return rc;
+}
+
+/* Mark the room unable to serve, with a message saying why. */
+static int migrateFail(Room *room, int rc, const char *fmt, const char *a, const char *b){
+  char msg[768];
+  snprintf(msg, sizeof msg, fmt, a, b);
+  free(room->statusMsg);
+  room->statusMsg = ntStrdup(msg);
+  room->status = NT_UNAVAILABLE;
+  ntLog(NT_LOG_ERROR, "%s", msg);
+  return rc ? rc : NT_UNAVAILABLE;
+}
+
+/* Is name already recorded in the applied set (rows of one column)? */
+static int migrateApplied(const SqlResult *applied, const char *name){
+  const cJSON *row;
+  cJSON_ArrayForEach(row, applied->rows){
+    const cJSON *v = cJSON_GetArrayItem(row, 0);
+    if( cJSON_IsString(v) && strcmp(v->valuestring, name)==0 ) return 1;
+  }
+  return 0;
+}
+
+int migrateRun(Room *room, cJSON *migrations){
+  Step step = {0};
+  int rc = storeTxn(room, migrateSystemBody, &step);
+  if( rc ) return migrateFail(room, rc, "system schema failed: %s%s", step.err, "");
+
+  SqlResult applied;
+  rc = storeExec(room, "SELECT name FROM _migrations", NULL, &applied, step.err, sizeof step.err);
+  if( rc ) return migrateFail(room, rc, "reading _migrations failed: %s%s", step.err, "");
+
+  const char *previous = "";
+  const cJSON *m;
+  cJSON_ArrayForEach(m, migrations){
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
+    const cJSON *sql = cJSON_GetObjectItemCaseSensitive(m, "sql");
+    if( !cJSON_IsString(name) || !cJSON_IsString(sql) ){
+      rc = migrateFail(room, NT_BAD_REQUEST, "migration entry without name or sql%s%s", "", "");
+      break;
+    }
+    if( strcmp(name->valuestring, previous) <= 0 ){
+      rc = migrateFail(room, NT_BAD_REQUEST, "migration %s is out of order (after %s)",
+                       name->valuestring, previous);
+      break;
+    }
+    previous = name->valuestring;
+    if( migrateApplied(&applied, name->valuestring) ) continue;
+    memset(&step, 0, sizeof step);
+    step.name = name->valuestring;
+    step.sql = sql->valuestring;
+    rc = storeTxn(room, migrateStepBody, &step);
+    if( rc ){
+      rc = migrateFail(room, rc, "migration %s failed: %s", step.name, step.err);
+      break;
+    }
+    room->version++;
+    ntLog(NT_LOG_INFO, "applied migration %s", step.name);
+  }
+  storeResultFree(&applied);
+  return rc;
+}

@@ -1,0 +1,200 @@
+/*
+** rls.c — row-level security, enforced inside SQLite on every path.
+**
+** A table with an "owner_id" column (and a name not starting with "_") is
+** under RLS: each caller sees and changes only its own rows and the shared
+** ones (owner_id IS NULL). Two mechanisms, both in the database:
+**
+**   Reads.  rlsWrap puts a CTE in front of every statement the core runs for a
+**           caller, one per RLS table and named like it:
+**             WITH "tasks" AS NOT MATERIALIZED
+**               (SELECT * FROM "_rls_tasks" WHERE owner_id IS NULL OR owner_id = 'uid')
+**           SQLite resolves every unqualified "tasks" in the statement, in
+**           subqueries too, to the CTE. "_rls_tasks" is a plain view of the
+**           table, so that sqlguard.c can tell a read through the filter from
+**           one that names the table directly ("main.tasks"), and refuse it.
+**   Writes. Triggers on the table compare owner_id with _room.rls_uid, which
+**           storeWriteBegin sets at the start of every write transaction:
+**           updates and deletes of another user's rows are skipped
+**           (RAISE(IGNORE), so they look exactly like a missing row), and an
+**           insert or update that hands a row to someone else is refused.
+**
+** rlsInstall creates the views and triggers after migrations, idempotently,
+** and the schema mirror in sqlguard.c is resynced afterwards.
+*/
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "room.h"
+
+#define RLS_PREFIX "_rls_"
+#define RLS_UID    "(SELECT rls_uid FROM _room WHERE id = 1)"
+#define RLS_OPEN   "(SELECT rls_bypass FROM _room WHERE id = 1) = 0"
+#define RLS_DENY   "SELECT RAISE(ABORT, 'nt:PERMISSION_DENIED: owner_id must be the caller')"
+
+const char *sqlSkipSpace(const char *z){
+  for(;;){
+    while( *z && isspace((unsigned char)*z) ) z++;
+    if( z[0]=='-' && z[1]=='-' ){
+      while( *z && *z!='\n' ) z++;
+    }else if( z[0]=='/' && z[1]=='*' ){
+      const char *end = strstr(z + 2, "*/");
+      z = end ? end + 2 : z + strlen(z);
+    }else{
+      return z;
+    }
+  }
+}
+
+/* Does z start with keyword kw (case-insensitive, whole word)? */
+static int sqlKeyword(const char *z, const char *kw){
+  size_t n = strlen(kw);
+  if( sqlite3_strnicmp(z, kw, (int)n)!=0 ) return 0;
+  unsigned char c = (unsigned char)z[n];
+  return !(isalnum(c) || c=='_' || c=='$' || c>=0x80);
+}
+
+int rlsIsOwned(Room *room, const char *table){
+  for(int i = 0; i < room->nOwned; i++){
+    if( sqlite3_stricmp(room->owned[i], table)==0 ) return 1;
+  }
+  return 0;
+}
+
+int rlsIsView(Room *room, const char *name){
+  size_t n = strlen(RLS_PREFIX);
+  return sqlite3_strnicmp(name, RLS_PREFIX, (int)n)==0 && rlsIsOwned(room, name + n);
+}
+
+char *rlsWrap(Room *room, const char *sql, const char *uid){
+  if( room->nOwned==0 ) return ntStrdup(sql);
+  const char *body = sqlSkipSpace(sql);
+  int hasWith = 0, recursive = 0;
+  if( sqlKeyword(body, "WITH") ){
+    hasWith = 1;
+    body = sqlSkipSpace(body + 4);
+    if( sqlKeyword(body, "RECURSIVE") ){
+      recursive = 1;
+      body = sqlSkipSpace(body + 9);
+    }
+  }
+  Buf b = {0};
+  bufAppendStr(&b, recursive ? "WITH RECURSIVE " : "WITH ");
+  for(int i = 0; i < room->nOwned; i++){
+    char view[NT_MAX_ID_LEN + 16];
+    snprintf(view, sizeof view, RLS_PREFIX "%s", room->owned[i]);
+    if( i ) bufAppendStr(&b, ", ");
+    bufAppendSqlIdent(&b, room->owned[i]);
+    bufAppendStr(&b, " AS NOT MATERIALIZED (SELECT * FROM ");
+    bufAppendSqlIdent(&b, view);
+    bufAppendStr(&b, " WHERE owner_id IS NULL OR owner_id = ");
+    bufAppendSqlString(&b, uid);
+    bufAppendStr(&b, ")");
+  }
+  bufAppendStr(&b, hasWith ? ", " : " ");
+  bufAppendStr(&b, body);
+  return bufFinish(&b);
+}
+
+/* The objects that guard one RLS table: a suffix, and the SQL that creates
+** it with %I standing for the quoted object name and %T for the table. */
+static const struct { const char *suffix; const char *sql; } rlsObjects[] = {
+  { "", "CREATE VIEW IF NOT EXISTS %I AS SELECT * FROM %T" },
+  { "_ins", "CREATE TRIGGER IF NOT EXISTS %I BEFORE INSERT ON %T"
+            " WHEN NEW.owner_id IS NOT NULL AND NEW.owner_id IS NOT " RLS_UID
+            " AND " RLS_OPEN " BEGIN " RLS_DENY "; END" },
+  { "_upd", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE ON %T"
+            " WHEN OLD.owner_id IS NOT NULL AND OLD.owner_id IS NOT " RLS_UID
+            " AND " RLS_OPEN " BEGIN SELECT RAISE(IGNORE); END" },
+  { "_own", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE OF owner_id ON %T"
+            " WHEN (OLD.owner_id IS NULL OR OLD.owner_id IS " RLS_UID ")"
+            " AND NEW.owner_id IS NOT NULL AND NEW.owner_id IS NOT " RLS_UID
+            " AND " RLS_OPEN " BEGIN " RLS_DENY "; END" },
+  { "_del", "CREATE TRIGGER IF NOT EXISTS %I BEFORE DELETE ON %T"
+            " WHEN OLD.owner_id IS NOT NULL AND OLD.owner_id IS NOT " RLS_UID
+            " AND " RLS_OPEN " BEGIN SELECT RAISE(IGNORE); END" },
+};
+
+/* Append template t with %I and %T replaced. */
+static void rlsAppendTemplate(Buf *b, const char *t, const char *object, const char *table){
+  for(; *t; t++){
+    if( t[0]=='%' && (t[1]=='I' || t[1]=='T') ){
+      bufAppendSqlIdent(b, t[1]=='I' ? object : table);
+      t++;
+    }else{
+      bufAppend(b, t, 1);
+    }
+  }
+}
+
+/* Does the mirror already hold an object with this name? */
+static int rlsExists(Room *room, const char *name){
+  sqlite3_stmt *st = NULL;
+  int found = 0;
+  if( sqlite3_prepare_v2(room->guardDb, "SELECT 1 FROM sqlite_master WHERE name = ?1",
+                         -1, &st, NULL)==SQLITE_OK ){
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    found = sqlite3_step(st)==SQLITE_ROW;
+  }
+  sqlite3_finalize(st);
+  return found;
+}
+
+/* Read the RLS tables from the mirror into room->owned. */
+static int rlsDiscover(Room *room){
+  for(int i = 0; i < room->nOwned; i++) free(room->owned[i]);
+  free(room->owned);
+  room->owned = NULL;
+  room->nOwned = 0;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(room->guardDb,
+    "SELECT m.name FROM sqlite_master m WHERE m.type = 'table'"
+    " AND m.name NOT LIKE '^_%' ESCAPE '^' AND m.name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+    " AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE name = 'owner_id')"
+    " ORDER BY m.name", -1, &st, NULL);
+  if( rc!=SQLITE_OK ){ sqlite3_finalize(st); return NT_INTERNAL; }
+  while( sqlite3_step(st)==SQLITE_ROW ){
+    const char *name = (const char*)sqlite3_column_text(st, 0);
+    if( strlen(name) > NT_MAX_ID_LEN ) continue;     /* rlsWrap's buffer bound */
+    char **grown = realloc(room->owned, sizeof(char*) * (size_t)(room->nOwned + 1));
+    if( grown==NULL ){ sqlite3_finalize(st); return NT_NOMEM; }
+    room->owned = grown;
+    if( (grown[room->nOwned] = ntStrdup(name))==NULL ){ sqlite3_finalize(st); return NT_NOMEM; }
+    room->nOwned++;
+  }
+  sqlite3_finalize(st);
+  return NT_OK;
+}
+
+/* Transaction body: run the script of missing objects. */
+static int rlsApply(Room *room, void *arg){
+  char err[256];
+  SqlResult res;
+  int rc = storeExec(room, (const char*)arg, NULL, &res, err, sizeof err);
+  if( rc ){ ntLog(NT_LOG_ERROR, "row-level security install failed: %s", err); return rc; }
+  storeResultFree(&res);
+  return NT_OK;
+}
+
+int rlsInstall(Room *room){
+  int rc = guardSync(room);
+  if( rc==NT_OK ) rc = rlsDiscover(room);
+  if( rc ) return rc;
+  Buf script = {0};
+  for(int i = 0; i < room->nOwned; i++){
+    for(size_t k = 0; k < sizeof rlsObjects / sizeof rlsObjects[0]; k++){
+      char name[NT_MAX_ID_LEN + 32];
+      snprintf(name, sizeof name, RLS_PREFIX "%s%s", room->owned[i], rlsObjects[k].suffix);
+      if( rlsExists(room, name) ) continue;
+      rlsAppendTemplate(&script, rlsObjects[k].sql, name, room->owned[i]);
+      bufAppendStr(&script, ";\n");
+    }
+  }
+  if( script.n==0 && !script.oom ){ bufFree(&script); return NT_OK; }
+  char *sql = bufFinish(&script);
+  if( sql==NULL ) return NT_NOMEM;
+  rc = storeTxn(room, rlsApply, sql);
+  free(sql);
+  return rc ? rc : guardSync(room);
+}

@@ -1,0 +1,74 @@
+/*
+** room.c — a room's lifecycle: open, status, free.
+**
+** nt_room_new is the one initialisation path every platform event of the
+** Durable Object goes through (the shim creates the room lazily from any
+** entry point: fetch, WebSocket message, alarm). In order it: opens the
+** embedded SQLite used for analysis, applies pending migrations, installs
+** row-level security for every table with an owner_id, loads the named
+** functions and reads the commit counter. Any failure leaves a room that
+** answers UNAVAILABLE with the reason, instead of a half-initialised one.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "room.h"
+
+/* Read the commit counter from _room. */
+static int roomReadVersion(Room *room){
+  char err[256];
+  SqlResult res;
+  int rc = storeExec(room, "SELECT version FROM _room WHERE id = 1", NULL, &res, err, sizeof err);
+  if( rc ) return rc;
+  const cJSON *v = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+  room->version = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+  storeResultFree(&res);
+  return NT_OK;
+}
+
+/* Point cJSON at the core's allocator (it is malloc; set once, harmlessly). */
+static void roomInitJson(void){
+  cJSON_Hooks hooks = { malloc, free };
+  cJSON_InitHooks(&hooks);
+}
+
+Room *nt_room_new(const uint8_t *config, uint32_t len){
+  roomInitJson();
+  Room *room = calloc(1, sizeof *room);
+  if( room==NULL ) return NULL;
+  cJSON *cfg = cJSON_ParseWithLength((const char*)config, len);
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(cfg, "room");
+  room->name = ntStrdup(cJSON_IsString(name) ? name->valuestring : "");
+  room->testHooks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "testHooks"));
+  if( room->name==NULL ){ cJSON_Delete(cfg); free(room); return NULL; }
+
+  int rc = cfg ? NT_OK : NT_BAD_REQUEST;
+  if( rc ) room->statusMsg = ntStrdup("room configuration is not valid JSON");
+  if( rc==NT_OK ) rc = guardOpen(room);
+  if( rc==NT_OK ) rc = migrateRun(room, cJSON_GetObjectItemCaseSensitive(cfg, "migrations"));
+  if( rc==NT_OK ) rc = rlsInstall(room);
+  if( rc==NT_OK ) rc = fnLoadAll(room, cJSON_GetObjectItemCaseSensitive(cfg, "functions"));
+  if( rc==NT_OK ) rc = roomReadVersion(room);
+  if( rc && room->status==0 ){
+    room->status = NT_UNAVAILABLE;
+    if( room->statusMsg==NULL ) room->statusMsg = ntStrdup("room initialisation failed");
+  }
+  cJSON_Delete(cfg);
+  return room;
+}
+
+int nt_room_status(Room *room){
+  return room ? room->status : NT_INTERNAL;
+}
+
+void nt_room_free(Room *room){
+  if( room==NULL ) return;
+  asyncFreeAll(room);
+  connFreeAll(room);
+  fnFreeAll(room);
+  guardClose(room);
+  for(int i = 0; i < room->nOwned; i++) free(room->owned[i]);
+  free(room->owned);
+  free(room->name);
+  free(room->statusMsg);
+  free(room);
+}

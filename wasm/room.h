@@ -1,0 +1,189 @@
+/*
+** room.h — the core's internal header: the Room that all state hangs off,
+** and the module-internal API of each file in wasm/.
+**
+** There are no mutable globals in the core: everything a room knows is reached
+** from its Room, so the host can drop a trapped instance and rebuild the room
+** from durable storage. Each wasm/<module>.c owns the functions named
+** <module><Verb> declared here; nt.h holds the ABI the host sees.
+*/
+#ifndef NT_ROOM_H
+#define NT_ROOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "nt.h"
+#include "cJSON.h"
+#include "sqlite3.h"
+
+#define NT_PENDING            1    /* handler will answer later (async) */
+#define NT_NOCHANGE           2    /* transaction body wrote nothing: roll back, succeed */
+#define NT_MAX_FRAME    (1u << 20) /* largest accepted frame / HTTP body, bytes */
+#define NT_MAX_ID_LEN        128   /* user ids, client ids, room names */
+
+/* ---- buf.c: a growable byte buffer ------------------------------------ */
+typedef struct Buf {
+  char *p;                         /* bytes, NUL-terminated when not NULL */
+  size_t n;                        /* bytes used, excluding the NUL */
+  size_t cap;                      /* bytes allocated */
+  int oom;                         /* set once an append failed */
+} Buf;
+void bufAppend(Buf *b, const char *s, size_t n);
+void bufAppendStr(Buf *b, const char *s);
+void bufAppendSqlString(Buf *b, const char *s);  /* 'quoted' literal */
+void bufAppendSqlIdent(Buf *b, const char *s);   /* "quoted" identifier */
+char *bufFinish(Buf *b);           /* hand over p (caller frees); NULL on OOM */
+void bufFree(Buf *b);
+char *ntStrdup(const char *s);     /* malloc'd copy; NULL in, NULL out */
+char *ntStrndup(const char *s, size_t n);
+
+/* ---- who calls, and where the answer goes ------------------------------ */
+typedef struct Caller {
+  const char *userId;              /* token's sub (borrowed) */
+  const char *role;                /* token's role or "" (borrowed) */
+  const char *clientId;            /* client's id or "" (borrowed) */
+  int isAdmin;                     /* role == "admin" */
+} Caller;
+
+typedef struct Reply {
+  int toHttp;                      /* 1: HTTP request, 0: WebSocket */
+  uint32_t target;                 /* request id or connection id */
+  cJSON *id;                       /* the frame's id, owned; NULL for HTTP */
+} Reply;
+
+/* ---- conn.c: WebSocket connections ------------------------------------- */
+typedef struct Conn {
+  uint32_t id;                     /* host's connection id */
+  char *userId;                    /* owned */
+  char *role;                      /* owned, "" when none */
+  char *clientId;                  /* owned */
+  struct Conn *next;               /* next in room->conns */
+} Conn;
+Conn *connFind(Room *room, uint32_t id);
+void connCaller(const Conn *c, Caller *out);
+int identityParse(cJSON *doc, Caller *caller);  /* strings borrowed from doc */
+void connFreeAll(Room *room);
+
+/* ---- method.c + methods.def: the method table -------------------------- */
+#define NT_M_READ      0x01        /* reads room data */
+#define NT_M_WRITE     0x02        /* writes room data (one transaction) */
+#define NT_M_ADMIN     0x04        /* admin tokens only */
+#define NT_M_ASYNC     0x08        /* may answer after an async host call */
+#define NT_M_TESTHOOK  0x10        /* exists only when testHooks is on */
+
+typedef struct Fn Fn;
+typedef struct Call {
+  Room *room;                      /* the room */
+  const Caller *caller;            /* who calls (borrowed) */
+  cJSON *payload;                  /* the payload object (borrowed) */
+  Reply reply;                     /* where the answer goes (moved to async state when pending) */
+  char err[256];                   /* message for a negative return code */
+} Call;
+typedef int (*MethodFn)(Call *call, cJSON **ppResult);
+typedef struct Method {
+  const char *name;                /* method name on the wire */
+  int flags;                       /* NT_M_* */
+  MethodFn xCall;                  /* handler; NULL for a named function */
+  const Fn *fn;                    /* the named function, or NULL */
+} Method;
+int methodLookup(Room *room, const char *name, Method *out);
+int methodCall(Call *call, const char *name, cJSON **ppResult);
+int callFail(Call *call, int rc, const char *fmt, ...);
+
+/* ---- functions.c: named SQL functions ---------------------------------- */
+int fnLoadAll(Room *room, cJSON *files);  /* [{"file","sql"}] */
+const Fn *fnFind(Room *room, const char *name);
+int fnFlags(const Fn *fn);
+int fnCall(Call *call, const Fn *fn, cJSON **ppResult);
+void fnFreeAll(Room *room);
+
+/* ---- store.c: the room's SQLite through the host ------------------------ */
+typedef struct SqlResult {
+  cJSON *doc;                      /* the whole parsed answer, owned */
+  cJSON *columns;                  /* borrowed from doc */
+  cJSON *rows;                     /* borrowed from doc: array of arrays */
+  double rowsRead, rowsWritten;    /* what DO SQLite reported */
+} SqlResult;
+int storeExec(Room *room, const char *sql, cJSON *args, SqlResult *res, char *err, size_t errLen);
+int storeExecArgs(Room *room, const char *sql, const char *argsJson, SqlResult *res, char *err, size_t errLen);
+void storeResultFree(SqlResult *res);
+typedef int (*TxnBody)(Room *room, void *arg);
+int storeTxn(Room *room, TxnBody body, void *arg);
+int storeWriteBegin(Room *room, const char *uid, char *err, size_t errLen);
+int storeMapError(const char *message);
+cJSON *storeRowsAsObjects(const SqlResult *res);
+
+/* ---- sqlguard.c: the embedded SQLite that analyses SQL ------------------ */
+#define GUARD_TRUSTED  0           /* named functions written by the app */
+#define GUARD_READONLY 1           /* client-supplied SQL: one read-only statement */
+typedef struct GuardPlan {
+  int readonly;                    /* sqlite3_stmt_readonly */
+  int nParam;                      /* sqlite3_bind_parameter_count */
+  char **paramNames;               /* [nParam], owned; NULL entries for anonymous */
+  char **reads;                    /* tables read, owned, deduplicated */
+  int nReads;
+  char **writes;                   /* tables written (incl. by triggers), owned */
+  int nWrites;
+} GuardPlan;
+int guardOpen(Room *room);
+int guardSync(Room *room);
+int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan, char *err, size_t errLen);
+void guardPlanFree(GuardPlan *plan);
+void guardClose(Room *room);
+
+/* ---- rls.c: row-level security ----------------------------------------- */
+int rlsInstall(Room *room);
+int rlsIsOwned(Room *room, const char *table);
+int rlsIsView(Room *room, const char *name);      /* "_rls_<owned table>" */
+char *rlsWrap(Room *room, const char *sql, const char *uid);
+const char *sqlSkipSpace(const char *z);   /* skips blanks and comments */
+
+/* ---- migrate.c ---------------------------------------------------------- */
+int migrateRun(Room *room, cJSON *migrations);
+
+/* ---- async.c ------------------------------------------------------------ */
+typedef int (*AsyncDone)(Room *room, void *state, int rc, cJSON *data, cJSON **ppResult, char *err, size_t errLen);
+int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state);
+void asyncFreeAll(Room *room);
+
+/* ---- rpc.c: frames and replies ----------------------------------------- */
+const char *rpcCodeName(int rc);
+int rpcHttpStatus(int rc);
+void replyResult(Room *room, Reply *reply, cJSON *result);
+void replyError(Room *room, Reply *reply, int rc, const char *message);
+void replyFree(Reply *reply);
+int sendJson(Room *room, uint32_t conn, cJSON *frame);
+
+/* ---- log ---------------------------------------------------------------- */
+void ntLog(int level, const char *fmt, ...);
+
+/* ---- the room ----------------------------------------------------------- */
+typedef struct Async Async;
+typedef struct Stats {
+  double rpcCalls, rpcErrors;      /* RPCs dispatched, and how many failed */
+  double sqlStatements;            /* statements sent to DO SQLite */
+  double rowsRead, rowsWritten;    /* as reported by DO SQLite */
+} Stats;
+
+struct Room {
+  char *name;                      /* room name, owned */
+  int status;                      /* 0 or why the room cannot serve */
+  char *statusMsg;                 /* owned message for status */
+  int testHooks;                   /* test-only methods enabled */
+  int64_t version;                 /* commit counter, mirrors _room.version */
+  sqlite3 *guardDb;                /* embedded analysis database */
+  char **owned;                    /* tables under row-level security */
+  int nOwned;
+  Fn *fns;                         /* named functions, array */
+  int nFns;
+  Conn *conns;                     /* open WebSocket connections */
+  int nConns;
+  Async *pending;                  /* async host calls in flight */
+  uint32_t nextAsyncId;            /* last async id handed out */
+  TxnBody txnBody;                 /* body for the running host_sql_txn */
+  void *txnArg;                    /* its argument */
+  uint32_t txnToken;               /* token of the running transaction, 0 if none */
+  Stats stats;                     /* counters for getStats */
+};
+
+#endif /* NT_ROOM_H */

@@ -1,0 +1,229 @@
+/*
+** rpc.c — the frame codec: client frames in, server frames out.
+**
+** Every transport ends in rpcDispatch: a WebSocket text frame
+** ({"action":"rpc","id":…,"method":…,"payload":…}) and an HTTP request body
+** ({"method":…,"payload":…}) are checked the same way and handed to
+** methodCall; the answer goes back through a Reply, which knows whether to
+** write an rpc_result / rpc_error frame or an HTTP response. The table of
+** error codes (name on the wire, HTTP status) lives here, once.
+**
+** Bad input never traps: each check answers with a code and a message, and
+** the connection stays open.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "room.h"
+
+static const struct { int rc; const char *code; int http; } errorTable[] = {
+  { NT_BAD_REQUEST,       "BAD_REQUEST",       400 },
+  { NT_UNAUTHENTICATED,   "UNAUTHENTICATED",   401 },
+  { NT_PERMISSION_DENIED, "PERMISSION_DENIED", 403 },
+  { NT_NOT_FOUND,         "NOT_FOUND",         404 },
+  { NT_UNKNOWN_METHOD,    "UNKNOWN_METHOD",    404 },
+  { NT_INVALID_ARGUMENT,  "INVALID_ARGUMENT",  400 },
+  { NT_PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", 413 },
+  { NT_SQL_REJECTED,      "SQL_REJECTED",      422 },
+  { NT_CONFLICT,          "CONFLICT",          409 },
+  { NT_RATE_LIMITED,      "RATE_LIMITED",      429 },
+  { NT_UNAVAILABLE,       "UNAVAILABLE",       503 },
+  { NT_INTERNAL,          "INTERNAL",          500 },
+  { NT_NOMEM,             "INTERNAL",          500 },
+};
+
+static int errorIndex(int rc){
+  for(size_t i = 0; i < sizeof errorTable / sizeof errorTable[0]; i++){
+    if( errorTable[i].rc==rc ) return (int)i;
+  }
+  return (int)(sizeof errorTable / sizeof errorTable[0]) - 1;   /* INTERNAL */
+}
+
+const char *rpcCodeName(int rc){ return errorTable[errorIndex(rc)].code; }
+int rpcHttpStatus(int rc){ return errorTable[errorIndex(rc)].http; }
+
+int sendJson(Room *room, uint32_t conn, cJSON *frame){
+  (void)room;
+  char *text = cJSON_PrintUnformatted(frame);
+  if( text==NULL ) return NT_NOMEM;
+  int rc = host_ws_send(conn, (const uint8_t*)text, (uint32_t)strlen(text));
+  cJSON_free(text);
+  return rc;
+}
+
+/* Send doc as the HTTP answer with status. */
+static void respondJson(uint32_t req, int status, cJSON *doc){
+  char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+  if( text==NULL ){
+    static const char oom[] = "{\"error\":{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}}";
+    host_http_respond(req, 500, (const uint8_t*)oom, sizeof oom - 1);
+    return;
+  }
+  host_http_respond(req, status, (const uint8_t*)text, (uint32_t)strlen(text));
+  cJSON_free(text);
+}
+
+void replyResult(Room *room, Reply *reply, cJSON *result){
+  cJSON *doc = cJSON_CreateObject();
+  if( reply->toHttp ){
+    cJSON_AddItemToObject(doc, "result", result ? result : cJSON_CreateNull());
+    respondJson(reply->target, 200, doc);
+  }else{
+    cJSON_AddStringToObject(doc, "type", "rpc_result");
+    cJSON_AddItemToObject(doc, "id", reply->id ? cJSON_Duplicate(reply->id, 1) : cJSON_CreateNull());
+    cJSON_AddItemToObject(doc, "result", result ? result : cJSON_CreateNull());
+    sendJson(room, reply->target, doc);
+  }
+  cJSON_Delete(doc);
+}
+
+void replyError(Room *room, Reply *reply, int rc, const char *message){
+  cJSON *doc = cJSON_CreateObject();
+  cJSON *err = cJSON_CreateObject();
+  cJSON_AddStringToObject(err, "code", rpcCodeName(rc));
+  cJSON_AddStringToObject(err, "message", message && *message ? message : rpcCodeName(rc));
+  if( reply->toHttp ){
+    cJSON_AddItemToObject(doc, "error", err);
+    respondJson(reply->target, rpcHttpStatus(rc), doc);
+  }else{
+    cJSON_AddStringToObject(doc, "type", reply->id ? "rpc_error" : "error");
+    if( reply->id ) cJSON_AddItemToObject(doc, "id", cJSON_Duplicate(reply->id, 1));
+    cJSON_AddItemToObject(doc, "error", err);
+    sendJson(room, reply->target, doc);
+  }
+  cJSON_Delete(doc);
+}
+
+void replyFree(Reply *reply){
+  cJSON_Delete(reply->id);
+  reply->id = NULL;
+}
+
+/* Check the fields shared by both transports, call the method, answer.
+** The reply is consumed (moved to async state or freed). */
+static int rpcDispatch(Room *room, const Caller *caller, Reply *reply, cJSON *doc){
+  Call call;
+  memset(&call, 0, sizeof call);
+  call.room = room;
+  call.caller = caller;
+  call.reply = *reply;
+  memset(reply, 0, sizeof *reply);
+
+  const cJSON *method = cJSON_GetObjectItemCaseSensitive(doc, "method");
+  cJSON *payload = cJSON_GetObjectItemCaseSensitive(doc, "payload");
+  const cJSON *mutationId = cJSON_GetObjectItemCaseSensitive(doc, "mutationId");
+  cJSON *empty = NULL;
+  cJSON *result = NULL;
+  int rc;
+  if( !cJSON_IsString(method) || method->valuestring[0]==0 ){
+    rc = callFail(&call, NT_BAD_REQUEST, "method: expected a non-empty string");
+  }else if( payload && !cJSON_IsNull(payload) && !cJSON_IsObject(payload) ){
+    rc = callFail(&call, NT_BAD_REQUEST, "payload: expected an object");
+  }else if( mutationId && !cJSON_IsNull(mutationId) && (!cJSON_IsString(mutationId)
+            || strlen(mutationId->valuestring)==0 || strlen(mutationId->valuestring) > NT_MAX_ID_LEN) ){
+    rc = callFail(&call, NT_BAD_REQUEST, "mutationId: expected a string of 1 to 128 characters");
+  }else{
+    if( !cJSON_IsObject(payload) ) payload = empty = cJSON_CreateObject();
+    call.payload = payload;
+    rc = payload ? methodCall(&call, method->valuestring, &result)
+                 : callFail(&call, NT_NOMEM, "out of memory");
+  }
+  if( rc==NT_OK ) replyResult(room, &call.reply, result);
+  else if( rc!=NT_PENDING ) replyError(room, &call.reply, rc, call.err);
+  replyFree(&call.reply);
+  cJSON_Delete(empty);
+  return rc==NT_PENDING ? NT_OK : rc;
+}
+
+/* One action a client frame may name. */
+typedef int (*ActionFn)(Room *room, Conn *conn, cJSON *frame);
+
+static int actionRpc(Room *room, Conn *conn, cJSON *frame){
+  Caller caller;
+  connCaller(conn, &caller);
+  Reply reply = { 0, conn->id, NULL };
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(frame, "id");
+  if( !cJSON_IsNumber(id) && !cJSON_IsString(id) ){
+    replyError(room, &reply, NT_BAD_REQUEST, "id: expected a number or a string");
+    return NT_BAD_REQUEST;
+  }
+  if( (reply.id = cJSON_Duplicate(id, 0))==NULL ) return NT_NOMEM;
+  return rpcDispatch(room, &caller, &reply, frame);
+}
+
+static const struct { const char *name; ActionFn xAction; } actions[] = {
+  { "rpc", actionRpc },
+};
+
+int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len, int isBinary){
+  if( room==NULL ) return NT_INTERNAL;
+  Conn *conn = connFind(room, connId);
+  if( conn==NULL ) return NT_NOT_FOUND;
+  Reply reply = { 0, connId, NULL };
+  if( isBinary ){
+    replyError(room, &reply, NT_BAD_REQUEST, "binary frames are not supported; send JSON text");
+    return NT_BAD_REQUEST;
+  }
+  if( len > NT_MAX_FRAME ){
+    replyError(room, &reply, NT_PAYLOAD_TOO_LARGE, "frame exceeds 1 MiB");
+    return NT_PAYLOAD_TOO_LARGE;
+  }
+  cJSON *frame = cJSON_ParseWithLength((const char*)data, len);
+  int rc = NT_BAD_REQUEST;
+  if( frame==NULL ){
+    replyError(room, &reply, rc, "frame is not valid JSON");
+  }else if( !cJSON_IsObject(frame) ){
+    replyError(room, &reply, rc, "frame must be a JSON object");
+  }else{
+    const cJSON *action = cJSON_GetObjectItemCaseSensitive(frame, "action");
+    size_t i = 0, n = sizeof actions / sizeof actions[0];
+    while( i < n && !(cJSON_IsString(action) && strcmp(action->valuestring, actions[i].name)==0) ) i++;
+    if( i==n ) replyError(room, &reply, rc, "unknown action");
+    else rc = actions[i].xAction(room, conn, frame);
+  }
+  cJSON_Delete(frame);
+  return rc;
+}
+
+/* Read the trusted identity JSON the host sends into caller (strings are
+** borrowed from doc). */
+int identityParse(cJSON *doc, Caller *caller){
+  static const char *const keys[] = { "userId", "role", "clientId" };
+  const char **fields[] = { &caller->userId, &caller->role, &caller->clientId };
+  for(size_t i = 0; i < sizeof keys / sizeof keys[0]; i++){
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, keys[i]);
+    *fields[i] = cJSON_IsString(v) ? v->valuestring : "";
+  }
+  caller->isAdmin = strcmp(caller->role, "admin")==0;
+  return caller->userId[0] ? NT_OK : NT_UNAUTHENTICATED;
+}
+
+int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLen,
+                const uint8_t *body, uint32_t len){
+  Reply reply = { 1, req, NULL };
+  if( room==NULL ){
+    replyError(room, &reply, NT_INTERNAL, "no room");
+    return NT_INTERNAL;
+  }
+  cJSON *who = cJSON_ParseWithLength((const char*)identity, idLen);
+  Caller caller;
+  int rc = identityParse(who, &caller);
+  cJSON *doc = NULL;
+  if( rc ){
+    replyError(room, &reply, rc, "no identity");
+  }else if( len > NT_MAX_FRAME ){
+    rc = NT_PAYLOAD_TOO_LARGE;
+    replyError(room, &reply, rc, "body exceeds 1 MiB");
+  }else if( (doc = cJSON_ParseWithLength((const char*)body, len))==NULL ){
+    rc = NT_BAD_REQUEST;
+    replyError(room, &reply, rc, "body is not valid JSON");
+  }else if( !cJSON_IsObject(doc) ){
+    rc = NT_BAD_REQUEST;
+    replyError(room, &reply, rc, "body must be a JSON object");
+  }else{
+    rc = rpcDispatch(room, &caller, &reply, doc);
+  }
+  cJSON_Delete(doc);
+  cJSON_Delete(who);
+  return rc;
+}

@@ -1,0 +1,275 @@
+/*
+** sqlguard.c — the embedded SQLite that analyses SQL before it runs.
+**
+** The core carries its own SQLite with an in-memory database holding a copy of
+** the room's schema (guardSync replays the Durable Object's sqlite_master).
+** guardAnalyse prepares a statement there, never runs it, and learns from
+** SQLite itself: whether it is one statement, whether it is read-only
+** (sqlite3_stmt_readonly), its parameters, and through the authorizer callback
+** every table it reads and writes. The same callback refuses what a mode does
+** not allow, so SQL is never judged by matching its text.
+**
+** Row-level security relies on two verdicts made here, one per preparation:
+**   1. The statement as written may not reach a table through an RLS view
+**      ("_rls_<table>", unfiltered by itself): the authorizer names the
+**      innermost view responsible for every column read.
+**   2. Wrapped by rlsWrap (which puts a filtered CTE named like each RLS table
+**      in front), a table under RLS may be read only through its view; a read
+**      that names the table directly, for example as "main.tasks", is refused.
+** The plan (parameters, reads, writes) comes from the wrapped statement, which
+** is what the room's SQLite runs.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "room.h"
+
+/* Add a copy of s to the set (*arr, *n) unless present; 0 or NT_NOMEM. */
+static int setAdd(char ***arr, int *n, const char *s){
+  for(int i = 0; i < *n; i++) if( strcmp((*arr)[i], s)==0 ) return NT_OK;
+  char **grown = realloc(*arr, sizeof(char*) * (size_t)(*n + 1));
+  if( grown==NULL ) return NT_NOMEM;
+  *arr = grown;
+  if( (grown[*n] = ntStrdup(s))==NULL ) return NT_NOMEM;
+  (*n)++;
+  return NT_OK;
+}
+
+static int setHas(char **arr, int n, const char *s){
+  for(int i = 0; i < n; i++) if( strcmp(arr[i], s)==0 ) return 1;
+  return 0;
+}
+
+static void setFree(char **arr, int n){
+  for(int i = 0; i < n; i++) free(arr[i]);
+  free(arr);
+}
+
+/* What the authorizer learns while one statement is prepared. */
+typedef struct GuardCtx {
+  Room *room;                      /* whose schema */
+  int mode;                        /* GUARD_TRUSTED or GUARD_READONLY */
+  GuardPlan *plan;                 /* reads and writes are collected here */
+  char **direct;                   /* RLS tables read not through their view */
+  int nDirect;
+  char **targets;                  /* tables the top-level statement writes */
+  int nTargets;
+  int wrapped;                     /* preparing the RLS-wrapped statement */
+  int oom;                         /* an allocation failed */
+  char why[200];                   /* first refusal, for the error message */
+} GuardCtx;
+
+/* Functions client SQL may not call: they reveal or touch more than data. */
+static const char *const deniedFunctions[] = {
+  "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer",
+  "sqlite_offset", "sqlite_compileoption_get", "sqlite_compileoption_used",
+  "sqlite_source_id", "sqlite_version",
+};
+
+static int guardDeny(GuardCtx *g, const char *fmt, const char *arg){
+  if( g->why[0]==0 ) snprintf(g->why, sizeof g->why, fmt, arg ? arg : "");
+  return SQLITE_DENY;
+}
+
+static int isSystemName(const char *name){
+  return name[0]=='_' || sqlite3_strnicmp(name, "sqlite_", 7)==0;
+}
+
+/* The authorizer. a3/a4 depend on the action; inner names the innermost
+** trigger or view responsible for the access, NULL for top-level SQL. */
+static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
+                          const char *db, const char *inner){
+  GuardCtx *g = arg;
+  (void)a4; (void)db;
+  int readonly = g->mode==GUARD_READONLY;
+  switch( action ){
+    case SQLITE_SELECT:
+    case SQLITE_RECURSIVE:
+      return SQLITE_OK;
+    case SQLITE_READ:
+      if( a3==NULL ) return SQLITE_OK;
+      if( !g->wrapped ){
+        if( inner && rlsIsView(g->room, inner) ){
+          return guardDeny(g, "%s is not accessible", inner);
+        }
+        return SQLITE_OK;              /* the wrapped pass records reads */
+      }
+      if( inner==NULL && readonly && isSystemName(a3) ){
+        return guardDeny(g, "table %s is not accessible", a3);
+      }
+      if( inner==NULL && rlsIsOwned(g->room, a3)
+          && setAdd(&g->direct, &g->nDirect, a3) ) g->oom = 1;
+      if( setAdd(&g->plan->reads, &g->plan->nReads, a3) ) g->oom = 1;
+      return SQLITE_OK;
+    case SQLITE_FUNCTION:
+      if( readonly ){
+        for(size_t i = 0; i < sizeof deniedFunctions / sizeof deniedFunctions[0]; i++){
+          if( a4 && sqlite3_stricmp(a4, deniedFunctions[i])==0 ){
+            return guardDeny(g, "function %s is not allowed", a4);
+          }
+        }
+      }
+      return SQLITE_OK;
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+      if( readonly ) return guardDeny(g, "writes are not allowed (%s)", a3);
+      if( !g->wrapped ) return SQLITE_OK;
+      if( a3 && setAdd(&g->plan->writes, &g->plan->nWrites, a3) ) g->oom = 1;
+      if( a3 && inner==NULL && setAdd(&g->targets, &g->nTargets, a3) ) g->oom = 1;
+      return SQLITE_OK;
+    default:
+      /* DDL, PRAGMA, ATTACH, transactions, ANALYZE, …: never from a method. */
+      return guardDeny(g, "statement kind not allowed here%s", "");
+  }
+}
+
+int guardOpen(Room *room){
+  if( room->guardDb ) return NT_OK;
+  int rc = sqlite3_open_v2(":memory:", &room->guardDb,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  if( rc!=SQLITE_OK ){
+    sqlite3_close(room->guardDb);
+    room->guardDb = NULL;
+    return NT_INTERNAL;
+  }
+  sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+  return NT_OK;
+}
+
+void guardClose(Room *room){
+  sqlite3_close(room->guardDb);
+  room->guardDb = NULL;
+}
+
+/* Rebuild the in-memory schema from the room's sqlite_master. Objects the
+** embedded SQLite cannot create (a module it lacks) are skipped with a log. */
+int guardSync(Room *room){
+  char err[256];
+  SqlResult res;
+  int rc = storeExec(room,
+    "SELECT name, sql FROM sqlite_master"
+    " WHERE sql IS NOT NULL AND type <> 'index'"
+    "   AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+    "   AND name NOT LIKE '^_^_%' ESCAPE '^'"
+    "   AND name NOT LIKE '^_cf^_%' ESCAPE '^'"
+    " ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'view' THEN 1 ELSE 2 END, rowid",
+    NULL, &res, err, sizeof err);
+  if( rc ) { ntLog(NT_LOG_ERROR, "schema read failed: %s", err); return rc; }
+  guardClose(room);
+  rc = guardOpen(room);
+  const cJSON *row;
+  cJSON_ArrayForEach(row, res.rows){
+    if( rc ) break;
+    const cJSON *name = cJSON_GetArrayItem(row, 0);
+    const cJSON *sql = cJSON_GetArrayItem(row, 1);
+    if( !cJSON_IsString(name) || !cJSON_IsString(sql) ) continue;
+    char *msg = NULL;
+    if( sqlite3_exec(room->guardDb, sql->valuestring, NULL, NULL, &msg)!=SQLITE_OK ){
+      ntLog(NT_LOG_WARN, "schema mirror skipped %s: %s", name->valuestring, msg ? msg : "?");
+    }
+    sqlite3_free(msg);
+  }
+  storeResultFree(&res);
+  return rc;
+}
+
+/* Prepare sql under the authorizer and check the verdicts that hold for both
+** passes. On success *pStmt is the prepared statement (caller finalizes). */
+static int guardPrepare(GuardCtx *g, const char *sql, sqlite3_stmt **pStmt,
+                        char *err, size_t errLen){
+  sqlite3 *db = g->room->guardDb;
+  const char *tail = NULL;
+  *pStmt = NULL;
+  g->why[0] = 0;
+  sqlite3_set_authorizer(db, guardAuthorize, g);
+  int src = sqlite3_prepare_v2(db, sql, -1, pStmt, &tail);
+  sqlite3_set_authorizer(db, NULL, NULL);
+  int rc = NT_SQL_REJECTED;
+  if( g->oom ){
+    rc = NT_NOMEM;
+    snprintf(err, errLen, "out of memory");
+  }else if( src!=SQLITE_OK ){
+    snprintf(err, errLen, "%s", g->why[0] ? g->why : sqlite3_errmsg(db));
+  }else if( *pStmt==NULL ){
+    snprintf(err, errLen, "no SQL statement");
+  }else if( tail && *sqlSkipSpace(tail) ){
+    snprintf(err, errLen, "only one statement is allowed");
+  }else if( g->mode==GUARD_READONLY && !sqlite3_stmt_readonly(*pStmt) ){
+    snprintf(err, errLen, "statement is not read-only");
+  }else{
+    return NT_OK;
+  }
+  sqlite3_finalize(*pStmt);
+  *pStmt = NULL;
+  return rc;
+}
+
+/* Copy the statement's parameter names into the plan. */
+static int guardParams(sqlite3_stmt *stmt, GuardPlan *plan){
+  plan->readonly = sqlite3_stmt_readonly(stmt);
+  plan->nParam = sqlite3_bind_parameter_count(stmt);
+  if( plan->nParam==0 ) return NT_OK;
+  plan->paramNames = calloc((size_t)plan->nParam, sizeof(char*));
+  if( plan->paramNames==NULL ) return NT_NOMEM;
+  for(int i = 0; i < plan->nParam; i++){
+    const char *nm = sqlite3_bind_parameter_name(stmt, i + 1);
+    if( nm && (plan->paramNames[i] = ntStrdup(nm))==NULL ) return NT_NOMEM;
+  }
+  return NT_OK;
+}
+
+int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
+                 char *err, size_t errLen){
+  GuardCtx g;
+  memset(plan, 0, sizeof *plan);
+  memset(&g, 0, sizeof g);
+  g.room = room;
+  g.mode = mode;
+  g.plan = plan;
+  if( room->guardDb==NULL && guardOpen(room) ) return NT_INTERNAL;
+
+  /* Pass 1: the statement as written. */
+  sqlite3_stmt *stmt = NULL;
+  int rc = guardPrepare(&g, sql, &stmt, err, errLen);
+  sqlite3_finalize(stmt);
+  stmt = NULL;
+
+  /* Pass 2: the statement as the room's SQLite will run it. */
+  char *wrapped = NULL;
+  if( rc==NT_OK ){
+    g.wrapped = 1;
+    wrapped = rlsWrap(room, sql, "");
+    if( wrapped==NULL ){ rc = NT_NOMEM; snprintf(err, errLen, "out of memory"); }
+    else rc = guardPrepare(&g, wrapped, &stmt, err, errLen);
+  }
+  /* A table under RLS read directly is refused, except as the target of the
+  ** statement's own write, where the RLS triggers decide row by row. */
+  for(int i = 0; rc==NT_OK && i < g.nDirect; i++){
+    if( !setHas(g.targets, g.nTargets, g.direct[i]) ){
+      rc = NT_SQL_REJECTED;
+      snprintf(err, errLen, "table %s may only be read through row-level security"
+               " (do not qualify it with a schema name)", g.direct[i]);
+    }
+  }
+  if( rc==NT_OK && guardParams(stmt, plan) ){
+    rc = NT_NOMEM;
+    snprintf(err, errLen, "out of memory");
+  }
+  sqlite3_finalize(stmt);
+  free(wrapped);
+  setFree(g.direct, g.nDirect);
+  setFree(g.targets, g.nTargets);
+  if( rc ) guardPlanFree(plan);
+  return rc;
+}
+
+void guardPlanFree(GuardPlan *plan){
+  if( plan->paramNames ){
+    for(int i = 0; i < plan->nParam; i++) free(plan->paramNames[i]);
+    free(plan->paramNames);
+  }
+  setFree(plan->reads, plan->nReads);
+  setFree(plan->writes, plan->nWrites);
+  memset(plan, 0, sizeof *plan);
+}
