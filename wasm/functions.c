@@ -197,6 +197,12 @@ static int fnResolve(Room *room, Fn *fn, char *err, size_t errLen){
     }
   }
   guardPlanFree(&plan);
+  char *positional = NULL;
+  if( rc==NT_OK ) rc = guardPositional(room, fn->sql, &positional, err, errLen);
+  if( rc==NT_OK ){
+    free(fn->sql);
+    fn->sql = positional;
+  }
   return rc;
 }
 
@@ -453,7 +459,7 @@ static void fnCastRow(const Fn *fn, cJSON *row){
     }else if( cJSON_IsString(v) ){
       cast = cJSON_Parse(v->valuestring);
     }
-    if( cast ) cJSON_ReplaceItemViaPointer(row, v, cast);
+    if( cast ) cJSON_ReplaceItemInObjectCaseSensitive(row, fn->casts[i].column, cast);
   }
 }
 

@@ -1,9 +1,9 @@
 /*
 ** room.c — a room's lifecycle: open, status, free.
 **
-** nt_room_new is the one initialisation path every platform event of the
-** Durable Object goes through (the shim creates the room lazily from any
-** entry point: fetch, WebSocket message, alarm). In order it: opens the
+** nt_room_new + nt_room_open are the one initialisation path every platform
+** event of the Durable Object goes through (the shim creates the room lazily
+** from any entry point: fetch, WebSocket message, alarm). nt_room_open: opens the
 ** embedded SQLite used for analysis, applies pending migrations, installs
 ** row-level security for every table with an owner_id, loads the named
 ** functions and reads the commit counter. Any failure leaves a room that
@@ -35,12 +35,17 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   roomInitJson();
   Room *room = calloc(1, sizeof *room);
   if( room==NULL ) return NULL;
-  cJSON *cfg = cJSON_ParseWithLength((const char*)config, len);
-  const cJSON *name = cJSON_GetObjectItemCaseSensitive(cfg, "room");
+  room->config = cJSON_ParseWithLength((const char*)config, len);
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(room->config, "room");
   room->name = ntStrdup(cJSON_IsString(name) ? name->valuestring : "");
-  room->testHooks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "testHooks"));
-  if( room->name==NULL ){ cJSON_Delete(cfg); free(room); return NULL; }
+  room->testHooks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(room->config, "testHooks"));
+  if( room->name==NULL ){ nt_room_free(room); return NULL; }
+  return room;
+}
 
+int nt_room_open(Room *room){
+  if( room==NULL ) return NT_INTERNAL;
+  cJSON *cfg = room->config;
   int rc = cfg ? NT_OK : NT_BAD_REQUEST;
   if( rc ) room->statusMsg = ntStrdup("room configuration is not valid JSON");
   if( rc==NT_OK ) rc = guardOpen(room);
@@ -52,8 +57,9 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
     room->status = NT_UNAVAILABLE;
     if( room->statusMsg==NULL ) room->statusMsg = ntStrdup("room initialisation failed");
   }
-  cJSON_Delete(cfg);
-  return room;
+  cJSON_Delete(room->config);             /* everything needed has been copied */
+  room->config = NULL;
+  return room->status;
 }
 
 int nt_room_status(Room *room){
@@ -70,5 +76,6 @@ void nt_room_free(Room *room){
   free(room->owned);
   free(room->name);
   free(room->statusMsg);
+  cJSON_Delete(room->config);
   free(room);
 }

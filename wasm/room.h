@@ -129,6 +129,7 @@ int guardOpen(Room *room);
 int guardSync(Room *room);
 int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan, char *err, size_t errLen);
 void guardPlanFree(GuardPlan *plan);
+int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen);
 void guardClose(Room *room);
 
 /* ---- rls.c: row-level security ----------------------------------------- */
@@ -167,11 +168,14 @@ typedef struct Stats {
 
 struct Room {
   char *name;                      /* room name, owned */
+  cJSON *config;                   /* config until nt_room_open, owned */
   int status;                      /* 0 or why the room cannot serve */
   char *statusMsg;                 /* owned message for status */
   int testHooks;                   /* test-only methods enabled */
   int64_t version;                 /* commit counter, mirrors _room.version */
   sqlite3 *guardDb;                /* embedded analysis database */
+  char **triggers;                 /* names of the schema's triggers */
+  int nTriggers;
   char **owned;                    /* tables under row-level security */
   int nOwned;
   Fn *fns;                         /* named functions, array */

@@ -24,6 +24,8 @@
 #include <string.h>
 #include "room.h"
 
+#define RLS_VIEW_PREFIX "_rls_"
+
 /* Add a copy of s to the set (*arr, *n) unless present; 0 or NT_NOMEM. */
 static int setAdd(char ***arr, int *n, const char *s){
   for(int i = 0; i < *n; i++) if( strcmp((*arr)[i], s)==0 ) return NT_OK;
@@ -75,6 +77,19 @@ static int isSystemName(const char *name){
   return name[0]=='_' || sqlite3_strnicmp(name, "sqlite_", 7)==0;
 }
 
+/* May a read of RLS table `table` whose innermost view, CTE or trigger is
+** `inner` stand? Only through the table's own filter view, or, for trusted
+** SQL, inside a trigger of the schema (the app's own logic). A CTE or a
+** user view in between would be a way around the filter. */
+static int guardThroughFilter(GuardCtx *g, const char *table, const char *inner){
+  if( inner==NULL ) return 0;
+  size_t n = strlen(RLS_VIEW_PREFIX);
+  if( sqlite3_strnicmp(inner, RLS_VIEW_PREFIX, (int)n)==0 && sqlite3_stricmp(inner + n, table)==0 ){
+    return 1;
+  }
+  return g->mode==GUARD_TRUSTED && setHas(g->room->triggers, g->room->nTriggers, inner);
+}
+
 /* The authorizer. a3/a4 depend on the action; inner names the innermost
 ** trigger or view responsible for the access, NULL for top-level SQL. */
 static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
@@ -97,7 +112,7 @@ static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
       if( inner==NULL && readonly && isSystemName(a3) ){
         return guardDeny(g, "table %s is not accessible", a3);
       }
-      if( inner==NULL && rlsIsOwned(g->room, a3)
+      if( rlsIsOwned(g->room, a3) && !guardThroughFilter(g, a3, inner)
           && setAdd(&g->direct, &g->nDirect, a3) ) g->oom = 1;
       if( setAdd(&g->plan->reads, &g->plan->nReads, a3) ) g->oom = 1;
       return SQLITE_OK;
@@ -140,6 +155,25 @@ int guardOpen(Room *room){
 void guardClose(Room *room){
   sqlite3_close(room->guardDb);
   room->guardDb = NULL;
+  setFree(room->triggers, room->nTriggers);
+  room->triggers = NULL;
+  room->nTriggers = 0;
+}
+
+/* Remember the names of the schema's triggers (see guardThroughFilter). */
+static int guardListTriggers(Room *room){
+  setFree(room->triggers, room->nTriggers);
+  room->triggers = NULL;
+  room->nTriggers = 0;
+  sqlite3_stmt *st = NULL;
+  int rc = NT_OK;
+  if( sqlite3_prepare_v2(room->guardDb, "SELECT name FROM sqlite_master WHERE type = 'trigger'",
+                         -1, &st, NULL)!=SQLITE_OK ) rc = NT_INTERNAL;
+  while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
+    rc = setAdd(&room->triggers, &room->nTriggers, (const char*)sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  return rc;
 }
 
 /* Rebuild the in-memory schema from the room's sqlite_master. Objects the
@@ -171,7 +205,7 @@ int guardSync(Room *room){
     sqlite3_free(msg);
   }
   storeResultFree(&res);
-  return rc;
+  return rc ? rc : guardListTriggers(room);
 }
 
 /* Prepare sql under the authorizer and check the verdicts that hold for both
@@ -272,4 +306,87 @@ void guardPlanFree(GuardPlan *plan){
   setFree(plan->reads, plan->nReads);
   setFree(plan->writes, plan->nWrites);
   memset(plan, 0, sizeof *plan);
+}
+
+/* ------------------------------------------------------------------------
+** Positional parameters. The Durable Object's SQLite binds by position only
+** ("Named SQL parameters are not supported"), so named parameters (:title,
+** @title, $title) are rewritten to the ?NNN that SQLite itself gave them.
+** Only parameter tokens change; strings, quoted identifiers and comments are
+** copied untouched. The result is prepared again and must have the same
+** parameters, so a mistake here is an error, never a wrong binding.
+*/
+
+/* Length of the quoted token starting at z (quote q, doubled to escape). */
+static size_t quotedLength(const char *z, char close){
+  size_t i = 1;
+  for(;;){
+    if( z[i]==0 ) return i;
+    if( z[i]==close ){
+      if( close!=']' && z[i+1]==close ){ i += 2; continue; }
+      return i + 1;
+    }
+    i++;
+  }
+}
+
+static int isParamChar(char c){
+  return (c>='a' && c<='z') || (c>='A' && c<='Z') || (c>='0' && c<='9') || c=='_'
+      || (unsigned char)c>=0x80;
+}
+
+int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen){
+  sqlite3_stmt *st = NULL;
+  *pOut = NULL;
+  if( room->guardDb==NULL && guardOpen(room) ) return NT_INTERNAL;
+  if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, NULL)!=SQLITE_OK ){
+    snprintf(err, errLen, "%s", sqlite3_errmsg(room->guardDb));
+    return NT_SQL_REJECTED;
+  }
+  int nParam = sqlite3_bind_parameter_count(st);
+  Buf b = {0};
+  for(const char *z = sql; *z; ){
+    size_t n = 1;
+    if( *z=='\'' || *z=='"' || *z=='`' ) n = quotedLength(z, *z);
+    else if( *z=='[' ) n = quotedLength(z, ']');
+    else if( z[0]=='-' && z[1]=='-' ) n = strcspn(z, "\n");
+    else if( z[0]=='/' && z[1]=='*' ){ const char *e = strstr(z + 2, "*/"); n = e ? (size_t)(e + 2 - z) : strlen(z); }
+    else if( (*z==':' || *z=='@' || *z=='$') && isParamChar(z[1]) ){
+      while( isParamChar(z[n]) ) n++;
+      char name[128];
+      int idx = 0;
+      if( n < sizeof name ){
+        memcpy(name, z, n);
+        name[n] = 0;
+        idx = sqlite3_bind_parameter_index(st, name);
+      }
+      if( idx > 0 ){
+        char num[16];
+        snprintf(num, sizeof num, "?%d", idx);
+        bufAppendStr(&b, num);
+        z += n;
+        continue;
+      }
+    }
+    bufAppend(&b, z, n);
+    z += n;
+  }
+  sqlite3_finalize(st);
+  char *out = bufFinish(&b);
+  if( out==NULL ) return NT_NOMEM;
+  /* Check: same count, and no named parameter left. */
+  int ok = sqlite3_prepare_v2(room->guardDb, out, -1, &st, NULL)==SQLITE_OK
+        && sqlite3_bind_parameter_count(st)==nParam;
+  for(int i = 1; ok && i <= nParam; i++){
+    const char *nm = sqlite3_bind_parameter_name(st, i);
+    ok = nm==NULL || nm[0]=='?';
+  }
+  sqlite3_finalize(st);
+  if( !ok ){
+    free(out);
+    snprintf(err, errLen, "could not rewrite the parameters to positional form");
+    return NT_SQL_REJECTED;
+  }
+  *pOut = out;
+  return NT_OK;
 }

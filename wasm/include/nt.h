@@ -76,15 +76,20 @@ NT_EXPORT(nt_alloc) void *nt_alloc(uint32_t n);
 /* Free a buffer from nt_alloc, or one the core handed over. NULL is a no-op. */
 NT_EXPORT(nt_free) void nt_free(void *p);
 
-/* Open the room. config is JSON, borrowed for the call:
+/* Create the room from config (JSON, borrowed for the call):
 **   {"room":"name","migrations":[{"name":"0001_x.sql","sql":"…"}],
 **    "functions":[{"file":"tasks.sql","sql":"…"}], "testHooks":false}
-** Runs pending migrations (each in its own transaction, through host_sql_txn),
-** installs row-level security and loads the named functions. Returns the room
-** (caller frees with nt_room_free) or NULL when out of memory. A room whose
-** migrations failed is still returned: it answers every request with
-** UNAVAILABLE and the migration's error (see nt_room_status). */
+** Only allocates and keeps the config: nothing touches storage until
+** nt_room_open, so the host knows the Room pointer before the core calls back
+** into it (nt_txn_body). Returns the room (caller frees with nt_room_free) or
+** NULL when out of memory. */
 NT_EXPORT(nt_room_new) Room *nt_room_new(const uint8_t *config, uint32_t len);
+/* Initialise the room: run pending migrations (each in its own transaction,
+** through host_sql_txn), install row-level security, load the named
+** functions. Returns 0, or the code of why the room cannot serve; such a room
+** still answers every request, with UNAVAILABLE and the reason (a failed
+** migration's error, for example). */
+NT_EXPORT(nt_room_open) int nt_room_open(Room *room);
 /* 0 when the room serves, else the negative code of why it cannot. */
 NT_EXPORT(nt_room_status) int nt_room_status(Room *room);
 /* Free the room and everything hanging off it. NULL is a no-op. */

@@ -1,0 +1,54 @@
+/*
+** test_method.c — the method table: flags decide who may call what, test
+** hooks exist only when enabled, and counters are visible to admins.
+*/
+#include "testroom.h"
+
+TEST(method_table_should_refuse_admin_methods_to_users){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "getStats", "{}", got, sizeof got), "PERMISSION_DENIED");
+  CHECK_STR_EQ(testRpc(2, "getStats", "{}", got, sizeof got), "");
+  CHECK_STR_EQ(testFrameField(2, "result.connections", got, sizeof got), "2");
+  fakehostRoomFree();
+}
+
+TEST(method_table_should_hide_test_hooks_unless_enabled){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  REQUIRE(testRoomOpen(migrations, testTasksFunctions, 0) != NULL);
+  REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(2, "_trap", "{}", got, sizeof got), "UNKNOWN_METHOD");
+  fakehostRoomFree();
+}
+
+TEST(room_info_should_tell_the_caller_who_it_is){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "getRoomInfo", "{}", got, sizeof got), "");
+  CHECK_STR_EQ(testFrameField(1, "result.userId", got, sizeof got), "alice");
+  CHECK_STR_EQ(testFrameField(1, "result.room", got, sizeof got), "test-room");
+  fakehostRoomFree();
+}
+
+TEST(connections_should_survive_restore_from_their_attachment){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(4, BOB)==NT_OK);
+  char *attachment = strdup(fakehostAttachment(4));
+  fakehostRoomFree();
+  REQUIRE(testAppOpen() != NULL);                  /* a fresh instance: woke up */
+  fakehostClear();
+  REQUIRE(fakehostConnRestore(4, attachment)==NT_OK);
+  free(attachment);
+  CHECK_EQ_INT(fakehostFrameCount(4), 0);          /* no second welcome */
+  char got[64];
+  CHECK_STR_EQ(testRpc(4, "getRoomInfo", "{}", got, sizeof got), "");
+  CHECK_STR_EQ(testFrameField(4, "result.userId", got, sizeof got), "bob");
+  CHECK_EQ_INT(fakehostConnClose(4), NT_OK);
+  fakehostRoomFree();
+}
+
+TEST_MAIN(fakehostReset)

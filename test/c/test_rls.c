@@ -1,0 +1,166 @@
+/*
+** test_rls.c — row-level security, adversarially: user B can neither read,
+** change, delete nor learn of user A's rows, whatever the SQL says; and the
+** guard's verdicts on crafted statements.
+*/
+#include "testroom.h"
+
+/* Create a task as the user on conn; its id is copied into id. */
+static void createAs(uint32_t conn, const char *title, char *id, size_t n){
+  char payload[256], got[64];
+  snprintf(payload, sizeof payload, "{\"title\":\"%s\"}", title);
+  testRpc(conn, "createTask", payload, got, sizeof got);
+  testFrameField(conn, "result.id", id, n);
+}
+
+TEST(rls_should_hide_other_users_rows_from_reads){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
+  char idA[64], idB[64], got[64];
+  createAs(1, "alice secret", idA, sizeof idA);
+  createAs(2, "bob task", idB, sizeof idB);
+  fakehostExec("INSERT INTO tasks VALUES ('shared', 'shared one', 'pending', NULL, 0, 0)");
+  testRpc(2, "listTasks", "{}", got, sizeof got);
+  CHECK_STR_LACKS(fakehostLastFrame(2), "alice");
+  CHECK_STR_CONTAINS(fakehostLastFrame(2), "bob task");
+  CHECK_STR_CONTAINS(fakehostLastFrame(2), "shared one");
+  testRpc(2, "listTasks", "{\"status\":\"pending\"}", got, sizeof got);
+  CHECK_STR_LACKS(fakehostLastFrame(2), "alice");
+  fakehostRoomFree();
+}
+
+TEST(rls_should_make_other_users_rows_look_missing_to_writes){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
+  char idA[64], got[256], payload[256], missing[256];
+  createAs(1, "alice secret", idA, sizeof idA);
+  long long version = fakehostQueryInt("SELECT version FROM _room");
+
+  snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"title\":\"pwned\"}", idA);
+  CHECK_STR_EQ(testRpc(2, "updateTask", payload, got, sizeof got), "NOT_FOUND");
+  testFrameField(2, "error.message", got, sizeof got);
+  testRpc(2, "updateTask", "{\"id\":\"no-such-id\",\"title\":\"pwned\"}", missing, sizeof missing);
+  testFrameField(2, "error.message", missing, sizeof missing);
+  CHECK_STR_EQ(got, missing);                        /* indistinguishable */
+
+  snprintf(payload, sizeof payload, "{\"id\":\"%s\"}", idA);
+  CHECK_STR_EQ(testRpc(2, "deleteTask", payload, got, sizeof got), "NOT_FOUND");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'alice secret'"), 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT version FROM _room"), version);
+  fakehostRoomFree();
+}
+
+TEST(rls_triggers_should_refuse_giving_a_row_to_someone_else){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  const char *fns =
+    "-- name: steal :exec\n-- param: id text\n"
+    "UPDATE tasks SET owner_id = 'mallory' WHERE id = :id;\n"
+    "-- name: plant :exec\n"
+    "INSERT INTO tasks VALUES (:new_id, 't', 'pending', 'alice', :now, :now);\n"
+    "-- name: createTask :one\n-- param: title text\n"
+    "INSERT INTO tasks VALUES (:new_id, :title, 'pending', :auth_uid, :now, :now) RETURNING id;\n";
+  REQUIRE(testRoomOpen(migrations, fns, 0) != NULL);
+  REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
+  char id[64], got[64], payload[128];
+  createAs(2, "mine", id, sizeof id);
+  snprintf(payload, sizeof payload, "{\"id\":\"%s\"}", id);
+  CHECK_STR_EQ(testRpc(2, "steal", payload, got, sizeof got), "PERMISSION_DENIED");
+  CHECK_STR_EQ(testRpc(2, "plant", "{}", got, sizeof got), "PERMISSION_DENIED");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE owner_id = 'bob'"), 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 1);
+  fakehostRoomFree();
+}
+
+/* Statements the read-only guard must refuse whatever they are dressed as. */
+static const char *const hostileReads[] = {
+  "SELECT * FROM main.tasks",
+  "SELECT * FROM _rls_tasks",
+  "SELECT (SELECT title FROM main.tasks LIMIT 1)",
+  "WITH t AS (SELECT * FROM main.tasks) SELECT * FROM t",
+  "SELECT * FROM (WITH tasks AS (SELECT * FROM main.tasks) SELECT * FROM tasks)",
+  "SELECT * FROM _room",
+  "SELECT * FROM _migrations",
+  "SELECT * FROM sqlite_master",
+  "DELETE FROM tasks",
+  "UPDATE tasks SET title = 'x'",
+  "INSERT INTO tags VALUES ('x')",
+  "DROP TABLE tasks",
+  "ATTACH DATABASE ':memory:' AS x",
+  "PRAGMA writable_schema = 1",
+  "SELECT 1; DELETE FROM tasks",
+  "SELECT sqlite_version()",
+  "SELECT load_extension('x')",
+  "WITH tasks AS (SELECT 1) SELECT * FROM tasks",
+  "/* comment */ WITH x AS (SELECT * FROM main.tasks) SELECT * FROM x",
+  "BEGIN",
+};
+
+/* And statements it must accept. */
+static const char *const legitimateReads[] = {
+  "SELECT * FROM tasks",
+  "SELECT status, count(*) AS n FROM tasks GROUP BY status",
+  "WITH mine AS (SELECT * FROM tasks) SELECT count(*) FROM mine",
+  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT * FROM n",
+  "-- a comment\nSELECT t.title, g.name FROM tasks t JOIN tags g ON g.name = t.status",
+  "SELECT title, row_number() OVER (ORDER BY created_at) FROM tasks",
+  "SELECT json_object('n', count(*)) FROM tasks WHERE id IN (SELECT id FROM tasks)",
+  "SELECT * FROM tasks WHERE status = ?1",
+};
+
+TEST(sqlguard_should_refuse_hostile_reads_and_accept_legitimate_ones){
+  REQUIRE(testAppOpen() != NULL);
+  Room *room = fakehostRoom();
+  GuardPlan plan;
+  char err[256];
+  for(size_t i = 0; i < sizeof hostileReads / sizeof hostileReads[0]; i++){
+    int rc = guardAnalyse(room, hostileReads[i], GUARD_READONLY, &plan, err, sizeof err);
+    if( rc!=NT_SQL_REJECTED ) fprintf(stderr, "  accepted: %s\n", hostileReads[i]);
+    CHECK_EQ_INT(rc, NT_SQL_REJECTED);
+  }
+  for(size_t i = 0; i < sizeof legitimateReads / sizeof legitimateReads[0]; i++){
+    int rc = guardAnalyse(room, legitimateReads[i], GUARD_READONLY, &plan, err, sizeof err);
+    if( rc ) fprintf(stderr, "  refused: %s (%s)\n", legitimateReads[i], err);
+    CHECK_EQ_INT(rc, NT_OK);
+    if( rc==NT_OK ) guardPlanFree(&plan);
+  }
+  fakehostRoomFree();
+}
+
+TEST(sqlguard_should_list_the_tables_a_statement_reads_and_writes){
+  REQUIRE(testAppOpen() != NULL);
+  GuardPlan plan;
+  char err[256];
+  REQUIRE(guardAnalyse(fakehostRoom(),
+    "SELECT t.title FROM tasks t JOIN tags g ON g.name = t.status", GUARD_READONLY,
+    &plan, err, sizeof err)==NT_OK);
+  int sawTasks = 0, sawTags = 0;
+  for(int i = 0; i < plan.nReads; i++){
+    sawTasks |= strcmp(plan.reads[i], "tasks")==0;
+    sawTags |= strcmp(plan.reads[i], "tags")==0;
+  }
+  CHECK(sawTasks && sawTags);
+  CHECK_EQ_INT(plan.nWrites, 0);
+  CHECK_EQ_INT(plan.readonly, 1);
+  guardPlanFree(&plan);
+  REQUIRE(guardAnalyse(fakehostRoom(), "DELETE FROM tasks WHERE id = :id", GUARD_TRUSTED,
+                       &plan, err, sizeof err)==NT_OK);
+  CHECK_EQ_INT(plan.nWrites, 1);
+  CHECK_STR_EQ(plan.writes[0], "tasks");
+  CHECK_EQ_INT(plan.readonly, 0);
+  guardPlanFree(&plan);
+  fakehostRoomFree();
+}
+
+TEST(rls_wrap_should_merge_with_a_leading_with_clause){
+  REQUIRE(testAppOpen() != NULL);
+  char *sql = rlsWrap(fakehostRoom(), "  /* c */ with recursive n(i) AS (SELECT 1) SELECT * FROM n", "o'brien");
+  REQUIRE(sql != NULL);
+  CHECK_STR_CONTAINS(sql, "WITH RECURSIVE \"tasks\" AS NOT MATERIALIZED");
+  CHECK_STR_CONTAINS(sql, "owner_id = 'o''brien'), n(i) AS");
+  free(sql);
+  fakehostRoomFree();
+}
+
+TEST_MAIN(fakehostReset)

@@ -1,0 +1,126 @@
+/*
+** testroom.h — shared fixtures for the core's unit tests: open a room on the
+** fake host from migrations and function files given as plain C strings (the
+** JSON config is built with cJSON, so tests need no escaping), and read
+** fields out of the frames the core sent.
+*/
+#ifndef NT_TESTROOM_H
+#define NT_TESTROOM_H
+
+#include "check.h"
+#include "fakehost.h"
+#include "cJSON.h"
+#include "room.h"
+
+/* The example app's schema and functions, small enough to read in a test. */
+static const char *const testTasksMigration =
+  "CREATE TABLE tasks (id TEXT PRIMARY KEY,"
+  " title TEXT NOT NULL CHECK (length(title) > 0),"
+  " status TEXT NOT NULL DEFAULT 'pending', owner_id TEXT,"
+  " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+  "CREATE TABLE tags (name TEXT PRIMARY KEY);";
+
+static const char *const testTasksFunctions =
+  "-- name: listTasks :many\n"
+  "-- param: status text?\n"
+  "SELECT id, title, status, owner_id FROM tasks\n"
+  " WHERE :status IS NULL OR status = :status ORDER BY created_at, id;\n"
+  "\n"
+  "-- name: createTask :one\n"
+  "-- param: title text min=1 max=100\n"
+  "-- param: status text?\n"
+  "INSERT INTO tasks (id, title, status, owner_id, created_at, updated_at)\n"
+  "VALUES (:new_id, :title, coalesce(:status, 'pending'), :auth_uid, :now, :now)\n"
+  "RETURNING id, title, status, owner_id;\n"
+  "\n"
+  "-- name: updateTask :one\n"
+  "-- param: id text\n"
+  "-- param: title text?\n"
+  "UPDATE tasks SET title = coalesce(:title, title), updated_at = :now\n"
+  " WHERE id = :id RETURNING id, title, owner_id;\n"
+  "\n"
+  "-- name: deleteTask :one\n"
+  "-- param: id text\n"
+  "-- cast: deleted boolean\n"
+  "DELETE FROM tasks WHERE id = :id RETURNING 1 AS deleted;\n"
+  "\n"
+  "-- name: countTags :one\n"
+  "SELECT count(*) AS n FROM tags;\n";
+
+/* Open a room with the given migrations (NULL-terminated list, each named
+** 0001.sql, 0002.sql, …) and one functions file. */
+static Room *testRoomOpen(const char *const *migrations, const char *functions, int testHooks){
+  cJSON *cfg = cJSON_CreateObject();
+  cJSON_AddStringToObject(cfg, "room", "test-room");
+  cJSON_AddBoolToObject(cfg, "testHooks", testHooks);
+  cJSON *ms = cJSON_AddArrayToObject(cfg, "migrations");
+  for(int i = 0; migrations && migrations[i]; i++){
+    char name[32];
+    snprintf(name, sizeof name, "%04d.sql", i + 1);
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "name", name);
+    cJSON_AddStringToObject(m, "sql", migrations[i]);
+    cJSON_AddItemToArray(ms, m);
+  }
+  cJSON *fs = cJSON_AddArrayToObject(cfg, "functions");
+  if( functions ){
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "file", "app.sql");
+    cJSON_AddStringToObject(f, "sql", functions);
+    cJSON_AddItemToArray(fs, f);
+  }
+  char *text = cJSON_PrintUnformatted(cfg);
+  cJSON_Delete(cfg);
+  Room *room = fakehostRoomNew(text);
+  free(text);
+  return room;
+}
+
+/* The example app, open and serving. */
+static Room *testAppOpen(void){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  return testRoomOpen(migrations, testTasksFunctions, 1);
+}
+
+#define ALICE "{\"userId\":\"alice\",\"role\":\"\",\"clientId\":\"c-a\"}"
+#define BOB   "{\"userId\":\"bob\",\"role\":\"\",\"clientId\":\"c-b\"}"
+#define ADMIN "{\"userId\":\"root\",\"role\":\"admin\",\"clientId\":\"c-r\"}"
+
+/* The parsed newest frame to conn (caller deletes), or NULL. */
+static cJSON *testLastFrame(uint32_t conn){
+  const char *text = fakehostLastFrame(conn);
+  return text ? cJSON_Parse(text) : NULL;
+}
+
+/* A string field at a dotted path ("error.code") of the newest frame to conn,
+** copied into out; "" when absent. */
+static const char *testFrameField(uint32_t conn, const char *path, char *out, size_t n){
+  cJSON *doc = testLastFrame(conn);
+  const cJSON *v = doc;
+  char key[64];
+  for(const char *p = path; v && *p; ){
+    size_t k = strcspn(p, ".");
+    snprintf(key, sizeof key, "%.*s", (int)k, p);
+    v = cJSON_GetObjectItemCaseSensitive(v, key);
+    p += k + (p[k]=='.');
+  }
+  if( cJSON_IsString(v) ) snprintf(out, n, "%s", v->valuestring);
+  else if( cJSON_IsNumber(v) ) snprintf(out, n, "%g", v->valuedouble);
+  else if( cJSON_IsBool(v) ) snprintf(out, n, "%s", cJSON_IsTrue(v) ? "true" : "false");
+  else out[0] = 0;
+  cJSON_Delete(doc);
+  return out;
+}
+
+/* Send an rpc frame on conn and return the newest frame's error code, or
+** "" on success. */
+static const char *testRpc(uint32_t conn, const char *method, const char *payloadJson,
+                           char *code, size_t n){
+  char frame[4096];
+  snprintf(frame, sizeof frame, "{\"action\":\"rpc\",\"id\":1,\"method\":\"%s\",\"payload\":%s}",
+           method, payloadJson);
+  fakehostMessage(conn, frame);
+  return testFrameField(conn, "error.code", code, n);
+}
+
+#endif /* NT_TESTROOM_H */
