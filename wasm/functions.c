@@ -396,14 +396,13 @@ static cJSON *fnBindValue(Call *call, const FnParam *p, const cJSON *v, int *rc)
     return NULL;
   }
   double measure = cJSON_IsString(v) ? utf8Length(v->valuestring) : v->valuedouble;
-  const char *unit = cJSON_IsString(v) ? " characters" : "";
   if( (cJSON_IsString(v) || cJSON_IsNumber(v)) && p->type!=PT_JSON ){
-    if( p->hasMin && measure < p->min ){
-      callFail(call, NT_INVALID_ARGUMENT, "%s: must be at least %g%s", p->name, p->min, unit);
-      return NULL;
-    }
-    if( p->hasMax && measure > p->max ){
-      callFail(call, NT_INVALID_ARGUMENT, "%s: must be at most %g%s", p->name, p->max, unit);
+    int tooShort = p->hasMin && measure < p->min;
+    if( tooShort || (p->hasMax && measure > p->max) ){
+      double bound = tooShort ? p->min : p->max;
+      const char *unit = !cJSON_IsString(v) ? "" : bound==1 ? " character" : " characters";
+      callFail(call, NT_INVALID_ARGUMENT, "%s: must be at %s %g%s", p->name,
+               tooShort ? "least" : "most", bound, unit);
       return NULL;
     }
   }

@@ -99,9 +99,35 @@ void replyFree(Reply *reply){
   reply->id = NULL;
 }
 
+/* Parse exactly len bytes of JSON: trailing text after the value (other than
+** whitespace) makes the whole input invalid. NULL when invalid. */
+static cJSON *jsonParseExact(const uint8_t *data, uint32_t len){
+  const char *end = NULL;
+  cJSON *doc = cJSON_ParseWithLengthOpts((const char*)data, len, &end, 0);
+  if( doc==NULL ) return NULL;
+  const char *stop = (const char*)data + len;
+  while( end < stop && (*end==' ' || *end=='\t' || *end=='\n' || *end=='\r') ) end++;
+  if( end!=stop ){ cJSON_Delete(doc); return NULL; }
+  return doc;
+}
+
+/* Does the JSON text hold the escape \u0000? cJSON strings are C strings
+** and would silently cut at a NUL, so such input is refused instead of being
+** stored shortened. In valid JSON a backslash only occurs inside strings,
+** always as the first byte of a two-byte escape or of \uXXXX. */
+static int jsonHasNul(const uint8_t *data, uint32_t len){
+  for(uint32_t i = 0; i + 1 < len; i++){
+    if( data[i]!='\\' ) continue;
+    if( data[i+1]=='u' && i + 5 < len && data[i+2]=='0' && data[i+3]=='0'
+        && data[i+4]=='0' && data[i+5]=='0' ) return 1;
+    i++;                                /* skip the escaped character */
+  }
+  return 0;
+}
+
 /* Check the fields shared by both transports, call the method, answer.
 ** The reply is consumed (moved to async state or freed). */
-static int rpcDispatch(Room *room, const Caller *caller, Reply *reply, cJSON *doc){
+static int rpcDispatch(Room *room, const Caller *caller, Reply *reply, cJSON *doc, int hasNul){
   Call call;
   memset(&call, 0, sizeof call);
   call.room = room;
@@ -115,13 +141,15 @@ static int rpcDispatch(Room *room, const Caller *caller, Reply *reply, cJSON *do
   cJSON *empty = NULL;
   cJSON *result = NULL;
   int rc;
-  if( !cJSON_IsString(method) || method->valuestring[0]==0 ){
-    rc = callFail(&call, NT_BAD_REQUEST, "method: expected a non-empty string");
+  if( !cJSON_IsString(method) ){
+    rc = callFail(&call, NT_BAD_REQUEST, "method: expected a string");
   }else if( payload && !cJSON_IsNull(payload) && !cJSON_IsObject(payload) ){
     rc = callFail(&call, NT_BAD_REQUEST, "payload: expected an object");
   }else if( mutationId && !cJSON_IsNull(mutationId) && (!cJSON_IsString(mutationId)
             || strlen(mutationId->valuestring)==0 || strlen(mutationId->valuestring) > NT_MAX_ID_LEN) ){
     rc = callFail(&call, NT_BAD_REQUEST, "mutationId: expected a string of 1 to 128 characters");
+  }else if( hasNul ){
+    rc = callFail(&call, NT_INVALID_ARGUMENT, "strings may not contain the NUL character (\\u0000)");
   }else{
     if( !cJSON_IsObject(payload) ) payload = empty = cJSON_CreateObject();
     call.payload = payload;
@@ -136,9 +164,9 @@ static int rpcDispatch(Room *room, const Caller *caller, Reply *reply, cJSON *do
 }
 
 /* One action a client frame may name. */
-typedef int (*ActionFn)(Room *room, Conn *conn, cJSON *frame);
+typedef int (*ActionFn)(Room *room, Conn *conn, cJSON *frame, int hasNul);
 
-static int actionRpc(Room *room, Conn *conn, cJSON *frame){
+static int actionRpc(Room *room, Conn *conn, cJSON *frame, int hasNul){
   Caller caller;
   connCaller(conn, &caller);
   Reply reply = { 0, conn->id, NULL };
@@ -148,7 +176,7 @@ static int actionRpc(Room *room, Conn *conn, cJSON *frame){
     return NT_BAD_REQUEST;
   }
   if( (reply.id = cJSON_Duplicate(id, 0))==NULL ) return NT_NOMEM;
-  return rpcDispatch(room, &caller, &reply, frame);
+  return rpcDispatch(room, &caller, &reply, frame, hasNul);
 }
 
 static const struct { const char *name; ActionFn xAction; } actions[] = {
@@ -168,7 +196,7 @@ int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len
     replyError(room, &reply, NT_PAYLOAD_TOO_LARGE, "frame exceeds 1 MiB");
     return NT_PAYLOAD_TOO_LARGE;
   }
-  cJSON *frame = cJSON_ParseWithLength((const char*)data, len);
+  cJSON *frame = jsonParseExact(data, len);
   int rc = NT_BAD_REQUEST;
   if( frame==NULL ){
     replyError(room, &reply, rc, "frame is not valid JSON");
@@ -179,7 +207,7 @@ int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len
     size_t i = 0, n = sizeof actions / sizeof actions[0];
     while( i < n && !(cJSON_IsString(action) && strcmp(action->valuestring, actions[i].name)==0) ) i++;
     if( i==n ) replyError(room, &reply, rc, "unknown action");
-    else rc = actions[i].xAction(room, conn, frame);
+    else rc = actions[i].xAction(room, conn, frame, jsonHasNul(data, len));
   }
   cJSON_Delete(frame);
   return rc;
@@ -214,14 +242,14 @@ int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLe
   }else if( len > NT_MAX_FRAME ){
     rc = NT_PAYLOAD_TOO_LARGE;
     replyError(room, &reply, rc, "body exceeds 1 MiB");
-  }else if( (doc = cJSON_ParseWithLength((const char*)body, len))==NULL ){
+  }else if( (doc = jsonParseExact(body, len))==NULL ){
     rc = NT_BAD_REQUEST;
     replyError(room, &reply, rc, "body is not valid JSON");
   }else if( !cJSON_IsObject(doc) ){
     rc = NT_BAD_REQUEST;
     replyError(room, &reply, rc, "body must be a JSON object");
   }else{
-    rc = rpcDispatch(room, &caller, &reply, doc);
+    rc = rpcDispatch(room, &caller, &reply, doc, jsonHasNul(body, len));
   }
   cJSON_Delete(doc);
   cJSON_Delete(who);

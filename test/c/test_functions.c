@@ -10,7 +10,7 @@ static const struct { const char *payload; const char *mention; } badPayloads[] 
   { "{\"title\":null}",                     "title: required" },
   { "{\"title\":5}",                        "title: expected text" },
   { "{\"title\":true}",                     "title: expected text" },
-  { "{\"title\":\"\"}",                     "title: must be at least 1" },
+  { "{\"title\":\"\"}",                     "title: must be at least 1 character" },
   { "{\"title\":\"x\",\"color\":\"red\"}",  "color: unknown parameter" },
   { "{\"title\":\"x\",\"owner_id\":\"bob\"}", "owner_id: unknown parameter" },
   { "{\"title\":\"x\",\"auth_uid\":\"bob\"}", "auth_uid: set by the server" },

@@ -18,6 +18,10 @@ static const struct { const char *frame; const char *type; const char *code; } b
   { "{\"action\":\"rpc\",\"id\":7,\"method\":\"listTasks\",\"payload\":[]}", "rpc_error", "BAD_REQUEST" },
   { "{\"action\":\"rpc\",\"id\":7,\"method\":\"listTasks\",\"mutationId\":5}", "rpc_error", "BAD_REQUEST" },
   { "{\"action\":\"rpc\",\"id\":7,\"method\":\"nope\"}", "rpc_error", "UNKNOWN_METHOD" },
+  { "{\"action\":\"rpc\",\"id\":7,\"method\":\"\"}", "rpc_error", "UNKNOWN_METHOD" },
+  { "{\"action\":\"rpc\",\"id\":7,\"method\":\"listTasks\"} junk", "error", "BAD_REQUEST" },
+  { "{\"action\":\"rpc\",\"id\":7,\"method\":\"createTask\",\"payload\":{\"title\":\"a\\u0000b\"}}",
+    "rpc_error", "INVALID_ARGUMENT" },
 };
 
 TEST(rpc_should_answer_every_bad_frame_with_a_code_and_keep_serving){
@@ -31,6 +35,15 @@ TEST(rpc_should_answer_every_bad_frame_with_a_code_and_keep_serving){
   }
   CHECK_STR_EQ(testRpc(1, "listTasks", "{}", got, sizeof got), "");
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 0);
+  fakehostRoomFree();
+}
+
+TEST(rpc_should_accept_an_escaped_backslash_before_u0000){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"C:\\\\u0000\"}", got, sizeof got), "");
+  CHECK_STR_EQ(testFrameField(1, "result.title", got, sizeof got), "C:\\u0000");
   fakehostRoomFree();
 }
 

@@ -1,0 +1,178 @@
+/*
+** worker.js — the Worker entry point: routing and authentication.
+**
+** Every request from the outside lands here. We match it against the small
+** route table of docs/PROTOCOL.md, validate names, verify the token, decide
+** whether the token may open the room, and only then forward the request to the
+** room's Durable Object. The Durable Object is not reachable from the Internet,
+** so it trusts the identity headers we attach (X-NT-*); any such header a
+** client sent is stripped first.
+**
+** Errors are answered here with the protocol's body shape
+** {"error":{"code":"…","message":"…"}} and the status of the code → status
+** table in room.js (STATUS), which the room uses for its own answers too.
+*/
+
+import { verifyToken, canOpenRoom, identityOf } from "./auth.js";
+import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
+
+export { Room } from "./room.js";
+
+const NAME_RE = /^[A-Za-z0-9._:-]{1,128}$/;  /* room names and client ids */
+const MAX_BODY = 1 << 20;                    /* HTTP RPC body limit, bytes (1 MiB) */
+
+/* Trusted headers the Worker sets for the Room (never taken from clients). */
+const H = {
+  room: "X-NT-Room",
+  user: "X-NT-User",
+  role: "X-NT-Role",
+  client: "X-NT-Client",
+};
+
+/* Route table: path pattern, allowed method, handler. */
+const ROUTES = [
+  { re: /^\/health$/,                method: "GET",  run: health },
+  { re: /^\/rooms\/([^/]*)\/ws$/,    method: "GET",  run: roomSocket },
+  { re: /^\/rooms\/([^/]*)\/rpc$/,   method: "POST", run: roomRpc },
+];
+
+function json(body, status = 200) {
+  return new Response(JSON.stringify(body), {
+    status, headers: { "content-type": "application/json" },
+  });
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    try {
+      return await route(request, env, ctx);
+    } catch (e) {
+      console.error("worker: unhandled", e && e.stack || e);
+      return errorResponse("INTERNAL", "internal error");
+    }
+  },
+};
+
+async function route(request, env, ctx) {
+  const url = new URL(request.url);
+  for (const r of ROUTES) {
+    const m = r.re.exec(url.pathname);
+    if (!m) continue;
+    if (request.method !== r.method)
+      return errorResponse("BAD_REQUEST", `method ${request.method} not allowed`, 405,
+        { allow: r.method });
+    return r.run(request, env, ctx, url, m);
+  }
+  return errorResponse("NOT_FOUND", "no such path");
+}
+
+function health(request, env) {
+  return json({ ok: true, version: env.NT_VERSION ?? "0.0.0" });
+}
+
+/* ---- rooms ----------------------------------------------------------- */
+
+/* The room name from its path segment, percent-decoded (clients building URLs
+** with encodeURIComponent send user%3Aalice for user:alice), or null when it
+** is not a valid name once decoded (%2F, %25, non-ASCII … all are refused). */
+function roomName(segment) {
+  let name;
+  try {
+    name = decodeURIComponent(segment);
+  } catch {
+    return null;                               /* malformed %-escape */
+  }
+  return NAME_RE.test(name) ? name : null;
+}
+
+/* GET /rooms/:room/ws — validate, authenticate, then hand the upgrade to the
+** room. clientId (optional) is checked here; the room assigns one if absent. */
+async function roomSocket(request, env, ctx, url, m) {
+  const room = roomName(m[1]);
+  if (!room) return errorResponse("BAD_REQUEST", "bad room name");
+  const clientId = url.searchParams.get("clientId");
+  if (clientId !== null && !NAME_RE.test(clientId))
+    return errorResponse("BAD_REQUEST", "bad clientId");
+  if ((request.headers.get("upgrade") || "").toLowerCase() !== "websocket")
+    return errorResponse("BAD_REQUEST", "expected Upgrade: websocket", 426,
+      { upgrade: "websocket" });
+
+  const who = await authenticate(request, env, url, room);
+  if (who instanceof Response) return who;
+  const limited = await rateLimit(env, who, room, "ws");
+  if (limited) return limited;
+  return forward(request, env, room, who, clientId);
+}
+
+/* POST /rooms/:room/rpc — one RPC over HTTP. clientId (optional, for
+** idempotent mutations) comes from ?clientId= or an X-Client-Id header. */
+async function roomRpc(request, env, ctx, url, m) {
+  const room = roomName(m[1]);
+  if (!room) return errorResponse("BAD_REQUEST", "bad room name");
+  const clientId = url.searchParams.get("clientId") ?? request.headers.get("x-client-id");
+  if (clientId !== null && !NAME_RE.test(clientId))
+    return errorResponse("BAD_REQUEST", "bad clientId");
+
+  const who = await authenticate(request, env, url, room);
+  if (who instanceof Response) return who;
+  const limited = await rateLimit(env, who, room, "rpc");
+  if (limited) return limited;
+  /* Read the body here, capped, and forward it whole: the room never sees a
+  ** body over the limit, and never answers while one is still streaming in
+  ** (workerd fails the forwarding stream if the room answers first). */
+  const body = await readCapped(request, MAX_BODY);
+  if (!body) return errorResponse("PAYLOAD_TOO_LARGE", "body over 1 MiB");
+  return forward(request, env, room, who, clientId, body);
+}
+
+/* The token comes from `Authorization: Bearer …`, or for WebSockets (browsers
+** cannot set headers on an upgrade) from `?token=`. Returns the identity
+** {userId, role} or an error Response (401, 403). */
+async function authenticate(request, env, url, room) {
+  const token = bearer(request) ?? url.searchParams.get("token");
+  if (!token) return errorResponse("UNAUTHENTICATED", "missing token");
+  if (!env.NT_AUTH_SECRET) {
+    console.error("worker: NT_AUTH_SECRET is not set (see .dev.vars.example)");
+    return errorResponse("INTERNAL", "server auth is not configured");
+  }
+  const v = await verifyToken(token, env.NT_AUTH_SECRET);
+  if (!v.ok) return errorResponse("UNAUTHENTICATED", v.reason);
+  if (!canOpenRoom(v.claims, room))
+    return errorResponse("PERMISSION_DENIED", "this token may not open room " + room);
+  return identityOf(v.claims);
+}
+
+function bearer(request) {
+  const h = request.headers.get("authorization");
+  if (!h) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+  return m ? m[1] : null;
+}
+
+/* Rate limiting hook (a later issue: ask the RateLimiter actor keyed by user
+** and room). Return null to let the request through, or a 429 Response built
+** with errorResponse("RATE_LIMITED", …, 429, {"retry-after": seconds}). */
+async function rateLimit(env, who, room, kind) {
+  return null;
+}
+
+/* Forward to the room's Durable Object with trusted identity headers. Any
+** X-NT-* header from the client is dropped so it cannot impersonate anyone.
+** User and role are percent-encoded (a `sub` may hold any character, header
+** values may not); room and client id are already restricted to NAME_RE. */
+function forward(request, env, room, who, clientId, body) {
+  const headers = new Headers();
+  for (const [k, v] of request.headers) if (!k.startsWith("x-nt-")) headers.set(k, v);
+  headers.set(H.room, room);
+  headers.set(H.user, encodeURIComponent(who.userId));
+  headers.set(H.role, encodeURIComponent(who.role));
+  if (clientId !== null) headers.set(H.client, clientId);
+  /* A buffered body (RPC) makes a new request, framed by its own length; an
+  ** upgrade keeps the original request. */
+  if (body !== undefined) for (const k of ["content-length", "transfer-encoding"]) headers.delete(k);
+  const out = body === undefined
+    ? new Request(request, { headers })
+    : new Request(request.url, { method: request.method, headers, body });
+  const stub = env.ROOMS.get(env.ROOMS.idFromName(room));
+  return stub.fetch(out);
+}

@@ -1,0 +1,853 @@
+/*
+** fakehost.c — every import of nt.h, implemented natively for unit tests.
+**
+** The real host is the Durable Object shim (shim/host.js). This file plays
+** its part closely enough that a core which passes its unit tests here
+** behaves the same under workerd:
+**
+**   - host_sql_exec runs on a real SQLite ":memory:" database, built from the
+**     same sqlite3.c as the core, with the Durable Object's rules: positional
+**     bindings only (JS numbers bind as REAL, booleans as 1/0), several
+**     statements allowed but only the last may take parameters, BEGIN and
+**     SAVEPOINT refused (transactionSync is the only way), Cloudflare's
+**     limits set with sqlite3_limit, foreign keys enforced, errors worded
+**     "<sqlite message>: SQLITE_<CODE>" as workerd words them.
+**   - host_sql_txn uses a SAVEPOINT per call, so nested calls nest the way
+**     nested transactionSync calls do.
+**   - sends, closes, attachments, HTTP answers, async requests and log lines
+**     are recorded for the test to inspect (fakehost.h).
+**
+** Test code: state lives in one static struct, and running out of memory
+** aborts the process rather than being reported.
+*/
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cJSON.h"
+#include "fakehost.h"
+
+#define FAKEHOST_MAX_ATTACH 16384  /* Cloudflare's per-socket attachment limit */
+
+/* An attachment or a close, kept per connection. */
+typedef struct FakeConnNote {
+  uint32_t conn;                   /* connection id */
+  int code;                        /* close code (closes only) */
+  char *text;                      /* attachment or close reason, NUL-terminated */
+} FakeConnNote;
+
+static struct {
+  int init;                        /* state below is set up */
+  sqlite3 *db;                     /* the "Durable Object" database */
+  Room *room;                      /* passed to nt_txn_body */
+
+  FakeFrame *frames;   int nFrame, aFrame;     /* host_ws_send */
+  FakeResponse *resps; int nResp, aResp;       /* host_http_respond */
+  FakeAsync *asyncs;   int nAsync, aAsync;     /* host_async */
+  FakeConnNote *attach; int nAttach, aAttach;  /* host_ws_attach, latest per conn */
+  FakeConnNote *closes; int nClose, aClose;    /* host_ws_close */
+  uint32_t *gone;      int nGone, aGone;       /* connections that are closed */
+
+  int nLog[4];                     /* lines per level */
+  char *lastLog;                   /* newest log line */
+
+  double now;                      /* host_now_ms */
+  uint64_t rng;                    /* xorshift64* state, never 0 */
+
+  int failSqlIn;                   /* host_sql_exec calls until a fault; 0 = none */
+  int failSqlRc;                   /* its return code */
+  char *failSqlMsg;                /* its message */
+  int failCommit;                  /* next host_sql_txn fails to commit */
+
+  int nSqlCall, nTxnCall;          /* calls since reset */
+  int txnDepth;                    /* nesting of host_sql_txn */
+  int allowTxnSql;                 /* authorizer lets BEGIN/SAVEPOINT through */
+  int deniedTxn;                   /* authorizer refused a transaction statement */
+} F;
+
+/* ------------------------------------------------------------------------
+** Small helpers: allocation that cannot fail, a growable string, arrays.
+*/
+static void *xrealloc(void *p, size_t n){
+  void *q = realloc(p, n ? n : 1);
+  if( q==NULL ){ fprintf(stderr, "fakehost: out of memory\n"); abort(); }
+  return q;
+}
+
+static char *xstrndup(const void *p, size_t n){
+  char *z = xrealloc(NULL, n + 1);
+  if( n ) memcpy(z, p, n);
+  z[n] = 0;
+  return z;
+}
+
+/* Make room for one more element in a (p, n, a) array; returns the new slot. */
+#define PUSH(arr, n, a) \
+  ((n) >= (a) ? ((a) = (a) ? (a)*2 : 16, \
+                 (arr) = xrealloc((arr), (size_t)(a) * sizeof *(arr))) : (arr), \
+   &(arr)[(n)++])
+
+typedef struct Str { char *z; size_t n, cap; } Str;
+
+static void strAppend(Str *s, const char *p, size_t n){
+  if( s->n + n + 1 > s->cap ){
+    s->cap = (s->n + n + 1) * 2;
+    s->z = xrealloc(s->z, s->cap);
+  }
+  memcpy(s->z + s->n, p, n);
+  s->n += n;
+  s->z[s->n] = 0;
+}
+static void strPuts(Str *s, const char *z){ strAppend(s, z, strlen(z)); }
+static void strPrintf(Str *s, const char *fmt, ...){
+  char buf[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if( n < 0 ) return;
+  if( (size_t)n >= sizeof buf ){   /* longer than usual: format again, exactly */
+    char *big = xrealloc(NULL, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    strAppend(s, big, (size_t)n);
+    free(big);
+    return;
+  }
+  strAppend(s, buf, (size_t)n);
+}
+
+/* Append z as a JSON string literal. Bytes >= 0x80 pass through: SQLite text
+** is UTF-8 already. */
+static void strJsonString(Str *s, const char *z, size_t n){
+  strAppend(s, "\"", 1);
+  for(size_t i = 0; i < n; i++){
+    unsigned char c = (unsigned char)z[i];
+    switch( c ){
+      case '"':  strAppend(s, "\\\"", 2); break;
+      case '\\': strAppend(s, "\\\\", 2); break;
+      case '\n': strAppend(s, "\\n", 2); break;
+      case '\r': strAppend(s, "\\r", 2); break;
+      case '\t': strAppend(s, "\\t", 2); break;
+      default:
+        if( c < 0x20 ) strPrintf(s, "\\u%04x", c);
+        else strAppend(s, (const char*)&z[i], 1);
+    }
+  }
+  strAppend(s, "\"", 1);
+}
+
+/* A REAL the way JSON.stringify prints a JS number: integral values without
+** a fraction, others in the fewest digits that read back exactly, and
+** non-finite values as null. */
+static void strJsonDouble(Str *s, double v){
+  if( !isfinite(v) ){ strPuts(s, "null"); return; }
+  if( v==0 ){ strPuts(s, "0"); return; }              /* also -0 */
+  if( v==floor(v) && fabs(v) < 1e21 ){ strPrintf(s, "%.0f", v); return; }
+  char buf[40];
+  for(int prec = 1; prec <= 17; prec++){
+    snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if( strtod(buf, NULL)==v ) break;
+  }
+  strPuts(s, buf);
+}
+
+static void strBase64(Str *s, const unsigned char *p, size_t n){
+  static const char tab[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  strAppend(s, "\"", 1);
+  for(size_t i = 0; i < n; i += 3){
+    unsigned v = (unsigned)p[i] << 16;
+    if( i+1 < n ) v |= (unsigned)p[i+1] << 8;
+    if( i+2 < n ) v |= p[i+2];
+    char q[4] = { tab[(v>>18)&63], tab[(v>>12)&63],
+                  i+1 < n ? tab[(v>>6)&63] : '=', i+2 < n ? tab[v&63] : '=' };
+    strAppend(s, q, 4);
+  }
+  strAppend(s, "\"", 1);
+}
+
+/* ------------------------------------------------------------------------
+** The database.
+*/
+static const char *errName(int rc){
+  static const char *const names[] = {
+    "SQLITE_OK", "SQLITE_ERROR", "SQLITE_INTERNAL", "SQLITE_PERM", "SQLITE_ABORT",
+    "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_NOMEM", "SQLITE_READONLY",
+    "SQLITE_INTERRUPT", "SQLITE_IOERR", "SQLITE_CORRUPT", "SQLITE_NOTFOUND",
+    "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_PROTOCOL", "SQLITE_EMPTY",
+    "SQLITE_SCHEMA", "SQLITE_TOOBIG", "SQLITE_CONSTRAINT", "SQLITE_MISMATCH",
+    "SQLITE_MISUSE", "SQLITE_NOLFS", "SQLITE_AUTH", "SQLITE_FORMAT",
+    "SQLITE_RANGE", "SQLITE_NOTADB", "SQLITE_NOTICE", "SQLITE_WARNING" };
+  int primary = rc & 0xff;         /* workerd names the primary code only */
+  if( primary >= 0 && primary < (int)(sizeof names / sizeof names[0]) ) return names[primary];
+  return "SQLITE_ERROR";
+}
+
+/* Durable Objects refuse transaction statements in sql.exec; transactions
+** are made with transactionSync only. */
+static int fakeAuthorizer(void *arg, int action, const char *a, const char *b,
+                          const char *dbName, const char *trigger){
+  (void)arg; (void)b; (void)dbName; (void)trigger;
+  switch( action ){
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+      if( F.allowTxnSql ) return SQLITE_OK;
+      F.deniedTxn = 1;
+      return SQLITE_DENY;
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+      return F.allowTxnSql ? SQLITE_OK : SQLITE_DENY;
+    case SQLITE_READ: case SQLITE_INSERT: case SQLITE_UPDATE: case SQLITE_DELETE:
+    case SQLITE_CREATE_TABLE: case SQLITE_DROP_TABLE:
+      /* Cloudflare reserves tables named _cf_*. */
+      if( a && sqlite3_strnicmp(a, "_cf_", 4)==0 && !F.allowTxnSql ) return SQLITE_DENY;
+      return SQLITE_OK;
+  }
+  return SQLITE_OK;
+}
+
+static void dbOpen(void){
+  if( sqlite3_open(":memory:", &F.db)!=SQLITE_OK ){
+    fprintf(stderr, "fakehost: cannot open SQLite: %s\n",
+            F.db ? sqlite3_errmsg(F.db) : "no memory (is a default VFS registered?)");
+    abort();
+  }
+  /* Cloudflare's documented limits for Durable Object SQLite. */
+  sqlite3_limit(F.db, SQLITE_LIMIT_LENGTH, 2000000);         /* string/blob/row 2 MB */
+  sqlite3_limit(F.db, SQLITE_LIMIT_SQL_LENGTH, 100000);      /* statement 100 KB */
+  sqlite3_limit(F.db, SQLITE_LIMIT_COLUMN, 100);             /* columns per table */
+  sqlite3_limit(F.db, SQLITE_LIMIT_VARIABLE_NUMBER, 100);    /* bound parameters */
+  sqlite3_limit(F.db, SQLITE_LIMIT_FUNCTION_ARG, 32);
+  sqlite3_limit(F.db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50);
+  sqlite3_exec(F.db, "PRAGMA foreign_keys=ON", 0, 0, 0);     /* enforced, as in D1/DO */
+  sqlite3_set_authorizer(F.db, fakeAuthorizer, NULL);
+}
+
+static void recordsFree(void){
+  for(int i = 0; i < F.nFrame; i++) free(F.frames[i].text);
+  for(int i = 0; i < F.nResp; i++) free(F.resps[i].body);
+  for(int i = 0; i < F.nAsync; i++) free(F.asyncs[i].req);
+  for(int i = 0; i < F.nAttach; i++) free(F.attach[i].text);
+  for(int i = 0; i < F.nClose; i++) free(F.closes[i].text);
+  F.nFrame = F.nResp = F.nAsync = F.nAttach = F.nClose = F.nGone = 0;
+  memset(F.nLog, 0, sizeof F.nLog);
+  free(F.lastLog); F.lastLog = NULL;
+}
+
+static void fakehostAtExit(void){
+  recordsFree();
+  free(F.frames); free(F.resps); free(F.asyncs);
+  free(F.attach); free(F.closes); free(F.gone);
+  free(F.failSqlMsg);
+  if( F.db ) sqlite3_close(F.db);
+  Room *room = F.room;
+  memset(&F, 0, sizeof F);
+  F.room = room;                   /* a room still open stays reachable, not "leaked" */
+}
+
+static void ensureInit(void){
+  if( F.init ) return;
+  static int atexitDone = 0;
+  if( !atexitDone ){ atexit(fakehostAtExit); atexitDone = 1; }
+  F.init = 1;
+  F.now = FAKEHOST_EPOCH_MS;
+  F.rng = 0x9E3779B97F4A7C15ull;
+  dbOpen();
+}
+
+void fakehostReset(void){
+  ensureInit();
+  recordsFree();
+  if( F.db ){ sqlite3_close(F.db); F.db = NULL; }
+  free(F.failSqlMsg); F.failSqlMsg = NULL;
+  F.failSqlIn = F.failCommit = 0;
+  F.nSqlCall = F.nTxnCall = F.txnDepth = 0;
+  F.allowTxnSql = F.deniedTxn = 0;
+  F.room = NULL;
+  F.now = FAKEHOST_EPOCH_MS;
+  F.rng = 0x9E3779B97F4A7C15ull;
+  dbOpen();
+}
+
+void fakehostClear(void){ ensureInit(); recordsFree(); }
+void fakehostSetRoom(Room *room){ ensureInit(); F.room = room; }
+Room *fakehostRoom(void){ return F.room; }
+sqlite3 *fakehostDb(void){ ensureInit(); return F.db; }
+
+/* ------------------------------------------------------------------------
+** host_sql_exec
+*/
+
+/* Hand out a JSON document the way the host must: in a buffer from nt_alloc
+** that the core frees. Takes ownership of s. */
+static int deliver(Str *s, int rc, uint8_t **ppOut, uint32_t *pnOut){
+  uint8_t *out = nt_alloc((uint32_t)s->n);
+  if( out==NULL ){ free(s->z); return NT_NOMEM; }
+  if( s->n ) memcpy(out, s->z, s->n);
+  *ppOut = out;
+  *pnOut = (uint32_t)s->n;
+  free(s->z);
+  return rc;
+}
+
+static int deliverError(int rc, const char *msg, uint8_t **ppOut, uint32_t *pnOut){
+  Str s = {0};
+  strPuts(&s, "{\"message\":");
+  strJsonString(&s, msg, strlen(msg));
+  strPuts(&s, "}");
+  return deliver(&s, rc, ppOut, pnOut);
+}
+
+/* The error of the last failed SQLite call, worded like workerd's. */
+static int deliverSqliteError(int rc, uint8_t **ppOut, uint32_t *pnOut){
+  char msg[1024];
+  if( F.deniedTxn ){
+    F.deniedTxn = 0;
+    snprintf(msg, sizeof msg,
+      "To execute a transaction, please use the state.storage.transaction() or "
+      "state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION "
+      "or SAVEPOINT statements. The JavaScript API is safer because it will "
+      "automatically roll back on exceptions, and because it interacts correctly "
+      "with Durable Objects' automatic atomic write coalescing.: SQLITE_AUTH");
+  }else{
+    snprintf(msg, sizeof msg, "%s: %s", sqlite3_errmsg(F.db), errName(rc));
+  }
+  return deliverError(NT_INTERNAL, msg, ppOut, pnOut);
+}
+
+/* True when z[0..n) holds more than blanks, comments and semicolons. A lexical
+** look-ahead only: whether the rest is valid SQL is SQLite's to say. */
+static int moreSql(const char *z, const char *end){
+  while( z < end ){
+    if( *z==0 ) return 0;          /* SQLite reads no further than a NUL */
+    if( *z==' ' || *z=='\t' || *z=='\n' || *z=='\r' || *z=='\f' || *z==';' ){ z++; continue; }
+    if( z+1 < end && z[0]=='-' && z[1]=='-' ){
+      while( z < end && *z!='\n' ) z++;
+      continue;
+    }
+    if( z+1 < end && z[0]=='/' && z[1]=='*' ){
+      z += 2;
+      while( z+1 < end && !(z[0]=='*' && z[1]=='/') ) z++;
+      z = z+1 < end ? z+2 : end;
+      continue;
+    }
+    return 1;
+  }
+  return 0;
+}
+
+/* Bind the JSON array of arguments; returns an error message or NULL. */
+static const char *bindArgs(sqlite3_stmt *st, cJSON *args){
+  int n = sqlite3_bind_parameter_count(st);
+  for(int i = 1; i <= n; i++){
+    const char *name = sqlite3_bind_parameter_name(st, i);
+    if( name && name[0]!='?' ) return "Named SQL parameters are not supported.";
+  }
+  if( n != cJSON_GetArraySize(args) ) return "Wrong number of parameter bindings for SQL query.";
+  int i = 1;
+  for(cJSON *a = args->child; a; a = a->next, i++){
+    int rc;
+    if( cJSON_IsNumber(a) )      rc = sqlite3_bind_double(st, i, a->valuedouble);  /* JS number */
+    else if( cJSON_IsString(a) ) rc = sqlite3_bind_text(st, i, a->valuestring, -1, SQLITE_TRANSIENT);
+    else if( cJSON_IsTrue(a) )   rc = sqlite3_bind_int(st, i, 1);
+    else if( cJSON_IsFalse(a) )  rc = sqlite3_bind_int(st, i, 0);
+    else if( cJSON_IsNull(a) )   rc = sqlite3_bind_null(st, i);
+    else return "Unsupported SQL binding type (an array or object).";
+    if( rc!=SQLITE_OK ){
+      static char msg[256];        /* the message must outlive sqlite3_finalize */
+      snprintf(msg, sizeof msg, "%s: %s", sqlite3_errmsg(F.db), errName(rc));
+      return msg;
+    }
+  }
+  return NULL;
+}
+
+static void appendValue(Str *s, sqlite3_stmt *st, int i){
+  switch( sqlite3_column_type(st, i) ){
+    case SQLITE_INTEGER: strPrintf(s, "%lld", (long long)sqlite3_column_int64(st, i)); break;
+    case SQLITE_FLOAT:   strJsonDouble(s, sqlite3_column_double(st, i)); break;
+    case SQLITE_TEXT:
+      strJsonString(s, (const char*)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
+      break;
+    case SQLITE_BLOB:
+      strBase64(s, sqlite3_column_blob(st, i), (size_t)sqlite3_column_bytes(st, i));
+      break;
+    default: strPuts(s, "null");
+  }
+}
+
+int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
+                  const uint8_t *args, uint32_t argsLen,
+                  uint8_t **ppOut, uint32_t *pnOut){
+  ensureInit();
+  F.nSqlCall++;
+  F.deniedTxn = 0;
+  *ppOut = NULL;
+  *pnOut = 0;
+  if( F.failSqlIn > 0 && --F.failSqlIn==0 ){
+    return deliverError(F.failSqlRc, F.failSqlMsg ? F.failSqlMsg : "injected fault", ppOut, pnOut);
+  }
+
+  cJSON *argv = cJSON_ParseWithLength((const char*)args, argsLen);
+  if( !cJSON_IsArray(argv) ){
+    cJSON_Delete(argv);
+    return deliverError(NT_INTERNAL, "host_sql_exec: args is not a JSON array", ppOut, pnOut);
+  }
+
+  const char *z = (const char*)sql, *end = z + sqlLen;
+  Str cols = {0}, rows = {0};      /* of the last statement */
+  long long nRead = 0;
+  sqlite3_int64 changesBefore = sqlite3_total_changes64(F.db);
+  int rc = SQLITE_OK;
+  const char *fail = NULL;         /* our own error message, not SQLite's */
+  int sawLast = 0;                 /* the statement taking the bindings ran */
+
+  strPuts(&cols, "[");
+  strPuts(&rows, "[");
+  while( z < end ){
+    sqlite3_stmt *st = NULL;
+    const char *tail = NULL;
+    rc = sqlite3_prepare_v2(F.db, z, (int)(end - z), &st, &tail);
+    if( rc!=SQLITE_OK ) break;
+    if( st==NULL && tail==z ) break; /* a NUL byte ends the SQL text */
+    z = tail;
+    if( st==NULL ) continue;       /* only blanks or comments */
+    /* Earlier statements run to completion without parameters; the last
+    ** one takes the bindings and gives the result. */
+    int last = !moreSql(z, end);
+    if( last ){
+      sawLast = 1;
+      fail = bindArgs(st, argv);
+    }else if( sqlite3_bind_parameter_count(st) > 0 ){
+      fail = "When executing multiple SQL statements in a single call, "
+             "only the last statement can have parameters.";
+    }
+    if( fail ){ sqlite3_finalize(st); break; }
+
+    if( last ){
+      int nCol = sqlite3_column_count(st);
+      for(int i = 0; i < nCol; i++){
+        const char *name = sqlite3_column_name(st, i);
+        if( i ) strPuts(&cols, ",");
+        strJsonString(&cols, name ? name : "", name ? strlen(name) : 0);
+      }
+    }
+    int nRow = 0;
+    while( (rc = sqlite3_step(st))==SQLITE_ROW ){
+      nRead++;
+      if( !last ) continue;
+      strPuts(&rows, nRow++ ? ",[" : "[");
+      for(int i = 0; i < sqlite3_column_count(st); i++){
+        if( i ) strPuts(&rows, ",");
+        appendValue(&rows, st, i);
+      }
+      strPuts(&rows, "]");
+    }
+    if( rc==SQLITE_DONE ) rc = SQLITE_OK;
+    sqlite3_finalize(st);          /* keeps the error message of a failed step */
+    if( rc!=SQLITE_OK ) break;
+  }
+  if( rc==SQLITE_OK && fail==NULL && !sawLast && cJSON_GetArraySize(argv) > 0 ){
+    fail = "Wrong number of parameter bindings for SQL query.";  /* no statement took them */
+  }
+  cJSON_Delete(argv);
+
+  if( fail || rc!=SQLITE_OK ){
+    free(cols.z);
+    free(rows.z);
+    if( fail ) return deliverError(NT_INTERNAL, fail, ppOut, pnOut);
+    return deliverSqliteError(rc, ppOut, pnOut);
+  }
+  strPuts(&cols, "]");
+  strPuts(&rows, "]");
+  Str out = {0};
+  strPuts(&out, "{\"columns\":");
+  strAppend(&out, cols.z, cols.n);
+  strPuts(&out, ",\"rows\":");
+  strAppend(&out, rows.z, rows.n);
+  strPrintf(&out, ",\"rowsRead\":%lld,\"rowsWritten\":%lld}", nRead,
+            (long long)(sqlite3_total_changes64(F.db) - changesBefore));
+  free(cols.z);
+  free(rows.z);
+  return deliver(&out, NT_OK, ppOut, pnOut);
+}
+
+/* ------------------------------------------------------------------------
+** host_sql_txn: one SAVEPOINT per call, so calls nest.
+*/
+static int txnExec(const char *fmt, int depth){
+  char sql[64];
+  snprintf(sql, sizeof sql, fmt, depth);
+  F.allowTxnSql = 1;
+  int rc = sqlite3_exec(F.db, sql, 0, 0, 0);
+  F.allowTxnSql = 0;
+  return rc;
+}
+
+int host_sql_txn(uint32_t token){
+  ensureInit();
+  F.nTxnCall++;
+  int depth = ++F.txnDepth;
+  if( txnExec("SAVEPOINT nt_txn_%d", depth)!=SQLITE_OK ){
+    F.txnDepth--;
+    return NT_INTERNAL;
+  }
+  /* The room as the host knows it: set by fakehostRoomNew between
+  ** nt_room_new and nt_room_open, like shim/room.js. */
+  int rc = nt_txn_body(F.room, token);
+  if( rc==0 && F.failCommit ){
+    F.failCommit = 0;
+    rc = NT_INTERNAL;              /* as if the commit failed */
+  }else if( rc==0 && txnExec("RELEASE nt_txn_%d", depth)!=SQLITE_OK ){
+    rc = NT_INTERNAL;              /* e.g. a deferred foreign key */
+  }else if( rc==0 ){
+    F.txnDepth--;
+    return 0;
+  }
+  txnExec("ROLLBACK TO nt_txn_%d", depth);
+  txnExec("RELEASE nt_txn_%d", depth);
+  F.txnDepth--;
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+** WebSockets and HTTP.
+*/
+static int isGone(uint32_t conn){
+  for(int i = 0; i < F.nGone; i++) if( F.gone[i]==conn ) return 1;
+  return 0;
+}
+
+static void setGone(uint32_t conn, int gone){
+  for(int i = 0; i < F.nGone; i++){
+    if( F.gone[i]==conn ){
+      if( !gone ) F.gone[i] = F.gone[--F.nGone];
+      return;
+    }
+  }
+  if( gone ) *PUSH(F.gone, F.nGone, F.aGone) = conn;
+}
+
+static int verbose(void){
+  const char *v = getenv("NT_TEST_VERBOSE");
+  return v && *v && strcmp(v, "0")!=0;
+}
+
+int host_ws_send(uint32_t conn, const uint8_t *data, uint32_t len){
+  ensureInit();
+  if( isGone(conn) ) return NT_NOT_FOUND;
+  FakeFrame *f = PUSH(F.frames, F.nFrame, F.aFrame);
+  f->conn = conn;
+  f->text = xstrndup(data, len);
+  f->len = len;
+  if( verbose() ) fprintf(stderr, "  -> ws %u: %s\n", conn, f->text);
+  return 0;
+}
+
+int host_ws_close(uint32_t conn, int code, const uint8_t *reason, uint32_t len){
+  ensureInit();
+  FakeConnNote *c = PUSH(F.closes, F.nClose, F.aClose);
+  c->conn = conn;
+  c->code = code;
+  c->text = xstrndup(reason, len);
+  setGone(conn, 1);
+  if( verbose() ) fprintf(stderr, "  -> close %u: %d %s\n", conn, code, c->text);
+  return 0;
+}
+
+int host_ws_attach(uint32_t conn, const uint8_t *data, uint32_t len){
+  ensureInit();
+  if( len > FAKEHOST_MAX_ATTACH ) return NT_PAYLOAD_TOO_LARGE;
+  for(int i = 0; i < F.nAttach; i++){
+    if( F.attach[i].conn==conn ){
+      free(F.attach[i].text);
+      F.attach[i].text = xstrndup(data, len);
+      return 0;
+    }
+  }
+  FakeConnNote *a = PUSH(F.attach, F.nAttach, F.aAttach);
+  a->conn = conn;
+  a->code = 0;
+  a->text = xstrndup(data, len);
+  return 0;
+}
+
+int host_http_respond(uint32_t req, int status, const uint8_t *body, uint32_t len){
+  ensureInit();
+  FakeResponse *r = PUSH(F.resps, F.nResp, F.aResp);
+  r->req = req;
+  r->status = status;
+  r->body = xstrndup(body, len);
+  r->len = len;
+  if( verbose() ) fprintf(stderr, "  -> http %u: %d %s\n", req, status, r->body);
+  return 0;
+}
+
+int host_async(uint32_t asyncId, int kind, const uint8_t *req, uint32_t len){
+  ensureInit();
+  FakeAsync *a = PUSH(F.asyncs, F.nAsync, F.aAsync);
+  a->asyncId = asyncId;
+  a->kind = kind;
+  a->req = xstrndup(req, len);
+  a->len = len;
+  a->done = 0;
+  if( verbose() ) fprintf(stderr, "  -> async %u kind %d: %s\n", asyncId, kind, a->req);
+  return 0;
+}
+
+void host_log(int level, const uint8_t *msg, uint32_t len){
+  ensureInit();
+  if( level < 0 || level > 3 ) level = NT_LOG_ERROR;
+  F.nLog[level]++;
+  free(F.lastLog);
+  F.lastLog = xstrndup(msg, len);
+  if( verbose() ){
+    static const char *const names[] = { "debug", "info", "warn", "error" };
+    fprintf(stderr, "  [%s] %s\n", names[level], F.lastLog);
+  }
+}
+
+double host_now_ms(void){
+  ensureInit();
+  return F.now;
+}
+
+/* xorshift64*: deterministic, so a failing test fails the same way again. */
+void host_random(uint8_t *buf, uint32_t len){
+  ensureInit();
+  for(uint32_t i = 0; i < len; i++){
+    F.rng ^= F.rng >> 12;
+    F.rng ^= F.rng << 25;
+    F.rng ^= F.rng >> 27;
+    buf[i] = (uint8_t)((F.rng * 0x2545F4914F6CDD1Dull) >> 56);
+  }
+}
+
+/* ------------------------------------------------------------------------
+** Driving the core: copy into nt_alloc'd memory, call, free (as the shim).
+*/
+static uint8_t *copyIn(const void *p, size_t n){
+  uint8_t *b = nt_alloc((uint32_t)n);
+  if( b==NULL ){ fprintf(stderr, "fakehost: nt_alloc(%zu) failed\n", n); abort(); }
+  if( n ) memcpy(b, p, n);
+  return b;
+}
+
+Room *fakehostRoomNew(const char *configJson){
+  ensureInit();
+  size_t n = strlen(configJson);
+  uint8_t *b = copyIn(configJson, n);
+  Room *room = nt_room_new(b, (uint32_t)n);
+  nt_free(b);
+  F.room = room;
+  if( room ) nt_room_open(room);
+  return room;
+}
+
+void fakehostRoomFree(void){
+  nt_room_free(F.room);
+  F.room = NULL;
+}
+
+int fakehostConnOpen(uint32_t conn, const char *identityJson){
+  ensureInit();
+  setGone(conn, 0);                /* an id may be reused after a close */
+  size_t n = strlen(identityJson);
+  uint8_t *b = copyIn(identityJson, n);
+  int rc = nt_conn_open(F.room, conn, b, (uint32_t)n);
+  nt_free(b);
+  return rc;
+}
+
+int fakehostConnRestore(uint32_t conn, const char *attachment){
+  ensureInit();
+  setGone(conn, 0);
+  size_t n = strlen(attachment);
+  uint8_t *b = copyIn(attachment, n);
+  int rc = nt_conn_restore(F.room, conn, b, (uint32_t)n);
+  nt_free(b);
+  return rc;
+}
+
+int fakehostMessage(uint32_t conn, const char *text){
+  size_t n = strlen(text);
+  uint8_t *b = copyIn(text, n);
+  int rc = nt_ws_message(F.room, conn, b, (uint32_t)n, 0);
+  nt_free(b);
+  return rc;
+}
+
+int fakehostMessageBinary(uint32_t conn, const uint8_t *data, uint32_t len){
+  uint8_t *b = copyIn(data, len);
+  int rc = nt_ws_message(F.room, conn, b, len, 1);
+  nt_free(b);
+  return rc;
+}
+
+int fakehostConnClose(uint32_t conn){
+  ensureInit();
+  setGone(conn, 1);                /* the socket is gone before the event fires */
+  return nt_conn_close(F.room, conn);
+}
+
+int fakehostHttpRpc(uint32_t req, const char *identityJson, const char *body){
+  size_t ni = strlen(identityJson), nb = strlen(body);
+  uint8_t *bi = copyIn(identityJson, ni);
+  uint8_t *bb = copyIn(body, nb);
+  int rc = nt_http_rpc(F.room, req, bi, (uint32_t)ni, bb, (uint32_t)nb);
+  nt_free(bb);
+  nt_free(bi);
+  return rc;
+}
+
+int fakehostAsyncDone(uint32_t asyncId, int rc, const char *json){
+  for(int i = 0; i < F.nAsync; i++){
+    if( F.asyncs[i].asyncId==asyncId ) F.asyncs[i].done = 1;
+  }
+  size_t n = strlen(json);
+  uint8_t *b = copyIn(json, n);
+  int r = nt_async_done(F.room, asyncId, rc, b, (uint32_t)n);
+  nt_free(b);
+  return r;
+}
+
+/* ------------------------------------------------------------------------
+** Inspection.
+*/
+const FakeFrame *fakehostFrames(int *pnFrame){
+  if( pnFrame ) *pnFrame = F.nFrame;
+  return F.frames;
+}
+
+int fakehostFrameCount(uint32_t conn){
+  int n = 0;
+  for(int i = 0; i < F.nFrame; i++) if( conn==FAKEHOST_ANY || F.frames[i].conn==conn ) n++;
+  return n;
+}
+
+const char *fakehostFrame(uint32_t conn, int i){
+  int n = fakehostFrameCount(conn);
+  if( i < 0 ) i += n;
+  if( i < 0 || i >= n ) return NULL;
+  for(int k = 0; k < F.nFrame; k++){
+    if( conn==FAKEHOST_ANY || F.frames[k].conn==conn ){
+      if( i--==0 ) return F.frames[k].text;
+    }
+  }
+  return NULL;
+}
+
+const char *fakehostLastFrame(uint32_t conn){ return fakehostFrame(conn, -1); }
+
+const char *fakehostFindFrame(uint32_t conn, const char *needle){
+  for(int k = F.nFrame - 1; k >= 0; k--){
+    if( (conn==FAKEHOST_ANY || F.frames[k].conn==conn) && strstr(F.frames[k].text, needle) ){
+      return F.frames[k].text;
+    }
+  }
+  return NULL;
+}
+
+const char *fakehostAttachment(uint32_t conn){
+  for(int i = 0; i < F.nAttach; i++) if( F.attach[i].conn==conn ) return F.attach[i].text;
+  return NULL;
+}
+
+int fakehostClosed(uint32_t conn, int *pCode, const char **pzReason){
+  for(int i = F.nClose - 1; i >= 0; i--){
+    if( F.closes[i].conn==conn ){
+      if( pCode ) *pCode = F.closes[i].code;
+      if( pzReason ) *pzReason = F.closes[i].text;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+void fakehostDisconnect(uint32_t conn){ ensureInit(); setGone(conn, 1); }
+
+const FakeResponse *fakehostResponse(uint32_t req){
+  for(int i = F.nResp - 1; i >= 0; i--) if( F.resps[i].req==req ) return &F.resps[i];
+  return NULL;
+}
+
+int fakehostResponseCount(uint32_t req){
+  int n = 0;
+  for(int i = 0; i < F.nResp; i++) if( F.resps[i].req==req ) n++;
+  return n;
+}
+
+int fakehostAsyncCount(void){ return F.nAsync; }
+
+const FakeAsync *fakehostAsync(int i){
+  if( i < 0 ) i += F.nAsync;
+  return i >= 0 && i < F.nAsync ? &F.asyncs[i] : NULL;
+}
+
+int fakehostLogCount(int level){
+  if( level >= 0 && level <= 3 ) return F.nLog[level];
+  return F.nLog[0] + F.nLog[1] + F.nLog[2] + F.nLog[3];
+}
+
+const char *fakehostLastLog(void){ return F.lastLog; }
+
+void fakehostSetNow(double ms){ ensureInit(); F.now = ms; }
+void fakehostAdvance(double ms){ ensureInit(); F.now += ms; }
+double fakehostNow(void){ ensureInit(); return F.now; }
+void fakehostSeed(uint64_t seed){ ensureInit(); F.rng = seed ? seed : 1; }
+
+int fakehostExec(const char *sql){
+  ensureInit();
+  char *err = NULL;
+  F.allowTxnSql = 1;               /* the test may do anything */
+  int rc = sqlite3_exec(F.db, sql, 0, 0, &err);
+  F.allowTxnSql = 0;
+  if( rc!=SQLITE_OK ){
+    fprintf(stderr, "fakehostExec: %s\n  in: %s\n", err ? err : "?", sql);
+    sqlite3_free(err);
+  }
+  return rc;
+}
+
+long long fakehostQueryInt(const char *sql){
+  ensureInit();
+  sqlite3_stmt *st = NULL;
+  long long v = 0;
+  F.allowTxnSql = 1;
+  if( sqlite3_prepare_v2(F.db, sql, -1, &st, NULL)==SQLITE_OK && st
+      && sqlite3_step(st)==SQLITE_ROW ){
+    v = sqlite3_column_int64(st, 0);
+  }else if( st==NULL ){
+    fprintf(stderr, "fakehostQueryInt: %s\n  in: %s\n", sqlite3_errmsg(F.db), sql);
+  }
+  F.allowTxnSql = 0;
+  sqlite3_finalize(st);
+  return v;
+}
+
+char *fakehostSql(const char *sql, const char *argsJson, int *pRc){
+  uint8_t *out = NULL;
+  uint32_t nOut = 0;
+  if( argsJson==NULL ) argsJson = "[]";
+  int rc = host_sql_exec((const uint8_t*)sql, (uint32_t)strlen(sql),
+                         (const uint8_t*)argsJson, (uint32_t)strlen(argsJson), &out, &nOut);
+  if( pRc ) *pRc = rc;
+  char *z = xstrndup(out, out ? nOut : 0);
+  nt_free(out);
+  return z;
+}
+
+void fakehostFailSql(int n, int rc, const char *message){
+  ensureInit();
+  F.failSqlIn = n > 0 ? n : 0;
+  F.failSqlRc = rc;
+  free(F.failSqlMsg);
+  F.failSqlMsg = message ? xstrndup(message, strlen(message)) : NULL;
+}
+
+void fakehostFailCommit(void){ ensureInit(); F.failCommit = 1; }
+int fakehostSqlCalls(void){ return F.nSqlCall; }
+int fakehostTxnCalls(void){ return F.nTxnCall; }
