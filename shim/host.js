@@ -100,6 +100,9 @@ export function ntImports(room) {
     /* double host_now_ms(void) */
     host_now_ms() { return Date.now(); },
 
+    /* void host_timer_set(atMs) */
+    host_timer_set(atMs) { room.setTimer(atMs); },
+
     /* void host_random(buf, len) */
     host_random(ptr, len) {
       for (let off = 0; off < len; off += 65536)

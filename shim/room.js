@@ -127,12 +127,13 @@ export class Room extends DurableObject {
       migrations,
       functions,
       testHooks: this.env.NT_TEST_HOOKS === "1",
+      batchMs: batchWindow(this.env.NT_BATCH_MS),
     });
     core.roomPtr = core.withInputs([config], (p, n) => core.ex.nt_room_new(p, n));
     if (!core.roomPtr) throw new Error("nt_room_new returned NULL (out of memory)");
-    /* Two-step open when the core has it: migrations run in nt_room_open,
-    ** once the host knows the Room* that host_sql_txn must pass back. */
-    if (typeof core.ex.nt_room_open === "function") core.ex.nt_room_open(core.roomPtr);
+    /* Migrations run in nt_room_open, once the host knows the Room* that
+    ** host_sql_txn must pass back. */
+    core.ex.nt_room_open(core.roomPtr);
     const status = core.ex.nt_room_status(core.roomPtr);
     if (status !== 0) this.log(WARN, `room opened but unavailable (rc ${status})`);
     return core;
@@ -371,6 +372,27 @@ export class Room extends DurableObject {
     await this.settle();
   }
 
+  /* ---- the core's in-memory timer (host_timer_set / nt_timer) ---------- */
+
+  /* One pending setTimeout per instance; each request replaces the last.
+  ** Short work only (live-update batching, resends): durable schedules use
+  ** the alarm. */
+  setTimer(atMs) {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (!(atMs > 0)) return;
+    const gen = this.core?.gen;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.core?.gen !== gen) return;            /* the instance was replaced */
+      try {
+        this.enter("nt_timer", (core) => core.ex.nt_timer(core.roomPtr));
+      } catch (e) {
+        if (!(e instanceof CoreFault)) throw e;
+      }
+    }, Math.max(0, atMs - Date.now()));
+  }
+
   /* ---- what host.js delegates to us (nt.h imports) --------------------- */
 
   host_ws_send(conn, text) {
@@ -574,4 +596,10 @@ function decodeHeader(v) {
 function newClientId() {
   const b = crypto.getRandomValues(new Uint8Array(12));
   return "c-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/* NT_BATCH_MS as a number of milliseconds (default 150, the seed's window). */
+function batchWindow(value) {
+  const ms = Number(value);
+  return value !== undefined && value !== "" && Number.isFinite(ms) && ms >= 0 ? ms : 150;
 }

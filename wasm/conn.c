@@ -34,6 +34,7 @@ static void connRemove(Room *room, uint32_t id){
   for(Conn **pp = &room->conns; *pp; pp = &(*pp)->next){
     if( (*pp)->id==id ){
       Conn *c = *pp;
+      liveConnGone(room, c);
       *pp = c->next;
       connFree(c);
       room->nConns--;
@@ -42,8 +43,10 @@ static void connRemove(Room *room, uint32_t id){
   }
 }
 
-/* Add a connection from identity JSON (data, len); *ppConn borrowed. */
-static int connAdd(Room *room, uint32_t id, const uint8_t *data, uint32_t len, Conn **ppConn){
+/* Add a connection from identity JSON (data, len); *ppConn borrowed. When
+** pDoc is given it receives the parsed document (caller deletes). */
+static int connAdd(Room *room, uint32_t id, const uint8_t *data, uint32_t len, Conn **ppConn,
+                   cJSON **pDoc){
   cJSON *doc = cJSON_ParseWithLength((const char*)data, len);
   Caller who;
   int rc = identityParse(doc, &who);
@@ -55,8 +58,12 @@ static int connAdd(Room *room, uint32_t id, const uint8_t *data, uint32_t len, C
     c->role = ntStrdup(who.role);
     c->clientId = ntStrdup(who.clientId);
   }
-  cJSON_Delete(doc);
-  if( c==NULL || !c->userId || !c->role || !c->clientId ){ connFree(c); return NT_NOMEM; }
+  if( pDoc ) *pDoc = doc; else cJSON_Delete(doc);
+  if( c==NULL || !c->userId || !c->role || !c->clientId ){
+    connFree(c);
+    if( pDoc ){ cJSON_Delete(*pDoc); *pDoc = NULL; }
+    return NT_NOMEM;
+  }
   connRemove(room, id);
   c->next = room->conns;
   room->conns = c;
@@ -65,12 +72,20 @@ static int connAdd(Room *room, uint32_t id, const uint8_t *data, uint32_t len, C
   return NT_OK;
 }
 
-/* Store the connection's state in its WebSocket attachment. */
-static int connAttach(Conn *c){
+/* How many seq values one attachment write reserves (see live.c). */
+#define CONN_SEQ_BLOCK 1024
+
+/* Store the connection's state in its WebSocket attachment: who it is, its
+** subscriptions, and a bound on the seq values it may have been sent. */
+int connAttach(Conn *c){
   cJSON *doc = cJSON_CreateObject();
   cJSON_AddStringToObject(doc, "userId", c->userId);
   cJSON_AddStringToObject(doc, "role", c->role);
   cJSON_AddStringToObject(doc, "clientId", c->clientId);
+  c->seqReserved = c->seq + CONN_SEQ_BLOCK;
+  cJSON_AddNumberToObject(doc, "seq", c->seqReserved);
+  cJSON_AddNumberToObject(doc, "nextSub", c->nextSubId);
+  cJSON_AddItemToObject(doc, "subs", liveAttachment(c));
   char *text = cJSON_PrintUnformatted(doc);
   cJSON_Delete(doc);
   if( text==NULL ) return NT_NOMEM;
@@ -82,7 +97,7 @@ static int connAttach(Conn *c){
 int nt_conn_open(Room *room, uint32_t id, const uint8_t *identity, uint32_t len){
   if( room==NULL ) return NT_INTERNAL;
   Conn *c = NULL;
-  int rc = connAdd(room, id, identity, len, &c);
+  int rc = connAdd(room, id, identity, len, &c, NULL);
   if( rc ) return rc;
   rc = connAttach(c);
   cJSON *w = cJSON_CreateObject();
@@ -99,7 +114,11 @@ int nt_conn_open(Room *room, uint32_t id, const uint8_t *identity, uint32_t len)
 int nt_conn_restore(Room *room, uint32_t id, const uint8_t *attachment, uint32_t len){
   if( room==NULL ) return NT_INTERNAL;
   Conn *c = NULL;
-  return connAdd(room, id, attachment, len, &c);
+  cJSON *doc = NULL;
+  int rc = connAdd(room, id, attachment, len, &c, &doc);
+  if( rc==NT_OK ) rc = liveRestore(room, c, doc);
+  cJSON_Delete(doc);
+  return rc;
 }
 
 int nt_conn_close(Room *room, uint32_t id){
@@ -109,6 +128,7 @@ int nt_conn_close(Room *room, uint32_t id){
 }
 
 void connFreeAll(Room *room){
+  liveFreeAll(room);
   while( room->conns ){
     Conn *c = room->conns;
     room->conns = c->next;

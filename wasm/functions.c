@@ -64,6 +64,7 @@ struct Fn {
   int nSlots;
   FnCast *casts;
   int nCasts;
+  GuardPlan plan;                  /* what SQLite said: tables read and written */
 };
 
 /* Look a word up in one of the tables above; 0 when absent. */
@@ -83,6 +84,7 @@ static void fnClear(Fn *fn){
   for(int i = 0; i < fn->nCasts; i++) free(fn->casts[i].column);
   free(fn->params); free(fn->casts); free(fn->slots);
   free(fn->name); free(fn->where); free(fn->sql);
+  guardPlanFree(&fn->plan);
   memset(fn, 0, sizeof *fn);
 }
 
@@ -196,7 +198,7 @@ static int fnResolve(Room *room, Fn *fn, char *err, size_t errLen){
       rc = NT_BAD_REQUEST;
     }
   }
-  guardPlanFree(&plan);
+  fn->plan = plan;                 /* kept: reads and writes drive reactivity */
   char *positional = NULL;
   if( rc==NT_OK ) rc = guardPositional(room, fn->sql, &positional, err, errLen);
   if( rc==NT_OK ){
@@ -333,6 +335,8 @@ const Fn *fnFind(Room *room, const char *name){
 }
 
 int fnFlags(const Fn *fn){ return fn->flags; }
+const GuardPlan *fnPlan(const Fn *fn){ return &fn->plan; }
+const char *fnSql(const Fn *fn){ return fn->sql; }
 
 /* ------------------------------------------------------------------------
 ** Calling.
@@ -421,7 +425,7 @@ static cJSON *fnBindValue(Call *call, const FnParam *p, const cJSON *v, int *rc)
 }
 
 /* Validate the payload and build the positional bindings (caller frees). */
-static int fnBindAll(Call *call, const Fn *fn, cJSON **ppArgs){
+int fnBindArgs(Call *call, const Fn *fn, cJSON **ppArgs){
   *ppArgs = NULL;
   const cJSON *item;
   cJSON_ArrayForEach(item, call->payload){
@@ -463,7 +467,7 @@ static void fnCastRow(const Fn *fn, cJSON *row){
 }
 
 /* Shape rows into the function's result: an array, one object, or changes. */
-static int fnShape(Call *call, const Fn *fn, const SqlResult *res, cJSON **ppResult){
+int fnShape(Call *call, const Fn *fn, const SqlResult *res, cJSON **ppResult){
   if( fn->kind==FN_EXEC ){
     cJSON *r = cJSON_CreateObject();
     if( r==NULL || !cJSON_AddNumberToObject(r, "changes", res->rowsWritten) ){
@@ -502,6 +506,7 @@ static int fnWriteBody(Room *room, void *arg){
   if( rc==NT_OK ) rc = storeExec(room, run->sql, run->args, &run->res, call->err, sizeof call->err);
   if( rc==NT_OK ) rc = fnShape(call, run->fn, &run->res, &run->result);
   if( rc==NT_OK && run->res.rowsWritten==0 ) rc = NT_NOCHANGE;
+  if( rc==NT_OK && call->mutationId ) rc = idemRecord(call, run->result);
   return rc;
 }
 
@@ -511,14 +516,20 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
   memset(&run, 0, sizeof run);
   run.call = call;
   run.fn = fn;
-  int rc = fnBindAll(call, fn, &run.args);
+  int rc = fnBindArgs(call, fn, &run.args);
   if( rc ) return rc;
   char *sql = rlsWrap(room, fn->sql, call->caller->userId);
   if( sql==NULL ){ cJSON_Delete(run.args); return callFail(call, NT_NOMEM, "out of memory"); }
   run.sql = sql;
-  if( fn->flags & NT_M_WRITE ){
+  if( (fn->flags & NT_M_WRITE) && call->mutationId
+      && (rc = idemLookup(call, &run.result))!=NT_NOT_FOUND ){
+    /* rc is NT_OK with the first answer, or the lookup's error */
+  }else if( fn->flags & NT_M_WRITE ){
     rc = storeTxn(room, fnWriteBody, &run);
-    if( rc==NT_OK ) room->version++;
+    if( rc==NT_OK ){
+      room->version++;
+      liveOnCommit(room, &fn->plan);
+    }
     if( rc==NT_NOCHANGE ) rc = NT_OK;
   }else{
     rc = storeExec(room, sql, run.args, &run.res, call->err, sizeof call->err);

@@ -136,10 +136,16 @@ static int methodStats(Call *call, cJSON **ppResult){
     { "sqlStatements", offsetof(Stats, sqlStatements) },
     { "rowsRead",      offsetof(Stats, rowsRead) },
     { "rowsWritten",   offsetof(Stats, rowsWritten) },
+    { "queryRuns",     offsetof(Stats, queryRuns) },
+    { "updatesSent",   offsetof(Stats, updatesSent) },
   };
   cJSON *r = cJSON_CreateObject();
   cJSON_AddNumberToObject(r, "version", (double)room->version);
   cJSON_AddNumberToObject(r, "connections", room->nConns);
+  double subs = 0;
+  for(const Conn *c = room->conns; c; c = c->next) subs += c->nSubs;
+  cJSON_AddNumberToObject(r, "subscriptions", subs);
+  cJSON_AddNumberToObject(r, "liveQueries", room->nQueries);
   for(size_t i = 0; i < sizeof counters / sizeof counters[0]; i++){
     double v = *(const double*)((const char*)&room->stats + counters[i].offset);
     cJSON_AddNumberToObject(r, counters[i].key, v);

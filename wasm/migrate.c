@@ -23,7 +23,14 @@ static const char systemSchema[] =
   " created_at INTEGER NOT NULL);"
   "CREATE TABLE IF NOT EXISTS _migrations ("
   " name TEXT PRIMARY KEY,"
-  " applied_at INTEGER NOT NULL);";
+  " applied_at INTEGER NOT NULL);"
+  "CREATE TABLE IF NOT EXISTS _mutations ("    /* idem.c: answers by mutationId */
+  " client_id TEXT NOT NULL,"
+  " mutation_id TEXT NOT NULL,"
+  " result TEXT NOT NULL,"
+  " created_at INTEGER NOT NULL,"
+  " PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS _mutations_created ON _mutations (created_at);";
 
 /* One migration being applied. */
 typedef struct Step {

@@ -39,6 +39,8 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(room->config, "room");
   room->name = ntStrdup(cJSON_IsString(name) ? name->valuestring : "");
   room->testHooks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(room->config, "testHooks"));
+  const cJSON *batch = cJSON_GetObjectItemCaseSensitive(room->config, "batchMs");
+  room->batchMs = cJSON_IsNumber(batch) && batch->valuedouble >= 0 ? batch->valuedouble : 150;
   if( room->name==NULL ){ nt_room_free(room); return NULL; }
   return room;
 }

@@ -57,8 +57,14 @@ typedef struct Conn {
   char *userId;                    /* owned */
   char *role;                      /* owned, "" when none */
   char *clientId;                  /* owned */
+  struct Sub *subs;                /* live-query subscriptions (live.c) */
+  int nSubs;
+  uint32_t nextSubId;              /* last "sN" handed out */
+  double seq;                      /* last seq sent on this connection */
+  double seqReserved;              /* seq values below this are on record (attachment) */
   struct Conn *next;               /* next in room->conns */
 } Conn;
+int connAttach(Conn *c);           /* store state in the WebSocket attachment */
 Conn *connFind(Room *room, uint32_t id);
 void connCaller(const Conn *c, Caller *out);
 int identityParse(cJSON *doc, Caller *caller);  /* strings borrowed from doc */
@@ -72,11 +78,13 @@ void connFreeAll(Room *room);
 #define NT_M_TESTHOOK  0x10        /* exists only when testHooks is on */
 
 typedef struct Fn Fn;
+typedef struct SqlResult SqlResult;
 typedef struct Call {
   Room *room;                      /* the room */
   const Caller *caller;            /* who calls (borrowed) */
   cJSON *payload;                  /* the payload object (borrowed) */
   Reply reply;                     /* where the answer goes (moved to async state when pending) */
+  const char *mutationId;          /* the client's mutation id, or NULL (borrowed) */
   char err[256];                   /* message for a negative return code */
 } Call;
 typedef int (*MethodFn)(Call *call, cJSON **ppResult);
@@ -94,16 +102,22 @@ int callFail(Call *call, int rc, const char *fmt, ...);
 int fnLoadAll(Room *room, cJSON *files);  /* [{"file","sql"}] */
 const Fn *fnFind(Room *room, const char *name);
 int fnFlags(const Fn *fn);
+int fnBindArgs(Call *call, const Fn *fn, cJSON **ppArgs);   /* validate payload; caller frees */
+int fnShape(Call *call, const Fn *fn, const SqlResult *res, cJSON **ppResult);
 int fnCall(Call *call, const Fn *fn, cJSON **ppResult);
 void fnFreeAll(Room *room);
 
+/* ---- idem.c: idempotent mutations -------------------------------------- */
+int idemLookup(Call *call, cJSON **ppResult);   /* NT_NOT_FOUND when new */
+int idemRecord(Call *call, const cJSON *result); /* inside the write transaction */
+
 /* ---- store.c: the room's SQLite through the host ------------------------ */
-typedef struct SqlResult {
+struct SqlResult {
   cJSON *doc;                      /* the whole parsed answer, owned */
   cJSON *columns;                  /* borrowed from doc */
   cJSON *rows;                     /* borrowed from doc: array of arrays */
   double rowsRead, rowsWritten;    /* what DO SQLite reported */
-} SqlResult;
+};
 int storeExec(Room *room, const char *sql, cJSON *args, SqlResult *res, char *err, size_t errLen);
 int storeExecArgs(Room *room, const char *sql, const char *argsJson, SqlResult *res, char *err, size_t errLen);
 void storeResultFree(SqlResult *res);
@@ -124,12 +138,27 @@ typedef struct GuardPlan {
   int nReads;
   char **writes;                   /* tables written (incl. by triggers), owned */
   int nWrites;
+  int deletes;                     /* the statement (or a trigger) deletes rows */
 } GuardPlan;
 int guardOpen(Room *room);
 int guardSync(Room *room);
 int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan, char *err, size_t errLen);
 void guardPlanFree(GuardPlan *plan);
 int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen);
+const GuardPlan *fnPlan(const Fn *fn);
+const char *fnSql(const Fn *fn);      /* positional SQL as written (not RLS-wrapped) */
+
+/* ---- live.c: live queries ----------------------------------------------- */
+typedef struct Sub Sub;
+typedef struct LiveQuery LiveQuery;
+int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply);
+int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply);
+int liveAck(Room *room, Conn *conn, cJSON *frame);
+void liveOnCommit(Room *room, const GuardPlan *plan);
+int liveRestore(Room *room, Conn *conn, const cJSON *attachment);
+void liveConnGone(Room *room, Conn *conn);
+cJSON *liveAttachment(Conn *conn);    /* the subscriptions, for the attachment */
+void liveFreeAll(Room *room);
 void guardClose(Room *room);
 
 /* ---- rls.c: row-level security ----------------------------------------- */
@@ -164,6 +193,8 @@ typedef struct Stats {
   double rpcCalls, rpcErrors;      /* RPCs dispatched, and how many failed */
   double sqlStatements;            /* statements sent to DO SQLite */
   double rowsRead, rowsWritten;    /* as reported by DO SQLite */
+  double queryRuns;                /* executions of live queries */
+  double updatesSent;              /* query_update frames sent */
 } Stats;
 
 struct Room {
@@ -187,6 +218,13 @@ struct Room {
   TxnBody txnBody;                 /* body for the running host_sql_txn */
   void *txnArg;                    /* its argument */
   uint32_t txnToken;               /* token of the running transaction, 0 if none */
+  LiveQuery *queries;              /* live queries, shared by subscriptions */
+  int nQueries;
+  double batchMs;                  /* live-update batch window */
+  double lastFlushAt;              /* when live updates last went out */
+  double flushDueAt;               /* when batched updates must go out, 0 if none */
+  double timerAt;                  /* what host_timer_set was last given */
+  uint32_t idemRecords;            /* mutation answers recorded (idem.c) */
   Stats stats;                     /* counters for getStats */
 };
 

@@ -153,6 +153,7 @@ static int rpcDispatch(Room *room, const Caller *caller, Reply *reply, cJSON *do
   }else{
     if( !cJSON_IsObject(payload) ) payload = empty = cJSON_CreateObject();
     call.payload = payload;
+    call.mutationId = cJSON_IsString(mutationId) ? mutationId->valuestring : NULL;
     rc = payload ? methodCall(&call, method->valuestring, &result)
                  : callFail(&call, NT_NOMEM, "out of memory");
   }
@@ -166,21 +167,57 @@ static int rpcDispatch(Room *room, const Caller *caller, Reply *reply, cJSON *do
 /* One action a client frame may name. */
 typedef int (*ActionFn)(Room *room, Conn *conn, cJSON *frame, int hasNul);
 
+/* The reply for a frame that must carry an id; NT_OK, or the error sent. */
+static int frameReply(Room *room, Conn *conn, const cJSON *frame, Reply *reply){
+  memset(reply, 0, sizeof *reply);
+  reply->target = conn->id;
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(frame, "id");
+  if( !cJSON_IsNumber(id) && !cJSON_IsString(id) ){
+    replyError(room, reply, NT_BAD_REQUEST, "id: expected a number or a string");
+    return NT_BAD_REQUEST;
+  }
+  return (reply->id = cJSON_Duplicate(id, 0)) ? NT_OK : NT_NOMEM;
+}
+
 static int actionRpc(Room *room, Conn *conn, cJSON *frame, int hasNul){
   Caller caller;
   connCaller(conn, &caller);
-  Reply reply = { 0, conn->id, NULL };
-  const cJSON *id = cJSON_GetObjectItemCaseSensitive(frame, "id");
-  if( !cJSON_IsNumber(id) && !cJSON_IsString(id) ){
-    replyError(room, &reply, NT_BAD_REQUEST, "id: expected a number or a string");
-    return NT_BAD_REQUEST;
+  Reply reply;
+  int rc = frameReply(room, conn, frame, &reply);
+  return rc ? rc : rpcDispatch(room, &caller, &reply, frame, hasNul);
+}
+
+/* subscribe_query and unsubscribe_query: answered with the frame's id. */
+static int actionSubscription(Room *room, Conn *conn, cJSON *frame, int hasNul,
+                              int (*xLive)(Room*, Conn*, cJSON*, Reply*)){
+  Reply reply;
+  int rc = frameReply(room, conn, frame, &reply);
+  if( rc ) return rc;
+  if( hasNul ){
+    rc = NT_INVALID_ARGUMENT;
+    replyError(room, &reply, rc, "strings may not contain the NUL character (\\u0000)");
+  }else{
+    rc = xLive(room, conn, frame, &reply);
   }
-  if( (reply.id = cJSON_Duplicate(id, 0))==NULL ) return NT_NOMEM;
-  return rpcDispatch(room, &caller, &reply, frame, hasNul);
+  replyFree(&reply);
+  return rc;
+}
+static int actionSubscribe(Room *room, Conn *conn, cJSON *frame, int hasNul){
+  return actionSubscription(room, conn, frame, hasNul, liveSubscribe);
+}
+static int actionUnsubscribe(Room *room, Conn *conn, cJSON *frame, int hasNul){
+  return actionSubscription(room, conn, frame, hasNul, liveUnsubscribe);
+}
+static int actionAck(Room *room, Conn *conn, cJSON *frame, int hasNul){
+  (void)hasNul;
+  return liveAck(room, conn, frame);
 }
 
 static const struct { const char *name; ActionFn xAction; } actions[] = {
-  { "rpc", actionRpc },
+  { "rpc",               actionRpc },
+  { "subscribe_query",   actionSubscribe },
+  { "unsubscribe_query", actionUnsubscribe },
+  { "ack",               actionAck },
 };
 
 int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len, int isBinary){

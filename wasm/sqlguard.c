@@ -130,6 +130,7 @@ static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
     case SQLITE_DELETE:
       if( readonly ) return guardDeny(g, "writes are not allowed (%s)", a3);
       if( !g->wrapped ) return SQLITE_OK;
+      if( action==SQLITE_DELETE ) g->plan->deletes = 1;
       if( a3 && setAdd(&g->plan->writes, &g->plan->nWrites, a3) ) g->oom = 1;
       if( a3 && inner==NULL && setAdd(&g->targets, &g->nTargets, a3) ) g->oom = 1;
       return SQLITE_OK;

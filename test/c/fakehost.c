@@ -53,6 +53,7 @@ static struct {
   char *lastLog;                   /* newest log line */
 
   double now;                      /* host_now_ms */
+  double timerAt;                  /* host_timer_set's request, 0 = none */
   uint64_t rng;                    /* xorshift64* state, never 0 */
 
   int failSqlIn;                   /* host_sql_exec calls until a fault; 0 = none */
@@ -254,6 +255,7 @@ static void ensureInit(void){
   if( !atexitDone ){ atexit(fakehostAtExit); atexitDone = 1; }
   F.init = 1;
   F.now = FAKEHOST_EPOCH_MS;
+  F.timerAt = 0;
   F.rng = 0x9E3779B97F4A7C15ull;
   dbOpen();
 }
@@ -613,6 +615,19 @@ void host_log(int level, const uint8_t *msg, uint32_t len){
 double host_now_ms(void){
   ensureInit();
   return F.now;
+}
+
+void host_timer_set(double atMs){
+  F.timerAt = atMs > 0 ? atMs : 0;
+}
+
+double fakehostTimerAt(void){ return F.timerAt; }
+
+int fakehostFireTimer(void){
+  if( F.timerAt==0 || F.room==NULL ) return NT_NOT_FOUND;
+  if( F.now < F.timerAt ) F.now = F.timerAt;        /* time passes until it is due */
+  F.timerAt = 0;
+  return nt_timer(F.room);
 }
 
 /* xorshift64*: deterministic, so a failing test fails the same way again. */

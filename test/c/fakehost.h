@@ -116,6 +116,11 @@ void fakehostSetNow(double ms);
 void fakehostAdvance(double ms);
 double fakehostNow(void);
 void fakehostSeed(uint64_t seed);                  /* restart host_random */
+/* The time host_timer_set asked for (0 = none), and firing it: the clock moves
+** forward to that time if it is behind, then nt_timer runs. NT_NOT_FOUND when
+** no timer is pending. */
+double fakehostTimerAt(void);
+int fakehostFireTimer(void);
 
 /* ---- the Durable Object's SQLite, from the test's side ----------------- */
 sqlite3 *fakehostDb(void);

@@ -78,7 +78,8 @@ NT_EXPORT(nt_free) void nt_free(void *p);
 
 /* Create the room from config (JSON, borrowed for the call):
 **   {"room":"name","migrations":[{"name":"0001_x.sql","sql":"…"}],
-**    "functions":[{"file":"tasks.sql","sql":"…"}], "testHooks":false}
+**    "functions":[{"file":"tasks.sql","sql":"…"}], "testHooks":false,
+**    "batchMs":150}
 ** Only allocates and keeps the config: nothing touches storage until
 ** nt_room_open, so the host knows the Room pointer before the core calls back
 ** into it (nt_txn_body). Returns the room (caller frees with nt_room_free) or
@@ -126,6 +127,11 @@ NT_EXPORT(nt_http_rpc) int nt_http_rpc(Room *room, uint32_t req,
 NT_EXPORT(nt_async_done) int nt_async_done(Room *room, uint32_t asyncId, int rc,
                                            const uint8_t *data, uint32_t len);
 
+/* The timer the core last asked for with host_timer_set has fired (or fired
+** late). The core runs what is due (batched live-query updates, resends) and
+** asks for its next timer, if any. */
+NT_EXPORT(nt_timer) int nt_timer(Room *room);
+
 /* Called by the host from inside ctx.storage.transactionSync, on behalf of
 ** host_sql_txn(token): runs the transaction body the core registered under
 ** token. A non-zero return makes the host roll the transaction back. */
@@ -170,6 +176,12 @@ NT_IMPORT(host_http_respond) int host_http_respond(uint32_t req, int status,
 ** calls nt_async_done(room, asyncId, …) exactly once. Returns 0 if started. */
 NT_IMPORT(host_async) int host_async(uint32_t asyncId, int kind,
                                      const uint8_t *req, uint32_t len);
+
+/* Ask for one call of nt_timer at atMs (milliseconds since the epoch), in
+** this instance's lifetime only: each call replaces the previous request, and
+** atMs <= 0 cancels it. Short in-memory work only (batch windows, resends);
+** durable schedules use the Durable Object alarm. */
+NT_IMPORT(host_timer_set) void host_timer_set(double atMs);
 
 /* Log a line (copied). */
 NT_IMPORT(host_log) void host_log(int level, const uint8_t *msg, uint32_t len);

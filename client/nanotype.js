@@ -1,0 +1,717 @@
+/*
+** nanotype.js — the JavaScript client of nanotypeDB. One WebSocket to one
+** room carries RPC calls, live queries with optimistic updates, presence and
+** cursors; this file keeps all of that alive across dropped connections.
+**
+** It is one ES module with no dependencies and no build step, so a browser
+** can import it as it is and Node 20+ can too (Node has no global WebSocket:
+** pass `WebSocket` from the `ws` package). The wire contract is
+** docs/PROTOCOL.md. What this file adds is client-side state:
+**
+**   - the last server result of every live query, and the optimistic layers
+**     stacked on top of it (what a subscriber sees = server result with the
+**     pending layers replayed in order, as Convex does it);
+**   - the RPCs still waiting for an answer, resent on a new socket (mutations
+**     with the same mutationId, which the server makes idempotent);
+**   - a reconnect loop with exponential backoff and full jitter that, after
+**     each `welcome`, replays pending RPCs and then every subscription (with
+**     the last version seen, so the server may answer `unchanged:true`).
+**
+** The optimistic-layer rule (also in client/README.md):
+**   A layer is added when mutate() is called with `optimistic` and shown at
+**   once. If the server refuses the mutation, the layer is dropped at once:
+**   subscribers see exactly the server result again. If the server accepts
+**   it, the layer is dropped for good when, for every subscription the layer
+**   changed, a server result (query_update or query_result) has arrived after
+**   the rpc_result — the server sends updates for a commit after answering
+**   the call that committed it, on the same ordered socket, so that result
+**   already contains the write — or when `optimisticGraceMs` (default 200 ms,
+**   longer than the server's 150 ms batch window) has passed since the
+**   rpc_result, whichever comes first. The grace covers a mutation that did
+**   not change a subscription's result (the server sends no update then).
+**
+** Names starting with an underscore (_socket, _dropConnection, _testHooks)
+** are test hooks, not API.
+*/
+
+const DEFAULTS = {
+  backoffBaseMs: 250,        /* first reconnect delay bound; doubles per failed attempt */
+  backoffCapMs: 10_000,      /* the bound never grows past this */
+  stableAfterMs: 5_000,      /* a connection open this long resets the backoff */
+  connectTimeoutMs: 10_000,  /* socket creation to `welcome`; longer = try again */
+  pingIntervalMs: 25_000,    /* idle "ping" to notice half-open sockets; 0 disables */
+  pongTimeoutMs: 10_000,     /* no frame at all this long after a ping = dead socket */
+  optimisticGraceMs: 200,    /* see the optimistic-layer rule above */
+};
+
+const OPEN = 1;              /* WebSocket.OPEN, the same in every implementation */
+
+/* The error every failed call rejects with: `code` is the protocol's error
+** code (INVALID_ARGUMENT, …) or CLOSED when the client was closed first. */
+export class NanotypeError extends Error {
+  constructor(code, message, details) {
+    super(message);
+    this.name = 'NanotypeError';
+    this.code = code;
+    if (details && details.retryAfterMs !== undefined) this.retryAfterMs = details.retryAfterMs;
+    this.details = details;  /* the whole error object the server sent, if any */
+  }
+}
+
+/* JSON with object keys sorted, so {a,b} and {b,a} name the same query. */
+function stableJson(v) {
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : stableJson(x))).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const parts = [];
+    for (const k of Object.keys(v).sort()) {
+      if (v[k] !== undefined) parts.push(`${JSON.stringify(k)}:${stableJson(v[k])}`);
+    }
+    return `{${parts.join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/* The key a subscription is known by, locally: same key = same subscription. */
+const queryKey = (query, args) => `q:${query}:${stableJson(args ?? {})}`;
+const sqlKey = (sql, params) => `s:${stableJson(params ?? [])}:${sql}`;
+
+const clone = (v) => (v === undefined ? v
+  : typeof structuredClone === 'function' ? structuredClone(v) : JSON.parse(JSON.stringify(v)));
+
+/* n random bytes as lowercase hex, from WebCrypto (browsers, Node 20). */
+function randomHex(n) {
+  const b = new Uint8Array(n);
+  globalThis.crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+/* Storage never breaks the client: private modes throw on access. */
+function storageGet(storage, key) {
+  try { return storage ? storage.getItem(key) : null; } catch { return null; }
+}
+function storageSet(storage, key, value) {
+  try { if (storage) storage.setItem(key, value); } catch { /* full or forbidden: keep it in memory */ }
+}
+
+/* The default storage for the clientId: sessionStorage, which survives a page
+** reload but is private to one tab (localStorage would make two tabs share one
+** clientId). Absent (Node, workers): none, the id lives as long as the client. */
+function defaultStorage() {
+  try { return globalThis.sessionStorage ?? null; } catch { return null; }
+}
+
+/* The WebSocket URL of a room: http(s) bases become ws(s). */
+function roomSocketUrl(base, room, token, clientId) {
+  const u = new URL(base);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  u.pathname = `${u.pathname.replace(/\/+$/, '')}/rooms/${encodeURIComponent(room)}/ws`;
+  if (token !== undefined && token !== null) u.searchParams.set('token', token);
+  u.searchParams.set('clientId', clientId);
+  return u.toString();
+}
+
+/* Open a client. Returns at once; watch `status` or just call methods: calls
+** made before the socket is open wait for it. */
+export function connect(options) {
+  return new NanotypeClient(options);
+}
+
+export class NanotypeClient {
+  /* options */
+  #url;                /* server base URL, http(s) or ws(s) */
+  #room;               /* room name */
+  #token;              /* JWT string, or a function returning one (or a promise of one) */
+  #WebSocket;          /* WebSocket constructor */
+  #storage;            /* localStorage-like, or null */
+  #opt;                /* the timing knobs of DEFAULTS */
+
+  /* connection */
+  #status = 'connecting';
+  #ws = null;          /* the current socket, or null between sockets */
+  #welcomed = false;   /* the current socket has delivered `welcome` */
+  #closed = false;     /* close() was called: nothing reconnects any more */
+  #hold = false;       /* test hook: stay disconnected until reconnect() */
+  #everOpen = false;   /* a welcome has been seen once: later losses are "reconnecting" */
+  #attempt = 0;        /* failed attempts since the last stable connection */
+  #connectSeq = 0;     /* bumps on every attempt, so a stale async attempt gives up */
+  #timers = {         /* every timer the client runs, so close() can stop them all */
+    retry: null,       /* the backoff wait before the next attempt */
+    connect: null,     /* socket creation to welcome */
+    stable: null,      /* resets the backoff once the connection has held */
+    ping: null,        /* the ping interval */
+    pong: null,        /* waiting for any frame after a ping */
+  };
+  #onlineHandler = null;
+
+  /* requests */
+  #nextId = 1;                 /* ids of rpc, subscribe and unsubscribe frames */
+  #calls = new Map();          /* id -> {frame, resolve, reject, layer}: unanswered RPCs, in send order */
+  #ignore = new Set();         /* ids whose answer nobody waits for (unsubscribes, presence replays) */
+  #mutationCount = 0;
+
+  /* live queries */
+  #records = new Map();        /* local key -> subscription record */
+  #bySid = new Map();          /* server subscriptionId -> record, this socket only */
+  #subRequests = new Map();    /* subscribe frame id -> record, this socket only */
+  #layers = [];                /* optimistic layers, oldest first */
+
+  /* acknowledgements, per socket */
+  #maxSeq = 0;                 /* highest seq processed */
+  #ackedSeq = 0;               /* highest seq acked */
+  #ackQueued = false;
+
+  /* events */
+  #listeners = new Map();      /* event name -> Set of functions */
+  #presence = undefined;       /* the last setPresence status, replayed after a reconnect */
+
+  clientId;                    /* kept across reconnects; persisted per room in storage */
+  userId = null;               /* from the last welcome */
+  version = null;              /* the room version from the last welcome */
+  _testHooks = { onSend: null, onFrame: null };  /* onFrame(frame) returning false discards it */
+
+  constructor({ url, room, token, clientId, WebSocket, storage, ...tuning } = {}) {
+    if (!url) throw new TypeError('nanotype: connect() needs a url');
+    if (!room) throw new TypeError('nanotype: connect() needs a room');
+    this.#url = url;
+    this.#room = room;
+    this.#token = token;
+    this.#WebSocket = WebSocket ?? globalThis.WebSocket;
+    if (typeof this.#WebSocket !== 'function') {
+      throw new TypeError('nanotype: no WebSocket here; pass one, e.g. connect({ WebSocket: (await import("ws")).default, ... })');
+    }
+    this.#storage = storage === undefined ? defaultStorage() : storage;
+    this.#opt = { ...DEFAULTS };
+    for (const k of Object.keys(DEFAULTS)) if (tuning[k] !== undefined) this.#opt[k] = tuning[k];
+
+    this.clientId = clientId ?? storageGet(this.#storage, this.#storageKey) ?? `c-${randomHex(12)}`;
+    storageSet(this.#storage, this.#storageKey, this.clientId);
+
+    if (typeof globalThis.addEventListener === 'function') {
+      /* back online: skip the rest of the backoff wait */
+      this.#onlineHandler = () => { if (this.#timers.retry && !this.#hold) this.#connectNow(); };
+      globalThis.addEventListener('online', this.#onlineHandler);
+    }
+    this.#open();
+  }
+
+  get #storageKey() { return `nanotype:clientId:${this.#room}`; }
+
+  /* 'connecting' (never open yet) | 'open' | 'reconnecting' | 'closed' */
+  get status() { return this.#status; }
+  get room() { return this.#room; }
+
+  /* ---------------------------------------------------------------- events */
+
+  /* Listen to 'status', 'welcome', 'error', 'presence', 'cursors', or any
+  ** event name the server pushes ('event' hears all of them). Returns off(). */
+  on(name, fn) {
+    let set = this.#listeners.get(name);
+    if (!set) this.#listeners.set(name, (set = new Set()));
+    set.add(fn);
+    return () => this.off(name, fn);
+  }
+
+  off(name, fn) {
+    this.#listeners.get(name)?.delete(fn);
+  }
+
+  #emit(name, ...args) {
+    for (const fn of [...(this.#listeners.get(name) ?? [])]) {
+      try { fn(...args); } catch (e) { if (name !== 'error') this.#report(e); else console.error('nanotype:', e); }
+    }
+  }
+
+  /* An error nobody asked for (a listener threw, an `error` frame): to 'error'
+  ** listeners, or the console when there are none. */
+  #report(err) {
+    if (this.#listeners.get('error')?.size) this.#emit('error', err);
+    else console.error('nanotype:', err);
+  }
+
+  #setStatus(s) {
+    if (this.#status === s) return;
+    this.#status = s;
+    this.#emit('status', s);
+  }
+
+  /* ------------------------------------------------------------ connection */
+
+  async #open() {
+    const seq = ++this.#connectSeq;
+    let token = this.#token;
+    try {
+      if (typeof token === 'function') token = await token();
+    } catch (e) {
+      this.#report(e);
+      if (seq === this.#connectSeq && !this.#closed) this.#scheduleRetry();
+      return;
+    }
+    if (seq !== this.#connectSeq || this.#closed) return;  /* superseded while awaiting */
+
+    let ws;
+    try {
+      ws = new this.#WebSocket(roomSocketUrl(this.#url, this.#room, token, this.clientId));
+    } catch (e) {
+      this.#report(e);
+      this.#scheduleRetry();
+      return;
+    }
+    this.#ws = ws;
+    this.#welcomed = false;
+    this.#maxSeq = this.#ackedSeq = 0;          /* seq counts per connection */
+    ws.onmessage = (ev) => { if (ws === this.#ws) this.#onMessage(ev.data); };
+    ws.onclose = () => { if (ws === this.#ws) this.#lost(); };
+    ws.onerror = () => { if (ws === this.#ws) this.#lost(); };
+    this.#timers.connect = setTimeout(() => { if (ws === this.#ws && !this.#welcomed) this.#lost(); },
+      this.#opt.connectTimeoutMs);
+  }
+
+  /* Forget the current socket without hearing from it again. */
+  #detach() {
+    const ws = this.#ws;
+    this.#ws = null;
+    this.#welcomed = false;
+    for (const t of ['connect', 'stable', 'ping', 'pong']) this.#clearTimer(t);
+    if (!ws) return;
+    ws.onmessage = ws.onclose = ws.onopen = null;
+    ws.onerror = () => {};                     /* `ws` throws on an unheard 'error' */
+    try {
+      if (typeof ws.terminate === 'function') ws.terminate();
+      else ws.close(1000, 'client closing');
+    } catch { /* already closing */ }
+  }
+
+  /* clearTimeout also stops an interval, in browsers and in Node alike */
+  #clearTimer(name) {
+    clearTimeout(this.#timers[name]);
+    this.#timers[name] = null;
+  }
+
+  /* The socket is gone (closed, failed, timed out, or dropped on purpose). */
+  #lost() {
+    this.#detach();
+    /* what belonged to that socket: server subscription ids, request ids */
+    this.#bySid.clear();
+    this.#subRequests.clear();
+    this.#ignore.clear();
+    for (const rec of this.#records.values()) { rec.serverId = null; rec.requestId = null; }
+    if (this.#closed) return;
+    if (this.#everOpen) this.#setStatus('reconnecting');
+    if (!this.#hold) this.#scheduleRetry();
+  }
+
+  /* Exponential backoff with full jitter: wait a uniform random time in
+  ** [0, min(cap, base * 2^attempt)). Jitter spreads a crowd of clients that
+  ** lost the same server apart instead of letting them return in lockstep. */
+  #scheduleRetry() {
+    this.#clearTimer('retry');
+    const bound = Math.min(this.#opt.backoffCapMs, this.#opt.backoffBaseMs * 2 ** this.#attempt);
+    this.#attempt = Math.min(this.#attempt + 1, 30);
+    this.#timers.retry = setTimeout(() => { this.#timers.retry = null; this.#open(); }, Math.random() * bound);
+  }
+
+  #connectNow() {
+    this.#clearTimer('retry');
+    this.#open();
+  }
+
+  /* Reconnect now: drops the current socket, if any, and skips the backoff. */
+  reconnect() {
+    if (this.#closed) throw new NanotypeError('CLOSED', 'the client is closed');
+    this.#hold = false;
+    this.#attempt = 0;
+    if (this.#ws) this.#lost();
+    this.#connectNow();
+  }
+
+  /* Close for good: pending calls reject with CLOSED, nothing reconnects. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#connectSeq++;
+    this.#clearTimer('retry');
+    this.#detach();
+    if (this.#onlineHandler) globalThis.removeEventListener('online', this.#onlineHandler);
+    for (const layer of this.#layers) clearTimeout(layer.timer);
+    this.#layers = [];
+    const calls = [...this.#calls.values()];
+    this.#calls.clear();
+    this.#setStatus('closed');
+    for (const c of calls) c.reject(new NanotypeError('CLOSED', 'the client was closed before the server answered'));
+  }
+
+  /* Test hooks. _socket is the raw WebSocket; _dropConnection() cuts it as a
+  ** network failure would (no more frames are read from it) and, with
+  ** {hold:true}, stays disconnected until reconnect(). */
+  get _socket() { return this.#ws; }
+  _dropConnection({ hold = false } = {}) {
+    this.#hold = hold;
+    this.#lost();
+  }
+
+  #send(obj) {
+    const ws = this.#ws;
+    if (!ws || !this.#welcomed || ws.readyState !== OPEN) return false;
+    this._testHooks.onSend?.(obj);
+    ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+    return true;
+  }
+
+  /* ---------------------------------------------------------------- frames */
+
+  #onMessage(data) {
+    this.#clearTimer('pong');            /* any frame proves the socket is alive */
+    if (typeof data !== 'string') return;      /* the server sends text only */
+    if (data === 'pong') return;
+    let f;
+    try { f = JSON.parse(data); } catch { return; }
+    if (f === null || typeof f !== 'object') return;
+    if (this._testHooks.onFrame && this._testHooks.onFrame(f) === false) return;
+    switch (f.type) {
+      case 'welcome': this.#onWelcome(f); break;
+      case 'rpc_result': this.#onAnswer(f, null); break;
+      case 'rpc_error': this.#onAnswer(f, f.error ?? {}); break;
+      case 'query_result': this.#onQueryResult(f); break;
+      case 'query_update': this.#onQueryUpdate(f); break;
+      case 'event': this.#onEvent(f); break;
+      case 'error': {
+        const e = f.error ?? {};
+        this.#report(new NanotypeError(e.code ?? 'INTERNAL', e.message ?? 'error frame', e));
+        break;
+      }
+      default: break;                          /* newer frame types: ignore */
+    }
+  }
+
+  #onWelcome(f) {
+    this.#clearTimer('connect');
+    this.#welcomed = true;
+    this.#everOpen = true;
+    if (typeof f.clientId === 'string' && f.clientId) {
+      this.clientId = f.clientId;
+      storageSet(this.#storage, this.#storageKey, this.clientId);
+    }
+    this.userId = f.userId ?? null;
+    this.version = f.version ?? null;
+    this.#timers.stable = setTimeout(() => { this.#attempt = 0; }, this.#opt.stableAfterMs);
+    if (this.#opt.pingIntervalMs > 0) {
+      this.#timers.ping = setInterval(() => this.#ping(), this.#opt.pingIntervalMs);
+    }
+    this.#setStatus('open');
+    if (!this.#welcomed) return;               /* a status listener closed or dropped us */
+
+    /* Replay, RPCs first: a mutation lost with the old socket is applied (or
+    ** recognised by its mutationId) before the subscriptions are answered, so
+    ** their query_result already contains it and settles its layer. */
+    for (const call of this.#calls.values()) this.#send(call.frame);
+    for (const rec of this.#records.values()) if (!rec.failed) this.#sendSubscribe(rec);
+    if (this.#presence !== undefined) {
+      /* presence ends with the user's last connection: say it again */
+      const id = this.#nextId++;
+      this.#ignore.add(id);
+      this.#send({ action: 'rpc', id, method: 'setPresence', payload: { status: this.#presence } });
+    }
+    this.#emit('welcome', f);
+  }
+
+  #ping() {
+    if (!this.#send('ping') || this.#timers.pong) return;
+    this.#timers.pong = setTimeout(() => { this.#timers.pong = null; this.#lost(); }, this.#opt.pongTimeoutMs);
+  }
+
+  #onAnswer(f, error) {
+    if (this.#ignore.delete(f.id)) return;
+    const rec = this.#subRequests.get(f.id);
+    if (rec) { this.#subRequests.delete(f.id); if (error) this.#onSubscribeRefused(rec, error); return; }
+    const call = this.#calls.get(f.id);
+    if (!call) return;
+    this.#calls.delete(f.id);
+    if (error) {
+      if (call.layer) this.#dropLayer(call.layer);   /* exact rollback, at once */
+      call.reject(new NanotypeError(error.code ?? 'INTERNAL', error.message ?? '', error));
+    } else {
+      if (call.layer) this.#settleLayer(call.layer);
+      call.resolve(f.result);
+    }
+  }
+
+  #onEvent(f) {
+    this.#emit(f.event, f.data, f);
+    this.#emit('event', f.event, f.data, f);
+    this.#processed(f.seq);
+  }
+
+  /* Note a processed seq; one ack per microtask carries the highest. */
+  #processed(seq) {
+    if (typeof seq !== 'number' || seq <= this.#maxSeq) return;
+    this.#maxSeq = seq;
+    if (this.#ackQueued) return;
+    this.#ackQueued = true;
+    queueMicrotask(() => {
+      this.#ackQueued = false;
+      if (this.#maxSeq > this.#ackedSeq && this.#send({ action: 'ack', seq: this.#maxSeq })) {
+        this.#ackedSeq = this.#maxSeq;
+      }
+    });
+  }
+
+  /* ------------------------------------------------------------------ RPC */
+
+  /* Call a method; resolves with its result, rejects with a NanotypeError.
+  ** A call whose answer was lost with a socket is sent again on the next one:
+  ** give writes a mutationId (or use mutate()) so that is harmless. */
+  rpc(method, payload = {}, { mutationId } = {}) {
+    return this.#call(method, payload, mutationId, null);
+  }
+
+  #call(method, payload, mutationId, layer) {
+    if (this.#closed) return Promise.reject(new NanotypeError('CLOSED', 'the client is closed'));
+    const id = this.#nextId++;
+    const frame = { action: 'rpc', id, method, payload: payload ?? {} };
+    if (mutationId !== undefined) frame.mutationId = mutationId;
+    return new Promise((resolve, reject) => {
+      this.#calls.set(id, { frame, resolve, reject, layer });
+      this.#send(frame);                       /* not open yet: sent after the welcome */
+    });
+  }
+
+  /* A fresh mutationId: a counter for order, random bits so that two page
+  ** loads sharing a clientId never collide. */
+  #newMutationId() {
+    return `m-${++this.#mutationCount}-${randomHex(6)}`;
+  }
+
+  /* Run a mutation with a fresh mutationId; `optimistic(store)` changes what
+  ** subscribers see until the server's own result arrives (rule at the top). */
+  mutate(method, payload = {}, { optimistic, mutationId } = {}) {
+    mutationId ??= this.#newMutationId();
+    let layer = null;
+    if (typeof optimistic === 'function' && !this.#closed) {
+      layer = { mutationId, fn: optimistic, touched: new Set(), waiting: null, timer: null };
+      this.#layers.push(layer);
+      this.#render();
+    }
+    return this.#call(method, payload, mutationId, layer);
+  }
+
+  /* ------------------------------------------------------ optimistic layers */
+
+  /* The mutation succeeded: wait for a fresh server result of each
+  ** subscription the layer changed, or the grace period, then drop it. */
+  #settleLayer(layer) {
+    layer.waiting = new Set([...layer.touched].filter((k) => this.#records.has(k)));
+    if (layer.waiting.size === 0) { this.#dropLayer(layer); return; }
+    layer.timer = setTimeout(() => this.#dropLayer(layer), this.#opt.optimisticGraceMs);
+  }
+
+  #dropLayer(layer) {
+    clearTimeout(layer.timer);
+    const i = this.#layers.indexOf(layer);
+    if (i < 0) return;
+    this.#layers.splice(i, 1);
+    this.#render();
+  }
+
+  /* A server result for rec arrived: settled layers waiting on it may go.
+  ** Returns nothing; the caller renders. */
+  #serverResultArrived(rec) {
+    for (const layer of [...this.#layers]) {
+      if (!layer.waiting || !layer.waiting.delete(rec.key)) continue;
+      if (layer.waiting.size === 0) {
+        clearTimeout(layer.timer);
+        this.#layers.splice(this.#layers.indexOf(layer), 1);
+      }
+    }
+  }
+
+  /* Recompute what every subscription shows — the server result with every
+  ** layer replayed in order — and tell listeners whose value changed. */
+  #render() {
+    const work = new Map();                    /* key -> value as the layers left it */
+    if (this.#layers.length) {
+      let current = null;                      /* the layer being replayed */
+      const read = (key) => {
+        if (work.has(key)) return work.get(key);
+        const rec = this.#records.get(key);
+        return rec && rec.hasResult ? clone(rec.serverResult) : undefined;
+      };
+      const write = (key, fn) => {
+        if (!this.#records.has(key)) return;   /* nobody subscribed: nothing to show */
+        const next = fn(read(key));
+        if (next === undefined) return;
+        work.set(key, next);
+        current.touched.add(key);
+      };
+      const store = {
+        get: (query, args) => read(queryKey(query, args)),
+        update: (query, args, fn) => write(queryKey(query, args), fn),
+        getSql: (sql, params) => read(sqlKey(sql, params)),
+        updateSql: (sql, params, fn) => write(sqlKey(sql, params), fn),
+      };
+      for (const layer of this.#layers) {
+        current = layer;
+        layer.touched = new Set();
+        try { layer.fn(store); } catch (e) { this.#report(e); }
+      }
+    }
+    for (const rec of this.#records.values()) {
+      const optimistic = work.has(rec.key);
+      if (!optimistic && !rec.hasResult) continue;        /* still loading */
+      const value = optimistic ? work.get(rec.key) : rec.serverResult;
+      const json = JSON.stringify(value);
+      if (rec.shownJson === json) continue;                /* nothing new to see */
+      rec.shown = value;
+      rec.shownJson = json;
+      rec.shownOptimistic = optimistic;
+      const meta = { version: rec.version, optimistic };
+      for (const l of [...rec.listeners]) {
+        if (!rec.listeners.has(l)) continue;               /* removed by an earlier listener */
+        try { l.onResult(value, meta); } catch (e) { this.#report(e); }
+      }
+    }
+  }
+
+  /* ---------------------------------------------------------- live queries */
+
+  /* Subscribe to a named query (or, with {sql, params}, to read-only SQL).
+  ** onResult(result, {version, optimistic}) runs with the first result and
+  ** whenever what is shown changes. Returns unsubscribe(). */
+  subscribe(query, args, onResult, { sql, params, onError } = {}) {
+    if (typeof onResult !== 'function') throw new TypeError('nanotype: subscribe needs an onResult function');
+    const isSql = typeof sql === 'string';
+    const key = isSql ? sqlKey(sql, params) : queryKey(query, args);
+    let rec = this.#records.get(key);
+    if (!rec) {
+      rec = {
+        key,
+        query: isSql ? null : query,
+        args: isSql ? null : (args ?? {}),
+        sql: isSql ? sql : null,
+        params: isSql ? (params ?? []) : null,
+        listeners: new Set(),                  /* {onResult, onError} */
+        serverId: null,                        /* subscriptionId on this socket */
+        requestId: null,                       /* id of the subscribe frame in flight */
+        version: null,                         /* version of serverResult */
+        serverResult: undefined,
+        hasResult: false,
+        shown: undefined,                      /* what listeners were last given */
+        shownJson: undefined,
+        shownOptimistic: false,
+        failed: null,                          /* the refusal, if the server refused it */
+        dead: false,                           /* unsubscribed while its subscribe was in flight */
+      };
+      this.#records.set(key, rec);
+      this.#sendSubscribe(rec);
+    }
+    const listener = { onResult, onError };
+    rec.listeners.add(listener);
+    if (rec.shownJson !== undefined || rec.failed) {
+      /* joining a running subscription: hand over what it shows, not synchronously */
+      queueMicrotask(() => {
+        if (!rec.listeners.has(listener)) return;
+        try {
+          if (rec.failed) onError?.(rec.failed);
+          else onResult(rec.shown, { version: rec.version, optimistic: rec.shownOptimistic });
+        } catch (e) { this.#report(e); }
+      });
+    }
+    return () => this.#unsubscribe(rec, listener);
+  }
+
+  subscribeSql(sql, params, onResult, opts = {}) {
+    return this.subscribe(null, null, onResult, { ...opts, sql, params: params ?? [] });
+  }
+
+  /* What a subscription currently shows (undefined while loading or unknown). */
+  peek(query, args, { sql, params } = {}) {
+    const rec = this.#records.get(typeof sql === 'string' ? sqlKey(sql, params) : queryKey(query, args));
+    return rec?.shown;
+  }
+
+  #sendSubscribe(rec) {
+    if (!this.#welcomed) return;               /* sent after the welcome */
+    const id = this.#nextId++;
+    const frame = { action: 'subscribe_query', id };
+    if (rec.sql !== null) { frame.sql = rec.sql; frame.params = rec.params; }
+    else { frame.query = rec.query; frame.args = rec.args; }
+    if (rec.hasResult && rec.version !== null) frame.version = rec.version;
+    rec.requestId = id;
+    this.#subRequests.set(id, rec);
+    this.#send(frame);
+  }
+
+  #unsubscribe(rec, listener) {
+    if (!rec.listeners.delete(listener) || rec.listeners.size) return;
+    if (this.#records.get(rec.key) === rec) this.#records.delete(rec.key);
+    if (rec.serverId !== null) {
+      this.#bySid.delete(rec.serverId);
+      this.#sendUnsubscribe(rec.serverId);
+      rec.serverId = null;
+    } else if (rec.requestId !== null) {
+      rec.dead = true;                         /* unsubscribe once the server names it */
+    }
+  }
+
+  #sendUnsubscribe(subscriptionId) {
+    const id = this.#nextId++;
+    if (this.#send({ action: 'unsubscribe_query', id, subscriptionId })) this.#ignore.add(id);
+  }
+
+  #onQueryResult(f) {
+    const rec = this.#subRequests.get(f.id);
+    if (!rec) return;
+    this.#subRequests.delete(f.id);
+    rec.requestId = null;
+    if (rec.dead) { this.#sendUnsubscribe(f.subscriptionId); return; }
+    rec.serverId = f.subscriptionId;
+    this.#bySid.set(f.subscriptionId, rec);
+    rec.failed = null;
+    if (f.unchanged === true && rec.hasResult) {
+      rec.version = f.version;                 /* still true at this version: keep the result */
+    } else if ('result' in f) {
+      rec.serverResult = f.result;
+      rec.hasResult = true;
+      rec.version = f.version;
+    }
+    this.#serverResultArrived(rec);
+    this.#render();
+  }
+
+  #onQueryUpdate(f) {
+    const rec = this.#bySid.get(f.subscriptionId);
+    if (rec && !(typeof f.version === 'number' && rec.version !== null && f.version < rec.version)) {
+      rec.serverResult = f.result;
+      rec.hasResult = true;
+      rec.version = f.version;
+      this.#serverResultArrived(rec);
+      this.#render();
+    }
+    this.#processed(f.seq);                    /* ack even an update nobody wants, or it comes again */
+  }
+
+  #onSubscribeRefused(rec, error) {
+    rec.requestId = null;
+    if (rec.dead) return;
+    rec.failed = new NanotypeError(error.code ?? 'INTERNAL', error.message ?? '', error);
+    let heard = false;
+    for (const l of [...rec.listeners]) {
+      if (!l.onError) continue;
+      heard = true;
+      try { l.onError(rec.failed); } catch (e) { this.#report(e); }
+    }
+    if (!heard) this.#report(rec.failed);
+  }
+
+  /* ----------------------------------------------------- presence, cursors */
+
+  /* Thin wrappers over the memory-store methods of PROTOCOL.md; changes
+  ** arrive as 'presence' and 'cursors' events (client.on(...)). */
+  setPresence(status) {
+    this.#presence = status;
+    return this.rpc('setPresence', { status });
+  }
+  getPresence() { return this.rpc('getPresence', {}); }
+  setCursor(position) { return this.rpc('setCursor', { position }); }
+  getCursors() { return this.rpc('getCursors', {}); }
+}

@@ -1,0 +1,84 @@
+/*
+** idem.c — idempotent mutations.
+**
+** A client that did not hear the answer to a mutation sends it again with the
+** same mutationId (PROTOCOL.md). The first successful run records its answer
+** in _mutations, inside the same transaction as the mutation itself, so either
+** both exist or neither does; a repeat finds the record and gets the first
+** answer back without running again. Records are scoped by clientId (HTTP
+** callers without one by their user id) and kept for 24 hours; expired ones
+** are trimmed by the writes themselves, every 64th record.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "room.h"
+
+#define IDEM_KEEP_MS  (24.0 * 3600 * 1000)   /* how long an answer is remembered */
+#define IDEM_TRIM_EVERY 64                   /* trim expired rows every N records */
+
+/* The scope of the caller's mutation ids into buf. */
+static const char *idemScope(const Call *call, char *buf, size_t n){
+  if( call->caller->clientId[0] ) return call->caller->clientId;
+  snprintf(buf, n, "user:%s", call->caller->userId);
+  return buf;
+}
+
+/* Bindings [scope, mutationId, …extra]; NULL when out of memory. */
+static cJSON *idemArgs(const Call *call){
+  char buf[NT_MAX_ID_LEN + 16];
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(idemScope(call, buf, sizeof buf)));
+  cJSON_AddItemToArray(args, cJSON_CreateString(call->mutationId));
+  return cJSON_GetArraySize(args)==2 ? args : (cJSON_Delete(args), NULL);
+}
+
+int idemLookup(Call *call, cJSON **ppResult){
+  cJSON *args = idemArgs(call);
+  if( args==NULL ) return callFail(call, NT_NOMEM, "out of memory");
+  SqlResult res;
+  int rc = storeExec(call->room,
+    "SELECT result FROM _mutations WHERE client_id = ?1 AND mutation_id = ?2",
+    args, &res, call->err, sizeof call->err);
+  cJSON_Delete(args);
+  if( rc ) return rc;
+  const cJSON *text = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+  rc = NT_NOT_FOUND;
+  if( cJSON_IsString(text) ){
+    *ppResult = cJSON_Parse(text->valuestring);
+    rc = *ppResult ? NT_OK : callFail(call, NT_INTERNAL, "stored answer is not JSON");
+  }
+  storeResultFree(&res);
+  return rc;
+}
+
+int idemRecord(Call *call, const cJSON *result){
+  Room *room = call->room;
+  cJSON *args = idemArgs(call);
+  char *text = result ? cJSON_PrintUnformatted(result) : ntStrdup("null");
+  double now = host_now_ms();
+  if( args==NULL || text==NULL ){
+    cJSON_Delete(args);
+    cJSON_free(text);
+    return callFail(call, NT_NOMEM, "out of memory");
+  }
+  cJSON_AddItemToArray(args, cJSON_CreateString(text));
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(now));
+  cJSON_free(text);
+  SqlResult res;
+  int rc = storeExec(room,
+    "INSERT INTO _mutations (client_id, mutation_id, result, created_at) VALUES (?1, ?2, ?3, ?4)",
+    args, &res, call->err, sizeof call->err);
+  cJSON_Delete(args);
+  if( rc ) return rc;
+  storeResultFree(&res);
+  if( ++room->idemRecords % IDEM_TRIM_EVERY == 0 ){
+    cJSON *cutoff = cJSON_CreateArray();
+    cJSON_AddItemToArray(cutoff, cJSON_CreateNumber(now - IDEM_KEEP_MS));
+    rc = storeExec(room, "DELETE FROM _mutations WHERE created_at < ?1", cutoff,
+                   &res, call->err, sizeof call->err);
+    cJSON_Delete(cutoff);
+    if( rc==NT_OK ) storeResultFree(&res);
+  }
+  return rc;
+}
