@@ -328,7 +328,7 @@ test('d1Ping answers ok:true and a latency through the asynchronous host path', 
   assert.equal(typeof h.body.result.latencyMs, 'number');
 });
 
-test('a mutation sent again with the same clientId and mutationId is applied once', { todo: 'idempotent mutations are roadmap step 2' }, async () => {
+test('a mutation sent again with the same clientId and mutationId is applied once', async () => {
   const room = uniqueRoom('idem');
   const c = await server.connect(room, { claims: { sub: 'hank', rooms: [room] }, clientId: 'hank-1' });
   const first = await c.call('createTask', { title: 'once' }, { mutationId: 'm-1' });
