@@ -19,16 +19,21 @@
 **
 ** The optimistic-layer rule (also in client/README.md):
 **   A layer is added when mutate() is called with `optimistic` and shown at
-**   once. If the server refuses the mutation, the layer is dropped at once:
-**   subscribers see exactly the server result again. If the server accepts
-**   it, the layer is dropped for good when, for every subscription the layer
-**   changed, a server result (query_update or query_result) has arrived after
-**   the rpc_result — the server sends updates for a commit after answering
-**   the call that committed it, on the same ordered socket, so that result
-**   already contains the write — or when `optimisticGraceMs` (default 200 ms,
-**   longer than the server's 150 ms batch window) has passed since the
-**   rpc_result, whichever comes first. The grace covers a mutation that did
-**   not change a subscription's result (the server sends no update then).
+**   once; it is replayed over every new server result until it is dropped.
+**   Refused (rpc_error): dropped at once, so subscribers see exactly the
+**   server result again. Accepted (rpc_result): dropped as soon as every
+**   subscription the layer changed shows a server result that contains the
+**   write, or `optimisticGraceMs` (default 200 ms, above the server's 150 ms
+**   batch window) after the answer, whichever comes first; the grace covers
+**   a write that left a subscription's result as it was (no update is sent).
+**   "Contains the write" is decided by:
+**   - the commit's version, when the rpc_result carries `version`: a result
+**     whose version is at least that one;
+**   - otherwise, a result that arrived after the answer, or one that arrived
+**     while the call was in flight with a version newer than any the client
+**     had seen when it made the call. The server pushes the updates of a
+**     commit either just before its answer (first write after a quiet
+**     period) or at the end of the batch window, after its answer.
 **
 ** Names starting with an underscore (_socket, _dropConnection, _testHooks)
 ** are test hooks, not API.
@@ -155,6 +160,7 @@ export class NanotypeClient {
   #bySid = new Map();          /* server subscriptionId -> record, this socket only */
   #subRequests = new Map();    /* subscribe frame id -> record, this socket only */
   #layers = [];                /* optimistic layers, oldest first */
+  #maxVersion = -1;            /* the newest room version seen in any frame */
 
   /* acknowledgements, per socket */
   #maxSeq = 0;                 /* highest seq processed */
@@ -394,6 +400,7 @@ export class NanotypeClient {
     }
     this.userId = f.userId ?? null;
     this.version = f.version ?? null;
+    if (typeof f.version === 'number' && f.version > this.#maxVersion) this.#maxVersion = f.version;
     this.#timers.stable = setTimeout(() => { this.#attempt = 0; }, this.#opt.stableAfterMs);
     if (this.#opt.pingIntervalMs > 0) {
       this.#timers.ping = setInterval(() => this.#ping(), this.#opt.pingIntervalMs);
@@ -431,7 +438,7 @@ export class NanotypeClient {
       if (call.layer) this.#dropLayer(call.layer);   /* exact rollback, at once */
       call.reject(new NanotypeError(error.code ?? 'INTERNAL', error.message ?? '', error));
     } else {
-      if (call.layer) this.#settleLayer(call.layer);
+      if (call.layer) this.#settleLayer(call.layer, f.version);
       call.resolve(f.result);
     }
   }
@@ -488,7 +495,16 @@ export class NanotypeClient {
     mutationId ??= this.#newMutationId();
     let layer = null;
     if (typeof optimistic === 'function' && !this.#closed) {
-      layer = { mutationId, fn: optimistic, touched: new Set(), waiting: null, timer: null };
+      layer = {
+        mutationId,
+        fn: optimistic,               /* (store) => void, replayed on every render */
+        touched: new Set(),           /* keys it changed in the latest replay */
+        sentAfter: this.#maxVersion,  /* newest version seen when the call was made */
+        arrived: new Set(),           /* keys with a newer server result while in flight */
+        target: null,                 /* the commit's version, if the answer names it */
+        waiting: null,                /* after the answer: keys still to see the write */
+        timer: null,                  /* the grace period */
+      };
       this.#layers.push(layer);
       this.#render();
     }
@@ -497,10 +513,16 @@ export class NanotypeClient {
 
   /* ------------------------------------------------------ optimistic layers */
 
-  /* The mutation succeeded: wait for a fresh server result of each
-  ** subscription the layer changed, or the grace period, then drop it. */
-  #settleLayer(layer) {
-    layer.waiting = new Set([...layer.touched].filter((k) => this.#records.has(k)));
+  /* The mutation succeeded: wait until each subscription the layer changed
+  ** shows a server result containing the write (or the grace), then drop it. */
+  #settleLayer(layer, version) {
+    const keys = [...layer.touched].filter((k) => this.#records.has(k));
+    if (typeof version === 'number') {
+      layer.target = version;
+      layer.waiting = new Set(keys.filter((k) => !(this.#records.get(k).version >= version)));
+    } else {
+      layer.waiting = new Set(keys.filter((k) => !layer.arrived.has(k)));
+    }
     if (layer.waiting.size === 0) { this.#dropLayer(layer); return; }
     layer.timer = setTimeout(() => this.#dropLayer(layer), this.#opt.optimisticGraceMs);
   }
@@ -513,11 +535,17 @@ export class NanotypeClient {
     this.#render();
   }
 
-  /* A server result for rec arrived: settled layers waiting on it may go.
-  ** Returns nothing; the caller renders. */
+  /* A server result for rec arrived (rec.version is its version): layers in
+  ** flight note it, answered layers waiting on it may go. The caller renders. */
   #serverResultArrived(rec) {
+    if (rec.version > this.#maxVersion) this.#maxVersion = rec.version;
     for (const layer of [...this.#layers]) {
-      if (!layer.waiting || !layer.waiting.delete(rec.key)) continue;
+      if (!layer.waiting) {
+        if (rec.version > layer.sentAfter) layer.arrived.add(rec.key);
+        continue;
+      }
+      if (layer.target !== null && !(rec.version >= layer.target)) continue;
+      if (!layer.waiting.delete(rec.key)) continue;
       if (layer.waiting.size === 0) {
         clearTimeout(layer.timer);
         this.#layers.splice(this.#layers.indexOf(layer), 1);
