@@ -30,10 +30,15 @@
 **   - the commit's version, when the rpc_result carries `version`: a result
 **     whose version is at least that one;
 **   - otherwise, a result that arrived after the answer, or one that arrived
-**     while the call was in flight with a version newer than any the client
-**     had seen when it made the call. The server pushes the updates of a
-**     commit either just before its answer (first write after a quiet
-**     period) or at the end of the batch window, after its answer.
+**     while the call was in flight, with a version newer than any the client
+**     had seen when it made the call, at a moment when every earlier call of
+**     this client had been answered (the server handles one socket's frames
+**     in order, so such a result cannot come from this client's earlier
+**     writes). The server pushes the updates of a commit either just before
+**     its answer (first write after a quiet period) or at the end of the
+**     batch window, after its answer. A write by someone else landing while
+**     the call is in flight can still make this guess early; the commit
+**     version makes it exact.
 **
 ** Names starting with an underscore (_socket, _dropConnection, _testHooks)
 ** are test hooks, not API.
@@ -476,6 +481,7 @@ export class NanotypeClient {
     if (this.#closed) return Promise.reject(new NanotypeError('CLOSED', 'the client is closed'));
     const id = this.#nextId++;
     const frame = { action: 'rpc', id, method, payload: payload ?? {} };
+    if (layer) layer.callId = id;
     if (mutationId !== undefined) frame.mutationId = mutationId;
     return new Promise((resolve, reject) => {
       this.#calls.set(id, { frame, resolve, reject, layer });
@@ -501,6 +507,7 @@ export class NanotypeClient {
         touched: new Set(),           /* keys it changed in the latest replay */
         sentAfter: this.#maxVersion,  /* newest version seen when the call was made */
         arrived: new Set(),           /* keys with a newer server result while in flight */
+        callId: 0,                    /* id of its rpc frame, set by #call */
         target: null,                 /* the commit's version, if the answer names it */
         waiting: null,                /* after the answer: keys still to see the write */
         timer: null,                  /* the grace period */
@@ -527,6 +534,12 @@ export class NanotypeClient {
     layer.timer = setTimeout(() => this.#dropLayer(layer), this.#opt.optimisticGraceMs);
   }
 
+  /* Is a call older than callId still unanswered? #calls is in id order. */
+  #earlierCallPending(callId) {
+    const oldest = this.#calls.keys().next().value;
+    return oldest !== undefined && oldest < callId;
+  }
+
   #dropLayer(layer) {
     clearTimeout(layer.timer);
     const i = this.#layers.indexOf(layer);
@@ -541,7 +554,7 @@ export class NanotypeClient {
     if (rec.version > this.#maxVersion) this.#maxVersion = rec.version;
     for (const layer of [...this.#layers]) {
       if (!layer.waiting) {
-        if (rec.version > layer.sentAfter) layer.arrived.add(rec.key);
+        if (rec.version > layer.sentAfter && !this.#earlierCallPending(layer.callId)) layer.arrived.add(rec.key);
         continue;
       }
       if (layer.target !== null && !(rec.version >= layer.target)) continue;

@@ -184,6 +184,90 @@ void replyError(Room *room, Reply *reply, int rc, const char *message);
 void replyFree(Reply *reply);
 int sendJson(Room *room, uint32_t conn, cJSON *frame);
 
+/* ---- cron.c: five-field cron expressions, in UTC ----------------------- */
+typedef struct Cron {
+  uint64_t minutes;                /* bit m: minute m (0-59) */
+  uint32_t hours;                  /* bit h: hour h (0-23) */
+  uint32_t mdays;                  /* bit d: day of month d (1-31) */
+  uint16_t months;                 /* bit m: month m (1-12) */
+  uint8_t wdays;                   /* bit w: weekday w (0-6, Sunday = 0) */
+  int mdayAny;                     /* day-of-month field was "*" (or "?") */
+  int wdayAny;                     /* day-of-week field was "*" (or "?") */
+} Cron;
+/* Parse expr ("0,30 9-17 * JAN-MAR MON-FRI": names, ranges, steps, lists;
+** 7 is also Sunday). Returns NT_OK or NT_INVALID_ARGUMENT with err naming the
+** field. */
+int cronParse(const char *expr, Cron *out, char *err, size_t errLen);
+/* First fire time strictly after afterMs (ms since the epoch, UTC), on a
+** whole minute; -1 when the expression can never fire (e.g. 30 FEB). When
+** both day fields are restricted, a day matches if EITHER matches (the usual
+** cron rule). */
+double cronNext(const Cron *cron, double afterMs);
+
+/* ---- memstore.c: the in-memory store (never written to SQLite) ---------- */
+typedef struct MemStore MemStore;
+typedef struct MemStats {
+  double entries, bytes, maxBytes;  /* now */
+  double evictions, expirations;    /* since created */
+} MemStats;
+/* Called when an entry leaves without memDelete: expired (1) or evicted (0). */
+typedef void (*MemOnRemove)(void *arg, const char *ns, const char *key, int expired);
+typedef void (*MemEach)(void *arg, const char *key, const char *value,
+                        double updatedAt, double expiresAt);
+MemStore *memNew(size_t maxBytes);            /* NULL when out of memory */
+void memFree(MemStore *m);                    /* NULL is a no-op */
+void memSetOnRemove(MemStore *m, MemOnRemove xRemove, void *arg);
+/* Set ns/key to value (JSON text, copied). ttlMs <= 0: no expiry. Evicts
+** least-recently-used entries to stay within maxBytes; NT_PAYLOAD_TOO_LARGE
+** if the entry alone is larger; NT_NOMEM. */
+int memSet(MemStore *m, const char *ns, const char *key, const char *value,
+           double nowMs, double ttlMs);
+/* The value (borrowed until the store next changes) or NULL when missing or
+** expired (an expired entry found here is removed and counted). Marks the
+** entry recently used. pUpdatedAt/pExpiresAt may be NULL; expiresAt 0 = never. */
+const char *memGet(MemStore *m, const char *ns, const char *key, double nowMs,
+                   double *pUpdatedAt, double *pExpiresAt);
+int memDelete(MemStore *m, const char *ns, const char *key);   /* NT_OK or NT_NOT_FOUND */
+/* Every live entry of ns, oldest update first; expired ones are skipped. */
+int memForEach(MemStore *m, const char *ns, double nowMs, MemEach xEach, void *arg);
+/* Adaptive expiry in the manner of Redis' expire.c: sample up to 20 entries
+** that have a TTL, remove the expired, and go again while more than a quarter
+** of a sample had expired, examining at most budget entries. Returns how many
+** expired. */
+int memSweep(MemStore *m, double nowMs, int budget);
+double memNextExpiry(const MemStore *m);      /* earliest expiresAt, 0 if none */
+void memStats(const MemStore *m, MemStats *out);
+
+/* ---- ratelimit.c: sliding windows over time buckets -------------------- */
+/* One limit: at most `limit` cost units in any `windowMs`, counted in
+** `buckets` equal buckets (the sliding window weighs the oldest bucket by how
+** much of it is still inside the window). */
+typedef struct RateRule {
+  const char *name;                /* "burst", "main", "daily" */
+  double windowMs;
+  double limit;
+  int buckets;
+} RateRule;
+/* In-memory window for one key (per-connection limits): counts per bucket. */
+#define RATE_MAX_BUCKETS 60
+typedef struct RateWindow {
+  double bucketStart[RATE_MAX_BUCKETS];   /* start time of each slot's bucket */
+  double count[RATE_MAX_BUCKETS];         /* cost counted in it */
+} RateWindow;
+/* Count cost against rule in w at nowMs. NT_OK, or NT_RATE_LIMITED with
+** *pRetryAfterMs (> 0) = how long until cost would fit; nothing is counted
+** when refused. */
+int rateWindowHit(RateWindow *w, const RateRule *rule, double nowMs, double cost,
+                  double *pRetryAfterMs);
+/* The same, durable, in the room's SQLite (table _rate_limits): every rule in
+** rules[0..n) must admit cost for key, else nothing is counted and the
+** largest retry-after is returned. Runs its own statements (call it outside
+** other transactions). */
+int rateCheckSql(Room *room, const char *key, const RateRule *rules, int n,
+                 double nowMs, double cost, double *pRetryAfterMs);
+/* Delete buckets too old to matter for any rule (a scheduled task). */
+int rateCleanupSql(Room *room, double nowMs);
+
 /* ---- log ---------------------------------------------------------------- */
 void ntLog(int level, const char *fmt, ...);
 

@@ -235,6 +235,15 @@ test('an optimistic createTask shows the temporary row at once, then the server 
   const w = watch(c, 'listTasks', {});
   await w.until((r) => r.length === 0);
 
+  /* from the moment the answer arrives, what is shown never holds both rows */
+  let answered = false;
+  c.onFrame = (f) => {
+    if (f.type === 'rpc_result' && f.id === c.sent.find((x) => x.method === 'createTask')?.id) answered = true;
+    return true;
+  };
+  const afterAnswer = [];
+  c.subscribe('listTasks', {}, (r) => { if (answered) afterAnswer.push(r); });
+
   const p = c.mutate('createTask', { title: 'optimistic' }, {
     optimistic: (store) => store.update('listTasks', {}, (cur) => [...cur, tempTask('optimistic')]),
   });
@@ -249,7 +258,8 @@ test('an optimistic createTask shows the temporary row at once, then the server 
   assert.deepEqual(w.latest, [row]);
   assert.equal(w.metas.at(-1).optimistic, false);
   assert.deepEqual(w.latest, await c.rpc('listTasks', {}), 'exactly what the server has');
-  for (const r of w.results) assert.equal(r.length <= 1, true, `never both rows at once: ${JSON.stringify(titles(r))}`);
+  assert.ok(afterAnswer.length > 0 && afterAnswer.every((r) => r.length === 1),
+    `after the answer only one row is ever shown: ${JSON.stringify(afterAnswer.map((r) => r.map((x) => x.id)))}`);
 
   const mutation = c.sent.find((f) => f.method === 'createTask');
   assert.match(mutation.mutationId, /^m-\d+-[0-9a-f]+$/, 'mutate() sends a mutationId');
@@ -526,6 +536,38 @@ test('a settled optimistic layer stays until the next server result for its subs
   s.receive({ type: 'query_update', subscriptionId: 's1', version: 2, seq: 1, result: [{ id: 'real' }] });
   assert.deepEqual(w.latest, [{ id: 'real' }], 'replaced by the server result');
   assert.deepEqual(w.results, [[], [{ id: 'temp' }], [{ id: 'real' }]]);
+});
+
+test('with the commit version in the answer, a layer goes once its subscription reaches that version', async () => {
+  const c = fake({ optimisticGraceMs: 60_000 });
+  FakeSocket.last().open();
+  const s = FakeSocket.last();
+  const w = watch(c, 'listTasks', {});
+  s.receive({ type: 'query_result', id: s.sent[0].id, subscriptionId: 's1', version: 1, result: [] });
+  c.mutate('createTask', { title: 'x' }, {
+    optimistic: (store) => store.update('listTasks', {}, (cur) => [...cur, { id: 'temp' }]),
+  });
+  s.receive({ type: 'rpc_result', id: s.sent.at(-1).id, version: 3, result: { id: 'real' } });
+  s.receive({ type: 'query_update', subscriptionId: 's1', version: 2, seq: 1, result: [{ id: 'other' }] });
+  assert.deepEqual(w.latest, [{ id: 'other' }, { id: 'temp' }], 'version 2 does not contain the write');
+  s.receive({ type: 'query_update', subscriptionId: 's1', version: 3, seq: 2, result: [{ id: 'other' }, { id: 'real' }] });
+  assert.deepEqual(w.latest, [{ id: 'other' }, { id: 'real' }]);
+});
+
+test('an update that arrived while the call was in flight lets the layer go at the answer', async () => {
+  const c = fake({ optimisticGraceMs: 60_000 });
+  FakeSocket.last().open();
+  const s = FakeSocket.last();
+  const w = watch(c, 'listTasks', {});
+  s.receive({ type: 'query_result', id: s.sent[0].id, subscriptionId: 's1', version: 1, result: [] });
+  c.mutate('createTask', { title: 'x' }, {
+    optimistic: (store) => store.update('listTasks', {}, (cur) => [...cur, { id: 'temp' }]),
+  });
+  const call = s.sent.at(-1);
+  /* the order the server uses for the first write after a quiet period */
+  s.receive({ type: 'query_update', subscriptionId: 's1', version: 2, seq: 1, result: [{ id: 'real' }] });
+  s.receive({ type: 'rpc_result', id: call.id, result: { id: 'real' } });
+  assert.deepEqual(w.latest, [{ id: 'real' }]);
 });
 
 test('a settled optimistic layer that no update follows is dropped after the grace period', async () => {
