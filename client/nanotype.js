@@ -55,6 +55,9 @@ const DEFAULTS = {
 };
 
 const OPEN = 1;              /* WebSocket.OPEN, the same in every implementation */
+const NAME_RE = /^[A-Za-z0-9._:-]{1,128}$/;   /* a valid clientId, as PROTOCOL.md says */
+/* the SDK's own event names: a server event so named reaches only 'event' listeners */
+const OWN_EVENTS = new Set(['status', 'welcome', 'error', 'event']);
 
 /* The error every failed call rejects with: `code` is the protocol's error
 ** code (INVALID_ARGUMENT, …) or CLOSED when the client was closed first. */
@@ -184,6 +187,9 @@ export class NanotypeClient {
   constructor({ url, room, token, clientId, WebSocket, storage, ...tuning } = {}) {
     if (!url) throw new TypeError('nanotype: connect() needs a url');
     if (!room) throw new TypeError('nanotype: connect() needs a room');
+    if (clientId !== undefined && !NAME_RE.test(clientId)) {
+      throw new TypeError('nanotype: clientId must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+    }
     this.#url = url;
     this.#room = room;
     this.#token = token;
@@ -195,7 +201,8 @@ export class NanotypeClient {
     this.#opt = { ...DEFAULTS };
     for (const k of Object.keys(DEFAULTS)) if (tuning[k] !== undefined) this.#opt[k] = tuning[k];
 
-    this.clientId = clientId ?? storageGet(this.#storage, this.#storageKey) ?? `c-${randomHex(12)}`;
+    const stored = storageGet(this.#storage, this.#storageKey);
+    this.clientId = clientId ?? (stored && NAME_RE.test(stored) ? stored : `c-${randomHex(12)}`);
     storageSet(this.#storage, this.#storageKey, this.clientId);
 
     if (typeof globalThis.addEventListener === 'function') {
@@ -278,8 +285,9 @@ export class NanotypeClient {
       this.#opt.connectTimeoutMs);
   }
 
-  /* Forget the current socket without hearing from it again. */
-  #detach() {
+  /* Forget the current socket without hearing from it again. graceful sends
+  ** a close frame (close()); otherwise it is cut like a failed network. */
+  #detach(graceful = false) {
     const ws = this.#ws;
     this.#ws = null;
     this.#welcomed = false;
@@ -288,7 +296,7 @@ export class NanotypeClient {
     ws.onmessage = ws.onclose = ws.onopen = null;
     ws.onerror = () => {};                     /* `ws` throws on an unheard 'error' */
     try {
-      if (typeof ws.terminate === 'function') ws.terminate();
+      if (!graceful && typeof ws.terminate === 'function') ws.terminate();
       else ws.close(1000, 'client closing');
     } catch { /* already closing */ }
   }
@@ -342,7 +350,7 @@ export class NanotypeClient {
     this.#closed = true;
     this.#connectSeq++;
     this.#clearTimer('retry');
-    this.#detach();
+    this.#detach(true);
     if (this.#onlineHandler) globalThis.removeEventListener('online', this.#onlineHandler);
     for (const layer of this.#layers) clearTimeout(layer.timer);
     this.#layers = [];
@@ -449,7 +457,7 @@ export class NanotypeClient {
   }
 
   #onEvent(f) {
-    this.#emit(f.event, f.data, f);
+    if (typeof f.event === 'string' && !OWN_EVENTS.has(f.event)) this.#emit(f.event, f.data, f);
     this.#emit('event', f.event, f.data, f);
     this.#processed(f.seq);
   }

@@ -483,6 +483,11 @@ test('presence and cursors helpers send the protocol methods and events reach on
   assert.deepEqual(presence, [[{ userId: 'u', status: 'online', updatedAt: 1 }]]);
   assert.deepEqual(cursors, [[{ userId: 'u', position: { x: 1 }, updatedAt: 2 }]]);
   assert.deepEqual(any, ['presence', 'cursors']);
+  const statuses = [];
+  c.on('status', (x) => statuses.push(x));
+  s.receive({ type: 'event', event: 'status', seq: 2, data: 'not a connection status' });
+  assert.deepEqual(statuses, [], "a server event named like the SDK's own reaches only 'event' listeners");
+  assert.deepEqual(any, ['presence', 'cursors', 'status']);
   await Promise.resolve();
   assert.deepEqual(s.sent.filter((f) => f.action === 'ack'), [{ action: 'ack', seq: 2 }], 'one ack for the batch');
 
@@ -597,4 +602,10 @@ test('frames sent before the welcome wait for it, and a rpc_error of a subscript
   assert.deepEqual(errors, ['UNKNOWN_METHOD']);
   s.receive({ type: 'rpc_result', id: s.sent[0].id, result: { ok: 1 } });
   assert.deepEqual(await p, { ok: 1 });
+});
+
+test('a clientId the server would refuse is refused before connecting', () => {
+  assert.throws(() => fake({ clientId: 'has spaces' }), TypeError);
+  assert.throws(() => fake({ clientId: 'x'.repeat(129) }), TypeError);
+  assert.equal(FakeSocket.all.length, 0, 'no connection was tried');
 });
