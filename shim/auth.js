@@ -114,6 +114,9 @@ export async function verifyToken(token, secret, nowSec = Math.floor(Date.now() 
     return refuse("bad sub");
   if (claims.rooms !== undefined && !Array.isArray(claims.rooms)) return refuse("bad rooms");
   if (claims.role !== undefined && typeof claims.role !== "string") return refuse("bad role");
+  /* "system" is how the Worker identifies itself to its own Durable Objects
+  ** (the RateLimiter's _rateCheck); no token may claim it. */
+  if (claims.role === "system") return refuse("reserved role");
 
   return { ok: true, claims };
 }

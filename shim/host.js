@@ -31,12 +31,12 @@ class FromWasm extends Error {
 ** Returns the function Core calls with itself to get the "nt" imports. */
 export function ntImports(room) {
   return (core) => ({
-    /* int host_sql_exec(sql, sqlLen, args, argsLen, **ppOut, *pnOut) */
-    host_sql_exec(sqlPtr, sqlLen, argsPtr, argsLen, ppOut, pnOut) {
+    /* int host_sql_exec(sql, sqlLen, args, argsLen, maxRows, maxBytes, **ppOut, *pnOut) */
+    host_sql_exec(sqlPtr, sqlLen, argsPtr, argsLen, maxRows, maxBytes, ppOut, pnOut) {
       let out, rc;
       try {
         out = JSON.stringify(sqlExec(room.ctx.storage.sql, core.str(sqlPtr, sqlLen),
-          argsLen ? JSON.parse(core.str(argsPtr, argsLen)) : []));
+          argsLen ? JSON.parse(core.str(argsPtr, argsLen)) : [], maxRows >>> 0, maxBytes >>> 0));
         rc = NT.OK;
       } catch (e) {
         out = JSON.stringify({ message: String(e?.message ?? e) }); /* unchanged: the core maps it */
@@ -103,6 +103,12 @@ export function ntImports(room) {
     /* void host_timer_set(atMs) */
     host_timer_set(atMs) { room.setTimer(atMs); },
 
+    /* void host_alarm_set(atMs) */
+    host_alarm_set(atMs) { room.host_alarm_set(atMs); },
+
+    /* int host_storage_delete_all(void) */
+    host_storage_delete_all() { return room.host_storage_delete_all(); },
+
     /* void host_random(buf, len) */
     host_random(ptr, len) {
       for (let off = 0; off < len; off += 65536)
@@ -115,12 +121,20 @@ export function ntImports(room) {
 /* Run one sql.exec and shape its result as nt.h says:
 ** {"columns":[…],"rows":[[…]],"rowsRead":n,"rowsWritten":n}. With no
 ** bindings sql.exec runs every `;`-separated statement. */
-export function sqlExec(sql, text, args) {
+export function sqlExec(sql, text, args, maxRows = 0, maxBytes = 0) {
   if (!Array.isArray(args)) throw new Error("bindings must be a JSON array");
   const cur = args.length ? sql.exec(text, ...args.map(bindValue)) : sql.exec(text);
   const rows = [];
-  for (const r of cur.raw()) rows.push(r.map(cellValue));  /* consume before reading counters */
-  return { columns: cur.columnNames, rows, rowsRead: cur.rowsRead, rowsWritten: cur.rowsWritten };
+  let bytes = 0, truncated = false;
+  for (const r of cur.raw()) {            /* consume before reading counters */
+    const row = r.map(cellValue);
+    if (maxRows && rows.length >= maxRows) { truncated = true; break; }
+    if (maxBytes && (bytes += JSON.stringify(row).length) > maxBytes) { truncated = true; break; }
+    rows.push(row);
+  }
+  const out = { columns: cur.columnNames, rows, rowsRead: cur.rowsRead, rowsWritten: cur.rowsWritten };
+  if (truncated) out.truncated = true;
+  return out;
 }
 
 /* DO SQLite would bind true as the text 'true': bind booleans as 1/0. */

@@ -31,6 +31,7 @@ import coreModule from "../build/core.wasm";            /* a WebAssembly.Module 
 import { migrations, functions } from "../build/bundle.js";
 import { Core, NT } from "./core.js";
 import { ntImports, cellValue } from "./host.js";
+import { roomRateLimits } from "./ratelimiter.js";
 
 const MAX_BODY = 1 << 20;          /* HTTP RPC body limit (PROTOCOL.md: 1 MiB) */
 const MAX_FRAME = 1 << 20;         /* WebSocket frame limit (PROTOCOL.md: 1 MiB) */
@@ -93,6 +94,8 @@ export class Room extends DurableObject {
     this.http = new Map();         /* req id → {resolve, gen, timer}: HTTP RPCs awaiting host_http_respond */
     this.nextReq = 1;
     this.asyncs = new Map();       /* "gen:asyncId" → {gen, promise}: host_async work in flight */
+    this.storageOps = [];          /* alarm and deleteAll promises not yet settled */
+    this.erased = false;           /* deleteRoom ran: drop the instance after this call */
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
 
@@ -128,6 +131,7 @@ export class Room extends DurableObject {
       functions,
       testHooks: this.env.NT_TEST_HOOKS === "1",
       batchMs: batchWindow(this.env.NT_BATCH_MS),
+      rateLimits: roomRateLimits(this.env),      /* NT_RATE_CONN_* and NT_RATE_USER_* */
     });
     core.roomPtr = core.withInputs([config], (p, n) => core.ex.nt_room_new(p, n));
     if (!core.roomPtr) throw new Error("nt_room_new returned NULL (out of memory)");
@@ -190,6 +194,14 @@ export class Room extends DurableObject {
     } catch (e) {
       this.recover(core, what, e);
       throw new CoreFault(what, e);
+    } finally {
+      /* deleteRoom erased the storage: this instance's state is stale, the
+      ** next event builds a fresh one (migrations run on the empty store). */
+      if (this.erased && this.core === core) {
+        this.erased = false;
+        this.core = null;
+        this.setTimer(0);
+      }
     }
   }
 
@@ -471,11 +483,28 @@ export class Room extends DurableObject {
     this.failUnanswered();
   }
 
+  /* ---- the Durable Object alarm (host_alarm_set / nt_alarm) ------------ */
+
+  /* One alarm per object, multiplexed by the core's schedule (sched.c). */
+  host_alarm_set(atMs) {
+    this.storageOps.push(atMs > 0 ? this.ctx.storage.setAlarm(atMs) : this.ctx.storage.deleteAlarm());
+  }
+
+  /* deleteRoom: erase everything this object stores, alarm included. The
+  ** output gate holds our answer until the deletion is durable. */
+  host_storage_delete_all() {
+    this.storageOps.push(this.ctx.storage.deleteAlarm(), this.ctx.storage.deleteAll());
+    this.erased = true;
+    return 0;
+  }
+
   /* Wait until no asynchronous work is in flight, so the event that started
   ** it keeps the object alive until its completion has reached the core. */
   async settle() {
-    while (this.asyncs.size)
-      await Promise.allSettled([...this.asyncs.values()].map((a) => a.promise));
+    while (this.asyncs.size || this.storageOps.length) {
+      const ops = this.storageOps.splice(0);
+      await Promise.allSettled([...this.asyncs.values()].map((a) => a.promise).concat(ops));
+    }
   }
 
   log(level, msg) {

@@ -15,8 +15,10 @@
 
 import { verifyToken, canOpenRoom, identityOf } from "./auth.js";
 import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
+import { edgeRateLimits } from "./ratelimiter.js";
 
 export { Room } from "./room.js";
+export { RateLimiter } from "./ratelimiter.js";
 
 const NAME_RE = /^[A-Za-z0-9._:-]{1,128}$/;  /* room names and client ids */
 const MAX_BODY = 1 << 20;                    /* HTTP RPC body limit, bytes (1 MiB) */
@@ -99,7 +101,7 @@ async function roomSocket(request, env, ctx, url, m) {
 
   const who = await authenticate(request, env, url, room);
   if (who instanceof Response) return who;
-  const limited = await rateLimit(env, who, room, "ws");
+  const limited = await rateLimit(env, who, room, "ws", request);
   if (limited) return limited;
   return forward(request, env, room, who, clientId);
 }
@@ -115,7 +117,7 @@ async function roomRpc(request, env, ctx, url, m) {
 
   const who = await authenticate(request, env, url, room);
   if (who instanceof Response) return who;
-  const limited = await rateLimit(env, who, room, "rpc");
+  const limited = await rateLimit(env, who, room, "rpc", request);
   if (limited) return limited;
   /* Read the body here, capped, and forward it whole: the room never sees a
   ** body over the limit, and never answers while one is still streaming in
@@ -149,11 +151,38 @@ function bearer(request) {
   return m ? m[1] : null;
 }
 
-/* Rate limiting hook (a later issue: ask the RateLimiter actor keyed by user
-** and room). Return null to let the request through, or a 429 Response built
-** with errorResponse("RATE_LIMITED", …, 429, {"retry-after": seconds}). */
-async function rateLimit(env, who, room, kind) {
-  return null;
+/* Ask the RateLimiter objects (ratelimiter.js) whether this caller may open
+** one more WebSocket or send one more HTTP RPC: one object per key, the user
+** ("user:<sub>") and the client's address ("ip:<CF-Connecting-IP>", which
+** Cloudflare sets and clients cannot forge), asked in parallel, each counting
+** 1. Returns null to let the request through, or the 429 answer with
+** Retry-After. A limiter that fails lets the request through (logged): rate
+** limiting must not become the outage. The room applies its own per-user and
+** per-connection limits to every call after this. */
+async function rateLimit(env, who, room, kind, request) {
+  const limits = edgeRateLimits(env);
+  if (!env.RATE_LIMITER || !(limits.perSecond > 0 || limits.perMinute > 0)) return null;
+  const keys = ["user:" + who.userId];
+  const ip = request.headers.get("cf-connecting-ip");
+  if (ip) keys.push("ip:" + ip);
+  const answers = await Promise.all(keys.map(async (key) => {
+    try {
+      return await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key)).check(key, 1);
+    } catch (e) {
+      console.error(`worker: rate limiter for ${key} failed, letting ${kind} through:`, e?.stack ?? e);
+      return null;
+    }
+  }));
+  let worst = null;
+  for (const a of answers)
+    if (a && !a.ok && (!worst || a.retryAfterMs > worst.retryAfterMs)) worst = a;
+  if (!worst) return null;
+  const ms = Math.max(1, Math.ceil(worst.retryAfterMs));
+  return new Response(JSON.stringify({ error: {
+    code: "RATE_LIMITED", message: worst.message, retryAfterMs: ms } }), {
+    status: 429,
+    headers: { "content-type": "application/json", "retry-after": String(Math.ceil(ms / 1000)) },
+  });
 }
 
 /* Forward to the room's Durable Object with trusted identity headers. Any

@@ -25,7 +25,8 @@ void connCaller(const Conn *c, Caller *out){
 
 static void connFree(Conn *c){
   if( c==NULL ) return;
-  free(c->userId); free(c->role); free(c->clientId);
+  free(c->userId); free(c->role); free(c->clientId); free(c->presence);
+  free(c->rate);
   free(c);
 }
 
@@ -35,6 +36,7 @@ static void connRemove(Room *room, uint32_t id){
     if( (*pp)->id==id ){
       Conn *c = *pp;
       liveConnGone(room, c);
+      presenceConnGone(room, c);
       *pp = c->next;
       connFree(c);
       room->nConns--;
@@ -86,6 +88,7 @@ int connAttach(Conn *c){
   cJSON_AddNumberToObject(doc, "seq", c->seqReserved);
   cJSON_AddNumberToObject(doc, "nextSub", c->nextSubId);
   cJSON_AddItemToObject(doc, "subs", liveAttachment(c));
+  presenceAttach(c, doc);
   char *text = cJSON_PrintUnformatted(doc);
   cJSON_Delete(doc);
   if( text==NULL ) return NT_NOMEM;
@@ -117,6 +120,7 @@ int nt_conn_restore(Room *room, uint32_t id, const uint8_t *attachment, uint32_t
   cJSON *doc = NULL;
   int rc = connAdd(room, id, attachment, len, &c, &doc);
   if( rc==NT_OK ) rc = liveRestore(room, c, doc);
+  if( rc==NT_OK ) rc = presenceRestore(room, c, doc);
   cJSON_Delete(doc);
   return rc;
 }
@@ -124,6 +128,8 @@ int nt_conn_restore(Room *room, uint32_t id, const uint8_t *attachment, uint32_t
 int nt_conn_close(Room *room, uint32_t id){
   if( room==NULL ) return NT_INTERNAL;
   connRemove(room, id);
+  /* The last one out: write what is pending before the object can be evicted. */
+  if( room->nConns==0 ) debounceFlushAll(room);
   return NT_OK;
 }
 

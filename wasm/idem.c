@@ -7,7 +7,8 @@
 ** both exist or neither does; a repeat finds the record and gets the first
 ** answer back without running again. Records are scoped by clientId (HTTP
 ** callers without one by their user id) and kept for 24 hours; expired ones
-** are trimmed by the writes themselves, every 64th record.
+** are trimmed by the writes themselves, every 64th record, and by the room's
+** hourly maintenance task (sched.c).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,13 +73,16 @@ int idemRecord(Call *call, const cJSON *result){
   cJSON_Delete(args);
   if( rc ) return rc;
   storeResultFree(&res);
-  if( ++room->idemRecords % IDEM_TRIM_EVERY == 0 ){
-    cJSON *cutoff = cJSON_CreateArray();
-    cJSON_AddItemToArray(cutoff, cJSON_CreateNumber(now - IDEM_KEEP_MS));
-    rc = storeExec(room, "DELETE FROM _mutations WHERE created_at < ?1", cutoff,
-                   &res, call->err, sizeof call->err);
-    cJSON_Delete(cutoff);
-    if( rc==NT_OK ) storeResultFree(&res);
-  }
+  if( ++room->idemRecords % IDEM_TRIM_EVERY == 0 ) rc = idemTrim(room, now, call->err, sizeof call->err);
+  return rc;
+}
+
+int idemTrim(Room *room, double nowMs, char *err, size_t errLen){
+  cJSON *cutoff = cJSON_CreateArray();
+  cJSON_AddItemToArray(cutoff, cJSON_CreateNumber(nowMs - IDEM_KEEP_MS));
+  SqlResult res;
+  int rc = storeExec(room, "DELETE FROM _mutations WHERE created_at < ?1", cutoff, &res, err, errLen);
+  cJSON_Delete(cutoff);
+  if( rc==NT_OK ) storeResultFree(&res);
   return rc;
 }

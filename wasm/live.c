@@ -12,7 +12,7 @@
 ** set meets the tables the write touched. Updates go out at once for the first
 ** change after a quiet period and for deletes; further changes within the
 ** batch window are coalesced into one update per subscription when the window
-** closes (nt_timer). A query's result is hashed, and an update is sent only
+** closes (room.c's timer calls liveOnTimer). A query's result is hashed, and an update is sent only
 ** when the hash differs from the last result.
 **
 ** Delivery: every pushed frame carries a per-connection seq; the client acks
@@ -30,7 +30,6 @@
 #define LIVE_RESEND_MS     5000.0   /* ack deadline before a resend */
 #define LIVE_MAX_RESENDS   3        /* resends per update */
 #define LIVE_IDLE_KEEP_MS  60000.0  /* keep an unsubscribed query this long */
-#define LIVE_MAX_SQL       10000    /* characters of subscribed SQL */
 
 struct LiveQuery {
   char *key;                       /* identity: kind, query, args, RLS scope */
@@ -146,30 +145,6 @@ static int liveCopyNames(char **from, int n, char ***pTo){
   return NT_OK;
 }
 
-/* Positional bindings for subscribed SQL: scalars only, booleans as 1/0. */
-static int liveSqlArgs(Call *call, const cJSON *params, int nParam, cJSON **ppArgs){
-  if( params && !cJSON_IsNull(params) && !cJSON_IsArray(params) ){
-    return callFail(call, NT_INVALID_ARGUMENT, "params: expected an array");
-  }
-  int n = params ? cJSON_GetArraySize(params) : 0;
-  if( n!=nParam ) return callFail(call, NT_INVALID_ARGUMENT, "params: expected %d values, got %d", nParam, n);
-  cJSON *args = cJSON_CreateArray();
-  const cJSON *v;
-  int i = 0;
-  cJSON_ArrayForEach(v, params){
-    cJSON *b = cJSON_IsBool(v) ? cJSON_CreateNumber(cJSON_IsTrue(v)) :
-               (cJSON_IsString(v) || cJSON_IsNumber(v) || cJSON_IsNull(v)) ? cJSON_Duplicate(v, 0) : NULL;
-    if( b==NULL ){
-      cJSON_Delete(args);
-      return callFail(call, NT_INVALID_ARGUMENT, "params[%d]: expected a string, number, boolean or null", i);
-    }
-    cJSON_AddItemToArray(args, b);
-    i++;
-  }
-  *ppArgs = args;
-  return NT_OK;
-}
-
 /* Find or create the LiveQuery for spec as seen by call's caller. */
 static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
   Room *room = call->room;
@@ -181,6 +156,7 @@ static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
   memset(&plan, 0, sizeof plan);
   const GuardPlan *reads = &plan;
   const char *baseSql = NULL;
+  char *wrapped = NULL;            /* raw SQL comes back already wrapped */
   int rc = NT_OK;
   if( cJSON_IsString(query) == cJSON_IsString(sql) ){
     return callFail(call, NT_BAD_REQUEST, "give either query (a name) or sql (a string)");
@@ -199,15 +175,8 @@ static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
     reads = fnPlan(fn);
     baseSql = fnSql(fn);
   }else{
-    if( strlen(sql->valuestring) > LIVE_MAX_SQL ){
-      return callFail(call, NT_SQL_REJECTED, "SQL longer than %d characters", LIVE_MAX_SQL);
-    }
-    rc = guardAnalyse(room, sql->valuestring, GUARD_READONLY, &plan, call->err, sizeof call->err);
-    for(int i = 0; rc==NT_OK && i < plan.nParam; i++){
-      const char *nm = plan.paramNames[i];
-      if( nm && nm[0]!='?' ) rc = callFail(call, NT_SQL_REJECTED, "use positional parameters (?), not %s", nm);
-    }
-    if( rc==NT_OK ) rc = liveSqlArgs(call, cJSON_GetObjectItemCaseSensitive(spec, "params"), plan.nParam, &args);
+    rc = rawPrepare(call, sql->valuestring, cJSON_GetObjectItemCaseSensitive(spec, "params"),
+                    &plan, &wrapped, &args);
     baseSql = sql->valuestring;
   }
   if( rc ){ guardPlanFree(&plan); cJSON_Delete(args); return rc; }
@@ -222,11 +191,15 @@ static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
   cJSON_AddItemToArray(keyDoc, cJSON_CreateString(scope));
   char *key = cJSON_PrintUnformatted(keyDoc);
   cJSON_Delete(keyDoc);
-  if( key==NULL ){ guardPlanFree(&plan); cJSON_Delete(args); return callFail(call, NT_NOMEM, "out of memory"); }
+  if( key==NULL ){
+    guardPlanFree(&plan); cJSON_Delete(args); free(wrapped);
+    return callFail(call, NT_NOMEM, "out of memory");
+  }
 
   for(LiveQuery *q = room->queries; q; q = q->next){
     if( strcmp(q->key, key)==0 ){
       free(key);
+      free(wrapped);
       guardPlanFree(&plan);
       cJSON_Delete(args);
       *ppQ = q;
@@ -239,7 +212,8 @@ static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
     q->args = args;
     q->fn = fn;
     q->nReads = reads->nReads;
-    q->sql = rlsWrap(room, baseSql, scope);
+    q->sql = wrapped ? wrapped : rlsWrap(room, baseSql, scope);
+    wrapped = NULL;
     q->dirty = 1;
     q->idleSince = host_now_ms();
     rc = liveCopyNames(reads->reads, reads->nReads, &q->reads);
@@ -300,8 +274,7 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   room->stats.updatesSent++;
 }
 
-/* Ask the host for the next timer: batch flush or the earliest resend. */
-static void liveSchedule(Room *room){
+double liveNextDue(Room *room){
   double next = room->flushDueAt;
   for(Conn *c = room->conns; c; c = c->next){
     for(Sub *s = c->subs; s; s = s->next){
@@ -310,10 +283,7 @@ static void liveSchedule(Room *room){
       if( next==0 || due < next ) next = due;
     }
   }
-  if( next!=room->timerAt ){
-    room->timerAt = next;
-    host_timer_set(next);
-  }
+  return next;
 }
 
 /* Re-run every dirty query that has subscribers and push what changed. */
@@ -351,13 +321,10 @@ void liveOnCommit(Room *room, const GuardPlan *plan){
   }else if( room->flushDueAt==0 ){
     room->flushDueAt = room->lastFlushAt + room->batchMs;
   }
-  liveSchedule(room);
+  roomTimerArm(room);
 }
 
-int nt_timer(Room *room){
-  if( room==NULL ) return NT_INTERNAL;
-  double now = host_now_ms();
-  room->timerAt = 0;                                   /* this timer is spent */
+void liveOnTimer(Room *room, double now){
   if( room->flushDueAt && now >= room->flushDueAt ) liveFlush(room);
   for(Conn *c = room->conns; c; c = c->next){
     for(Sub *s = c->subs; s; s = s->next){
@@ -373,8 +340,6 @@ int nt_timer(Room *room){
     }
   }
   liveCollect(room, now);
-  liveSchedule(room);
-  return NT_OK;
 }
 
 /* Add a subscription for spec to conn; *ppSub borrowed. */
@@ -464,7 +429,7 @@ int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply){
   }
   liveRemove(conn, s);
   connAttach(conn);
-  liveSchedule(room);
+  roomTimerArm(room);
   cJSON *r = cJSON_CreateObject();
   cJSON_AddBoolToObject(r, "unsubscribed", 1);
   replyResult(room, reply, r);
@@ -485,7 +450,7 @@ int liveAck(Room *room, Conn *conn, cJSON *frame){
       s->resends = 0;
     }
   }
-  liveSchedule(room);
+  roomTimerArm(room);
   return NT_OK;
 }
 
@@ -526,7 +491,7 @@ int liveRestore(Room *room, Conn *conn, const cJSON *attachment){
 
 void liveConnGone(Room *room, Conn *conn){
   while( conn->subs ) liveRemove(conn, conn->subs);
-  liveSchedule(room);
+  roomTimerArm(room);
 }
 
 void liveFreeAll(Room *room){

@@ -18,9 +18,10 @@ static int methodRoomInfo(Call *call, cJSON **ppResult);
 static int methodD1Ping(Call *call, cJSON **ppResult);
 static int methodStats(Call *call, cJSON **ppResult);
 static int methodTrap(Call *call, cJSON **ppResult);
+static int methodDeleteRoom(Call *call, cJSON **ppResult);
 
 static const Method builtins[] = {
-#define METHOD(name, flags, fn) { #name, flags, fn, NULL },
+#define METHOD(name, flags, cost, fn) { #name, flags, cost, fn, NULL },
 #include "methods.def"
 #undef METHOD
 };
@@ -45,6 +46,7 @@ int methodLookup(Room *room, const char *name, Method *out){
   if( fn==NULL ) return NT_UNKNOWN_METHOD;
   out->name = name;
   out->flags = fnFlags(fn);
+  out->cost = (out->flags & NT_M_WRITE) ? 2 : 1;     /* see methods.def */
   out->xCall = NULL;
   out->fn = fn;
   return NT_OK;
@@ -59,10 +61,14 @@ int methodCall(Call *call, const char *name, cJSON **ppResult){
   if( room->status ){
     rc = callFail(call, room->status, "room unavailable: %s",
                   room->statusMsg ? room->statusMsg : "not initialised");
-  }else if( methodLookup(room, name, &m) ){
+  }else if( methodLookup(room, name, &m)
+            || ((m.flags & NT_M_SYSTEM)
+                && !(call->caller->role && strcmp(call->caller->role, "system")==0)) ){
     rc = callFail(call, NT_UNKNOWN_METHOD, "unknown method: %.128s", name);
   }else if( (m.flags & NT_M_ADMIN) && !call->caller->isAdmin ){
     rc = callFail(call, NT_PERMISSION_DENIED, "%s requires an admin token", m.name);
+  }else if( (rc = rateAdmit(call, &m))!=NT_OK ){
+    /* RATE_LIMITED: call->err and call->retryAfterMs say why and when */
   }else{
     rc = m.fn ? fnCall(call, m.fn, ppResult) : m.xCall(call, ppResult);
   }
@@ -150,6 +156,23 @@ static int methodStats(Call *call, cJSON **ppResult){
     double v = *(const double*)((const char*)&room->stats + counters[i].offset);
     cJSON_AddNumberToObject(r, counters[i].key, v);
   }
+  *ppResult = r;
+  return NT_OK;
+}
+
+/* deleteRoom {} -> {deleted: true} (ADMIN): erase the room's storage
+** completely, alarm included. The host drops this instance after the call;
+** the next event builds a fresh one on the empty storage (migrations run
+** again), and open sockets stay connected to the new, empty room. */
+static int methodDeleteRoom(Call *call, cJSON **ppResult){
+  Room *room = call->room;
+  int rc = host_storage_delete_all();
+  if( rc ) return callFail(call, NT_INTERNAL, "the host could not erase the storage");
+  room->status = NT_UNAVAILABLE;                   /* until the host drops us */
+  free(room->statusMsg);
+  room->statusMsg = ntStrdup("the room was deleted");
+  cJSON *r = cJSON_CreateObject();
+  cJSON_AddBoolToObject(r, "deleted", 1);
   *ppResult = r;
   return NT_OK;
 }

@@ -30,7 +30,41 @@ static const char systemSchema[] =
   " result TEXT NOT NULL,"
   " created_at INTEGER NOT NULL,"
   " PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;"
-  "CREATE INDEX IF NOT EXISTS _mutations_created ON _mutations (created_at);";
+  "CREATE INDEX IF NOT EXISTS _mutations_created ON _mutations (created_at);"
+  "CREATE TABLE IF NOT EXISTS _schedule ("     /* sched.c: the one alarm's work */
+  " id INTEGER PRIMARY KEY,"
+  " due REAL NOT NULL,"
+  " task TEXT NOT NULL,"
+  " payload TEXT NOT NULL DEFAULT '{}',"
+  " attempts INTEGER NOT NULL DEFAULT 0,"
+  " last_error TEXT);"
+  "CREATE INDEX IF NOT EXISTS _schedule_due ON _schedule (due);"
+  "CREATE TABLE IF NOT EXISTS _debounced_state ("  /* debounce.c: flushed values */
+  " key TEXT PRIMARY KEY,"
+  " value TEXT NOT NULL,"
+  " updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+  "CREATE TABLE IF NOT EXISTS _cron_jobs ("   /* cronjobs.c: user cron jobs */
+  " id TEXT PRIMARY KEY,"
+  " name TEXT NOT NULL,"
+  " schedule TEXT NOT NULL,"
+  " rpc_method TEXT NOT NULL,"
+  " payload TEXT NOT NULL,"
+  " owner_id TEXT NOT NULL,"
+  " owner_role TEXT NOT NULL,"
+  " created_at INTEGER NOT NULL,"
+  " next_run_at INTEGER,"
+  " last_run_at INTEGER,"
+  " last_status TEXT,"
+  " last_error TEXT,"
+  " runs INTEGER NOT NULL DEFAULT 0);"
+  "CREATE INDEX IF NOT EXISTS _cron_jobs_owner ON _cron_jobs (owner_id);"
+  "CREATE TABLE IF NOT EXISTS _rate_limits ("  /* ratelimit.c: sliding-window buckets */
+  " key TEXT NOT NULL,"                       /* "user:<id>", "ip:<addr>" */
+  " rule TEXT NOT NULL,"                      /* "burst", "main", "daily" */
+  " bucket INTEGER NOT NULL,"                 /* bucket start, ms since the epoch */
+  " count REAL NOT NULL,"                     /* cost units counted in it */
+  " PRIMARY KEY (key, rule, bucket)) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS _rate_limits_rule ON _rate_limits (rule, bucket);";
 
 /* One migration being applied. */
 typedef struct Step {

@@ -6,7 +6,9 @@
 ** from any entry point: fetch, WebSocket message, alarm). nt_room_open: opens the
 ** embedded SQLite used for analysis, applies pending migrations, installs
 ** row-level security for every table with an owner_id, loads the named
-** functions and reads the commit counter. Any failure leaves a room that
+** functions, reads the commit counter, creates the memory store and runs the
+** lifecycle hook of the schedule (sched.c: first start and every wake). The
+** file also owns the one in-memory timer the subsystems share. Any failure leaves a room that
 ** answers UNAVAILABLE with the reason, instead of a half-initialised one.
 */
 #include <stdlib.h>
@@ -25,6 +27,12 @@ static int roomReadVersion(Room *room){
   return NT_OK;
 }
 
+/* A number from the config, or fallback when absent or negative. */
+static double roomConfigNumber(const cJSON *cfg, const char *key, double fallback){
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+  return cJSON_IsNumber(v) && v->valuedouble >= 0 ? v->valuedouble : fallback;
+}
+
 /* Point cJSON at the core's allocator (it is malloc; set once, harmlessly). */
 static void roomInitJson(void){
   cJSON_Hooks hooks = { malloc, free };
@@ -39,8 +47,8 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(room->config, "room");
   room->name = ntStrdup(cJSON_IsString(name) ? name->valuestring : "");
   room->testHooks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(room->config, "testHooks"));
-  const cJSON *batch = cJSON_GetObjectItemCaseSensitive(room->config, "batchMs");
-  room->batchMs = cJSON_IsNumber(batch) && batch->valuedouble >= 0 ? batch->valuedouble : 150;
+  room->batchMs = roomConfigNumber(room->config, "batchMs", 150);
+  rateConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "rateLimits"));
   if( room->name==NULL ){ nt_room_free(room); return NULL; }
   return room;
 }
@@ -55,6 +63,8 @@ int nt_room_open(Room *room){
   if( rc==NT_OK ) rc = rlsInstall(room);
   if( rc==NT_OK ) rc = fnLoadAll(room, cJSON_GetObjectItemCaseSensitive(cfg, "functions"));
   if( rc==NT_OK ) rc = roomReadVersion(room);
+  if( rc==NT_OK ) rc = presenceOpen(room, roomConfigNumber(cfg, "memoryMaxBytes", 8 << 20));
+  if( rc==NT_OK ) rc = schedOnOpen(room);
   if( rc && room->status==0 ){
     room->status = NT_UNAVAILABLE;
     if( room->statusMsg==NULL ) room->statusMsg = ntStrdup("room initialisation failed");
@@ -64,6 +74,43 @@ int nt_room_open(Room *room){
   return room->status;
 }
 
+/* ------------------------------------------------------------------------
+** The in-memory timer. Each subsystem says when it next needs to run; the
+** host gets one setTimeout for the earliest (host_timer_set), and nt_timer
+** lets every subsystem do what is due.
+*/
+static const struct {
+  double (*xNextDue)(Room*);       /* 0 when nothing is due */
+  void (*xOnTimer)(Room*, double);
+} roomTimers[] = {
+  { liveNextDue,     liveOnTimer },
+  { debounceNextDue, debounceOnTimer },
+  { presenceNextDue, presenceOnTimer },
+};
+
+void roomTimerArm(Room *room){
+  double next = 0;
+  for(size_t i = 0; i < sizeof roomTimers / sizeof roomTimers[0]; i++){
+    double due = roomTimers[i].xNextDue(room);
+    if( due > 0 && (next==0 || due < next) ) next = due;
+  }
+  if( next!=room->timerAt ){
+    room->timerAt = next;
+    host_timer_set(next);
+  }
+}
+
+int nt_timer(Room *room){
+  if( room==NULL ) return NT_INTERNAL;
+  room->timerAt = 0;                                   /* this timer is spent */
+  double now = host_now_ms();
+  for(size_t i = 0; i < sizeof roomTimers / sizeof roomTimers[0]; i++){
+    roomTimers[i].xOnTimer(room, now);
+  }
+  roomTimerArm(room);
+  return NT_OK;
+}
+
 int nt_room_status(Room *room){
   return room ? room->status : NT_INTERNAL;
 }
@@ -71,7 +118,9 @@ int nt_room_status(Room *room){
 void nt_room_free(Room *room){
   if( room==NULL ) return;
   asyncFreeAll(room);
+  debounceFreeAll(room);
   connFreeAll(room);
+  presenceFree(room);
   fnFreeAll(room);
   guardClose(room);
   for(int i = 0; i < room->nOwned; i++) free(room->owned[i]);

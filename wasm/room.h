@@ -62,6 +62,10 @@ typedef struct Conn {
   uint32_t nextSubId;              /* last "sN" handed out */
   double seq;                      /* last seq sent on this connection */
   double seqReserved;              /* seq values below this are on record (attachment) */
+  char *presence;                  /* JSON of the status this conn set, owned (presence.c) */
+  double presenceAt;               /* when it was set */
+  struct RateWindow *rate;         /* per-connection windows [room->rate.nConn], owned,
+                                      allocated at the first limited call (ratelimit.c) */
   struct Conn *next;               /* next in room->conns */
 } Conn;
 int connAttach(Conn *c);           /* store state in the WebSocket attachment */
@@ -76,6 +80,8 @@ void connFreeAll(Room *room);
 #define NT_M_ADMIN     0x04        /* admin tokens only */
 #define NT_M_ASYNC     0x08        /* may answer after an async host call */
 #define NT_M_TESTHOOK  0x10        /* exists only when testHooks is on */
+#define NT_M_MEMORY    0x20        /* touches only the in-memory store */
+#define NT_M_SYSTEM    0x40        /* role "system" only (the Worker); UNKNOWN_METHOD to others */
 
 typedef struct Fn Fn;
 typedef struct SqlResult SqlResult;
@@ -85,16 +91,35 @@ typedef struct Call {
   cJSON *payload;                  /* the payload object (borrowed) */
   Reply reply;                     /* where the answer goes (moved to async state when pending) */
   const char *mutationId;          /* the client's mutation id, or NULL (borrowed) */
+  struct Conn *conn;               /* the WebSocket it came on; NULL for HTTP, cron */
   char err[256];                   /* message for a negative return code */
+  double retryAfterMs;             /* with NT_RATE_LIMITED: when to retry, ms (ratelimit.c) */
 } Call;
 typedef int (*MethodFn)(Call *call, cJSON **ppResult);
 typedef struct Method {
   const char *name;                /* method name on the wire */
   int flags;                       /* NT_M_* */
+  int cost;                        /* rate-limit units per call; 0 = never limited */
   MethodFn xCall;                  /* handler; NULL for a named function */
   const Fn *fn;                    /* the named function, or NULL */
 } Method;
 int methodLookup(Room *room, const char *name, Method *out);
+/* Built-in method handlers living outside method.c (see methods.def). */
+int rawExecuteSql(Call *call, cJSON **ppResult);
+int presenceSetCursor(Call *call, cJSON **ppResult);
+int presenceGetCursors(Call *call, cJSON **ppResult);
+int presenceSetStatus(Call *call, cJSON **ppResult);
+int presenceGetStatus(Call *call, cJSON **ppResult);
+int presenceSetEphemeral(Call *call, cJSON **ppResult);
+int presenceGetEphemeral(Call *call, cJSON **ppResult);
+int presenceDeleteEphemeral(Call *call, cJSON **ppResult);
+int presenceStats(Call *call, cJSON **ppResult);
+int debounceUpdate(Call *call, cJSON **ppResult);
+int debounceFlushMethod(Call *call, cJSON **ppResult);
+int debounceGet(Call *call, cJSON **ppResult);
+int cronJobSchedule(Call *call, cJSON **ppResult);
+int cronJobList(Call *call, cJSON **ppResult);
+int cronJobDelete(Call *call, cJSON **ppResult);
 int methodCall(Call *call, const char *name, cJSON **ppResult);
 int callFail(Call *call, int rc, const char *fmt, ...);
 
@@ -117,9 +142,13 @@ struct SqlResult {
   cJSON *columns;                  /* borrowed from doc */
   cJSON *rows;                     /* borrowed from doc: array of arrays */
   double rowsRead, rowsWritten;    /* what DO SQLite reported */
+  int truncated;                   /* the host stopped at maxRows/maxBytes */
 };
 int storeExec(Room *room, const char *sql, cJSON *args, SqlResult *res, char *err, size_t errLen);
 int storeExecArgs(Room *room, const char *sql, const char *argsJson, SqlResult *res, char *err, size_t errLen);
+/* storeExec reading at most maxRows rows / maxBytes bytes (res->truncated). */
+int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows, uint32_t maxBytes,
+                    SqlResult *res, char *err, size_t errLen);
 void storeResultFree(SqlResult *res);
 typedef int (*TxnBody)(Room *room, void *arg);
 int storeTxn(Room *room, TxnBody body, void *arg);
@@ -147,6 +176,13 @@ void guardPlanFree(GuardPlan *plan);
 int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen);
 const GuardPlan *fnPlan(const Fn *fn);
 const char *fnSql(const Fn *fn);      /* positional SQL as written (not RLS-wrapped) */
+
+/* ---- rawsql.c: client-supplied SQL --------------------------------------- */
+/* Check sql (guard, length, positional params), wrap it for the caller's
+** row-level security and bind params. On success the caller frees plan,
+** *pWrapped and *ppArgs. */
+int rawPrepare(Call *call, const char *sql, const cJSON *params, GuardPlan *plan,
+               char **pWrapped, cJSON **ppArgs);
 
 /* ---- live.c: live queries ----------------------------------------------- */
 typedef struct Sub Sub;
@@ -181,6 +217,9 @@ const char *rpcCodeName(int rc);
 int rpcHttpStatus(int rc);
 void replyResult(Room *room, Reply *reply, cJSON *result);
 void replyError(Room *room, Reply *reply, int rc, const char *message);
+/* replyError, plus "retryAfterMs" in the error object when rc is
+** NT_RATE_LIMITED and retryAfterMs > 0. */
+void replyErrorRetry(Room *room, Reply *reply, int rc, const char *message, double retryAfterMs);
 void replyFree(Reply *reply);
 int sendJson(Room *room, uint32_t conn, cJSON *frame);
 
@@ -267,6 +306,53 @@ int rateCheckSql(Room *room, const char *key, const RateRule *rules, int n,
                  double nowMs, double cost, double *pRetryAfterMs);
 /* Delete buckets too old to matter for any rule (a scheduled task). */
 int rateCleanupSql(Room *room, double nowMs);
+/* The room's limits, from the config's "rateLimits" (see rateConfigure). */
+#define RATE_MAX_RULES 3
+typedef struct RateLimits {
+  RateRule conn[RATE_MAX_RULES];   /* per WebSocket, in memory (Conn.rate) */
+  int nConn;
+  RateRule user[RATE_MAX_RULES];   /* per user in this room, in SQL, key "user:<id>" */
+  int nUser;
+  RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
+  int nKey;
+  double checks;                   /* rateCheckSql calls by this instance */
+  double cleanups;                 /* rateCleanupSql runs by this instance */
+} RateLimits;
+/* Read {"conn"|"user"|"key": {"perSecond","perMinute","perDay"}} (absent or
+** <= 0: that rule is off; no "rateLimits": no limits at all). */
+void rateConfigure(Room *room, const cJSON *cfg);
+/* methodCall's check before dispatch: the caller's connection windows, then
+** the user's SQL windows, for m->cost. NT_OK, or NT_RATE_LIMITED with
+** call->err and call->retryAfterMs set (and nothing counted). */
+int rateAdmit(Call *call, const Method *m);
+int rateMethodCheck(Call *call, cJSON **ppResult);    /* _rateCheck {key, cost?} */
+int rateMethodCleanup(Call *call, cJSON **ppResult);  /* _rateCleanup {} -> {remaining} */
+
+/* ---- sched.c: the durable schedule behind the one alarm ----------------- */
+typedef int (*SchedTask)(Room *room, const cJSON *payload, char *err, size_t errLen);
+/* Run task with payload (copied; NULL = {}) at atMs; joins the caller's
+** transaction when called inside one. */
+int schedAt(Room *room, double atMs, const char *task, const cJSON *payload);
+int schedArm(Room *room);                 /* alarm = earliest due row */
+int schedOnOpen(Room *room);              /* lifecycle: first start and every wake */
+int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen);   /* task cron.run */
+int idemTrim(Room *room, double nowMs, char *err, size_t errLen);             /* expired mutation ids */
+
+/* ---- room.c: the in-memory timer shared by the subsystems --------------- */
+void roomTimerArm(Room *room);            /* host_timer_set(earliest due) */
+double liveNextDue(Room *room);           /* 0 when nothing is due */
+void liveOnTimer(Room *room, double nowMs);
+double debounceNextDue(Room *room);
+void debounceOnTimer(Room *room, double nowMs);
+int debounceFlushAll(Room *room);         /* every pending key, now */
+void debounceFreeAll(Room *room);
+double presenceNextDue(Room *room);
+void presenceOnTimer(Room *room, double nowMs);
+int presenceOpen(Room *room, double maxBytes);
+void presenceConnGone(Room *room, Conn *conn);       /* before the conn is freed */
+int presenceRestore(Room *room, Conn *conn, const cJSON *attachment);
+void presenceAttach(Conn *conn, cJSON *attachment);  /* add the conn's presence */
+void presenceFree(Room *room);
 
 /* ---- log ---------------------------------------------------------------- */
 void ntLog(int level, const char *fmt, ...);
@@ -309,6 +395,13 @@ struct Room {
   double flushDueAt;               /* when batched updates must go out, 0 if none */
   double timerAt;                  /* what host_timer_set was last given */
   uint32_t idemRecords;            /* mutation answers recorded (idem.c) */
+  double alarmAt;                  /* what host_alarm_set was last given */
+  struct Debounced *debounced;     /* pending debounced keys (debounce.c) */
+  int nDebounced;
+  MemStore *mem;                   /* the memory store (presence.c) */
+  int eventsDirty;                 /* bit per memory-store event to push */
+  double lastEventAt;              /* when events last went out */
+  RateLimits rate;                 /* rate limits and their counters (ratelimit.c) */
   Stats stats;                     /* counters for getStats */
 };
 

@@ -78,10 +78,17 @@ void replyResult(Room *room, Reply *reply, cJSON *result){
 }
 
 void replyError(Room *room, Reply *reply, int rc, const char *message){
+  replyErrorRetry(room, reply, rc, message, 0);
+}
+
+void replyErrorRetry(Room *room, Reply *reply, int rc, const char *message, double retryAfterMs){
   cJSON *doc = cJSON_CreateObject();
   cJSON *err = cJSON_CreateObject();
   cJSON_AddStringToObject(err, "code", rpcCodeName(rc));
   cJSON_AddStringToObject(err, "message", message && *message ? message : rpcCodeName(rc));
+  if( rc==NT_RATE_LIMITED && retryAfterMs > 0 ){
+    cJSON_AddNumberToObject(err, "retryAfterMs", retryAfterMs);
+  }
   if( reply->toHttp ){
     cJSON_AddItemToObject(doc, "error", err);
     respondJson(reply->target, rpcHttpStatus(rc), doc);
@@ -127,10 +134,12 @@ static int jsonHasNul(const uint8_t *data, uint32_t len){
 
 /* Check the fields shared by both transports, call the method, answer.
 ** The reply is consumed (moved to async state or freed). */
-static int rpcDispatch(Room *room, const Caller *caller, Reply *reply, cJSON *doc, int hasNul){
+static int rpcDispatch(Room *room, Conn *conn, const Caller *caller, Reply *reply,
+                       cJSON *doc, int hasNul){
   Call call;
   memset(&call, 0, sizeof call);
   call.room = room;
+  call.conn = conn;
   call.caller = caller;
   call.reply = *reply;
   memset(reply, 0, sizeof *reply);
@@ -158,7 +167,7 @@ static int rpcDispatch(Room *room, const Caller *caller, Reply *reply, cJSON *do
                  : callFail(&call, NT_NOMEM, "out of memory");
   }
   if( rc==NT_OK ) replyResult(room, &call.reply, result);
-  else if( rc!=NT_PENDING ) replyError(room, &call.reply, rc, call.err);
+  else if( rc!=NT_PENDING ) replyErrorRetry(room, &call.reply, rc, call.err, call.retryAfterMs);
   replyFree(&call.reply);
   cJSON_Delete(empty);
   return rc==NT_PENDING ? NT_OK : rc;
@@ -184,7 +193,7 @@ static int actionRpc(Room *room, Conn *conn, cJSON *frame, int hasNul){
   connCaller(conn, &caller);
   Reply reply;
   int rc = frameReply(room, conn, frame, &reply);
-  return rc ? rc : rpcDispatch(room, &caller, &reply, frame, hasNul);
+  return rc ? rc : rpcDispatch(room, conn, &caller, &reply, frame, hasNul);
 }
 
 /* subscribe_query and unsubscribe_query: answered with the frame's id. */
@@ -286,7 +295,7 @@ int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLe
     rc = NT_BAD_REQUEST;
     replyError(room, &reply, rc, "body must be a JSON object");
   }else{
-    rc = rpcDispatch(room, &caller, &reply, doc, jsonHasNul(body, len));
+    rc = rpcDispatch(room, NULL, &caller, &reply, doc, jsonHasNul(body, len));
   }
   cJSON_Delete(doc);
   cJSON_Delete(who);

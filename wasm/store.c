@@ -29,14 +29,15 @@ static void storeSetErr(char *err, size_t errLen, const char *msg){
   if( code ) *code = 0;
 }
 
-int storeExecArgs(Room *room, const char *sql, const char *argsJson,
-                  SqlResult *res, char *err, size_t errLen){
+/* One host_sql_exec and the parse of its answer. */
+static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t maxRows,
+                    uint32_t maxBytes, SqlResult *res, char *err, size_t errLen){
   uint8_t *out = NULL;
   uint32_t nOut = 0;
   memset(res, 0, sizeof *res);
   int rc = host_sql_exec((const uint8_t*)sql, (uint32_t)strlen(sql),
                          (const uint8_t*)argsJson, (uint32_t)strlen(argsJson),
-                         &out, &nOut);
+                         maxRows, maxBytes, &out, &nOut);
   room->stats.sqlStatements++;
   cJSON *doc = out ? cJSON_ParseWithLength((const char*)out, nOut) : NULL;
   nt_free(out);
@@ -57,6 +58,7 @@ int storeExecArgs(Room *room, const char *sql, const char *argsJson,
   res->rows = cJSON_GetObjectItemCaseSensitive(doc, "rows");
   const cJSON *r = cJSON_GetObjectItemCaseSensitive(doc, "rowsRead");
   const cJSON *w = cJSON_GetObjectItemCaseSensitive(doc, "rowsWritten");
+  res->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "truncated"));
   res->rowsRead = cJSON_IsNumber(r) ? r->valuedouble : 0;
   res->rowsWritten = cJSON_IsNumber(w) ? w->valuedouble : 0;
   room->stats.rowsRead += res->rowsRead;
@@ -69,14 +71,24 @@ int storeExecArgs(Room *room, const char *sql, const char *argsJson,
   return NT_OK;
 }
 
-int storeExec(Room *room, const char *sql, cJSON *args, SqlResult *res,
-              char *err, size_t errLen){
-  if( args==NULL ) return storeExecArgs(room, sql, "[]", res, err, errLen);
+int storeExecArgs(Room *room, const char *sql, const char *argsJson,
+                  SqlResult *res, char *err, size_t errLen){
+  return storeRun(room, sql, argsJson, 0, 0, res, err, errLen);
+}
+
+int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows,
+                    uint32_t maxBytes, SqlResult *res, char *err, size_t errLen){
+  if( args==NULL ) return storeRun(room, sql, "[]", maxRows, maxBytes, res, err, errLen);
   char *json = cJSON_PrintUnformatted(args);
   if( json==NULL ){ storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
-  int rc = storeExecArgs(room, sql, json, res, err, errLen);
+  int rc = storeRun(room, sql, json, maxRows, maxBytes, res, err, errLen);
   cJSON_free(json);
   return rc;
+}
+
+int storeExec(Room *room, const char *sql, cJSON *args, SqlResult *res,
+              char *err, size_t errLen){
+  return storeExecCapped(room, sql, args, 0, 0, res, err, errLen);
 }
 
 void storeResultFree(SqlResult *res){

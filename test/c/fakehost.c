@@ -54,6 +54,8 @@ static struct {
 
   double now;                      /* host_now_ms */
   double timerAt;                  /* host_timer_set's request, 0 = none */
+  double alarmAt;                  /* host_alarm_set's alarm, 0 = none */
+  int deletedAll;                  /* host_storage_delete_all calls */
   uint64_t rng;                    /* xorshift64* state, never 0 */
 
   int failSqlIn;                   /* host_sql_exec calls until a fault; 0 = none */
@@ -256,6 +258,8 @@ static void ensureInit(void){
   F.init = 1;
   F.now = FAKEHOST_EPOCH_MS;
   F.timerAt = 0;
+  F.alarmAt = 0;
+  F.deletedAll = 0;
   F.rng = 0x9E3779B97F4A7C15ull;
   dbOpen();
 }
@@ -383,6 +387,7 @@ static void appendValue(Str *s, sqlite3_stmt *st, int i){
 
 int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
                   const uint8_t *args, uint32_t argsLen,
+                  uint32_t maxRows, uint32_t maxBytes,
                   uint8_t **ppOut, uint32_t *pnOut){
   ensureInit();
   F.nSqlCall++;
@@ -406,6 +411,7 @@ int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
   int rc = SQLITE_OK;
   const char *fail = NULL;         /* our own error message, not SQLite's */
   int sawLast = 0;                 /* the statement taking the bindings ran */
+  int truncated = 0;               /* stopped at maxRows / maxBytes */
 
   strPuts(&cols, "[");
   strPuts(&rows, "[");
@@ -441,12 +447,16 @@ int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
     while( (rc = sqlite3_step(st))==SQLITE_ROW ){
       nRead++;
       if( !last ) continue;
-      strPuts(&rows, nRow++ ? ",[" : "[");
+      if( maxRows && (uint32_t)nRow >= maxRows ){ truncated = 1; rc = SQLITE_DONE; break; }
+      size_t mark = rows.n;
+      strPuts(&rows, nRow ? ",[" : "[");
       for(int i = 0; i < sqlite3_column_count(st); i++){
         if( i ) strPuts(&rows, ",");
         appendValue(&rows, st, i);
       }
       strPuts(&rows, "]");
+      if( maxBytes && rows.n > maxBytes ){ rows.n = mark; truncated = 1; rc = SQLITE_DONE; break; }
+      nRow++;
     }
     if( rc==SQLITE_DONE ) rc = SQLITE_OK;
     sqlite3_finalize(st);          /* keeps the error message of a failed step */
@@ -470,8 +480,9 @@ int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
   strAppend(&out, cols.z, cols.n);
   strPuts(&out, ",\"rows\":");
   strAppend(&out, rows.z, rows.n);
-  strPrintf(&out, ",\"rowsRead\":%lld,\"rowsWritten\":%lld}", nRead,
-            (long long)(sqlite3_total_changes64(F.db) - changesBefore));
+  strPrintf(&out, ",\"rowsRead\":%lld,\"rowsWritten\":%lld%s}", nRead,
+            (long long)(sqlite3_total_changes64(F.db) - changesBefore),
+            truncated ? ",\"truncated\":true" : "");
   free(cols.z);
   free(rows.z);
   return deliver(&out, NT_OK, ppOut, pnOut);
@@ -622,6 +633,30 @@ void host_timer_set(double atMs){
 }
 
 double fakehostTimerAt(void){ return F.timerAt; }
+
+void host_alarm_set(double atMs){
+  F.alarmAt = atMs > 0 ? atMs : 0;
+}
+
+double fakehostAlarmAt(void){ return F.alarmAt; }
+
+int fakehostFireAlarm(void){
+  if( F.alarmAt==0 || F.room==NULL ) return NT_NOT_FOUND;
+  if( F.now < F.alarmAt ) F.now = F.alarmAt;        /* time passes until it is due */
+  F.alarmAt = 0;                                     /* one-shot, as on the platform */
+  return nt_alarm(F.room);
+}
+
+int host_storage_delete_all(void){
+  ensureInit();
+  if( F.db ){ sqlite3_close(F.db); F.db = NULL; }
+  dbOpen();                                          /* an empty database */
+  F.alarmAt = 0;
+  F.deletedAll++;
+  return NT_OK;
+}
+
+int fakehostDeletedAll(void){ return F.deletedAll; }
 
 int fakehostFireTimer(void){
   if( F.timerAt==0 || F.room==NULL ) return NT_NOT_FOUND;
@@ -848,7 +883,7 @@ char *fakehostSql(const char *sql, const char *argsJson, int *pRc){
   uint32_t nOut = 0;
   if( argsJson==NULL ) argsJson = "[]";
   int rc = host_sql_exec((const uint8_t*)sql, (uint32_t)strlen(sql),
-                         (const uint8_t*)argsJson, (uint32_t)strlen(argsJson), &out, &nOut);
+                         (const uint8_t*)argsJson, (uint32_t)strlen(argsJson), 0, 0, &out, &nOut);
   if( pRc ) *pRc = rc;
   char *z = xstrndup(out, out ? nOut : 0);
   nt_free(out);

@@ -121,6 +121,13 @@ void fakehostSeed(uint64_t seed);                  /* restart host_random */
 ** no timer is pending. */
 double fakehostTimerAt(void);
 int fakehostFireTimer(void);
+/* The Durable Object alarm (host_alarm_set): when it is set (0 = none), and
+** firing it the same way (clock forward, then nt_alarm). */
+double fakehostAlarmAt(void);
+int fakehostFireAlarm(void);
+/* How many times the core erased the room's storage (host_storage_delete_all,
+** which empties the fake database). */
+int fakehostDeletedAll(void);
 
 /* ---- the Durable Object's SQLite, from the test's side ----------------- */
 sqlite3 *fakehostDb(void);

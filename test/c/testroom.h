@@ -105,6 +105,9 @@ static const char *testFrameField(uint32_t conn, const char *path, char *out, si
     p += k + (p[k]=='.');
   }
   if( cJSON_IsString(v) ) snprintf(out, n, "%s", v->valuestring);
+  else if( cJSON_IsNumber(v) && v->valuedouble==(double)(long long)v->valuedouble ){
+    snprintf(out, n, "%lld", (long long)v->valuedouble);
+  }
   else if( cJSON_IsNumber(v) ) snprintf(out, n, "%g", v->valuedouble);
   else if( cJSON_IsBool(v) ) snprintf(out, n, "%s", cJSON_IsTrue(v) ? "true" : "false");
   else out[0] = 0;

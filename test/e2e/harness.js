@@ -10,6 +10,11 @@
 ** every incoming frame so a test can wait for "the next frame like this"
 ** without racing the socket.
 **
+** Rate limits (docs/PROTOCOL.md, "Rate limits") are off unless a suite asks:
+** every NT_RATE_* variable is passed as 0, so suites that fire bursts of
+** calls behave as before limits existed. `rateLimits: true` keeps the
+** wrangler.toml values; `vars` overrides single limits either way.
+**
 ** NT_E2E_KEEP=1 keeps each server's work dir (wrangler.log, state/) after
 ** stop() for debugging; NT_E2E_LOG_LEVEL sets wrangler's --log-level.
 **
@@ -243,12 +248,21 @@ function roomPath(room) {
   return /^[A-Za-z0-9._:-]*$/.test(room) ? room : encodeURIComponent(room);
 }
 
+/* Every rate limit off (see the file's header). */
+export const RATE_LIMITS_OFF = Object.fromEntries([
+  'NT_RATE_CONN_PER_SEC', 'NT_RATE_CONN_PER_MIN',
+  'NT_RATE_USER_PER_SEC', 'NT_RATE_USER_PER_MIN', 'NT_RATE_USER_PER_DAY',
+  'NT_RATE_EDGE_PER_SEC', 'NT_RATE_EDGE_PER_MIN',
+].map((k) => [k, '0']));
+
 export class Server {
   /* opts: config (path to wrangler.toml), testHooks (default true),
-  **       requireWasm (default true), vars (extra --var pairs), name (for logs) */
+  **       requireWasm (default true), vars (extra --var pairs), name (for logs),
+  **       rateLimits (default false: every NT_RATE_* limit is 0, i.e. off) */
   constructor(opts = {}) {
     this.config = opts.config ?? join(REPO, 'wrangler.toml');
     this.testHooks = opts.testHooks ?? true;
+    this.rateLimits = opts.rateLimits ?? false;
     this.requireWasm = opts.requireWasm ?? true;
     this.extraVars = opts.vars ?? {};
     this.name = opts.name ?? 'nanotype';
@@ -274,7 +288,7 @@ export class Server {
     }
     this.port = await freePort();
     const inspector = await freePort();   /* two servers at once must not fight over 9229 */
-    const vars = { NT_AUTH_SECRET: this.secret, ...this.extraVars };
+    const vars = { NT_AUTH_SECRET: this.secret, ...(this.rateLimits ? {} : RATE_LIMITS_OFF), ...this.extraVars };
     if (this.testHooks) vars.NT_TEST_HOOKS = '1';
     const args = [
       WRANGLER_BIN, 'dev',

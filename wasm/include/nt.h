@@ -132,6 +132,10 @@ NT_EXPORT(nt_async_done) int nt_async_done(Room *room, uint32_t asyncId, int rc,
 ** asks for its next timer, if any. */
 NT_EXPORT(nt_timer) int nt_timer(Room *room);
 
+/* The Durable Object alarm fired: run the scheduled tasks that are due
+** (sched.c) and set the alarm for the next one. */
+NT_EXPORT(nt_alarm) int nt_alarm(Room *room);
+
 /* Called by the host from inside ctx.storage.transactionSync, on behalf of
 ** host_sql_txn(token): runs the transaction body the core registered under
 ** token. A non-zero return makes the host roll the transaction back. */
@@ -145,12 +149,15 @@ NT_EXPORT(nt_txn_body) int nt_txn_body(Room *room, uint32_t token);
 /* Run SQL on the room's Durable Object SQLite (ctx.storage.sql.exec).
 ** sql may hold several statements only when args is "[]". args is a JSON array
 ** of positional bindings (numbers, strings, null; booleans bind as 1/0).
+** maxRows and maxBytes (0: no limit) cap what the host reads from the cursor:
+** it stops before the row that would exceed either and adds "truncated":true.
 ** On return *ppOut and *pnOut hold a buffer the host allocated with nt_alloc; the
 ** core owns it and frees it with nt_free. On success (0) it is
 **   {"columns":[…],"rows":[[…],…],"rowsRead":n,"rowsWritten":n}
 ** (blobs as base64 strings); on failure (negative code) it is {"message":"…"}. */
 NT_IMPORT(host_sql_exec) int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
                                            const uint8_t *args, uint32_t argsLen,
+                                           uint32_t maxRows, uint32_t maxBytes,
                                            uint8_t **ppOut, uint32_t *pnOut);
 
 /* Run nt_txn_body(room, token) inside ctx.storage.transactionSync. Returns the
@@ -167,6 +174,13 @@ NT_IMPORT(host_ws_close) int host_ws_close(uint32_t conn, int code,
 /* Store the connection's state so it survives hibernation (copied; at most
 ** 16 KiB: larger is NT_PAYLOAD_TOO_LARGE). */
 NT_IMPORT(host_ws_attach) int host_ws_attach(uint32_t conn, const uint8_t *data, uint32_t len);
+
+/* Set (atMs > 0) or delete (atMs <= 0) the Durable Object's one alarm; when
+** it fires the host calls nt_alarm. Durable: survives eviction. */
+NT_IMPORT(host_alarm_set) void host_alarm_set(double atMs);
+/* Erase the room's storage completely (ctx.storage.deleteAll, alarm too).
+** The host drops this core instance after the current call returns. */
+NT_IMPORT(host_storage_delete_all) int host_storage_delete_all(void);
 
 /* Answer the HTTP request req (body copied). Called exactly once per request. */
 NT_IMPORT(host_http_respond) int host_http_respond(uint32_t req, int status,

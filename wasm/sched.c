@@ -1,0 +1,151 @@
+/*
+** sched.c — one Durable Object alarm for all of a room's durable timed work.
+**
+** A Durable Object has a single alarm; rooms need many timers (user cron
+** jobs, maintenance, and whatever later features add). The schedule lives in
+** SQL (_schedule: due time, task name, JSON payload), so nothing is lost when
+** the room sleeps or is evicted: schedArm keeps the alarm at the earliest due
+** row, and nt_alarm runs what is due through a table of task handlers (data,
+** not a chain of branches). A task that fails is retried with exponential
+** backoff, then dropped after SCHED_MAX_ATTEMPTS with a log line. The alarm is
+** at-least-once, so handlers must tolerate running twice.
+**
+** Short in-memory timers (live-update batching, resends, debounce windows,
+** memory-store expiry) do not come here: they use host_timer_set (room.c).
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "room.h"
+
+#define SCHED_MAX_ATTEMPTS 8            /* then the row is dropped */
+#define SCHED_BATCH        50           /* due rows run per alarm */
+#define SCHED_MAX_BACKOFF  3600000.0    /* ms */
+#define MAINTENANCE_EVERY  3600000.0    /* ms between room.maintenance runs */
+
+/* room.maintenance: trim expired bookkeeping, then come back in an hour. */
+static int maintenanceRun(Room *room, const cJSON *payload, char *err, size_t errLen){
+  (void)payload;
+  double now = host_now_ms();
+  int rc = idemTrim(room, now, err, errLen);
+  if( rc==NT_OK ) rc = rateCleanupSql(room, now);
+  if( rc==NT_OK ) rc = schedAt(room, now + MAINTENANCE_EVERY, "room.maintenance", NULL);
+  return rc;
+}
+
+static const struct { const char *name; SchedTask xRun; } schedTasks[] = {
+  { "room.maintenance", maintenanceRun },
+  { "cron.run",         cronJobRun },
+};
+
+int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
+  char err[256];
+  char *text = payload ? cJSON_PrintUnformatted(payload) : ntStrdup("{}");
+  cJSON *args = cJSON_CreateArray();
+  if( text==NULL || args==NULL ){ cJSON_free(text); cJSON_Delete(args); return NT_NOMEM; }
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(atMs)));
+  cJSON_AddItemToArray(args, cJSON_CreateString(task));
+  cJSON_AddItemToArray(args, cJSON_CreateString(text));
+  cJSON_free(text);
+  SqlResult res;
+  int rc = storeExec(room, "INSERT INTO _schedule (due, task, payload) VALUES (?1, ?2, ?3)",
+                     args, &res, err, sizeof err);
+  cJSON_Delete(args);
+  if( rc ){ ntLog(NT_LOG_ERROR, "schedule %s failed: %s", task, err); return rc; }
+  storeResultFree(&res);
+  if( room->alarmAt==0 || atMs < room->alarmAt ){
+    room->alarmAt = atMs;
+    host_alarm_set(atMs);
+  }
+  return NT_OK;
+}
+
+int schedArm(Room *room){
+  char err[256];
+  SqlResult res;
+  int rc = storeExec(room, "SELECT min(due) FROM _schedule", NULL, &res, err, sizeof err);
+  if( rc ) return rc;
+  const cJSON *v = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+  double at = cJSON_IsNumber(v) ? v->valuedouble : 0;
+  storeResultFree(&res);
+  if( at!=room->alarmAt ){
+    room->alarmAt = at;
+    host_alarm_set(at);
+  }
+  return NT_OK;
+}
+
+/* Run one row; on failure push it back with backoff or drop it. */
+static void schedRunRow(Room *room, const cJSON *row, double now){
+  const cJSON *id = cJSON_GetArrayItem(row, 0);
+  const cJSON *task = cJSON_GetArrayItem(row, 1);
+  const cJSON *text = cJSON_GetArrayItem(row, 2);
+  const cJSON *attempts = cJSON_GetArrayItem(row, 3);
+  char err[256] = "";
+  int rc = NT_NOT_FOUND;
+  cJSON *payload = cJSON_IsString(text) ? cJSON_Parse(text->valuestring) : NULL;
+  for(size_t i = 0; i < sizeof schedTasks / sizeof schedTasks[0]; i++){
+    if( cJSON_IsString(task) && strcmp(task->valuestring, schedTasks[i].name)==0 ){
+      rc = schedTasks[i].xRun(room, payload, err, sizeof err);
+      break;
+    }
+  }
+  if( rc==NT_NOT_FOUND ) snprintf(err, sizeof err, "no such task");
+  cJSON_Delete(payload);
+  int tries = (cJSON_IsNumber(attempts) ? (int)attempts->valuedouble : 0) + 1;
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_Duplicate(id, 0));
+  const char *sql = "DELETE FROM _schedule WHERE id = ?1";
+  if( rc && tries < SCHED_MAX_ATTEMPTS ){
+    double backoff = fmin(1000.0 * pow(2, tries - 1), SCHED_MAX_BACKOFF);
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(now + backoff)));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(tries));
+    cJSON_AddItemToArray(args, cJSON_CreateString(err));
+    sql = "UPDATE _schedule SET due = ?2, attempts = ?3, last_error = ?4 WHERE id = ?1";
+  }
+  if( rc ){
+    ntLog(NT_LOG_WARN, "task %s failed (attempt %d): %s",
+          cJSON_IsString(task) ? task->valuestring : "?", tries, err);
+  }
+  SqlResult res;
+  char err2[256];
+  if( storeExec(room, sql, args, &res, err2, sizeof err2)==NT_OK ) storeResultFree(&res);
+  cJSON_Delete(args);
+}
+
+int nt_alarm(Room *room){
+  if( room==NULL ) return NT_INTERNAL;
+  room->alarmAt = 0;                      /* the platform's alarm is spent */
+  if( room->status ) return room->status;
+  double now = host_now_ms();
+  char err[256];
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(now));
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(SCHED_BATCH));
+  SqlResult res;
+  int rc = storeExec(room,
+    "SELECT id, task, payload, attempts FROM _schedule WHERE due <= ?1 ORDER BY due, id LIMIT ?2",
+    args, &res, err, sizeof err);
+  cJSON_Delete(args);
+  if( rc ) return rc;
+  const cJSON *row;
+  cJSON_ArrayForEach(row, res.rows) schedRunRow(room, row, now);
+  storeResultFree(&res);
+  return schedArm(room);
+}
+
+int schedOnOpen(Room *room){
+  /* Every room keeps one maintenance row; on first start (or if it was ever
+  ** lost) create it, then make sure the alarm matches the schedule. */
+  char err[256];
+  SqlResult res;
+  int rc = storeExec(room, "SELECT count(*) FROM _schedule WHERE task = 'room.maintenance'",
+                     NULL, &res, err, sizeof err);
+  if( rc ) return rc;
+  const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+  int missing = !cJSON_IsNumber(n) || n->valuedouble==0;
+  storeResultFree(&res);
+  if( missing ) rc = schedAt(room, host_now_ms() + MAINTENANCE_EVERY, "room.maintenance", NULL);
+  return rc ? rc : schedArm(room);
+}
