@@ -528,6 +528,7 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
     rc = storeTxn(room, fnWriteBody, &run);
     if( rc==NT_OK ){
       room->version++;
+      call->reply.version = (double)room->version;
       liveOnCommit(room, &fn->plan);
     }
     if( rc==NT_NOCHANGE ) rc = NT_OK;

@@ -39,13 +39,16 @@ int idemLookup(Call *call, cJSON **ppResult){
   if( args==NULL ) return callFail(call, NT_NOMEM, "out of memory");
   SqlResult res;
   int rc = storeExec(call->room,
-    "SELECT result FROM _mutations WHERE client_id = ?1 AND mutation_id = ?2",
+    "SELECT result, version FROM _mutations WHERE client_id = ?1 AND mutation_id = ?2",
     args, &res, call->err, sizeof call->err);
   cJSON_Delete(args);
   if( rc ) return rc;
-  const cJSON *text = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+  const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
+  const cJSON *text = cJSON_GetArrayItem(row, 0);
+  const cJSON *version = cJSON_GetArrayItem(row, 1);
   rc = NT_NOT_FOUND;
   if( cJSON_IsString(text) ){
+    if( cJSON_IsNumber(version) ) call->reply.version = version->valuedouble;
     *ppResult = cJSON_Parse(text->valuestring);
     rc = *ppResult ? NT_OK : callFail(call, NT_INTERNAL, "stored answer is not JSON");
   }
@@ -65,10 +68,12 @@ int idemRecord(Call *call, const cJSON *result){
   }
   cJSON_AddItemToArray(args, cJSON_CreateString(text));
   cJSON_AddItemToArray(args, cJSON_CreateNumber(now));
+  cJSON_AddItemToArray(args, cJSON_CreateNumber((double)(room->version + 1)));  /* once committed */
   cJSON_free(text);
   SqlResult res;
   int rc = storeExec(room,
-    "INSERT INTO _mutations (client_id, mutation_id, result, created_at) VALUES (?1, ?2, ?3, ?4)",
+    "INSERT INTO _mutations (client_id, mutation_id, result, created_at, version)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)",
     args, &res, call->err, sizeof call->err);
   cJSON_Delete(args);
   if( rc ) return rc;

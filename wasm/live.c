@@ -306,6 +306,13 @@ static void liveFlush(Room *room){
   liveCollect(room, now);
 }
 
+void liveAfterReply(Room *room){
+  if( room->inDispatch || !room->flushAfterReply ) return;
+  room->flushAfterReply = 0;
+  liveFlush(room);
+  roomTimerArm(room);
+}
+
 void liveOnCommit(Room *room, const GuardPlan *plan){
   int any = 0;
   for(LiveQuery *q = room->queries; q; q = q->next){
@@ -317,7 +324,9 @@ void liveOnCommit(Room *room, const GuardPlan *plan){
   if( !any ) return;
   double now = host_now_ms();
   if( plan->deletes || now - room->lastFlushAt >= room->batchMs ){
-    liveFlush(room);
+    /* A caller hears its answer before the updates its write caused. */
+    if( room->inDispatch ) room->flushAfterReply = 1;
+    else liveFlush(room);
   }else if( room->flushDueAt==0 ){
     room->flushDueAt = room->lastFlushAt + room->batchMs;
   }
@@ -440,7 +449,7 @@ int liveAck(Room *room, Conn *conn, cJSON *frame){
   const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
   if( !cJSON_IsNumber(seq) || seq->valuedouble < 0 || seq->valuedouble > conn->seq
       || seq->valuedouble!=(double)(int64_t)seq->valuedouble ){
-    Reply reply = { 0, conn->id, NULL };
+    Reply reply = { 0, conn->id, NULL, 0 };
     replyError(room, &reply, NT_BAD_REQUEST, "seq: expected a sequence number this connection was sent");
     return NT_BAD_REQUEST;
   }

@@ -28,6 +28,7 @@ static const char systemSchema[] =
   " client_id TEXT NOT NULL,"
   " mutation_id TEXT NOT NULL,"
   " result TEXT NOT NULL,"
+  " version INTEGER NOT NULL,"                 /* the commit it made */
   " created_at INTEGER NOT NULL,"
   " PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;"
   "CREATE INDEX IF NOT EXISTS _mutations_created ON _mutations (created_at);"

@@ -49,6 +49,7 @@ typedef struct Reply {
   int toHttp;                      /* 1: HTTP request, 0: WebSocket */
   uint32_t target;                 /* request id or connection id */
   cJSON *id;                       /* the frame's id, owned; NULL for HTTP */
+  double version;                  /* commit version of the call's write, 0 if none */
 } Reply;
 
 /* ---- conn.c: WebSocket connections ------------------------------------- */
@@ -191,6 +192,7 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply);
 int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply);
 int liveAck(Room *room, Conn *conn, cJSON *frame);
 void liveOnCommit(Room *room, const GuardPlan *plan);
+void liveAfterReply(Room *room);      /* push updates held back during a dispatch */
 int liveRestore(Room *room, Conn *conn, const cJSON *attachment);
 void liveConnGone(Room *room, Conn *conn);
 cJSON *liveAttachment(Conn *conn);    /* the subscriptions, for the attachment */
@@ -392,6 +394,8 @@ struct Room {
   int nQueries;
   double batchMs;                  /* live-update batch window */
   double lastFlushAt;              /* when live updates last went out */
+  int inDispatch;                  /* an RPC is being answered (rpc.c) */
+  int flushAfterReply;             /* push live updates once it is answered */
   double flushDueAt;               /* when batched updates must go out, 0 if none */
   double timerAt;                  /* what host_timer_set was last given */
   uint32_t idemRecords;            /* mutation answers recorded (idem.c) */

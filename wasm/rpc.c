@@ -72,6 +72,7 @@ void replyResult(Room *room, Reply *reply, cJSON *result){
     cJSON_AddStringToObject(doc, "type", "rpc_result");
     cJSON_AddItemToObject(doc, "id", reply->id ? cJSON_Duplicate(reply->id, 1) : cJSON_CreateNull());
     cJSON_AddItemToObject(doc, "result", result ? result : cJSON_CreateNull());
+    if( reply->version > 0 ) cJSON_AddNumberToObject(doc, "version", reply->version);
     sendJson(room, reply->target, doc);
   }
   cJSON_Delete(doc);
@@ -163,13 +164,16 @@ static int rpcDispatch(Room *room, Conn *conn, const Caller *caller, Reply *repl
     if( !cJSON_IsObject(payload) ) payload = empty = cJSON_CreateObject();
     call.payload = payload;
     call.mutationId = cJSON_IsString(mutationId) ? mutationId->valuestring : NULL;
+    room->inDispatch++;
     rc = payload ? methodCall(&call, method->valuestring, &result)
                  : callFail(&call, NT_NOMEM, "out of memory");
+    room->inDispatch--;
   }
   if( rc==NT_OK ) replyResult(room, &call.reply, result);
   else if( rc!=NT_PENDING ) replyErrorRetry(room, &call.reply, rc, call.err, call.retryAfterMs);
   replyFree(&call.reply);
   cJSON_Delete(empty);
+  liveAfterReply(room);            /* the updates this call's write caused */
   return rc==NT_PENDING ? NT_OK : rc;
 }
 
@@ -233,7 +237,7 @@ int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len
   if( room==NULL ) return NT_INTERNAL;
   Conn *conn = connFind(room, connId);
   if( conn==NULL ) return NT_NOT_FOUND;
-  Reply reply = { 0, connId, NULL };
+  Reply reply = { 0, connId, NULL, 0 };
   if( isBinary ){
     replyError(room, &reply, NT_BAD_REQUEST, "binary frames are not supported; send JSON text");
     return NT_BAD_REQUEST;
@@ -274,7 +278,7 @@ int identityParse(cJSON *doc, Caller *caller){
 
 int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLen,
                 const uint8_t *body, uint32_t len){
-  Reply reply = { 1, req, NULL };
+  Reply reply = { 1, req, NULL, 0 };
   if( room==NULL ){
     replyError(room, &reply, NT_INTERNAL, "no room");
     return NT_INTERNAL;
