@@ -66,6 +66,7 @@ export function errorResponse(code, message, status = STATUS[code] ?? 500, heade
 ** takes the parsed request and resolves to the result object. */
 const ASYNC_KINDS = {
   1: d1Query,                      /* NT_ASYNC_D1_QUERY */
+  2: d1Batch,                      /* NT_ASYNC_D1_BATCH */
 };
 
 const LOGFN = [console.debug, console.info, console.warn, console.error]; /* by nt.h level */
@@ -131,6 +132,7 @@ export class Room extends DurableObject {
       functions,
       testHooks: this.env.NT_TEST_HOOKS === "1",
       batchMs: batchWindow(this.env.NT_BATCH_MS),
+      sync: this.env.NT_SYNC !== "0",      /* replication to D1 (NT_SYNC=0 turns it off) */
       rateLimits: roomRateLimits(this.env),      /* NT_RATE_CONN_* and NT_RATE_USER_* */
     });
     core.roomPtr = core.withInputs([config], (p, n) => core.ex.nt_room_new(p, n));
@@ -457,7 +459,11 @@ export class Room extends DurableObject {
       await null;
       let rc = NT.OK, out;
       try {
-        out = JSON.stringify(await run(this.env, JSON.parse(text)));
+        const req = JSON.parse(text);
+        /* The test-only failure switch (_setD1Failure): honoured only when
+        ** test hooks are on, so it can never fail a production request. */
+        if (req.fail && this.env.NT_TEST_HOOKS === "1") throw new Error("D1 failure injected by test hook");
+        out = JSON.stringify(await run(this.env, req));
       } catch (e) {
         rc = NT.INTERNAL;
         out = JSON.stringify({ message: String(e?.message ?? e) });
@@ -522,6 +528,15 @@ async function d1Query(env, { sql, params = [] }) {
   const rows = (results ?? []).map((r) =>           /* blobs as base64, as for DO SQL */
     Object.fromEntries(Object.entries(r).map(([k, v]) => [k, cellValue(v)])));
   return { rows };
+}
+
+/* NT_ASYNC_D1_BATCH: {"statements":[{"sql","params"}]} run as one D1 batch
+** (one implicit transaction: all or nothing). */
+async function d1Batch(env, { statements = [] }) {
+  if (!env.DB) throw new Error("no D1 binding DB");
+  const bind = (params = []) => params.map((v) => (v === true ? 1 : v === false ? 0 : v));
+  const results = await env.DB.batch(statements.map((s) => env.DB.prepare(s.sql).bind(...bind(s.params))));
+  return { statements: results.length };
 }
 
 /* The core's answer as a Response. 429 always carries Retry-After (seconds),

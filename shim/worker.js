@@ -36,6 +36,7 @@ const ROUTES = [
   { re: /^\/health$/,                method: "GET",  run: health },
   { re: /^\/rooms\/([^/]*)\/ws$/,    method: "GET",  run: roomSocket },
   { re: /^\/rooms\/([^/]*)\/rpc$/,   method: "POST", run: roomRpc },
+  { re: /^\/replica\/rooms\/([^/]*)(\/[^?#]*)$/, method: "GET", run: replica },
 ];
 
 function json(body, status = 200) {
@@ -125,6 +126,36 @@ async function roomRpc(request, env, ctx, url, m) {
   const body = await readCapped(request, MAX_BODY);
   if (!body) return errorResponse("PAYLOAD_TOO_LARGE", "body over 1 MiB");
   return forward(request, env, room, who, clientId, body);
+}
+
+/* GET /replica/rooms/:room/<path> — a read from the D1 read replica, served
+** by the reader Worker (examples/reader/, service binding READER) at
+** /rooms/:room/<path>. Authenticated and rate limited like an HTTP RPC; the
+** reader gets only the caller's identity (it applies row-level security),
+** never the client's headers. No READER binding: 404 as for any unknown path;
+** a binding whose Worker is not running: 503. */
+async function replica(request, env, ctx, url, m) {
+  if (!env.READER) return errorResponse("NOT_FOUND", "no such path");
+  const room = roomName(m[1]);
+  if (!room) return errorResponse("BAD_REQUEST", "bad room name");
+  const who = await authenticate(request, env, url, room);
+  if (who instanceof Response) return who;
+  const limited = await rateLimit(env, who, room, "replica", request);
+  if (limited) return limited;
+  const headers = new Headers({
+    [H.user]: encodeURIComponent(who.userId),
+    [H.role]: encodeURIComponent(who.role),
+  });
+  const search = new URLSearchParams(url.search);
+  search.delete("token");                      /* the reader never sees the token */
+  const q = search.toString();
+  const target = `https://reader/rooms/${encodeURIComponent(room)}${m[2]}${q ? "?" + q : ""}`;
+  try {
+    return await env.READER.fetch(target, { method: "GET", headers });
+  } catch (e) {
+    console.error("worker: reader unreachable:", e?.stack ?? e);
+    return errorResponse("UNAVAILABLE", "the replica reader is not available");
+  }
 }
 
 /* The token comes from `Authorization: Bearer …`, or for WebSockets (browsers

@@ -15,18 +15,21 @@
 struct Async {
   uint32_t id;                     /* id given to the host */
   Reply reply;                     /* where the answer goes (owned) */
+  int internal;                    /* the core's own request: nobody to answer */
   AsyncDone xDone;                 /* completion */
   void *state;                     /* completion's state, owned by it */
   Async *next;                     /* next pending entry */
 };
 
-int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state){
-  Room *room = call->room;
+/* Start kind with req; the entry keeps xDone/state and, when call is not
+** NULL, takes over the call's reply. */
+static int asyncBegin(Room *room, Call *call, int kind, cJSON *req, AsyncDone xDone, void *state){
   Async *a = calloc(1, sizeof *a);
+  if( room->d1Fail ) cJSON_AddBoolToObject(req, "fail", 1);   /* test hook */
   char *json = cJSON_PrintUnformatted(req);
   if( a==NULL || json==NULL ){
     free(a); cJSON_free(json);
-    return callFail(call, NT_NOMEM, "out of memory");
+    return call ? callFail(call, NT_NOMEM, "out of memory") : NT_NOMEM;
   }
   a->id = ++room->nextAsyncId;
   if( a->id==0 ) a->id = ++room->nextAsyncId;          /* 0 is never an id */
@@ -36,13 +39,25 @@ int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state){
   cJSON_free(json);
   if( rc ){
     free(a);
-    return callFail(call, NT_UNAVAILABLE, "the host could not start the request");
+    return call ? callFail(call, NT_UNAVAILABLE, "the host could not start the request") : NT_UNAVAILABLE;
   }
-  a->reply = call->reply;                               /* the reply moves here */
-  memset(&call->reply, 0, sizeof call->reply);
+  if( call ){
+    a->reply = call->reply;                             /* the reply moves here */
+    memset(&call->reply, 0, sizeof call->reply);
+  }else{
+    a->internal = 1;
+  }
   a->next = room->pending;
   room->pending = a;
   return NT_PENDING;
+}
+
+int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state){
+  return asyncBegin(call->room, call, kind, req, xDone, state);
+}
+
+int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *state){
+  return asyncBegin(room, NULL, kind, req, xDone, state);
 }
 
 int nt_async_done(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len){
@@ -57,7 +72,8 @@ int nt_async_done(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uin
   cJSON *result = NULL;
   int out = a->xDone(room, a->state, rc, doc, &result, err, sizeof err);
   cJSON_Delete(doc);
-  if( out==NT_OK ) replyResult(room, &a->reply, result);
+  if( a->internal ) cJSON_Delete(result);
+  else if( out==NT_OK ) replyResult(room, &a->reply, result);
   else{
     room->stats.rpcErrors++;
     replyError(room, &a->reply, out, err[0] ? err : "request failed");

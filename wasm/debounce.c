@@ -112,7 +112,7 @@ static int debFlush(Room *room, double due, const char *key){
   memset(&written, 0, sizeof written);
   written.writes = (char**)table;
   written.nWrites = 1;
-  liveOnCommit(room, &written);
+  roomOnCommit(room, &written);
   return n;
 }
 

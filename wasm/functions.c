@@ -529,7 +529,7 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
     if( rc==NT_OK ){
       room->version++;
       call->reply.version = (double)room->version;
-      liveOnCommit(room, &fn->plan);
+      roomOnCommit(room, &fn->plan);
     }
     if( rc==NT_NOCHANGE ) rc = NT_OK;
   }else{

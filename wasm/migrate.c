@@ -20,6 +20,13 @@ static const char systemSchema[] =
   " version INTEGER NOT NULL DEFAULT 0,"      /* commit counter */
   " rls_uid TEXT,"                            /* caller of the running write */
   " rls_bypass INTEGER NOT NULL DEFAULT 0,"   /* 1 only while migrations run */
+  " sync_initialized INTEGER NOT NULL DEFAULT 0,"  /* sync.c: first full copy started */
+  " sync_resync_table TEXT,"                  /* sync.c: full copy cursor */
+  " sync_resync_rowid INTEGER NOT NULL DEFAULT 0,"
+  " sync_resync_seq INTEGER NOT NULL DEFAULT 0,"
+  " sync_total INTEGER NOT NULL DEFAULT 0,"   /* sync.c: batches confirmed */
+  " sync_errors INTEGER NOT NULL DEFAULT 0,"  /* sync.c: batches failed */
+  " sync_last_at INTEGER,"                    /* sync.c: last confirmed batch */
   " created_at INTEGER NOT NULL);"
   "CREATE TABLE IF NOT EXISTS _migrations ("
   " name TEXT PRIMARY KEY,"
@@ -32,6 +39,13 @@ static const char systemSchema[] =
   " created_at INTEGER NOT NULL,"
   " PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;"
   "CREATE INDEX IF NOT EXISTS _mutations_created ON _mutations (created_at);"
+  "CREATE TABLE IF NOT EXISTS _outbox ("       /* sync.c: changes not yet in D1 */
+  " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+  " tbl TEXT NOT NULL,"
+  " op TEXT NOT NULL,"                        /* 'upsert' or 'delete' */
+  " pk TEXT NOT NULL,"                        /* JSON array of the key */
+  " row TEXT,"                                /* JSON object of the row (upsert) */
+  " at INTEGER NOT NULL);"                    /* when it was captured, ms */
   "CREATE TABLE IF NOT EXISTS _schedule ("     /* sched.c: the one alarm's work */
   " id INTEGER PRIMARY KEY,"
   " due REAL NOT NULL,"

@@ -423,7 +423,7 @@ int rateAdmit(Call *call, const Method *m){
   /* (a) the socket's own windows, in memory: peek at every rule first, so
   ** a refusal counts nothing anywhere */
   if( useConn && conn->rate==NULL ){
-    conn->rate = calloc(RATE_MAX_RULES, sizeof *conn->rate);
+    conn->rate = calloc((size_t)rl->nConn, sizeof *conn->rate);   /* nConn is fixed per instance */
     if( conn->rate==NULL ) useConn = 0;           /* cannot track it: do not refuse for it */
   }
   if( useConn ){

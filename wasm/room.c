@@ -61,6 +61,9 @@ int nt_room_open(Room *room){
   if( rc==NT_OK ) rc = guardOpen(room);
   if( rc==NT_OK ) rc = migrateRun(room, cJSON_GetObjectItemCaseSensitive(cfg, "migrations"));
   if( rc==NT_OK ) rc = rlsInstall(room);
+  /* The outbox triggers exist before the functions are analysed, so each
+  ** function's plan lists the outbox among what it writes. */
+  if( rc==NT_OK ) rc = syncOpen(room, !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(cfg, "sync")));
   if( rc==NT_OK ) rc = fnLoadAll(room, cJSON_GetObjectItemCaseSensitive(cfg, "functions"));
   if( rc==NT_OK ) rc = roomReadVersion(room);
   if( rc==NT_OK ) rc = presenceOpen(room, roomConfigNumber(cfg, "memoryMaxBytes", 8 << 20));
@@ -111,6 +114,12 @@ int nt_timer(Room *room){
   return NT_OK;
 }
 
+/* After every committed write: live queries and replication. */
+void roomOnCommit(Room *room, const GuardPlan *plan){
+  liveOnCommit(room, plan);
+  syncOnCommit(room, plan);
+}
+
 int nt_room_status(Room *room){
   return room ? room->status : NT_INTERNAL;
 }
@@ -121,6 +130,7 @@ void nt_room_free(Room *room){
   debounceFreeAll(room);
   connFreeAll(room);
   presenceFree(room);
+  syncFree(room);
   fnFreeAll(room);
   guardClose(room);
   for(int i = 0; i < room->nOwned; i++) free(room->owned[i]);

@@ -212,6 +212,9 @@ int migrateRun(Room *room, cJSON *migrations);
 /* ---- async.c ------------------------------------------------------------ */
 typedef int (*AsyncDone)(Room *room, void *state, int rc, cJSON *data, cJSON **ppResult, char *err, size_t errLen);
 int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state);
+/* The same for the core's own work (replication): no reply; req gets
+** "fail":true while the test-only D1 failure switch is on. */
+int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *state);
 void asyncFreeAll(Room *room);
 
 /* ---- rpc.c: frames and replies ----------------------------------------- */
@@ -340,6 +343,16 @@ int schedOnOpen(Room *room);              /* lifecycle: first start and every wa
 int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen);   /* task cron.run */
 int idemTrim(Room *room, double nowMs, char *err, size_t errLen);             /* expired mutation ids */
 
+/* ---- sync.c: replication to the D1 read replica ------------------------ */
+int syncOpen(Room *room, int enabled);    /* triggers, initial sync, first batch */
+void syncOnCommit(Room *room, const GuardPlan *plan);
+void syncFree(Room *room);
+int syncRetryTask(Room *room, const cJSON *payload, char *err, size_t errLen);  /* task sync.retry */
+int syncStatusMethod(Call *call, cJSON **ppResult);
+int syncForceAllMethod(Call *call, cJSON **ppResult);
+int syncSetD1FailureMethod(Call *call, cJSON **ppResult);
+void roomOnCommit(Room *room, const GuardPlan *plan);  /* every committed write */
+
 /* ---- room.c: the in-memory timer shared by the subsystems --------------- */
 void roomTimerArm(Room *room);            /* host_timer_set(earliest due) */
 double liveNextDue(Room *room);           /* 0 when nothing is due */
@@ -400,6 +413,8 @@ struct Room {
   double timerAt;                  /* what host_timer_set was last given */
   uint32_t idemRecords;            /* mutation answers recorded (idem.c) */
   double alarmAt;                  /* what host_alarm_set was last given */
+  int d1Fail;                      /* test hook: make every D1 request fail */
+  struct Sync *sync;               /* replication state (sync.c) */
   struct Debounced *debounced;     /* pending debounced keys (debounce.c) */
   int nDebounced;
   MemStore *mem;                   /* the memory store (presence.c) */

@@ -37,6 +37,7 @@ static int maintenanceRun(Room *room, const cJSON *payload, char *err, size_t er
 static const struct { const char *name; SchedTask xRun; } schedTasks[] = {
   { "room.maintenance", maintenanceRun },
   { "cron.run",         cronJobRun },
+  { "sync.retry",       syncRetryTask },
 };
 
 int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){

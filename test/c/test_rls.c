@@ -146,8 +146,10 @@ TEST(sqlguard_should_list_the_tables_a_statement_reads_and_writes){
   guardPlanFree(&plan);
   REQUIRE(guardAnalyse(fakehostRoom(), "DELETE FROM tasks WHERE id = :id", GUARD_TRUSTED,
                        &plan, err, sizeof err)==NT_OK);
-  CHECK_EQ_INT(plan.nWrites, 1);
+  CHECK_EQ_INT(plan.nWrites, 2);                      /* the table, and the outbox by trigger */
   CHECK_STR_EQ(plan.writes[0], "tasks");
+  CHECK_STR_EQ(plan.writes[1], "_outbox");
+  CHECK_EQ_INT(plan.deletes, 1);
   CHECK_EQ_INT(plan.readonly, 0);
   guardPlanFree(&plan);
   fakehostRoomFree();

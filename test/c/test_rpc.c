@@ -120,8 +120,8 @@ TEST(rpc_should_answer_async_methods_when_the_host_completes){
   int before = fakehostFrameCount(1);
   fakehostMessage(1, "{\"action\":\"rpc\",\"id\":9,\"method\":\"d1Ping\"}");
   CHECK_EQ_INT(fakehostFrameCount(1), before);          /* nothing yet */
-  REQUIRE(fakehostAsyncCount()==1);
-  const FakeAsync *a = fakehostAsync(-1);
+  const FakeAsync *a = fakehostAsync(-1);            /* the newest: replication's come first */
+  REQUIRE(a != NULL);
   CHECK_EQ_INT(a->kind, NT_ASYNC_D1_QUERY);
   CHECK_STR_CONTAINS(a->req, "SELECT 1 AS ok");
   fakehostAdvance(7);
@@ -135,7 +135,7 @@ TEST(rpc_should_answer_async_methods_when_the_host_completes){
 TEST(rpc_should_report_a_failed_async_call_as_unavailable){
   REQUIRE(testAppOpen() != NULL);
   fakehostHttpRpc(5, ALICE, "{\"method\":\"d1Ping\"}");
-  REQUIRE(fakehostAsyncCount()==1);
+  REQUIRE(fakehostAsync(-1) != NULL && fakehostAsync(-1)->kind==NT_ASYNC_D1_QUERY);
   fakehostAsyncDone(fakehostAsync(-1)->asyncId, NT_INTERNAL, "{\"message\":\"D1 down\"}");
   const FakeResponse *r = fakehostResponse(5);
   REQUIRE(r != NULL);

@@ -15,15 +15,24 @@
 ** calls behave as before limits existed. `rateLimits: true` keeps the
 ** wrangler.toml values; `vars` overrides single limits either way.
 **
+** The D1 read replica: before the first start, a server on the repo's
+** wrangler.toml applies migrations/d1/*.sql to its local D1 (`wrangler d1
+** migrations apply DB --local --persist-to <state>`, idempotent, offline), and
+** runs the example reader Worker (examples/reader/wrangler.toml) in the same
+** `wrangler dev` process as a second config, so /replica/… reaches it through
+** the READER service binding. Options d1Migrations and configs override both.
+** kill() ends the server with SIGKILL (no graceful shutdown), keeping its
+** state for start()/restart() — a crash, as far as the rooms can tell.
+**
 ** NT_E2E_KEEP=1 keeps each server's work dir (wrangler.log, state/) after
 ** stop() for debugging; NT_E2E_LOG_LEVEL sets wrangler's --log-level.
 **
 ** Timeouts here are safety nets that turn a hang into a readable failure; no
 ** test asserts on how long anything took.
 */
-import { spawn } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, openSync, closeSync, readFileSync, readdirSync, appendFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -33,10 +42,14 @@ import WebSocket from 'ws';
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const WASM_PATH = join(REPO, 'build', 'core.wasm');
 const WRANGLER_BIN = join(REPO, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
+const MAIN_CONFIG = join(REPO, 'wrangler.toml');
+const READER_CONFIG = join(REPO, 'examples', 'reader', 'wrangler.toml');
+const D1_MIGRATIONS = join(REPO, 'migrations', 'd1');
 
 export const WAIT_MS = 15_000;        /* default safety net for one wait */
 const BOOT_WAIT_MS = 120_000;         /* wrangler bundles and boots workerd: be patient */
 const STOP_WAIT_MS = 15_000;          /* SIGTERM grace before SIGKILL */
+const MIGRATE_WAIT_MS = 120_000;      /* `wrangler d1 migrations apply` boots miniflare too */
 
 /* Every process group we started and have not reaped yet, so a crashing test
 ** run still takes its servers down with it. */
@@ -258,9 +271,18 @@ export const RATE_LIMITS_OFF = Object.fromEntries([
 export class Server {
   /* opts: config (path to wrangler.toml), testHooks (default true),
   **       requireWasm (default true), vars (extra --var pairs), name (for logs),
-  **       rateLimits (default false: every NT_RATE_* limit is 0, i.e. off) */
+  **       rateLimits (default false: every NT_RATE_* limit is 0, i.e. off),
+  **       configs (more wrangler.toml files run in the same process, reached
+  **         through service bindings; default: the reader example, for the
+  **         repo's wrangler.toml only),
+  **       d1Migrations (apply migrations/d1 to the local D1 before the first
+  **         start; default: for the repo's wrangler.toml, when there are any) */
   constructor(opts = {}) {
-    this.config = opts.config ?? join(REPO, 'wrangler.toml');
+    this.config = opts.config ?? MAIN_CONFIG;
+    const isMain = resolve(this.config) === MAIN_CONFIG;
+    this.configs = opts.configs ?? (isMain && existsSync(READER_CONFIG) ? [READER_CONFIG] : []);
+    this.d1Migrations = opts.d1Migrations ?? (isMain && hasSqlFiles(D1_MIGRATIONS));
+    this.migrated = false;
     this.testHooks = opts.testHooks ?? true;
     this.rateLimits = opts.rateLimits ?? false;
     this.requireWasm = opts.requireWasm ?? true;
@@ -286,6 +308,10 @@ export class Server {
     if (!existsSync(this.config)) {
       throw new Error(`${this.config} is missing: the e2e suites run \`wrangler dev\` on it`);
     }
+    if (this.d1Migrations && !this.migrated) {
+      await this.applyD1Migrations();
+      this.migrated = true;
+    }
     this.port = await freePort();
     const inspector = await freePort();   /* two servers at once must not fight over 9229 */
     const vars = { NT_AUTH_SECRET: this.secret, ...(this.rateLimits ? {} : RATE_LIMITS_OFF), ...this.extraVars };
@@ -293,6 +319,7 @@ export class Server {
     const args = [
       WRANGLER_BIN, 'dev',
       '--config', this.config,
+      ...this.configs.flatMap((c) => ['--config', resolve(c)]),
       '--ip', '127.0.0.1',
       '--port', String(this.port),
       '--inspector-port', String(inspector),
@@ -307,14 +334,7 @@ export class Server {
       cwd: dirname(this.config),
       detached: true,                 /* own process group: stop() kills wrangler and workerd together */
       stdio: ['ignore', log, log],
-      env: {
-        ...process.env,
-        WRANGLER_SEND_METRICS: 'false',
-        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-        WRANGLER_LOG_PATH: join(this.workDir, 'wrangler-logs'),
-        NO_COLOR: '1',
-        FORCE_COLOR: '0',
-      },
+      env: this.childEnv(),
     });
     closeSync(log);
     const child = this.child;
@@ -344,6 +364,41 @@ export class Server {
       await sleep(150);
     }
     return this;
+  }
+
+  /* The environment of every wrangler we run. */
+  childEnv() {
+    return {
+      ...process.env,
+      WRANGLER_SEND_METRICS: 'false',
+      CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+      WRANGLER_LOG_PATH: join(this.workDir, 'wrangler-logs'),
+      NO_COLOR: '1',
+      FORCE_COLOR: '0',
+    };
+  }
+
+  /* `wrangler d1 migrations apply DB --local` on this server's state dir: the
+  ** replica schema (migrations/d1) in the local D1 that `wrangler dev
+  ** --persist-to` then serves to every config binding the same database_id.
+  ** Idempotent (applied files are recorded in D1's d1_migrations table). Its
+  ** output goes to wrangler.log; a failure throws with it. */
+  applyD1Migrations() {
+    const args = [WRANGLER_BIN, 'd1', 'migrations', 'apply', 'DB', '--local',
+      '--config', this.config, '--persist-to', this.stateDir];
+    return new Promise((ok, fail) => {
+      const child = execFile(process.execPath, args, {
+        cwd: dirname(this.config), env: this.childEnv(), timeout: MIGRATE_WAIT_MS,
+        killSignal: 'SIGKILL', maxBuffer: 16 << 20,
+      }, (err, stdout, stderr) => {
+        try {
+          appendFileSync(this.logPath, `$ wrangler ${args.slice(1).join(' ')}\n${stdout}${stderr}\n`);
+        } catch { /* the log is only for humans */ }
+        if (err) fail(new Error(`wrangler d1 migrations apply (${this.name}) failed: ${err.message}\n${stdout}\n${stderr}`));
+        else ok();
+      });
+      child.stdin?.end();
+    });
   }
 
   /* The last lines wrangler printed, for failure messages. */
@@ -388,8 +443,28 @@ export class Server {
     }
   }
 
-  /* Stop and start again on the same state directory (the port may change). */
-  async restart() {
+  /* Crash: SIGKILL the whole process group at once (wrangler, workerd), no
+  ** grace, no socket closes. The state dir stays for start()/restart(). */
+  async kill() {
+    const child = this.child;
+    if (child) {
+      const pid = child.pid;
+      try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ }
+      await child.exited;
+      for (let i = 0; i < STOP_WAIT_MS / 50; i++) {
+        try { process.kill(-pid, 0); } catch { break; }
+        await sleep(50);
+      }
+      this.child = null;
+    }
+    for (const c of this.clients) c.ws.terminate();
+    this.clients.clear();
+  }
+
+  /* Stop and start again on the same state directory (the port may change).
+  ** { kill: true } stops with SIGKILL (kill()) instead of gracefully. */
+  async restart({ kill = false } = {}) {
+    if (kill) await this.kill();
     await this.stop({ keepState: true });
     await this.start();
     return this;
@@ -476,6 +551,15 @@ export class Server {
     if (token !== undefined) h.authorization = `Bearer ${token}`;
     const raw = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
     return this.request(`/rooms/${roomPath(room)}/rpc`, { method: 'POST', headers: h, body: raw });
+  }
+}
+
+/* Does dir hold any *.sql file? */
+function hasSqlFiles(dir) {
+  try {
+    return readdirSync(dir).some((f) => f.endsWith('.sql'));
+  } catch {
+    return false;
   }
 }
 

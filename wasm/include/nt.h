@@ -57,6 +57,10 @@
 
 /* Kinds of asynchronous host request (host_async). */
 #define NT_ASYNC_D1_QUERY      1   /* req: {"sql":…,"params":[…]}; result: {"rows":[{…}]} */
+#define NT_ASYNC_D1_BATCH      2   /* req: {"statements":[{"sql","params"}]}; all or nothing;
+                                      result: {"statements":n} */
+/* Any async request may carry "fail":true: a host running with test hooks
+** fails it without doing it (the test-only D1 failure switch). */
 
 /* Log levels for host_log. */
 #define NT_LOG_DEBUG 0
