@@ -17,6 +17,7 @@
 #define RAW_MAX_SQL    10000            /* characters (seed 000) */
 #define RAW_MAX_ROWS   1000             /* rows executeSQL returns */
 #define RAW_MAX_BYTES  (1u << 20)       /* bytes of rows executeSQL returns */
+#define RAW_FRAME_SLACK 8192            /* room left for columns and the frame */
 
 /* Positional bindings from params: scalars only, booleans as 1/0. */
 static int rawArgs(Call *call, const cJSON *params, int nParam, cJSON **ppArgs){
@@ -101,6 +102,23 @@ int rawExecuteSql(Call *call, cJSON **ppResult){
   if( rows==NULL || r==NULL ){
     cJSON_Delete(rows); cJSON_Delete(r); storeResultFree(&res);
     return callFail(call, NT_NOMEM, "out of memory");
+  }
+  /* The host's cap is approximate (it counts before rows become objects):
+  ** measure the rows as they will be sent and cut so the frame stays under
+  ** the protocol's 1 MiB. */
+  size_t used = 0;
+  int keep = 0;
+  const cJSON *row;
+  cJSON_ArrayForEach(row, rows){
+    char *text = cJSON_PrintUnformatted(row);
+    used += (text ? strlen(text) : 0) + 1;
+    cJSON_free(text);
+    if( used > RAW_MAX_BYTES - RAW_FRAME_SLACK ) break;
+    keep++;
+  }
+  while( cJSON_GetArraySize(rows) > keep ){
+    cJSON_DeleteItemFromArray(rows, keep);
+    res.truncated = 1;
   }
   cJSON_AddItemToObject(r, "columns", cJSON_Duplicate(res.columns, 1));
   cJSON_AddItemToObject(r, "rows", rows);

@@ -73,8 +73,11 @@ static int guardDeny(GuardCtx *g, const char *fmt, const char *arg){
   return SQLITE_DENY;
 }
 
+/* System tables, SQLite's own, and the table-valued pragmas that describe
+** the schema (pragma_table_info, pragma_table_list, …). */
 static int isSystemName(const char *name){
-  return name[0]=='_' || sqlite3_strnicmp(name, "sqlite_", 7)==0;
+  return name[0]=='_' || sqlite3_strnicmp(name, "sqlite_", 7)==0
+      || sqlite3_strnicmp(name, "pragma_", 7)==0;
 }
 
 /* May a read of RLS table `table` whose innermost view, CTE or trigger is
@@ -109,7 +112,9 @@ static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
         }
         return SQLITE_OK;              /* the wrapped pass records reads */
       }
-      if( inner==NULL && readonly && isSystemName(a3) ){
+      /* Client SQL reaches no system table by any route: directly, through
+      ** its own CTE or through a view. Only the RLS filter views pass. */
+      if( readonly && isSystemName(a3) && !rlsIsView(g->room, a3) ){
         return guardDeny(g, "table %s is not accessible", a3);
       }
       if( rlsIsOwned(g->room, a3) && !guardThroughFilter(g, a3, inner)

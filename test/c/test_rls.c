@@ -95,6 +95,10 @@ static const char *const hostileReads[] = {
   "WITH tasks AS (SELECT 1) SELECT * FROM tasks",
   "/* comment */ WITH x AS (SELECT * FROM main.tasks) SELECT * FROM x",
   "BEGIN",
+  "WITH x AS (SELECT * FROM _room) SELECT * FROM x",
+  "SELECT * FROM pragma_table_info('_room')",
+  "SELECT name FROM pragma_table_list",
+  "WITH x AS (SELECT name FROM pragma_table_list) SELECT * FROM x",
 };
 
 /* And statements it must accept. */

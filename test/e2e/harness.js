@@ -401,6 +401,30 @@ export class Server {
     });
   }
 
+  /* Run SQL on this server's local D1 (the read replica) from outside the
+  ** Worker: `wrangler d1 execute DB --local --persist-to <state> --json`,
+  ** safe while `wrangler dev` runs (both open the same SQLite file). Answers
+  ** the rows of the last statement. For tests that must tamper with the
+  ** replica behind the sync engine's back. */
+  d1Execute(sql) {
+    const args = [WRANGLER_BIN, 'd1', 'execute', 'DB', '--local', '--json',
+      '--config', this.config, '--persist-to', this.stateDir, '--command', sql];
+    return new Promise((ok, fail) => {
+      execFile(process.execPath, args, {
+        cwd: dirname(this.config), env: this.childEnv(), timeout: MIGRATE_WAIT_MS,
+        killSignal: 'SIGKILL', maxBuffer: 64 << 20,
+      }, (err, stdout, stderr) => {
+        if (err) return fail(new Error(`wrangler d1 execute (${this.name}) failed: ${err.message}\n${stdout}\n${stderr}`));
+        try {
+          const out = JSON.parse(stdout);
+          ok(out[out.length - 1]?.results ?? []);
+        } catch (e) {
+          fail(new Error(`wrangler d1 execute (${this.name}): unreadable output: ${stdout.slice(0, 500)}`));
+        }
+      }).stdin?.end();
+    });
+  }
+
   /* The last lines wrangler printed, for failure messages. */
   logTail(n = 60) {
     try {
