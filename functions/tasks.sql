@@ -30,3 +30,13 @@ RETURNING id, title, status, owner_id, created_at, updated_at;
 -- param: id text
 -- cast: deleted boolean
 DELETE FROM tasks WHERE id = :id RETURNING 1 AS deleted;
+
+-- name: listTasksFromReplica :many
+-- replica: true
+-- param: status text?
+-- The same list, answered by the D1 read replica when it holds every change
+-- of this room (else, or if D1 fails, by the room's own SQLite).
+SELECT id, title, status, owner_id, created_at, updated_at
+  FROM tasks
+ WHERE :status IS NULL OR status = :status
+ ORDER BY created_at, id;

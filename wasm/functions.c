@@ -65,6 +65,7 @@ struct Fn {
   FnCast *casts;
   int nCasts;
   GuardPlan plan;                  /* what SQLite said: tables read and written */
+  int replica;                     /* "-- replica: true": read from D1 when it is current */
 };
 
 /* Look a word up in one of the tables above; 0 when absent. */
@@ -199,6 +200,10 @@ static int fnResolve(Room *room, Fn *fn, char *err, size_t errLen){
     }
   }
   fn->plan = plan;                 /* kept: reads and writes drive reactivity */
+  if( fn->replica && fn->flags!=NT_M_READ ){
+    snprintf(err, errLen, "replica: only a query may read from the replica");
+    return NT_BAD_REQUEST;
+  }
   char *positional = NULL;
   if( rc==NT_OK ) rc = guardPositional(room, fn->sql, &positional, err, errLen);
   if( rc==NT_OK ){
@@ -234,7 +239,18 @@ static int fnParseBlock(Room *room, Fn *fn, const char *file, int line,
     int rc = NT_OK;
     char lineBuf[512];
     size_t n = (size_t)(eol - t);
-    if( n < sizeof lineBuf && (strncmp(t, "-- param:", 9)==0 || strncmp(t, "-- cast:", 8)==0) ){
+    if( n < sizeof lineBuf && strncmp(t, "-- replica:", 11)==0 ){
+      memcpy(lineBuf, t, n);
+      lineBuf[n] = 0;
+      char word[16];
+      const char *z2 = lineBuf + 11;
+      if( !nextWord(&z2, word, sizeof word) || (strcmp(word, "true")!=0 && strcmp(word, "false")!=0) ){
+        snprintf(err, errLen, "replica: expected true or false");
+        rc = NT_BAD_REQUEST;
+      }else{
+        fn->replica = strcmp(word, "true")==0;
+      }
+    }else if( n < sizeof lineBuf && (strncmp(t, "-- param:", 9)==0 || strncmp(t, "-- cast:", 8)==0) ){
       memcpy(lineBuf, t, n);
       lineBuf[n] = 0;
       rc = t[3]=='p' ? fnParseParam(fn, lineBuf + 9, err, errLen)
@@ -532,6 +548,9 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
       roomOnCommit(room, &fn->plan);
     }
     if( rc==NT_NOCHANGE ) rc = NT_OK;
+  }else if( fn->replica && syncReplicaReady(room, &fn->plan) ){
+    rc = syncReplicaQuery(call, fn, run.args, sql);    /* answers later */
+    run.args = NULL;                                    /* moved */
   }else{
     rc = storeExec(room, sql, run.args, &run.res, call->err, sizeof call->err);
     if( rc==NT_OK ) rc = fnShape(call, fn, &run.res, &run.result);

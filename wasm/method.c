@@ -143,6 +143,8 @@ static int methodStats(Call *call, cJSON **ppResult){
     { "rowsRead",      offsetof(Stats, rowsRead) },
     { "rowsWritten",   offsetof(Stats, rowsWritten) },
     { "queryRuns",     offsetof(Stats, queryRuns) },
+    { "replicaReads",  offsetof(Stats, replicaReads) },
+    { "replicaFallbacks", offsetof(Stats, replicaFallbacks) },
     { "updatesSent",   offsetof(Stats, updatesSent) },
   };
   cJSON *r = cJSON_CreateObject();

@@ -67,8 +67,7 @@ int rlsIsView(Room *room, const char *name){
   return sqlite3_strnicmp(name, RLS_PREFIX, (int)n)==0 && rlsIsOwned(room, name + n);
 }
 
-char *rlsWrap(Room *room, const char *sql, const char *uid){
-  if( room->nOwned==0 ) return ntStrdup(sql);
+char *sqlWithCtes(const char *ctes, const char *sql){
   const char *body = sqlSkipSpace(sql);
   int hasWith = 0, recursive = 0;
   if( sqlKeyword(body, "WITH") ){
@@ -81,20 +80,35 @@ char *rlsWrap(Room *room, const char *sql, const char *uid){
   }
   Buf b = {0};
   bufAppendStr(&b, recursive ? "WITH RECURSIVE " : "WITH ");
-  for(int i = 0; i < room->nOwned; i++){
-    char view[NT_MAX_ID_LEN + 16];
-    snprintf(view, sizeof view, RLS_PREFIX "%s", room->owned[i]);
-    if( i ) bufAppendStr(&b, ", ");
-    bufAppendSqlIdent(&b, room->owned[i]);
-    bufAppendStr(&b, " AS NOT MATERIALIZED (SELECT * FROM ");
-    bufAppendSqlIdent(&b, view);
-    bufAppendStr(&b, " WHERE owner_id IS NULL OR owner_id = ");
-    bufAppendSqlString(&b, uid);
-    bufAppendStr(&b, ")");
-  }
+  bufAppendStr(&b, ctes);
   bufAppendStr(&b, hasWith ? ", " : " ");
   bufAppendStr(&b, body);
   return bufFinish(&b);
+}
+
+void rlsAppendFilter(Buf *b, const char *uid){
+  bufAppendStr(b, "owner_id IS NULL OR owner_id = ");
+  bufAppendSqlString(b, uid);
+}
+
+char *rlsWrap(Room *room, const char *sql, const char *uid){
+  if( room->nOwned==0 ) return ntStrdup(sql);
+  Buf ctes = {0};
+  for(int i = 0; i < room->nOwned; i++){
+    char view[NT_MAX_ID_LEN + 16];
+    snprintf(view, sizeof view, RLS_PREFIX "%s", room->owned[i]);
+    if( i ) bufAppendStr(&ctes, ", ");
+    bufAppendSqlIdent(&ctes, room->owned[i]);
+    bufAppendStr(&ctes, " AS NOT MATERIALIZED (SELECT * FROM ");
+    bufAppendSqlIdent(&ctes, view);
+    bufAppendStr(&ctes, " WHERE ");
+    rlsAppendFilter(&ctes, uid);
+    bufAppendStr(&ctes, ")");
+  }
+  char *list = bufFinish(&ctes);
+  char *out = list ? sqlWithCtes(list, sql) : NULL;
+  free(list);
+  return out;
 }
 
 /* The objects that guard one RLS table: a suffix, and the SQL that creates

@@ -204,6 +204,10 @@ int rlsInstall(Room *room);
 int rlsIsOwned(Room *room, const char *table);
 int rlsIsView(Room *room, const char *name);      /* "_rls_<owned table>" */
 char *rlsWrap(Room *room, const char *sql, const char *uid);
+/* sql with the CTE list ctes ("a AS (…), b AS (…)") in front, merged into
+** a leading WITH [RECURSIVE] of its own; caller frees. */
+char *sqlWithCtes(const char *ctes, const char *sql);
+void rlsAppendFilter(Buf *b, const char *uid);   /* the row filter for uid */
 const char *sqlSkipSpace(const char *z);   /* skips blanks and comments */
 
 /* ---- migrate.c ---------------------------------------------------------- */
@@ -351,6 +355,11 @@ int syncRetryTask(Room *room, const cJSON *payload, char *err, size_t errLen);  
 int syncStatusMethod(Call *call, cJSON **ppResult);
 int syncForceAllMethod(Call *call, cJSON **ppResult);
 int syncSetD1FailureMethod(Call *call, cJSON **ppResult);
+/* May a query reading plan's tables be answered by the replica now? */
+int syncReplicaReady(Room *room, const GuardPlan *plan);
+/* Answer fn from D1 (args consumed; localSql, the RLS-wrapped local SQL,
+** copied for the fallback). NT_PENDING, or an error. */
+int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql);
 void roomOnCommit(Room *room, const GuardPlan *plan);  /* every committed write */
 
 /* ---- room.c: the in-memory timer shared by the subsystems --------------- */
@@ -379,6 +388,8 @@ typedef struct Stats {
   double sqlStatements;            /* statements sent to DO SQLite */
   double rowsRead, rowsWritten;    /* as reported by DO SQLite */
   double queryRuns;                /* executions of live queries */
+  double replicaReads;             /* queries answered by the D1 replica */
+  double replicaFallbacks;         /* replica queries answered locally after D1 failed */
   double updatesSent;              /* query_update frames sent */
 } Stats;
 

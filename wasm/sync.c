@@ -654,3 +654,119 @@ int syncSetD1FailureMethod(Call *call, cJSON **ppResult){
   *ppResult = r;
   return NT_OK;
 }
+
+/* ---- reads from the replica, with fallback ------------------------------- */
+
+int syncReplicaReady(Room *room, const GuardPlan *plan){
+  Sync *s = room->sync;
+  if( s==NULL || !s->enabled || s->failures || s->resyncTable || room->d1Fail ) return 0;
+  for(int i = 0; i < plan->nReads; i++){
+    /* Every table it reads must be in the replica (views read their tables too). */
+    if( !syncTableFind(s, plan->reads[i]) && !rlsIsView(room, plan->reads[i]) ) return 0;
+  }
+  /* Behind: changes of this room not yet confirmed by D1, the caller's included. */
+  return syncScalar(room, "SELECT count(*) FROM _outbox")==0;
+}
+
+/* A replica read waiting for D1. */
+typedef struct ReplicaRead {
+  const Fn *fn;                    /* the query */
+  cJSON *args;                     /* its bindings, owned */
+  char *localSql;                  /* RLS-wrapped SQL for the fallback, owned */
+} ReplicaRead;
+
+/* D1's rows (objects) as the {columns, rows} shape storeExec gives. */
+static cJSON *syncRowsAsResult(const cJSON *objects){
+  cJSON *doc = cJSON_CreateObject();
+  cJSON *cols = cJSON_AddArrayToObject(doc, "columns");
+  cJSON *rows = cJSON_AddArrayToObject(doc, "rows");
+  const cJSON *first = cJSON_GetArrayItem(objects, 0), *c;
+  cJSON_ArrayForEach(c, first) cJSON_AddItemToArray(cols, cJSON_CreateString(c->string));
+  const cJSON *o;
+  cJSON_ArrayForEach(o, objects){
+    cJSON *r = cJSON_CreateArray();
+    cJSON_ArrayForEach(c, o) cJSON_AddItemToArray(r, cJSON_Duplicate(c, 1));
+    cJSON_AddItemToArray(rows, r);
+  }
+  return doc;
+}
+
+static int syncReplicaDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResult,
+                           char *err, size_t errLen){
+  ReplicaRead *rr = state;
+  Caller nobody = { "", "", "", 0 };
+  Call call;
+  memset(&call, 0, sizeof call);
+  call.room = room;
+  call.caller = &nobody;
+  SqlResult res;
+  memset(&res, 0, sizeof res);
+  if( rc==NT_OK ){
+    res.doc = syncRowsAsResult(cJSON_GetObjectItemCaseSensitive(data, "rows"));
+    res.columns = cJSON_GetObjectItemCaseSensitive(res.doc, "columns");
+    res.rows = cJSON_GetObjectItemCaseSensitive(res.doc, "rows");
+    room->stats.replicaReads++;
+  }else{
+    /* D1 failed: the room's own SQLite answers instead. */
+    room->stats.replicaFallbacks++;
+    rc = storeExec(room, rr->localSql, rr->args, &res, call.err, sizeof call.err);
+  }
+  if( rc==NT_OK ) rc = fnShape(&call, rr->fn, &res, ppResult);
+  if( rc ) snprintf(err, errLen, "%s", call.err);
+  storeResultFree(&res);
+  cJSON_Delete(rr->args);
+  free(rr->localSql);
+  free(rr);
+  return rc;
+}
+
+int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql){
+  Room *room = call->room;
+  Sync *s = room->sync;
+  const GuardPlan *plan = fnPlan(fn);
+  /* Each replicated table it reads becomes a CTE over the replica's rows of
+  ** this room, filtered for the caller where the table is under RLS. */
+  Buf ctes = {0};
+  int n = 0;
+  for(int i = 0; i < s->nTables; i++){
+    const SyncTable *t = &s->tables[i];
+    int read = 0;
+    for(int k = 0; k < plan->nReads; k++) read |= strcmp(plan->reads[k], t->name)==0;
+    if( !read ) continue;
+    if( n++ ) bufAppendStr(&ctes, ", ");
+    bufAppendSqlIdent(&ctes, t->name);
+    bufAppendStr(&ctes, " AS NOT MATERIALIZED (SELECT ");
+    for(int k = 0; k < t->nCols; k++){
+      if( k ) bufAppendStr(&ctes, ", ");
+      bufAppendSqlIdent(&ctes, t->cols[k]);
+    }
+    bufAppendStr(&ctes, " FROM main.");
+    bufAppendSqlIdent(&ctes, t->name);
+    bufAppendStr(&ctes, " WHERE room_id = ");
+    bufAppendSqlString(&ctes, room->name);
+    if( rlsIsOwned(room, t->name) ){
+      bufAppendStr(&ctes, " AND (");
+      rlsAppendFilter(&ctes, call->caller->userId);
+      bufAppendStr(&ctes, ")");
+    }
+    bufAppendStr(&ctes, ")");
+  }
+  char *list = bufFinish(&ctes);
+  char *d1Sql = list ? sqlWithCtes(list, fnSql(fn)) : NULL;
+  free(list);
+  ReplicaRead *rr = calloc(1, sizeof *rr);
+  cJSON *req = cJSON_CreateObject();
+  if( d1Sql==NULL || rr==NULL || req==NULL || (rr->localSql = ntStrdup(localSql))==NULL ){
+    free(d1Sql); if( rr ) free(rr->localSql); free(rr); cJSON_Delete(req); cJSON_Delete(args);
+    return callFail(call, NT_NOMEM, "out of memory");
+  }
+  rr->fn = fn;
+  rr->args = args;
+  cJSON_AddStringToObject(req, "sql", d1Sql);
+  cJSON_AddItemToObject(req, "params", cJSON_Duplicate(args, 1));
+  free(d1Sql);
+  int rc = asyncStart(call, NT_ASYNC_D1_QUERY, req, syncReplicaDone, rr);
+  cJSON_Delete(req);
+  if( rc!=NT_PENDING ){ cJSON_Delete(rr->args); free(rr->localSql); free(rr); }
+  return rc;
+}

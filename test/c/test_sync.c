@@ -142,4 +142,31 @@ TEST(a_room_with_data_never_replicated_should_be_copied_in_pages){
   fakehostRoomFree();
 }
 
+TEST(a_replica_query_should_read_d1_when_current_and_fall_back_when_not){
+  REQUIRE(testAppOpen() != NULL);
+  drainBatches();
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  testRpc(1, "createTask", "{\"title\":\"mine\"}", got, sizeof got);
+  /* Behind (the change is not confirmed yet): answered locally, at once. */
+  testRpc(1, "listFromReplica", "{}", got, sizeof got);
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"title\":\"mine\"");
+  drainBatches();
+  /* Current: the question goes to D1, filtered to this room and caller. */
+  int frames = fakehostFrameCount(1);
+  fakehostMessage(1, "{\"action\":\"rpc\",\"id\":7,\"method\":\"listFromReplica\"}");
+  CHECK_EQ_INT(fakehostFrameCount(1), frames);
+  const FakeAsync *a = fakehostAsync(-1);
+  REQUIRE(a != NULL && a->kind==NT_ASYNC_D1_QUERY);
+  CHECK_STR_CONTAINS(a->req, "FROM main.\\\"tasks\\\" WHERE room_id = 'test-room' AND (owner_id IS NULL OR owner_id = 'alice')");
+  fakehostAsyncDone(a->asyncId, 0, "{\"rows\":[{\"id\":\"x\",\"title\":\"from d1\"}]}");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"id\":7,\"result\":[{\"id\":\"x\",\"title\":\"from d1\"}]");
+  /* D1 fails: the room's own SQLite answers. */
+  fakehostMessage(1, "{\"action\":\"rpc\",\"id\":8,\"method\":\"listFromReplica\"}");
+  fakehostAsyncDone(fakehostAsync(-1)->asyncId, NT_INTERNAL, "{\"message\":\"down\"}");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"id\":8,\"result\":[{");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"title\":\"mine\"");
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

@@ -45,7 +45,11 @@ static const char *const testTasksFunctions =
   "DELETE FROM tasks WHERE id = :id RETURNING 1 AS deleted;\n"
   "\n"
   "-- name: countTags :one\n"
-  "SELECT count(*) AS n FROM tags;\n";
+  "SELECT count(*) AS n FROM tags;\n"
+  "\n"
+  "-- name: listFromReplica :many\n"
+  "-- replica: true\n"
+  "SELECT id, title FROM tasks ORDER BY id;\n";
 
 /* Open a room with the given migrations (NULL-terminated list, each named
 ** 0001.sql, 0002.sql, …) and one functions file. */

@@ -249,8 +249,8 @@ test('getStats with an admin token answers version, connections and counters', a
   await user.call('createTask', { title: 'counted' });
   const admin = await server.connect(room, { claims: { sub: 'root', role: 'admin' } });
   const s = await admin.call('getStats', {});
-  assert.deepEqual(keysOf(s), ['connections', 'liveQueries', 'queryRuns', 'rowsRead', 'rowsWritten', 'rpcCalls', 'rpcErrors',
-    'sqlStatements', 'subscriptions', 'updatesSent', 'version']);
+  assert.deepEqual(keysOf(s), ['connections', 'liveQueries', 'queryRuns', 'replicaFallbacks', 'replicaReads', 'rowsRead',
+    'rowsWritten', 'rpcCalls', 'rpcErrors', 'sqlStatements', 'subscriptions', 'updatesSent', 'version']);
   for (const [k, v] of Object.entries(s)) {
     assert.ok(Number.isInteger(v) && v >= 0, `${k} is a non-negative integer: ${v}`);
   }
