@@ -98,12 +98,8 @@ static const char *cronField(Call *call, const char *name, size_t max){
 int cronJobSchedule(Call *call, cJSON **ppResult){
   Room *room = call->room;
   static const char *const keys[] = { "name", "schedule", "rpcMethod", "payload" };
-  const cJSON *item;
-  cJSON_ArrayForEach(item, call->payload){
-    size_t i = 0;
-    while( i < 4 && strcmp(item->string, keys[i])!=0 ) i++;
-    if( i==4 ) return callFail(call, NT_INVALID_ARGUMENT, "%s: unknown parameter", item->string);
-  }
+  int rc0 = CALL_ONLY_KEYS(call, keys);
+  if( rc0 ) return rc0;
   CronNew j;
   memset(&j, 0, sizeof j);
   j.call = call;
@@ -170,7 +166,8 @@ int cronJobSchedule(Call *call, cJSON **ppResult){
 
 /* listCronJobs {} -> the caller's jobs */
 int cronJobList(Call *call, cJSON **ppResult){
-  if( call->payload->child ) return callFail(call, NT_INVALID_ARGUMENT, "%s: unknown parameter", call->payload->child->string);
+  int rc0 = callOnlyKeys(call, NULL, 0);
+  if( rc0 ) return rc0;
   SqlResult res;
   cJSON *args = cronArgs("s", call->caller->userId);
   int rc = storeExec(call->room,
@@ -218,10 +215,9 @@ static int cronDeleteBody(Room *room, void *arg){
 
 /* deleteCronJob {cronId} -> {deleted: true} */
 int cronJobDelete(Call *call, cJSON **ppResult){
-  const cJSON *item;
-  cJSON_ArrayForEach(item, call->payload){
-    if( strcmp(item->string, "cronId")!=0 ) return callFail(call, NT_INVALID_ARGUMENT, "%s: unknown parameter", item->string);
-  }
+  static const char *const keys[] = { "cronId" };
+  int rc0 = CALL_ONLY_KEYS(call, keys);
+  if( rc0 ) return rc0;
   CronDel d = { call, cronField(call, "cronId", 64), 0 };
   if( d.id==NULL ) return NT_INVALID_ARGUMENT;
   int rc = storeTxn(call->room, cronDeleteBody, &d);

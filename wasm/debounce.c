@@ -154,22 +154,11 @@ static const char *debKey(Call *call, int required){
   return key->valuestring;
 }
 
-/* Refuse payload keys other than those listed. */
-static int debOnly(Call *call, const char *const *keys, size_t n){
-  const cJSON *item;
-  cJSON_ArrayForEach(item, call->payload){
-    size_t i = 0;
-    while( i < n && strcmp(item->string, keys[i])!=0 ) i++;
-    if( i==n ) return callFail(call, NT_INVALID_ARGUMENT, "%s: unknown parameter", item->string);
-  }
-  return NT_OK;
-}
-
 /* updateDebounced {key, value, intervalMs?} -> {flushAt} */
 int debounceUpdate(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "key", "value", "intervalMs" };
   Room *room = call->room;
-  int rc = debOnly(call, keys, 3);
+  int rc = CALL_ONLY_KEYS(call, keys);
   if( rc ) return rc;
   const char *key = debKey(call, 1);
   if( key==NULL ) return NT_INVALID_ARGUMENT;
@@ -221,7 +210,7 @@ int debounceUpdate(Call *call, cJSON **ppResult){
 int debounceFlushMethod(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "key" };
   Room *room = call->room;
-  int rc = debOnly(call, keys, 1);
+  int rc = CALL_ONLY_KEYS(call, keys);
   const char *key = rc ? NULL : debKey(call, 0);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
   int n = debFlush(room, 0, key[0] ? key : NULL);
@@ -236,7 +225,7 @@ int debounceFlushMethod(Call *call, cJSON **ppResult){
 /* getDebounced {key} -> {key, value, pending, updatedAt} */
 int debounceGet(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "key" };
-  int rc = debOnly(call, keys, 1);
+  int rc = CALL_ONLY_KEYS(call, keys);
   const char *key = rc ? NULL : debKey(call, 1);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
   Debounced *d = debFind(call->room, key);

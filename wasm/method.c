@@ -34,6 +34,16 @@ int callFail(Call *call, int rc, const char *fmt, ...){
   return rc;
 }
 
+int callOnlyKeys(Call *call, const char *const *keys, size_t n){
+  const cJSON *item;
+  cJSON_ArrayForEach(item, call->payload){
+    size_t i = 0;
+    while( i < n && strcmp(item->string, keys[i])!=0 ) i++;
+    if( i==n ) return callFail(call, NT_INVALID_ARGUMENT, "%s: unknown parameter", item->string);
+  }
+  return NT_OK;
+}
+
 int methodLookup(Room *room, const char *name, Method *out){
   for(size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++){
     if( strcmp(builtins[i].name, name)==0 ){

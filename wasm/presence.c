@@ -189,17 +189,6 @@ int presenceRestore(Room *room, Conn *conn, const cJSON *attachment){
 
 /* ---- methods ----------------------------------------------------------- */
 
-/* The payload may hold only the listed keys. */
-static int presOnly(Call *call, const char *const *keys, size_t n){
-  const cJSON *item;
-  cJSON_ArrayForEach(item, call->payload){
-    size_t i = 0;
-    while( i < n && strcmp(item->string, keys[i])!=0 ) i++;
-    if( i==n ) return callFail(call, NT_INVALID_ARGUMENT, "%s: unknown parameter", item->string);
-  }
-  return NT_OK;
-}
-
 /* JSON text of payload[field], at most max bytes; NULL with call->err set. */
 static char *presJson(Call *call, const char *field, size_t max, int *rc){
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->payload, field);
@@ -219,7 +208,7 @@ static char *presJson(Call *call, const char *field, size_t max, int *rc){
 /* setCursor / setPresence: store the caller's value and answer the entry. */
 static int presSet(Call *call, const PresKind *k, cJSON **ppResult){
   const char *const keys[] = { k->field };
-  int rc = presOnly(call, keys, 1);
+  int rc = CALL_ONLY_KEYS(call, keys);
   if( rc ) return rc;
   char *text = presJson(call, k->field, PRES_MAX_JSON, &rc);
   if( text==NULL ) return rc;
@@ -245,7 +234,7 @@ static int presSet(Call *call, const PresKind *k, cJSON **ppResult){
 }
 
 static int presGet(Call *call, const PresKind *k, cJSON **ppResult){
-  int rc = presOnly(call, NULL, 0);
+  int rc = callOnlyKeys(call, NULL, 0);
   if( rc ) return rc;
   *ppResult = presList(call->room, k, host_now_ms());
   return *ppResult ? NT_OK : callFail(call, NT_NOMEM, "out of memory");
@@ -273,7 +262,7 @@ static const char *presKvKey(Call *call){
 /* setEphemeral {key, value, ttlMs?} -> {key, expiresAt} */
 int presenceSetEphemeral(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "key", "value", "ttlMs" };
-  int rc = presOnly(call, keys, 3);
+  int rc = CALL_ONLY_KEYS(call, keys);
   const char *key = rc ? NULL : presKvKey(call);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
   const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(call->payload, "ttlMs");
@@ -299,7 +288,7 @@ int presenceSetEphemeral(Call *call, cJSON **ppResult){
 /* getEphemeral {key} -> {key, value, updatedAt, expiresAt} */
 int presenceGetEphemeral(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "key" };
-  int rc = presOnly(call, keys, 1);
+  int rc = CALL_ONLY_KEYS(call, keys);
   const char *key = rc ? NULL : presKvKey(call);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
   double updatedAt = 0, expiresAt = 0;
@@ -315,7 +304,7 @@ int presenceGetEphemeral(Call *call, cJSON **ppResult){
 /* deleteEphemeral {key} -> {deleted: true} */
 int presenceDeleteEphemeral(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "key" };
-  int rc = presOnly(call, keys, 1);
+  int rc = CALL_ONLY_KEYS(call, keys);
   const char *key = rc ? NULL : presKvKey(call);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
   if( memDelete(call->room->mem, "kv", key)!=NT_OK ) return callFail(call, NT_NOT_FOUND, "no ephemeral value for %s", key);

@@ -74,13 +74,9 @@ int rawPrepare(Call *call, const char *sql, const cJSON *params, GuardPlan *plan
 int rawExecuteSql(Call *call, cJSON **ppResult){
   const cJSON *sql = cJSON_GetObjectItemCaseSensitive(call->payload, "sql");
   const cJSON *readonly = cJSON_GetObjectItemCaseSensitive(call->payload, "readonly");
-  const cJSON *item;
-  cJSON_ArrayForEach(item, call->payload){
-    static const char *const known[] = { "sql", "params", "readonly" };
-    int ok = 0;
-    for(size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= strcmp(item->string, known[i])==0;
-    if( !ok ) return callFail(call, NT_INVALID_ARGUMENT, "%s: unknown parameter", item->string);
-  }
+  static const char *const keys[] = { "sql", "params", "readonly" };
+  int rc0 = CALL_ONLY_KEYS(call, keys);
+  if( rc0 ) return rc0;
   if( !cJSON_IsString(sql) ) return callFail(call, NT_INVALID_ARGUMENT, "sql: required, a string");
   if( readonly && !cJSON_IsBool(readonly) ) return callFail(call, NT_INVALID_ARGUMENT, "readonly: expected a boolean");
   if( cJSON_IsFalse(readonly) ) return callFail(call, NT_SQL_REJECTED, "only read-only SQL may be executed");

@@ -123,6 +123,9 @@ int cronJobList(Call *call, cJSON **ppResult);
 int cronJobDelete(Call *call, cJSON **ppResult);
 int methodCall(Call *call, const char *name, cJSON **ppResult);
 int callFail(Call *call, int rc, const char *fmt, ...);
+/* INVALID_ARGUMENT naming the first payload key not in keys[0..n). */
+int callOnlyKeys(Call *call, const char *const *keys, size_t n);
+#define CALL_ONLY_KEYS(call, keys) callOnlyKeys((call), (keys), sizeof (keys) / sizeof (keys)[0])
 
 /* ---- functions.c: named SQL functions ---------------------------------- */
 int fnLoadAll(Room *room, cJSON *files);  /* [{"file","sql"}] */

