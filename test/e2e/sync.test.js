@@ -82,11 +82,31 @@ const same = (s) => s.status.pending === 0
   && isDeepStrictEqual(byId(s.room.tasks), byId(s.replica.tasks))
   && isDeepStrictEqual(byId(s.room.notes), byId(s.replica.notes));
 
+/* What differs between the room and its replica, for failure messages. */
+function diff(s) {
+  const out = { status: s.status, lastSeq: s.lastSeq, syncedAt: s.syncedAt };
+  for (const k of ['tasks', 'notes']) {
+    const a = new Map(s.room[k].map((r) => [r.id, r]));
+    const b = new Map(s.replica[k].map((r) => [r.id, r]));
+    out[k] = {
+      room: a.size, replica: b.size,
+      missing: [...a.keys()].filter((id) => !b.has(id)).slice(0, 5),
+      extra: [...b.keys()].filter((id) => !a.has(id)).slice(0, 5),
+      differ: [...a.keys()].filter((id) => b.has(id) && !isDeepStrictEqual(a.get(id), b.get(id)))
+        .slice(0, 3).map((id) => ({ room: a.get(id), replica: b.get(id) })),
+    };
+  }
+  return out;
+}
+
 /* Wait until the replica equals the room; check lastSeq when given. */
 async function converged(c, room, token, { lastSeq } = {}) {
-  const s = await until(`room ${room}'s replica to equal the room (pending 0)`,
-    () => snapshot(c, room, token),
-    (v) => same(v) && (lastSeq === undefined || v.lastSeq === lastSeq));
+  let last;
+  const s = await until(`room ${room}'s replica to equal the room (pending 0${lastSeq === undefined ? '' : `, lastSeq ${lastSeq}`})`,
+    async () => (last = await snapshot(c, room, token)),
+    (v) => same(v) && (lastSeq === undefined || v.lastSeq === lastSeq)).catch((e) => {
+    throw new Error(`${e.message.split('; last seen')[0]}; differences: ${short(diff(last), 4000)}`);
+  });
   /* the replica answers in the room's own order too */
   assert.deepEqual(s.replica.tasks, s.room.tasks, 'replica tasks in listTasks order');
   assert.deepEqual(s.replica.notes, s.room.notes, 'replica notes in listNotes order');
