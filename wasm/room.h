@@ -300,7 +300,7 @@ typedef struct RateRule {
   int buckets;
 } RateRule;
 /* In-memory window for one key (per-connection limits): counts per bucket. */
-#define RATE_MAX_BUCKETS 60
+#define RATE_MAX_BUCKETS 25                 /* B+1 slots for the daily rule's 24 buckets */
 typedef struct RateWindow {
   double bucketStart[RATE_MAX_BUCKETS];   /* start time of each slot's bucket */
   double count[RATE_MAX_BUCKETS];         /* cost counted in it */

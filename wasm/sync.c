@@ -525,12 +525,12 @@ static double syncStartResync(Room *room){
   Sync *s = room->sync;
   double rows = 0;
   for(int i = 0; i < s->nTables; i++){
-    char sql[NT_MAX_ID_LEN + 64];
     Buf b = {0};
     bufAppendStr(&b, "SELECT count(*) FROM ");
     bufAppendSqlIdent(&b, s->tables[i].name);
     char *q = bufFinish(&b);
-    if( q ){ snprintf(sql, sizeof sql, "%s", q); free(q); rows += syncScalar(room, sql); }
+    if( q ) rows += syncScalar(room, q);
+    free(q);
   }
   free(s->resyncTable);
   s->resyncTable = s->nTables ? ntStrdup(s->tables[0].name) : NULL;
