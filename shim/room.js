@@ -335,19 +335,19 @@ export class Room extends DurableObject {
       if (!(e instanceof CoreFault)) throw e;
       sendQuietly(ws, errorFrame(isBinary ? null : message));
     }
-    await this.settle();
+    this.keepAlive();
   }
 
   async webSocketClose(ws, code, reason, wasClean) {
     this.closed(ws);
     closeQuietly(ws, code, reason);  /* a no-op when the runtime already replied */
-    await this.settle();
+    this.keepAlive();
   }
 
   async webSocketError(ws, error) {
     this.log(WARN, `websocket error: ${error?.message ?? error}`);
     this.closed(ws);
-    await this.settle();
+    this.keepAlive();
   }
 
   closed(ws) {
@@ -506,6 +506,13 @@ export class Room extends DurableObject {
 
   /* Wait until no asynchronous work is in flight, so the event that started
   ** it keeps the object alive until its completion has reached the core. */
+  /* Keep the object alive for the work a WebSocket event started, without
+  ** holding the event open: awaiting it here would make the next frame on
+  ** the socket wait for, say, a D1 replication batch. */
+  keepAlive() {
+    if (this.asyncs.size || this.storageOps.length) this.ctx.waitUntil?.(this.settle());
+  }
+
   async settle() {
     while (this.asyncs.size || this.storageOps.length) {
       const ops = this.storageOps.splice(0);

@@ -89,6 +89,7 @@ static const struct {
   { liveNextDue,     liveOnTimer },
   { debounceNextDue, debounceOnTimer },
   { presenceNextDue, presenceOnTimer },
+  { syncNextDue,     syncOnTimer },
 };
 
 void roomTimerArm(Room *room){

@@ -374,6 +374,8 @@ void debounceOnTimer(Room *room, double nowMs);
 int debounceFlushAll(Room *room);         /* every pending key, now */
 void debounceFreeAll(Room *room);
 double presenceNextDue(Room *room);
+double syncNextDue(Room *room);
+void syncOnTimer(Room *room, double nowMs);
 void presenceOnTimer(Room *room, double nowMs);
 int presenceOpen(Room *room, double maxBytes);
 void presenceConnGone(Room *room, Conn *conn);       /* before the conn is freed */

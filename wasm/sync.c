@@ -33,6 +33,7 @@
 #define SYNC_PAGE_ROWS    200        /* table rows per initial-sync batch */
 #define SYNC_MAX_BACKOFF  60000.0    /* ms */
 #define SYNC_LAG_HEALTHY  60000.0    /* ms of lag still called healthy */
+#define SYNC_GATHER_MS    20.0       /* a batch starts this long after the first commit */
 
 /* One replicated table. */
 typedef struct SyncTable {
@@ -50,6 +51,7 @@ typedef struct Sync {
   int busy;                        /* a D1 batch is in flight */
   int failures;                    /* consecutive failed batches */
   double retryAt;                  /* a sync.retry row is due then, 0 if none */
+  double kickAt;                   /* the next batch starts then (in-memory timer), 0 if none */
   double lastSeqSent;              /* highest seq of the batch in flight */
   char *resyncTable;               /* initial sync: table being copied, or NULL */
   double resyncRowid;              /* last rowid copied from it */
@@ -570,15 +572,31 @@ int syncOpen(Room *room, int enabled){
   return NT_OK;
 }
 
+/* After a commit that captured changes, the next batch starts shortly:
+** commits within SYNC_GATHER_MS share it, so a busy room sends few, full
+** batches instead of one per write. A batch in flight starts the next one
+** itself when D1 confirms. */
 void syncOnCommit(Room *room, const GuardPlan *plan){
   Sync *s = room->sync;
-  if( s==NULL || !s->enabled ) return;
+  if( s==NULL || !s->enabled || s->busy || s->kickAt ) return;
   for(int i = 0; i < plan->nWrites; i++){
     if( strcmp(plan->writes[i], "_outbox")==0 || syncTableFind(s, plan->writes[i]) ){
-      syncKick(room);
+      s->kickAt = host_now_ms() + SYNC_GATHER_MS;
+      roomTimerArm(room);
       return;
     }
   }
+}
+
+double syncNextDue(Room *room){
+  return room->sync ? room->sync->kickAt : 0;
+}
+
+void syncOnTimer(Room *room, double nowMs){
+  Sync *s = room->sync;
+  if( s==NULL || s->kickAt==0 || nowMs < s->kickAt ) return;
+  s->kickAt = 0;
+  syncKick(room);
 }
 
 /* Task sync.retry: try again after a failure (or after a restart). */

@@ -12,10 +12,17 @@ static const FakeAsync *lastBatch(void){
   return a && a->kind==NT_ASYNC_D1_BATCH && !a->done ? a : NULL;
 }
 
+/* The batch in flight, or the one the in-memory timer starts: commits are
+** gathered for a few milliseconds before a batch goes out. */
+static const FakeAsync *nextBatch(void){
+  if( lastBatch()==NULL && fakehostTimerAt() > 0 ) fakehostFireTimer();
+  return lastBatch();
+}
+
 /* Let D1 confirm every batch the core sends until it has nothing more. */
 static int drainBatches(void){
   int n = 0;
-  for(const FakeAsync *a; (a = lastBatch())!=NULL && n < 1000; n++){
+  for(const FakeAsync *a; (a = nextBatch())!=NULL && n < 1000; n++){
     fakehostAsyncDone(a->asyncId, 0, "{\"statements\":1}");
   }
   return n;
@@ -49,7 +56,7 @@ TEST(replication_should_send_guarded_batches_and_trim_only_after_d1_confirms){
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
   testRpc(1, "createTask", "{\"title\":\"one\"}", got, sizeof got);
-  const FakeAsync *a = lastBatch();
+  const FakeAsync *a = nextBatch();
   REQUIRE(a != NULL);
   CHECK_STR_CONTAINS(a->req, "INSERT INTO \\\"tasks\\\" (room_id");
   CHECK_STR_CONTAINS(a->req, "WHERE excluded._seq >= \\\"tasks\\\"._seq");
@@ -60,7 +67,7 @@ TEST(replication_should_send_guarded_batches_and_trim_only_after_d1_confirms){
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _outbox"), 2);
   fakehostAsyncDone(a->asyncId, 0, "{\"statements\":2}");
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _outbox"), 1);  /* the second is sent now */
-  REQUIRE(lastBatch() != NULL);
+  REQUIRE(nextBatch() != NULL);
   CHECK_STR_CONTAINS(lastBatch()->req, "\"two\"");
   drainBatches();
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _outbox"), 0);
@@ -76,7 +83,7 @@ TEST(replication_should_fold_repeated_changes_to_a_row_into_the_last){
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
   testRpc(1, "createTask", "{\"title\":\"first\"}", got, sizeof got);   /* batch 1 in flight */
-  const FakeAsync *inFlight = lastBatch();
+  const FakeAsync *inFlight = nextBatch();
   cJSON *answer = cJSON_Parse(fakehostFindFrame(1, "\"type\":\"rpc_result\""));
   const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(answer, "result"), "id"));
   char payload[128];
@@ -86,7 +93,7 @@ TEST(replication_should_fold_repeated_changes_to_a_row_into_the_last){
   }
   cJSON_Delete(answer);
   fakehostAsyncDone(inFlight->asyncId, 0, "{}");
-  const FakeAsync *b = lastBatch();
+  const FakeAsync *b = nextBatch();
   REQUIRE(b != NULL);
   CHECK_STR_CONTAINS(b->req, "\"v4\"");
   CHECK_STR_LACKS(b->req, "\"v3\"");                  /* folded into the last change */
@@ -101,7 +108,7 @@ TEST(a_failing_replica_should_keep_the_outbox_and_retry_with_backoff){
   char got[64];
   CHECK_STR_EQ(testRpc(2, "_setD1Failure", "{\"failing\":true}", got, sizeof got), "");
   testRpc(1, "createTask", "{\"title\":\"kept\"}", got, sizeof got);
-  const FakeAsync *a = lastBatch();
+  const FakeAsync *a = nextBatch();
   REQUIRE(a != NULL);
   CHECK_STR_CONTAINS(a->req, "\"fail\":true");        /* the host fails it, test hooks only */
   fakehostAsyncDone(a->asyncId, NT_INTERNAL, "{\"message\":\"D1 failure injected\"}");
