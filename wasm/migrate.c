@@ -27,7 +27,8 @@ static const char systemSchema[] =
   " sync_total INTEGER NOT NULL DEFAULT 0,"   /* sync.c: batches confirmed */
   " sync_errors INTEGER NOT NULL DEFAULT 0,"  /* sync.c: batches failed */
   " sync_last_at INTEGER,"                    /* sync.c: last confirmed batch */
-  " created_at INTEGER NOT NULL);"
+  " created_at INTEGER NOT NULL,"
+  " name TEXT);"
   "CREATE TABLE IF NOT EXISTS _migrations ("
   " name TEXT PRIMARY KEY,"
   " applied_at INTEGER NOT NULL);"

@@ -15,16 +15,33 @@
 #include <string.h>
 #include "room.h"
 
-/* Read the commit counter from _room. */
-static int roomReadVersion(Room *room){
+/* Read the commit counter from _room, and the room's name: an instance
+** woken by its alarm may not be told its name by the host, so the first
+** named open records it. */
+static int roomReadState(Room *room){
   char err[256];
   SqlResult res;
-  int rc = storeExec(room, "SELECT version FROM _room WHERE id = 1", NULL, &res, err, sizeof err);
+  int rc = storeExec(room, "SELECT version, name FROM _room WHERE id = 1", NULL, &res, err, sizeof err);
   if( rc ) return rc;
-  const cJSON *v = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+  const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
+  const cJSON *v = cJSON_GetArrayItem(row, 0), *name = cJSON_GetArrayItem(row, 1);
   room->version = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+  int known = cJSON_IsString(name) && name->valuestring[0];
+  if( room->name[0]==0 && known ){
+    free(room->name);
+    room->name = ntStrdup(name->valuestring);
+  }
+  int record = room->name && room->name[0] && (!known || strcmp(name->valuestring, room->name)!=0);
   storeResultFree(&res);
-  return NT_OK;
+  if( room->name==NULL ) return NT_NOMEM;
+  if( record ){
+    cJSON *args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, cJSON_CreateString(room->name));
+    rc = storeExec(room, "UPDATE _room SET name = ?1 WHERE id = 1", args, &res, err, sizeof err);
+    cJSON_Delete(args);
+    if( rc==NT_OK ) storeResultFree(&res);
+  }
+  return rc;
 }
 
 /* A number from the config, or fallback when absent or negative. */
@@ -60,12 +77,13 @@ int nt_room_open(Room *room){
   if( rc ) room->statusMsg = ntStrdup("room configuration is not valid JSON");
   if( rc==NT_OK ) rc = guardOpen(room);
   if( rc==NT_OK ) rc = migrateRun(room, cJSON_GetObjectItemCaseSensitive(cfg, "migrations"));
+  if( rc==NT_OK ) rc = roomReadState(room);
   if( rc==NT_OK ) rc = rlsInstall(room);
   /* The outbox triggers exist before the functions are analysed, so each
   ** function's plan lists the outbox among what it writes. */
   if( rc==NT_OK ) rc = syncOpen(room, !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(cfg, "sync")));
   if( rc==NT_OK ) rc = fnLoadAll(room, cJSON_GetObjectItemCaseSensitive(cfg, "functions"));
-  if( rc==NT_OK ) rc = roomReadVersion(room);
+  if( rc==NT_OK ) rc = roomReadState(room);            /* migrations counted too */
   if( rc==NT_OK ) rc = presenceOpen(room, roomConfigNumber(cfg, "memoryMaxBytes", 8 << 20));
   if( rc==NT_OK ) rc = schedOnOpen(room);
   if( rc && room->status==0 ){

@@ -432,6 +432,7 @@ static int syncDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
 static void syncKick(Room *room){
   Sync *s = room->sync;
   if( s==NULL || !s->enabled || s->busy || room->status ) return;
+  if( room->name[0]==0 ) return;              /* never replicate under an unknown name */
   if( s->failures && s->retryAt > host_now_ms() ) return;   /* backing off */
   char err[256];
   cJSON *args = cJSON_CreateArray();
@@ -505,6 +506,18 @@ static void syncKick(Room *room){
         storeResultFree(&res);
       }
       s->pageInFlight = 1;                             /* even empty: it moves the cursor on */
+      if( s->pageRows < SYNC_PAGE_ROWS ){
+        /* The table's last page: every row the room has now carries a tag
+        ** of at least resyncSeq, so older rows are ones the room lacks. */
+        Buf d = {0};
+        bufAppendStr(&d, "DELETE FROM ");
+        bufAppendSqlIdent(&d, t->name);
+        bufAppendStr(&d, " WHERE room_id = ?1 AND _seq < ?2");
+        cJSON *p = cJSON_CreateArray();
+        cJSON_AddItemToArray(p, cJSON_CreateString(room->name));
+        cJSON_AddItemToArray(p, cJSON_CreateNumber(s->resyncSeq));
+        syncStatement(stmts, bufFinish(&d), p);
+      }
       syncStateStatement(room, stmts, s->resyncSeq);
     }else{
       free(s->resyncTable);                            /* the table is gone */
@@ -553,7 +566,14 @@ int syncOpen(Room *room, int enabled){
   s->enabled = enabled;
   int rc = syncDiscover(room, s);
   if( rc==NT_OK ) rc = syncInstallTriggers(room, s);
-  if( rc || !enabled ) return rc;
+  if( rc ) return rc;
+  if( !enabled ){
+    /* Changes made now are not captured: the replica must be copied in
+    ** full once replication is back. */
+    char err[256];
+    return syncExec(room, "UPDATE _room SET sync_initialized = 0 WHERE id = 1 AND sync_initialized <> 0",
+                    NULL, err, sizeof err);
+  }
   /* Resume an initial sync in progress, or start the first one. */
   char err[256];
   SqlResult res;

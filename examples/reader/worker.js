@@ -14,11 +14,14 @@
 **   GET /rooms/:room/tasks  {"room", "tasks": [task…], "lastSeq", "syncedAt"}
 **   GET /rooms/:room/notes  {"room", "notes": [note…], "lastSeq", "syncedAt"}
 **   GET /rooms/:room/sync   {"room_id", "last_seq", "updated_at"}
+**   GET /rooms/:room/count  {"room", "tasks": n, "notes": n, "lastSeq", "syncedAt"}
 ** Rows are the room's rows without room_id and _seq, in the order of the
 ** room's own list method (listTasks: created_at, id; listNotes: updated_at
-** DESC, id). lastSeq/syncedAt (and last_seq/updated_at) are the room's
-** _sync_state row, null when the room was never replicated. Rows and sync
-** state are read in one D1 batch, so lastSeq is the sequence the rows reflect.
+** DESC, id); count answers how many there are, without the rows (a cheap way
+** to watch a large room's initial copy land). lastSeq/syncedAt (and
+** last_seq/updated_at) are the room's _sync_state row, null when the room was
+** never replicated. Rows (or counts) and sync state are read in one D1 batch,
+** so lastSeq is the sequence they reflect.
 **
 ** Who may read: this Worker has no public URL (wrangler.toml: workers_dev =
 ** false). The nanotypeDB Worker forwards GET /replica/rooms/:room/… here
@@ -68,7 +71,7 @@ async function route(request, env) {
   const url = new URL(request.url);
   const m = /^\/rooms\/([^/]+)\/([^/]+)$/.exec(url.pathname);
   const what = m?.[2];
-  if (!m || !(what === "sync" || Object.hasOwn(TABLES, what)))
+  if (!m || !(what === "sync" || what === "count" || Object.hasOwn(TABLES, what)))
     return error("NOT_FOUND", "no such path", 404);
   if (request.method !== "GET")
     return json({ error: { code: "BAD_REQUEST", message: `method ${request.method} not allowed` } },
@@ -91,10 +94,23 @@ async function route(request, env) {
     return json(row ?? { room_id: room, last_seq: null, updated_at: null });
   }
 
+  const own = "room_id = ?1 AND (owner_id IS NULL OR owner_id = ?2)";   /* row-level security */
+  if (what === "count") {
+    const counts = Object.keys(TABLES).map((t) =>
+      env.DB.prepare(`SELECT count(*) AS n FROM ${t} WHERE ${own}`).bind(room, user));
+    const res = await env.DB.batch([...counts, state]);
+    const sync = res.at(-1).results?.[0] ?? null;
+    return json({
+      room,
+      ...Object.fromEntries(Object.keys(TABLES).map((t, i) => [t, res[i].results?.[0]?.n ?? 0])),
+      lastSeq: sync?.last_seq ?? null,
+      syncedAt: sync?.updated_at ?? null,
+    });
+  }
+
   /* SELECT * keeps the reader right when a D1 migration adds a column. */
   const rows = env.DB.prepare(
-    `SELECT * FROM ${what} WHERE room_id = ?1 AND (owner_id IS NULL OR owner_id = ?2)
-      ORDER BY ${TABLES[what]}`).bind(room, user);
+    `SELECT * FROM ${what} WHERE ${own} ORDER BY ${TABLES[what]}`).bind(room, user);
   const [r, s] = await env.DB.batch([rows, state]);    /* one snapshot */
   const sync = s.results?.[0] ?? null;
   return json({

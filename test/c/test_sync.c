@@ -138,7 +138,13 @@ TEST(a_room_with_data_never_replicated_should_be_copied_in_pages){
                " INSERT INTO tasks SELECT 't' || i, 'old ' || i, 'pending', NULL, 0, 0 FROM n");
   fakehostExec("UPDATE _room SET sync_initialized = 0");
   REQUIRE(testRoomOpen(migrations, testTasksFunctions, 0) != NULL);
-  int batches = drainBatches();
+  int batches = 0;
+  int sawStrayDelete = 0;
+  for(const FakeAsync *a; (a = nextBatch())!=NULL && batches < 100; batches++){
+    sawStrayDelete |= strstr(a->req, "DELETE FROM \\\"tasks\\\" WHERE room_id = ?1 AND _seq < ?2")!=NULL;
+    fakehostAsyncDone(a->asyncId, 0, "{}");
+  }
+  CHECK(sawStrayDelete);                              /* rows the room lacks go */
   CHECK(batches >= 3);                                /* 450 rows, 200 a page, two tables */
   CHECK_EQ_INT(fakehostQueryInt("SELECT sync_resync_table IS NULL FROM _room"), 1);
   REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
