@@ -29,11 +29,11 @@
 #include <string.h>
 #include "room.h"
 
-#define SYNC_BATCH_ROWS   100        /* outbox rows read per batch */
+#define SYNC_BATCH_ROWS   250        /* outbox rows read per batch */
 #define SYNC_PAGE_ROWS    200        /* table rows per initial-sync batch */
 #define SYNC_MAX_BACKOFF  60000.0    /* ms */
 #define SYNC_LAG_HEALTHY  60000.0    /* ms of lag still called healthy */
-#define SYNC_GATHER_MS    20.0       /* a batch starts this long after the first commit */
+#define SYNC_GATHER_MS    50.0       /* a batch starts this long after the first commit */
 
 /* One replicated table. */
 typedef struct SyncTable {
