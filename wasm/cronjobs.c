@@ -21,14 +21,6 @@
 #define CRON_MAX_NAME     128
 #define CRON_MAX_SPEC     128
 
-/* Run sql with args (consumed) and discard the rows. */
-static int cronExec(Room *room, const char *sql, cJSON *args, char *err, size_t errLen){
-  SqlResult res;
-  int rc = storeExec(room, sql, args, &res, err, errLen);
-  cJSON_Delete(args);
-  if( rc==NT_OK ) storeResultFree(&res);
-  return rc;
-}
 
 /* A JSON array from a printf-like list of types: s = string, n = number. */
 static cJSON *cronArgs(const char *types, ...){
@@ -70,7 +62,7 @@ static int cronInsertBody(Room *room, void *arg){
   CronNew *j = arg;
   Call *call = j->call;
   int rc = storeWriteBegin(room, call->caller->userId, call->err, sizeof call->err);
-  if( rc==NT_OK ) rc = cronExec(room,
+  if( rc==NT_OK ) rc = storeRunFree(room,
     "INSERT INTO _cron_jobs (id, name, schedule, rpc_method, payload, owner_id, owner_role,"
     " created_at, next_run_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     cronArgs("sssssssnn", j->id, j->name, j->schedule, j->method, j->payload,
@@ -84,16 +76,6 @@ static int cronInsertBody(Room *room, void *arg){
   return rc;
 }
 
-/* A string field of the payload of at most max characters; NULL with err set. */
-static const char *cronField(Call *call, const char *name, size_t max){
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->payload, name);
-  if( !cJSON_IsString(v) || v->valuestring[0]==0 || strlen(v->valuestring) > max ){
-    callFail(call, NT_INVALID_ARGUMENT, "%s: expected a string of 1 to %zu characters", name, max);
-    return NULL;
-  }
-  return v->valuestring;
-}
-
 /* scheduleCron {name, schedule, rpcMethod, payload?} -> {cronId, nextRunAt} */
 int cronJobSchedule(Call *call, cJSON **ppResult){
   Room *room = call->room;
@@ -103,9 +85,9 @@ int cronJobSchedule(Call *call, cJSON **ppResult){
   CronNew j;
   memset(&j, 0, sizeof j);
   j.call = call;
-  if( (j.name = cronField(call, "name", CRON_MAX_NAME))==NULL ) return NT_INVALID_ARGUMENT;
-  if( (j.schedule = cronField(call, "schedule", CRON_MAX_SPEC))==NULL ) return NT_INVALID_ARGUMENT;
-  if( (j.method = cronField(call, "rpcMethod", NT_MAX_ID_LEN))==NULL ) return NT_INVALID_ARGUMENT;
+  if( (j.name = callString(call, "name", CRON_MAX_NAME))==NULL ) return NT_INVALID_ARGUMENT;
+  if( (j.schedule = callString(call, "schedule", CRON_MAX_SPEC))==NULL ) return NT_INVALID_ARGUMENT;
+  if( (j.method = callString(call, "rpcMethod", NT_MAX_ID_LEN))==NULL ) return NT_INVALID_ARGUMENT;
   Cron cron;
   char why[160];
   if( cronParse(j.schedule, &cron, why, sizeof why) ){
@@ -208,7 +190,7 @@ static int cronDeleteBody(Room *room, void *arg){
   d->deleted = res.rowsWritten > 0;
   storeResultFree(&res);
   if( !d->deleted ) return callFail(call, NT_NOT_FOUND, "no cron job %s", d->id);
-  return cronExec(room,
+  return storeRunFree(room,
     "DELETE FROM _schedule WHERE task = 'cron.run' AND json_extract(payload, '$.cronId') = ?1",
     cronArgs("s", d->id), call->err, sizeof call->err);
 }
@@ -218,7 +200,7 @@ int cronJobDelete(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "cronId" };
   int rc0 = CALL_ONLY_KEYS(call, keys);
   if( rc0 ) return rc0;
-  CronDel d = { call, cronField(call, "cronId", 64), 0 };
+  CronDel d = { call, callString(call, "cronId", 64), 0 };
   if( d.id==NULL ) return NT_INVALID_ARGUMENT;
   int rc = storeTxn(call->room, cronDeleteBody, &d);
   if( rc ) return rc;
@@ -266,7 +248,7 @@ int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen){
   char why[160];
   double next = cronParse(field[0], &cron, why, sizeof why)==NT_OK ? cronNext(&cron, now) : -1;
   storeResultFree(&res);
-  rc = cronExec(room,
+  rc = storeRunFree(room,
     "UPDATE _cron_jobs SET last_run_at = ?2, last_status = ?3, last_error = ?4,"
     " runs = runs + 1, next_run_at = ?5 WHERE id = ?1",
     cronArgs("snssn", id->valuestring, floor(now), outcome==NT_OK ? "ok" : "error",

@@ -143,15 +143,11 @@ void debounceFreeAll(Room *room){
   room->nDebounced = 0;
 }
 
-/* The key from the payload, checked; NULL with call->err set. */
+/* The key from the payload, checked; NULL with call->err set. An optional
+** key that is absent is "". */
 static const char *debKey(Call *call, int required){
-  const cJSON *key = cJSON_GetObjectItemCaseSensitive(call->payload, "key");
-  if( key==NULL && !required ) return "";
-  if( !cJSON_IsString(key) || key->valuestring[0]==0 || strlen(key->valuestring) > DEB_MAX_KEY ){
-    callFail(call, NT_INVALID_ARGUMENT, "key: expected a string of 1 to %d characters", DEB_MAX_KEY);
-    return NULL;
-  }
-  return key->valuestring;
+  if( !required && cJSON_GetObjectItemCaseSensitive(call->payload, "key")==NULL ) return "";
+  return callString(call, "key", DEB_MAX_KEY);
 }
 
 /* updateDebounced {key, value, intervalMs?} -> {flushAt} */

@@ -85,9 +85,5 @@ int idemRecord(Call *call, const cJSON *result){
 int idemTrim(Room *room, double nowMs, char *err, size_t errLen){
   cJSON *cutoff = cJSON_CreateArray();
   cJSON_AddItemToArray(cutoff, cJSON_CreateNumber(nowMs - IDEM_KEEP_MS));
-  SqlResult res;
-  int rc = storeExec(room, "DELETE FROM _mutations WHERE created_at < ?1", cutoff, &res, err, errLen);
-  cJSON_Delete(cutoff);
-  if( rc==NT_OK ) storeResultFree(&res);
-  return rc;
+  return storeRunFree(room, "DELETE FROM _mutations WHERE created_at < ?1", cutoff, err, errLen);
 }

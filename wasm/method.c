@@ -44,6 +44,15 @@ int callOnlyKeys(Call *call, const char *const *keys, size_t n){
   return NT_OK;
 }
 
+const char *callString(Call *call, const char *name, size_t max){
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->payload, name);
+  if( !cJSON_IsString(v) || v->valuestring[0]==0 || strlen(v->valuestring) > max ){
+    callFail(call, NT_INVALID_ARGUMENT, "%s: expected a string of 1 to %zu characters", name, max);
+    return NULL;
+  }
+  return v->valuestring;
+}
+
 int methodLookup(Room *room, const char *name, Method *out){
   for(size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++){
     if( strcmp(builtins[i].name, name)==0 ){

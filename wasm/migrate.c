@@ -89,23 +89,15 @@ typedef struct Step {
   char err[512];                   /* why it failed */
 } Step;
 
-/* Run sql (no bindings when args is NULL) and discard the rows. */
-static int migrateExec(Room *room, const char *sql, cJSON *args, char *err, size_t errLen){
-  SqlResult res;
-  int rc = storeExec(room, sql, args, &res, err, errLen);
-  if( rc==NT_OK ) storeResultFree(&res);
-  return rc;
-}
 
 static int migrateSystemBody(Room *room, void *arg){
   Step *step = arg;
-  int rc = migrateExec(room, systemSchema, NULL, step->err, sizeof step->err);
+  int rc = storeRunFree(room, systemSchema, NULL, step->err, sizeof step->err);
   if( rc ) return rc;
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
-  rc = migrateExec(room, "INSERT OR IGNORE INTO _room (id, created_at) VALUES (1, ?1)",
-                   args, step->err, sizeof step->err);
-  cJSON_Delete(args);
+  rc = storeRunFree(room, "INSERT OR IGNORE INTO _room (id, created_at) VALUES (1, ?1)",
+                    args, step->err, sizeof step->err);
   return rc;
 }
 
@@ -113,21 +105,20 @@ static int migrateStepBody(Room *room, void *arg){
   Step *step = arg;
   char *err = step->err;
   size_t errLen = sizeof step->err;
-  int rc = migrateExec(room,
+  int rc = storeRunFree(room,
     "UPDATE _room SET rls_bypass = 1, version = version + 1 WHERE id = 1", NULL, err, errLen);
   if( rc==NT_OK && *sqlSkipSpace(step->sql) ){
-    rc = migrateExec(room, step->sql, NULL, err, errLen);
+    rc = storeRunFree(room, step->sql, NULL, err, errLen);
   }
   if( rc==NT_OK ){
     cJSON *args = cJSON_CreateArray();
     cJSON_AddItemToArray(args, cJSON_CreateString(step->name));
     cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
-    rc = migrateExec(room, "INSERT INTO _migrations (name, applied_at) VALUES (?1, ?2)",
-                     args, err, errLen);
-    cJSON_Delete(args);
+    rc = storeRunFree(room, "INSERT INTO _migrations (name, applied_at) VALUES (?1, ?2)",
+                      args, err, errLen);
   }
   if( rc==NT_OK ){
-    rc = migrateExec(room, "UPDATE _room SET rls_bypass = 0 WHERE id = 1", NULL, err, errLen);
+    rc = storeRunFree(room, "UPDATE _room SET rls_bypass = 0 WHERE id = 1", NULL, err, errLen);
   }
   return rc;
 }

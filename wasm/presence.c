@@ -249,21 +249,11 @@ int presenceSetStatus(Call *call, cJSON **ppResult){ return presSet(call, KIND_P
 /* getPresence {} -> [{userId, status, updatedAt}] */
 int presenceGetStatus(Call *call, cJSON **ppResult){ return presGet(call, KIND_PRESENCE, ppResult); }
 
-/* The ephemeral key from the payload; NULL with call->err set. */
-static const char *presKvKey(Call *call){
-  const cJSON *key = cJSON_GetObjectItemCaseSensitive(call->payload, "key");
-  if( !cJSON_IsString(key) || key->valuestring[0]==0 || strlen(key->valuestring) > PRES_KV_MAX_KEY ){
-    callFail(call, NT_INVALID_ARGUMENT, "key: expected a string of 1 to %d characters", PRES_KV_MAX_KEY);
-    return NULL;
-  }
-  return key->valuestring;
-}
-
 /* setEphemeral {key, value, ttlMs?} -> {key, expiresAt} */
 int presenceSetEphemeral(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "key", "value", "ttlMs" };
   int rc = CALL_ONLY_KEYS(call, keys);
-  const char *key = rc ? NULL : presKvKey(call);
+  const char *key = rc ? NULL : callString(call, "key", PRES_KV_MAX_KEY);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
   const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(call->payload, "ttlMs");
   if( ttl && (!cJSON_IsNumber(ttl) || ttl->valuedouble < 1 || ttl->valuedouble > PRES_KV_MAX_TTL) ){
@@ -289,7 +279,7 @@ int presenceSetEphemeral(Call *call, cJSON **ppResult){
 int presenceGetEphemeral(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "key" };
   int rc = CALL_ONLY_KEYS(call, keys);
-  const char *key = rc ? NULL : presKvKey(call);
+  const char *key = rc ? NULL : callString(call, "key", PRES_KV_MAX_KEY);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
   double updatedAt = 0, expiresAt = 0;
   const char *value = memGet(call->room->mem, "kv", key, host_now_ms(), &updatedAt, &expiresAt);
@@ -305,7 +295,7 @@ int presenceGetEphemeral(Call *call, cJSON **ppResult){
 int presenceDeleteEphemeral(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "key" };
   int rc = CALL_ONLY_KEYS(call, keys);
-  const char *key = rc ? NULL : presKvKey(call);
+  const char *key = rc ? NULL : callString(call, "key", PRES_KV_MAX_KEY);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
   if( memDelete(call->room->mem, "kv", key)!=NT_OK ) return callFail(call, NT_NOT_FOUND, "no ephemeral value for %s", key);
   cJSON *r = cJSON_CreateObject();

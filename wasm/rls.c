@@ -184,11 +184,9 @@ static int rlsDiscover(Room *room){
 /* Transaction body: run the script of missing objects. */
 static int rlsApply(Room *room, void *arg){
   char err[256];
-  SqlResult res;
-  int rc = storeExec(room, (const char*)arg, NULL, &res, err, sizeof err);
-  if( rc ){ ntLog(NT_LOG_ERROR, "row-level security install failed: %s", err); return rc; }
-  storeResultFree(&res);
-  return NT_OK;
+  int rc = storeRunFree(room, (const char*)arg, NULL, err, sizeof err);
+  if( rc ) ntLog(NT_LOG_ERROR, "row-level security install failed: %s", err);
+  return rc;
 }
 
 int rlsInstall(Room *room){

@@ -123,6 +123,9 @@ int cronJobList(Call *call, cJSON **ppResult);
 int cronJobDelete(Call *call, cJSON **ppResult);
 int methodCall(Call *call, const char *name, cJSON **ppResult);
 int callFail(Call *call, int rc, const char *fmt, ...);
+/* payload[name] as a string of 1 to max bytes (borrowed), or NULL with
+** INVALID_ARGUMENT in call->err. */
+const char *callString(Call *call, const char *name, size_t max);
 /* INVALID_ARGUMENT naming the first payload key not in keys[0..n). */
 int callOnlyKeys(Call *call, const char *const *keys, size_t n);
 #define CALL_ONLY_KEYS(call, keys) callOnlyKeys((call), (keys), sizeof (keys) / sizeof (keys)[0])
@@ -154,6 +157,8 @@ int storeExecArgs(Room *room, const char *sql, const char *argsJson, SqlResult *
 int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows, uint32_t maxBytes,
                     SqlResult *res, char *err, size_t errLen);
 void storeResultFree(SqlResult *res);
+/* storeExec that discards the rows; args (may be NULL) is consumed. */
+int storeRunFree(Room *room, const char *sql, cJSON *args, char *err, size_t errLen);
 typedef int (*TxnBody)(Room *room, void *arg);
 int storeTxn(Room *room, TxnBody body, void *arg);
 int storeWriteBegin(Room *room, const char *uid, char *err, size_t errLen);

@@ -49,12 +49,9 @@ int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
   cJSON_AddItemToArray(args, cJSON_CreateString(task));
   cJSON_AddItemToArray(args, cJSON_CreateString(text));
   cJSON_free(text);
-  SqlResult res;
-  int rc = storeExec(room, "INSERT INTO _schedule (due, task, payload) VALUES (?1, ?2, ?3)",
-                     args, &res, err, sizeof err);
-  cJSON_Delete(args);
+  int rc = storeRunFree(room, "INSERT INTO _schedule (due, task, payload) VALUES (?1, ?2, ?3)",
+                        args, err, sizeof err);
   if( rc ){ ntLog(NT_LOG_ERROR, "schedule %s failed: %s", task, err); return rc; }
-  storeResultFree(&res);
   if( room->alarmAt==0 || atMs < room->alarmAt ){
     room->alarmAt = atMs;
     host_alarm_set(atMs);
@@ -109,10 +106,8 @@ static void schedRunRow(Room *room, const cJSON *row, double now){
     ntLog(NT_LOG_WARN, "task %s failed (attempt %d): %s",
           cJSON_IsString(task) ? task->valuestring : "?", tries, err);
   }
-  SqlResult res;
   char err2[256];
-  if( storeExec(room, sql, args, &res, err2, sizeof err2)==NT_OK ) storeResultFree(&res);
-  cJSON_Delete(args);
+  storeRunFree(room, sql, args, err2, sizeof err2);
 }
 
 int nt_alarm(Room *room){

@@ -91,6 +91,14 @@ int storeExec(Room *room, const char *sql, cJSON *args, SqlResult *res,
   return storeExecCapped(room, sql, args, 0, 0, res, err, errLen);
 }
 
+int storeRunFree(Room *room, const char *sql, cJSON *args, char *err, size_t errLen){
+  SqlResult res;
+  int rc = storeExec(room, sql, args, &res, err, errLen);
+  cJSON_Delete(args);
+  if( rc==NT_OK ) storeResultFree(&res);
+  return rc;
+}
+
 void storeResultFree(SqlResult *res){
   cJSON_Delete(res->doc);
   memset(res, 0, sizeof *res);
@@ -167,11 +175,6 @@ int nt_txn_body(Room *room, uint32_t token){
 int storeWriteBegin(Room *room, const char *uid, char *err, size_t errLen){
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, uid ? cJSON_CreateString(uid) : cJSON_CreateNull());
-  SqlResult res;
-  int rc = storeExec(room,
-    "UPDATE _room SET version = version + 1, rls_uid = ?1 WHERE id = 1", args,
-    &res, err, errLen);
-  cJSON_Delete(args);
-  if( rc==NT_OK ) storeResultFree(&res);
-  return rc;
+  return storeRunFree(room,
+    "UPDATE _room SET version = version + 1, rls_uid = ?1 WHERE id = 1", args, err, errLen);
 }

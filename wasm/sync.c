@@ -85,14 +85,6 @@ static SyncTable *syncTableFind(Sync *s, const char *name){
   return NULL;
 }
 
-/* Run sql with args (consumed) and discard the rows. */
-static int syncExec(Room *room, const char *sql, cJSON *args, char *err, size_t errLen){
-  SqlResult res;
-  int rc = storeExec(room, sql, args, &res, err, errLen);
-  cJSON_Delete(args);
-  if( rc==NT_OK ) storeResultFree(&res);
-  return rc;
-}
 
 /* The first column of the first row of sql as a number (0 if none). */
 static double syncScalar(Room *room, const char *sql){
@@ -240,7 +232,7 @@ static char *syncExisting(Room *room, const char *name){
 
 static int syncApplyScript(Room *room, void *arg){
   char err[256];
-  int rc = syncExec(room, (const char*)arg, NULL, err, sizeof err);
+  int rc = storeRunFree(room, (const char*)arg, NULL, err, sizeof err);
   if( rc ) ntLog(NT_LOG_ERROR, "outbox triggers failed: %s", err);
   return rc;
 }
@@ -375,7 +367,7 @@ static void syncRecord(Room *room, int ok){
   char err[256];
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(host_now_ms())));
-  syncExec(room, ok
+  storeRunFree(room, ok
     ? "UPDATE _room SET sync_total = sync_total + 1, sync_last_at = ?1 WHERE id = 1"
     : "UPDATE _room SET sync_errors = sync_errors + 1 WHERE id = 1 AND ?1 > 0",
     args, err, sizeof err);
@@ -415,13 +407,13 @@ static int syncDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
     cJSON *args = cJSON_CreateArray();
     cJSON_AddItemToArray(args, s->resyncTable ? cJSON_CreateString(s->resyncTable) : cJSON_CreateNull());
     cJSON_AddItemToArray(args, cJSON_CreateNumber(s->resyncRowid));
-    syncExec(room, "UPDATE _room SET sync_resync_table = ?1, sync_resync_rowid = ?2 WHERE id = 1",
+    storeRunFree(room, "UPDATE _room SET sync_resync_table = ?1, sync_resync_rowid = ?2 WHERE id = 1",
              args, err, errLen);
     s->pageInFlight = 0;
   }else{
     cJSON *args = cJSON_CreateArray();
     cJSON_AddItemToArray(args, cJSON_CreateNumber(s->lastSeqSent));
-    syncExec(room, "DELETE FROM _outbox WHERE seq <= ?1", args, err, errLen);
+    storeRunFree(room, "DELETE FROM _outbox WHERE seq <= ?1", args, err, errLen);
   }
   syncRecord(room, 1);
   syncKick(room);
@@ -555,7 +547,7 @@ static double syncStartResync(Room *room){
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, s->resyncTable ? cJSON_CreateString(s->resyncTable) : cJSON_CreateNull());
   cJSON_AddItemToArray(args, cJSON_CreateNumber(s->resyncSeq));
-  syncExec(room, "UPDATE _room SET sync_resync_table = ?1, sync_resync_rowid = 0,"
+  storeRunFree(room, "UPDATE _room SET sync_resync_table = ?1, sync_resync_rowid = 0,"
                  " sync_resync_seq = ?2, sync_initialized = 1 WHERE id = 1", args, err, sizeof err);
   return rows;
 }
@@ -571,7 +563,7 @@ int syncOpen(Room *room, int enabled){
     /* Changes made now are not captured: the replica must be copied in
     ** full once replication is back. */
     char err[256];
-    return syncExec(room, "UPDATE _room SET sync_initialized = 0 WHERE id = 1 AND sync_initialized <> 0",
+    return storeRunFree(room, "UPDATE _room SET sync_initialized = 0 WHERE id = 1 AND sync_initialized <> 0",
                     NULL, err, sizeof err);
   }
   /* Resume an initial sync in progress, or start the first one. */
