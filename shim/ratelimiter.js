@@ -38,13 +38,13 @@ const SLACK_MS = 1000;             /* alarm: this long after the longest window 
 ** A variable set to 0 turns that rule off; unset, empty or not a number
 ** means the default. docs/PROTOCOL.md, "Rate limits", lists them. */
 export const RATE_DEFAULTS = {
-  NT_RATE_CONN_PER_SEC: 400,        /* per WebSocket, in the room, in memory */
-  NT_RATE_CONN_PER_MIN: 12000,
-  NT_RATE_USER_PER_SEC: 600,       /* per user, in the room, in its SQLite */
-  NT_RATE_USER_PER_MIN: 20000,
-  NT_RATE_USER_PER_DAY: 2000000,
-  NT_RATE_EDGE_PER_SEC: 100,        /* per user and per IP, at the Worker (this object) */
-  NT_RATE_EDGE_PER_MIN: 3000,
+  NT_RATE_CONN_PER_SEC: 1000,        /* per WebSocket, in the room, in memory */
+  NT_RATE_CONN_PER_MIN: 30000,
+  NT_RATE_USER_PER_SEC: 2000,       /* per user, in the room, in its SQLite */
+  NT_RATE_USER_PER_MIN: 60000,
+  NT_RATE_USER_PER_DAY: 5000000,
+  NT_RATE_EDGE_PER_SEC: 1000,        /* per user and per IP, at the Worker (this object) */
+  NT_RATE_EDGE_PER_MIN: 20000,
 };
 
 function limitOf(env, name) {
