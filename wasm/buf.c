@@ -6,6 +6,7 @@
 ** into a no-op, so callers check once, at bufFinish, instead of after every
 ** append (the same idea as SQLite's StrAccum).
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "room.h"
@@ -70,6 +71,12 @@ char *ntStrndup(const char *s, size_t n){
   memcpy(p, s, n);
   p[n] = 0;
   return p;
+}
+
+void ntRandomId(char out[33]){
+  uint8_t raw[16];
+  host_random(raw, sizeof raw);
+  for(int i = 0; i < 16; i++) snprintf(out + 2*i, 3, "%02x", raw[i]);
 }
 
 char *ntStrdup(const char *s){

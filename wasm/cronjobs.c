@@ -35,12 +35,6 @@ static cJSON *cronArgs(const char *types, ...){
   return a;
 }
 
-/* A fresh job id: 32 lowercase hex characters. */
-static void cronNewId(char out[33]){
-  uint8_t raw[16];
-  host_random(raw, sizeof raw);
-  for(int i = 0; i < 16; i++) snprintf(out + 2*i, 3, "%02x", raw[i]);
-}
 
 /* The payload that schedules one run of job id. */
 static cJSON *cronRunPayload(const char *id){
@@ -133,7 +127,7 @@ int cronJobSchedule(Call *call, cJSON **ppResult){
     storeResultFree(&res);
   }
   if( rc==NT_OK ){
-    cronNewId(j.id);
+    ntRandomId(j.id);
     rc = storeTxn(room, cronInsertBody, &j);
     if( rc==NT_OK ) room->version++;
   }

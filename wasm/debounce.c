@@ -166,12 +166,8 @@ int debounceUpdate(Call *call, cJSON **ppResult){
     return callFail(call, NT_INVALID_ARGUMENT, "intervalMs: expected a number from %g to %g",
                     DEB_MIN_MS, DEB_MAX_MS);
   }
-  char *text = cJSON_PrintUnformatted(value);
-  if( text==NULL ) return callFail(call, NT_NOMEM, "out of memory");
-  if( strlen(text) > DEB_MAX_VALUE ){
-    cJSON_free(text);
-    return callFail(call, NT_PAYLOAD_TOO_LARGE, "value: larger than 100 KB of JSON");
-  }
+  char *text = callJson(call, "value", DEB_MAX_VALUE, &rc);
+  if( text==NULL ) return rc;
   Debounced *d = debFind(room, key);
   if( d==NULL ){
     if( room->nDebounced >= DEB_MAX_KEYS ){

@@ -367,10 +367,8 @@ static double utf8Length(const char *s){
 
 /* A fresh random id: 32 lowercase hex characters from host randomness. */
 static cJSON *fnNewId(void){
-  uint8_t raw[16];
   char hex[33];
-  host_random(raw, sizeof raw);
-  for(int i = 0; i < 16; i++) snprintf(hex + 2*i, 3, "%02x", raw[i]);
+  ntRandomId(hex);
   return cJSON_CreateString(hex);
 }
 

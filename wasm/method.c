@@ -53,6 +53,21 @@ const char *callString(Call *call, const char *name, size_t max){
   return v->valuestring;
 }
 
+char *callJson(Call *call, const char *field, size_t max, int *rc){
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->payload, field);
+  *rc = NT_INVALID_ARGUMENT;
+  if( v==NULL ){ callFail(call, *rc, "%s: required", field); return NULL; }
+  char *text = cJSON_PrintUnformatted(v);
+  if( text==NULL ){ *rc = callFail(call, NT_NOMEM, "out of memory"); return NULL; }
+  if( strlen(text) > max ){
+    cJSON_free(text);
+    *rc = callFail(call, NT_PAYLOAD_TOO_LARGE, "%s: larger than %zu bytes of JSON", field, max);
+    return NULL;
+  }
+  *rc = NT_OK;
+  return text;
+}
+
 int methodLookup(Room *room, const char *name, Method *out){
   for(size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++){
     if( strcmp(builtins[i].name, name)==0 ){

@@ -189,28 +189,12 @@ int presenceRestore(Room *room, Conn *conn, const cJSON *attachment){
 
 /* ---- methods ----------------------------------------------------------- */
 
-/* JSON text of payload[field], at most max bytes; NULL with call->err set. */
-static char *presJson(Call *call, const char *field, size_t max, int *rc){
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->payload, field);
-  *rc = NT_INVALID_ARGUMENT;
-  if( v==NULL ){ callFail(call, *rc, "%s: required", field); return NULL; }
-  char *text = cJSON_PrintUnformatted(v);
-  if( text==NULL ){ *rc = callFail(call, NT_NOMEM, "out of memory"); return NULL; }
-  if( strlen(text) > max ){
-    cJSON_free(text);
-    *rc = callFail(call, NT_PAYLOAD_TOO_LARGE, "%s: larger than %zu bytes of JSON", field, max);
-    return NULL;
-  }
-  *rc = NT_OK;
-  return text;
-}
-
 /* setCursor / setPresence: store the caller's value and answer the entry. */
 static int presSet(Call *call, const PresKind *k, cJSON **ppResult){
   const char *const keys[] = { k->field };
   int rc = CALL_ONLY_KEYS(call, keys);
   if( rc ) return rc;
-  char *text = presJson(call, k->field, PRES_MAX_JSON, &rc);
+  char *text = callJson(call, k->field, PRES_MAX_JSON, &rc);
   if( text==NULL ) return rc;
   Room *room = call->room;
   double now = host_now_ms();
@@ -259,7 +243,7 @@ int presenceSetEphemeral(Call *call, cJSON **ppResult){
   if( ttl && (!cJSON_IsNumber(ttl) || ttl->valuedouble < 1 || ttl->valuedouble > PRES_KV_MAX_TTL) ){
     return callFail(call, NT_INVALID_ARGUMENT, "ttlMs: expected a number from 1 to %g", PRES_KV_MAX_TTL);
   }
-  char *text = presJson(call, "value", PRES_KV_MAX_JSON, &rc);
+  char *text = callJson(call, "value", PRES_KV_MAX_JSON, &rc);
   if( text==NULL ) return rc;
   double now = host_now_ms();
   double ttlMs = ttl ? ttl->valuedouble : 0;

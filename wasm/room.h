@@ -36,6 +36,7 @@ char *bufFinish(Buf *b);           /* hand over p (caller frees); NULL on OOM */
 void bufFree(Buf *b);
 char *ntStrdup(const char *s);     /* malloc'd copy; NULL in, NULL out */
 char *ntStrndup(const char *s, size_t n);
+void ntRandomId(char out[33]);     /* 32 lowercase hex characters from host_random */
 
 /* ---- who calls, and where the answer goes ------------------------------ */
 typedef struct Caller {
@@ -126,6 +127,10 @@ int callFail(Call *call, int rc, const char *fmt, ...);
 /* payload[name] as a string of 1 to max bytes (borrowed), or NULL with
 ** INVALID_ARGUMENT in call->err. */
 const char *callString(Call *call, const char *name, size_t max);
+/* payload[field] as JSON text of at most max bytes (caller frees), or NULL
+** with *rc and call->err set: INVALID_ARGUMENT when absent,
+** PAYLOAD_TOO_LARGE when longer. */
+char *callJson(Call *call, const char *field, size_t max, int *rc);
 /* INVALID_ARGUMENT naming the first payload key not in keys[0..n). */
 int callOnlyKeys(Call *call, const char *const *keys, size_t n);
 #define CALL_ONLY_KEYS(call, keys) callOnlyKeys((call), (keys), sizeof (keys) / sizeof (keys)[0])
