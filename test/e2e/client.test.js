@@ -306,7 +306,10 @@ test('optimistic layers replay in order over the latest server result', async ()
   assert.deepEqual(titles(w.latest), ['one', 'two']);
 
   const t = await other.rpc('createTask', { title: 'other' });
-  await w.until((r) => r.some((x) => x.id === t.id), 'the other write under the layers');
+  /* the three writes reach the room in any order (two sockets), and updates
+  ** are batched: wait for the server result that holds all three */
+  await w.until((r) => r.some((x) => x.id === t.id) && r.filter((x) => !x.id.startsWith('temp-')).length === 3,
+    'the other write under the layers');
   /* the server result holds all three rows (ours were applied, their answers held back);
   ** the two pending layers sit on top of it, in the order they were made */
   assert.deepEqual(w.latest.slice(-2).map((x) => x.id), ['temp-one', 'temp-two']);
