@@ -88,6 +88,9 @@ export const STATUS_CODES = {
   429: 'RATE_LIMITED', 500: 'INTERNAL', 503: 'UNAVAILABLE',
 };
 
+/* Error code -> the HTTP status a refusal with that code has. */
+const CODE_STATUS = Object.fromEntries(Object.entries(STATUS_CODES).map(([status, code]) => [code, Number(status)]));
+
 /* What a refused connection makes the client do, by code:
 **   retry:  wait and try again, calls keep waiting (RATE_LIMITED waits its
 **           retryAfterMs, the others the usual backoff);
@@ -551,7 +554,7 @@ export class NanotypeClient {
         const e = f.error ?? {};
         const err = new NanotypeError(e.code ?? 'INTERNAL', e.message ?? 'error frame', e);
         /* before any welcome, an error frame is the in-band refusal (the close follows) */
-        if (!this.#welcomed) this.#refused(err);
+        if (!this.#welcomed) this.#refused(refusalError({ ...e, code: err.code }, CODE_STATUS[err.code]));
         else this.#report(err);
         break;
       }

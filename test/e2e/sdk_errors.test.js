@@ -18,9 +18,10 @@
 ** so the browser runs the same code: its source is evaluated in the page,
 ** which imports the SDK from a small static server on 127.0.0.1.
 **
-** Then: RATE_LIMITED is waited out rather than given up on (a second server
-** with a tight edge limit), and the in-band wire form itself, as the SDK
-** expects it, for each refusal.
+** Then: the React hook useQueryState in that browser (its error state for a
+** refused connection and a refused subscription); RATE_LIMITED waited out
+** rather than given up on (a second server with a tight edge limit); and the
+** in-band wire form itself, as the SDK expects it, for each refusal.
 **
 ** Timeouts are safety nets; nothing asserts on how long anything took.
 */
@@ -31,6 +32,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import puppeteer from 'puppeteer-core';
+import * as esbuild from 'esbuild';
 import { startServer, uniqueRoom, REPO, WAIT_MS } from './harness.js';
 import * as sdk from '../../client/nanotype.js';
 
@@ -72,12 +74,15 @@ const browser = {
   page: null,
   site: null,
   async start() {
-    const files = { '/nanotype.js': join(REPO, 'client', 'nanotype.js') };
+    const files = {
+      '/nanotype.js': () => readFileSync(join(REPO, 'client', 'nanotype.js')),
+      '/hooks.js': await bundleHooksApp(),
+    };
     this.site = createServer((req, res) => {
       const file = files[new URL(req.url, 'http://x').pathname];
       if (file) {
         res.writeHead(200, { 'content-type': 'text/javascript' });
-        res.end(readFileSync(file));
+        res.end(typeof file === 'function' ? file() : file);
       } else {
         res.writeHead(200, { 'content-type': 'text/html' });
         res.end('<!doctype html><title>nanotype sdk</title>');
@@ -105,6 +110,40 @@ const browser = {
   },
 };
 
+/* A page with React and the SDK's hooks (client/react.js), bundled by
+** esbuild: window.hookApp({url, room, token}) renders one useQueryState per
+** query and records every render in window.hook.log. */
+const HOOKS_APP = `
+import { createElement as h } from 'react';
+import { createRoot } from 'react-dom/client';
+import { connect } from './client/nanotype.js';
+import { useQueryState } from './client/react.js';
+
+function Show({ db, query, log }) {
+  const s = useQueryState(db, query, {});
+  log.push({ query, rows: Array.isArray(s.data) ? s.data.length : null, error: s.error ? s.error.code : null, isLoading: s.isLoading });
+  return h('p', null, s.error ? s.error.code : s.isLoading ? 'loading' : String(s.data.length));
+}
+
+window.hookApp = ({ url, room, token }) => {
+  const db = connect({ url, room, token, storage: null });
+  const log = [];
+  const el = document.createElement('div');
+  document.body.append(el);
+  createRoot(el).render(h('div', null, h(Show, { db, query: 'listTasks', log }), h(Show, { db, query: 'noSuchQuery', log })));
+  window.hook = { db, log };
+};
+`;
+
+async function bundleHooksApp() {
+  const out = await esbuild.build({
+    stdin: { contents: HOOKS_APP, resolveDir: REPO, loader: 'js' },
+    bundle: true, write: false, format: 'esm', logLevel: 'silent',
+    define: { 'process.env.NODE_ENV': '"production"' },
+  });
+  return Buffer.from(out.outputFiles[0].contents);
+}
+
 const TRANSPORTS = [
   { name: 'handshake status (ws)', run: (scenario, args) => scenario(sdk, { ...args, WebSocket: HandshakeStatusWebSocket }, kit) },
   { name: 'Node default (ws)', run: (scenario, args) => scenario(sdk, { ...args, WebSocket }, kit) },
@@ -128,7 +167,7 @@ async function badTokenThenGoodOne(lib, { url, room, bad, good, WebSocket }, kit
   const db = lib.connect({ url, room, WebSocket, storage: null, getToken: async () => (++asked <= 2 ? bad : good) });
   try {
     const errors = [];
-    const errored = new Promise((ok) => db.on('error', (e) => { errors.push({ code: e.code, message: e.message }); ok(); }));
+    const errored = new Promise((ok) => db.on('error', (e) => { errors.push({ code: e.code, message: e.message, status: e.status }); ok(); }));
     const call = await kit.within(kit.outcome(db.rpc('getRoomInfo')), 'the waiting rpc to settle');
     await kit.within(errored, 'the error event');
     const whenRefused = { status: db.status, error: db.error?.code, asked };
@@ -148,7 +187,7 @@ async function forbiddenRoomThenSetToken(lib, { url, room, forbidden, good, WebS
   const db = lib.connect({ url, room, WebSocket, storage: null, getToken: () => { asked++; return forbidden; } });
   try {
     const errors = [];
-    const errored = new Promise((ok) => db.on('error', (e) => { errors.push({ code: e.code, message: e.message }); ok(); }));
+    const errored = new Promise((ok) => db.on('error', (e) => { errors.push({ code: e.code, message: e.message, status: e.status }); ok(); }));
     const call = await kit.within(kit.outcome(db.rpc('getRoomInfo')), 'the waiting rpc to settle');
     await kit.within(errored, 'the error event');
     const whenRefused = { status: db.status, error: db.error?.code, asked };
@@ -166,7 +205,7 @@ async function badRoomName(lib, { url, room, good, WebSocket }, kit) {
   const db = lib.connect({ url, room, WebSocket, storage: null, getToken: () => { asked++; return good; } });
   try {
     const errors = [];
-    const errored = new Promise((ok) => db.on('error', (e) => { errors.push({ code: e.code, message: e.message }); ok(); }));
+    const errored = new Promise((ok) => db.on('error', (e) => { errors.push({ code: e.code, message: e.message, status: e.status }); ok(); }));
     const call = await kit.within(kit.outcome(db.rpc('getRoomInfo')), 'the waiting rpc to settle');
     await kit.within(errored, 'the error event');
     return { errors, call, status: db.status, asked };
@@ -211,7 +250,7 @@ for (const t of TRANSPORTS) {
     const bad = server.forge('wrongSecret', { sub: 'alice', rooms: [room] });
     const message = await serverMessage(room, bad);
     const r = await t.run(badTokenThenGoodOne, { url: server.url, room, bad, good: tokenFor(room) });
-    assert.deepEqual(r.errors, [{ code: 'UNAUTHENTICATED', message }], 'one error event, with the server\'s message');
+    assert.deepEqual(r.errors, [{ code: 'UNAUTHENTICATED', message, status: 401 }], 'one error event, with the server\'s message');
     assert.deepEqual(r.call, { code: 'UNAUTHENTICATED', message }, 'the waiting rpc rejects with the same error');
     assert.deepEqual(r.whenRefused, { status: 'refused', error: 'UNAUTHENTICATED', asked: 2 },
       'getToken was asked once more after the first refusal, then the client stopped');
@@ -227,7 +266,7 @@ for (const t of TRANSPORTS) {
     const forbidden = tokenFor(uniqueRoom('sdk-other'));
     const message = await serverMessage(room, forbidden);
     const r = await t.run(forbiddenRoomThenSetToken, { url: server.url, room, forbidden, good: tokenFor(room) });
-    assert.deepEqual(r.errors, [{ code: 'PERMISSION_DENIED', message }]);
+    assert.deepEqual(r.errors, [{ code: 'PERMISSION_DENIED', message, status: 403 }]);
     assert.deepEqual(r.call, { code: 'PERMISSION_DENIED', message });
     assert.deepEqual(r.whenRefused, { status: 'refused', error: 'PERMISSION_DENIED', asked: 1 });
     assert.equal(r.room, room);
@@ -241,7 +280,7 @@ for (const t of TRANSPORTS) {
     const good = tokenFor(room);
     const message = await serverMessage(room, good);
     const r = await t.run(badRoomName, { url: server.url, room, good });
-    assert.deepEqual(r.errors, [{ code: 'BAD_REQUEST', message }]);
+    assert.deepEqual(r.errors, [{ code: 'BAD_REQUEST', message, status: 400 }]);
     assert.deepEqual(r.call, { code: 'BAD_REQUEST', message });
     assert.equal(r.status, 'refused');
     assert.equal(r.asked, 1);
@@ -258,6 +297,30 @@ for (const t of TRANSPORTS) {
     assert.equal(r.asked, 2);
   });
 }
+
+/* ---- useQueryState in a real browser ----------------------------------------- */
+
+test('useQueryState shows a refused connection as its error, then the rows once setToken connects, and a refused subscription as its own error', async () => {
+  await ensureBrowser();
+  const room = uniqueRoom('sdk-hook');
+  const { page } = browser;
+  await page.addScriptTag({ type: 'module', url: '/hooks.js' });
+  await page.waitForFunction(() => typeof window.hookApp === 'function', { timeout: WAIT_MS });
+  await page.evaluate((a) => window.hookApp(a), { url: server.url, room, token: server.forge('wrongSecret', { sub: 'alice', rooms: [room] }) });
+  const latest = (query) => page.evaluate((q) => window.hook.log.filter((e) => e.query === q).at(-1), query);
+  const until = (fn, arg, what) => page.waitForFunction(fn, { timeout: WAIT_MS }, arg).catch(() => { throw new Error(`timed out waiting for ${what}`); });
+  try {
+    await until((q) => window.hook.log.some((e) => e.query === q && e.error === 'UNAUTHENTICATED'), 'listTasks', 'the refusal in the hook');
+    assert.deepEqual(await latest('listTasks'), { query: 'listTasks', rows: null, error: 'UNAUTHENTICATED', isLoading: false });
+    await page.evaluate((token) => window.hook.db.setToken(token), tokenFor(room));
+    await until(() => { const e = window.hook.log.filter((x) => x.query === 'listTasks').at(-1); return e.rows === 0; }, null, 'the rows');
+    assert.deepEqual(await latest('listTasks'), { query: 'listTasks', rows: 0, error: null, isLoading: false });
+    await until(() => window.hook.log.filter((x) => x.query === 'noSuchQuery').at(-1).error === 'UNKNOWN_METHOD', null, 'the subscription refusal');
+    assert.deepEqual(await latest('noSuchQuery'), { query: 'noSuchQuery', rows: null, error: 'UNKNOWN_METHOD', isLoading: false });
+  } finally {
+    await page.evaluate(() => window.hook?.db.close());
+  }
+});
 
 /* ---- RATE_LIMITED: waited out, not given up on ------------------------------ */
 
@@ -283,6 +346,7 @@ test('a rate-limited connection is an error event with retryAfterMs, and the cli
     assert.ok(refusals.length >= 1, 'at least one client was refused at first');
     for (const e of refusals) {
       assert.equal(e.code, 'RATE_LIMITED');
+      assert.equal(e.status, 429);
       assert.ok(Number.isInteger(e.retryAfterMs) && e.retryAfterMs >= 1, `retryAfterMs ${e.retryAfterMs}`);
       assert.equal(typeof e.message, 'string');
     }
