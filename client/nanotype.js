@@ -352,7 +352,7 @@ export class NanotypeClient {
       if (ws !== this.#ws) return;
       const code = ev?.code;
       /* closed before any welcome with 4000+status: a refusal whose frame never came */
-      if (!this.#welcomed && code >= 4400 && code < 4600) this.#refused(refusalFromClose(code, ev.reason));
+      if (!this.#welcomed && code >= 4400 && code < 4600) this.#lost(refusalFromClose(code, ev.reason));
       else this.#lost();
     };
     ws.onerror = () => { if (ws === this.#ws) this.#lost(); };
@@ -394,19 +394,13 @@ export class NanotypeClient {
     const finish = () => {
       if (done) return;
       done = true;
-      if (ws === this.#ws) this.#refused(refusalFromHttp(res.statusCode, text, res.headers?.['retry-after']));
+      if (ws === this.#ws) this.#lost(refusalFromHttp(res.statusCode, text, res.headers?.['retry-after']));
     };
     res.setEncoding?.('utf8');
     res.on('data', (chunk) => { if (text.length < MAX_REFUSAL_BODY) text += chunk; });
     res.on('end', finish);
     res.on('error', finish);
     res.on('close', finish);
-  }
-
-  /* The server refused this connection attempt with err (REFUSALS says what
-  ** follows). */
-  #refused(err) {
-    this.#lost(err);
   }
 
   /* The socket is gone (closed, failed, timed out, dropped on purpose, or
@@ -424,6 +418,7 @@ export class NanotypeClient {
     if (!this.#hold) this.#scheduleRetry();
   }
 
+  /* The server refused the connection attempt with err: REFUSALS says what follows. */
   #afterRefusal(err) {
     const action = refusalAction(err);
     if (action === 'reauth' && typeof this.#token === 'function' && !this.#reauthed) {
@@ -554,7 +549,7 @@ export class NanotypeClient {
         const e = f.error ?? {};
         const err = new NanotypeError(e.code ?? 'INTERNAL', e.message ?? 'error frame', e);
         /* before any welcome, an error frame is the in-band refusal (the close follows) */
-        if (!this.#welcomed) this.#refused(refusalError({ ...e, code: err.code }, CODE_STATUS[err.code]));
+        if (!this.#welcomed) this.#lost(refusalError({ ...e, code: err.code }, CODE_STATUS[err.code]));
         else this.#report(err);
         break;
       }
