@@ -6,6 +6,12 @@
 ** may open a room, exactly as docs/PROTOCOL.md "Rooms and auth" says. It also
 ** signs tokens, for scripts/token and the tests.
 **
+** Identity is one exact string end to end: `sub` and `role` are refused
+** unless they are well-formed UTF-16 without control characters and within
+** their byte bounds, so the same string reaches the core (which checks it
+** again) and nothing can be cut at a NUL on the way. Every token must carry
+** `exp`, and may not live longer than the configured maximum.
+**
 ** It must run unchanged in workerd and in plain Node (the tests import it), so
 ** it uses only what both offer: globalThis.crypto.subtle, TextEncoder/Decoder,
 ** btoa/atob. HMAC comparison is done by crypto.subtle.verify, which compares in
@@ -16,8 +22,16 @@
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true }); /* bad UTF-8 throws */
 
-const MAX_SUB = 256;               /* longest accepted user id (chars) */
+/* Bounds on the identity a token carries, in bytes of UTF-8; the core checks
+** the same (wasm/room.h NT_MAX_USER_ID_LEN, NT_MAX_ROLE_LEN). 255 is the
+** bound OpenID Connect sets on `sub`. */
+export const MAX_SUB = 255;
+export const MAX_ROLE = 64;
+export const DEFAULT_MAX_LIFETIME_SEC = 24 * 3600;  /* exp - iat, unless configured */
 const MAX_TOKEN = 8192;            /* longest accepted token (chars) */
+/* Control characters (C0, DEL, C1) and UTF-16 code units that do not pair. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const B64URL = /^[A-Za-z0-9_-]*$/; /* base64url alphabet, no padding */
 
 /* ---- base64url ------------------------------------------------------- */
@@ -75,9 +89,28 @@ export async function signToken(payload, secret) {
 
 /* ---- verify ---------------------------------------------------------- */
 
-/* Verify a token. Returns {ok:true, claims} or {ok:false, reason}; the reason
-** is a short human message, safe to show the client. nowSec is for tests. */
-export async function verifyToken(token, secret, nowSec = Math.floor(Date.now() / 1000)) {
+/* The token rules the Worker's configuration sets (wrangler.toml vars):
+** NT_TOKEN_MAX_LIFETIME_SEC, a positive number of seconds (anything else:
+** the default, 24 hours). */
+export function tokenPolicy(env) {
+  const v = Number(env?.NT_TOKEN_MAX_LIFETIME_SEC);
+  return { maxLifetimeSec: Number.isFinite(v) && v > 0 ? v : DEFAULT_MAX_LIFETIME_SEC };
+}
+
+/* Is v one exact identity string: 1 to maxBytes bytes of UTF-8, well-formed
+** UTF-16 (no lone surrogate), no control character? The core receives it
+** through JSON and checks the same, so nothing can be cut on the way. */
+export function isIdentityString(v, maxBytes) {
+  return typeof v === "string" && v !== "" && !CONTROL.test(v) && !LONE_SURROGATE.test(v)
+    && enc.encode(v).length <= maxBytes;
+}
+
+/* Verify a token. opts: {secret, maxLifetimeSec?, nowSec?} (nowSec is for
+** tests). Returns {ok:true, claims} or {ok:false, reason}; the reason is a
+** short human message, safe to show the client. */
+export async function verifyToken(token, opts = {}) {
+  const { secret, maxLifetimeSec = DEFAULT_MAX_LIFETIME_SEC,
+          nowSec = Math.floor(Date.now() / 1000) } = opts;
   if (typeof secret !== "string" || secret === "") return refuse("server has no auth secret");
   if (typeof token !== "string" || token === "") return refuse("missing token");
   if (token.length > MAX_TOKEN) return refuse("token too long");
@@ -100,26 +133,38 @@ export async function verifyToken(token, secret, nowSec = Math.floor(Date.now() 
   const ok = await crypto.subtle.verify("HMAC", await hmacKey(secret), sig,
     enc.encode(parts[0] + "." + parts[1]));
   if (!ok) return refuse("bad signature");
+  return checkClaims(claims, maxLifetimeSec, nowSec);
+}
 
-  /* Time claims are optional, but when present must be numbers (seconds). */
-  if (claims.exp !== undefined) {
-    if (typeof claims.exp !== "number" || !Number.isFinite(claims.exp)) return refuse("bad exp");
-    if (nowSec >= claims.exp) return refuse("token expired");
-  }
+/* The claims of a token whose signature holds: times, then identity. */
+function checkClaims(claims, maxLifetimeSec, nowSec) {
+  /* exp is required, and bounds the token's life: a token that never
+  ** expires, or lives longer than the configured maximum, is refused. The
+  ** life is counted from iat, or from now when iat is absent or later. */
+  if (claims.exp === undefined) return refuse("token has no exp");
+  if (!isSeconds(claims.exp)) return refuse("bad exp");
+  if (nowSec >= claims.exp) return refuse("token expired");
+  if (claims.iat !== undefined && !isSeconds(claims.iat)) return refuse("bad iat");
+  const start = Math.min(claims.iat ?? nowSec, nowSec);
+  if (claims.exp - start > maxLifetimeSec)
+    return refuse(`token lives longer than the ${maxLifetimeSec} s this server allows (exp - iat)`);
   if (claims.nbf !== undefined) {
-    if (typeof claims.nbf !== "number" || !Number.isFinite(claims.nbf)) return refuse("bad nbf");
+    if (!isSeconds(claims.nbf)) return refuse("bad nbf");
     if (nowSec < claims.nbf) return refuse("token not yet valid");
   }
-  if (typeof claims.sub !== "string" || claims.sub === "" || claims.sub.length > MAX_SUB)
-    return refuse("bad sub");
+  if (!isIdentityString(claims.sub, MAX_SUB))
+    return refuse(`bad sub: must be 1 to ${MAX_SUB} bytes of well-formed text without control characters`);
   if (claims.rooms !== undefined && !Array.isArray(claims.rooms)) return refuse("bad rooms");
-  if (claims.role !== undefined && typeof claims.role !== "string") return refuse("bad role");
+  if (claims.role !== undefined && !isIdentityString(claims.role, MAX_ROLE))
+    return refuse(`bad role: must be 1 to ${MAX_ROLE} bytes of well-formed text without control characters`);
   /* "system" is how the Worker identifies itself to its own Durable Objects
   ** (the RateLimiter's _rateCheck); no token may claim it. */
   if (claims.role === "system") return refuse("reserved role");
 
   return { ok: true, claims };
 }
+
+function isSeconds(v) { return typeof v === "number" && Number.isFinite(v); }
 
 function refuse(reason) { return { ok: false, reason }; }
 

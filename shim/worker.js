@@ -13,7 +13,7 @@
 ** table in room.js (STATUS), which the room uses for its own answers too.
 */
 
-import { verifyToken, canOpenRoom, identityOf } from "./auth.js";
+import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
 import { edgeRateLimits } from "./ratelimiter.js";
 
@@ -168,7 +168,7 @@ async function authenticate(request, env, url, room) {
     console.error("worker: NT_AUTH_SECRET is not set (see .dev.vars.example)");
     return errorResponse("INTERNAL", "server auth is not configured");
   }
-  const v = await verifyToken(token, env.NT_AUTH_SECRET);
+  const v = await verifyToken(token, { secret: env.NT_AUTH_SECRET, ...tokenPolicy(env) });
   if (!v.ok) return errorResponse("UNAUTHENTICATED", v.reason);
   if (!canOpenRoom(v.claims, room))
     return errorResponse("PERMISSION_DENIED", "this token may not open room " + room);
@@ -186,10 +186,11 @@ function bearer(request) {
 ** one more WebSocket or send one more HTTP RPC: one object per key, the user
 ** ("user:<sub>") and the client's address ("ip:<CF-Connecting-IP>", which
 ** Cloudflare sets and clients cannot forge), asked in parallel, each counting
-** 1. Returns null to let the request through, or the 429 answer with
-** Retry-After. A limiter that fails lets the request through (logged): rate
-** limiting must not become the outage. The room applies its own per-user and
-** per-connection limits to every call after this. */
+** 1. Returns null to let the request through, the 429 answer with
+** Retry-After, or 503 UNAVAILABLE when a limiter could not answer: the limit
+** fails closed, so a caller who can make its limiter fail gains nothing by
+** it. The room applies its own per-user and per-connection limits to every
+** call after this. */
 async function rateLimit(env, who, room, kind, request) {
   const limits = edgeRateLimits(env);
   if (!env.RATE_LIMITER || !(limits.perSecond > 0 || limits.perMinute > 0)) return null;
@@ -200,10 +201,13 @@ async function rateLimit(env, who, room, kind, request) {
     try {
       return await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key)).check(key, 1);
     } catch (e) {
-      console.error(`worker: rate limiter for ${key} failed, letting ${kind} through:`, e?.stack ?? e);
-      return null;
+      console.error(`worker: rate limiter for ${key} failed, refusing the ${kind}:`, e?.stack ?? e);
+      return { failed: true };
     }
   }));
+  if (answers.some((a) => a?.failed))
+    return errorResponse("UNAVAILABLE", "the rate limiter could not be reached; retry shortly", 503,
+      { "retry-after": "1" });
   let worst = null;
   for (const a of answers)
     if (a && !a.ok && (!worst || a.retryAfterMs > worst.retryAfterMs)) worst = a;
@@ -218,8 +222,9 @@ async function rateLimit(env, who, room, kind, request) {
 
 /* Forward to the room's Durable Object with trusted identity headers. Any
 ** X-NT-* header from the client is dropped so it cannot impersonate anyone.
-** User and role are percent-encoded (a `sub` may hold any character, header
-** values may not); room and client id are already restricted to NAME_RE. */
+** User and role are percent-encoded (a `sub` may hold characters header
+** values may not; auth.js has made sure it is well-formed, so encoding cannot
+** fail); room and client id are already restricted to NAME_RE. */
 function forward(request, env, room, who, clientId, body) {
   const headers = new Headers();
   for (const [k, v] of request.headers) if (!k.startsWith("x-nt-")) headers.set(k, v);

@@ -10,7 +10,7 @@
 */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, uniqueRoom, FORGERIES, keysOf } from './harness.js';
+import { startServer, uniqueRoom, FORGERIES, keysOf, signJwt } from './harness.js';
 
 let server;
 before(async () => { server = await startServer({ name: 'auth' }); });
@@ -56,6 +56,83 @@ for (const kind of Object.keys(FORGERIES)) {
     assertErrorBody(http, 'UNAUTHENTICATED');
   });
 }
+
+/* ---- 401: identity strings that could be cut, and tokens that never end ---- */
+
+/* Claims that are signed correctly and still refused: [what, claims over a
+** valid token's]. An identity must be one exact string (no control
+** character, well-formed UTF-16, within its bytes); exp must exist and lie
+** within the server's maximum lifetime (24 h by default) of iat or now. */
+const now = () => Math.floor(Date.now() / 1000);
+const BAD_CLAIMS = [
+  ['a sub with a NUL (alice\\u0000evil)', () => ({ sub: 'alice\u0000evil' })],
+  ['a sub with U+0001', () => ({ sub: 'alice\u0001' })],
+  ['a sub with an escape character', () => ({ sub: 'al\u001bice' })],
+  ['a sub with DEL', () => ({ sub: 'alice\u007f' })],
+  ['a sub with a C1 control (U+0085)', () => ({ sub: 'alice\u0085' })],
+  ['a sub with a lone high surrogate', () => ({ sub: 'alice\ud800' })],
+  ['a sub with a lone low surrogate', () => ({ sub: '\udc00alice' })],
+  ['a sub of 256 bytes', () => ({ sub: 'a'.repeat(256) })],
+  ['a sub of 128 two-byte characters (256 bytes)', () => ({ sub: 'é'.repeat(128) })],
+  ['an empty sub', () => ({ sub: '' })],
+  ['a role admin\\u0000x', () => ({ sub: 'mallory', role: 'admin\u0000x' })],
+  ['a role system\\u0000', () => ({ sub: 'mallory', role: 'system\u0000' })],
+  ['a role with a lone surrogate', () => ({ sub: 'mallory', role: 'admin\udfff' })],
+  ['a role of 65 bytes', () => ({ sub: 'mallory', role: 'r'.repeat(65) })],
+  ['no exp at all', () => ({ sub: 'mallory', exp: undefined })],
+  ['an exp that is not a number', () => ({ sub: 'mallory', exp: String(now() + 60) })],
+  ['an iat that is not a number', () => ({ sub: 'mallory', iat: 'yesterday' })],
+  ['a life of 24 h and 1 s (exp - iat)', () => ({ sub: 'mallory', iat: now(), exp: now() + 86401 })],
+  ['no iat and an exp more than 24 h away', () => ({ sub: 'mallory', iat: undefined, exp: now() + 86500 })],
+  ['an iat in the future that would hide a long life', () => ({ sub: 'mallory', iat: now() + 1e6, exp: now() + 1e6 + 60 })],
+];
+
+/* A valid token's claims with extra applied; an undefined value removes the claim. */
+function signedWith(extra, room) {
+  const c = { iat: now(), exp: now() + 3600, rooms: [room], ...extra };
+  for (const k of Object.keys(c)) if (c[k] === undefined) delete c[k];
+  return signJwt(c, server.secret);
+}
+
+for (const [what, extra] of BAD_CLAIMS) {
+  test(`a signed token with ${what} is refused with 401 on both transports`, async () => {
+    const room = uniqueRoom('claims');
+    const [ws, http] = await both(room, signedWith(extra(), room));
+    assert.equal(ws.status, 401, `WebSocket: ${JSON.stringify(ws.body ?? 'opened')}`);
+    assertErrorBody(ws, 'UNAUTHENTICATED');
+    assert.equal(http.status, 401, `HTTP: ${http.text}`);
+    assertErrorBody(http, 'UNAUTHENTICATED');
+  });
+}
+
+test('tokens right at the bounds are accepted: a 255-byte sub, a 64-byte role, a life of exactly 24 h, no iat', async () => {
+  const room = uniqueRoom('bounds');
+  for (const extra of [{ sub: 's'.repeat(255) }, { sub: 'alice', role: 'r'.repeat(64) },
+                       { sub: 'alice', iat: now(), exp: now() + 86400 },
+                       { sub: 'alice', iat: undefined, exp: now() + 3600 },
+                       { sub: 'alice', exp: now() + 60 }]) {
+    const http = await server.httpRpc(room, { method: 'getRoomInfo', payload: {} }, { token: signedWith(extra, room) });
+    assert.equal(http.status, 200, `${JSON.stringify(extra).slice(0, 80)}: ${http.text}`);
+    assert.equal(http.body.result.userId, extra.sub);
+  }
+});
+
+test('role tricks get no admin power: only the exact role admin may call ADMIN methods', async () => {
+  const room = uniqueRoom('roles');
+  for (const role of ['admin ', ' admin', 'Admin', 'admin\u200b', 'admin\ufeff', 'ａｄｍｉｎ']) {
+    const token = signedWith({ sub: 'mallory', role }, room);
+    for (const method of ['getStats', 'deleteRoom', 'forceSyncAll']) {
+      const r = await server.httpRpc(room, { method, payload: {} }, { token });
+      assert.equal(r.status, 403, `role ${JSON.stringify(role)} calling ${method}: ${r.text}`);
+      assertErrorBody(r, 'PERMISSION_DENIED');
+    }
+    const denied = await server.tryConnect('user:root', { token: signedWith({ sub: 'mallory', role }, 'x') });
+    assert.equal(denied.status, 403, `role ${JSON.stringify(role)} opening another user's room`);
+  }
+  /* the control: the exact role opens it and calls it */
+  const admin = await server.httpRpc(room, { method: 'getStats', payload: {} }, { token: signedWith({ sub: 'root', role: 'admin' }, room) });
+  assert.equal(admin.status, 200, admin.text);
+});
 
 test('a malformed Authorization header is refused with 401', async () => {
   const room = uniqueRoom('auth');
