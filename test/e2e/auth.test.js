@@ -341,3 +341,85 @@ test('getStats with an admin token answers version, connections and counters', a
   assert.equal(h.status, 200, h.text);
   assert.equal(typeof h.body.result.version, 'number');
 });
+
+/* ---- in-band handshake errors (?inbandErrors=1) ----------------------------
+** A browser cannot read the status of a refused upgrade. With the parameter,
+** the Worker accepts the socket itself, sends one error frame and closes
+** with 4000 + the status and the code as the reason (docs/PROTOCOL.md,
+** "In-band handshake errors"). */
+
+/* Open with ?inbandErrors=1; answers {frame, close} of a refusal, or the
+** upgrade's status when it was not a 101. */
+async function inband(room, opts) {
+  const r = await server.tryConnect(room, { ...opts, query: { inbandErrors: '1', ...(opts.query ?? {}) } });
+  if (r.status !== 101) return { status: r.status };
+  const close = await r.client.closed;
+  return { frame: r.client.welcome, close, rest: r.client.frames };
+}
+
+/* [what, how to connect, code, close code] */
+const INBAND = [
+  ['a bad token', () => ({ room: uniqueRoom('ib'), token: 'not.a.token' }), 'UNAUTHENTICATED', 4401],
+  ['no token', () => ({ room: uniqueRoom('ib') }), 'UNAUTHENTICATED', 4401],
+  ['a room the token may not open', () => ({ room: uniqueRoom('ib'), token: server.token({ sub: 'eve', rooms: ['other'] }) }),
+    'PERMISSION_DENIED', 4403],
+  ['a bad room name', () => ({ room: 'has space', token: server.token({ sub: 'root', role: 'admin' }) }), 'BAD_REQUEST', 4400],
+  ['a bad clientId', () => {
+    const room = uniqueRoom('ib');
+    return { room, token: server.token({ sub: 'alice', rooms: [room] }), clientId: 'has space' };
+  }, 'BAD_REQUEST', 4400],
+];
+
+for (const [what, how, code, closeCode] of INBAND) {
+  test(`with inbandErrors=1, ${what} is an error frame ${code} and close ${closeCode}`, async () => {
+    const { room, ...opts } = how();
+    const r = await inband(room, opts);
+    assert.equal(r.status, undefined, `the upgrade was accepted: ${JSON.stringify(r)}`);
+    assert.equal(r.frame.type, 'error', JSON.stringify(r.frame));
+    assert.deepEqual(keysOf(r.frame), ['error', 'type']);
+    assert.deepEqual(keysOf(r.frame.error), ['code', 'message']);
+    assert.equal(r.frame.error.code, code);
+    assert.equal(typeof r.frame.error.message, 'string');
+    assert.deepEqual(r.close, { code: closeCode, reason: code });
+    assert.deepEqual(r.rest, [], 'exactly one frame');
+  });
+}
+
+test('without inbandErrors=1 a refused upgrade is still a plain HTTP status', async () => {
+  for (const query of [{}, { inbandErrors: '0' }, { inbandErrors: 'true' }]) {
+    const r = await server.tryConnect(uniqueRoom('ib'), { token: 'not.a.token', query });
+    assert.equal(r.status, 401, JSON.stringify(query));
+    assertErrorBody(r, 'UNAUTHENTICATED');
+  }
+});
+
+test('with inbandErrors=1 an accepted upgrade is an ordinary connection', async () => {
+  const room = uniqueRoom('ib');
+  const r = await server.tryConnect(room, { token: server.token({ sub: 'alice', rooms: [room] }), query: { inbandErrors: '1' } });
+  assert.equal(r.status, 101);
+  assert.equal(r.client.welcome.type, 'welcome');
+  assert.equal((await r.client.rpc('getRoomInfo', {})).result.userId, 'alice');
+  await r.client.close();
+});
+
+test('with inbandErrors=1 a rate-limited upgrade is RATE_LIMITED with retryAfterMs and close 4429', async () => {
+  const limited = await startServer({ name: 'auth-inband', vars: { NT_RATE_EDGE_PER_MIN: '1' } });
+  try {
+    const room = uniqueRoom('ib');
+    const token = limited.token({ sub: 'alice', rooms: [room] });
+    const first = await limited.tryConnect(room, { token, query: { inbandErrors: '1' } });
+    assert.equal(first.status, 101);
+    assert.equal(first.client.welcome.type, 'welcome');
+    await first.client.close();
+    const r = await limited.tryConnect(room, { token, query: { inbandErrors: '1' } });
+    assert.equal(r.status, 101, JSON.stringify(r.body ?? ''));
+    const close = await r.client.closed;
+    assert.equal(r.client.welcome.type, 'error');
+    assert.equal(r.client.welcome.error.code, 'RATE_LIMITED');
+    assert.ok(Number.isInteger(r.client.welcome.error.retryAfterMs) && r.client.welcome.error.retryAfterMs >= 1,
+      JSON.stringify(r.client.welcome));
+    assert.deepEqual(close, { code: 4429, reason: 'RATE_LIMITED' });
+  } finally {
+    await limited.stop();
+  }
+});

@@ -220,6 +220,13 @@ test('when the edge rate limiter cannot answer, the request is refused with 503,
   const ws = await server.tryConnect(room, { token, headers });
   assert.equal(ws.status, 503, JSON.stringify(ws.body ?? 'opened'));
   assert.equal(ws.body.error.code, 'UNAVAILABLE');
+  /* a browser asking for in-band errors learns the same, as close 4503 */
+  const inband = await server.tryConnect(room, { token, headers, query: { inbandErrors: '1' } });
+  assert.equal(inband.status, 101);
+  const close = await inband.client.closed;
+  assert.equal(inband.client.welcome.error.code, 'UNAVAILABLE');
+  assert.ok(inband.client.welcome.error.retryAfterMs >= 1000, JSON.stringify(inband.client.welcome));
+  assert.deepEqual(close, { code: 4503, reason: 'UNAVAILABLE' });
   /* the refused call ran nowhere; with a working limiter the same caller passes */
   const ok = await server.httpRpc(room, { method: 'listTasks', payload: {} },
     { token, headers: { 'cf-connecting-ip': '203.0.113.7' } });
