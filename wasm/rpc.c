@@ -151,6 +151,7 @@ int rpcJsonParse(const uint8_t *data, uint32_t len, cJSON **ppDoc){
   int inString = 0, hasNul = 0;
   for(uint32_t i = 0; i < len; ){
     uint8_t c = data[i];
+    if( c >= 0x20 && c < 0x80 && c!='"' && c!='\\' ){ i++; continue; }   /* the common case */
     if( c >= 0x80 ){
       uint32_t k = utf8Length(data + i, len - i);
       if( k==0 ) return NT_BAD_REQUEST;
