@@ -55,7 +55,7 @@ typedef struct CronNew {
 static int cronInsertBody(Room *room, void *arg){
   CronNew *j = arg;
   Call *call = j->call;
-  int rc = storeWriteBegin(room, call->caller->userId, call->err, sizeof call->err);
+  int rc = storeWriteBegin(room, call->caller, call->err, sizeof call->err);
   if( rc==NT_OK ) rc = storeRunFree(room,
     "INSERT INTO _cron_jobs (id, name, schedule, rpc_method, payload, owner_id, owner_role,"
     " created_at, next_run_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -173,7 +173,7 @@ static int cronDeleteBody(Room *room, void *arg){
   CronDel *d = arg;
   Call *call = d->call;
   SqlResult res;
-  int rc = storeWriteBegin(room, call->caller->userId, call->err, sizeof call->err);
+  int rc = storeWriteBegin(room, call->caller, call->err, sizeof call->err);
   if( rc==NT_OK ){
     cJSON *args = cronArgs("ss", d->id, call->caller->userId);
     rc = storeExec(room, "DELETE FROM _cron_jobs WHERE id = ?1 AND owner_id = ?2",

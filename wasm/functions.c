@@ -516,7 +516,7 @@ typedef struct FnRun {
 static int fnWriteBody(Room *room, void *arg){
   FnRun *run = arg;
   Call *call = run->call;
-  int rc = storeWriteBegin(room, call->caller->userId, call->err, sizeof call->err);
+  int rc = storeWriteBegin(room, call->caller, call->err, sizeof call->err);
   if( rc==NT_OK ) rc = storeExec(room, run->sql, run->args, &run->res, call->err, sizeof call->err);
   if( rc==NT_OK ) rc = fnShape(call, run->fn, &run->res, &run->result);
   if( rc==NT_OK && run->res.rowsWritten==0 ) rc = NT_NOCHANGE;

@@ -19,7 +19,9 @@
 #define NT_PENDING            1    /* handler will answer later (async) */
 #define NT_NOCHANGE           2    /* transaction body wrote nothing: roll back, succeed */
 #define NT_MAX_FRAME    (1u << 20) /* largest accepted frame / HTTP body, bytes */
-#define NT_MAX_ID_LEN        128   /* user ids, client ids, room names */
+#define NT_MAX_ID_LEN        128   /* client ids, room names, mutation ids (bytes) */
+#define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
+#define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
 
 /* ---- buf.c: a growable byte buffer ------------------------------------ */
 typedef struct Buf {
@@ -73,7 +75,14 @@ typedef struct Conn {
 int connAttach(Conn *c);           /* store state in the WebSocket attachment */
 Conn *connFind(Room *room, uint32_t id);
 void connCaller(const Conn *c, Caller *out);
-int identityParse(cJSON *doc, Caller *caller);  /* strings borrowed from doc */
+/* Parse the trusted identity JSON the host sends ({userId, role?, clientId?},
+** or a connection's attachment, which holds them too) with rpcJsonParse, and
+** check each field: a string within its byte bounds (userId 1 to
+** NT_MAX_USER_ID_LEN, role up to NT_MAX_ROLE_LEN, clientId up to
+** NT_MAX_ID_LEN) and free of control characters. NT_OK with *ppDoc (caller
+** deletes) and caller's strings borrowed from it; NT_UNAUTHENTICATED with
+** *ppDoc NULL for anything else, an escaped NUL included. */
+int identityParse(const uint8_t *data, uint32_t len, cJSON **ppDoc, Caller *caller);
 void connFreeAll(Room *room);
 
 /* ---- method.c + methods.def: the method table -------------------------- */
@@ -166,7 +175,7 @@ void storeResultFree(SqlResult *res);
 int storeRunFree(Room *room, const char *sql, cJSON *args, char *err, size_t errLen);
 typedef int (*TxnBody)(Room *room, void *arg);
 int storeTxn(Room *room, TxnBody body, void *arg);
-int storeWriteBegin(Room *room, const char *uid, char *err, size_t errLen);
+int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen);  /* who NULL: the room */
 int storeMapError(const char *message);
 cJSON *storeRowsAsObjects(const SqlResult *res);
 
@@ -235,6 +244,16 @@ int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *
 void asyncFreeAll(Room *room);
 
 /* ---- rpc.c: frames and replies ----------------------------------------- */
+/* The one parser for JSON entering the core from outside (frames, HTTP
+** bodies, identities, attachments): exactly len bytes of UTF-8, no raw
+** control character inside a string or between tokens (but tab, LF, CR as
+** blanks), nothing but blanks after the value. NT_OK with *ppDoc (caller
+** deletes); NT_INVALID_ARGUMENT with *ppDoc set too when the text is valid
+** but a string holds the escape \u0000 (the caller refuses it: cJSON's
+** strings end at a NUL, so that string would be cut); NT_BAD_REQUEST with
+** *ppDoc NULL otherwise. On NT_OK every string in *ppDoc is exact: its
+** strlen is its length. */
+int rpcJsonParse(const uint8_t *data, uint32_t len, cJSON **ppDoc);
 const char *rpcCodeName(int rc);
 int rpcHttpStatus(int rc);
 void replyResult(Room *room, Reply *reply, cJSON *result);
