@@ -30,6 +30,7 @@ TEST(live_should_push_another_clients_write_to_a_subscription){
   CHECK_STR_EQ(testFrameField(1, "subscriptionId", got, sizeof got), "s1");
   CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"result\":[]");
   testRpc(2, "createTask", "{\"title\":\"from two\"}", got, sizeof got);
+  testSettle();
   CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "query_update");
   CHECK_STR_EQ(testFrameField(1, "seq", got, sizeof got), "1");
   CHECK_STR_CONTAINS(fakehostLastFrame(1), "from two");
@@ -47,8 +48,10 @@ TEST(live_should_not_rerun_a_query_when_an_unrelated_table_changes){
   long long runs = statOf("queryRuns");
   char got[64];
   testRpc(1, "addTag", "{\"name\":\"x\"}", got, sizeof got);
+  testSettle();
   CHECK_EQ_INT(statOf("queryRuns"), runs);
   testRpc(1, "addTask", "{}", got, sizeof got);
+  testSettle();
   CHECK_EQ_INT(statOf("queryRuns"), runs + 1);
   fakehostRoomFree();
 }
@@ -64,6 +67,8 @@ TEST(live_should_run_identical_subscriptions_once_per_write){
   long long runs = statOf("queryRuns");
   char got[64];
   testRpc(1, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  CHECK_EQ_INT(statOf("queryRuns"), runs);            /* never inside the write */
+  testSettle();
   CHECK_EQ_INT(statOf("queryRuns"), runs + 1);
   /* The writer hears its answer (with the commit's version) first, then the
   ** update its write caused. */
@@ -84,6 +89,7 @@ TEST(live_results_should_respect_row_level_security){
   int before = fakehostFrameCount(2);
   char got[64];
   testRpc(1, "createTask", "{\"title\":\"alice only\"}", got, sizeof got);
+  testSettle();
   CHECK_EQ_INT(fakehostFrameCount(2), before);     /* bob's results did not change */
   CHECK_EQ_INT(statOf("liveQueries"), 2);
   fakehostRoomFree();
@@ -95,6 +101,7 @@ TEST(live_should_batch_a_burst_and_push_deletes_at_once){
   fakehostMessage(1, SUB_TASKS);
   char got[64], id[64], payload[128];
   testRpc(1, "createTask", "{\"title\":\"first\"}", got, sizeof got);
+  testSettle();
   cJSON *answer = cJSON_Parse(fakehostFindFrame(1, "\"type\":\"rpc_result\""));
   snprintf(id, sizeof id, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(answer, "result"), "id")));
   cJSON_Delete(answer);
@@ -111,6 +118,9 @@ TEST(live_should_batch_a_burst_and_push_deletes_at_once){
   snprintf(payload, sizeof payload, "{\"id\":\"%s\"}", id);
   fakehostAdvance(1);
   testRpc(1, "deleteTask", payload, got, sizeof got);
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"type\":\"rpc_result\"");
+  CHECK(fakehostTimerAt() == fakehostNow());                   /* the next tick */
+  testSettle();
   const char *update = fakehostLastFrame(1);                   /* at once, after the result */
   CHECK_STR_CONTAINS(update, "\"type\":\"query_update\"");
   CHECK_STR_LACKS(update, "first");
@@ -122,7 +132,8 @@ TEST(live_should_resend_an_unacknowledged_update_three_times){
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   fakehostMessage(1, SUB_TASKS);
   char got[64];
-  testRpc(1, "createTask", "{\"title\":\"x\"}", got, sizeof got);   /* seq 1 */
+  testRpc(1, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  testSettle();                                                  /* seq 1 */
   for(int i = 2; i <= 4; i++){
     REQUIRE(fakehostFireTimer()==NT_OK);
     CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "query_update");
@@ -142,6 +153,7 @@ TEST(live_should_stop_resending_once_acknowledged){
   fakehostMessage(1, SUB_TASKS);
   char got[64];
   testRpc(1, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  testSettle();
   CHECK(fakehostTimerAt() > 0);
   int frames = fakehostFrameCount(1);
   fakehostMessage(1, "{\"action\":\"ack\",\"seq\":1}");
@@ -182,6 +194,7 @@ TEST(live_subscriptions_should_survive_a_restore_from_the_attachment){
   REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
   char got[64];
   testRpc(2, "createTask", "{\"title\":\"after wake\"}", got, sizeof got);
+  testSettle();
   CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "query_update");
   CHECK_STR_EQ(testFrameField(1, "subscriptionId", got, sizeof got), "s1");
   CHECK(atoll(testFrameField(1, "seq", got, sizeof got)) > 1024);  /* past the reserved block */
@@ -221,6 +234,7 @@ TEST(unsubscribe_should_stop_updates){
   CHECK_STR_CONTAINS(fakehostLastFrame(1), "{\"unsubscribed\":true}");
   char got[64];
   testRpc(1, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  testSettle();
   CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "rpc_result");
   fakehostRoomFree();
 }
