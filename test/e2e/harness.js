@@ -265,7 +265,7 @@ function roomPath(room) {
 export const RATE_LIMITS_OFF = Object.fromEntries([
   'NT_RATE_CONN_PER_SEC', 'NT_RATE_CONN_PER_MIN',
   'NT_RATE_USER_PER_SEC', 'NT_RATE_USER_PER_MIN', 'NT_RATE_USER_PER_DAY',
-  'NT_RATE_EDGE_PER_SEC', 'NT_RATE_EDGE_PER_MIN',
+  'NT_RATE_EDGE_PER_SEC', 'NT_RATE_EDGE_PER_MIN', 'NT_RATE_CONNS_PER_USER',
 ].map((k) => [k, '0']));
 
 export class Server {
