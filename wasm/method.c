@@ -185,8 +185,6 @@ static int methodStats(Call *call, cJSON **ppResult){
     { "rowsRead",      offsetof(Stats, rowsRead) },
     { "rowsWritten",   offsetof(Stats, rowsWritten) },
     { "queryRuns",     offsetof(Stats, queryRuns) },
-    { "queriesEnded",  offsetof(Stats, queriesEnded) },
-    { "queryDeferrals", offsetof(Stats, queryDeferrals) },
     { "replicaReads",  offsetof(Stats, replicaReads) },
     { "replicaFallbacks", offsetof(Stats, replicaFallbacks) },
     { "updatesSent",   offsetof(Stats, updatesSent) },
@@ -198,7 +196,6 @@ static int methodStats(Call *call, cJSON **ppResult){
   for(const Conn *c = room->conns; c; c = c->next) subs += c->nSubs;
   cJSON_AddNumberToObject(r, "subscriptions", subs);
   cJSON_AddNumberToObject(r, "liveQueries", room->nQueries);
-  cJSON_AddNumberToObject(r, "chargedUnits", room->rate.chargedUnits);
   for(size_t i = 0; i < sizeof counters / sizeof counters[0]; i++){
     double v = *(const double*)((const char*)&room->stats + counters[i].offset);
     cJSON_AddNumberToObject(r, counters[i].key, v);

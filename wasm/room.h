@@ -351,7 +351,7 @@ typedef struct RateLimits {
   double liveTickMs;               /* live-query work per timer tick before yielding */
   double checks;                   /* rateCheckSql calls by this instance */
   double cleanups;                 /* rateCleanupSql runs by this instance */
-  double chargedUnits;             /* units charged for measured work (getStats) */
+  double chargedUnits;             /* units charged for measured work */
 } RateLimits;
 /* Read {"conn"|"user"|"key": {"perSecond","perMinute","perDay"}} (absent or
 ** <= 0: that rule is off; no "rateLimits": no limits at all), and the costs
