@@ -22,6 +22,7 @@
 #define NT_MAX_ID_LEN        128   /* client ids, room names, mutation ids (bytes) */
 #define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
 #define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
+#define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
 
 /* ---- buf.c: a growable byte buffer ------------------------------------ */
 typedef struct Buf {
@@ -66,6 +67,7 @@ typedef struct Conn {
   uint32_t nextSubId;              /* last "sN" handed out */
   double seq;                      /* last seq sent on this connection */
   double seqReserved;              /* seq values below this are on record (attachment) */
+  double ackedSeq;                 /* highest seq the client acknowledged (live.c) */
   char *presence;                  /* JSON of the status this conn set, owned (presence.c) */
   double presenceAt;               /* when it was set */
   struct RateWindow *rate;         /* per-connection windows [room->rate.nConn], owned,
@@ -115,6 +117,9 @@ typedef struct Method {
   const Fn *fn;                    /* the named function, or NULL */
 } Method;
 int methodLookup(Room *room, const char *name, Method *out);
+/* Flat costs of the frames that are not RPCs, from methods.def (ACTION
+** lines): counted in the connection's windows only (ratelimit.c). */
+extern const double rateCostSubscribe, rateCostUnsubscribe, rateCostAck;
 /* Built-in method handlers living outside method.c (see methods.def). */
 int rawExecuteSql(Call *call, cJSON **ppResult);
 int presenceSetCursor(Call *call, cJSON **ppResult);
@@ -214,7 +219,7 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply);
 int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply);
 int liveAck(Room *room, Conn *conn, cJSON *frame);
 void liveOnCommit(Room *room, const GuardPlan *plan);
-void liveAfterReply(Room *room);      /* push updates held back during a dispatch */
+void liveAfterReply(Room *room);      /* after a dispatch: arm the timer for its re-runs */
 int liveRestore(Room *room, Conn *conn, const cJSON *attachment);
 void liveConnGone(Room *room, Conn *conn);
 cJSON *liveAttachment(Conn *conn);    /* the subscriptions, for the attachment */
@@ -356,12 +361,44 @@ typedef struct RateLimits {
   int nUser;
   RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
   int nKey;
+  double unitMs;                   /* one more unit per this many ms of work; 0: work is free */
+  double graceMs;                  /* work a call's flat cost covers, ms */
+  double rowsPerMs;                /* rows read + written that count as 1 ms of work; 0: rows are free */
+  double connsPerUser;             /* WebSockets one user may hold open in the room; 0: no limit */
+  double liveBudgetMs;             /* re-run work above which a live query is coalesced longer */
+  double liveMaxMs;                /* smoothed re-run work above which it is ended; 0: never */
+  double liveTickMs;               /* live-query work per timer tick before yielding */
   double checks;                   /* rateCheckSql calls by this instance */
   double cleanups;                 /* rateCleanupSql runs by this instance */
+  double chargedUnits;             /* units charged for measured work */
 } RateLimits;
 /* Read {"conn"|"user"|"key": {"perSecond","perMinute","perDay"}} (absent or
-** <= 0: that rule is off; no "rateLimits": no limits at all). */
+** <= 0: that rule is off; no "rateLimits": no limits at all), and the costs
+** of work: {"cost": {"msPerUnit","graceMs","rowsPerMs"}, "live": {"budgetMs",
+** "maxMs","tickMs"}, "connsPerUser": n}, each defaulting when absent. */
 void rateConfigure(Room *room, const cJSON *cfg);
+/* The work a stretch of the core's time did: the host clock before and
+** after, and the rows the room's SQLite read and wrote meanwhile (a measure
+** that advances even where the platform's clock stands still while code
+** runs). */
+typedef struct RateWork {
+  double startMs;                  /* host_now_ms at the start */
+  double startRows;                /* stats.rowsRead + rowsWritten at the start */
+} RateWork;
+void rateWorkBegin(Room *room, RateWork *w);
+double rateWorkEnd(Room *room, const RateWork *w);   /* ms of work since begin */
+/* Units owed for workMs beyond the grace a flat cost covers (0 if none). */
+double rateWorkUnits(Room *room, double workMs);
+/* methodCall's charge after the handler ran: the units owed for workMs,
+** counted in the same windows rateAdmit checked, never refused (they may
+** refuse the caller's next calls). Free methods (cost 0) are never charged. */
+void rateCharge(Call *call, const Method *m, double workMs);
+/* The connection's windows alone, for frames that are not RPCs: admit cost
+** (NT_OK, or NT_RATE_LIMITED with err and *pRetryAfterMs, nothing counted),
+** or count it unconditionally (rateConnCharge). */
+int rateConnAdmit(Room *room, Conn *conn, double cost, char *err, size_t errLen,
+                  double *pRetryAfterMs);
+void rateConnCharge(Room *room, Conn *conn, double cost);
 /* methodCall's check before dispatch: the caller's connection windows, then
 ** the user's SQL windows, for m->cost. NT_OK, or NT_RATE_LIMITED with
 ** call->err and call->retryAfterMs set (and nothing counted). */
@@ -422,6 +459,8 @@ typedef struct Stats {
   double sqlStatements;            /* statements sent to DO SQLite */
   double rowsRead, rowsWritten;    /* as reported by DO SQLite */
   double queryRuns;                /* executions of live queries */
+  double queriesEnded;             /* live queries ended for their cost */
+  double queryDeferrals;           /* re-runs left for a later tick (tick budget) */
   double replicaReads;             /* queries answered by the D1 replica */
   double replicaFallbacks;         /* replica queries answered locally after D1 failed */
   double updatesSent;              /* query_update frames sent */
@@ -451,10 +490,8 @@ struct Room {
   LiveQuery *queries;              /* live queries, shared by subscriptions */
   int nQueries;
   double batchMs;                  /* live-update batch window */
-  double lastFlushAt;              /* when live updates last went out */
+  double liveRestUntil;            /* no live re-runs before this: the last tick's rest */
   int inDispatch;                  /* an RPC is being answered (rpc.c) */
-  int flushAfterReply;             /* push live updates once it is answered */
-  double flushDueAt;               /* when batched updates must go out, 0 if none */
   double timerAt;                  /* what host_timer_set was last given */
   uint32_t idemRecords;            /* mutation answers recorded (idem.c) */
   double alarmAt;                  /* what host_alarm_set was last given */
