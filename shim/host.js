@@ -5,8 +5,9 @@
 ** an import is not in nt.h it does not belong here. Every pointer the core
 ** passes is borrowed for the call, so we copy what we keep (Core.str/bytes).
 ** SQL is done here directly on the Durable Object's SQLite; sockets, HTTP
-** answers and asynchronous work need the room's state, so those imports call
-** small methods on the room (shim/room.js), named after the import.
+** answers, asynchronous work, the timer and the alarm are state of the host
+** (shim/roomhost.js), so those imports call its methods, named after the
+** import.
 **
 ** No import lets a JavaScript exception escape into wasm except a trap that is
 ** already unwinding (WebAssembly.RuntimeError from a nested call into the
@@ -27,15 +28,16 @@ class FromWasm extends Error {
   constructor(cause) { super("wasm fault"); this.cause = cause; }
 }
 
-/* room: the Room Durable Object (ctx, sockets, pending requests, async work).
-** Returns the function Core calls with itself to get the "nt" imports. */
-export function ntImports(room) {
+/* host: the RoomHost of the Durable Object (ctx, sockets, pending requests,
+** async work, timer, alarm). Returns the function Core calls with itself to
+** get the "nt" imports. */
+export function ntImports(host) {
   return (core) => ({
     /* int host_sql_exec(sql, sqlLen, args, argsLen, maxRows, maxBytes, **ppOut, *pnOut) */
     host_sql_exec(sqlPtr, sqlLen, argsPtr, argsLen, maxRows, maxBytes, ppOut, pnOut) {
       let out, rc;
       try {
-        out = JSON.stringify(sqlExec(room.ctx.storage.sql, core.str(sqlPtr, sqlLen),
+        out = JSON.stringify(sqlExec(host.ctx.storage.sql, core.str(sqlPtr, sqlLen),
           argsLen ? JSON.parse(core.str(argsPtr, argsLen)) : [], maxRows >>> 0, maxBytes >>> 0));
         rc = NT.OK;
       } catch (e) {
@@ -48,7 +50,7 @@ export function ntImports(room) {
     /* int host_sql_txn(token): run nt_txn_body(room, token) in a transaction. */
     host_sql_txn(token) {
       try {
-        room.ctx.storage.transactionSync(() => {
+        host.ctx.storage.transactionSync(() => {
           let rc;
           try {
             rc = core.ex.nt_txn_body(core.roomPtr, token);
@@ -60,54 +62,54 @@ export function ntImports(room) {
         return NT.OK;
       } catch (e) {
         if (e instanceof Rollback) return e.rc;
-        if (e instanceof FromWasm) throw e.cause;      /* trap: let room.js recover */
-        room.log(NT_LOG_ERROR, "transaction failed: " + (e?.message ?? e));
+        if (e instanceof FromWasm) throw e.cause;      /* trap: let the host recover */
+        host.log(NT_LOG_ERROR, "transaction failed: " + (e?.message ?? e));
         return NT.INTERNAL;
       }
     },
 
     /* int host_ws_send(conn, data, len) */
     host_ws_send(conn, ptr, len) {
-      return room.host_ws_send(conn, core.str(ptr, len));
+      return host.host_ws_send(conn, core.str(ptr, len));
     },
 
     /* int host_ws_close(conn, code, reason, len) */
     host_ws_close(conn, code, ptr, len) {
-      return room.host_ws_close(conn, code, core.str(ptr, len));
+      return host.host_ws_close(conn, code, core.str(ptr, len));
     },
 
     /* int host_ws_attach(conn, data, len) */
     host_ws_attach(conn, ptr, len) {
       if (len > 16384) return NT.PAYLOAD_TOO_LARGE;
-      return room.host_ws_attach(conn, core.str(ptr, len));
+      return host.host_ws_attach(conn, core.str(ptr, len));
     },
 
     /* int host_http_respond(req, status, body, len) */
     host_http_respond(req, status, ptr, len) {
-      return room.host_http_respond(req, status, core.str(ptr, len));
+      return host.host_http_respond(req, status, core.str(ptr, len));
     },
 
     /* int host_async(asyncId, kind, req, len) */
     host_async(asyncId, kind, ptr, len) {
-      return room.host_async(core, asyncId, kind, core.str(ptr, len));
+      return host.host_async(core, asyncId, kind, core.str(ptr, len));
     },
 
     /* void host_log(level, msg, len) */
     host_log(level, ptr, len) {
-      room.log(level, core.str(ptr, len));
+      host.log(level, core.str(ptr, len));
     },
 
     /* double host_now_ms(void) */
     host_now_ms() { return Date.now(); },
 
     /* void host_timer_set(atMs) */
-    host_timer_set(atMs) { room.setTimer(atMs); },
+    host_timer_set(atMs) { host.setTimer(atMs); },
 
     /* void host_alarm_set(atMs) */
-    host_alarm_set(atMs) { room.host_alarm_set(atMs); },
+    host_alarm_set(atMs) { host.host_alarm_set(atMs); },
 
     /* int host_storage_delete_all(void) */
-    host_storage_delete_all() { return room.host_storage_delete_all(); },
+    host_storage_delete_all() { return host.host_storage_delete_all(); },
 
     /* void host_random(buf, len) */
     host_random(ptr, len) {
