@@ -4,7 +4,7 @@
 ** The protocol's error body is {"error":{"code","message"}} with the status
 ** of the code → status table below (PROTOCOL.md, "HTTP status for an error
 ** code"); the Worker (worker.js, through room.js) and the room's host
-** (roomhost.js) both answer with it. The core's own answers arrive as a
+** (host.js) both answer with it. The core's own answers arrive as a
 ** status and a JSON text (host_http_respond) and become Responses here too,
 ** so a 429 carries Retry-After whoever produced it.
 */

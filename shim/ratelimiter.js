@@ -5,15 +5,14 @@
 ** The Worker (worker.js) asks this object before it opens a WebSocket or
 ** serves an HTTP RPC: one object per key ("user:<sub>", "ip:<address>", by
 ** idFromName), so every key has its own small SQLite and its own lock. The
-** counting is not done here: the object is a shell around a host
-** (roomhost.js) running the same core.wasm as the rooms, opened as a
-** rate-limiter room (config "limiter": true: the core creates its
-** _rate_limits table and nothing else — no system schema, migrations,
-** functions, sync or schedule). It calls the built-in method _rateCheck
-** {key, cost} with the identity role "system", which no client token can
-** carry (auth.js refuses it). The core keeps a sliding window over time
-** buckets (wasm/ratelimit.c) and answers {ok:true} or RATE_LIMITED with
-** retryAfterMs.
+** counting is not done here: the object is a shell around a Host (host.js)
+** running the same core.wasm as the rooms, opened as a rate-limiter room
+** (limiterConfig: the core creates its _rate_limits table and nothing else,
+** no system schema, migrations, functions, sync or schedule). It calls the
+** built-in method _rateCheck {key, cost} with the identity role "system",
+** which no client token can carry (auth.js refuses it). The core keeps a
+** sliding window over time buckets (wasm/ratelimit.c) and answers {ok:true}
+** or RATE_LIMITED with retryAfterMs.
 **
 ** Housekeeping: a key's object is worthless once its windows are empty, and
 ** there may be one per client IP address. An alarm, armed at the first check
@@ -27,7 +26,8 @@
 */
 
 import { DurableObject } from "cloudflare:workers";
-import { RoomHost } from "./roomhost.js";
+import coreModule from "../build/core.wasm";            /* a WebAssembly.Module */
+import { Host } from "./host.js";
 
 const SYSTEM = JSON.stringify({ userId: "nanotype-worker", role: "system" });
 const SLACK_MS = 1000;             /* alarm: this long after the longest window */
@@ -82,10 +82,10 @@ export class RateLimiter extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
     this.limits = edgeRateLimits(env);
-    const name = "ratelimiter:" + (ctx.id?.name ?? ctx.id.toString());
-    this.host = new RoomHost(ctx, env, {
-      name,
-      config: () => ({ room: name, limiter: true, rateLimits: { key: this.limits } }),
+    this.host = new Host(ctx, env, {
+      module: coreModule,
+      config: (name) => limiterConfig(name, this.limits),
+      name: "ratelimiter:" + (ctx.id?.name ?? ctx.id.toString()),
       label: () => "ratelimiter",
       mustOpen: true,              /* a limiter that failed to open tries again next call */
     });
@@ -114,4 +114,10 @@ export class RateLimiter extends DurableObject {
   }
 
   cleanAfter() { return longestWindow(this.limits) + SLACK_MS; }
+}
+
+/* The core's config for a limiter (nt.h, nt_room_new): a rate-limiter room
+** counting for the Worker's limits. */
+function limiterConfig(name, limits) {
+  return { room: name, limiter: true, rateLimits: { key: limits } };
 }

@@ -4,7 +4,7 @@
 ** A shell. The Worker (worker.js) has already authenticated the caller and
 ** tells us who it is in trusted X-NT-* headers. Each platform entry point —
 ** fetch (WebSocket upgrade, HTTP RPC), webSocketMessage, webSocketClose,
-** webSocketError, alarm — is one call into the room's host (roomhost.js),
+** webSocketError, alarm — is one call into the room's host (host.js),
 ** which owns the connections, pending requests, async work, timer and
 ** storage operations and makes one call into the core. All room logic lives
 ** in C. What this file adds is what makes the object a room: the core's
@@ -12,8 +12,9 @@
 */
 
 import { DurableObject } from "cloudflare:workers";
+import coreModule from "../build/core.wasm";            /* a WebAssembly.Module */
 import { migrations, functions } from "../build/bundle.js";
-import { RoomHost } from "./roomhost.js";
+import { Host } from "./host.js";
 import { roomRateLimits } from "./ratelimiter.js";
 
 /* Shared with the Worker, which answers its own errors the same way. */
@@ -22,9 +23,10 @@ export { STATUS, errorResponse, readCapped } from "./http.js";
 export class Room extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
-    this.host = new RoomHost(ctx, env, {
-      name: ctx.id?.name ?? null,  /* from idFromName; else the first fetch's X-NT-Room */
+    this.host = new Host(ctx, env, {
+      module: coreModule,
       config: (name) => roomConfig(env, name),
+      name: ctx.id?.name ?? null,  /* from idFromName; else the first fetch's X-NT-Room */
     });
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
