@@ -74,7 +74,7 @@ static const char systemSchema[] =
   " last_error TEXT,"
   " runs INTEGER NOT NULL DEFAULT 0);"
   "CREATE INDEX IF NOT EXISTS _cron_jobs_owner ON _cron_jobs (owner_id);"
-  RATE_SCHEMA;                                 /* ratelimit.c: sliding-window buckets */
+  RATE_SCHEMA;                                 /* ratelimit.c: sliding-window buckets (room.h) */
 
 /* One migration being applied. */
 typedef struct Step {

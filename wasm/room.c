@@ -74,7 +74,7 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
 }
 
 /* The limiter open ("limiter": true): only the table of the SQL rate-limit
-** windows, one statement. No system schema, migrations, guard, row-level
+** windows, in one host_sql_exec. No system schema, migrations, guard, row-level
 ** security, sync, functions, memory store or schedule: such a room serves
 ** the rate-limit methods (_rateCheck, _rateCleanup) and nothing else uses
 ** what it lacks. */
