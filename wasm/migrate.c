@@ -78,13 +78,7 @@ static const char systemSchema[] =
   " last_error TEXT,"
   " runs INTEGER NOT NULL DEFAULT 0);"
   "CREATE INDEX IF NOT EXISTS _cron_jobs_owner ON _cron_jobs (owner_id);"
-  "CREATE TABLE IF NOT EXISTS _rate_limits ("  /* ratelimit.c: sliding-window buckets */
-  " key TEXT NOT NULL,"                       /* "user:<id>", "ip:<addr>" */
-  " rule TEXT NOT NULL,"                      /* "burst", "main", "daily" */
-  " bucket INTEGER NOT NULL,"                 /* bucket start, ms since the epoch */
-  " count REAL NOT NULL,"                     /* cost units counted in it */
-  " PRIMARY KEY (key, rule, bucket)) WITHOUT ROWID;"
-  "CREATE INDEX IF NOT EXISTS _rate_limits_rule ON _rate_limits (rule, bucket);";
+  RATE_SCHEMA;                                 /* ratelimit.c: sliding-window buckets (room.h) */
 
 /* Columns added to system tables after their first form: rooms created
 ** before get them here, new rooms right after the CREATE above. */

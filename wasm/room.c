@@ -7,9 +7,12 @@
 ** embedded SQLite used for analysis, applies pending migrations, installs
 ** row-level security for every table with an owner_id, loads the named
 ** functions, reads the commit counter, creates the memory store and runs the
-** lifecycle hook of the schedule (sched.c: first start and every wake). The
-** file also owns the one in-memory timer the subsystems share. Any failure leaves a room that
-** answers UNAVAILABLE with the reason, instead of a half-initialised one.
+** lifecycle hook of the schedule (sched.c: first start and every wake). A
+** rate-limiter room (config "limiter": true, the RateLimiter Durable Object)
+** gets the limiter open instead: its one table and nothing else. The file
+** also owns the one in-memory timer the subsystems share. Any failure leaves
+** a room that answers UNAVAILABLE with the reason, instead of a
+** half-initialised one.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -70,12 +73,21 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   return room;
 }
 
-int nt_room_open(Room *room){
-  if( room==NULL ) return NT_INTERNAL;
-  cJSON *cfg = room->config;
-  int rc = cfg ? NT_OK : NT_BAD_REQUEST;
-  if( rc ) room->statusMsg = ntStrdup("room configuration is not valid JSON");
-  if( rc==NT_OK ) rc = guardOpen(room);
+/* The limiter open ("limiter": true): only the table of the SQL rate-limit
+** windows, in one host_sql_exec. No system schema, migrations, guard, row-level
+** security, sync, functions, memory store or schedule: such a room serves
+** the rate-limit methods (_rateCheck, _rateCleanup) and nothing else uses
+** what it lacks. */
+static int roomOpenLimiter(Room *room){
+  char err[256];
+  int rc = storeRunFree(room, RATE_SCHEMA, NULL, err, sizeof err);
+  if( rc ) room->statusMsg = ntStrdup(err);
+  return rc;
+}
+
+/* The full open of a room, in dependency order. */
+static int roomOpenFull(Room *room, const cJSON *cfg){
+  int rc = guardOpen(room);
   if( rc==NT_OK ) rc = migrateRun(room, cJSON_GetObjectItemCaseSensitive(cfg, "migrations"));
   if( rc==NT_OK ) rc = roomReadState(room);
   if( rc==NT_OK ) rc = rlsInstall(room);
@@ -86,6 +98,16 @@ int nt_room_open(Room *room){
   if( rc==NT_OK ) rc = roomReadState(room);            /* migrations counted too */
   if( rc==NT_OK ) rc = presenceOpen(room, roomConfigNumber(cfg, "memoryMaxBytes", 8 << 20));
   if( rc==NT_OK ) rc = schedOnOpen(room);
+  return rc;
+}
+
+int nt_room_open(Room *room){
+  if( room==NULL ) return NT_INTERNAL;
+  cJSON *cfg = room->config;
+  int rc = cfg ? NT_OK : NT_BAD_REQUEST;
+  if( rc ) room->statusMsg = ntStrdup("room configuration is not valid JSON");
+  else if( cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "limiter")) ) rc = roomOpenLimiter(room);
+  else rc = roomOpenFull(room, cfg);
   if( rc && room->status==0 ){
     room->status = NT_UNAVAILABLE;
     if( room->statusMsg==NULL ) room->statusMsg = ntStrdup("room initialisation failed");

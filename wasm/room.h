@@ -372,6 +372,16 @@ typedef struct RateLimits {
   double cleanups;                 /* rateCleanupSql runs by this instance */
   double chargedUnits;             /* units charged for measured work */
 } RateLimits;
+/* The table of the SQL windows: part of a room's system schema (migrate.c),
+** and all a rate-limiter room has (room.c, the limiter open). */
+#define RATE_SCHEMA \
+  "CREATE TABLE IF NOT EXISTS _rate_limits (" \
+  " key TEXT NOT NULL,"                       /* "user:<id>", "ip:<addr>" */ \
+  " rule TEXT NOT NULL,"                      /* "burst", "main", "daily" */ \
+  " bucket INTEGER NOT NULL,"                 /* bucket start, ms since the epoch */ \
+  " count REAL NOT NULL,"                     /* cost units counted in it */ \
+  " PRIMARY KEY (key, rule, bucket)) WITHOUT ROWID;" \
+  "CREATE INDEX IF NOT EXISTS _rate_limits_rule ON _rate_limits (rule, bucket);"
 /* Read {"conn"|"user"|"key": {"perSecond","perMinute","perDay"}} (absent or
 ** <= 0: that rule is off; no "rateLimits": no limits at all), and the costs
 ** of work: {"cost": {"msPerUnit","graceMs","rowsPerMs"}, "live": {"budgetMs",
