@@ -16,6 +16,7 @@
 import { verifyToken, canOpenRoom, identityOf } from "./auth.js";
 import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
 import { edgeRateLimits } from "./ratelimiter.js";
+import { devLogin } from "./devlogin.js";    /* POST /auth/dev-login, off unless NT_DEV_LOGIN=1 */
 
 export { Room } from "./room.js";
 export { RateLimiter } from "./ratelimiter.js";
@@ -37,6 +38,7 @@ const ROUTES = [
   { re: /^\/rooms\/([^/]*)\/ws$/,    method: "GET",  run: roomSocket },
   { re: /^\/rooms\/([^/]*)\/rpc$/,   method: "POST", run: roomRpc },
   { re: /^\/replica\/rooms\/([^/]*)(\/[^?#]*)$/, method: "GET", run: replica },
+  { re: /^\/auth\/dev-login$/,       method: "POST", run: devLogin },
 ];
 
 function json(body, status = 200) {
