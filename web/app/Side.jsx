@@ -25,7 +25,7 @@ export function Presence({ people, me, room }) {
           <li key={p.userId} className="person">
             <Avatar id={p.userId} />
             <span className="who">{p.userId}{p.userId === me && <span className="you"> (you)</span>}</span>
-            <span className="meta">{relTime(p.status?.since ?? p.updatedAt, now)}</span>
+            <span className="meta">joined {relTime(p.status?.since ?? p.updatedAt, now)}</span>
           </li>
         ))}
       </ul>
