@@ -114,3 +114,21 @@ export async function waitTexts(page, selector, fn, timeout = WAIT_MS) {
   }, { timeout, polling: 50 }, selector, fn.toString());
   return handle.jsonValue();
 }
+
+/* Set an input's value as typing would (React sees an input event), without
+** typing it key by key (a 1,001-character title would take seconds). */
+export async function fill(page, selector, value) {
+  await page.$eval(selector, (el, v) => {
+    const proto = el.tagName === 'TEXTAREA' ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
+    Object.getOwnPropertyDescriptor(proto, 'value').set.call(el, v);
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, value);
+}
+
+/* POST /auth/dev-login through Node's fetch: {status, body}. */
+export async function devLoginHttp(server, body, headers = { 'content-type': 'application/json' }) {
+  const r = await server.request('/auth/dev-login', {
+    method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: r.status, body: r.body, headers: r.headers };
+}
