@@ -85,7 +85,7 @@ function SignIn({ team: initial, onSignIn }) {
   return (
     <main className="signin">
       <form className="card signin-card" onSubmit={submit}>
-        <div className="brand big"><Logo /><span className="word">nanotype<b>DB</b></span></div>
+        <div className="brand hero"><Logo /><span className="word">nanotype<b>DB</b></span></div>
         <p className="lede">A real-time database on Cloudflare: one SQLite per room, live queries over one WebSocket.</p>
         {!showToken ? (
           <label className="field">

@@ -61,7 +61,7 @@ function AdminSignIn({ onSignIn }) {
   return (
     <main className="signin">
       <div className="card signin-card">
-        <div className="brand big"><Logo /><span className="word">nanotype<b>DB</b></span></div>
+        <div className="brand hero"><Logo /><span className="word">nanotype<b>DB</b></span></div>
         <p className="lede">Dashboard: the rooms, their connections, live queries, replication and data. Admins only.</p>
         <button data-testid="admin-login" className="primary wide" disabled={busy} onClick={() => run(() => devLogin('admin'))}>
           Sign in as admin (development login)
@@ -84,7 +84,7 @@ function NotAdmin({ session, onSignOut }) {
   return (
     <main className="signin">
       <div className="card signin-card">
-        <div className="brand big"><Logo /><span className="word">nanotype<b>DB</b></span></div>
+        <div className="brand hero"><Logo /><span className="word">nanotype<b>DB</b></span></div>
         <p className="error-box">{session.userId}'s token has role “{session.role}”: the dashboard needs role admin.</p>
         <button className="primary wide" onClick={onSignOut}>Sign in again</button>
       </div>

@@ -40,6 +40,7 @@ export async function startAll({ vars = {} } = {}) {
     browser = await puppeteer.launch({
       executablePath: chromiumPath(),
       headless: true,
+      protocolTimeout: 60_000,        /* a hung page call fails in a minute, not three */
       args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run',
         '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
         '--disable-backgrounding-occluded-windows'],
@@ -88,15 +89,17 @@ export async function signIn(page, url, name) {
   await waitText(page, '[data-testid=connection-status]', (t) => t === 'open');
 }
 
-/* Wait until fn(text of selector) is true; answers the text. */
-export async function waitText(page, selector, fn, timeout = WAIT_MS) {
-  const handle = await page.waitForFunction((sel, src) => {
+/* Wait until fn(text of selector, arg) is true; answers the text. fn runs in
+** the page, so it sees nothing of the test's scope: pass what it needs as
+** arg (JSON). */
+export async function waitText(page, selector, fn, arg = null, timeout = WAIT_MS) {
+  const handle = await page.waitForFunction((sel, src, a) => {
     const el = document.querySelector(sel);
     if (!el) return false;
     const t = el.textContent.trim();
     // eslint-disable-next-line no-new-func
-    return new Function('t', `return (${src})(t)`)(t) ? t : false;
-  }, { timeout, polling: 50 }, selector, fn.toString());
+    return new Function('t', 'a', `return (${src})(t, a)`)(t, a) ? t : false;
+  }, { timeout, polling: 50 }, selector, fn.toString(), arg);
   return handle.jsonValue();
 }
 
@@ -105,13 +108,14 @@ export function texts(page, selector) {
   return page.$$eval(selector, (els) => els.map((e) => e.textContent.trim()));
 }
 
-/* Wait until fn(texts of every element matching selector) is true. */
-export async function waitTexts(page, selector, fn, timeout = WAIT_MS) {
-  const handle = await page.waitForFunction((sel, src) => {
+/* Wait until fn(texts of every element matching selector, arg) is true;
+** answers the texts. Same rule as waitText for fn and arg. */
+export async function waitTexts(page, selector, fn, arg = null, timeout = WAIT_MS) {
+  const handle = await page.waitForFunction((sel, src, a) => {
     const list = [...document.querySelectorAll(sel)].map((e) => e.textContent.trim());
     // eslint-disable-next-line no-new-func
-    return new Function('l', `return (${src})(l)`)(list) ? list : false;
-  }, { timeout, polling: 50 }, selector, fn.toString());
+    return new Function('l', 'a', `return (${src})(l, a)`)(list, a) ? list : false;
+  }, { timeout, polling: 50 }, selector, fn.toString(), arg);
   return handle.jsonValue();
 }
 

@@ -45,18 +45,13 @@ export function SharedSlider({ client }) {
   const saved = rows?.[0];
   const [local, setLocal] = useState(null);       /* our value while we drag */
   const [sent, setSent] = useState(0);            /* updates sent by this page */
-  const [writes, setWrites] = useState(0);        /* SQLite writes seen */
   const [memory, setMemory] = useState(null);     /* getDebounced at start (may be unwritten yet) */
-  const t = useRef({ timer: null, last: 0, follow: null, seen: null });
+  const t = useRef({ timer: null, last: 0, follow: null });
+  const now = useTick(2000);
 
   useEffect(() => {
     client.rpc('getDebounced', SLIDER).then((r) => setMemory(r.value), () => {});
   }, [client]);
-  useEffect(() => {
-    if (!saved || saved.updated_at === t.current.seen) return;
-    if (t.current.seen !== null) setWrites((n) => n + 1);
-    t.current.seen = saved.updated_at;
-  }, [saved]);
   useEffect(() => () => { clearTimeout(t.current.timer); clearTimeout(t.current.follow); }, []);
 
   function push(v) {
@@ -91,7 +86,7 @@ export function SharedSlider({ client }) {
       <dl className="facts">
         <div><dt>in SQLite</dt><dd data-testid="slider-saved">{saved ? saved.value : '—'}</dd></div>
         <div><dt>sent from here</dt><dd>{sent}</dd></div>
-        <div><dt>writes seen</dt><dd>{writes}</dd></div>
+        <div><dt>written</dt><dd>{saved ? relTime(saved.updated_at, now) : 'never'}</dd></div>
       </dl>
     </section>
   );
