@@ -75,9 +75,9 @@ function Charts({ snap, series }) {
     <section className="card" aria-labelledby="charts-h">
       <header className="card-head">
         <div>
-          <h2 id="charts-h">Last five minutes</h2>
+          <h2 id="charts-h">Activity</h2>
           <p className="sub">{fromCore
-            ? 'Per-second samples kept by the room (getMetrics).'
+            ? 'Per-second samples kept by the room over the last five minutes (getMetrics).'
             : 'Sampled by this page once a second since it opened: the room keeps no history yet.'}</p>
         </div>
       </header>

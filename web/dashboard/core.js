@@ -83,15 +83,14 @@ export function useRoomWatch(client) {
         const st = next.stats?.result, sy = next.sync?.result;
         if (st) {
           if (prev) {
+            /* computed now: the updater below runs later, after prev moves on */
             const dt = Math.max(0.001, (now - prev.at) / 1000);
             const rate = (k) => Math.max(0, (st[k] - prev.st[k]) / dt);
-            setSeries((s) => ({
-              commits: [...s.commits, rate('version')].slice(-RING),
-              updates: [...s.updates, rate('updatesSent')].slice(-RING),
-              runs: [...s.runs, rate('queryRuns')].slice(-RING),
-              rpc: [...s.rpc, rate('rpcCalls')].slice(-RING),
-              lag: [...s.lag, typeof sy?.lagMs === 'number' ? sy.lagMs : null].slice(-RING),
-            }));
+            const sample = {
+              commits: rate('version'), updates: rate('updatesSent'), runs: rate('queryRuns'), rpc: rate('rpcCalls'),
+              lag: typeof sy?.lagMs === 'number' ? sy.lagMs : null,
+            };
+            setSeries((s) => Object.fromEntries(Object.keys(s).map((k) => [k, [...s[k], sample[k]].slice(-RING)])));
           }
           prev = { at: now, st };
         }

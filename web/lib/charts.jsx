@@ -21,7 +21,10 @@ export function fmt(v, digits = 1) {
   return Number.isInteger(v) ? String(v) : v.toFixed(digits);
 }
 
-export function LineChart({ label, series, unit = '', color = 'var(--accent)', span = 300, testid, note }) {
+/* span: seconds across the chart; by default the samples there are, between
+** one and five minutes, so a page that just opened still draws a line. */
+export function LineChart({ label, series, unit = '', color = 'var(--accent)', span, testid, note }) {
+  span = span ?? Math.min(300, Math.max(60, series.length));
   const data = series.slice(-span);
   const values = data.filter((v) => typeof v === 'number');
   const max = niceMax(Math.max(0, ...values));
@@ -52,7 +55,7 @@ export function LineChart({ label, series, unit = '', color = 'var(--accent)', s
           </g>
         ))}
       </svg>
-      <div className="axis"><span>{Math.round(span / 60)} min ago</span><span>max {fmt(max)} {unit}</span><span>now</span></div>
+      <div className="axis"><span>{span < 120 ? `${span} s` : `${Math.round(span / 60)} min`} ago</span><span>max {fmt(max)} {unit}</span><span>now</span></div>
       {note}
     </figure>
   );
