@@ -10,16 +10,20 @@
 ** Workers static assets ([assets] in wrangler.toml), `/` being the app and
 ** `/dashboard` the dashboard.
 **
-** The new tree is built beside the old one and swapped in with renames, so a
-** running `wrangler dev` never serves half a build. Prints the size of each
-** page (script + stylesheet), raw and gzipped.
+** Everything is built in a temporary directory and moved into place file by
+** file with renames (each atomic), so a running `wrangler dev` never serves
+** half a file, and builds running at once (every `wrangler dev` runs this as
+** its [build] command) cannot trip over each other: the same sources give
+** the same hashed names. Bundles no page refers to any more are removed
+** once they are an hour old. Prints the size of each page (script +
+** stylesheet + HTML), raw and gzipped.
 **
 ** Usage: node scripts/build-web.mjs [outDir]      (default build/public)
 **        NT_WEB_DEV=1 keeps the bundles unminified, with React's dev build.
 */
 
 import { build } from "esbuild";
-import { readFileSync, writeFileSync, mkdirSync, rmSync, renameSync, existsSync, copyFileSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync, mkdtempSync, rmSync, renameSync, existsSync, copyFileSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join, dirname, resolve, relative, basename } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,9 +41,10 @@ const PAGES = [
 /* Files copied as they are. */
 const STATIC = ["web/favicon.svg", "web/_headers"];
 
-const tmp = `${out}.${process.pid}.tmp`;
-rmSync(tmp, { recursive: true, force: true });
-mkdirSync(tmp, { recursive: true });
+const STALE_MS = 3600_000;  /* an unreferenced bundle older than this is removed */
+
+mkdirSync(join(out, "assets"), { recursive: true });
+const tmp = mkdtempSync(join(dirname(out), ".build-web-"));   /* same file system as out */
 
 const result = await build({
   absWorkingDir: root,
@@ -95,12 +100,24 @@ for (const f of STATIC) {
   if (existsSync(src)) copyFileSync(src, join(tmp, basename(f)));
 }
 
-/* Swap the new tree in: old -> .old, new -> out, drop .old. */
-const old = `${out}.${process.pid}.old`;
-mkdirSync(dirname(out), { recursive: true });
-if (existsSync(out)) renameSync(out, old);
-renameSync(tmp, out);
-rmSync(old, { recursive: true, force: true });
+/* Move every new file into place, bundles first, then the pages that name them. */
+for (const dir of ["assets", "."]) {
+  for (const f of readdirSync(join(tmp, dir))) {
+    const src = join(tmp, dir, f);
+    if (statSync(src).isDirectory()) continue;
+    renameSync(src, join(out, dir, f));
+  }
+}
+rmSync(tmp, { recursive: true, force: true });
+
+/* Old bundles: not named by any page, and an hour old. */
+const pages = PAGES.map((p) => readFileSync(join(out, p.file), "utf8")).join("\n");
+for (const f of readdirSync(join(out, "assets"))) {
+  const path = join(out, "assets", f);
+  try {
+    if (!pages.includes(`/assets/${f}`) && Date.now() - statSync(path).mtimeMs > STALE_MS) unlinkSync(path);
+  } catch { /* another build removed it first */ }
+}
 
 const kib = (n) => (n / 1024).toFixed(1) + " KiB";
 for (const s of sizes) {
