@@ -48,7 +48,8 @@ export function usePresence(client) {
     if (!client) return undefined;
     let live = true;
     const off = client.on('presence', (list) => setPeople(Array.isArray(list) ? list : []));
-    const announce = () => client.setPresence({ state: 'online', since: Date.now() }).catch(() => {});
+    const since = Date.now();                   /* when this page joined; kept by every heartbeat */
+    const announce = () => client.setPresence({ state: 'online', since }).catch(() => {});
     announce();
     client.getPresence().then((list) => { if (live) setPeople((cur) => (cur.length ? cur : list)); }, () => {});
     const t = setInterval(announce, PRESENCE_EVERY_MS);
