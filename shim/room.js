@@ -134,6 +134,8 @@ export class Room extends DurableObject {
       batchMs: batchWindow(this.env.NT_BATCH_MS),
       sync: this.env.NT_SYNC !== "0",      /* replication to D1 (NT_SYNC=0 turns it off) */
       rateLimits: roomRateLimits(this.env),      /* NT_RATE_CONN_* and NT_RATE_USER_* */
+      sqlLimits: { maxCost: Number(this.env.NT_SQL_MAX_COST), replicaMaxCost: Number(this.env.NT_SQL_REPLICA_MAX_COST),
+                   maxRecursion: Number(this.env.NT_SQL_MAX_RECURSION) },   /* unset: the core's defaults */
     });
     core.roomPtr = core.withInputs([config], (p, n) => core.ex.nt_room_new(p, n));
     if (!core.roomPtr) throw new Error("nt_room_new returned NULL (out of memory)");
