@@ -191,6 +191,9 @@ typedef struct GuardPlan {
   int nCalls;
   char **columns;                  /* result column names, owned */
   int nColumns;
+  sqlite3_stmt *explain;           /* client SQL: EXPLAIN QUERY PLAN of the RLS-wrapped
+                                      statement in the analysis database, owned; NULL
+                                      for GUARD_TRUSTED */
 } GuardPlan;
 int guardOpen(Room *room);
 int guardSync(Room *room);

@@ -68,95 +68,133 @@ void costConfigure(Room *room, const cJSON *cfg){
 }
 
 /* ------------------------------------------------------------------------
-** Row counts, cached per table.
+** What the costing needs of the schema, read once per schema from the
+** mirror, and the row counts, cached per table.
 */
 
-typedef struct CostCount {
-  char *table;                     /* owned */
-  double rows;                     /* count(*) when taken */
+typedef struct CostTable {
+  char *name;                      /* owned */
+  double rows;                     /* count(*) when taken, -1 before */
   int64_t version;                 /* room->version then */
   double written;                  /* room->stats.rowsWritten then */
   double at;                       /* host clock then */
-} CostCount;
+} CostTable;
+
+typedef struct CostIndex {
+  char *name;                      /* owned */
+  int table;                       /* index into CostCounts.tables */
+  int unique;                      /* a UNIQUE or PRIMARY KEY index */
+  int nKey;                        /* its key columns */
+} CostIndex;
 
 typedef struct CostCounts {
-  CostCount *a;
-  int n;
+  CostTable *tables;               /* real tables (not views, not virtual) */
+  int nTables;
+  CostIndex *indexes;
+  int nIndexes;
 } CostCounts;
 
 void costFree(Room *room){
   CostCounts *c = room->costCounts;
   if( c==NULL ) return;
-  for(int i = 0; i < c->n; i++) free(c->a[i].table);
-  free(c->a);
+  for(int i = 0; i < c->nTables; i++) free(c->tables[i].name);
+  for(int i = 0; i < c->nIndexes; i++) free(c->indexes[i].name);
+  free(c->tables);
+  free(c->indexes);
   free(c);
   room->costCounts = NULL;
 }
 
-static CostCount *costCountFind(Room *room, const char *table){
-  CostCounts *c = room->costCounts;
-  for(int i = 0; c && i < c->n; i++) if( strcmp(c->a[i].table, table)==0 ) return &c->a[i];
-  return NULL;
-}
-
-/* The cached count of table as an upper bound now, or -1 when it must be
-** counted again. */
-static double costCountCached(Room *room, const char *table, double now){
-  CostCount *e = costCountFind(room, table);
-  if( e==NULL ) return -1;
-  if( e->version==room->version ) return e->rows;
-  if( now - e->at < COST_COUNT_FRESH_MS ) return e->rows + (room->stats.rowsWritten - e->written);
+static int costTableIndex(const CostCounts *c, const char *name){
+  for(int i = 0; i < c->nTables; i++) if( sqlite3_stricmp(c->tables[i].name, name)==0 ) return i;
   return -1;
 }
 
-static int costCountStore(Room *room, const char *table, double rows, double now){
-  CostCount *e = costCountFind(room, table);
-  if( e==NULL ){
-    if( room->costCounts==NULL && (room->costCounts = calloc(1, sizeof(CostCounts)))==NULL ) return NT_NOMEM;
-    CostCounts *c = room->costCounts;
-    CostCount *grown = realloc(c->a, sizeof(CostCount) * (size_t)(c->n + 1));
-    if( grown==NULL ) return NT_NOMEM;
-    c->a = grown;
-    e = &grown[c->n];
-    if( (e->table = ntStrdup(table))==NULL ) return NT_NOMEM;
-    c->n++;
-  }
-  e->rows = rows;
-  e->version = room->version;
-  e->written = room->stats.rowsWritten;
-  e->at = now;
-  return NT_OK;
-}
-
-/* Is name a real table of the mirror (not a view, not virtual)? */
-static int costIsTable(Room *room, const char *name){
+/* Read the mirror's tables and indexes (once after every guardSync). */
+static int costLoadSchema(Room *room){
+  if( room->costCounts ) return NT_OK;
+  CostCounts *c = calloc(1, sizeof *c);
+  if( c==NULL ) return NT_NOMEM;
+  room->costCounts = c;
   sqlite3_stmt *st = NULL;
-  int yes = 0;
-  if( sqlite3_prepare_v2(room->guardDb,
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1"
-        " AND sql NOT LIKE 'CREATE VIRTUAL%'", -1, &st, NULL)==SQLITE_OK ){
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    yes = sqlite3_step(st)==SQLITE_ROW;
+  int rc = sqlite3_prepare_v2(room->guardDb,
+    "SELECT m.type, m.name, m.tbl_name, l.\"unique\", (SELECT count(*) FROM pragma_index_info(m.name))"
+    "  FROM sqlite_master m LEFT JOIN pragma_index_list(m.tbl_name) l ON m.type = 'index' AND l.name = m.name"
+    " WHERE (m.type = 'table' AND m.sql NOT LIKE 'CREATE VIRTUAL%') OR m.type = 'index'"
+    " ORDER BY m.type = 'index'", -1, &st, NULL)==SQLITE_OK ? NT_OK : NT_INTERNAL;
+  while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
+    const char *type = (const char*)sqlite3_column_text(st, 0);
+    const char *name = (const char*)sqlite3_column_text(st, 1);
+    if( strcmp(type, "table")==0 ){
+      CostTable *grown = realloc(c->tables, sizeof(CostTable) * (size_t)(c->nTables + 1));
+      if( grown==NULL ){ rc = NT_NOMEM; break; }
+      c->tables = grown;
+      CostTable *t = &grown[c->nTables];
+      memset(t, 0, sizeof *t);
+      t->rows = -1;
+      if( (t->name = ntStrdup(name))==NULL ){ rc = NT_NOMEM; break; }
+      c->nTables++;
+    }else{
+      int table = costTableIndex(c, (const char*)sqlite3_column_text(st, 2));
+      if( table < 0 ) continue;
+      CostIndex *grown = realloc(c->indexes, sizeof(CostIndex) * (size_t)(c->nIndexes + 1));
+      if( grown==NULL ){ rc = NT_NOMEM; break; }
+      c->indexes = grown;
+      CostIndex *x = &grown[c->nIndexes];
+      x->table = table;
+      x->unique = sqlite3_column_int(st, 3);
+      x->nKey = sqlite3_column_int(st, 4);
+      if( (x->name = ntStrdup(name))==NULL ){ rc = NT_NOMEM; break; }
+      c->nIndexes++;
+    }
   }
   sqlite3_finalize(st);
-  return yes;
+  if( rc ) costFree(room);
+  return rc;
+}
+
+/* The table named name, or the table of the index named name; NULL if neither. */
+static CostTable *costTableOf(Room *room, const char *name, const CostIndex **pIndex){
+  CostCounts *c = room->costCounts;
+  if( pIndex ) *pIndex = NULL;
+  if( c==NULL ) return NULL;
+  int t = costTableIndex(c, name);
+  if( t >= 0 ) return &c->tables[t];
+  for(int i = 0; i < c->nIndexes; i++){
+    if( sqlite3_stricmp(c->indexes[i].name, name)==0 ){
+      if( pIndex ) *pIndex = &c->indexes[i];
+      return &c->tables[c->indexes[i].table];
+    }
+  }
+  return NULL;
+}
+
+/* The cached count of t as an upper bound now, or -1 when it must be
+** counted again. */
+static double costCountCached(Room *room, const CostTable *t, double now){
+  if( t->rows < 0 ) return -1;
+  if( t->version==room->version ) return t->rows;
+  if( now - t->at < COST_COUNT_FRESH_MS ) return t->rows + (room->stats.rowsWritten - t->written);
+  return -1;
 }
 
 /* Make sure every table the statement reads has a usable count: the stale
 ** ones are counted in one statement. */
-static int costCountReads(Room *room, const GuardPlan *plan){
-  double now = host_now_ms();
+static int costCountReads(Room *room, const GuardPlan *plan, double now){
   Buf b = {0};
-  const char **names = calloc((size_t)plan->nReads + 1, sizeof(char*));
-  if( names==NULL ) return NT_NOMEM;
+  CostTable **stale = calloc((size_t)plan->nReads + 1, sizeof(CostTable*));
+  if( stale==NULL ) return NT_NOMEM;
   int n = 0;
   for(int i = 0; i < plan->nReads; i++){
-    const char *t = plan->reads[i];
-    if( costCountCached(room, t, now) >= 0 || !costIsTable(room, t) ) continue;
+    CostTable *t = costTableOf(room, plan->reads[i], NULL);
+    if( t==NULL || costCountCached(room, t, now) >= 0 ) continue;
+    int dup = 0;
+    for(int k = 0; k < n; k++) dup |= stale[k]==t;
+    if( dup ) continue;
     bufAppendStr(&b, n ? ", (SELECT count(*) FROM " : "SELECT (SELECT count(*) FROM ");
-    bufAppendSqlIdent(&b, t);
+    bufAppendSqlIdent(&b, t->name);
     bufAppendStr(&b, ")");
-    names[n++] = t;
+    stale[n++] = t;
   }
   int rc = NT_OK;
   if( n ){
@@ -165,31 +203,30 @@ static int costCountReads(Room *room, const GuardPlan *plan){
     SqlResult res;
     rc = sql ? storeExec(room, sql, NULL, &res, err, sizeof err) : NT_NOMEM;
     free(sql);
-    if( rc==NT_OK ){
-      const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
-      for(int i = 0; rc==NT_OK && i < n; i++){
-        const cJSON *v = cJSON_GetArrayItem(row, i);
-        rc = costCountStore(room, names[i], cJSON_IsNumber(v) ? v->valuedouble : COST_UNKNOWN_ROWS, now);
-      }
-      storeResultFree(&res);
-    }else if( rc!=NT_NOMEM ){
+    const cJSON *row = rc==NT_OK ? cJSON_GetArrayItem(res.rows, 0) : NULL;
+    if( rc && rc!=NT_NOMEM ){
       ntLog(NT_LOG_WARN, "row counts failed: %s", err);   /* counted as unknown: huge */
       rc = NT_OK;
-      for(int i = 0; rc==NT_OK && i < n; i++) rc = costCountStore(room, names[i], COST_UNKNOWN_ROWS, now);
     }
+    for(int i = 0; rc==NT_OK && i < n; i++){
+      const cJSON *v = cJSON_GetArrayItem(row, i);
+      stale[i]->rows = cJSON_IsNumber(v) ? v->valuedouble : COST_UNKNOWN_ROWS;
+      stale[i]->version = room->version;
+      stale[i]->written = room->stats.rowsWritten;
+      stale[i]->at = now;
+    }
+    if( row ) storeResultFree(&res);
   }else{
     bufFree(&b);
   }
-  free(names);
+  free(stale);
   return rc;
 }
 
-/* Rows of table (0 if it is not a table known to have been counted). */
-static double costTableRows(Room *room, const char *table){
-  double r = costCountCached(room, table, host_now_ms());
-  if( r >= 0 ) return r;
-  CostCount *e = costCountFind(room, table);
-  return e ? e->rows + (room->stats.rowsWritten - e->written) : COST_UNKNOWN_ROWS;
+/* Rows of table t: its count, plus every row written since it was taken. */
+static double costTableRows(Room *room, const CostTable *t){
+  if( t->rows < 0 ) return COST_UNKNOWN_ROWS;
+  return t->version==room->version ? t->rows : t->rows + (room->stats.rowsWritten - t->written);
 }
 
 /* ------------------------------------------------------------------------
@@ -837,24 +874,14 @@ static double planSourceRows(CostPlan *c, const char *name, int byLabel){
     }
   }
   Room *room = c->room;
-  if( costIsTable(room, name) ){
-    double t = costTableRows(room, name);
-    if( t > r ) r = t;
-  }else if( !byLabel ){
-    sqlite3_stmt *st = NULL;
-    if( sqlite3_prepare_v2(room->guardDb,
-          "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ?1", -1, &st, NULL)==SQLITE_OK ){
-      sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-      if( sqlite3_step(st)==SQLITE_ROW ){
-        double t = costTableRows(room, (const char*)sqlite3_column_text(st, 0));
-        if( t > r ) r = t;
-      }
-    }
-    sqlite3_finalize(st);
-    if( sqlite3_stricmp(name, "json_each")==0 || sqlite3_stricmp(name, "json_tree")==0 ){
-      double v = c->scan->valueRows > 0 ? c->scan->valueRows : COST_VALUE_ROWS;
-      if( v > r ) r = v;
-    }
+  CostTable *t = costTableOf(room, name, NULL);
+  if( t && (!byLabel || sqlite3_stricmp(t->name, name)==0) ){
+    double rows = costTableRows(room, t);
+    if( rows > r ) r = rows;
+  }
+  if( !byLabel && (sqlite3_stricmp(name, "json_each")==0 || sqlite3_stricmp(name, "json_tree")==0) ){
+    double v = c->scan->valueRows > 0 ? c->scan->valueRows : COST_VALUE_ROWS;
+    if( v > r ) r = v;
   }
   return r >= 0 ? r : c->maxRows;
 }
@@ -866,18 +893,9 @@ static int planUnique(CostPlan *c, const PlanNode *n){
   if( n->name==NULL || range==NULL || strchr(range, '<') || strchr(range, '>') ) return 0;
   int eq = 0;
   for(const char *p = range; (p = strstr(p, "=?"))!=NULL; p += 2) eq++;
-  sqlite3_stmt *st = NULL;
-  int unique = 0;
-  if( sqlite3_prepare_v2(c->room->guardDb,
-        "SELECT l.\"unique\", (SELECT count(*) FROM pragma_index_info(?1))"
-        "  FROM sqlite_master m JOIN pragma_index_list(m.tbl_name) l ON l.name = m.name"
-        " WHERE m.type = 'index' AND m.name = ?1", -1, &st, NULL)==SQLITE_OK ){
-    sqlite3_bind_text(st, 1, n->name, -1, SQLITE_STATIC);
-    if( sqlite3_step(st)==SQLITE_ROW ){
-      unique = sqlite3_column_int(st, 0) && eq >= sqlite3_column_int(st, 1);
-    }
-  }
-  sqlite3_finalize(st);
+  const CostIndex *x = NULL;
+  costTableOf(c->room, n->name, &x);
+  int unique = x && x->unique && eq >= x->nKey;
   return unique;
 }
 
@@ -1059,21 +1077,13 @@ static int planNodeOrder(const void *a, const void *b){
   return ((const PlanNode*)a)->id - ((const PlanNode*)b)->id;
 }
 
-/* Plan sql (RLS-wrapped) in the analysis database and cost it. */
-static int costPlan(Room *room, const char *sql, const GuardPlan *plan, const CostScan *scan,
+/* Cost the plan SQLite made for the RLS-wrapped statement (plan->explain). */
+static int costPlan(Room *room, const GuardPlan *plan, const CostScan *scan,
                     double *pCost, char *err, size_t errLen){
-  Buf b = {0};
-  bufAppendStr(&b, "EXPLAIN QUERY PLAN ");
-  bufAppendStr(&b, sql);
-  char *eqp = bufFinish(&b);
-  if( eqp==NULL ) return NT_NOMEM;
-  sqlite3_stmt *st = NULL;
-  int src = sqlite3_prepare_v2(room->guardDb, eqp, -1, &st, NULL);
-  free(eqp);
-  if( src!=SQLITE_OK || st==NULL ){
-    snprintf(err, errLen, "could not plan the statement: %s", sqlite3_errmsg(room->guardDb));
-    sqlite3_finalize(st);
-    return NT_SQL_REJECTED;
+  sqlite3_stmt *st = plan->explain;
+  if( st==NULL ){
+    snprintf(err, errLen, "the statement has no plan to cost");
+    return NT_INTERNAL;
   }
   CostPlan c;
   memset(&c, 0, sizeof c);
@@ -1088,7 +1098,7 @@ static int costPlan(Room *room, const char *sql, const GuardPlan *plan, const Co
     if( c.n==cap ){
       cap = cap ? cap * 2 : 16;
       PlanNode *grown = realloc(c.nodes, sizeof(PlanNode) * (size_t)cap);
-      if( grown==NULL ){ free(c.nodes); sqlite3_finalize(st); return NT_NOMEM; }
+      if( grown==NULL ){ free(c.nodes); return NT_NOMEM; }
       c.nodes = grown;
     }
     PlanNode *n = &c.nodes[c.n++];
@@ -1104,8 +1114,8 @@ static int costPlan(Room *room, const char *sql, const GuardPlan *plan, const Co
   /* The largest source: every table read, every CTE bound, every value list. */
   c.maxRows = 1;
   for(int i = 0; i < plan->nReads; i++){
-    if( !costIsTable(room, plan->reads[i]) ) continue;
-    double r = costTableRows(room, plan->reads[i]);
+    const CostTable *t = costTableOf(room, plan->reads[i], NULL);
+    double r = t ? costTableRows(room, t) : 0;
     if( r > c.maxRows ) c.maxRows = r;
   }
   for(int i = 0; i < scan->nCtes; i++) if( scan->ctes[i].rows > c.maxRows ) c.maxRows = scan->ctes[i].rows;
@@ -1123,7 +1133,6 @@ static int costPlan(Room *room, const char *sql, const GuardPlan *plan, const Co
   double cost = 0, rows = 0;
   planSelect(&c, 0, &cost, &rows);
   free(c.nodes);
-  sqlite3_finalize(st);
   if( c.fail ){
     snprintf(err, errLen, "recursive CTE %s has no bound SQLite and the text agree on", c.failName);
     return NT_SQL_REJECTED;
@@ -1192,11 +1201,9 @@ int costBound(Room *room, const char *sql, const cJSON *args, int mode, GuardPla
     }
   }
   /* The plan, with the room's row counts. */
-  if( rc==NT_OK ) rc = costCountReads(room, plan);
-  char *wrapped = NULL;
-  if( rc==NT_OK && (wrapped = rlsWrap(room, out->sql, ""))==NULL ) rc = NT_NOMEM;
-  if( rc==NT_OK ) rc = costPlan(room, wrapped, plan, &s, &out->cost, err, errLen);
-  free(wrapped);
+  if( rc==NT_OK ) rc = costLoadSchema(room);
+  if( rc==NT_OK ) rc = costCountReads(room, plan, host_now_ms());
+  if( rc==NT_OK ) rc = costPlan(room, plan, &s, &out->cost, err, errLen);
   if( rc==NT_OK ){
     out->weight = s.weight;
     out->cost *= s.weight;

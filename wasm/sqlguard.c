@@ -397,16 +397,22 @@ int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
   if( room->guardDb==NULL && guardOpen(room) ) return NT_INTERNAL;
 
   /* Pass 1: the statement as written. */
-  sqlite3_stmt *stmt = NULL;
-  int rc = guardPrepare(&g, sql, &stmt, err, errLen);
-  sqlite3_finalize(stmt);
-  stmt = NULL;
+  sqlite3_stmt *stmt = NULL, *written = NULL;
+  int rc = guardPrepare(&g, sql, &written, err, errLen);
 
-  /* Pass 2: the statement as the room's SQLite will run it. */
+  /* Pass 2: the statement as the room's SQLite will run it. For client SQL
+  ** it is prepared as EXPLAIN QUERY PLAN, whose plan sqlcost.c costs: the
+  ** authorizer sees the same reads, and the statement as written (the same
+  ** parameters and columns) gives the rest of the plan. */
   char *wrapped = NULL;
   if( rc==NT_OK ){
     g.wrapped = 1;
-    wrapped = rlsWrap(room, sql, "");
+    Buf b = {0};
+    if( mode!=GUARD_TRUSTED ) bufAppendStr(&b, "EXPLAIN QUERY PLAN ");
+    char *w = rlsWrap(room, sql, "");
+    bufAppendStr(&b, w ? w : "");
+    free(w);
+    wrapped = w ? bufFinish(&b) : (bufFree(&b), NULL);
     if( wrapped==NULL ){ rc = NT_NOMEM; snprintf(err, errLen, "out of memory"); }
     else rc = guardPrepare(&g, wrapped, &stmt, err, errLen);
   }
@@ -419,11 +425,13 @@ int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
                " (do not qualify it with a schema name)", g.direct[i]);
     }
   }
-  if( rc==NT_OK && guardParams(stmt, plan) ){
+  if( rc==NT_OK && guardParams(mode==GUARD_TRUSTED ? stmt : written, plan) ){
     rc = NT_NOMEM;
     snprintf(err, errLen, "out of memory");
   }
-  sqlite3_finalize(stmt);
+  sqlite3_finalize(written);
+  if( rc==NT_OK && mode!=GUARD_TRUSTED ) plan->explain = stmt;
+  else sqlite3_finalize(stmt);
   stmt = NULL;
   free(wrapped);
   wrapped = NULL;
@@ -461,6 +469,7 @@ void guardPlanFree(GuardPlan *plan){
   setFree(plan->recursive, plan->nRecursive);
   setFree(plan->calls, plan->nCalls);
   setFree(plan->columns, plan->nColumns);
+  sqlite3_finalize(plan->explain);
   memset(plan, 0, sizeof *plan);
 }
 
