@@ -51,6 +51,8 @@
 #define COST_COUNT_FRESH_MS       1000.0       /* cached count plus writes, then recount */
 #define COST_EVAL_STEPS           100          /* x 1000 VM steps for one constant */
 #define COST_UNKNOWN_ROWS         1e12         /* a table that could not be counted */
+#define COST_STEP_GROWTH          4096.0       /* bytes a string-building recursion may add per step */
+#define COST_MAX_VALUE            2000000.0    /* DO SQLite's largest string or blob */
 
 /* ------------------------------------------------------------------------
 ** Configuration.
@@ -349,6 +351,7 @@ typedef struct CostCte {
   char name[NT_MAX_ID_LEN + 1];    /* as SQLite compares it: dequoted, any case */
   int open, close;                 /* tokens of the body's parentheses */
   double rows;                     /* bound on its rows once checked, else -1 */
+  int builds;                      /* its body builds strings: values may grow per step */
 } CostCte;
 
 typedef struct CostEdit {
@@ -429,9 +432,32 @@ static void costFindCtes(CostScan *s){
   }
 }
 
+/* Calls that build a longer string or blob than their input. */
+static const char *const costBuilders[] = {
+  "concat", "concat_ws", "printf", "format", "replace", "hex", "quote", "char", "unistr",
+  "zeroblob", "randomblob", "upper", "lower", "json", "json_quote", "json_array",
+  "json_object", "json_insert", "json_replace", "json_set", "json_patch",
+};
+
+/* Does the body of c build strings (|| or a builder call anywhere in it)?
+** In a recursive CTE such a value can grow with every step, up to 2 MB. */
+static int costBuilds(const SqlToks *t, const CostCte *c){
+  for(int k = c->open + 1; k < c->close; k++){
+    if( sqlTokIsOp(t, k, "||") ) return 1;
+    if( !sqlTokIsOp(t, k + 1, "(") ) continue;
+    char name[32];
+    if( !sqlTokName(t, k, name, sizeof name) ) continue;
+    for(size_t i = 0; i < sizeof costBuilders / sizeof costBuilders[0]; i++){
+      if( sqlite3_stricmp(name, costBuilders[i])==0 ) return 1;
+    }
+  }
+  return 0;
+}
+
 /* Check one recursive CTE definition: its LIMIT + OFFSET, or a LIMIT added. */
 static int costBoundCte(CostScan *s, CostCte *c){
   const SqlToks *t = s->t;
+  c->builds = costBuilds(t, c);
   int d = t->a[c->open].depth + 1, limit = -1, where = 0;
   for(int k = c->open + 1; k < c->close; k++){
     if( t->a[k].depth!=d ) continue;
@@ -956,13 +982,25 @@ static void planCompound(CostPlan *c, int id, double *pCost, double *pRows){
 }
 
 /* The CTE bound found in the text for name, or -1. */
-static double planCteRows(const CostPlan *c, const char *name){
+static double planCteRows(const CostPlan *c, const char *name, int *pBuilds){
   double r = -1;
+  *pBuilds = 0;
   for(int i = 0; i < c->scan->nCtes; i++){
     const CostCte *d = &c->scan->ctes[i];
-    if( sqlite3_stricmp(d->name, name)==0 && d->rows > r ) r = d->rows;
+    if( sqlite3_stricmp(d->name, name)!=0 ) continue;
+    if( d->rows > r ) r = d->rows;
+    *pBuilds |= d->builds;
   }
   return r;
+}
+
+/* The bytes n steps of a string-building recursion may copy, in row
+** visits: step i carries up to min(i x COST_STEP_GROWTH, 2 MB). */
+static double planGrowth(double n){
+  double k = floor(COST_MAX_VALUE / COST_STEP_GROWTH);         /* steps to reach the cap */
+  double m = n < k ? n : k;
+  double bytes = COST_STEP_GROWTH * m * (m + 1) / 2 + (n > k ? (n - k) * COST_MAX_VALUE : 0);
+  return bytes / COST_BYTES_PER_VISIT;
 }
 
 /* Cost and rows of the CO-ROUTINE or MATERIALIZE at node i (memoized);
@@ -984,7 +1022,8 @@ static double planSource(CostPlan *c, int i){
   }
   char name[NT_MAX_ID_LEN + 32];
   planLabel(n->text, name, sizeof name);
-  double bound = planCteRows(c, name);
+  int builds = 0;
+  double bound = planCteRows(c, name, &builds);
   if( bound < 0 ){
     c->fail = 1;
     snprintf(c->failName, sizeof c->failName, "%s", name);
@@ -996,7 +1035,7 @@ static double planSource(CostPlan *c, int i){
   c->recursive = name;
   planSelect(c, c->nodes[step].id, &rc, &rr);
   c->recursive = outer;
-  n->cost = sc + bound * (rc + COST_STEP_VISITS);
+  n->cost = sc + bound * (rc + COST_STEP_VISITS) + (builds ? planGrowth(bound) : 0);
   n->rows = bound;
   return n->rows;
 }

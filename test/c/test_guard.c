@@ -165,6 +165,14 @@ static const GuardCase recursion[] = {
     " SELECT count(*) FROM c", NULL, "must be numbers or parameters" },
   { "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 'many') SELECT count(*) FROM c",
     NULL, "must be numbers or parameters" },
+  /* bounded rows, but values that double on every step (kept under 2 MB) */
+  { "WITH RECURSIVE c(s) AS (SELECT 'x' UNION ALL SELECT substr(s || s, 1, 1000000) FROM c LIMIT 1000)"
+    " SELECT count(*) FROM c", NULL, "row visits exceeds the limit" },
+  { "WITH RECURSIVE c(s) AS (SELECT x'00' UNION ALL SELECT substr(hex(s), 1, 1000000) FROM c LIMIT 1000)"
+    " SELECT count(*) FROM c", NULL, "row visits exceeds the limit" },
+  /* while a path built along a tree of a hundred nodes is fine */
+  { "WITH RECURSIVE c(i, p) AS (SELECT 0, '' UNION ALL SELECT i + 1, p || '/' || i FROM c LIMIT 100)"
+    " SELECT max(length(p)) FROM c", NULL, NULL },
   /* bounded rows, but every step scans the tasks: 10,000 x 2,000 */
   { "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c, tasks LIMIT 10000) SELECT count(*) FROM c",
     NULL, "row visits exceeds the limit" },

@@ -51,6 +51,7 @@ const HOSTILE = [
   ['WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 100000000) SELECT count(*) FROM c', 'exceeds the maximum'],
   ['WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT -1) SELECT count(*) FROM c', 'negative LIMIT'],
   ['WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c, tasks LIMIT 10000) SELECT count(*) FROM c', 'row visits exceeds the limit'],
+  ["WITH RECURSIVE c(s) AS (SELECT 'x' UNION ALL SELECT substr(s || s, 1, 1000000) FROM c LIMIT 1000) SELECT count(*) FROM c", 'row visits exceeds the limit'],
   ['SELECT count(*) FROM tasks a, tasks b', 'row visits exceeds the limit'],
   ['SELECT count(*) FROM tasks a, tasks b, tasks c', 'row visits exceeds the limit'],
   ['SELECT count(*) FROM tasks a JOIN tasks b ON a.status = b.status JOIN tasks c ON c.status = b.status', 'row visits exceeds the limit'],
