@@ -42,7 +42,7 @@
 #define COST_MAX_DEFAULT          250000.0     /* row visits: about 30 ms of DO SQLite */
 #define COST_REPLICA_MAX_DEFAULT  25000000.0   /* a slow D1 query costs the room nothing */
 #define COST_RECURSION_DEFAULT    10000.0      /* rows per recursive CTE */
-#define COST_BYTES_PER_VISIT      512.0        /* bytes of function output worth one row visit */
+#define COST_BYTES_PER_VISIT      32.0         /* bytes a function writes in one row visit's time */
 #define COST_SEEK_VISITS          3.0          /* one b-tree search, in row visits */
 #define COST_STEP_VISITS          2.0          /* one step of a recursive CTE's queue */
 #define COST_MAX_GROWTH           16.0         /* replace(): replacement / search length */
@@ -51,7 +51,7 @@
 #define COST_COUNT_FRESH_MS       1000.0       /* cached count plus writes, then recount */
 #define COST_EVAL_STEPS           100          /* x 1000 VM steps for one constant */
 #define COST_UNKNOWN_ROWS         1e12         /* a table that could not be counted */
-#define COST_STEP_GROWTH          4096.0       /* bytes a string-building recursion may add per step */
+#define COST_STEP_GROWTH          1024.0       /* bytes a string-building recursion may add per step */
 #define COST_MAX_VALUE            2000000.0    /* DO SQLite's largest string or blob */
 
 /* ------------------------------------------------------------------------
@@ -351,7 +351,7 @@ typedef struct CostCte {
   char name[NT_MAX_ID_LEN + 1];    /* as SQLite compares it: dequoted, any case */
   int open, close;                 /* tokens of the body's parentheses */
   double rows;                     /* bound on its rows once checked, else -1 */
-  int builds;                      /* its body builds strings: values may grow per step */
+  int builds;                      /* 0, or its values grow with every step: GROW_* */
 } CostCte;
 
 typedef struct CostEdit {
@@ -369,7 +369,8 @@ typedef struct CostScan {
   int withUnread;                  /* a WITH clause that could not be read */
   CostEdit *edits;
   int nEdits;
-  double weight;                   /* 1 + weights of expensive calls */
+  double weight;                   /* 1 + per-row weights of expensive calls */
+  double once;                     /* row visits of expensive calls SQLite evaluates once */
   double valueRows;                /* rows of the biggest json_each/json_tree */
   char *why;                       /* refusal message (caller's buffer) */
   size_t whyLen;
@@ -432,32 +433,81 @@ static void costFindCtes(CostScan *s){
   }
 }
 
-/* Calls that build a longer string or blob than their input. */
+/* Calls that build a longer string or blob than their input, and those of
+** them that can multiply their input's length by themselves. */
 static const char *const costBuilders[] = {
   "concat", "concat_ws", "printf", "format", "replace", "hex", "quote", "char", "unistr",
   "zeroblob", "randomblob", "upper", "lower", "json", "json_quote", "json_array",
   "json_object", "json_insert", "json_replace", "json_set", "json_patch",
 };
+static const char *const costAmplifiers[] = { "hex", "quote", "json_quote", "replace" };
+enum { GROW_NONE, GROW_LINEAR, GROW_DOUBLING };
 
-/* Does the body of c build strings (|| or a builder call anywhere in it)?
-** In a recursive CTE such a value can grow with every step, up to 2 MB. */
-static int costBuilds(const SqlToks *t, const CostCte *c){
-  for(int k = c->open + 1; k < c->close; k++){
-    if( sqlTokIsOp(t, k, "||") ) return 1;
-    if( !sqlTokIsOp(t, k + 1, "(") ) continue;
-    char name[32];
+static int costNameIn(const char *name, const char *const *list, size_t n){
+  for(size_t i = 0; i < n; i++) if( sqlite3_stricmp(name, list[i])==0 ) return 1;
+  return 0;
+}
+
+/* How one item [from, to) of a select list in a recursive CTE may grow its
+** value per step: linear when it builds a string from one use of each name
+** (path || '/' || name), doubling when a name is used twice in it (s || s)
+** or it calls an amplifier (hex(s)), none when it builds nothing. */
+static int costItemGrowth(const SqlToks *t, int from, int to){
+  static const char *const words[] = {
+    "CASE", "WHEN", "THEN", "ELSE", "END", "AND", "OR", "NOT", "IS", "NULL", "IN", "LIKE",
+    "GLOB", "BETWEEN", "AS", "COLLATE", "CAST", "ESCAPE", "TRUE", "FALSE", "DISTINCT",
+  };
+  int builds = 0, twice = 0;
+  for(int k = from; k < to; k++){
+    if( sqlTokIsOp(t, k, "||") ){ builds = 1; continue; }
+    int type = t->a[k].type;
+    if( type!=SQLTOK_WORD && type!=SQLTOK_QUOTED ) continue;
+    char name[NT_MAX_ID_LEN + 1];
     if( !sqlTokName(t, k, name, sizeof name) ) continue;
-    for(size_t i = 0; i < sizeof costBuilders / sizeof costBuilders[0]; i++){
-      if( sqlite3_stricmp(name, costBuilders[i])==0 ) return 1;
+    if( sqlTokIsOp(t, k + 1, "(") ){
+      if( costNameIn(name, costAmplifiers, sizeof costAmplifiers / sizeof costAmplifiers[0]) ) return GROW_DOUBLING;
+      builds |= costNameIn(name, costBuilders, sizeof costBuilders / sizeof costBuilders[0]);
+      continue;
+    }
+    if( type==SQLTOK_WORD && costNameIn(name, words, sizeof words / sizeof words[0]) ) continue;
+    for(int j = from; j < k && !twice; j++){
+      char other[NT_MAX_ID_LEN + 1];
+      twice = (t->a[j].type==SQLTOK_WORD || t->a[j].type==SQLTOK_QUOTED) && !sqlTokIsOp(t, j + 1, "(")
+           && sqlTokName(t, j, other, sizeof other) && sqlite3_stricmp(name, other)==0;
     }
   }
-  return 0;
+  return !builds ? GROW_NONE : twice ? GROW_DOUBLING : GROW_LINEAR;
+}
+
+/* The fastest growth of any select-list item of c's body (GROW_*). */
+static int costGrowth(const SqlToks *t, const CostCte *c){
+  static const char *const ends[] = {
+    "FROM", "WHERE", "GROUP", "HAVING", "WINDOW", "ORDER", "LIMIT", "UNION", "INTERSECT", "EXCEPT",
+  };
+  int d = t->a[c->open].depth + 1, growth = GROW_NONE;
+  for(int k = c->open + 1; k < c->close; k++){
+    if( t->a[k].depth!=d || !sqlTokIsWord(t, k, "SELECT") ) continue;
+    int from = k + 1;
+    for(int j = from; j <= c->close; j++){
+      int end = j==c->close;
+      for(size_t e = 0; !end && e < sizeof ends / sizeof ends[0]; e++){
+        end = t->a[j].depth==d && sqlTokIsWord(t, j, ends[e]);
+      }
+      if( end || (t->a[j].depth==d && sqlTokIsOp(t, j, ",")) ){
+        int g = costItemGrowth(t, from, j);
+        if( g > growth ) growth = g;
+        from = j + 1;
+      }
+      if( end ){ k = j; break; }
+    }
+  }
+  return growth;
 }
 
 /* Check one recursive CTE definition: its LIMIT + OFFSET, or a LIMIT added. */
 static int costBoundCte(CostScan *s, CostCte *c){
   const SqlToks *t = s->t;
-  c->builds = costBuilds(t, c);
+  c->builds = costGrowth(t, c);
   int d = t->a[c->open].depth + 1, limit = -1, where = 0;
   for(int k = c->open + 1; k < c->close; k++){
     if( t->a[k].depth!=d ) continue;
@@ -666,6 +716,15 @@ static int costPattern(CostScan *s, const char *fn, int from, int to){
   return NT_OK;
 }
 
+/* Add bytes of work for one call: once if SQLite evaluates it once (a
+** deterministic call of constants only, which it factors out of every
+** loop), else on every row. */
+static void costAddBytes(CostScan *s, double bytes, int once){
+  if( bytes <= 0 ) return;
+  if( once ) s->once += bytes / COST_BYTES_PER_VISIT;
+  else s->weight += bytes / COST_BYTES_PER_VISIT;
+}
+
 /* Check the call of costRules[rule] whose "(" is token open. */
 static int costCall(CostScan *s, int rule, int open){
   const char *fn = costRules[rule].name;
@@ -673,13 +732,17 @@ static int costCall(CostScan *s, int rule, int open){
   int n = costArgs(s->t, open, from, to, 3);
   char label[32];
   snprintf(label, sizeof label, "%s()", fn);
+  sqlite3_value *whole = NULL;
+  int once = sqlite3_stricmp(fn, "randomblob")!=0
+          && costConstant(s->room, s->t, open - 1, s->t->a[open].match + 1, s->args, &whole);
+  sqlite3_value_free(whole);
   switch( costRules[rule].rule ){
     case RULE_SIZE: {
       double bytes = 0;
       if( n < 1 || !costConstantInt(s->room, s->t, from[0], to[0], s->args, &bytes) ){
         return costRefuse(s, "%s: the size must be a number or a parameter", label, 0);
       }
-      if( bytes > 0 ) s->weight += bytes / COST_BYTES_PER_VISIT;
+      costAddBytes(s, bytes, once);
       return NT_OK;
     }
     case RULE_FORMAT: {
@@ -691,7 +754,7 @@ static int costCall(CostScan *s, int rule, int open){
       double bytes = costFormatBytes(f);
       sqlite3_free(f);
       if( bytes < 0 ) return costRefuse(s, "%s: a '*' width or precision is not allowed", label, 0);
-      s->weight += bytes / COST_BYTES_PER_VISIT;
+      costAddBytes(s, bytes, once);
       return NT_OK;
     }
     case RULE_REPLACE: {
@@ -708,11 +771,11 @@ static int costCall(CostScan *s, int rule, int open){
         return costRefuse(s, "%s: the replacement may be at most %.0f times as long as what it replaces",
                           label, COST_MAX_GROWTH);
       }
-      s->weight += growth;
+      if( !once ) s->weight += growth;
       return NT_OK;
     }
     case RULE_PATTERN:
-      if( n < 1 ) return NT_OK;
+      if( n < 1 || once ) return NT_OK;
       return costPattern(s, label, from[0], to[0]);
     default: {                                        /* RULE_VALUES */
       char *v = NULL;
@@ -957,9 +1020,10 @@ static double planLoopRows(CostPlan *c, int i, double *pSeek){
   *pSeek = COST_SEEK_VISITS;
   if( !planUnique(c, n) ) return base;
   double one = 1;
-  if( c->hasIn ){                                     /* rowid IN (…): one row per value */
+  if( c->hasIn ){                                     /* key IN (…): one row per value */
     one = ceil(n->est);
     if( c->listRows > one ) one = c->listRows;
+    if( one < 1 ) one = 1;
   }
   return base < one ? base : one;
 }
@@ -989,14 +1053,17 @@ static double planCteRows(const CostPlan *c, const char *name, int *pBuilds){
     const CostCte *d = &c->scan->ctes[i];
     if( sqlite3_stricmp(d->name, name)!=0 ) continue;
     if( d->rows > r ) r = d->rows;
-    *pBuilds |= d->builds;
+    if( d->builds > *pBuilds ) *pBuilds = d->builds;
   }
   return r;
 }
 
 /* The bytes n steps of a string-building recursion may copy, in row
-** visits: step i carries up to min(i x COST_STEP_GROWTH, 2 MB). */
-static double planGrowth(double n){
+** visits: step i carries up to min(i x COST_STEP_GROWTH, 2 MB), or, for one
+** that doubles its values, 2 MB from the start. */
+static double planGrowth(double n, int growth){
+  if( growth==GROW_NONE ) return 0;
+  if( growth==GROW_DOUBLING ) return n * COST_MAX_VALUE / COST_BYTES_PER_VISIT;
   double k = floor(COST_MAX_VALUE / COST_STEP_GROWTH);         /* steps to reach the cap */
   double m = n < k ? n : k;
   double bytes = COST_STEP_GROWTH * m * (m + 1) / 2 + (n > k ? (n - k) * COST_MAX_VALUE : 0);
@@ -1035,7 +1102,7 @@ static double planSource(CostPlan *c, int i){
   c->recursive = name;
   planSelect(c, c->nodes[step].id, &rc, &rr);
   c->recursive = outer;
-  n->cost = sc + bound * (rc + COST_STEP_VISITS) + (builds ? planGrowth(bound) : 0);
+  n->cost = sc + bound * (rc + COST_STEP_VISITS) + planGrowth(bound, builds);
   n->rows = bound;
   return n->rows;
 }
@@ -1168,7 +1235,7 @@ static int costPlan(Room *room, const GuardPlan *plan, const CostScan *scan,
   int lists = 0;
   for(int i = 0; i < c.n; i++) lists |= c.nodes[i].kind==PK_LIST || c.nodes[i].kind==PK_INSOURCE
                                      || strstr(c.nodes[i].text, "LIST SUBQUERY")!=NULL;
-  c.listRows = lists ? c.maxRows : scan->t->n;       /* a literal list has fewer values than tokens */
+  c.listRows = lists ? c.maxRows : 0;               /* a literal list: the planner counts it */
   double cost = 0, rows = 0;
   planSelect(&c, 0, &cost, &rows);
   free(c.nodes);
@@ -1245,7 +1312,7 @@ int costBound(Room *room, const char *sql, const cJSON *args, int mode, GuardPla
   if( rc==NT_OK ) rc = costPlan(room, plan, &s, &out->cost, err, errLen);
   if( rc==NT_OK ){
     out->weight = s.weight;
-    out->cost *= s.weight;
+    out->cost = out->cost * s.weight + s.once;
   }
   if( rc==NT_NOMEM ) snprintf(err, errLen, "out of memory");
   free(s.ctes);
