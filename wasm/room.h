@@ -20,6 +20,7 @@
 #define NT_NOCHANGE           2    /* transaction body wrote nothing: roll back, succeed */
 #define NT_MAX_FRAME    (1u << 20) /* largest accepted frame / HTTP body, bytes */
 #define NT_MAX_ID_LEN        128   /* user ids, client ids, room names */
+#define NT_MAX_VALUE     2000000   /* DO SQLite's largest string or blob, bytes */
 
 /* ---- buf.c: a growable byte buffer ------------------------------------ */
 typedef struct Buf {

@@ -15,7 +15,9 @@
 **               (randomblob, zeroblob, printf/format widths, replace,
 **               LIKE/GLOB patterns) must have constant arguments (literals
 **               or parameters), evaluated in the analysis database under a
-**               step limit; they weigh each row by the bytes they produce.
+**               step limit; they weigh each row by the bytes they produce,
+**               or count once when the whole call is a constant (SQLite
+**               evaluates those once per statement).
 **   The plan.   The statement, wrapped for row-level security as it will
 **               run, is planned in the analysis database (the schema mirror
 **               with its indexes, no statistics: the plan the room's SQLite
@@ -24,7 +26,11 @@
 **               row, a search visits every row unless it is an equality on a
 **               unique key; nested loops multiply, correlated subqueries run
 **               once per row of their query, sorts cost n log n, recursive
-**               CTEs cost their LIMIT times their recursive step.
+**               CTEs cost their LIMIT times their recursive step. A recursion
+**               whose select list builds strings is charged for values that
+**               grow with every step: by COST_STEP_GROWTH bytes (a path), or
+**               to the 2 MB limit at once when an item uses a name twice or
+**               calls an amplifier (s || s, hex(s)).
 **
 ** Structure SQLite does not report (where a CTE's LIMIT is, what a LIKE
 ** pattern is) is located with sqltok.c in the text SQLite accepted; where
@@ -47,12 +53,11 @@
 #define COST_STEP_VISITS          2.0          /* one step of a recursive CTE's queue */
 #define COST_MAX_GROWTH           16.0         /* replace(): replacement / search length */
 #define COST_MAX_PATTERN          1000         /* bytes in a LIKE or GLOB pattern */
-#define COST_VALUE_ROWS           1000000.0    /* rows json_each can find in a 2 MB value */
+#define COST_VALUE_ROWS           (NT_MAX_VALUE / 2.0)   /* rows json_each can find in one value */
 #define COST_COUNT_FRESH_MS       1000.0       /* cached count plus writes, then recount */
 #define COST_EVAL_STEPS           100          /* x 1000 VM steps for one constant */
 #define COST_UNKNOWN_ROWS         1e12         /* a table that could not be counted */
 #define COST_STEP_GROWTH          1024.0       /* bytes a string-building recursion may add per step */
-#define COST_MAX_VALUE            2000000.0    /* DO SQLite's largest string or blob */
 
 /* ------------------------------------------------------------------------
 ** Configuration.
@@ -1063,10 +1068,10 @@ static double planCteRows(const CostPlan *c, const char *name, int *pBuilds){
 ** that doubles its values, 2 MB from the start. */
 static double planGrowth(double n, int growth){
   if( growth==GROW_NONE ) return 0;
-  if( growth==GROW_DOUBLING ) return n * COST_MAX_VALUE / COST_BYTES_PER_VISIT;
-  double k = floor(COST_MAX_VALUE / COST_STEP_GROWTH);         /* steps to reach the cap */
+  if( growth==GROW_DOUBLING ) return n * (double)NT_MAX_VALUE / COST_BYTES_PER_VISIT;
+  double k = floor((double)NT_MAX_VALUE / COST_STEP_GROWTH);         /* steps to reach the cap */
   double m = n < k ? n : k;
-  double bytes = COST_STEP_GROWTH * m * (m + 1) / 2 + (n > k ? (n - k) * COST_MAX_VALUE : 0);
+  double bytes = COST_STEP_GROWTH * m * (m + 1) / 2 + (n > k ? (n - k) * (double)NT_MAX_VALUE : 0);
   return bytes / COST_BYTES_PER_VISIT;
 }
 

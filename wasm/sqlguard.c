@@ -38,7 +38,6 @@
 
 #define RLS_VIEW_PREFIX "_rls_"
 #define REPLICA_VIEW_PREFIX "_replica_"   /* mirror-only views for the replica pass */
-#define GUARD_MAX_VALUE 2000000           /* DO SQLite's largest string or blob */
 
 /* Add a copy of s to the set (*arr, *n) unless present; 0 or NT_NOMEM. */
 static int setAdd(char ***arr, int *n, const char *s){
@@ -197,7 +196,7 @@ int guardOpen(Room *room){
   }
   sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
   sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_STMT_SCANSTATUS, 1, NULL);   /* plans, sqlcost.c */
-  sqlite3_limit(room->guardDb, SQLITE_LIMIT_LENGTH, GUARD_MAX_VALUE);          /* constants, sqlcost.c */
+  sqlite3_limit(room->guardDb, SQLITE_LIMIT_LENGTH, NT_MAX_VALUE);             /* constants, sqlcost.c */
   return NT_OK;
 }
 
