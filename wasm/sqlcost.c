@@ -796,6 +796,13 @@ static int costCall(CostScan *s, int rule, int open){
   }
 }
 
+/* Aggregates whose value holds every row of their frame: as window
+** functions they build a value per row that grows with the frame. */
+static const char *const costGrowingAggregates[] = {
+  "group_concat", "string_agg", "json_group_array", "json_group_object",
+  "jsonb_group_array", "jsonb_group_object",
+};
+
 /* Every call of a rule function and every LIKE/GLOB operator; *found gets
 ** one bit per rule that was seen. */
 static int costScanCalls(CostScan *s, unsigned *found){
@@ -805,6 +812,16 @@ static int costScanCalls(CostScan *s, unsigned *found){
     if( type!=SQLTOK_WORD && type!=SQLTOK_QUOTED ) continue;
     char name[32];
     if( !sqlTokName(t, i, name, sizeof name) ) continue;
+    if( sqlTokIsOp(t, i + 1, "(")
+        && costNameIn(name, costGrowingAggregates, sizeof costGrowingAggregates / sizeof costGrowingAggregates[0]) ){
+      int j = t->a[i + 1].match + 1;
+      if( sqlTokIsWord(t, j, "FILTER") && sqlTokIsOp(t, j + 1, "(") ) j = t->a[j + 1].match + 1;
+      if( sqlTokIsWord(t, j, "OVER") ){
+        return costRefuse(s, "%s() may not be a window function here: its value grows with"
+                          " every row of the frame", name, 0);
+      }
+      continue;
+    }
     int rule = costRuleOf(name);
     if( rule < 0 ) continue;
     int pattern = costRules[rule].rule==RULE_PATTERN;

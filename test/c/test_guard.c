@@ -359,6 +359,13 @@ static const GuardCase functions[] = {
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab\"]",
     "longer than 1000 bytes" },
+  /* string aggregates as window functions: a growing value on every row */
+  { "SELECT group_concat(title) OVER (ORDER BY created_at) FROM tasks", NULL,
+    "group_concat() may not be a window function here" },
+  { "SELECT json_group_array(title) FILTER (WHERE status = 'done') OVER w FROM tasks WINDOW w AS (ORDER BY id)",
+    NULL, "json_group_array() may not be a window function" },
+  { "SELECT group_concat(title) FROM tasks", NULL, NULL },
+  { "SELECT sum(created_at) OVER (ORDER BY created_at) FROM tasks", NULL, NULL },
   /* a column named like a function is not a call */
   { "WITH x(printf, replace) AS (SELECT 1, 2) SELECT printf + replace FROM x", NULL, NULL },
 };
