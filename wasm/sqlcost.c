@@ -828,12 +828,11 @@ static int costScanCalls(CostScan *s, unsigned *found){
     int rc;
     if( pattern && type==SQLTOK_WORD && (!sqlTokIsOp(t, i + 1, "(") || costAfterOperand(t, i - 1)) ){
       /* x [NOT] LIKE pattern [ESCAPE e] */
-      int end = costOperandEnd(t, i + 1);
+      int patEnd = costOperandEnd(t, i + 1), end = patEnd;
       if( end > 0 && sqlTokIsWord(t, end, "ESCAPE") ) end = costOperandEnd(t, end + 1);
       if( end < 0 || !costEndsOperand(t, end) ){
         return costRefuse(s, "could not read the pattern of %s", name, 0);
       }
-      int patEnd = costOperandEnd(t, i + 1);
       rc = costPattern(s, costRules[rule].name, i + 1, patEnd);
     }else if( sqlTokIsOp(t, i + 1, "(") ){
       rc = costCall(s, rule, i + 1);
