@@ -65,7 +65,7 @@ typedef struct GuardCtx {
   Room *room;                      /* whose schema */
   int mode;                        /* GUARD_TRUSTED, GUARD_READONLY or GUARD_REPLICA */
   GuardPlan *plan;                 /* reads and writes are collected here */
-  char **direct;                   /* RLS tables read not through their view */
+  char **direct;                   /* tables read around their view (RLS, or the replica's) */
   int nDirect;
   char **targets;                  /* tables the top-level statement writes */
   int nTargets;
