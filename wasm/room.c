@@ -69,6 +69,7 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   room->testHooks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(room->config, "testHooks"));
   room->batchMs = roomConfigNumber(room->config, "batchMs", 150);
   rateConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "rateLimits"));
+  costConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "sqlLimits"));
   if( room->name==NULL ){ nt_room_free(room); return NULL; }
   return room;
 }

@@ -23,6 +23,7 @@
 #define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
 #define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
 #define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
+#define NT_MAX_VALUE     2000000   /* DO SQLite's largest string or blob, bytes */
 
 /* ---- buf.c: a growable byte buffer ------------------------------------ */
 typedef struct Buf {
@@ -187,6 +188,8 @@ cJSON *storeRowsAsObjects(const SqlResult *res);
 /* ---- sqlguard.c: the embedded SQLite that analyses SQL ------------------ */
 #define GUARD_TRUSTED  0           /* named functions written by the app */
 #define GUARD_READONLY 1           /* client-supplied SQL: one read-only statement */
+#define GUARD_REPLICA  2           /* GUARD_READONLY, and every table read through the
+                                      replica's per-room view (run on D1) */
 typedef struct GuardPlan {
   int readonly;                    /* sqlite3_stmt_readonly */
   int nParam;                      /* sqlite3_bind_parameter_count */
@@ -196,6 +199,16 @@ typedef struct GuardPlan {
   char **writes;                   /* tables written (incl. by triggers), owned */
   int nWrites;
   int deletes;                     /* the statement (or a trigger) deletes rows */
+  char **recursive;                /* CTEs SQLite found recursive, owned, deduplicated */
+  int nRecursive;
+  char **calls;                    /* "name" or "name\x1finner" of each function called
+                                      as written (inner: innermost view or CTE), owned */
+  int nCalls;
+  char **columns;                  /* result column names, owned */
+  int nColumns;
+  sqlite3_stmt *explain;           /* client SQL: EXPLAIN QUERY PLAN of the RLS-wrapped
+                                      statement in the analysis database, owned; NULL
+                                      for GUARD_TRUSTED */
 } GuardPlan;
 int guardOpen(Room *room);
 int guardSync(Room *room);
@@ -205,12 +218,78 @@ int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t 
 const GuardPlan *fnPlan(const Fn *fn);
 const char *fnSql(const Fn *fn);      /* positional SQL as written (not RLS-wrapped) */
 
+/* ---- sqltok.c: SQL text as SQLite's tokenizer splits it ----------------- */
+#define SQLTOK_WORD    1           /* identifier or keyword, unquoted */
+#define SQLTOK_QUOTED  2           /* "identifier", `identifier`, [identifier] */
+#define SQLTOK_STRING  3           /* 'string' */
+#define SQLTOK_BLOB    4           /* x'hex' */
+#define SQLTOK_NUMBER  5
+#define SQLTOK_PARAM   6           /* ?, ?NNN, :name, @name, $name */
+#define SQLTOK_OP      7           /* punctuation and operators */
+#define SQLTOK_ILLEGAL 8           /* never in a tokenized statement */
+typedef struct SqlTok {
+  int type;                        /* SQLTOK_* */
+  int start, len;                  /* byte range in the text */
+  int depth;                       /* parentheses around it ("(" and ")" count outside) */
+  int match;                       /* for "(" and ")": index of the partner, else -1 */
+  int param;                       /* for ? and ?NNN: SQLite's parameter number, else 0 */
+} SqlTok;
+typedef struct SqlToks {
+  const char *sql;                 /* the text (borrowed) */
+  SqlTok *a;                       /* tokens, owned; comments and blanks dropped */
+  int n;
+} SqlToks;
+/* NT_OK, NT_NOMEM, or NT_SQL_REJECTED for text SQLite would not tokenize
+** (an unterminated string, unbalanced parentheses). sqlToksFree after. */
+int sqlTokenize(const char *sql, SqlToks *out);
+void sqlToksFree(SqlToks *toks);
+int sqlTokIsWord(const SqlToks *toks, int i, const char *word);  /* unquoted, any case */
+int sqlTokIsOp(const SqlToks *toks, int i, const char *op);
+/* Token i as a name (identifier dequoted, or a string), into out; 0 if it
+** is neither or does not fit. */
+int sqlTokName(const SqlToks *toks, int i, char *out, size_t n);
+
+/* ---- sqlcost.c: the bound on a client statement's work ------------------ */
+typedef struct SqlLimits {
+  double maxCost;                  /* estimated row visits a statement may cost in the room */
+  double replicaMaxCost;           /* the same for one run on the D1 replica */
+  double maxRecursion;             /* rows one recursive CTE may produce (LIMIT + OFFSET) */
+} SqlLimits;
+/* Read {"maxCost","replicaMaxCost","maxRecursion"} (absent or <= 0: default). */
+void costConfigure(Room *room, const cJSON *cfg);
+typedef struct CostBound {
+  char *sql;                       /* the statement, every recursive CTE bounded; owned */
+  double cost;                     /* estimated row visits, function weight included */
+  double weight;                   /* per-row weight of its expensive functions, >= 1 */
+} CostBound;
+/* Bound client statement sql (already passed guardAnalyse in mode, which
+** filled *plan; args are its positional bindings): every recursive CTE gets
+** a LIMIT within room->sqlLimits.maxRecursion or is refused, expensive
+** functions must have constant arguments, and the plan is costed with the
+** room's row counts. When a LIMIT was added, sql is analysed again and *plan
+** replaced. NT_OK with *out filled (costBoundFree after), or NT_SQL_REJECTED
+** with the reason in err. The cost is not compared with a limit here. */
+int costBound(Room *room, const char *sql, const cJSON *args, int mode, GuardPlan *plan,
+              CostBound *out, char *err, size_t errLen);
+void costBoundFree(CostBound *b);
+/* sql with its top-level LIMIT at most maxRows (added, or lowered); caller
+** frees. NULL with err set when the existing LIMIT is not a constant. */
+char *costCapRows(Room *room, const char *sql, const cJSON *args, int maxRows,
+                  char *err, size_t errLen);
+void costFree(Room *room);         /* forget cached row counts */
+
 /* ---- rawsql.c: client-supplied SQL --------------------------------------- */
 /* Check sql (guard, length, positional params), wrap it for the caller's
 ** row-level security and bind params. On success the caller frees plan,
 ** *pWrapped and *ppArgs. */
 int rawPrepare(Call *call, const char *sql, const cJSON *params, GuardPlan *plan,
                char **pWrapped, cJSON **ppArgs);
+/* res as executeSQL answers it: {columns, rows (objects), truncated}, at
+** most 1,000 rows and about 1 MiB of them. res keeps ownership. */
+int rawShape(Call *call, SqlResult *res, cJSON **ppResult);
+/* Run wrapped (RLS-wrapped client SQL) with args (borrowed) in the room,
+** capped, and shape the answer. */
+int rawRun(Call *call, const char *wrapped, cJSON *args, cJSON **ppResult);
 
 /* ---- live.c: live queries ----------------------------------------------- */
 typedef struct Sub Sub;
@@ -439,6 +518,11 @@ int syncReplicaReady(Room *room, const GuardPlan *plan);
 /* Answer fn from D1 (args consumed; localSql, the RLS-wrapped local SQL,
 ** copied for the fallback). NT_PENDING, or an error. */
 int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql);
+/* The same for client SQL sql (bounded, positional, its top-level LIMIT
+** capped), answered {columns, rows, truncated}; localSql (copied) runs in
+** the room when D1 fails; NULL: it may not, and the caller gets UNAVAILABLE. */
+int syncReplicaRaw(Call *call, const GuardPlan *plan, const char *sql, cJSON *args,
+                   const char *localSql);
 void roomOnCommit(Room *room, const GuardPlan *plan);  /* every committed write */
 
 /* ---- room.c: the in-memory timer shared by the subsystems --------------- */
@@ -513,6 +597,8 @@ struct Room {
   int eventsDirty;                 /* bit per memory-store event to push */
   double lastEventAt;              /* when events last went out */
   RateLimits rate;                 /* rate limits and their counters (ratelimit.c) */
+  SqlLimits sqlLimits;             /* bounds on client SQL (sqlcost.c) */
+  struct CostCounts *costCounts;   /* cached row counts per table (sqlcost.c) */
   Stats stats;                     /* counters for getStats */
 };
 
