@@ -17,6 +17,7 @@
 **   - a refused attachment leaves no connection behind;
 **   - a restored connection has a user id, and every frame sent is a typed
 **     JSON object;
+**   - what it restores expires as fresh state does: no timer an hour ahead;
 **   - the attachment the core writes afterwards restores on a second socket
 **     to the same user with the same number of subscriptions.
 */
@@ -26,6 +27,7 @@ FUZZ_SHARES_ROOM
 
 #define FUZZ_CONN  10              /* the woken connection */
 #define FUZZ_TWIN  11              /* the one restored from its new attachment */
+#define FUZZ_MAX_TIMER_MS 3600e3   /* presence lives 60 s, resends 5 s, idle queries 60 s */
 
 static void fuzzSend(uint32_t conn, const char *frame){
   fakehostMessage(conn, frame);
@@ -70,9 +72,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size){
     fuzzSend(1, "{\"action\":\"rpc\",\"id\":1,\"method\":\"createTask\",\"payload\":{\"title\":\"a\"}}");
     fuzzSend(FUZZ_CONN, "{\"action\":\"rpc\",\"id\":2,\"method\":\"createNote\","
                         "\"payload\":{\"title\":\"n\",\"content\":\"c\"}}");
+    /* What was restored expires like fresh state: nothing asks the host
+    ** for a timer further ahead than FUZZ_MAX_TIMER_MS. */
+    if( fakehostTimerAt() > fakehostNow() + FUZZ_MAX_TIMER_MS ){
+      fuzzFail("restored state asks for a timer %g ms ahead", fakehostTimerAt() - fakehostNow());
+    }
     for(int i = 0; i < 4; i++){    /* past every resend */
       fakehostAdvance(6000);
-      if( fakehostTimerAt() > 0 ) fakehostFireTimer();
+      if( fakehostTimerAt() > 0 && fakehostTimerAt() <= fakehostNow() ) fakehostFireTimer();
     }
     fuzzSend(FUZZ_CONN, "{\"action\":\"rpc\",\"id\":3,\"method\":\"setPresence\","
                         "\"payload\":{\"status\":{\"here\":true}}}");

@@ -171,8 +171,9 @@ static inline Room *fuzzAppOpen(void){
 /* Opening a room runs every migration and analyses every function, far
 ** slower than one input, so the targets that need a room share one across
 ** inputs: fuzzSessionBegin opens it at the first input and again after every
-** NT_FUZZ_REBUILD inputs (default 200; 1 makes every input start from a new
-** room, which is how to replay a crash that needed earlier inputs' rows).
+** NT_FUZZ_REBUILD inputs (default 50, so the rows and cron jobs inputs leave
+** behind stay few; 1 makes every input start from a new room, which is how
+** to replay a crash that needed earlier inputs' rows).
 ** Between inputs the clock moves on a day, so rate windows, presence and
 ** idempotency records of the previous input have expired. Returns 1 when the
 ** room is new. */
@@ -184,7 +185,7 @@ static inline int fuzzSessionWillRebuild(void){
   static int every;
   if( every==0 ){
     const char *v = getenv("NT_FUZZ_REBUILD");
-    every = v && atoi(v) > 0 ? atoi(v) : 200;
+    every = v && atoi(v) > 0 ? atoi(v) : 50;
   }
   return fakehostRoom()==NULL || fuzzSessions % every==0;
 }
