@@ -291,6 +291,7 @@ void fakehostReset(void){
   F.allowTxnSql = F.deniedTxn = 0;
   F.room = NULL;
   F.now = FAKEHOST_EPOCH_MS;
+  F.timerAt = F.alarmAt = 0;       /* the old room's requests, at the old clock */
   F.rng = 0x9E3779B97F4A7C15ull;
   dbOpen();
 }

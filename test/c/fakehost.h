@@ -56,9 +56,10 @@ typedef struct FakeAsync {
 } FakeAsync;
 
 /* ---- lifecycle --------------------------------------------------------- */
-/* Forget everything: records, clock (back to FAKEHOST_EPOCH_MS), random seed,
-** injected faults, the room pointer; close the SQLite database and open an
-** empty one. Does not free the room: that is the test's job. */
+/* Forget everything: records, clock (back to FAKEHOST_EPOCH_MS), timer and
+** alarm, random seed, injected faults, the room pointer; close the SQLite
+** database and open an empty one. Does not free the room: that is the
+** test's job. */
 void fakehostReset(void);
 /* Forget only the records (frames, responses, closes, async requests, logs). */
 void fakehostClear(void);

@@ -114,7 +114,7 @@ static void fuzzHttp(const char *identity, const char *body, size_t len){
   uint8_t *b = nt_alloc((uint32_t)len);
   uint8_t *id = nt_alloc((uint32_t)strlen(identity));
   if( (b==NULL && len) || id==NULL ) fuzzFail("nt_alloc failed");
-  memcpy(b, body, len);
+  if( len ) memcpy(b, body, len);
   memcpy(id, identity, strlen(identity));
   nt_http_rpc(fakehostRoom(), req, id, (uint32_t)strlen(identity), b, (uint32_t)len);
   nt_free(b);
