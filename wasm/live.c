@@ -42,6 +42,7 @@
 ** WebSocket attachment, so they survive hibernation; seq values are reserved
 ** in blocks recorded there, so seq keeps growing across a wake-up.
 */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -679,8 +680,12 @@ int liveRestore(Room *room, Conn *conn, const cJSON *attachment){
   const cJSON *subs = cJSON_GetObjectItemCaseSensitive(attachment, "subs");
   const cJSON *seq = cJSON_GetObjectItemCaseSensitive(attachment, "seq");
   const cJSON *next = cJSON_GetObjectItemCaseSensitive(attachment, "nextSub");
-  if( cJSON_IsNumber(seq) ) conn->seq = conn->seqReserved = seq->valuedouble;
-  if( cJSON_IsNumber(next) ) conn->nextSubId = (uint32_t)next->valuedouble;
+  /* Storage the core does not control: only numbers it could have written. */
+  if( cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble <= 9007199254740991.0
+      && seq->valuedouble==floor(seq->valuedouble) ) conn->seq = conn->seqReserved = seq->valuedouble;
+  if( cJSON_IsNumber(next) && next->valuedouble >= 0 && next->valuedouble <= UINT32_MAX ){
+    conn->nextSubId = (uint32_t)next->valuedouble;
+  }
   Caller caller;
   connCaller(conn, &caller);
   const cJSON *spec;

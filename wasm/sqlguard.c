@@ -185,6 +185,14 @@ static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
   }
 }
 
+/* The Durable Object's SQLite limits that a statement meets when it is
+** prepared, so that what the guard prepares is what the room can. */
+static const struct { int id; int value; } guardLimits[] = {
+  { SQLITE_LIMIT_VARIABLE_NUMBER, 100 },   /* bound parameters */
+  { SQLITE_LIMIT_COLUMN, 100 },            /* columns of a table or a result */
+  { SQLITE_LIMIT_FUNCTION_ARG, 32 },       /* arguments of one function call */
+};
+
 int guardOpen(Room *room){
   if( room->guardDb ) return NT_OK;
   int rc = sqlite3_open_v2(":memory:", &room->guardDb,
@@ -197,6 +205,9 @@ int guardOpen(Room *room){
   sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
   sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_STMT_SCANSTATUS, 1, NULL);   /* plans, sqlcost.c */
   sqlite3_limit(room->guardDb, SQLITE_LIMIT_LENGTH, NT_MAX_VALUE);             /* constants, sqlcost.c */
+  for(size_t i = 0; i < sizeof guardLimits / sizeof guardLimits[0]; i++){
+    sqlite3_limit(room->guardDb, guardLimits[i].id, guardLimits[i].value);
+  }
   return NT_OK;
 }
 
