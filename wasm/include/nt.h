@@ -68,7 +68,7 @@
 #define NT_LOG_WARN  2
 #define NT_LOG_ERROR 3
 
-typedef struct Room Room;          /* all state of one room; defined in room.h */
+typedef struct Room Room;          /* all state of one room; defined in host/host.h */
 
 /* ------------------------------------------------------------------------
 ** Exports: called by the host.

@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "sql.h"
 
 #define RLS_VIEW_PREFIX "_rls_"
 

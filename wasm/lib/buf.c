@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "lib.h"
 
 /* Make room for n more bytes plus a NUL; 0 on success. */
 static int bufReserve(Buf *b, size_t n){

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "feature.h"
 
 #define CRON_MAX_PER_USER 50
 #define CRON_MAX_NAME     128

@@ -8,7 +8,8 @@
 ** randomness and time from the host, as the ABI requires.
 */
 #include <string.h>
-#include "room.h"
+#include "sqlite3.h"
+#include "lib.h"
 
 static int memvfsOpen(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file,
                       int flags, int *outFlags){

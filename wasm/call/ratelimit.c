@@ -43,7 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "call.h"
 
 #define RATE_CLEANUP_EVERY 1000   /* rateCheckSql calls between cleanups */
 #define RATE_EPS           1e-6   /* slack for floating-point sums of counts */

@@ -2,15 +2,16 @@
 ** async.c — asynchronous host calls: an id out, a completion back.
 **
 ** C never blocks. A handler that needs D1 (and later Queues, R2, fetch)
-** calls asyncStart: the request goes to the host with a fresh id and the
-** call's reply slot moves into a pending entry. When the host calls
-** nt_async_done with that id, the entry's completion turns the host's answer
-** into a result or an error, and the reply goes out to the WebSocket or HTTP
-** request that asked. Unknown or repeated ids are ignored.
+** calls asyncBegin (through asyncStart, call/call.c): the request goes to
+** the host with a fresh id and the call's reply slot moves into a pending
+** entry. When the host calls nt_async_done with that id, the entry's
+** completion turns the host's answer into a result or an error, and the
+** reply goes out to the WebSocket or HTTP request that asked. Unknown or
+** repeated ids are ignored.
 */
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "host.h"
 
 struct Async {
   uint32_t id;                     /* id given to the host */
@@ -21,15 +22,13 @@ struct Async {
   Async *next;                     /* next pending entry */
 };
 
-/* Start kind with req; the entry keeps xDone/state and, when call is not
-** NULL, takes over the call's reply. */
-static int asyncBegin(Room *room, Call *call, int kind, cJSON *req, AsyncDone xDone, void *state){
+int asyncBegin(Room *room, Reply *reply, int kind, cJSON *req, AsyncDone xDone, void *state){
   Async *a = calloc(1, sizeof *a);
   if( room->d1Fail ) cJSON_AddBoolToObject(req, "fail", 1);   /* test hook */
   char *json = cJSON_PrintUnformatted(req);
   if( a==NULL || json==NULL ){
     free(a); cJSON_free(json);
-    return call ? callFail(call, NT_NOMEM, "out of memory") : NT_NOMEM;
+    return NT_NOMEM;
   }
   a->id = ++room->nextAsyncId;
   if( a->id==0 ) a->id = ++room->nextAsyncId;          /* 0 is never an id */
@@ -39,21 +38,17 @@ static int asyncBegin(Room *room, Call *call, int kind, cJSON *req, AsyncDone xD
   cJSON_free(json);
   if( rc ){
     free(a);
-    return call ? callFail(call, NT_UNAVAILABLE, "the host could not start the request") : NT_UNAVAILABLE;
+    return NT_UNAVAILABLE;
   }
-  if( call ){
-    a->reply = call->reply;                             /* the reply moves here */
-    memset(&call->reply, 0, sizeof call->reply);
+  if( reply ){
+    a->reply = *reply;                                  /* the reply moves here */
+    memset(reply, 0, sizeof *reply);
   }else{
     a->internal = 1;
   }
   a->next = room->pending;
   room->pending = a;
   return NT_PENDING;
-}
-
-int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state){
-  return asyncBegin(call->room, call, kind, req, xDone, state);
 }
 
 int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *state){

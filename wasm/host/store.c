@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "host.h"
 
 /* Copy the host's message into err, bounded, cleaned for clients: our own
 ** "nt:CODE: " prefix (from RAISE in the RLS triggers) and SQLite's trailing
@@ -69,11 +69,6 @@ static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t 
     return NT_INTERNAL;
   }
   return NT_OK;
-}
-
-int storeExecArgs(Room *room, const char *sql, const char *argsJson,
-                  SqlResult *res, char *err, size_t errLen){
-  return storeRun(room, sql, argsJson, 0, 0, res, err, errLen);
 }
 
 int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows,

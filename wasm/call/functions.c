@@ -20,7 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "call.h"
 
 enum { PT_TEXT = 1, PT_INTEGER, PT_REAL, PT_BOOLEAN, PT_JSON, PT_ANY };
 enum { FN_MANY = 1, FN_ONE, FN_EXEC };

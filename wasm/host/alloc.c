@@ -9,7 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "room.h"
+#include "host.h"
 
 void *nt_alloc(uint32_t n){
   return malloc(n ? n : 1);

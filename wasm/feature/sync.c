@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "feature.h"
 
 #define SYNC_BATCH_ROWS   250        /* outbox rows read per batch */
 #define SYNC_PAGE_ROWS    200        /* table rows per initial-sync batch */

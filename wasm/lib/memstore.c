@@ -55,7 +55,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "lib.h"
 
 #define MEM_ENTRY_OVERHEAD  128   /* bytes charged per entry besides its text */
 #define MEM_SAMPLE          20    /* entries per sweep round (Redis: 20) */
@@ -370,7 +370,7 @@ static void memRemove(MemStore *m, MemEntry *e, int why){
   }
 }
 
-/* ---- the interface (room.h) ---------------------------------------------- */
+/* ---- the interface (lib.h) ----------------------------------------------- */
 
 MemStore *memNew(size_t maxBytes){
   MemStore *m = calloc(1, sizeof *m);

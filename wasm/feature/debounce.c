@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "feature.h"
 
 #define DEB_DEFAULT_MS   1000.0          /* flush interval */
 #define DEB_MIN_MS       10.0

@@ -26,7 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "sql.h"
 
 #define RLS_PREFIX "_rls_"
 #define RLS_UID    "(SELECT rls_uid FROM _room WHERE id = 1)"

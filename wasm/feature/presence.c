@@ -20,7 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "feature.h"
 
 #define PRES_EVENT_MS     50.0            /* event coalescing window */
 #define PRES_MAX_JSON     4096            /* bytes of a position or status */

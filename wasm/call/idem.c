@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "call.h"
 
 #define IDEM_KEEP_MS  (24.0 * 3600 * 1000)   /* how long an answer is remembered */
 #define IDEM_TRIM_EVERY 64                   /* trim expired rows every N records */

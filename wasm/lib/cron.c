@@ -35,7 +35,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include "room.h"
+#include "lib.h"
 
 /* ---- the five fields --------------------------------------------------- */
 

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "sql.h"
 
 static const char systemSchema[] =
   "CREATE TABLE IF NOT EXISTS _room ("

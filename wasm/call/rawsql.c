@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "call.h"
 
 #define RAW_MAX_SQL    10000            /* characters (seed 000) */
 #define RAW_MAX_ROWS   1000             /* rows executeSQL returns */

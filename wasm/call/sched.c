@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "call.h"
 
 #define SCHED_MAX_ATTEMPTS 8            /* then the row is dropped */
 #define SCHED_BATCH        50           /* due rows run per alarm */

@@ -24,7 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "feature.h"
 
 #define LIVE_MAX_SUBS      64       /* subscriptions per connection */
 #define LIVE_RESEND_MS     5000.0   /* ack deadline before a resend */

@@ -1,0 +1,140 @@
+/*
+** call.h — the call layer: one request as the core runs it.
+**
+** A Call is who asks, the payload, and where the answer goes. This layer
+** holds what every call may go through: the payload helpers, the named SQL
+** functions of the app, idempotent mutations, rate limits, client-supplied
+** SQL, and the durable schedule that runs tasks from the room's one alarm.
+*/
+#ifndef NT_CALL_H
+#define NT_CALL_H
+
+#include "sql.h"
+
+/* ---- a WebSocket connection (its lifecycle: room/conn.c) ---------------- */
+struct Conn {
+  uint32_t id;                     /* host's connection id */
+  char *userId;                    /* owned */
+  char *role;                      /* owned, "" when none */
+  char *clientId;                  /* owned */
+  struct Sub *subs;                /* live-query subscriptions (live.c) */
+  int nSubs;
+  uint32_t nextSubId;              /* last "sN" handed out */
+  double seq;                      /* last seq sent on this connection */
+  double seqReserved;              /* seq values below this are on record (attachment) */
+  char *presence;                  /* JSON of the status this conn set, owned (presence.c) */
+  double presenceAt;               /* when it was set */
+  struct RateWindow *rate;         /* per-connection windows [room->rate.nConn], owned,
+                                      allocated at the first limited call (ratelimit.c) */
+  struct Conn *next;               /* next in room->conns */
+};
+
+/* ---- the method table's vocabulary (the table: room/methods.def) -------- */
+#define NT_M_READ      0x01        /* reads room data */
+#define NT_M_WRITE     0x02        /* writes room data (one transaction) */
+#define NT_M_ADMIN     0x04        /* admin tokens only */
+#define NT_M_ASYNC     0x08        /* may answer after an async host call */
+#define NT_M_TESTHOOK  0x10        /* exists only when testHooks is on */
+#define NT_M_MEMORY    0x20        /* touches only the in-memory store */
+#define NT_M_SYSTEM    0x40        /* role "system" only (the Worker); UNKNOWN_METHOD to others */
+
+/* ---- call.c: the Call and its payload helpers --------------------------- */
+typedef struct Call {
+  Room *room;                      /* the room */
+  const Caller *caller;            /* who calls (borrowed) */
+  cJSON *payload;                  /* the payload object (borrowed) */
+  Reply reply;                     /* where the answer goes (moved to async state when pending) */
+  const char *mutationId;          /* the client's mutation id, or NULL (borrowed) */
+  struct Conn *conn;               /* the WebSocket it came on; NULL for HTTP, cron */
+  char err[256];                   /* message for a negative return code */
+  double retryAfterMs;             /* with NT_RATE_LIMITED: when to retry, ms (ratelimit.c) */
+} Call;
+typedef int (*MethodFn)(Call *call, cJSON **ppResult);
+typedef struct Method {
+  const char *name;                /* method name on the wire */
+  int flags;                       /* NT_M_* */
+  int cost;                        /* rate-limit units per call; 0 = never limited */
+  MethodFn xCall;                  /* handler; NULL for a named function */
+  const Fn *fn;                    /* the named function, or NULL */
+} Method;
+int callFail(Call *call, int rc, const char *fmt, ...);
+/* payload[name] as a string of 1 to max bytes (borrowed), or NULL with
+** INVALID_ARGUMENT in call->err. */
+const char *callString(Call *call, const char *name, size_t max);
+/* payload[field] as JSON text of at most max bytes (caller frees), or NULL
+** with *rc and call->err set: INVALID_ARGUMENT when absent,
+** PAYLOAD_TOO_LARGE when longer. */
+char *callJson(Call *call, const char *field, size_t max, int *rc);
+/* INVALID_ARGUMENT naming the first payload key not in keys[0..n). */
+int callOnlyKeys(Call *call, const char *const *keys, size_t n);
+#define CALL_ONLY_KEYS(call, keys) callOnlyKeys((call), (keys), sizeof (keys) / sizeof (keys)[0])
+/* asyncBegin on behalf of the call: its reply moves to the pending request.
+** NT_PENDING, or an error with call->err set. */
+int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state);
+
+/* ---- functions.c: named SQL functions ---------------------------------- */
+int fnLoadAll(Room *room, cJSON *files);  /* [{"file","sql"}] */
+const Fn *fnFind(Room *room, const char *name);
+int fnFlags(const Fn *fn);
+int fnBindArgs(Call *call, const Fn *fn, cJSON **ppArgs);   /* validate payload; caller frees */
+int fnShape(Call *call, const Fn *fn, const SqlResult *res, cJSON **ppResult);
+int fnCall(Call *call, const Fn *fn, cJSON **ppResult);
+void fnFreeAll(Room *room);
+const GuardPlan *fnPlan(const Fn *fn);
+const char *fnSql(const Fn *fn);      /* positional SQL as written (not RLS-wrapped) */
+
+/* ---- idem.c: idempotent mutations -------------------------------------- */
+int idemLookup(Call *call, cJSON **ppResult);   /* NT_NOT_FOUND when new */
+int idemRecord(Call *call, const cJSON *result); /* inside the write transaction */
+int idemTrim(Room *room, double nowMs, char *err, size_t errLen);             /* expired mutation ids */
+
+/* ---- rawsql.c: client-supplied SQL --------------------------------------- */
+/* Check sql (guard, length, positional params), wrap it for the caller's
+** row-level security and bind params. On success the caller frees plan,
+** *pWrapped and *ppArgs. */
+int rawPrepare(Call *call, const char *sql, const cJSON *params, GuardPlan *plan,
+               char **pWrapped, cJSON **ppArgs);
+int rawExecuteSql(Call *call, cJSON **ppResult);
+
+/* ---- ratelimit.c: sliding windows over time buckets -------------------- */
+/* Count cost against rule in w at nowMs. NT_OK, or NT_RATE_LIMITED with
+** *pRetryAfterMs (> 0) = how long until cost would fit; nothing is counted
+** when refused. */
+int rateWindowHit(RateWindow *w, const RateRule *rule, double nowMs, double cost,
+                  double *pRetryAfterMs);
+/* The same, durable, in the room's SQLite (table _rate_limits): every rule in
+** rules[0..n) must admit cost for key, else nothing is counted and the
+** largest retry-after is returned. Runs its own statements (call it outside
+** other transactions). */
+int rateCheckSql(Room *room, const char *key, const RateRule *rules, int n,
+                 double nowMs, double cost, double *pRetryAfterMs);
+/* Delete buckets too old to matter for any rule (a scheduled task). */
+int rateCleanupSql(Room *room, double nowMs);
+/* Read {"conn"|"user"|"key": {"perSecond","perMinute","perDay"}} (absent or
+** <= 0: that rule is off; no "rateLimits": no limits at all). */
+void rateConfigure(Room *room, const cJSON *cfg);
+/* methodCall's check before dispatch: the caller's connection windows, then
+** the user's SQL windows, for m->cost. NT_OK, or NT_RATE_LIMITED with
+** call->err and call->retryAfterMs set (and nothing counted). */
+int rateAdmit(Call *call, const Method *m);
+int rateMethodCheck(Call *call, cJSON **ppResult);    /* _rateCheck {key, cost?} */
+int rateMethodCleanup(Call *call, cJSON **ppResult);  /* _rateCleanup {} -> {remaining} */
+
+/* ---- sched.c: the durable schedule behind the one alarm ----------------- */
+typedef int (*SchedTask)(Room *room, const cJSON *payload, char *err, size_t errLen);
+/* Run task with payload (copied; NULL = {}) at atMs; joins the caller's
+** transaction when called inside one. */
+int schedAt(Room *room, double atMs, const char *task, const cJSON *payload);
+int schedArm(Room *room);                 /* alarm = earliest due row */
+int schedOnOpen(Room *room);              /* lifecycle: first start and every wake */
+
+/* ---- Defined above this layer and still called from it; each becomes a
+** hook the top registers. --------------------------------------------------- */
+int methodLookup(Room *room, const char *name, Method *out);      /* room/method.c */
+void roomOnCommit(Room *room, const GuardPlan *plan);             /* room/room.c */
+int syncReplicaReady(Room *room, const GuardPlan *plan);          /* feature/sync.c */
+int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql);
+int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen);     /* feature/cronjobs.c */
+int syncRetryTask(Room *room, const cJSON *payload, char *err, size_t errLen);  /* feature/sync.c */
+
+#endif /* NT_CALL_H */

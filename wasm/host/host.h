@@ -1,0 +1,171 @@
+/*
+** host.h — the layer on the host: the Room, allocation and logging, the
+** Durable Object's SQLite, asynchronous requests, and replies.
+**
+** There are no mutable globals in the core: everything a room knows is
+** reached from its Room, so the host can drop a trapped instance and rebuild
+** the room from durable storage. The files of this layer talk to the host
+** through the imports of nt.h and to nothing above them.
+*/
+#ifndef NT_HOST_H
+#define NT_HOST_H
+
+#include "lib.h"
+#include "cJSON.h"
+#include "sqlite3.h"
+
+#define NT_PENDING            1    /* handler will answer later (async) */
+#define NT_NOCHANGE           2    /* transaction body wrote nothing: roll back, succeed */
+#define NT_MAX_FRAME    (1u << 20) /* largest accepted frame / HTTP body, bytes */
+#define NT_MAX_ID_LEN        128   /* user ids, client ids, room names */
+
+/* ---- alloc.c: log ------------------------------------------------------- */
+void ntLog(int level, const char *fmt, ...);
+
+/* ---- who calls, and where the answer goes ------------------------------ */
+typedef struct Caller {
+  const char *userId;              /* token's sub (borrowed) */
+  const char *role;                /* token's role or "" (borrowed) */
+  const char *clientId;            /* client's id or "" (borrowed) */
+  int isAdmin;                     /* role == "admin" */
+} Caller;
+
+typedef struct Reply {
+  int toHttp;                      /* 1: HTTP request, 0: WebSocket */
+  uint32_t target;                 /* request id or connection id */
+  cJSON *id;                       /* the frame's id, owned; NULL for HTTP */
+  double version;                  /* commit version of the call's write, 0 if none */
+} Reply;
+
+/* ---- reply.c: replies and the error table ------------------------------- */
+const char *rpcCodeName(int rc);
+int rpcHttpStatus(int rc);
+void replyResult(Room *room, Reply *reply, cJSON *result);
+void replyError(Room *room, Reply *reply, int rc, const char *message);
+/* replyError, plus "retryAfterMs" in the error object when rc is
+** NT_RATE_LIMITED and retryAfterMs > 0. */
+void replyErrorRetry(Room *room, Reply *reply, int rc, const char *message, double retryAfterMs);
+void replyFree(Reply *reply);
+int sendJson(Room *room, uint32_t conn, cJSON *frame);
+
+/* ---- store.c: the room's SQLite through the host ------------------------ */
+typedef struct SqlResult {
+  cJSON *doc;                      /* the whole parsed answer, owned */
+  cJSON *columns;                  /* borrowed from doc */
+  cJSON *rows;                     /* borrowed from doc: array of arrays */
+  double rowsRead, rowsWritten;    /* what DO SQLite reported */
+  int truncated;                   /* the host stopped at maxRows/maxBytes */
+} SqlResult;
+int storeExec(Room *room, const char *sql, cJSON *args, SqlResult *res, char *err, size_t errLen);
+/* storeExec reading at most maxRows rows / maxBytes bytes (res->truncated). */
+int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows, uint32_t maxBytes,
+                    SqlResult *res, char *err, size_t errLen);
+void storeResultFree(SqlResult *res);
+/* storeExec that discards the rows; args (may be NULL) is consumed. */
+int storeRunFree(Room *room, const char *sql, cJSON *args, char *err, size_t errLen);
+typedef int (*TxnBody)(Room *room, void *arg);
+int storeTxn(Room *room, TxnBody body, void *arg);
+int storeWriteBegin(Room *room, const char *uid, char *err, size_t errLen);
+int storeMapError(const char *message);
+cJSON *storeRowsAsObjects(const SqlResult *res);
+
+/* ---- async.c: asynchronous host requests -------------------------------- */
+typedef int (*AsyncDone)(Room *room, void *state, int rc, cJSON *data, cJSON **ppResult, char *err, size_t errLen);
+/* Send req (kind NT_ASYNC_*) to the host under a fresh id; xDone(state)
+** runs when the host answers. reply, when not NULL, moves into the pending
+** entry (the caller's copy is zeroed) and gets the answer; NULL is the core's
+** own work, with nobody to answer. req gets "fail":true while the test-only
+** D1 failure switch is on. Returns NT_PENDING, NT_NOMEM, or NT_UNAVAILABLE
+** when the host could not start it (state stays the caller's then). */
+int asyncBegin(Room *room, Reply *reply, int kind, cJSON *req, AsyncDone xDone, void *state);
+/* asyncBegin for the core's own work (replication): no reply. */
+int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *state);
+void asyncFreeAll(Room *room);
+
+/* ---- rate-limit state held by the room (the rules: call/ratelimit.c) ---- */
+/* One limit: at most `limit` cost units in any `windowMs`, counted in
+** `buckets` equal buckets (the sliding window weighs the oldest bucket by how
+** much of it is still inside the window). */
+typedef struct RateRule {
+  const char *name;                /* "burst", "main", "daily" */
+  double windowMs;
+  double limit;
+  int buckets;
+} RateRule;
+/* In-memory window for one key (per-connection limits): counts per bucket. */
+#define RATE_MAX_BUCKETS 25                 /* B+1 slots for the daily rule's 24 buckets */
+typedef struct RateWindow {
+  double bucketStart[RATE_MAX_BUCKETS];   /* start time of each slot's bucket */
+  double count[RATE_MAX_BUCKETS];         /* cost counted in it */
+} RateWindow;
+/* The room's limits, from the config's "rateLimits" (see rateConfigure). */
+#define RATE_MAX_RULES 3
+typedef struct RateLimits {
+  RateRule conn[RATE_MAX_RULES];   /* per WebSocket, in memory (Conn.rate) */
+  int nConn;
+  RateRule user[RATE_MAX_RULES];   /* per user in this room, in SQL, key "user:<id>" */
+  int nUser;
+  RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
+  int nKey;
+  double checks;                   /* rateCheckSql calls by this instance */
+  double cleanups;                 /* rateCleanupSql runs by this instance */
+} RateLimits;
+
+/* ---- the room ----------------------------------------------------------- */
+typedef struct Async Async;
+typedef struct Fn Fn;
+typedef struct Conn Conn;
+typedef struct LiveQuery LiveQuery;
+typedef struct Stats {
+  double rpcCalls, rpcErrors;      /* RPCs dispatched, and how many failed */
+  double sqlStatements;            /* statements sent to DO SQLite */
+  double rowsRead, rowsWritten;    /* as reported by DO SQLite */
+  double queryRuns;                /* executions of live queries */
+  double replicaReads;             /* queries answered by the D1 replica */
+  double replicaFallbacks;         /* replica queries answered locally after D1 failed */
+  double updatesSent;              /* query_update frames sent */
+} Stats;
+
+struct Room {
+  char *name;                      /* room name, owned */
+  cJSON *config;                   /* config until nt_room_open, owned */
+  int status;                      /* 0 or why the room cannot serve */
+  char *statusMsg;                 /* owned message for status */
+  int testHooks;                   /* test-only methods enabled */
+  int64_t version;                 /* commit counter, mirrors _room.version */
+  sqlite3 *guardDb;                /* embedded analysis database */
+  char **triggers;                 /* names of the schema's triggers */
+  int nTriggers;
+  char **owned;                    /* tables under row-level security */
+  int nOwned;
+  Fn *fns;                         /* named functions, array */
+  int nFns;
+  Conn *conns;                     /* open WebSocket connections */
+  int nConns;
+  Async *pending;                  /* async host calls in flight */
+  uint32_t nextAsyncId;            /* last async id handed out */
+  TxnBody txnBody;                 /* body for the running host_sql_txn */
+  void *txnArg;                    /* its argument */
+  uint32_t txnToken;               /* token of the running transaction, 0 if none */
+  LiveQuery *queries;              /* live queries, shared by subscriptions */
+  int nQueries;
+  double batchMs;                  /* live-update batch window */
+  double lastFlushAt;              /* when live updates last went out */
+  int inDispatch;                  /* an RPC is being answered (rpc.c) */
+  int flushAfterReply;             /* push live updates once it is answered */
+  double flushDueAt;               /* when batched updates must go out, 0 if none */
+  double timerAt;                  /* what host_timer_set was last given */
+  uint32_t idemRecords;            /* mutation answers recorded (idem.c) */
+  double alarmAt;                  /* what host_alarm_set was last given */
+  int d1Fail;                      /* test hook: make every D1 request fail */
+  struct Sync *sync;               /* replication state (sync.c) */
+  struct Debounced *debounced;     /* pending debounced keys (debounce.c) */
+  int nDebounced;
+  MemStore *mem;                   /* the memory store (presence.c) */
+  int eventsDirty;                 /* bit per memory-store event to push */
+  double lastEventAt;              /* when events last went out */
+  RateLimits rate;                 /* rate limits and their counters (ratelimit.c) */
+  Stats stats;                     /* counters for getStats */
+};
+
+#endif /* NT_HOST_H */
