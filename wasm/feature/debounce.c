@@ -1,12 +1,11 @@
 /*
 ** debounce.c — debounced writes: many updates in memory, few rows on disk.
 **
-** Seed 000's slider: sixty updates a second to one key become at most one
-** SQLite write per key per interval (1,000 ms by default, or the key's own
-** intervalMs — the seed's "future enhancement"). The first update after a
-** flush starts the key's window; later updates within it only replace the
-** value in memory; when the window closes the last value is upserted into
-** _debounced_state. Flushes are driven by the room's in-memory timer, so a
+** A slider dragged at sixty updates a second writes one key at most once
+** per interval (1,000 ms by default, or the key's own intervalMs). The
+** first update after a flush starts the key's window; later updates within
+** it only replace the value in memory; when the window closes the last
+** value is upserted into _debounced_state. Flushes are driven by the room's in-memory timer, so a
 ** value reaches SQLite within its interval even if no further message
 ** arrives, and everything pending is flushed when the room's last connection
 ** closes, before the object can be evicted. A flush is a committed write like

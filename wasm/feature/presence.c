@@ -1,11 +1,11 @@
 /*
 ** presence.c — the memory store's methods: cursors, presence, ephemeral keys.
 **
-** Seed 000's hybrid state: data that never touches SQLite. Everything lives
-** in one MemStore (memstore.c: LRU-bounded, TTL per entry, adaptive expiry),
-** in three namespaces: "cursor" (30 s after the last set), "presence" (60 s,
-** or until the user's last connection closes) and "kv" (a TTL per key). The
-** user id always comes from the token, never from the payload.
+** State that never touches SQLite. Everything lives in one MemStore
+** (lib/memstore.c: LRU-bounded, TTL per entry, adaptive expiry), in three
+** namespaces: "cursor" (30 s after the last set), "presence" (60 s, or until
+** the user's last connection closes) and "kv" (a TTL per key). The user id
+** always comes from the token, never from the payload.
 **
 ** Changes to cursors and presence are pushed to every connection of the room
 ** as event frames carrying the whole current list. They are coalesced: the
