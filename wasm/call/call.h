@@ -121,20 +121,19 @@ int rateMethodCheck(Call *call, cJSON **ppResult);    /* _rateCheck {key, cost?}
 int rateMethodCleanup(Call *call, cJSON **ppResult);  /* _rateCleanup {} -> {remaining} */
 
 /* ---- sched.c: the durable schedule behind the one alarm ----------------- */
-typedef int (*SchedTask)(Room *room, const cJSON *payload, char *err, size_t errLen);
 /* Run task with payload (copied; NULL = {}) at atMs; joins the caller's
 ** transaction when called inside one. */
 int schedAt(Room *room, double atMs, const char *task, const cJSON *payload);
 int schedArm(Room *room);                 /* alarm = earliest due row */
 int schedOnOpen(Room *room);              /* lifecycle: first start and every wake */
+/* Task room.maintenance: trim expired bookkeeping (mutation ids, rate-limit
+** buckets), then come back in an hour. */
+int schedMaintenance(Room *room, const cJSON *payload, char *err, size_t errLen);
 
 /* ---- Defined above this layer and still called from it; each becomes a
 ** hook the top registers. --------------------------------------------------- */
 int methodLookup(Room *room, const char *name, Method *out);      /* room/method.c */
-void roomOnCommit(Room *room, const GuardPlan *plan);             /* room/room.c */
 int syncReplicaReady(Room *room, const GuardPlan *plan);          /* feature/sync.c */
 int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql);
-int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen);     /* feature/cronjobs.c */
-int syncRetryTask(Room *room, const cJSON *payload, char *err, size_t errLen);  /* feature/sync.c */
 
 #endif /* NT_CALL_H */

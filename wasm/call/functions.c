@@ -13,8 +13,9 @@
 ** scanning text, and it is marked READ or WRITE by sqlite3_stmt_readonly. At
 ** call time the payload is validated against the parameters (unknown key,
 ** missing value, wrong type: INVALID_ARGUMENT naming the field), bound
-** positionally, wrapped for row-level security, and run; a WRITE runs in one
-** transaction that also bumps the room's commit counter.
+** positionally, wrapped for row-level security, and run; a WRITE goes through
+** the one write path (host/write.c), which bumps the room's commit counter
+** and tells the modules what it touched.
 */
 #include <math.h>
 #include <stdio.h>
@@ -516,8 +517,7 @@ typedef struct FnRun {
 static int fnWriteBody(Room *room, void *arg){
   FnRun *run = arg;
   Call *call = run->call;
-  int rc = storeWriteBegin(room, call->caller->userId, call->err, sizeof call->err);
-  if( rc==NT_OK ) rc = storeExec(room, run->sql, run->args, &run->res, call->err, sizeof call->err);
+  int rc = storeExec(room, run->sql, run->args, &run->res, call->err, sizeof call->err);
   if( rc==NT_OK ) rc = fnShape(call, run->fn, &run->res, &run->result);
   if( rc==NT_OK && run->res.rowsWritten==0 ) rc = NT_NOCHANGE;
   if( rc==NT_OK && call->mutationId ) rc = idemRecord(call, run->result);
@@ -539,12 +539,10 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
       && (rc = idemLookup(call, &run.result))!=NT_NOT_FOUND ){
     /* rc is NT_OK with the first answer, or the lookup's error */
   }else if( fn->flags & NT_M_WRITE ){
-    rc = storeTxn(room, fnWriteBody, &run);
-    if( rc==NT_OK ){
-      room->version++;
-      call->reply.version = (double)room->version;
-      roomOnCommit(room, &fn->plan);
-    }
+    Write w = { call->caller, 0, fnWriteBody, &run,
+                { fn->plan.writes, fn->plan.nWrites, fn->plan.deletes }, call->err, sizeof call->err };
+    rc = storeWrite(room, &w);
+    if( rc==NT_OK ) call->reply.version = (double)room->version;
     if( rc==NT_NOCHANGE ) rc = NT_OK;
   }else if( fn->replica && syncReplicaReady(room, &fn->plan) ){
     rc = syncReplicaQuery(call, fn, run.args, sql);    /* answers later */

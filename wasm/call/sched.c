@@ -5,8 +5,8 @@
 ** jobs, maintenance, and whatever later features add). The schedule lives in
 ** SQL (_schedule: due time, task name, JSON payload), so nothing is lost when
 ** the room sleeps or is evicted: schedArm keeps the alarm at the earliest due
-** row, and nt_alarm runs what is due through a table of task handlers (data,
-** not a chain of branches). A task that fails is retried with exponential
+** row, and nt_alarm runs what is due through the task handlers the modules
+** register (Module.tasks: data, not a chain of branches). A task that fails is retried with exponential
 ** backoff, then dropped after SCHED_MAX_ATTEMPTS with a log line. The alarm is
 ** at-least-once, so handlers must tolerate running twice.
 **
@@ -24,8 +24,7 @@
 #define SCHED_MAX_BACKOFF  3600000.0    /* ms */
 #define MAINTENANCE_EVERY  3600000.0    /* ms between room.maintenance runs */
 
-/* room.maintenance: trim expired bookkeeping, then come back in an hour. */
-static int maintenanceRun(Room *room, const cJSON *payload, char *err, size_t errLen){
+int schedMaintenance(Room *room, const cJSON *payload, char *err, size_t errLen){
   (void)payload;
   double now = host_now_ms();
   int rc = idemTrim(room, now, err, errLen);
@@ -34,11 +33,15 @@ static int maintenanceRun(Room *room, const cJSON *payload, char *err, size_t er
   return rc;
 }
 
-static const struct { const char *name; SchedTask xRun; } schedTasks[] = {
-  { "room.maintenance", maintenanceRun },
-  { "cron.run",         cronJobRun },
-  { "sync.retry",       syncRetryTask },
-};
+/* The handler of task name: the modules register their tasks (Module.tasks). */
+static SchedTask schedFind(Room *room, const char *name){
+  for(int i = 0; i < room->nModules; i++){
+    for(const ModuleTask *t = room->modules[i].tasks; t && t->name; t++){
+      if( strcmp(t->name, name)==0 ) return t->xRun;
+    }
+  }
+  return NULL;
+}
 
 int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
   char err[256];
@@ -83,13 +86,9 @@ static void schedRunRow(Room *room, const cJSON *row, double now){
   char err[256] = "";
   int rc = NT_NOT_FOUND;
   cJSON *payload = cJSON_IsString(text) ? cJSON_Parse(text->valuestring) : NULL;
-  for(size_t i = 0; i < sizeof schedTasks / sizeof schedTasks[0]; i++){
-    if( cJSON_IsString(task) && strcmp(task->valuestring, schedTasks[i].name)==0 ){
-      rc = schedTasks[i].xRun(room, payload, err, sizeof err);
-      break;
-    }
-  }
-  if( rc==NT_NOT_FOUND ) snprintf(err, sizeof err, "no such task");
+  SchedTask xRun = cJSON_IsString(task) ? schedFind(room, task->valuestring) : NULL;
+  if( xRun ) rc = xRun(room, payload, err, sizeof err);
+  else snprintf(err, sizeof err, "no such task");
   cJSON_Delete(payload);
   int tries = (cJSON_IsNumber(attempts) ? (int)attempts->valuedouble : 0) + 1;
   cJSON *args = cJSON_CreateArray();

@@ -21,6 +21,9 @@
 #define CRON_MAX_NAME     128
 #define CRON_MAX_SPEC     128
 
+/* What a job's writes touch: its row and its row in the schedule. */
+static char *const cronTables[] = { "_cron_jobs", "_schedule" };
+
 
 /* A JSON array from a printf-like list of types: s = string, n = number. */
 static cJSON *cronArgs(const char *types, ...){
@@ -55,8 +58,7 @@ typedef struct CronNew {
 static int cronInsertBody(Room *room, void *arg){
   CronNew *j = arg;
   Call *call = j->call;
-  int rc = storeWriteBegin(room, call->caller->userId, call->err, sizeof call->err);
-  if( rc==NT_OK ) rc = storeRunFree(room,
+  int rc = storeRunFree(room,
     "INSERT INTO _cron_jobs (id, name, schedule, rpc_method, payload, owner_id, owner_role,"
     " created_at, next_run_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     cronArgs("sssssssnn", j->id, j->name, j->schedule, j->method, j->payload,
@@ -128,8 +130,8 @@ int cronJobSchedule(Call *call, cJSON **ppResult){
   }
   if( rc==NT_OK ){
     ntRandomId(j.id);
-    rc = storeTxn(room, cronInsertBody, &j);
-    if( rc==NT_OK ) room->version++;
+    Write w = { call->caller, 0, cronInsertBody, &j, { cronTables, 2, 0 }, call->err, sizeof call->err };
+    rc = storeWrite(room, &w);
   }
   cJSON_free(j.payload);
   if( rc ) return rc;
@@ -173,13 +175,10 @@ static int cronDeleteBody(Room *room, void *arg){
   CronDel *d = arg;
   Call *call = d->call;
   SqlResult res;
-  int rc = storeWriteBegin(room, call->caller->userId, call->err, sizeof call->err);
-  if( rc==NT_OK ){
-    cJSON *args = cronArgs("ss", d->id, call->caller->userId);
-    rc = storeExec(room, "DELETE FROM _cron_jobs WHERE id = ?1 AND owner_id = ?2",
-                   args, &res, call->err, sizeof call->err);
-    cJSON_Delete(args);
-  }
+  cJSON *args = cronArgs("ss", d->id, call->caller->userId);
+  int rc = storeExec(room, "DELETE FROM _cron_jobs WHERE id = ?1 AND owner_id = ?2",
+                     args, &res, call->err, sizeof call->err);
+  cJSON_Delete(args);
   if( rc ) return rc;
   d->deleted = res.rowsWritten > 0;
   storeResultFree(&res);
@@ -196,9 +195,9 @@ int cronJobDelete(Call *call, cJSON **ppResult){
   if( rc0 ) return rc0;
   CronDel d = { call, callString(call, "cronId", 64), 0 };
   if( d.id==NULL ) return NT_INVALID_ARGUMENT;
-  int rc = storeTxn(call->room, cronDeleteBody, &d);
+  Write w = { call->caller, 0, cronDeleteBody, &d, { cronTables, 2, 1 }, call->err, sizeof call->err };
+  int rc = storeWrite(call->room, &w);
   if( rc ) return rc;
-  call->room->version++;
   schedArm(call->room);
   cJSON *r = cJSON_CreateObject();
   cJSON_AddBoolToObject(r, "deleted", 1);

@@ -73,7 +73,7 @@ static int debPicked(const Debounced *d, const DebPick *pick){
 static int debFlushBody(Room *room, void *arg){
   const DebPick *pick = arg;
   char err[256];
-  int rc = storeWriteBegin(room, NULL, err, sizeof err);
+  int rc = NT_OK;
   for(Debounced *d = room->debounced; rc==NT_OK && d; d = d->next){
     if( !debPicked(d, pick) ) continue;
     cJSON *args = cJSON_CreateArray();
@@ -99,19 +99,18 @@ static int debFlush(Room *room, double due, const char *key){
   int n = 0;
   for(Debounced *d = room->debounced; d; d = d->next) n += debPicked(d, &pick);
   if( n==0 ) return 0;
-  int rc = storeTxn(room, debFlushBody, &pick);
-  if( rc ) return rc;
-  room->version++;
+  static char *const table[] = { "_debounced_state" };
+  char err[256] = "";
+  Write w = { NULL, 0, debFlushBody, &pick, { table, 1, 0 }, err, sizeof err };
+  int rc = storeWrite(room, &w);
+  if( rc ){
+    if( err[0] ) ntLog(NT_LOG_ERROR, "debounced flush failed: %s", err);
+    return rc;
+  }
   for(Debounced *d = room->debounced; d; d = d->next){
     if( debPicked(d, &pick) ) d->flushAt = 0;
   }
   debForgetFlushed(room);
-  static char *const table[] = { "_debounced_state" };
-  GuardPlan written;
-  memset(&written, 0, sizeof written);
-  written.writes = (char**)table;
-  written.nWrites = 1;
-  roomOnCommit(room, &written);
   return n;
 }
 

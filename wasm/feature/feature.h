@@ -55,11 +55,13 @@ void debounceFreeAll(Room *room);
 int cronJobSchedule(Call *call, cJSON **ppResult);
 int cronJobList(Call *call, cJSON **ppResult);
 int cronJobDelete(Call *call, cJSON **ppResult);
+int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen);     /* task cron.run */
 
 /* ---- sync.c: replication to the D1 read replica ------------------------ */
 int syncOpen(Room *room, int enabled);    /* triggers, initial sync, first batch */
 void syncOnCommit(Room *room, const GuardPlan *plan);
 void syncFree(Room *room);
+int syncRetryTask(Room *room, const cJSON *payload, char *err, size_t errLen);  /* task sync.retry */
 int syncStatusMethod(Call *call, cJSON **ppResult);
 int syncForceAllMethod(Call *call, cJSON **ppResult);
 int syncSetD1FailureMethod(Call *call, cJSON **ppResult);

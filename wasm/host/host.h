@@ -22,6 +22,12 @@
 /* ---- alloc.c: log ------------------------------------------------------- */
 void ntLog(int level, const char *fmt, ...);
 
+/* The structs of the layers above that the Room points at (opaque here). */
+typedef struct Async Async;
+typedef struct Fn Fn;
+typedef struct Conn Conn;
+typedef struct LiveQuery LiveQuery;
+
 /* ---- who calls, and where the answer goes ------------------------------ */
 typedef struct Caller {
   const char *userId;              /* token's sub (borrowed) */
@@ -64,10 +70,39 @@ void storeResultFree(SqlResult *res);
 /* storeExec that discards the rows; args (may be NULL) is consumed. */
 int storeRunFree(Room *room, const char *sql, cJSON *args, char *err, size_t errLen);
 typedef int (*TxnBody)(Room *room, void *arg);
+/* Run body in one transaction (the host's transactionSync); a body that
+** returns non-zero rolls it back. Transactions do not nest. For the room's
+** own bookkeeping and schema; a change to the room's data goes through
+** storeWrite. */
 int storeTxn(Room *room, TxnBody body, void *arg);
 int storeWriteBegin(Room *room, const char *uid, char *err, size_t errLen);
 int storeMapError(const char *message);
 cJSON *storeRowsAsObjects(const SqlResult *res);
+
+/* ---- write.c: the one write path ---------------------------------------- */
+/* What a committed write touched, as the on-commit hooks hear it. */
+typedef struct Touched {
+  char *const *tables;             /* tables written, triggers' included (borrowed) */
+  int nTables;
+  int deletes;                     /* rows were deleted */
+} Touched;
+/* One write to the room's data. */
+typedef struct Write {
+  const Caller *who;               /* whose rows row-level security lets it touch;
+                                      NULL: the room's own (shared rows only) */
+  int schema;                      /* a migration: row-level security stands aside */
+  TxnBody xBody;                   /* the statements; NT_NOCHANGE: wrote nothing */
+  void *arg;                       /* xBody's argument (borrowed) */
+  Touched touched;                 /* what it writes, for the hooks (borrowed) */
+  char *err;                       /* why the begin or end statement failed */
+  size_t errLen;
+} Write;
+/* Begin (bump the commit counter in _room, name the caller for the RLS
+** triggers), run the body, end, commit; then add one to room->version and
+** fire every module's on-commit hook with w->touched. NT_OK once committed;
+** NT_NOCHANGE when the body wrote nothing (rolled back: no version, no
+** hooks); else the error, with nothing written. */
+int storeWrite(Room *room, const Write *w);
 
 /* ---- async.c: asynchronous host requests -------------------------------- */
 typedef int (*AsyncDone)(Room *room, void *state, int rc, cJSON *data, cJSON **ppResult, char *err, size_t errLen);
@@ -81,6 +116,34 @@ int asyncBegin(Room *room, Reply *reply, int kind, cJSON *req, AsyncDone xDone, 
 /* asyncBegin for the core's own work (replication): no reply. */
 int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *state);
 void asyncFreeAll(Room *room);
+
+/* ---- the modules: what the layers above register ------------------------ */
+/* A task the durable schedule runs (call/sched.c) when its row is due. */
+typedef int (*SchedTask)(Room *room, const cJSON *payload, char *err, size_t errLen);
+typedef struct ModuleTask {
+  const char *name;                /* the task's name in _schedule */
+  SchedTask xRun;
+} ModuleTask;
+/* One module of the room: its state hangs off the Room behind its own
+** pointer, and it hears the room's events through these hooks, each NULL
+** when it does not care. The table lives at the top (room/modules.c); the
+** layers below fire the hooks through room->modules, so adding a module is
+** one row there. */
+typedef struct Module {
+  const char *name;                /* for logs */
+  const char *schema;              /* its system tables, idempotent SQL (sql/migrate.c), or NULL */
+  int (*xOpen)(Room *room, const cJSON *config);  /* nt_room_open, in table order */
+  void (*xFree)(Room *room);       /* nt_room_free, in reverse order; NULL state is a no-op */
+  void (*xOnCommit)(Room *room, const Touched *t);/* after every committed write (storeWrite) */
+  double (*xNextDue)(Room *room);  /* when the in-memory timer must call it next; 0: never */
+  void (*xOnTimer)(Room *room, double nowMs);     /* the timer fired: do what is due */
+  void (*xFlush)(Room *room);      /* end of every export: push what is held back */
+  int (*xConnRestore)(Room *room, Conn *conn, const cJSON *attachment);  /* after hibernation */
+  void (*xConnAttach)(Room *room, Conn *conn, cJSON *attachment);  /* add its part (connAttach) */
+  void (*xConnGone)(Room *room, Conn *conn);      /* a connection closes, before it is freed */
+  void (*xIdle)(Room *room);       /* the room's last connection closed */
+  const ModuleTask *tasks;         /* its scheduled tasks, ending with {NULL}; or NULL */
+} Module;
 
 /* ---- rate-limit state held by the room (the rules: call/ratelimit.c) ---- */
 /* One limit: at most `limit` cost units in any `windowMs`, counted in
@@ -112,10 +175,6 @@ typedef struct RateLimits {
 } RateLimits;
 
 /* ---- the room ----------------------------------------------------------- */
-typedef struct Async Async;
-typedef struct Fn Fn;
-typedef struct Conn Conn;
-typedef struct LiveQuery LiveQuery;
 typedef struct Stats {
   double rpcCalls, rpcErrors;      /* RPCs dispatched, and how many failed */
   double sqlStatements;            /* statements sent to DO SQLite */
@@ -127,6 +186,8 @@ typedef struct Stats {
 } Stats;
 
 struct Room {
+  const Module *modules;           /* the room's modules, in open order (room/modules.c) */
+  int nModules;
   char *name;                      /* room name, owned */
   cJSON *config;                   /* config until nt_room_open, owned */
   int status;                      /* 0 or why the room cannot serve */

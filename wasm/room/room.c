@@ -60,6 +60,8 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   roomInitJson();
   Room *room = calloc(1, sizeof *room);
   if( room==NULL ) return NULL;
+  room->modules = roomModules;
+  room->nModules = roomModuleCount;
   room->config = cJSON_ParseWithLength((const char*)config, len);
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(room->config, "room");
   room->name = ntStrdup(cJSON_IsString(name) ? name->valuestring : "");
@@ -131,12 +133,6 @@ int nt_timer(Room *room){
   }
   roomTimerArm(room);
   return NT_OK;
-}
-
-/* After every committed write: live queries and replication. */
-void roomOnCommit(Room *room, const GuardPlan *plan){
-  liveOnCommit(room, plan);
-  syncOnCommit(room, plan);
 }
 
 int nt_room_status(Room *room){

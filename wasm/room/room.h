@@ -12,6 +12,10 @@
 
 #include "feature.h"
 
+/* ---- modules.c: the room's modules, in open order ----------------------- */
+extern const Module roomModules[];
+extern const int roomModuleCount;
+
 /* ---- conn.c: WebSocket connections -------------------------------------- */
 Conn *connFind(Room *room, uint32_t id);
 void connFreeAll(Room *room);

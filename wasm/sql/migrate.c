@@ -105,9 +105,8 @@ static int migrateStepBody(Room *room, void *arg){
   Step *step = arg;
   char *err = step->err;
   size_t errLen = sizeof step->err;
-  int rc = storeRunFree(room,
-    "UPDATE _room SET rls_bypass = 1, version = version + 1 WHERE id = 1", NULL, err, errLen);
-  if( rc==NT_OK && *sqlSkipSpace(step->sql) ){
+  int rc = NT_OK;
+  if( *sqlSkipSpace(step->sql) ){
     rc = storeRunFree(room, step->sql, NULL, err, errLen);
   }
   if( rc==NT_OK ){
@@ -116,9 +115,6 @@ static int migrateStepBody(Room *room, void *arg){
     cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
     rc = storeRunFree(room, "INSERT INTO _migrations (name, applied_at) VALUES (?1, ?2)",
                       args, err, errLen);
-  }
-  if( rc==NT_OK ){
-    rc = storeRunFree(room, "UPDATE _room SET rls_bypass = 0 WHERE id = 1", NULL, err, errLen);
   }
   return rc;
 }
@@ -172,12 +168,12 @@ int migrateRun(Room *room, cJSON *migrations){
     memset(&step, 0, sizeof step);
     step.name = name->valuestring;
     step.sql = sql->valuestring;
-    rc = storeTxn(room, migrateStepBody, &step);
+    Write w = { NULL, 1, migrateStepBody, &step, { NULL, 0, 0 }, step.err, sizeof step.err };
+    rc = storeWrite(room, &w);
     if( rc ){
       rc = migrateFail(room, rc, "migration %s failed: %s", step.name, step.err);
       break;
     }
-    room->version++;
     ntLog(NT_LOG_INFO, "applied migration %s", step.name);
   }
   storeResultFree(&applied);
