@@ -132,7 +132,6 @@ int schedMaintenance(Room *room, const cJSON *payload, char *err, size_t errLen)
 
 /* ---- Defined above this layer and still called from it; each becomes a
 ** hook the top registers. --------------------------------------------------- */
-int methodLookup(Room *room, const char *name, Method *out);      /* room/method.c */
 int syncReplicaReady(Room *room, const GuardPlan *plan);          /* feature/sync.c */
 int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql);
 

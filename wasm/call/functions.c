@@ -287,9 +287,7 @@ static int fnAddBlock(Room *room, const char *file, int line, const char *start,
   room->nFns++;
   int rc = fnParseBlock(room, fn, file, line, start, end, err, sizeof err);
   if( rc==NT_OK ){
-    Method m;
-    int clash = fnFind(room, fn->name)!=fn
-             || (methodLookup(room, fn->name, &m)==NT_OK && m.fn==NULL);
+    int clash = fnFind(room, fn->name)!=fn || room->xIsMethod(room, fn->name);
     if( clash ){
       rc = NT_BAD_REQUEST;
       snprintf(err, sizeof err, "method %s is defined twice", fn->name);

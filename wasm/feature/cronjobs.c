@@ -1,14 +1,15 @@
 /*
 ** cronjobs.c — user cron jobs: scheduleCron, listCronJobs, deleteCronJob.
 **
-** Seed 003's per-user cron table, made real. A job names a five-field UTC
-** schedule (cron.c) and a named function of the app; each run calls that
-** function with the job's payload as the job's owner, through methodCall like
-** any RPC, so validation, row-level security and reactivity all apply. Runs
-** are rows in the durable schedule (sched.c, task "cron.run"): one row per
-** job, for its next fire time. A room that slept through several fire times
-** runs the job once when it wakes, and the next run is computed from then,
-** not from the missed times. Each run's outcome is recorded on the job.
+** Per-user cron jobs. A job names a five-field UTC schedule (lib/cron.c) and
+** a named function of the app; each run calls that function with the job's
+** payload as the job's owner, through the method table like any RPC
+** (Room.xCall), so validation, row-level security and reactivity all apply.
+** Runs are rows in the durable schedule (call/sched.c, task "cron.run"): one
+** row per job, for its next fire time. A room that slept through several
+** fire times runs the job once when it wakes, and the next run is computed
+** from then, not from the missed times. Each run's outcome is recorded on
+** the job.
 */
 #include <math.h>
 #include <stdarg.h>
@@ -233,7 +234,7 @@ int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen){
   call.payload = cJSON_Parse(field[2]);
   if( call.payload==NULL ) call.payload = cJSON_CreateObject();
   cJSON *result = NULL;
-  int outcome = methodCall(&call, field[1], &result);
+  int outcome = room->xCall(&call, field[1], &result);
   cJSON_Delete(result);
   cJSON_Delete(call.payload);
   double now = host_now_ms();

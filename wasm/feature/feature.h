@@ -73,6 +73,5 @@ void syncOnTimer(Room *room, double nowMs);
 void roomTimerArm(Room *room);            /* room/room.c: host_timer_set(earliest due) */
 int connAttach(Conn *c);                  /* room/conn.c: the WebSocket attachment */
 void connCaller(const Conn *c, Caller *out);
-int methodCall(Call *call, const char *name, cJSON **ppResult);   /* room/method.c */
 
 #endif /* NT_FEATURE_H */

@@ -27,6 +27,7 @@ typedef struct Async Async;
 typedef struct Fn Fn;
 typedef struct Conn Conn;
 typedef struct LiveQuery LiveQuery;
+typedef struct Call Call;
 
 /* ---- who calls, and where the answer goes ------------------------------ */
 typedef struct Caller {
@@ -188,6 +189,10 @@ typedef struct Stats {
 struct Room {
   const Module *modules;           /* the room's modules, in open order (room/modules.c) */
   int nModules;
+  /* The method table's two services to the layers below, set by the top
+  ** (room/method.c) when the room is made. */
+  int (*xIsMethod)(Room *room, const char *name);   /* a built-in method has this name */
+  int (*xCall)(Call *call, const char *name, cJSON **ppResult);  /* run it as any RPC */
   char *name;                      /* room name, owned */
   cJSON *config;                   /* config until nt_room_open, owned */
   int status;                      /* 0 or why the room cannot serve */

@@ -44,6 +44,11 @@ int methodLookup(Room *room, const char *name, Method *out){
   return NT_OK;
 }
 
+int methodIsBuiltin(Room *room, const char *name){
+  Method m;
+  return methodLookup(room, name, &m)==NT_OK && m.fn==NULL;
+}
+
 int methodCall(Call *call, const char *name, cJSON **ppResult){
   Room *room = call->room;
   Method m;

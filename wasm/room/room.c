@@ -62,6 +62,8 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   if( room==NULL ) return NULL;
   room->modules = roomModules;
   room->nModules = roomModuleCount;
+  room->xIsMethod = methodIsBuiltin;
+  room->xCall = methodCall;
   room->config = cJSON_ParseWithLength((const char*)config, len);
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(room->config, "room");
   room->name = ntStrdup(cJSON_IsString(name) ? name->valuestring : "");

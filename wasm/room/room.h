@@ -20,6 +20,13 @@ extern const int roomModuleCount;
 Conn *connFind(Room *room, uint32_t id);
 void connFreeAll(Room *room);
 
+/* ---- method.c + methods.def: the method table ---------------------------- */
+int methodLookup(Room *room, const char *name, Method *out);
+/* The single door every RPC goes through: look up, authorize, admit, run. */
+int methodCall(Call *call, const char *name, cJSON **ppResult);
+/* A built-in method visible in this room has this name (Room.xIsMethod). */
+int methodIsBuiltin(Room *room, const char *name);
+
 /* ---- rpc.c: frames ------------------------------------------------------ */
 int identityParse(cJSON *doc, Caller *caller);  /* strings borrowed from doc */
 
