@@ -24,17 +24,25 @@
 #define DEB_MAX_KEY      256             /* characters */
 #define DEB_MAX_KEYS     10000           /* keys held in memory */
 
-typedef struct Debounced {
+typedef struct Debounced Debounced;
+struct Debounced {
   char *key;                       /* owned */
   char *value;                     /* JSON text of the last accepted value, owned */
   double updatedAt;                /* when it was accepted */
   double intervalMs;               /* this key's window */
   double flushAt;                  /* when the pending value is written, 0 = nothing pending */
-  struct Debounced *next;
-} Debounced;
+  Debounced *next;
+};
+
+/* The module's state: one per room (room->debounce), made at the first update. */
+typedef struct Debounce {
+  Debounced *keys;                 /* the keys held in memory, newest first */
+  int nKeys;
+} Debounce;
 
 static Debounced *debFind(Room *room, const char *key){
-  for(Debounced *d = room->debounced; d; d = d->next) if( strcmp(d->key, key)==0 ) return d;
+  Debounce *db = room->debounce;
+  for(Debounced *d = db ? db->keys : NULL; d; d = d->next) if( strcmp(d->key, key)==0 ) return d;
   return NULL;
 }
 
@@ -45,12 +53,13 @@ static void debFree(Debounced *d){
 
 /* Drop flushed entries (the value lives in SQLite now). */
 static void debForgetFlushed(Room *room){
-  for(Debounced **pp = &room->debounced; *pp; ){
+  Debounce *db = room->debounce;
+  for(Debounced **pp = &db->keys; *pp; ){
     if( (*pp)->flushAt==0 ){
       Debounced *d = *pp;
       *pp = d->next;
       debFree(d);
-      room->nDebounced--;
+      db->nKeys--;
     }else{
       pp = &(*pp)->next;
     }
@@ -74,7 +83,7 @@ static int debFlushBody(Room *room, void *arg){
   const DebPick *pick = arg;
   char err[256];
   int rc = NT_OK;
-  for(Debounced *d = room->debounced; rc==NT_OK && d; d = d->next){
+  for(Debounced *d = room->debounce->keys; rc==NT_OK && d; d = d->next){
     if( !debPicked(d, pick) ) continue;
     cJSON *args = cJSON_CreateArray();
     cJSON_AddItemToArray(args, cJSON_CreateString(d->key));
@@ -97,7 +106,8 @@ static int debFlushBody(Room *room, void *arg){
 static int debFlush(Room *room, double due, const char *key){
   DebPick pick = { due, key };
   int n = 0;
-  for(Debounced *d = room->debounced; d; d = d->next) n += debPicked(d, &pick);
+  if( room->debounce==NULL ) return 0;
+  for(Debounced *d = room->debounce->keys; d; d = d->next) n += debPicked(d, &pick);
   if( n==0 ) return 0;
   static char *const table[] = { "_debounced_state" };
   char err[256] = "";
@@ -107,7 +117,7 @@ static int debFlush(Room *room, double due, const char *key){
     if( err[0] ) ntLog(NT_LOG_ERROR, "debounced flush failed: %s", err);
     return rc;
   }
-  for(Debounced *d = room->debounced; d; d = d->next){
+  for(Debounced *d = room->debounce->keys; d; d = d->next){
     if( debPicked(d, &pick) ) d->flushAt = 0;
   }
   debForgetFlushed(room);
@@ -116,7 +126,7 @@ static int debFlush(Room *room, double due, const char *key){
 
 double debounceNextDue(Room *room){
   double next = 0;
-  for(Debounced *d = room->debounced; d; d = d->next){
+  for(Debounced *d = room->debounce ? room->debounce->keys : NULL; d; d = d->next){
     if( d->flushAt && (next==0 || d->flushAt < next) ) next = d->flushAt;
   }
   return next;
@@ -133,12 +143,15 @@ int debounceFlushAll(Room *room){
 }
 
 void debounceFreeAll(Room *room){
-  while( room->debounced ){
-    Debounced *d = room->debounced;
-    room->debounced = d->next;
+  Debounce *db = room->debounce;
+  if( db==NULL ) return;
+  while( db->keys ){
+    Debounced *d = db->keys;
+    db->keys = d->next;
     debFree(d);
   }
-  room->nDebounced = 0;
+  free(db);
+  room->debounce = NULL;
 }
 
 /* The key from the payload, checked; NULL with call->err set. An optional
@@ -167,8 +180,13 @@ int debounceUpdate(Call *call, cJSON **ppResult){
   char *text = callJson(call, "value", DEB_MAX_VALUE, &rc);
   if( text==NULL ) return rc;
   Debounced *d = debFind(room, key);
+  if( room->debounce==NULL && (room->debounce = calloc(1, sizeof(Debounce)))==NULL ){
+    cJSON_free(text);
+    return callFail(call, NT_NOMEM, "out of memory");
+  }
+  Debounce *db = room->debounce;
   if( d==NULL ){
-    if( room->nDebounced >= DEB_MAX_KEYS ){
+    if( db->nKeys >= DEB_MAX_KEYS ){
       cJSON_free(text);
       return callFail(call, NT_RATE_LIMITED, "too many debounced keys pending; flush first");
     }
@@ -179,9 +197,9 @@ int debounceUpdate(Call *call, cJSON **ppResult){
       return callFail(call, NT_NOMEM, "out of memory");
     }
     d->intervalMs = DEB_DEFAULT_MS;
-    d->next = room->debounced;
-    room->debounced = d;
-    room->nDebounced++;
+    d->next = db->keys;
+    db->keys = d;
+    db->nKeys++;
   }
   free(d->value);
   d->value = text;                               /* cJSON_free is free */

@@ -30,9 +30,17 @@
 #define PRES_SWEEP_BUDGET 200             /* entries one sweep may examine */
 #define PRES_SWEEP_MIN_MS 100.0           /* least time between two sweeps */
 
-/* The two kinds that are pushed as events; the bit is in room->eventsDirty. */
+/* The module's state: one per room (room->presence). */
+typedef struct Presence Presence;
+struct Presence {
+  MemStore *mem;                   /* the memory store */
+  int eventsDirty;                 /* bit per kind whose event is due */
+  double lastEventAt;              /* when events last went out */
+};
+
+/* The two kinds that are pushed as events; the bit is in eventsDirty. */
 typedef struct PresKind {
-  int bit;                         /* in room->eventsDirty */
+  int bit;                         /* in Presence.eventsDirty */
   const char *ns;                  /* memory-store namespace */
   const char *event;               /* event name on the wire */
   const char *field;               /* the value's name in results */
@@ -55,22 +63,26 @@ static const PresKind *presKindOf(const char *ns){
 /* The memory store tells us when an entry expires or is evicted. */
 static void presOnRemove(void *arg, const char *ns, const char *key, int expired){
   (void)key; (void)expired;
-  Room *room = arg;
+  Presence *p = arg;
   const PresKind *k = presKindOf(ns);
-  if( k ) room->eventsDirty |= k->bit;
+  if( k ) p->eventsDirty |= k->bit;
 }
 
 int presenceOpen(Room *room, double maxBytes){
-  if( room->mem ) return NT_OK;
-  room->mem = memNew((size_t)maxBytes);
-  if( room->mem==NULL ) return NT_NOMEM;
-  memSetOnRemove(room->mem, presOnRemove, room);
+  if( room->presence ) return NT_OK;
+  Presence *p = calloc(1, sizeof *p);
+  if( p==NULL ) return NT_NOMEM;
+  if( (p->mem = memNew((size_t)maxBytes))==NULL ){ free(p); return NT_NOMEM; }
+  memSetOnRemove(p->mem, presOnRemove, p);
+  room->presence = p;
   return NT_OK;
 }
 
 void presenceFree(Room *room){
-  memFree(room->mem);
-  room->mem = NULL;
+  if( room->presence==NULL ) return;
+  memFree(room->presence->mem);
+  free(room->presence);
+  room->presence = NULL;
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -95,17 +107,18 @@ static void presCollect(void *arg, const char *key, const char *value, double up
 
 static cJSON *presList(Room *room, const PresKind *k, double now){
   PresList l = { cJSON_CreateArray(), k->field, "userId" };
-  memForEach(room->mem, k->ns, now, presCollect, &l);
+  memForEach(room->presence->mem, k->ns, now, presCollect, &l);
   return l.out;
 }
 
 /* Push one event frame per dirty kind to every connection. */
 static void presFlushEvents(Room *room, double now){
-  room->lastEventAt = now;
+  Presence *p = room->presence;
+  p->lastEventAt = now;
   for(size_t i = 0; i < sizeof presKinds / sizeof presKinds[0]; i++){
     const PresKind *k = &presKinds[i];
-    if( !(room->eventsDirty & k->bit) ) continue;
-    room->eventsDirty &= ~k->bit;
+    if( !(p->eventsDirty & k->bit) ) continue;
+    p->eventsDirty &= ~k->bit;
     cJSON *data = presList(room, k, now);
     char *text = data ? cJSON_PrintUnformatted(data) : NULL;
     cJSON_Delete(data);
@@ -130,15 +143,18 @@ static void presFlushEvents(Room *room, double now){
 
 /* A kind changed: push now if the window is open, else let the timer do it. */
 static void presChanged(Room *room, const PresKind *k){
-  room->eventsDirty |= k->bit;
+  Presence *p = room->presence;
+  p->eventsDirty |= k->bit;
   double now = host_now_ms();
-  if( now - room->lastEventAt >= PRES_EVENT_MS ) presFlushEvents(room, now);
+  if( now - p->lastEventAt >= PRES_EVENT_MS ) presFlushEvents(room, now);
   roomTimerArm(room);
 }
 
 double presenceNextDue(Room *room){
-  double next = room->eventsDirty ? room->lastEventAt + PRES_EVENT_MS : 0;
-  double expiry = room->mem ? memNextExpiry(room->mem) : 0;
+  Presence *p = room->presence;
+  if( p==NULL ) return 0;
+  double next = p->eventsDirty ? p->lastEventAt + PRES_EVENT_MS : 0;
+  double expiry = memNextExpiry(p->mem);
   /* The sweep samples, so an expired entry may outlive one sweep: like Redis,
   ** sweep at most ten times a second rather than spin on a past due time.
   ** Reads never see an expired entry either way (memGet checks). */
@@ -148,18 +164,20 @@ double presenceNextDue(Room *room){
 }
 
 void presenceOnTimer(Room *room, double nowMs){
-  if( room->mem ) memSweep(room->mem, nowMs, PRES_SWEEP_BUDGET);
-  if( room->eventsDirty && nowMs - room->lastEventAt >= PRES_EVENT_MS ) presFlushEvents(room, nowMs);
+  Presence *p = room->presence;
+  if( p==NULL ) return;
+  memSweep(p->mem, nowMs, PRES_SWEEP_BUDGET);
+  if( p->eventsDirty && nowMs - p->lastEventAt >= PRES_EVENT_MS ) presFlushEvents(room, nowMs);
 }
 
 /* ---- connections ------------------------------------------------------- */
 
 void presenceConnGone(Room *room, Conn *conn){
-  if( room->mem==NULL ) return;
+  if( room->presence==NULL ) return;
   for(const Conn *c = room->conns; c; c = c->next){
     if( c!=conn && strcmp(c->userId, conn->userId)==0 ) return;   /* still here */
   }
-  if( memDelete(room->mem, KIND_PRESENCE->ns, conn->userId)==NT_OK ) presChanged(room, KIND_PRESENCE);
+  if( memDelete(room->presence->mem, KIND_PRESENCE->ns, conn->userId)==NT_OK ) presChanged(room, KIND_PRESENCE);
 }
 
 void presenceAttach(Conn *conn, cJSON *attachment){
@@ -175,7 +193,7 @@ int presenceRestore(Room *room, Conn *conn, const cJSON *attachment){
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(attachment, "presence");
   const cJSON *status = cJSON_GetObjectItemCaseSensitive(p, "status");
   const cJSON *at = cJSON_GetObjectItemCaseSensitive(p, "at");
-  if( status==NULL || !cJSON_IsNumber(at) || room->mem==NULL ) return NT_OK;
+  if( status==NULL || !cJSON_IsNumber(at) || room->presence==NULL ) return NT_OK;
   double now = host_now_ms();
   double left = at->valuedouble + KIND_PRESENCE->ttlMs - now;
   if( left <= 0 ) return NT_OK;                       /* it would have expired */
@@ -184,7 +202,7 @@ int presenceRestore(Room *room, Conn *conn, const cJSON *attachment){
   free(conn->presence);
   conn->presence = text;
   conn->presenceAt = at->valuedouble;
-  return memSet(room->mem, KIND_PRESENCE->ns, conn->userId, text, now, left);
+  return memSet(room->presence->mem, KIND_PRESENCE->ns, conn->userId, text, now, left);
 }
 
 /* ---- methods ----------------------------------------------------------- */
@@ -198,7 +216,7 @@ static int presSet(Call *call, const PresKind *k, cJSON **ppResult){
   if( text==NULL ) return rc;
   Room *room = call->room;
   double now = host_now_ms();
-  rc = memSet(room->mem, k->ns, call->caller->userId, text, now, k->ttlMs);
+  rc = memSet(room->presence->mem, k->ns, call->caller->userId, text, now, k->ttlMs);
   if( rc ){ cJSON_free(text); return callFail(call, rc, "the memory store refused the value"); }
   if( k==KIND_PRESENCE && call->conn ){
     free(call->conn->presence);
@@ -247,7 +265,7 @@ int presenceSetEphemeral(Call *call, cJSON **ppResult){
   if( text==NULL ) return rc;
   double now = host_now_ms();
   double ttlMs = ttl ? ttl->valuedouble : 0;
-  rc = memSet(call->room->mem, "kv", key, text, now, ttlMs);
+  rc = memSet(call->room->presence->mem, "kv", key, text, now, ttlMs);
   cJSON_free(text);
   if( rc ) return callFail(call, rc, "the memory store refused the value");
   roomTimerArm(call->room);
@@ -266,7 +284,7 @@ int presenceGetEphemeral(Call *call, cJSON **ppResult){
   const char *key = rc ? NULL : callString(call, "key", PRES_KV_MAX_KEY);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
   double updatedAt = 0, expiresAt = 0;
-  const char *value = memGet(call->room->mem, "kv", key, host_now_ms(), &updatedAt, &expiresAt);
+  const char *value = memGet(call->room->presence->mem, "kv", key, host_now_ms(), &updatedAt, &expiresAt);
   if( value==NULL ) return callFail(call, NT_NOT_FOUND, "no ephemeral value for %s", key);
   PresList l = { cJSON_CreateArray(), "value", "key" };
   presCollect(&l, key, value, updatedAt, expiresAt);
@@ -281,7 +299,7 @@ int presenceDeleteEphemeral(Call *call, cJSON **ppResult){
   int rc = CALL_ONLY_KEYS(call, keys);
   const char *key = rc ? NULL : callString(call, "key", PRES_KV_MAX_KEY);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
-  if( memDelete(call->room->mem, "kv", key)!=NT_OK ) return callFail(call, NT_NOT_FOUND, "no ephemeral value for %s", key);
+  if( memDelete(call->room->presence->mem, "kv", key)!=NT_OK ) return callFail(call, NT_NOT_FOUND, "no ephemeral value for %s", key);
   cJSON *r = cJSON_CreateObject();
   cJSON_AddBoolToObject(r, "deleted", 1);
   *ppResult = r;
@@ -291,7 +309,7 @@ int presenceDeleteEphemeral(Call *call, cJSON **ppResult){
 /* getMemoryStats {} -> {entries, bytes, maxBytes, evictions, expirations} (ADMIN) */
 int presenceStats(Call *call, cJSON **ppResult){
   MemStats st;
-  memStats(call->room->mem, &st);
+  memStats(call->room->presence->mem, &st);
   cJSON *r = cJSON_CreateObject();
   cJSON_AddNumberToObject(r, "entries", st.entries);
   cJSON_AddNumberToObject(r, "bytes", st.bytes);

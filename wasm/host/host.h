@@ -225,11 +225,8 @@ struct Room {
   double alarmAt;                  /* what host_alarm_set was last given */
   int d1Fail;                      /* test hook: make every D1 request fail */
   struct Sync *sync;               /* replication state (sync.c) */
-  struct Debounced *debounced;     /* pending debounced keys (debounce.c) */
-  int nDebounced;
-  MemStore *mem;                   /* the memory store (presence.c) */
-  int eventsDirty;                 /* bit per memory-store event to push */
-  double lastEventAt;              /* when events last went out */
+  struct Debounce *debounce;       /* debounced keys held in memory (debounce.c) */
+  struct Presence *presence;       /* the memory store and its events (presence.c) */
   RateLimits rate;                 /* rate limits and their counters (ratelimit.c) */
   Stats stats;                     /* counters for getStats */
 };
