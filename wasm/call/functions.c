@@ -69,6 +69,12 @@ struct Fn {
   int replica;                     /* "-- replica: true": read from D1 when it is current */
 };
 
+/* The module's state (room->fns): every function of the app, in load order. */
+typedef struct Fns {
+  Fn *list;                        /* [n], owned */
+  int n;
+} Fns;
+
 /* Look a word up in one of the tables above; 0 when absent. */
 #define LOOKUP(table, word) lookupWord((table), sizeof (table) / sizeof (table)[0], (word))
 static int lookupWord(const NameValue *table, size_t n, const char *word){
@@ -279,12 +285,13 @@ static int isNameLine(const char *z){
 static int fnAddBlock(Room *room, const char *file, int line, const char *start, const char *end){
   char err[400];
   err[0] = 0;
-  Fn *grown = realloc(room->fns, sizeof(Fn) * (size_t)(room->nFns + 1));
+  Fns *fns = room->fns;
+  Fn *grown = realloc(fns->list, sizeof(Fn) * (size_t)(fns->n + 1));
   if( grown==NULL ) return NT_NOMEM;
-  room->fns = grown;
-  Fn *fn = &grown[room->nFns];
+  fns->list = grown;
+  Fn *fn = &grown[fns->n];
   memset(fn, 0, sizeof *fn);
-  room->nFns++;
+  fns->n++;
   int rc = fnParseBlock(room, fn, file, line, start, end, err, sizeof err);
   if( rc==NT_OK ){
     int clash = fnFind(room, fn->name)!=fn || room->xIsMethod(room, fn->name);
@@ -326,6 +333,7 @@ static int fnLoadFile(Room *room, const char *file, const char *text){
 }
 
 int fnLoadAll(Room *room, cJSON *files){
+  if( room->fns==NULL && (room->fns = calloc(1, sizeof(Fns)))==NULL ) return NT_NOMEM;
   const cJSON *f;
   cJSON_ArrayForEach(f, files){
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(f, "file");
@@ -338,14 +346,17 @@ int fnLoadAll(Room *room, cJSON *files){
 }
 
 void fnFreeAll(Room *room){
-  for(int i = 0; i < room->nFns; i++) fnClear(&room->fns[i]);
-  free(room->fns);
+  Fns *fns = room->fns;
+  if( fns==NULL ) return;
+  for(int i = 0; i < fns->n; i++) fnClear(&fns->list[i]);
+  free(fns->list);
+  free(fns);
   room->fns = NULL;
-  room->nFns = 0;
 }
 
 const Fn *fnFind(Room *room, const char *name){
-  for(int i = 0; i < room->nFns; i++) if( strcmp(room->fns[i].name, name)==0 ) return &room->fns[i];
+  Fns *fns = room->fns;
+  for(int i = 0; fns && i < fns->n; i++) if( strcmp(fns->list[i].name, name)==0 ) return &fns->list[i];
   return NULL;
 }
 

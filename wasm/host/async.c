@@ -13,6 +13,7 @@
 #include <string.h>
 #include "host.h"
 
+typedef struct Async Async;
 struct Async {
   uint32_t id;                     /* id given to the host */
   Reply reply;                     /* where the answer goes (owned) */
@@ -22,7 +23,15 @@ struct Async {
   Async *next;                     /* next pending entry */
 };
 
+/* The module's state (room->async), made at the first request. */
+typedef struct AsyncQueue {
+  Async *pending;                  /* requests in flight, newest first */
+  uint32_t lastId;                 /* last id handed out */
+} AsyncQueue;
+
 int asyncBegin(Room *room, Reply *reply, int kind, cJSON *req, AsyncDone xDone, void *state){
+  if( room->async==NULL && (room->async = calloc(1, sizeof(AsyncQueue)))==NULL ) return NT_NOMEM;
+  AsyncQueue *q = room->async;
   Async *a = calloc(1, sizeof *a);
   if( room->d1Fail ) cJSON_AddBoolToObject(req, "fail", 1);   /* test hook */
   char *json = cJSON_PrintUnformatted(req);
@@ -30,8 +39,8 @@ int asyncBegin(Room *room, Reply *reply, int kind, cJSON *req, AsyncDone xDone, 
     free(a); cJSON_free(json);
     return NT_NOMEM;
   }
-  a->id = ++room->nextAsyncId;
-  if( a->id==0 ) a->id = ++room->nextAsyncId;          /* 0 is never an id */
+  a->id = ++q->lastId;
+  if( a->id==0 ) a->id = ++q->lastId;                  /* 0 is never an id */
   a->xDone = xDone;
   a->state = state;
   int rc = host_async(a->id, kind, (const uint8_t*)json, (uint32_t)strlen(json));
@@ -46,8 +55,8 @@ int asyncBegin(Room *room, Reply *reply, int kind, cJSON *req, AsyncDone xDone, 
   }else{
     a->internal = 1;
   }
-  a->next = room->pending;
-  room->pending = a;
+  a->next = q->pending;
+  q->pending = a;
   return NT_PENDING;
 }
 
@@ -57,7 +66,8 @@ int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *
 
 int nt_async_done(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len){
   if( room==NULL ) return NT_INTERNAL;
-  Async **pp = &room->pending;
+  if( room->async==NULL ) return NT_NOT_FOUND;
+  Async **pp = &room->async->pending;
   while( *pp && (*pp)->id!=asyncId ) pp = &(*pp)->next;
   Async *a = *pp;
   if( a==NULL ) return NT_NOT_FOUND;
@@ -79,11 +89,15 @@ int nt_async_done(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uin
 }
 
 void asyncFreeAll(Room *room){
-  while( room->pending ){
-    Async *a = room->pending;
-    room->pending = a->next;
+  AsyncQueue *q = room->async;
+  if( q==NULL ) return;
+  while( q->pending ){
+    Async *a = q->pending;
+    q->pending = a->next;
     free(a->state);
     replyFree(&a->reply);
     free(a);
   }
+  free(q);
+  room->async = NULL;
 }

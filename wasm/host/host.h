@@ -23,7 +23,6 @@
 void ntLog(int level, const char *fmt, ...);
 
 /* The structs of the layers above that the Room points at (opaque here). */
-typedef struct Async Async;
 typedef struct Fn Fn;
 typedef struct Conn Conn;
 typedef struct LiveQuery LiveQuery;
@@ -204,12 +203,10 @@ struct Room {
   int nTriggers;
   char **owned;                    /* tables under row-level security */
   int nOwned;
-  Fn *fns;                         /* named functions, array */
-  int nFns;
+  struct Fns *fns;                 /* the app's named functions (functions.c) */
   Conn *conns;                     /* open WebSocket connections */
   int nConns;
-  Async *pending;                  /* async host calls in flight */
-  uint32_t nextAsyncId;            /* last async id handed out */
+  struct AsyncQueue *async;        /* async host calls in flight (async.c) */
   TxnBody txnBody;                 /* body for the running host_sql_txn */
   void *txnArg;                    /* its argument */
   uint32_t txnToken;               /* token of the running transaction, 0 if none */
