@@ -11,9 +11,12 @@
 ** Errors are answered here with the protocol's body shape
 ** {"error":{"code":"…","message":"…"}} and the status of the code → status
 ** table in room.js (STATUS), which the room uses for its own answers too.
+** Two more duties sit at this door: CORS for the HTTP routes pages on other
+** origins may call (NT_CORS_ORIGINS), and in-band refusals for WebSocket
+** clients that cannot read a refused handshake's status (browsers).
 */
 
-import { verifyToken, canOpenRoom, identityOf } from "./auth.js";
+import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
 import { edgeRateLimits } from "./ratelimiter.js";
 
@@ -31,13 +34,23 @@ const H = {
   client: "X-NT-Client",
 };
 
-/* Route table: path pattern, allowed method, handler. */
+/* Route table: path pattern, allowed method, handler, and whether pages on
+** other origins may call it (CORS, see corsOrigin). */
 const ROUTES = [
   { re: /^\/health$/,                method: "GET",  run: health },
   { re: /^\/rooms\/([^/]*)\/ws$/,    method: "GET",  run: roomSocket },
-  { re: /^\/rooms\/([^/]*)\/rpc$/,   method: "POST", run: roomRpc },
-  { re: /^\/replica\/rooms\/([^/]*)(\/[^?#]*)$/, method: "GET", run: replica },
+  { re: /^\/rooms\/([^/]*)\/rpc$/,   method: "POST", run: roomRpc, cors: true },
+  { re: /^\/replica\/rooms\/([^/]*)(\/[^?#]*)$/, method: "GET", run: replica, cors: true },
 ];
+
+/* CORS: the request headers a cross-origin call may send, the response
+** headers its page may read, and how long a browser may keep a preflight. */
+const CORS_ALLOW_HEADERS = "authorization, content-type, x-client-id";
+const CORS_EXPOSE_HEADERS = "retry-after";
+const CORS_MAX_AGE_SEC = 600;
+
+/* In-band handshake errors: close code = this + the HTTP status. */
+const CLOSE_INBAND_BASE = 4000;
 
 function json(body, status = 200) {
   return new Response(JSON.stringify(body), {
@@ -61,12 +74,60 @@ async function route(request, env, ctx) {
   for (const r of ROUTES) {
     const m = r.re.exec(url.pathname);
     if (!m) continue;
+    if (r.cors && request.method === "OPTIONS") return preflight(request, env, r);
     if (request.method !== r.method)
       return errorResponse("BAD_REQUEST", `method ${request.method} not allowed`, 405,
         { allow: r.method });
-    return r.run(request, env, ctx, url, m);
+    const answer = await r.run(request, env, ctx, url, m);
+    return r.cors ? withCors(answer, request, env) : answer;
   }
   return errorResponse("NOT_FOUND", "no such path");
+}
+
+/* ---- CORS -------------------------------------------------------------- */
+
+/* The request's Origin when NT_CORS_ORIGINS (comma-separated origins, "*"
+** for any; empty or unset: none) allows it, else null. Origins compare
+** exactly, as browsers send them (scheme://host[:port], no path). */
+function corsOrigin(request, env) {
+  const origin = request.headers.get("origin");
+  if (!origin) return null;
+  const allowed = String(env.NT_CORS_ORIGINS ?? "").split(",").map((o) => o.trim().replace(/\/+$/, ""));
+  return allowed.includes("*") || allowed.includes(origin) ? origin : null;
+}
+
+/* OPTIONS on a CORS route: 204 with the Access-Control-* headers for an
+** allowed origin asking for the route's own method; 403 (protocol body)
+** for any other origin or method. */
+function preflight(request, env, r) {
+  const origin = corsOrigin(request, env);
+  const method = request.headers.get("access-control-request-method");
+  const vary = { vary: "Origin, Access-Control-Request-Method, Access-Control-Request-Headers" };
+  if (!origin)
+    return errorResponse("PERMISSION_DENIED", "cross-origin calls from this origin are not allowed", 403, vary);
+  if (method !== null && method.toUpperCase() !== r.method)
+    return errorResponse("PERMISSION_DENIED", `cross-origin ${method} is not allowed here (only ${r.method})`,
+      403, vary);
+  return new Response(null, { status: 204, headers: {
+    ...vary,
+    "access-control-allow-origin": origin,
+    "access-control-allow-methods": r.method,
+    "access-control-allow-headers": CORS_ALLOW_HEADERS,
+    "access-control-max-age": String(CORS_MAX_AGE_SEC),
+  } });
+}
+
+/* The answer of a CORS route, readable by the calling page when its origin
+** is allowed (errors included: a page must see its 401 or 429). */
+function withCors(answer, request, env) {
+  const origin = corsOrigin(request, env);
+  const out = new Response(answer.body, answer);       /* headers of fetched answers are immutable */
+  out.headers.append("vary", "Origin");
+  if (origin) {
+    out.headers.set("access-control-allow-origin", origin);
+    out.headers.set("access-control-expose-headers", CORS_EXPOSE_HEADERS);
+  }
+  return out;
 }
 
 function health(request, env) {
@@ -89,8 +150,19 @@ function roomName(segment) {
 }
 
 /* GET /rooms/:room/ws — validate, authenticate, then hand the upgrade to the
-** room. clientId (optional) is checked here; the room assigns one if absent. */
+** room. With ?inbandErrors=1, a refused upgrade is told in band instead
+** (inbandRefusal): browsers cannot read the status of a refused handshake. */
 async function roomSocket(request, env, ctx, url, m) {
+  const answer = await openSocket(request, env, url, m);
+  const upgrade = (request.headers.get("upgrade") || "").toLowerCase() === "websocket";
+  if (upgrade && answer.status >= 400 && url.searchParams.get("inbandErrors") === "1")
+    return inbandRefusal(answer);
+  return answer;
+}
+
+/* The upgrade's answer: the room's 101, or the refusal. clientId (optional)
+** is checked here; the room assigns one if absent. */
+async function openSocket(request, env, url, m) {
   const room = roomName(m[1]);
   if (!room) return errorResponse("BAD_REQUEST", "bad room name");
   const clientId = url.searchParams.get("clientId");
@@ -105,6 +177,27 @@ async function roomSocket(request, env, ctx, url, m) {
   const limited = await rateLimit(env, who, room, "ws", request);
   if (limited) return limited;
   return forward(request, env, room, who, clientId);
+}
+
+/* Accept the WebSocket here, in the Worker (the room is never reached), send
+** one frame {"type":"error","error":{code, message[, retryAfterMs]}} carrying
+** the refusal's error body, and close with 4000 + its HTTP status and the
+** code as the reason (4401 UNAUTHENTICATED, 4403, 4429, 4400, 4503, …). */
+async function inbandRefusal(refused) {
+  let error = null;
+  try {
+    error = (await refused.json())?.error ?? null;
+  } catch { /* not the protocol body: described below */ }
+  if (!error || typeof error.code !== "string") error = { code: "INTERNAL", message: "the upgrade was refused" };
+  const frame = { code: error.code, message: String(error.message ?? error.code) };
+  const retryAfter = Number(refused.headers.get("retry-after"));
+  if (typeof error.retryAfterMs === "number") frame.retryAfterMs = error.retryAfterMs;
+  else if (retryAfter > 0) frame.retryAfterMs = retryAfter * 1000;
+  const [client, server] = Object.values(new WebSocketPair());
+  server.accept();
+  server.send(JSON.stringify({ type: "error", error: frame }));
+  server.close(CLOSE_INBAND_BASE + refused.status, error.code);
+  return new Response(null, { status: 101, webSocket: client });
 }
 
 /* POST /rooms/:room/rpc — one RPC over HTTP. clientId (optional, for
@@ -164,15 +257,17 @@ async function replica(request, env, ctx, url, m) {
 async function authenticate(request, env, url, room) {
   const token = bearer(request) ?? url.searchParams.get("token");
   if (!token) return errorResponse("UNAUTHENTICATED", "missing token");
-  if (!env.NT_AUTH_SECRET) {
-    console.error("worker: NT_AUTH_SECRET is not set (see .dev.vars.example)");
+  const policy = tokenPolicy(env);
+  if (!policy.secret && !policy.jwksUrl) {
+    console.error("worker: neither NT_AUTH_SECRET nor NT_JWKS_URL is set (see .dev.vars.example)");
     return errorResponse("INTERNAL", "server auth is not configured");
   }
-  const v = await verifyToken(token, env.NT_AUTH_SECRET);
-  if (!v.ok) return errorResponse("UNAUTHENTICATED", v.reason);
-  if (!canOpenRoom(v.claims, room))
+  const v = await verifyToken(token, policy);
+  if (!v.ok) return errorResponse(v.code, v.reason, undefined,
+    v.code === "UNAVAILABLE" ? { "retry-after": "1" } : {});
+  if (!canOpenRoom(v.user, room))
     return errorResponse("PERMISSION_DENIED", "this token may not open room " + room);
-  return identityOf(v.claims);
+  return identityOf(v.user);
 }
 
 function bearer(request) {
@@ -186,10 +281,11 @@ function bearer(request) {
 ** one more WebSocket or send one more HTTP RPC: one object per key, the user
 ** ("user:<sub>") and the client's address ("ip:<CF-Connecting-IP>", which
 ** Cloudflare sets and clients cannot forge), asked in parallel, each counting
-** 1. Returns null to let the request through, or the 429 answer with
-** Retry-After. A limiter that fails lets the request through (logged): rate
-** limiting must not become the outage. The room applies its own per-user and
-** per-connection limits to every call after this. */
+** 1. Returns null to let the request through, the 429 answer with
+** Retry-After, or 503 UNAVAILABLE when a limiter could not answer: the limit
+** fails closed, so a caller who can make its limiter fail gains nothing by
+** it. The room applies its own per-user and per-connection limits to every
+** call after this. */
 async function rateLimit(env, who, room, kind, request) {
   const limits = edgeRateLimits(env);
   if (!env.RATE_LIMITER || !(limits.perSecond > 0 || limits.perMinute > 0)) return null;
@@ -200,10 +296,13 @@ async function rateLimit(env, who, room, kind, request) {
     try {
       return await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key)).check(key, 1);
     } catch (e) {
-      console.error(`worker: rate limiter for ${key} failed, letting ${kind} through:`, e?.stack ?? e);
-      return null;
+      console.error(`worker: rate limiter for ${key} failed, refusing the ${kind}:`, e?.stack ?? e);
+      return { failed: true };
     }
   }));
+  if (answers.some((a) => a?.failed))
+    return errorResponse("UNAVAILABLE", "the rate limiter could not be reached; retry shortly", 503,
+      { "retry-after": "1" });
   let worst = null;
   for (const a of answers)
     if (a && !a.ok && (!worst || a.retryAfterMs > worst.retryAfterMs)) worst = a;
@@ -218,8 +317,9 @@ async function rateLimit(env, who, room, kind, request) {
 
 /* Forward to the room's Durable Object with trusted identity headers. Any
 ** X-NT-* header from the client is dropped so it cannot impersonate anyone.
-** User and role are percent-encoded (a `sub` may hold any character, header
-** values may not); room and client id are already restricted to NAME_RE. */
+** User and role are percent-encoded (a `sub` may hold characters header
+** values may not; auth.js has made sure it is well-formed, so encoding cannot
+** fail); room and client id are already restricted to NAME_RE. */
 function forward(request, env, room, who, clientId, body) {
   const headers = new Headers();
   for (const [k, v] of request.headers) if (!k.startsWith("x-nt-")) headers.set(k, v);

@@ -1,9 +1,9 @@
 /*
 ** test_idem.c — idempotent mutations (wasm/call/idem.c): a mutation sent
 ** again with the same mutationId answers the first run's result and commit
-** version without running again, within its client's scope (an HTTP caller
-** without a client id: its user's), only once a run committed, and for a
-** day.
+** version without running again, within its user and client (an HTTP
+** caller without a client id: its user's own), only once a run committed,
+** and for a day.
 */
 #include "testroom.h"
 
@@ -28,11 +28,11 @@ TEST(a_repeat_should_answer_the_first_result_and_version_without_running){
   fakehostMessage(1, createOnce(frame, sizeof frame, 1, "m-1", "once"));
   CHECK_STR_EQ(fakehostLastFrame(1), first);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 2);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _mutations"), 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency"), 1);
   fakehostRoomFree();
 }
 
-TEST(mutation_ids_should_be_scoped_by_client_and_for_http_callers_without_one_by_user){
+TEST(mutation_ids_should_be_scoped_by_user_and_client){
   REQUIRE(testAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char body[256], first[512];
@@ -43,9 +43,10 @@ TEST(mutation_ids_should_be_scoped_by_client_and_for_http_callers_without_one_by
   CHECK_STR_EQ(fakehostResponse(2)->body, first);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 1);
   fakehostHttpRpc(3, BOB_HTTP, createOnce(body, sizeof body, 0, "m-1", "by http"));   /* bob's own */
-  fakehostMessage(1, createOnce(body, sizeof body, 1, "m-1", "by ws"));              /* client c-a's */
+  fakehostMessage(1, createOnce(body, sizeof body, 1, "m-1", "by ws"));              /* alice's client c-a */
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 3);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _mutations WHERE client_id IN ('user:alice', 'user:bob', 'c-a')"), 3);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency WHERE (user_id, client_id) IN"
+                                " (VALUES ('alice', ''), ('bob', ''), ('alice', 'c-a'))"), 3);
   fakehostRoomFree();
 }
 
@@ -56,12 +57,12 @@ TEST(a_mutation_that_failed_or_changed_nothing_should_run_again){
   fakehostMessage(1, "{\"action\":\"rpc\",\"id\":1,\"method\":\"updateTask\","
                      "\"payload\":{\"id\":\"nope\",\"title\":\"x\"},\"mutationId\":\"m-2\"}");
   CHECK_STR_EQ(testFrameField(1, "error.code", got, sizeof got), "NOT_FOUND");
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _mutations"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency"), 0);
   char frame[256];
   fakehostMessage(1, createOnce(frame, sizeof frame, 1, "m-2", "second try"));
   CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "rpc_result");
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'second try'"), 1);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _mutations"), 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency"), 1);
   fakehostRoomFree();
 }
 
@@ -72,7 +73,7 @@ TEST(a_failed_commit_should_record_no_answer){
   fakehostFailCommit();
   fakehostMessage(1, createOnce(frame, sizeof frame, 1, "m-3", "lost"));
   CHECK_STR_EQ(testFrameField(1, "error.code", got, sizeof got), "INTERNAL");
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _mutations"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency"), 0);
   fakehostMessage(1, createOnce(frame, sizeof frame, 1, "m-3", "lost"));
   CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "rpc_result");
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 1);
@@ -86,7 +87,7 @@ TEST(answers_should_be_forgotten_after_a_day_by_the_maintenance_task){
   fakehostMessage(1, createOnce(frame, sizeof frame, 1, "m-4", "day one"));
   fakehostAdvance(25 * 3600 * 1000.0);
   REQUIRE(fakehostFireAlarm()==NT_OK);                /* room.maintenance, overdue */
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _mutations"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency"), 0);
   fakehostMessage(1, createOnce(frame, sizeof frame, 1, "m-4", "day one"));
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 2);   /* ran again */
   fakehostRoomFree();
@@ -102,10 +103,10 @@ TEST(every_64th_answer_should_trim_the_expired_ones){
     snprintf(id, sizeof id, "m-%d", i);
     fakehostMessage(1, createOnce(frame, sizeof frame, 1, id, "t"));
   }
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _mutations WHERE mutation_id = 'old'"), 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency WHERE mutation_id = 'old'"), 1);
   fakehostMessage(1, createOnce(frame, sizeof frame, 1, "m-63", "t"));   /* the 64th */
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _mutations WHERE mutation_id = 'old'"), 0);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _mutations"), 63);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency WHERE mutation_id = 'old'"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency"), 63);
   fakehostRoomFree();
 }
 

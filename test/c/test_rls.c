@@ -73,6 +73,100 @@ TEST(rls_triggers_should_refuse_giving_a_row_to_someone_else){
   fakehostRoomFree();
 }
 
+/* Functions that move a task's owner_id every way there is. */
+static const char *const ownerFunctions =
+  "-- name: claim :exec\n-- param: id text\n"
+  "UPDATE tasks SET owner_id = :auth_uid WHERE id = :id;\n"
+  "-- name: unown :exec\n-- param: id text\n"
+  "UPDATE tasks SET owner_id = NULL WHERE id = :id;\n"
+  "-- name: give :exec\n-- param: id text\n-- param: to text\n"
+  "UPDATE tasks SET owner_id = :to WHERE id = :id;\n"
+  "-- name: keep :exec\n-- param: id text\n"
+  "UPDATE tasks SET owner_id = owner_id, title = 'kept' WHERE id = :id;\n"
+  "-- name: plantFor :exec\n-- param: to text\n"
+  "INSERT INTO tasks VALUES (:new_id, 'planted', 'pending', :to, :now, :now);\n";
+
+/* [caller (1 bob, 2 an admin), function, the row it aims at, payload
+** extra, expected code ("" = ok), owner_id of the row afterwards (NULL =
+** shared)]. Rows: "shared" has no owner, "bobs" is bob's, "alices" alice's. */
+#define AS_BOB 1
+#define AS_ADMIN 2
+static const struct {
+  uint32_t conn;
+  const char *fn, *row, *extra, *code, *ownerAfter;
+} ownerCases[] = {
+  { AS_BOB, "claim", "shared", "",                  "PERMISSION_DENIED", NULL },
+  { AS_BOB, "give",  "shared", ",\"to\":\"alice\"", "PERMISSION_DENIED", NULL },
+  { AS_BOB, "unown", "bobs",   "",                  "PERMISSION_DENIED", "bob" },
+  { AS_BOB, "give",  "bobs",   ",\"to\":\"alice\"", "PERMISSION_DENIED", "bob" },
+  { AS_BOB, "keep",  "bobs",   "",                  "",                  "bob" },
+  { AS_BOB, "keep",  "shared", "",                  "",                  NULL },
+  { AS_BOB, "claim", "alices", "",                  "",                  "alice" },  /* invisible: nothing */
+  { AS_ADMIN, "claim", "alices", "",                  "",                  "alice" },  /* to admins too */
+  { AS_ADMIN, "claim", "shared", "",                  "",                  "root" },
+  { AS_ADMIN, "unown", "shared", "",                  "",                  NULL },
+  { AS_ADMIN, "give",  "shared", ",\"to\":\"bob\"",   "",                  "bob" },
+};
+
+TEST(rls_should_let_nobody_but_an_admin_change_owner_id){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  REQUIRE(testRoomOpen(migrations, ownerFunctions, 0) != NULL);
+  REQUIRE(fakehostConnOpen(AS_BOB, BOB)==NT_OK);
+  REQUIRE(fakehostConnOpen(AS_ADMIN, ADMIN)==NT_OK);
+  /* the host writes with row-level security off, as migrations do */
+  CHECK_EQ_INT(fakehostExec("UPDATE _room SET rls_bypass = 1;"
+    " INSERT INTO tasks VALUES ('shared', 's', 'pending', NULL, 0, 0),"
+    " ('bobs', 'b', 'pending', 'bob', 0, 0), ('alices', 'a', 'pending', 'alice', 0, 0);"
+    " UPDATE _room SET rls_bypass = 0"), SQLITE_OK);
+  for(size_t i = 0; i < sizeof ownerCases / sizeof ownerCases[0]; i++){
+    char payload[128], got[64], owner[64], query[128];
+    uint32_t conn = ownerCases[i].conn;
+    snprintf(payload, sizeof payload, "{\"id\":\"%s\"%s}", ownerCases[i].row, ownerCases[i].extra);
+    CHECK_EQ_INT(fakehostExec("UPDATE _room SET rls_bypass = 1;"            /* reset by the host */
+      " UPDATE tasks SET owner_id = NULL WHERE id = 'shared'; UPDATE _room SET rls_bypass = 0"), SQLITE_OK);
+    CHECK_STR_EQ(testRpc(conn, ownerCases[i].fn, payload, got, sizeof got), ownerCases[i].code);
+    snprintf(query, sizeof query, "SELECT owner_id IS NULL FROM tasks WHERE id = '%s'", ownerCases[i].row);
+    int shared = (int)fakehostQueryInt(query);
+    snprintf(owner, sizeof owner, "%s", ownerCases[i].ownerAfter ? ownerCases[i].ownerAfter : "(shared)");
+    if( shared != (ownerCases[i].ownerAfter==NULL) ){
+      fprintf(stderr, "  case %zu: %s %s: owner_id shared=%d, expected %s\n", i, ownerCases[i].fn,
+              ownerCases[i].row, shared, owner);
+    }
+    CHECK_EQ_INT(shared, ownerCases[i].ownerAfter==NULL);
+    if( ownerCases[i].ownerAfter ){
+      snprintf(query, sizeof query, "SELECT count(*) FROM tasks WHERE id = '%s' AND owner_id = '%s'",
+               ownerCases[i].row, ownerCases[i].ownerAfter);
+      CHECK_EQ_INT(fakehostQueryInt(query), 1);
+    }
+  }
+  /* inserting a row for someone else: refused to a user, allowed to an admin */
+  char got[64];
+  CHECK_STR_EQ(testRpc(AS_BOB, "plantFor", "{\"to\":\"alice\"}", got, sizeof got), "PERMISSION_DENIED");
+  CHECK_STR_EQ(testRpc(AS_ADMIN, "plantFor", "{\"to\":\"alice\"}", got, sizeof got), "");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'planted' AND owner_id = 'alice'"), 1);
+  fakehostRoomFree();
+}
+
+TEST(rls_should_replace_the_owner_triggers_of_an_earlier_form_when_a_room_opens){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  REQUIRE(testRoomOpen(migrations, ownerFunctions, 0) != NULL);
+  fakehostRoomFree();
+  /* the room as the earlier release left it: its claimable-owner trigger */
+  fakehostExec("DROP TRIGGER _rls_tasks_owner; DROP TRIGGER _rls_tasks_insert;"
+               " CREATE TRIGGER _rls_tasks_own BEFORE UPDATE OF owner_id ON tasks"
+               "  WHEN NEW.owner_id IS NOT (SELECT rls_uid FROM _room) BEGIN SELECT RAISE(ABORT, 'x'); END;"
+               " CREATE TRIGGER _rls_tasks_ins BEFORE INSERT ON tasks WHEN 0 BEGIN SELECT 1; END;"
+               " INSERT INTO tasks VALUES ('shared', 's', 'pending', NULL, 0, 0);");
+  REQUIRE(testRoomOpen(migrations, ownerFunctions, 0) != NULL);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_own', '_rls_tasks_ins')"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_owner', '_rls_tasks_insert')"), 2);
+  REQUIRE(fakehostConnOpen(1, BOB)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "claim", "{\"id\":\"shared\"}", got, sizeof got), "PERMISSION_DENIED");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT owner_id IS NULL FROM tasks WHERE id = 'shared'"), 1);
+  fakehostRoomFree();
+}
+
 /* Statements the read-only guard must refuse whatever they are dressed as. */
 static const char *const hostileReads[] = {
   "SELECT * FROM main.tasks",

@@ -10,7 +10,7 @@
 */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, uniqueRoom, FORGERIES, keysOf } from './harness.js';
+import { startServer, uniqueRoom, FORGERIES, keysOf, signJwt } from './harness.js';
 
 let server;
 before(async () => { server = await startServer({ name: 'auth' }); });
@@ -56,6 +56,83 @@ for (const kind of Object.keys(FORGERIES)) {
     assertErrorBody(http, 'UNAUTHENTICATED');
   });
 }
+
+/* ---- 401: identity strings that could be cut, and tokens that never end ---- */
+
+/* Claims that are signed correctly and still refused: [what, claims over a
+** valid token's]. An identity must be one exact string (no control
+** character, well-formed UTF-16, within its bytes); exp must exist and lie
+** within the server's maximum lifetime (24 h by default) of iat or now. */
+const now = () => Math.floor(Date.now() / 1000);
+const BAD_CLAIMS = [
+  ['a sub with a NUL (alice\\u0000evil)', () => ({ sub: 'alice\u0000evil' })],
+  ['a sub with U+0001', () => ({ sub: 'alice\u0001' })],
+  ['a sub with an escape character', () => ({ sub: 'al\u001bice' })],
+  ['a sub with DEL', () => ({ sub: 'alice\u007f' })],
+  ['a sub with a C1 control (U+0085)', () => ({ sub: 'alice\u0085' })],
+  ['a sub with a lone high surrogate', () => ({ sub: 'alice\ud800' })],
+  ['a sub with a lone low surrogate', () => ({ sub: '\udc00alice' })],
+  ['a sub of 256 bytes', () => ({ sub: 'a'.repeat(256) })],
+  ['a sub of 128 two-byte characters (256 bytes)', () => ({ sub: 'é'.repeat(128) })],
+  ['an empty sub', () => ({ sub: '' })],
+  ['a role admin\\u0000x', () => ({ sub: 'mallory', role: 'admin\u0000x' })],
+  ['a role system\\u0000', () => ({ sub: 'mallory', role: 'system\u0000' })],
+  ['a role with a lone surrogate', () => ({ sub: 'mallory', role: 'admin\udfff' })],
+  ['a role of 65 bytes', () => ({ sub: 'mallory', role: 'r'.repeat(65) })],
+  ['no exp at all', () => ({ sub: 'mallory', exp: undefined })],
+  ['an exp that is not a number', () => ({ sub: 'mallory', exp: String(now() + 60) })],
+  ['an iat that is not a number', () => ({ sub: 'mallory', iat: 'yesterday' })],
+  ['a life of 24 h and 1 s (exp - iat)', () => ({ sub: 'mallory', iat: now(), exp: now() + 86401 })],
+  ['no iat and an exp more than 24 h away', () => ({ sub: 'mallory', iat: undefined, exp: now() + 86500 })],
+  ['an iat in the future that would hide a long life', () => ({ sub: 'mallory', iat: now() + 1e6, exp: now() + 1e6 + 60 })],
+];
+
+/* A valid token's claims with extra applied; an undefined value removes the claim. */
+function signedWith(extra, room) {
+  const c = { iat: now(), exp: now() + 3600, rooms: [room], ...extra };
+  for (const k of Object.keys(c)) if (c[k] === undefined) delete c[k];
+  return signJwt(c, server.secret);
+}
+
+for (const [what, extra] of BAD_CLAIMS) {
+  test(`a signed token with ${what} is refused with 401 on both transports`, async () => {
+    const room = uniqueRoom('claims');
+    const [ws, http] = await both(room, signedWith(extra(), room));
+    assert.equal(ws.status, 401, `WebSocket: ${JSON.stringify(ws.body ?? 'opened')}`);
+    assertErrorBody(ws, 'UNAUTHENTICATED');
+    assert.equal(http.status, 401, `HTTP: ${http.text}`);
+    assertErrorBody(http, 'UNAUTHENTICATED');
+  });
+}
+
+test('tokens right at the bounds are accepted: a 255-byte sub, a 64-byte role, a life of exactly 24 h, no iat', async () => {
+  const room = uniqueRoom('bounds');
+  for (const extra of [{ sub: 's'.repeat(255) }, { sub: 'alice', role: 'r'.repeat(64) },
+                       { sub: 'alice', iat: now(), exp: now() + 86400 },
+                       { sub: 'alice', iat: undefined, exp: now() + 3600 },
+                       { sub: 'alice', exp: now() + 60 }]) {
+    const http = await server.httpRpc(room, { method: 'getRoomInfo', payload: {} }, { token: signedWith(extra, room) });
+    assert.equal(http.status, 200, `${JSON.stringify(extra).slice(0, 80)}: ${http.text}`);
+    assert.equal(http.body.result.userId, extra.sub);
+  }
+});
+
+test('role tricks get no admin power: only the exact role admin may call ADMIN methods', async () => {
+  const room = uniqueRoom('roles');
+  for (const role of ['admin ', ' admin', 'Admin', 'admin\u200b', 'admin\ufeff', 'ａｄｍｉｎ']) {
+    const token = signedWith({ sub: 'mallory', role }, room);
+    for (const method of ['getStats', 'deleteRoom', 'forceSyncAll']) {
+      const r = await server.httpRpc(room, { method, payload: {} }, { token });
+      assert.equal(r.status, 403, `role ${JSON.stringify(role)} calling ${method}: ${r.text}`);
+      assertErrorBody(r, 'PERMISSION_DENIED');
+    }
+    const denied = await server.tryConnect('user:root', { token: signedWith({ sub: 'mallory', role }, 'x') });
+    assert.equal(denied.status, 403, `role ${JSON.stringify(role)} opening another user's room`);
+  }
+  /* the control: the exact role opens it and calls it */
+  const admin = await server.httpRpc(room, { method: 'getStats', payload: {} }, { token: signedWith({ sub: 'root', role: 'admin' }, room) });
+  assert.equal(admin.status, 200, admin.text);
+});
 
 test('a malformed Authorization header is refused with 401', async () => {
   const room = uniqueRoom('auth');
@@ -263,4 +340,86 @@ test('getStats with an admin token answers version, connections and counters', a
   const h = await server.httpRpc(room, { method: 'getStats', payload: {} }, { token: server.token({ sub: 'root', role: 'admin' }) });
   assert.equal(h.status, 200, h.text);
   assert.equal(typeof h.body.result.version, 'number');
+});
+
+/* ---- in-band handshake errors (?inbandErrors=1) ----------------------------
+** A browser cannot read the status of a refused upgrade. With the parameter,
+** the Worker accepts the socket itself, sends one error frame and closes
+** with 4000 + the status and the code as the reason (docs/PROTOCOL.md,
+** "In-band handshake errors"). */
+
+/* Open with ?inbandErrors=1; answers {frame, close} of a refusal, or the
+** upgrade's status when it was not a 101. */
+async function inband(room, opts) {
+  const r = await server.tryConnect(room, { ...opts, query: { inbandErrors: '1', ...(opts.query ?? {}) } });
+  if (r.status !== 101) return { status: r.status };
+  const close = await r.client.closed;
+  return { frame: r.client.welcome, close, rest: r.client.frames };
+}
+
+/* [what, how to connect, code, close code] */
+const INBAND = [
+  ['a bad token', () => ({ room: uniqueRoom('ib'), token: 'not.a.token' }), 'UNAUTHENTICATED', 4401],
+  ['no token', () => ({ room: uniqueRoom('ib') }), 'UNAUTHENTICATED', 4401],
+  ['a room the token may not open', () => ({ room: uniqueRoom('ib'), token: server.token({ sub: 'eve', rooms: ['other'] }) }),
+    'PERMISSION_DENIED', 4403],
+  ['a bad room name', () => ({ room: 'has space', token: server.token({ sub: 'root', role: 'admin' }) }), 'BAD_REQUEST', 4400],
+  ['a bad clientId', () => {
+    const room = uniqueRoom('ib');
+    return { room, token: server.token({ sub: 'alice', rooms: [room] }), clientId: 'has space' };
+  }, 'BAD_REQUEST', 4400],
+];
+
+for (const [what, how, code, closeCode] of INBAND) {
+  test(`with inbandErrors=1, ${what} is an error frame ${code} and close ${closeCode}`, async () => {
+    const { room, ...opts } = how();
+    const r = await inband(room, opts);
+    assert.equal(r.status, undefined, `the upgrade was accepted: ${JSON.stringify(r)}`);
+    assert.equal(r.frame.type, 'error', JSON.stringify(r.frame));
+    assert.deepEqual(keysOf(r.frame), ['error', 'type']);
+    assert.deepEqual(keysOf(r.frame.error), ['code', 'message']);
+    assert.equal(r.frame.error.code, code);
+    assert.equal(typeof r.frame.error.message, 'string');
+    assert.deepEqual(r.close, { code: closeCode, reason: code });
+    assert.deepEqual(r.rest, [], 'exactly one frame');
+  });
+}
+
+test('without inbandErrors=1 a refused upgrade is still a plain HTTP status', async () => {
+  for (const query of [{}, { inbandErrors: '0' }, { inbandErrors: 'true' }]) {
+    const r = await server.tryConnect(uniqueRoom('ib'), { token: 'not.a.token', query });
+    assert.equal(r.status, 401, JSON.stringify(query));
+    assertErrorBody(r, 'UNAUTHENTICATED');
+  }
+});
+
+test('with inbandErrors=1 an accepted upgrade is an ordinary connection', async () => {
+  const room = uniqueRoom('ib');
+  const r = await server.tryConnect(room, { token: server.token({ sub: 'alice', rooms: [room] }), query: { inbandErrors: '1' } });
+  assert.equal(r.status, 101);
+  assert.equal(r.client.welcome.type, 'welcome');
+  assert.equal((await r.client.rpc('getRoomInfo', {})).result.userId, 'alice');
+  await r.client.close();
+});
+
+test('with inbandErrors=1 a rate-limited upgrade is RATE_LIMITED with retryAfterMs and close 4429', async () => {
+  const limited = await startServer({ name: 'auth-inband', vars: { NT_RATE_EDGE_PER_MIN: '1' } });
+  try {
+    const room = uniqueRoom('ib');
+    const token = limited.token({ sub: 'alice', rooms: [room] });
+    const first = await limited.tryConnect(room, { token, query: { inbandErrors: '1' } });
+    assert.equal(first.status, 101);
+    assert.equal(first.client.welcome.type, 'welcome');
+    await first.client.close();
+    const r = await limited.tryConnect(room, { token, query: { inbandErrors: '1' } });
+    assert.equal(r.status, 101, JSON.stringify(r.body ?? ''));
+    const close = await r.client.closed;
+    assert.equal(r.client.welcome.type, 'error');
+    assert.equal(r.client.welcome.error.code, 'RATE_LIMITED');
+    assert.ok(Number.isInteger(r.client.welcome.error.retryAfterMs) && r.client.welcome.error.retryAfterMs >= 1,
+      JSON.stringify(r.client.welcome));
+    assert.deepEqual(close, { code: 4429, reason: 'RATE_LIMITED' });
+  } finally {
+    await limited.stop();
+  }
 });

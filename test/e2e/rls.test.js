@@ -7,7 +7,8 @@
 ** user's row is indistinguishable from a missing one. So besides checking
 ** that B's attempts fail, these tests check that they fail *the same way* as
 ** the same attempt on an id that never existed, and that A's rows are
-** byte-for-byte unchanged afterwards.
+** byte-for-byte unchanged afterwards. Shared rows (no owner) are readable and
+** editable by everyone, and nobody but an admin may change an owner_id.
 */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -179,7 +180,70 @@ test('a second connection of the same user sees the same rows (the owner is the 
   await a2.close();
 });
 
-test('rows with owner_id null are shared with everyone', { skip: 'not reachable through the API: every create sets owner_id from the token, and raw SQL is read-only' }, () => {});
+/* ---- shared rows (owner_id NULL) ------------------------------------------ */
+
+/* Shared rows get a room of their own here, so the checks above that compare
+** A's whole list of notes stay exact. */
+async function sharedRoom() {
+  const r = uniqueRoom('shared-rows');
+  const conn = (sub, role) => server.connect(r, { claims: role ? { sub, role } : { sub, rooms: [r] } });
+  return { room: r, a: await conn('user-a'), b: await conn('user-b'), admin: await conn('root', 'admin') };
+}
+
+test('rows with owner_id null are shared with everyone', async () => {
+  const s = await sharedRoom();
+  const shared = await s.a.call('createSharedNote', { title: 'for all', content: 'from A' });
+  assert.equal(shared.owner_id, null);
+  /* everyone reads it, over both transports and through raw SQL */
+  assert.deepEqual(await s.b.call('listNotes', {}), [shared]);
+  const h = await server.httpRpc(s.room, { method: 'listNotes', payload: {} },
+    { token: server.token({ sub: 'user-c', rooms: [s.room] }) });
+  assert.deepEqual(h.body.result, [shared]);
+  const sql = await s.b.call('executeSQL', { sql: 'SELECT id, owner_id FROM notes' });
+  assert.deepEqual(sql.rows, [{ id: shared.id, owner_id: null }]);
+  /* and may edit it: B's edit is what A reads next */
+  const edited = await s.b.call('updateNote', { id: shared.id, content: 'B was here' });
+  assert.equal(edited.owner_id, null, 'editing a shared row leaves it shared');
+  assert.equal((await s.a.call('listNotes', {}))[0].content, 'B was here');
+  /* A's own notes stay A's alone, next to the shared one */
+  const mine = await s.a.call('createNote', { title: 'A only', content: '' });
+  assert.deepEqual((await s.b.call('listNotes', {})).map((n) => n.id), [shared.id]);
+  assert.deepEqual((await s.a.call('listNotes', {})).map((n) => n.id).sort(), [shared.id, mine.id].sort());
+  for (const c of [s.a, s.b, s.admin]) await c.close();
+});
+
+test('a shared row cannot be claimed, and an own row can be neither shared nor given away, except by an admin', async () => {
+  const s = await sharedRoom();
+  const shared = await s.a.call('createSharedNote', { title: 'common', content: '' });
+  const mine = await s.a.call('createNote', { title: 'A only', content: '' });
+  /* [who, what, payload, the owner the note must keep] */
+  const REFUSED = [
+    [s.b, 'B claims the shared note', { id: shared.id, owner: 'user-b' }, null],
+    [s.a, 'A claims the shared note it created', { id: shared.id, owner: 'user-a' }, null],
+    [s.b, 'B gives the shared note to A', { id: shared.id, owner: 'user-a' }, null],
+    [s.a, 'A makes its own note shared', { id: mine.id }, 'user-a'],
+    [s.a, 'A makes its own note shared (owner null)', { id: mine.id, owner: null }, 'user-a'],
+    [s.a, 'A gives its own note to B', { id: mine.id, owner: 'user-b' }, 'user-a'],
+  ];
+  for (const [who, what, payload, keeps] of REFUSED) {
+    const f = await who.rpc('setNoteOwner', payload);
+    assert.equal(f.type, 'rpc_error', `${what}: ${JSON.stringify(f)}`);
+    assert.equal(f.error.code, 'PERMISSION_DENIED', what);
+    const row = (await s.a.call('executeSQL', { sql: 'SELECT owner_id FROM notes WHERE id = ?', params: [payload.id] })).rows[0];
+    assert.deepEqual(row, { owner_id: keeps }, `${what}: owner_id unchanged`);
+  }
+  /* B trying it on A's note finds no such note, as for any row B cannot see */
+  assert.equal((await s.b.rpc('setNoteOwner', { id: mine.id, owner: 'user-b' })).error?.code, 'NOT_FOUND');
+
+  /* an admin may change owner_id, but only on rows it can see */
+  assert.equal((await s.admin.rpc('setNoteOwner', { id: mine.id, owner: 'root' })).error?.code, 'NOT_FOUND',
+    'A\'s own note is invisible to the admin too');
+  const given = await s.admin.call('setNoteOwner', { id: shared.id, owner: 'user-b' });
+  assert.equal(given.owner_id, 'user-b');
+  assert.deepEqual((await s.b.call('listNotes', {})).map((n) => n.id), [shared.id], 'B now owns it');
+  assert.deepEqual((await s.a.call('listNotes', {})).map((n) => n.id), [mine.id], 'and A no longer sees it');
+  for (const c of [s.a, s.b, s.admin]) await c.close();
+});
 
 test('B cannot open A\'s private room user:user-a, even listing it in rooms', async () => {
   const r = await server.tryConnect('user:user-a', { token: server.token({ sub: 'user-b', rooms: ['user:user-a', room] }) });

@@ -3,12 +3,15 @@
 **
 ** A client that did not hear the answer to a mutation sends it again with the
 ** same mutationId (PROTOCOL.md). The first successful run records its answer
-** in _mutations, inside the same transaction as the mutation itself, so either
-** both exist or neither does; a repeat finds the record and gets the first
-** answer back without running again. Records are scoped by clientId (HTTP
-** callers without one by their user id) and kept for 24 hours; expired ones
-** are trimmed by the writes themselves, every 64th record, and by the room's
-** hourly maintenance task (sched.c).
+** in _idempotency, inside the same transaction as the mutation itself, so
+** either both exist or neither does; a repeat finds the record and gets the
+** first answer back without running again. A record is keyed by the exact
+** user id, then the client id ("" for an HTTP caller that named none), then
+** the mutation id: three columns, never one string built from them, so no
+** client id can stand for a user and nothing is cut to fit a buffer. The same
+** user and client id share their records over WebSocket and HTTP. Records are
+** kept for 24 hours; expired ones are trimmed by the writes themselves, every
+** 64th record, and by the room's hourly maintenance task (sched.c).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,20 +21,14 @@
 #define IDEM_KEEP_MS  (24.0 * 3600 * 1000)   /* how long an answer is remembered */
 #define IDEM_TRIM_EVERY 64                   /* trim expired rows every N records */
 
-/* The scope of the caller's mutation ids into buf. */
-static const char *idemScope(const Call *call, char *buf, size_t n){
-  if( call->caller->clientId[0] ) return call->caller->clientId;
-  snprintf(buf, n, "user:%s", call->caller->userId);
-  return buf;
-}
-
-/* Bindings [scope, mutationId, …extra]; NULL when out of memory. */
+/* Bindings [userId, clientId, mutationId]; NULL when out of memory. */
 static cJSON *idemArgs(const Call *call){
-  char buf[NT_MAX_ID_LEN + 16];
+  const char *key[] = { call->caller->userId, call->caller->clientId, call->mutationId };
   cJSON *args = cJSON_CreateArray();
-  cJSON_AddItemToArray(args, cJSON_CreateString(idemScope(call, buf, sizeof buf)));
-  cJSON_AddItemToArray(args, cJSON_CreateString(call->mutationId));
-  return cJSON_GetArraySize(args)==2 ? args : (cJSON_Delete(args), NULL);
+  for(size_t i = 0; i < sizeof key / sizeof key[0]; i++){
+    cJSON_AddItemToArray(args, cJSON_CreateString(key[i] ? key[i] : ""));
+  }
+  return cJSON_GetArraySize(args)==3 ? args : (cJSON_Delete(args), NULL);
 }
 
 int idemLookup(Call *call, cJSON **ppResult){
@@ -39,7 +36,8 @@ int idemLookup(Call *call, cJSON **ppResult){
   if( args==NULL ) return callFail(call, NT_NOMEM, "out of memory");
   SqlResult res;
   int rc = storeExec(call->room,
-    "SELECT result, version FROM _mutations WHERE client_id = ?1 AND mutation_id = ?2",
+    "SELECT result, version FROM _idempotency"
+    " WHERE user_id = ?1 AND client_id = ?2 AND mutation_id = ?3",
     args, &res, call->err, sizeof call->err);
   cJSON_Delete(args);
   if( rc ) return rc;
@@ -72,8 +70,8 @@ int idemRecord(Call *call, const cJSON *result){
   cJSON_free(text);
   SqlResult res;
   int rc = storeExec(room,
-    "INSERT INTO _mutations (client_id, mutation_id, result, created_at, version)"
-    " VALUES (?1, ?2, ?3, ?4, ?5)",
+    "INSERT INTO _idempotency (user_id, client_id, mutation_id, result, created_at, version)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     args, &res, call->err, sizeof call->err);
   cJSON_Delete(args);
   if( rc ) return rc;
@@ -85,5 +83,5 @@ int idemRecord(Call *call, const cJSON *result){
 int idemTrim(Room *room, double nowMs, char *err, size_t errLen){
   cJSON *cutoff = cJSON_CreateArray();
   cJSON_AddItemToArray(cutoff, cJSON_CreateNumber(nowMs - IDEM_KEEP_MS));
-  return storeRunFree(room, "DELETE FROM _mutations WHERE created_at < ?1", cutoff, err, errLen);
+  return storeRunFree(room, "DELETE FROM _idempotency WHERE created_at < ?1", cutoff, err, errLen);
 }

@@ -17,7 +17,9 @@
 #define NT_PENDING            1    /* handler will answer later (async) */
 #define NT_NOCHANGE           2    /* transaction body wrote nothing: roll back, succeed */
 #define NT_MAX_FRAME    (1u << 20) /* largest accepted frame / HTTP body, bytes */
-#define NT_MAX_ID_LEN        128   /* user ids, client ids, room names */
+#define NT_MAX_ID_LEN        128   /* client ids, room names, mutation ids (bytes) */
+#define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
+#define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
 
 /* ---- alloc.c: log ------------------------------------------------------- */
 void ntLog(int level, const char *fmt, ...);
@@ -75,7 +77,7 @@ typedef int (*TxnBody)(Room *room, void *arg);
 ** own bookkeeping and schema; a change to the room's data goes through
 ** storeWrite. */
 int storeTxn(Room *room, TxnBody body, void *arg);
-int storeWriteBegin(Room *room, const char *uid, char *err, size_t errLen);
+int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen);  /* who NULL: the room */
 int storeMapError(const char *message);
 cJSON *storeRowsAsObjects(const SqlResult *res);
 

@@ -164,12 +164,15 @@ int nt_txn_body(Room *room, uint32_t token){
 }
 
 /* First statement of every write transaction: bump the commit counter and
-** name the caller whose rows the row-level-security triggers let it touch.
-** room->version is not touched here: the caller adds one once the
-** transaction has committed. */
-int storeWriteBegin(Room *room, const char *uid, char *err, size_t errLen){
+** name the caller whose rows the row-level-security triggers let it touch,
+** and whether it is an admin (who may change owner_id; rls.c). room->version
+** is not touched here: the caller adds one once the transaction has
+** committed. */
+int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen){
   cJSON *args = cJSON_CreateArray();
-  cJSON_AddItemToArray(args, uid ? cJSON_CreateString(uid) : cJSON_CreateNull());
+  cJSON_AddItemToArray(args, who ? cJSON_CreateString(who->userId) : cJSON_CreateNull());
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(who && who->isAdmin ? 1 : 0));
   return storeRunFree(room,
-    "UPDATE _room SET version = version + 1, rls_uid = ?1 WHERE id = 1", args, err, errLen);
+    "UPDATE _room SET version = version + 1, rls_uid = ?1, rls_admin = ?2 WHERE id = 1",
+    args, err, errLen);
 }

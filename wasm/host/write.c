@@ -19,7 +19,7 @@ static int writeBody(Room *room, void *arg){
   int rc = w->schema
     ? storeRunFree(room, "UPDATE _room SET rls_bypass = 1, version = version + 1 WHERE id = 1",
                    NULL, w->err, w->errLen)
-    : storeWriteBegin(room, w->who ? w->who->userId : NULL, w->err, w->errLen);
+    : storeWriteBegin(room, w->who, w->err, w->errLen);
   if( rc==NT_OK ) rc = w->xBody(room, w->arg);
   if( rc==NT_OK && w->schema ){
     rc = storeRunFree(room, "UPDATE _room SET rls_bypass = 0 WHERE id = 1", NULL, w->err, w->errLen);

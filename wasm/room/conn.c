@@ -49,10 +49,10 @@ static void connRemove(Room *room, uint32_t id){
 ** pDoc is given it receives the parsed document (caller deletes). */
 static int connAdd(Room *room, uint32_t id, const uint8_t *data, uint32_t len, Conn **ppConn,
                    cJSON **pDoc){
-  cJSON *doc = cJSON_ParseWithLength((const char*)data, len);
+  cJSON *doc = NULL;
   Caller who;
-  int rc = identityParse(doc, &who);
-  if( rc ){ cJSON_Delete(doc); return rc; }
+  int rc = identityParse(data, len, &doc, &who);
+  if( rc ) return rc;
   Conn *c = calloc(1, sizeof *c);
   if( c ){
     c->id = id;

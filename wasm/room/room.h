@@ -28,6 +28,23 @@ int methodCall(Call *call, const char *name, cJSON **ppResult);
 int methodIsBuiltin(Room *room, const char *name);
 
 /* ---- rpc.c: frames ------------------------------------------------------ */
-int identityParse(cJSON *doc, Caller *caller);  /* strings borrowed from doc */
+/* The one parser for JSON entering the core from outside (frames, HTTP
+** bodies, identities, attachments): exactly len bytes of UTF-8, no raw
+** control character inside a string or between tokens (but tab, LF, CR as
+** blanks), nothing but blanks after the value. NT_OK with *ppDoc (caller
+** deletes); NT_INVALID_ARGUMENT with *ppDoc set too when the text is valid
+** but a string holds the escape \u0000 (the caller refuses it: cJSON's
+** strings end at a NUL, so that string would be cut); NT_BAD_REQUEST with
+** *ppDoc NULL otherwise. On NT_OK every string in *ppDoc is exact: its
+** strlen is its length. */
+int rpcJsonParse(const uint8_t *data, uint32_t len, cJSON **ppDoc);
+/* Parse the trusted identity JSON the host sends ({userId, role?, clientId?},
+** or a connection's attachment, which holds them too) with rpcJsonParse, and
+** check each field: a string within its byte bounds (userId 1 to
+** NT_MAX_USER_ID_LEN, role up to NT_MAX_ROLE_LEN, clientId up to
+** NT_MAX_ID_LEN) and free of control characters. NT_OK with *ppDoc (caller
+** deletes) and caller's strings borrowed from it; NT_UNAUTHENTICATED with
+** *ppDoc NULL for anything else, an escaped NUL included. */
+int identityParse(const uint8_t *data, uint32_t len, cJSON **ppDoc, Caller *caller);
 
 #endif /* NT_ROOM_H */

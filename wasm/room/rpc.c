@@ -10,36 +10,85 @@
 **
 ** Bad input never traps: each check answers with a code and a message, and
 ** the connection stays open.
+**
+** Every frame rule lives here too. JSON from outside the core (frames, HTTP
+** bodies, the identity the host vouches for, connection attachments) is read
+** by one parser, rpcJsonParse, which refuses what cJSON would otherwise
+** accept quietly: a raw control character inside a string (a raw NUL would
+** cut it, so the core would judge other text than the client sent), control
+** bytes between tokens, text that is not UTF-8, trailing text. An escaped
+** \u0000 is valid JSON, so it is reported apart and refused by the caller
+** (INVALID_ARGUMENT for frames and bodies). What passes has exact strings:
+** their C length is their length, so no identity or payload string is ever
+** read shorter than it was sent.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "room.h"
 
-/* Parse exactly len bytes of JSON: trailing text after the value (other than
-** whitespace) makes the whole input invalid. NULL when invalid. */
-static cJSON *jsonParseExact(const uint8_t *data, uint32_t len){
-  const char *end = NULL;
-  cJSON *doc = cJSON_ParseWithLengthOpts((const char*)data, len, &end, 0);
-  if( doc==NULL ) return NULL;
-  const char *stop = (const char*)data + len;
-  while( end < stop && (*end==' ' || *end=='\t' || *end=='\n' || *end=='\r') ) end++;
-  if( end!=stop ){ cJSON_Delete(doc); return NULL; }
-  return doc;
-}
+/* The message for input that rpcJsonParse refused, naming what it was. */
+#define RPC_NOT_JSON(what) what " is not valid JSON (UTF-8 text, no raw control" \
+  " characters such as NUL inside strings, nothing after the value)"
 
-/* Does the JSON text hold the escape \u0000? cJSON strings are C strings
-** and would silently cut at a NUL, so such input is refused instead of being
-** stored shortened. In valid JSON a backslash only occurs inside strings,
-** always as the first byte of a two-byte escape or of \uXXXX. */
-static int jsonHasNul(const uint8_t *data, uint32_t len){
-  for(uint32_t i = 0; i + 1 < len; i++){
-    if( data[i]!='\\' ) continue;
-    if( data[i+1]=='u' && i + 5 < len && data[i+2]=='0' && data[i+3]=='0'
-        && data[i+4]=='0' && data[i+5]=='0' ) return 1;
-    i++;                                /* skip the escaped character */
+/* Length of the UTF-8 sequence at p (at most n bytes), or 0 when it is not
+** well formed: no overlong forms, no UTF-16 surrogates (U+D800-U+DFFF), no
+** code point past U+10FFFF (RFC 3629, section 4). */
+static uint32_t utf8Length(const uint8_t *p, uint32_t n){
+  static const struct { uint8_t lo, hi, len, lo2, hi2; } leads[] = {
+    { 0xC2, 0xDF, 2, 0x80, 0xBF },
+    { 0xE0, 0xE0, 3, 0xA0, 0xBF },
+    { 0xE1, 0xEC, 3, 0x80, 0xBF },
+    { 0xED, 0xED, 3, 0x80, 0x9F },     /* ED A0..BF would be a surrogate */
+    { 0xEE, 0xEF, 3, 0x80, 0xBF },
+    { 0xF0, 0xF0, 4, 0x90, 0xBF },
+    { 0xF1, 0xF3, 4, 0x80, 0xBF },
+    { 0xF4, 0xF4, 4, 0x80, 0x8F },     /* nothing past U+10FFFF */
+  };
+  for(size_t i = 0; i < sizeof leads / sizeof leads[0]; i++){
+    if( p[0] < leads[i].lo || p[0] > leads[i].hi ) continue;
+    uint32_t len = leads[i].len;
+    if( n < len || p[1] < leads[i].lo2 || p[1] > leads[i].hi2 ) return 0;
+    for(uint32_t k = 2; k < len; k++) if( (p[k] & 0xC0)!=0x80 ) return 0;
+    return len;
   }
   return 0;
+}
+
+int rpcJsonParse(const uint8_t *data, uint32_t len, cJSON **ppDoc){
+  *ppDoc = NULL;
+  int inString = 0, hasNul = 0;
+  for(uint32_t i = 0; i < len; ){
+    uint8_t c = data[i];
+    if( c >= 0x20 && c < 0x80 && c!='"' && c!='\\' ){ i++; continue; }   /* the common case */
+    if( c >= 0x80 ){
+      uint32_t k = utf8Length(data + i, len - i);
+      if( k==0 ) return NT_BAD_REQUEST;
+      i += k;
+      continue;
+    }
+    if( c < 0x20 ){
+      /* raw control characters: JSON allows only these four, as blanks
+      ** between tokens (cJSON would skip any byte up to 0x20, and keep one
+      ** inside a string, where a NUL would cut it) */
+      if( inString || !(c=='\t' || c=='\n' || c=='\r') ) return NT_BAD_REQUEST;
+    }else if( inString && c=='\\' ){
+      if( i + 5 < len && data[i+1]=='u' && memcmp(data + i + 2, "0000", 4)==0 ) hasNul = 1;
+      i += 2;                          /* the escaped character; cJSON checks the rest */
+      continue;
+    }else if( c=='"' ){
+      inString = !inString;
+    }
+    i++;
+  }
+  const char *end = NULL;
+  cJSON *doc = cJSON_ParseWithLengthOpts((const char*)data, len, &end, 0);
+  if( doc==NULL ) return NT_BAD_REQUEST;
+  const char *stop = (const char*)data + len;
+  while( end < stop && (*end==' ' || *end=='\t' || *end=='\n' || *end=='\r') ) end++;
+  if( end!=stop ){ cJSON_Delete(doc); return NT_BAD_REQUEST; }
+  *ppDoc = doc;
+  return hasNul ? NT_INVALID_ARGUMENT : NT_OK;
 }
 
 /* Check the fields shared by both transports, call the method, answer.
@@ -155,10 +204,11 @@ int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len
     replyError(room, &reply, NT_PAYLOAD_TOO_LARGE, "frame exceeds 1 MiB");
     return NT_PAYLOAD_TOO_LARGE;
   }
-  cJSON *frame = jsonParseExact(data, len);
+  cJSON *frame = NULL;
+  int parsed = rpcJsonParse(data, len, &frame);
   int rc = NT_BAD_REQUEST;
   if( frame==NULL ){
-    replyError(room, &reply, rc, "frame is not valid JSON");
+    replyError(room, &reply, rc, RPC_NOT_JSON("frame"));
   }else if( !cJSON_IsObject(frame) ){
     replyError(room, &reply, rc, "frame must be a JSON object");
   }else{
@@ -166,23 +216,52 @@ int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len
     size_t i = 0, n = sizeof actions / sizeof actions[0];
     while( i < n && !(cJSON_IsString(action) && strcmp(action->valuestring, actions[i].name)==0) ) i++;
     if( i==n ) replyError(room, &reply, rc, "unknown action");
-    else rc = actions[i].xAction(room, conn, frame, jsonHasNul(data, len));
+    else rc = actions[i].xAction(room, conn, frame, parsed==NT_INVALID_ARGUMENT);
   }
   cJSON_Delete(frame);
   return rc;
 }
 
-/* Read the trusted identity JSON the host sends into caller (strings are
-** borrowed from doc). */
-int identityParse(cJSON *doc, Caller *caller){
-  static const char *const keys[] = { "userId", "role", "clientId" };
+/* Is the exact string s (n bytes) free of control characters: C0
+** (U+0000-U+001F), DEL and C1 (U+0080-U+009F, C2 80..9F in UTF-8)? */
+static int identityPrintable(const char *s, size_t n){
+  for(size_t i = 0; i < n; i++){
+    unsigned char c = (unsigned char)s[i];
+    if( c < 0x20 || c==0x7F ) return 0;
+    if( c==0xC2 && i + 1 < n && (unsigned char)s[i+1] < 0xA0 ) return 0;
+  }
+  return 1;
+}
+
+/* The identity fields in Caller order: JSON key and bounds in bytes. */
+static const struct { const char *key; size_t min, max; } identityFields[] = {
+  { "userId",   1, NT_MAX_USER_ID_LEN },
+  { "role",     0, NT_MAX_ROLE_LEN },
+  { "clientId", 0, NT_MAX_ID_LEN },
+};
+
+int identityParse(const uint8_t *data, uint32_t len, cJSON **ppDoc, Caller *caller){
   const char **fields[] = { &caller->userId, &caller->role, &caller->clientId };
-  for(size_t i = 0; i < sizeof keys / sizeof keys[0]; i++){
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, keys[i]);
-    *fields[i] = cJSON_IsString(v) ? v->valuestring : "";
+  cJSON *doc = NULL;
+  int rc = rpcJsonParse(data, len, &doc);
+  if( rc==NT_OK && !cJSON_IsObject(doc) ) rc = NT_BAD_REQUEST;
+  for(size_t i = 0; rc==NT_OK && i < sizeof identityFields / sizeof identityFields[0]; i++){
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, identityFields[i].key);
+    const char *s = cJSON_IsString(v) ? v->valuestring : "";
+    size_t n = strlen(s);                /* exact: rpcJsonParse refused every NUL */
+    if( (v && !cJSON_IsString(v)) || n < identityFields[i].min || n > identityFields[i].max
+        || !identityPrintable(s, n) ) rc = NT_UNAUTHENTICATED;
+    *fields[i] = s;
+  }
+  if( rc ){
+    cJSON_Delete(doc);
+    *ppDoc = NULL;
+    memset(caller, 0, sizeof *caller);
+    return NT_UNAUTHENTICATED;
   }
   caller->isAdmin = strcmp(caller->role, "admin")==0;
-  return caller->userId[0] ? NT_OK : NT_UNAUTHENTICATED;
+  *ppDoc = doc;
+  return NT_OK;
 }
 
 int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLen,
@@ -192,23 +271,24 @@ int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLe
     replyError(room, &reply, NT_INTERNAL, "no room");
     return NT_INTERNAL;
   }
-  cJSON *who = cJSON_ParseWithLength((const char*)identity, idLen);
+  cJSON *who = NULL;
   Caller caller;
-  int rc = identityParse(who, &caller);
+  int rc = identityParse(identity, idLen, &who, &caller);
   cJSON *doc = NULL;
+  int parsed = NT_OK;
   if( rc ){
-    replyError(room, &reply, rc, "no identity");
+    replyError(room, &reply, rc, "no valid identity");
   }else if( len > NT_MAX_FRAME ){
     rc = NT_PAYLOAD_TOO_LARGE;
     replyError(room, &reply, rc, "body exceeds 1 MiB");
-  }else if( (doc = jsonParseExact(body, len))==NULL ){
+  }else if( (parsed = rpcJsonParse(body, len, &doc)), doc==NULL ){
     rc = NT_BAD_REQUEST;
-    replyError(room, &reply, rc, "body is not valid JSON");
+    replyError(room, &reply, rc, RPC_NOT_JSON("body"));
   }else if( !cJSON_IsObject(doc) ){
     rc = NT_BAD_REQUEST;
     replyError(room, &reply, rc, "body must be a JSON object");
   }else{
-    rc = rpcDispatch(room, NULL, &caller, &reply, doc, jsonHasNul(body, len));
+    rc = rpcDispatch(room, NULL, &caller, &reply, doc, parsed==NT_INVALID_ARGUMENT);
   }
   cJSON_Delete(doc);
   cJSON_Delete(who);

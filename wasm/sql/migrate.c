@@ -2,7 +2,9 @@
 ** migrate.c — the room's schema, applied in order, exactly once.
 **
 ** The core first makes sure its own system tables exist (_room: the commit
-** counter and the RLS context; _migrations: what has been applied). Then each
+** counter and the RLS context; _migrations: what has been applied), in their
+** current form: a column added later (systemColumns) is added to rooms that
+** lack it, a table replaced by another is dropped. Then each
 ** migration from migrations/room/ (bundled by the shim, sorted by name) that is
 ** not yet in _migrations runs in its own transaction together with the row
 ** that records it, so a failing migration leaves the room exactly as it was.
@@ -32,14 +34,16 @@ static const char systemSchema[] =
   "CREATE TABLE IF NOT EXISTS _migrations ("
   " name TEXT PRIMARY KEY,"
   " applied_at INTEGER NOT NULL);"
-  "CREATE TABLE IF NOT EXISTS _mutations ("    /* idem.c: answers by mutationId */
-  " client_id TEXT NOT NULL,"
+  "DROP TABLE IF EXISTS _mutations;"          /* idem.c's first form, keyed by client id alone */
+  "CREATE TABLE IF NOT EXISTS _idempotency (" /* idem.c: answers by user, client and mutationId */
+  " user_id TEXT NOT NULL,"
+  " client_id TEXT NOT NULL,"                 /* '' for an HTTP caller that named none */
   " mutation_id TEXT NOT NULL,"
   " result TEXT NOT NULL,"
   " version INTEGER NOT NULL,"                 /* the commit it made */
   " created_at INTEGER NOT NULL,"
-  " PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;"
-  "CREATE INDEX IF NOT EXISTS _mutations_created ON _mutations (created_at);"
+  " PRIMARY KEY (user_id, client_id, mutation_id)) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS _idempotency_created ON _idempotency (created_at);"
   "CREATE TABLE IF NOT EXISTS _outbox ("       /* sync.c: changes not yet in D1 */
   " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
   " tbl TEXT NOT NULL,"
@@ -82,6 +86,12 @@ static const char systemSchema[] =
   " PRIMARY KEY (key, rule, bucket)) WITHOUT ROWID;"
   "CREATE INDEX IF NOT EXISTS _rate_limits_rule ON _rate_limits (rule, bucket);";
 
+/* Columns added to system tables after their first form: rooms created
+** before get them here, new rooms right after the CREATE above. */
+static const struct { const char *table, *column, *decl; } systemColumns[] = {
+  { "_room", "rls_admin", "INTEGER NOT NULL DEFAULT 0" },  /* the running write's caller is an admin */
+};
+
 /* One migration being applied. */
 typedef struct Step {
   const char *name;                /* file name, borrowed */
@@ -93,6 +103,17 @@ typedef struct Step {
 static int migrateSystemBody(Room *room, void *arg){
   Step *step = arg;
   int rc = storeRunFree(room, systemSchema, NULL, step->err, sizeof step->err);
+  for(size_t i = 0; rc==NT_OK && i < sizeof systemColumns / sizeof systemColumns[0]; i++){
+    /* SQLite itself says whether the column exists: a statement naming it
+    ** prepares, or fails with "no such column" */
+    char sql[256], probeErr[128];
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", systemColumns[i].column,
+             systemColumns[i].table);
+    if( storeRunFree(room, sql, NULL, probeErr, sizeof probeErr)==NT_OK ) continue;
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", systemColumns[i].table,
+             systemColumns[i].column, systemColumns[i].decl);
+    rc = storeRunFree(room, sql, NULL, step->err, sizeof step->err);
+  }
   if( rc ) return rc;
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));

@@ -14,10 +14,15 @@
 **           table, so that sqlguard.c can tell a read through the filter from
 **           one that names the table directly ("main.tasks"), and refuse it.
 **   Writes. Triggers on the table compare owner_id with _room.rls_uid, which
-**           storeWriteBegin sets at the start of every write transaction:
+**           storeWriteBegin sets at the start of every write transaction
+**           (with _room.rls_admin, 1 when the caller is an admin):
 **           updates and deletes of another user's rows are skipped
-**           (RAISE(IGNORE), so they look exactly like a missing row), and an
-**           insert or update that hands a row to someone else is refused.
+**           (RAISE(IGNORE), so they look exactly like a missing row); an
+**           insert of a row for someone else is refused, and so is any
+**           change of owner_id on a row the caller may update (a shared row
+**           cannot be claimed, an own row neither shared nor given away),
+**           unless the caller is an admin. Admins are still held to the
+**           first rule: another user's row is invisible to them too.
 **
 ** rlsInstall creates the views and triggers after migrations, idempotently,
 ** and the schema mirror in sqlguard.c is resynced afterwards.
@@ -31,7 +36,9 @@
 #define RLS_PREFIX "_rls_"
 #define RLS_UID    "(SELECT rls_uid FROM _room WHERE id = 1)"
 #define RLS_OPEN   "(SELECT rls_bypass FROM _room WHERE id = 1) = 0"
-#define RLS_DENY   "SELECT RAISE(ABORT, 'nt:PERMISSION_DENIED: owner_id must be the caller')"
+#define RLS_ADMIN  "(SELECT rls_admin FROM _room WHERE id = 1) = 1"
+#define RLS_DENY_OTHER  "SELECT RAISE(ABORT, 'nt:PERMISSION_DENIED: owner_id must be the caller')"
+#define RLS_DENY_CHANGE "SELECT RAISE(ABORT, 'nt:PERMISSION_DENIED: only an admin may change owner_id')"
 
 const char *sqlSkipSpace(const char *z){
   for(;;){
@@ -112,19 +119,24 @@ char *rlsWrap(Room *room, const char *sql, const char *uid){
 }
 
 /* The objects that guard one RLS table: a suffix, and the SQL that creates
-** it with %I standing for the quoted object name and %T for the table. */
+** it with %I standing for the quoted object name and %T for the table. An
+** entry without SQL is a trigger of an earlier form, dropped where found
+** (triggers are created only when missing, so a changed rule needs a new
+** name). */
 static const struct { const char *suffix; const char *sql; } rlsObjects[] = {
   { "", "CREATE VIEW IF NOT EXISTS %I AS SELECT * FROM %T" },
-  { "_ins", "CREATE TRIGGER IF NOT EXISTS %I BEFORE INSERT ON %T"
+  { "_ins", NULL },                 /* inserts before admins could assign owners */
+  { "_own", NULL },                 /* let a shared row be claimed and an own row un-owned */
+  { "_insert", "CREATE TRIGGER IF NOT EXISTS %I BEFORE INSERT ON %T"
             " WHEN NEW.owner_id IS NOT NULL AND NEW.owner_id IS NOT " RLS_UID
-            " AND " RLS_OPEN " BEGIN " RLS_DENY "; END" },
+            " AND " RLS_OPEN " AND NOT " RLS_ADMIN " BEGIN " RLS_DENY_OTHER "; END" },
   { "_upd", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE ON %T"
             " WHEN OLD.owner_id IS NOT NULL AND OLD.owner_id IS NOT " RLS_UID
             " AND " RLS_OPEN " BEGIN SELECT RAISE(IGNORE); END" },
-  { "_own", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE OF owner_id ON %T"
+  { "_owner", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE OF owner_id ON %T"
             " WHEN (OLD.owner_id IS NULL OR OLD.owner_id IS " RLS_UID ")"
-            " AND NEW.owner_id IS NOT NULL AND NEW.owner_id IS NOT " RLS_UID
-            " AND " RLS_OPEN " BEGIN " RLS_DENY "; END" },
+            " AND NEW.owner_id IS NOT OLD.owner_id"
+            " AND " RLS_OPEN " AND NOT " RLS_ADMIN " BEGIN " RLS_DENY_CHANGE "; END" },
   { "_del", "CREATE TRIGGER IF NOT EXISTS %I BEFORE DELETE ON %T"
             " WHEN OLD.owner_id IS NOT NULL AND OLD.owner_id IS NOT " RLS_UID
             " AND " RLS_OPEN " BEGIN SELECT RAISE(IGNORE); END" },
@@ -198,8 +210,15 @@ int rlsInstall(Room *room){
     for(size_t k = 0; k < sizeof rlsObjects / sizeof rlsObjects[0]; k++){
       char name[NT_MAX_ID_LEN + 32];
       snprintf(name, sizeof name, RLS_PREFIX "%s%s", room->owned[i], rlsObjects[k].suffix);
-      if( rlsExists(room, name) ) continue;
-      rlsAppendTemplate(&script, rlsObjects[k].sql, name, room->owned[i]);
+      int exists = rlsExists(room, name);
+      if( rlsObjects[k].sql==NULL && exists ){
+        bufAppendStr(&script, "DROP TRIGGER IF EXISTS ");
+        bufAppendSqlIdent(&script, name);
+      }else if( rlsObjects[k].sql && !exists ){
+        rlsAppendTemplate(&script, rlsObjects[k].sql, name, room->owned[i]);
+      }else{
+        continue;
+      }
       bufAppendStr(&script, ";\n");
     }
   }
