@@ -54,15 +54,38 @@ function limitOf(env, name) {
     ? RATE_DEFAULTS[name] : n;
 }
 
+/* The costs of work, the live-query budgets and the connections per user
+** (wasm/ratelimit.c, rateKnobs): [group, key, variable]. Passed only when
+** set, so the core's defaults (docs/PROTOCOL.md) are the only ones; "0"
+** turns each off. */
+const COST_VARS = [
+  ["cost", "msPerUnit", "NT_COST_MS_PER_UNIT"],
+  ["cost", "graceMs", "NT_COST_GRACE_MS"],
+  ["cost", "rowsPerMs", "NT_COST_ROWS_PER_MS"],
+  ["live", "budgetMs", "NT_LIVE_BUDGET_MS"],
+  ["live", "maxMs", "NT_LIVE_MAX_MS"],
+  ["live", "tickMs", "NT_LIVE_TICK_MS"],
+  [null, "connsPerUser", "NT_RATE_CONNS_PER_USER"],
+];
+
 /* The room's "rateLimits" config (wasm/ratelimit.c, rateConfigure). */
 export function roomRateLimits(env) {
-  return {
+  const out = {
     conn: { perSecond: limitOf(env, "NT_RATE_CONN_PER_SEC"),
             perMinute: limitOf(env, "NT_RATE_CONN_PER_MIN") },
     user: { perSecond: limitOf(env, "NT_RATE_USER_PER_SEC"),
             perMinute: limitOf(env, "NT_RATE_USER_PER_MIN"),
             perDay: limitOf(env, "NT_RATE_USER_PER_DAY") },
+    cost: {},
+    live: {},
   };
+  for (const [group, key, name] of COST_VARS) {
+    const v = env?.[name];
+    const n = Number(v);
+    if (v === undefined || v === null || v === "" || !Number.isFinite(n) || n < 0) continue;
+    if (group) out[group][key] = n; else out[key] = n;
+  }
+  return out;
 }
 
 /* The Worker's limits, per key. */

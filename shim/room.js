@@ -254,6 +254,7 @@ export class Room extends DurableObject {
     const identity = JSON.stringify({
       userId: who.userId, role: who.role, clientId: who.clientId ?? newClientId(),
     });
+    this.opening = { conn, first: null };       /* host_ws_send keeps the first frame */
     try {
       this.enter("nt_conn_open", (core) => core.withInputs([identity],
         (p, n) => core.ex.nt_conn_open(core.roomPtr, conn, p, n)));
@@ -262,6 +263,15 @@ export class Room extends DurableObject {
       sendQuietly(server, errorFrame(null));
       this.conns.delete(conn);
       closeQuietly(server, CLOSE_INTERNAL, "internal error");
+    }
+    /* The core refused the connection before its welcome (too many for this
+    ** user): answer the upgrade with that error instead of completing it. */
+    const first = this.opening.first;
+    this.opening = null;
+    const refusal = first?.startsWith('{"type":"error"') ? JSON.parse(first).error : null;
+    if (refusal) {
+      this.conns.delete(conn);
+      return coreResponse(STATUS[refusal.code] ?? 500, JSON.stringify({ error: refusal }));
     }
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -410,6 +420,7 @@ export class Room extends DurableObject {
   /* ---- what host.js delegates to us (nt.h imports) --------------------- */
 
   host_ws_send(conn, text) {
+    if (this.opening?.conn === conn) this.opening.first ??= text;
     const ws = this.conns.get(conn);
     if (!ws) return NT.NOT_FOUND;
     try {

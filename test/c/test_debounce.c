@@ -107,9 +107,11 @@ TEST(a_debounced_flush_should_bump_the_version_and_wake_live_queries){
   CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "query_result");
   testRpc(1, "getRoomInfo", "{}", got, sizeof got);
   testFrameField(1, "result.version", before, sizeof before);
-  testRpc(1, "updateDebounced", "{\"key\":\"k\",\"value\":\"v1\"}", got, sizeof got);
+  testRpc(1, "updateDebounced", "{\"key\":\"k\",\"value\":\"v1\",\"intervalMs\":60000}", got, sizeof got);
+  if( fakehostTimerAt() && fakehostTimerAt() < fakehostNow() + 60000 ) fakehostFireTimer();
   CHECK(fakehostFindFrame(1, "query_update") == NULL);     /* nothing written yet */
   CHECK_STR_EQ(testRpc(1, "flushDebounced", "{}", got, sizeof got), "");
+  REQUIRE(fakehostFireTimer()==NT_OK);                  /* live re-runs happen on the timer */
   CHECK_STR_CONTAINS(fakehostFindFrame(1, "query_update"), "\"result\":[{\"key\":\"k\",\"value\":\"\\\"v1\\\"\"}]");
   testRpc(1, "getRoomInfo", "{}", got, sizeof got);
   testFrameField(1, "result.version", after, sizeof after);

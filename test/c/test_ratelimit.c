@@ -202,8 +202,8 @@ TEST(sql_windows_should_keep_keys_apart_and_write_nothing_when_refusing){
   fakehostRoomFree();
 }
 
-/* A config with rate limits for the example app. */
-static Room *openWithLimits(const char *limitsJson){
+/* A config with rate limits for the example app and extra functions. */
+static Room *openWithFunctions(const char *limitsJson, const char *functions){
   cJSON *cfg = cJSON_CreateObject();
   cJSON_AddStringToObject(cfg, "room", "rl-room");
   cJSON *ms = cJSON_AddArrayToObject(cfg, "migrations");
@@ -214,7 +214,7 @@ static Room *openWithLimits(const char *limitsJson){
   cJSON *fs = cJSON_AddArrayToObject(cfg, "functions");
   cJSON *f = cJSON_CreateObject();
   cJSON_AddStringToObject(f, "file", "app.sql");
-  cJSON_AddStringToObject(f, "sql", testTasksFunctions);
+  cJSON_AddStringToObject(f, "sql", functions);
   cJSON_AddItemToArray(fs, f);
   cJSON_AddItemToObject(cfg, "rateLimits", cJSON_Parse(limitsJson));
   char *text = cJSON_PrintUnformatted(cfg);
@@ -222,6 +222,10 @@ static Room *openWithLimits(const char *limitsJson){
   Room *room = fakehostRoomNew(text);
   free(text);
   return room;
+}
+
+static Room *openWithLimits(const char *limitsJson){
+  return openWithFunctions(limitsJson, testTasksFunctions);
 }
 
 TEST(cleanup_should_delete_buckets_no_window_reaches){
@@ -393,6 +397,210 @@ TEST(rooms_without_rate_limits_should_never_refuse){
   char got[64];
   for(int i = 0; i < 200; i++) CHECK_STR_EQ(testRpc(1, "getRoomInfo", "{}", got, sizeof got), "");
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits"), 0);
+  fakehostRoomFree();
+}
+
+/* ---- pay for what you use: measured work charged after the call --------- */
+
+static const char *const costlyFunctions =
+  "-- name: slowCount :one\n"
+  "SELECT count(*) AS n, 'costly' AS c FROM tasks;\n"
+  "-- name: getRoomInfo2 :one\n"
+  "SELECT 1 AS one;\n";
+
+/* One costly call per method kind: raw SQL and a (trusted) named function,
+** flat costs 2 and 1. */
+static const struct { const char *method, *payload; double flat; } costlyCalls[] = {
+  { "executeSQL", "{\"sql\":\"SELECT count(*) AS n, 'costly' AS c FROM tasks\"}", 2 },
+  { "slowCount",  "{}",                                                          1 },
+};
+
+TEST(every_method_should_pay_for_its_measured_time_beyond_its_flat_cost){
+  REQUIRE(openWithFunctions("{\"conn\":{\"perSecond\":100}}", costlyFunctions) != NULL);
+  useCostlyClock(40);                        /* 40 ms: (40 - 2 grace) / 0.5 = 76 units more */
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  char got[64];
+  for(size_t i = 0; i < sizeof costlyCalls / sizeof costlyCalls[0]; i++){
+    fakehostAdvance(5000);                   /* an empty window for each kind */
+    const char *m = costlyCalls[i].method, *p = costlyCalls[i].payload;
+    CHECK_STR_EQ(testRpc(1, m, p, got, sizeof got), "");     /* flat + 76 = 78 or 77 */
+    CHECK_STR_EQ(testRpc(1, m, p, got, sizeof got), "");     /* the flat cost still fits */
+    CHECK_STR_EQ(testRpc(1, m, p, got, sizeof got), "RATE_LIMITED");
+    CHECK_STR_CONTAINS(fakehostLastFrame(1), "connection");
+    double retry = frameRetry(1);
+    CHECK(retry > 900 && retry < 1100);      /* until most of the charge slid out */
+    CHECK_STR_EQ(testRpc(2, "getRoomInfo", "{}", got, sizeof got), "");   /* the other socket works */
+  }
+  CHECK_EQ_INT(fakehostRoom()->rate.chargedUnits, 4 * 76);
+  fakehostRoomFree();
+}
+
+TEST(the_charge_should_reach_the_users_windows_over_http_too){
+  REQUIRE(openWithFunctions("{\"user\":{\"perSecond\":100}}", costlyFunctions) != NULL);
+  useCostlyClock(40);
+  const char *call = "{\"method\":\"executeSQL\",\"payload\":{\"sql\":\"SELECT 'costly' AS c FROM tasks\"}}";
+  CHECK_EQ_INT(fakehostHttpRpc(1, ALICE, call), NT_OK);
+  CHECK_EQ_INT(sumCounts("user:alice"), 78);
+  CHECK_EQ_INT(fakehostHttpRpc(2, ALICE, call), NT_OK);
+  CHECK_EQ_INT(sumCounts("user:alice"), 156);             /* counted past the limit */
+  CHECK_EQ_INT(fakehostHttpRpc(3, ALICE, call), NT_RATE_LIMITED);
+  CHECK_EQ_INT(fakehostResponse(3)->status, 429);
+  CHECK_EQ_INT(sumCounts("user:alice"), 156);             /* the refused call ran not, paid not */
+  CHECK_EQ_INT(fakehostHttpRpc(4, BOB, call), NT_OK);       /* another user's windows */
+  fakehostRoomFree();
+}
+
+TEST(rows_touched_should_count_as_work_when_the_clock_stands_still){
+  REQUIRE(openWithFunctions("{\"conn\":{\"perSecond\":1000},\"cost\":{\"rowsPerMs\":100}}", costlyFunctions) != NULL);
+  fakehostExec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)"
+               " INSERT INTO tasks SELECT printf('t%04d', i), 'shared', 'p', NULL, i, i FROM n");
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "executeSQL", "{\"sql\":\"SELECT id FROM tasks\"}", got, sizeof got), "");
+  /* 1,000 rows at 100 per ms: 10 ms of work, (10 - 2) / 0.5 = 16 units */
+  CHECK_EQ_INT(fakehostRoom()->rate.chargedUnits, 16);
+  CHECK_STR_EQ(testRpc(1, "getRoomInfo2", "{}", got, sizeof got), "");      /* one row: free */
+  CHECK_EQ_INT(fakehostRoom()->rate.chargedUnits, 16);
+  fakehostRoomFree();
+}
+
+TEST(work_should_cost_nothing_extra_where_no_limit_is_set){
+  REQUIRE(openWithFunctions("{}", costlyFunctions) != NULL);
+  useCostlyClock(400);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  for(int i = 0; i < 20; i++) CHECK_STR_EQ(testRpc(1, "slowCount", "{}", got, sizeof got), "");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits"), 0);
+  fakehostRoomFree();
+}
+
+/* ---- subscribe, unsubscribe and ack in the connection's windows ---------- */
+
+/* subscribe_query frame k (distinct queries), with id k. */
+static const char *subFrame(int k, char *out, size_t n){
+  snprintf(out, n, "{\"action\":\"subscribe_query\",\"id\":%d,\"sql\":\"SELECT count(*) + ? AS n"
+           " FROM tasks\",\"params\":[%d]}", k, k);
+  return out;
+}
+
+TEST(a_subscribe_flood_should_be_refused_with_retry_after_and_spare_other_sockets){
+  REQUIRE(openWithLimits("{\"conn\":{\"perSecond\":10}}") != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  char frame[256], got[64];
+  int ok = 0;
+  for(int k = 1; k <= 8; k++){
+    fakehostMessage(1, subFrame(k, frame, sizeof frame));
+    if( strcmp(testFrameField(1, "type", got, sizeof got), "query_result")==0 ){ ok++; continue; }
+    CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "rpc_error");
+    CHECK_EQ_INT(atoi(testFrameField(1, "id", got, sizeof got)), k);
+    CHECK_STR_EQ(testFrameField(1, "error.code", got, sizeof got), "RATE_LIMITED");
+    CHECK(frameRetry(1) >= 1);
+  }
+  CHECK_EQ_INT(ok, 5);                          /* 2 units each */
+  fakehostMessage(2, subFrame(1, frame, sizeof frame));
+  CHECK_STR_EQ(testFrameField(2, "type", got, sizeof got), "query_result");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits"), 0);   /* memory only */
+  fakehostRoomFree();
+}
+
+TEST(a_subscribes_first_run_should_be_charged_like_a_call){
+  REQUIRE(openWithLimits("{\"conn\":{\"perSecond\":100}}") != NULL);
+  useCostlyClock(40);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  const char *costly = "{\"action\":\"subscribe_query\",\"id\":1,\"sql\":\"SELECT 'costly' AS c FROM tasks\"}";
+  fakehostMessage(1, costly);                   /* 2 + 76 */
+  CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "query_result");
+  CHECK_STR_EQ(testRpc(1, "getRoomInfo", "{}", got, sizeof got), "");
+  CHECK_STR_EQ(testRpc(1, "executeSQL", "{\"sql\":\"SELECT 1 AS x\"}", got, sizeof got), "");
+  CHECK_STR_EQ(testRpc(1, "executeSQL", "{\"sql\":\"SELECT 'costly' AS c\"}", got, sizeof got), "");
+  CHECK_STR_EQ(testRpc(1, "getRoomInfo", "{}", got, sizeof got), "RATE_LIMITED");
+  fakehostRoomFree();
+}
+
+TEST(an_unsubscribe_that_removes_should_never_be_refused_an_unknown_one_should){
+  REQUIRE(openWithLimits("{\"conn\":{\"perSecond\":4}}") != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char frame[256], got[64];
+  fakehostMessage(1, subFrame(1, frame, sizeof frame));
+  fakehostMessage(1, subFrame(2, frame, sizeof frame));   /* the window is full */
+  fakehostMessage(1, "{\"action\":\"unsubscribe_query\",\"id\":7,\"subscriptionId\":\"s9\"}");
+  CHECK_STR_EQ(testFrameField(1, "error.code", got, sizeof got), "RATE_LIMITED");
+  fakehostMessage(1, "{\"action\":\"unsubscribe_query\",\"id\":8,\"subscriptionId\":\"s1\"}");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "{\"unsubscribed\":true}");
+  fakehostMessage(1, "{\"action\":\"unsubscribe_query\",\"id\":9,\"subscriptionId\":\"s2\"}");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "{\"unsubscribed\":true}");
+  fakehostAdvance(2000);
+  fakehostMessage(1, "{\"action\":\"unsubscribe_query\",\"id\":10,\"subscriptionId\":\"s9\"}");
+  CHECK_STR_EQ(testFrameField(1, "error.code", got, sizeof got), "NOT_FOUND");
+  fakehostRoomFree();
+}
+
+TEST(acks_should_be_cheap_never_refused_when_new_and_refused_as_a_flood){
+  REQUIRE(openWithLimits("{\"conn\":{\"perSecond\":2}}") != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  char frame[256], got[64];
+  fakehostMessage(1, subFrame(1, frame, sizeof frame));   /* 2 units: the window is full */
+  testRpc(2, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  testSettle();
+  CHECK_STR_EQ(testFrameField(1, "seq", got, sizeof got), "1");
+  CHECK(fakehostTimerAt() > 0);                             /* a resend is pending */
+  int frames = fakehostFrameCount(1);
+  fakehostMessage(1, "{\"action\":\"ack\",\"seq\":1}");     /* new: applied though over */
+  CHECK_EQ_INT(fakehostFrameCount(1), frames);
+  CHECK(fakehostTimerAt() == 0);                            /* nothing left to resend */
+  fakehostMessage(1, "{\"action\":\"ack\",\"seq\":1}");     /* the same again: a flood */
+  CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "error");
+  CHECK_STR_EQ(testFrameField(1, "error.code", got, sizeof got), "RATE_LIMITED");
+  CHECK(frameRetry(1) >= 1);
+  /* on a fresh socket, 8 repeated acks fit in 2 units: a quarter each */
+  REQUIRE(fakehostConnOpen(3, BOB)==NT_OK);
+  int refused = 0;
+  for(int i = 0; i < 13; i++){
+    int before = fakehostFrameCount(3);
+    fakehostMessage(3, "{\"action\":\"ack\",\"seq\":0}");
+    refused += fakehostFrameCount(3) > before;
+  }
+  CHECK_EQ_INT(refused, 5);
+  fakehostRoomFree();
+}
+
+/* ---- connections per user per room --------------------------------------- */
+
+TEST(a_user_over_the_connection_limit_should_be_refused_before_any_welcome){
+  REQUIRE(openWithLimits("{\"connsPerUser\":2}") != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  CHECK_EQ_INT(fakehostConnOpen(3, ALICE), NT_RATE_LIMITED);
+  CHECK_EQ_INT(fakehostFrameCount(3), 1);                   /* the refusal, no welcome */
+  char got[128];
+  CHECK_STR_EQ(testFrameField(3, "type", got, sizeof got), "error");
+  CHECK_STR_EQ(testFrameField(3, "error.code", got, sizeof got), "RATE_LIMITED");
+  CHECK_STR_CONTAINS(testFrameField(3, "error.message", got, sizeof got), "at most 2 per user");
+  CHECK(frameRetry(3) >= 1);
+  int code = 0;
+  CHECK(fakehostClosed(3, &code, NULL));
+  CHECK_EQ_INT(code, 1008);
+  CHECK_EQ_INT(fakehostConnOpen(4, BOB)==NT_OK, 1);          /* other users are not affected */
+  CHECK_EQ_INT(fakehostRoom()->nConns, 3);
+  char *attachment = strdup(fakehostAttachment(2));
+  fakehostConnClose(1);
+  CHECK_EQ_INT(fakehostConnOpen(5, ALICE), NT_OK);           /* room again */
+  /* sockets restored after hibernation were admitted before: never refused */
+  CHECK_EQ_INT(fakehostConnRestore(6, attachment), NT_OK);
+  free(attachment);
+  CHECK_EQ_INT(fakehostRoom()->nConns, 4);
+  fakehostRoomFree();
+}
+
+TEST(the_connection_limit_should_default_to_32_per_user){
+  REQUIRE(testAppOpen() != NULL);
+  for(uint32_t c = 1; c <= 32; c++) CHECK_EQ_INT(fakehostConnOpen(c, ALICE), NT_OK);
+  CHECK_EQ_INT(fakehostConnOpen(33, ALICE), NT_RATE_LIMITED);
+  CHECK_EQ_INT(fakehostConnOpen(34, BOB), NT_OK);
   fakehostRoomFree();
 }
 

@@ -130,4 +130,24 @@ static inline const char *testRpc(uint32_t conn, const char *method, const char 
   return testFrameField(conn, "error.code", code, n);
 }
 
+/* Work the core can measure but not foresee: once useCostlyClock(ms) is
+** on, the fake host's clock moves forward by ms whenever a statement whose
+** text holds the literal 'costly' starts running in the room's SQLite. */
+static double testCostlyMs;
+static inline int testTraceCostly(unsigned type, void *arg, void *stmt, void *sql){
+  (void)type; (void)arg; (void)stmt;
+  if( sql && strstr((const char*)sql, "'costly'") ) fakehostAdvance(testCostlyMs);
+  return 0;
+}
+static inline void useCostlyClock(double ms){
+  testCostlyMs = ms;
+  sqlite3_trace_v2(fakehostDb(), SQLITE_TRACE_STMT, testTraceCostly, NULL);
+}
+
+/* Fire the core's timer while it is due (re-runs of live queries happen
+** there, never inside the write that caused them). */
+static inline void testSettle(void){
+  while( fakehostTimerAt() > 0 && fakehostTimerAt() <= fakehostNow() ) fakehostFireTimer();
+}
+
 #endif /* NT_TESTROOM_H */

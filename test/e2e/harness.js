@@ -11,8 +11,9 @@
 ** without racing the socket.
 **
 ** Rate limits (docs/PROTOCOL.md, "Rate limits") are off unless a suite asks:
-** every NT_RATE_* variable is passed as 0, so suites that fire bursts of
-** calls behave as before limits existed. `rateLimits: true` keeps the
+** every NT_RATE_* variable is passed as 0 (and NT_COST_MS_PER_UNIT, so
+** measured work costs nothing beyond the flat costs), so suites that fire
+** bursts of calls behave as before limits existed. `rateLimits: true` keeps the
 ** wrangler.toml values; `vars` overrides single limits either way.
 **
 ** The D1 read replica: before the first start, a server on the repo's
@@ -265,7 +266,8 @@ function roomPath(room) {
 export const RATE_LIMITS_OFF = Object.fromEntries([
   'NT_RATE_CONN_PER_SEC', 'NT_RATE_CONN_PER_MIN',
   'NT_RATE_USER_PER_SEC', 'NT_RATE_USER_PER_MIN', 'NT_RATE_USER_PER_DAY',
-  'NT_RATE_EDGE_PER_SEC', 'NT_RATE_EDGE_PER_MIN',
+  'NT_RATE_EDGE_PER_SEC', 'NT_RATE_EDGE_PER_MIN', 'NT_RATE_CONNS_PER_USER',
+  'NT_COST_MS_PER_UNIT',
 ].map((k) => [k, '0']));
 
 export class Server {

@@ -22,6 +22,7 @@ struct Conn {
   uint32_t nextSubId;              /* last "sN" handed out */
   double seq;                      /* last seq sent on this connection */
   double seqReserved;              /* seq values below this are on record (attachment) */
+  double ackedSeq;                 /* highest seq the client acknowledged (live.c) */
   char *presence;                  /* JSON of the status this conn set, owned (presence.c) */
   double presenceAt;               /* when it was set */
   struct RateWindow *rate;         /* per-connection windows [room->rate.nConn], owned,
@@ -111,8 +112,32 @@ int rateCheckSql(Room *room, const char *key, const RateRule *rules, int n,
 /* Delete buckets too old to matter for any rule (a scheduled task). */
 int rateCleanupSql(Room *room, double nowMs);
 /* Read {"conn"|"user"|"key": {"perSecond","perMinute","perDay"}} (absent or
-** <= 0: that rule is off; no "rateLimits": no limits at all). */
+** <= 0: that rule is off; no "rateLimits": no limits at all), and the costs
+** of work: {"cost": {"msPerUnit","graceMs","rowsPerMs"}, "live": {"budgetMs",
+** "maxMs","tickMs"}, "connsPerUser": n}, each defaulting when absent. */
 void rateConfigure(Room *room, const cJSON *cfg);
+/* The work a stretch of the core's time did: the host clock before and
+** after, and the rows the room's SQLite read and wrote meanwhile (a measure
+** that advances even where the platform's clock stands still while code
+** runs). */
+typedef struct RateWork {
+  double startMs;                  /* host_now_ms at the start */
+  double startRows;                /* stats.rowsRead + rowsWritten at the start */
+} RateWork;
+void rateWorkBegin(Room *room, RateWork *w);
+double rateWorkEnd(Room *room, const RateWork *w);   /* ms of work since begin */
+/* Units owed for workMs beyond the grace a flat cost covers (0 if none). */
+double rateWorkUnits(Room *room, double workMs);
+/* methodCall's charge after the handler ran: the units owed for workMs,
+** counted in the same windows rateAdmit checked, never refused (they may
+** refuse the caller's next calls). Free methods (cost 0) are never charged. */
+void rateCharge(Call *call, const Method *m, double workMs);
+/* The connection's windows alone, for frames that are not RPCs: admit cost
+** (NT_OK, or NT_RATE_LIMITED with err and *pRetryAfterMs, nothing counted),
+** or count it unconditionally (rateConnCharge). */
+int rateConnAdmit(Room *room, Conn *conn, double cost, char *err, size_t errLen,
+                  double *pRetryAfterMs);
+void rateConnCharge(Room *room, Conn *conn, double cost);
 /* methodCall's check before dispatch: the caller's connection windows, then
 ** the user's SQL windows, for m->cost. NT_OK, or NT_RATE_LIMITED with
 ** call->err and call->retryAfterMs set (and nothing counted). */

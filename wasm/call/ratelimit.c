@@ -34,6 +34,17 @@
 ** (cursors, presence) count only against the socket's windows, so a stream of
 ** cursor moves never writes to SQLite.
 **
+** Pay for what you use: the flat cost is only a deposit. methodCall measures
+** the work of every handler (rateWorkBegin/End: the host clock before and
+** after, and the rows the room's SQLite read and wrote, converted at
+** rowsPerMs, whichever is more: the platform's clock may stand still while
+** code runs, the row counters never do) and rateCharge counts one more unit
+** per unitMs beyond the first graceMs in the same windows, without refusing:
+** the call has run; the charge refuses the caller's next calls instead.
+** Frames that are not RPCs (subscribe, unsubscribe, ack) use the
+** connection's windows alone (rateConnAdmit, rateConnCharge), with the flat
+** costs of methods.def's ACTION lines.
+**
 ** Old buckets are deleted by rateCleanupSql: by the room's hourly maintenance
 ** task (sched.c), and by rateCheckSql itself every RATE_CLEANUP_EVERY-th
 ** check of an instance, because the buckets of the one-second rule pile up
@@ -46,6 +57,7 @@
 #include "call.h"
 
 #define RATE_CLEANUP_EVERY 1000   /* rateCheckSql calls between cleanups */
+#define RATE_ROWS_PER_MS   4000.0 /* default: rows DO SQLite reads in about 1 ms */
 #define RATE_EPS           1e-6   /* slack for floating-point sums of counts */
 #define RATE_MAX_KEY       512    /* longest key _rateCheck accepts */
 
@@ -59,6 +71,23 @@ static const struct {
   { "perSecond", "burst", 1000.0,      10 },   /* 100 ms buckets */
   { "perMinute", "main",  60000.0,      6 },   /* 10 s buckets */
   { "perDay",    "daily", 86400000.0,  24 },   /* 1 h buckets */
+};
+
+/* The costs of work and the live-query budgets: config group ("" = top
+** level of "rateLimits"), key, field, default. Absent or negative: default. */
+static const struct {
+  const char *group;
+  const char *key;
+  size_t offset;                   /* into RateLimits, a double */
+  double fallback;
+} rateKnobs[] = {
+  { "cost", "msPerUnit",    offsetof(RateLimits, unitMs),       0.5 },
+  { "cost", "graceMs",      offsetof(RateLimits, graceMs),      2 },
+  { "cost", "rowsPerMs",    offsetof(RateLimits, rowsPerMs),    RATE_ROWS_PER_MS },
+  { "live", "budgetMs",     offsetof(RateLimits, liveBudgetMs), 10 },
+  { "live", "maxMs",        offsetof(RateLimits, liveMaxMs),    500 },
+  { "live", "tickMs",       offsetof(RateLimits, liveTickMs),   20 },
+  { "",     "connsPerUser", offsetof(RateLimits, connsPerUser), 32 },
 };
 
 /* ------------------------------------------------------------------------
@@ -86,6 +115,40 @@ void rateConfigure(Room *room, const cJSON *cfg){
   rl->nConn = rateRulesFrom(cJSON_GetObjectItemCaseSensitive(cfg, "conn"), rl->conn);
   rl->nUser = rateRulesFrom(cJSON_GetObjectItemCaseSensitive(cfg, "user"), rl->user);
   rl->nKey = rateRulesFrom(cJSON_GetObjectItemCaseSensitive(cfg, "key"), rl->key);
+  for(size_t i = 0; i < sizeof rateKnobs / sizeof rateKnobs[0]; i++){
+    const cJSON *group = rateKnobs[i].group[0]
+                       ? cJSON_GetObjectItemCaseSensitive(cfg, rateKnobs[i].group) : cfg;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(group, rateKnobs[i].key);
+    *(double*)((char*)rl + rateKnobs[i].offset) =
+      cJSON_IsNumber(v) && v->valuedouble >= 0 ? v->valuedouble : rateKnobs[i].fallback;
+  }
+}
+
+/* ------------------------------------------------------------------------
+** Measuring work.
+*/
+
+static double rateRowsTouched(const Room *room){
+  return room->stats.rowsRead + room->stats.rowsWritten;
+}
+
+void rateWorkBegin(Room *room, RateWork *w){
+  w->startMs = host_now_ms();
+  w->startRows = rateRowsTouched(room);
+}
+
+double rateWorkEnd(Room *room, const RateWork *w){
+  double ms = host_now_ms() - w->startMs;
+  double rows = rateRowsTouched(room) - w->startRows;
+  if( room->rate.rowsPerMs > 0 && rows / room->rate.rowsPerMs > ms ) ms = rows / room->rate.rowsPerMs;
+  return ms > 0 ? ms : 0;
+}
+
+double rateWorkUnits(Room *room, double workMs){
+  const RateLimits *rl = &room->rate;
+  double over = workMs - rl->graceMs;
+  if( !(rl->unitMs > 0) || !(over > 0) ) return 0;
+  return floor(over / rl->unitMs);
 }
 
 /* ------------------------------------------------------------------------
@@ -204,6 +267,7 @@ typedef struct RateSql {
   const RateRule *rules;           /* [n], borrowed */
   int n;
   double now, cost;
+  int force;                       /* count even when a rule would refuse */
   double retryAfterMs;             /* out: the longest wait of a refusing rule */
   int refused;                     /* out: index of that rule, -1 if admitted */
   char err[256];                   /* out: storage error */
@@ -267,7 +331,7 @@ static int rateSqlBody(Room *room, void *arg){
                              r->limit, fmin(st->cost, r->limit));
     if( wait > st->retryAfterMs ){ st->retryAfterMs = wait; st->refused = i; }
   }
-  if( st->refused >= 0 ) return NT_RATE_LIMITED;   /* rolls back: nothing written */
+  if( st->refused >= 0 && !st->force ) return NT_RATE_LIMITED;   /* rolls back: nothing written */
 
   args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateString(st->key));
@@ -294,9 +358,10 @@ static int rateSqlBody(Room *room, void *arg){
 }
 
 /* rateCheckSql, also saying which rule refused (*pRefused, -1 if none) and
-** why storage failed (err). */
+** why storage failed (err). With force, cost is counted whatever the rules
+** say (a charge for work already done) and NT_OK returned. */
 static int rateCheck(Room *room, const char *key, const RateRule *rules, int n,
-                     double nowMs, double cost, double *pRetryAfterMs, int *pRefused,
+                     double nowMs, double cost, int force, double *pRetryAfterMs, int *pRefused,
                      char *err, size_t errLen){
   *pRetryAfterMs = 0;
   *pRefused = -1;
@@ -304,7 +369,7 @@ static int rateCheck(Room *room, const char *key, const RateRule *rules, int n,
   for(int i = 0; i < n && i < RATE_MAX_RULES; i++) active += ruleOn(&rules[i]);
   if( active==0 || cost <= 0 ) return NT_OK;
   if( n > RATE_MAX_RULES ) n = RATE_MAX_RULES;    /* 1 + 3n bindings stay far below 100 */
-  RateSql st = { key, rules, n, nowMs, cost, 0, -1, "" };
+  RateSql st = { key, rules, n, nowMs, cost, force, 0, -1, "" };
   /* Normally its own transaction; inside one already (storeTxn does not
   ** nest), its statements simply join it. */
   int rc = room->txnToken ? rateSqlBody(room, &st) : storeTxn(room, rateSqlBody, &st);
@@ -324,7 +389,7 @@ static int rateCheck(Room *room, const char *key, const RateRule *rules, int n,
 int rateCheckSql(Room *room, const char *key, const RateRule *rules, int n,
                  double nowMs, double cost, double *pRetryAfterMs){
   int refused;
-  return rateCheck(room, key, rules, n, nowMs, cost, pRetryAfterMs, &refused, NULL, 0);
+  return rateCheck(room, key, rules, n, nowMs, cost, 0, pRetryAfterMs, &refused, NULL, 0);
 }
 
 /* One rule name and the oldest bucket start still needed for it. */
@@ -402,65 +467,135 @@ static void ruleDescribe(const RateRule *r, char *out, size_t n){
   else snprintf(out, n, "%s: %g per %g ms", r->name, r->limit, ms);
 }
 
-static int rateRefuse(Call *call, const char *who, const RateRule *r, double wait){
+/* The refusal message: "rate limit exceeded for this connection (burst: 30
+** per 1 s); retry in 120 ms". */
+static void rateMessage(char *err, size_t n, const char *who, const RateRule *r, double wait){
   char rule[80];
   ruleDescribe(r, rule, sizeof rule);
+  snprintf(err, n, "rate limit exceeded for this %s (%s); retry in %.0f ms", who, rule, wait);
+}
+
+static int rateRefuse(Call *call, const char *who, const RateRule *r, double wait){
   call->retryAfterMs = wait;
-  return callFail(call, NT_RATE_LIMITED, "rate limit exceeded for this %s (%s); retry in %.0f ms",
-                  who, rule, wait);
+  rateMessage(call->err, sizeof call->err, who, r, wait);
+  return NT_RATE_LIMITED;
+}
+
+/* Does conn have windows to count in? Allocates them at first use; 0 when
+** the room has no connection rules (or memory ran out: never refuse for
+** what cannot be tracked). */
+static int rateConnWindows(Room *room, Conn *conn){
+  const RateLimits *rl = &room->rate;
+  if( conn==NULL || rl->nConn==0 ) return 0;
+  if( conn->rate==NULL ) conn->rate = calloc((size_t)rl->nConn, sizeof *conn->rate);  /* nConn is fixed per instance */
+  return conn->rate!=NULL;
+}
+
+/* The longest wait any of conn's rules imposes on cost now (0: fits), and
+** which rule (*pWhich, -1 if none). Counts nothing. */
+static double rateConnPeek(Room *room, Conn *conn, double now, double cost, int *pWhich){
+  const RateLimits *rl = &room->rate;
+  double worst = 0;
+  *pWhich = -1;
+  for(int i = 0; i < rl->nConn; i++){
+    double wait = windowPeek(&conn->rate[i], &rl->conn[i], now, cost);
+    if( wait > worst ){ worst = wait; *pWhich = i; }
+  }
+  return worst;
+}
+
+static void rateConnCount(Room *room, Conn *conn, double now, double cost){
+  const RateLimits *rl = &room->rate;
+  for(int i = 0; i < rl->nConn; i++) windowCount(&conn->rate[i], &rl->conn[i], now, cost);
+}
+
+/* The user's windows in this room, in SQL: check (force 0) or count
+** (force 1) cost. Storage trouble in the bookkeeping must not make the room
+** unusable: it lets the call through (it meets the same storage next) and
+** says so. *pWhich is the refusing rule, -1 if none. */
+static int rateUserCheck(Call *call, double now, double cost, int force, double *pWait, int *pWhich){
+  Room *room = call->room;
+  RateLimits *rl = &room->rate;
+  size_t len = strlen(call->caller->userId);
+  char *key = malloc(len + 6);
+  if( key ){
+    memcpy(key, "user:", 5);
+    memcpy(key + 5, call->caller->userId, len + 1);
+  }
+  char err[256] = "";
+  *pWait = 0;
+  *pWhich = -1;
+  int rc = key ? rateCheck(room, key, rl->user, rl->nUser, now, cost, force, pWait, pWhich, err, sizeof err)
+               : NT_NOMEM;
+  free(key);
+  if( rc==NT_RATE_LIMITED && *pWhich >= 0 ) return rc;
+  if( rc ) ntLog(NT_LOG_WARN, "rate limit for %s not %s: %s", call->caller->userId,
+                 force ? "charged" : "checked", rc==NT_NOMEM ? "out of memory" : err);
+  *pWhich = -1;
+  return NT_OK;
 }
 
 int rateAdmit(Call *call, const Method *m){
   Room *room = call->room;
-  RateLimits *rl = &room->rate;
   double cost = m->cost;
   Conn *conn = call->conn;
-  int useConn = conn && rl->nConn > 0;
-  int useUser = rl->nUser > 0 && !(m->flags & NT_M_MEMORY);
+  int useUser = room->rate.nUser > 0 && !(m->flags & NT_M_MEMORY);
+  int useConn = cost > 0 && rateConnWindows(room, conn);
   if( cost <= 0 || (!useConn && !useUser) ) return NT_OK;
   double now = host_now_ms();
+  int which;
+  double wait;
 
   /* (a) the socket's own windows, in memory: peek at every rule first, so
   ** a refusal counts nothing anywhere */
-  if( useConn && conn->rate==NULL ){
-    conn->rate = calloc((size_t)rl->nConn, sizeof *conn->rate);   /* nConn is fixed per instance */
-    if( conn->rate==NULL ) useConn = 0;           /* cannot track it: do not refuse for it */
+  if( useConn && (wait = rateConnPeek(room, conn, now, cost, &which)) > 0 ){
+    return rateRefuse(call, "connection", &room->rate.conn[which], wait);
   }
-  if( useConn ){
-    double worst = 0;
-    int which = -1;
-    for(int i = 0; i < rl->nConn; i++){
-      double wait = windowPeek(&conn->rate[i], &rl->conn[i], now, cost);
-      if( wait > worst ){ worst = wait; which = i; }
-    }
-    if( which >= 0 ) return rateRefuse(call, "connection", &rl->conn[which], worst);
-  }
-
   /* (b) the user's windows in this room, in SQL */
-  if( useUser ){
-    size_t len = strlen(call->caller->userId);
-    char *key = malloc(len + 6);
-    if( key ){
-      memcpy(key, "user:", 5);
-      memcpy(key + 5, call->caller->userId, len + 1);
-    }
-    double wait = 0;
-    int which = -1;
-    char err[256] = "";
-    int rc = key ? rateCheck(room, key, rl->user, rl->nUser, now, cost, &wait, &which, err, sizeof err)
-                 : NT_NOMEM;
-    free(key);
-    if( rc==NT_RATE_LIMITED && which >= 0 ) return rateRefuse(call, "user", &rl->user[which], wait);
-    /* Storage trouble in the bookkeeping must not make the room unusable:
-    ** let the call through (it meets the same storage next) and say so. */
-    if( rc ) ntLog(NT_LOG_WARN, "rate limit for %s not checked: %s", call->caller->userId,
-                   rc==NT_NOMEM ? "out of memory" : err);
+  if( useUser && rateUserCheck(call, now, cost, 0, &wait, &which)==NT_RATE_LIMITED ){
+    return rateRefuse(call, "user", &room->rate.user[which], wait);
   }
-
-  if( useConn ){
-    for(int i = 0; i < rl->nConn; i++) windowCount(&conn->rate[i], &rl->conn[i], now, cost);
-  }
+  if( useConn ) rateConnCount(room, conn, now, cost);
   return NT_OK;
+}
+
+void rateCharge(Call *call, const Method *m, double workMs){
+  Room *room = call->room;
+  if( m->cost <= 0 || room->status ) return;       /* free, or the room was just erased */
+  double units = rateWorkUnits(room, workMs);
+  if( units <= 0 ) return;
+  int useUser = room->rate.nUser > 0 && !(m->flags & NT_M_MEMORY);
+  int useConn = rateConnWindows(room, call->conn);
+  if( !useConn && !useUser ) return;
+  double now = host_now_ms();
+  room->rate.chargedUnits += units;
+  if( useConn ) rateConnCount(room, call->conn, now, units);
+  if( useUser ){
+    double wait;
+    int which;
+    rateUserCheck(call, now, units, 1, &wait, &which);
+  }
+}
+
+int rateConnAdmit(Room *room, Conn *conn, double cost, char *err, size_t errLen,
+                  double *pRetryAfterMs){
+  *pRetryAfterMs = 0;
+  if( cost <= 0 || !rateConnWindows(room, conn) ) return NT_OK;
+  double now = host_now_ms();
+  int which;
+  double wait = rateConnPeek(room, conn, now, cost, &which);
+  if( wait > 0 ){
+    *pRetryAfterMs = wait;
+    rateMessage(err, errLen, "connection", &room->rate.conn[which], wait);
+    return NT_RATE_LIMITED;
+  }
+  rateConnCount(room, conn, now, cost);
+  return NT_OK;
+}
+
+void rateConnCharge(Room *room, Conn *conn, double cost){
+  if( cost <= 0 || !rateConnWindows(room, conn) ) return;
+  rateConnCount(room, conn, host_now_ms(), cost);
 }
 
 /* ------------------------------------------------------------------------
@@ -483,7 +618,7 @@ int rateMethodCheck(Call *call, cJSON **ppResult){
   int which = -1;
   char err[256] = "";
   int rc = rateCheck(room, key->valuestring, room->rate.key, room->rate.nKey, host_now_ms(),
-                     cost ? cost->valuedouble : 1, &wait, &which, err, sizeof err);
+                     cost ? cost->valuedouble : 1, 0, &wait, &which, err, sizeof err);
   if( rc==NT_RATE_LIMITED && which >= 0 ){
     char rule[80];
     ruleDescribe(&room->rate.key[which], rule, sizeof rule);

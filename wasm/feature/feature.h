@@ -17,7 +17,7 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply);
 int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply);
 int liveAck(Room *room, Conn *conn, cJSON *frame);
 void liveOnCommit(Room *room, const GuardPlan *plan);
-void liveAfterReply(Room *room);      /* push updates held back during a dispatch */
+void liveAfterReply(Room *room);      /* after a dispatch: arm the timer for its re-runs */
 int liveRestore(Room *room, Conn *conn, const cJSON *attachment);
 void liveConnGone(Room *room, Conn *conn);
 cJSON *liveAttachment(Conn *conn);    /* the subscriptions, for the attachment */
@@ -73,5 +73,8 @@ void syncOnTimer(Room *room, double nowMs);
 void roomTimerArm(Room *room);            /* room/room.c: host_timer_set(earliest due) */
 int connAttach(Conn *c);                  /* room/conn.c: the WebSocket attachment */
 void connCaller(const Conn *c, Caller *out);
+/* Flat costs of the frames that are not RPCs, from methods.def (ACTION
+** lines): counted in the connection's windows only (ratelimit.c). */
+extern const double rateCostSubscribe, rateCostUnsubscribe, rateCostAck;
 
 #endif /* NT_FEATURE_H */

@@ -9,11 +9,32 @@
 ** one per subscriber.
 **
 ** After a write transaction commits, liveOnCommit marks the queries whose read
-** set meets the tables the write touched. Updates go out at once for the first
-** change after a quiet period and for deletes; further changes within the
-** batch window are coalesced into one update per subscription when the window
-** closes (room.c's timer calls liveOnTimer). A query's result is hashed, and an update is sent only
-** when the hash differs from the last result.
+** set meets the tables the write touched and schedules their re-runs; it
+** never runs them, so the writer's answer never waits for anyone's queries.
+** Re-runs happen in room.c's timer (liveOnTimer): at the next tick for the
+** first change after a quiet period and for deletes; further changes within
+** the query's window are coalesced into one re-run when the window closes. A
+** query's result is hashed, and an update is sent only when the hash differs
+** from the last result.
+**
+** Every run is measured (ratelimit.c, rateWorkBegin/End) and a query keeps a
+** smoothed cost. A query costing more than liveBudgetMs per run gets a window
+** stretched in proportion (so it spends about the budget per batch window);
+** one whose smoothed cost exceeds liveMaxMs is ended: each subscriber gets a
+** query_error frame naming its subscription, and the query refuses new
+** subscribers until it is forgotten (LIVE_IDLE_KEEP_MS). One tick runs due
+** queries until liveTickMs of work is spent, then leaves the rest for the
+** next tick, which waits at least as long as the tick took (live queries get
+** at most about half the room's time while anything else waits); those left
+** over go first next time. Results are capped like executeSQL's: at most
+** NT_RESULT_MAX_ROWS rows and a 1 MiB frame, with "truncated":true.
+**
+** Subscribing, unsubscribing and acknowledging count in the connection's
+** rate-limit windows (costs in methods.def). A subscribe over the limit is
+** refused; what only lightens the server's load is never refused: an
+** unsubscribe that removes a subscription, and an ack that acknowledges
+** something new, are always applied (and counted). A repeated or stale ack
+** or an unknown subscription id over the limit gets RATE_LIMITED.
 **
 ** Delivery: every pushed frame carries a per-connection seq; the client acks
 ** the highest it processed; an update not acked within 5 s is sent again with
@@ -30,6 +51,8 @@
 #define LIVE_RESEND_MS     5000.0   /* ack deadline before a resend */
 #define LIVE_MAX_RESENDS   3        /* resends per update */
 #define LIVE_IDLE_KEEP_MS  60000.0  /* keep an unsubscribed query this long */
+#define LIVE_BASE_WINDOW_MS 150.0   /* least window a costly query's is stretched from */
+#define LIVE_FRAME_SLACK   4096     /* bytes of a frame beside its result */
 
 struct LiveQuery {
   char *key;                       /* identity: kind, query, args, RLS scope */
@@ -42,9 +65,15 @@ struct LiveQuery {
   uint64_t hash;                   /* hash of result */
   int64_t version;                 /* room version when result was computed */
   int64_t changedAt;               /* room version when result last changed */
+  int truncated;                   /* result was capped (rows or bytes) */
   int dirty;                       /* a write touched what it reads */
   int nSubs;                       /* subscriptions using it */
   double idleSince;                /* when nSubs fell to 0 */
+  double costMs;                   /* smoothed work of one run, ms */
+  int nRuns;                       /* runs measured */
+  double lastRunAt;                /* when a commit's re-run last finished; 0: never */
+  double dueAt;                    /* scheduled re-run (a commit touched it); 0: none */
+  int ended;                       /* ended for its cost: refuses subscribers */
   LiveQuery *next;
 };
 
@@ -57,6 +86,8 @@ struct Sub {
   int resends;                     /* resends of the pending update */
   Sub *next;
 };
+
+static void liveRemove(Conn *conn, Sub *s);
 
 /* 64-bit FNV-1a: cheap change detection for results. */
 static uint64_t liveHash(const char *s){
@@ -94,12 +125,45 @@ static void liveCollect(Room *room, double now){
   }
 }
 
-/* Run q and keep its result. Returns 1 if the result changed, 0 if not, or a
-** negative code (err set). */
-static int liveRun(Room *room, const Caller *caller, LiveQuery *q, char *err, size_t errLen){
+/* Cut the array result so its text fits max bytes; 1 if anything was cut.
+** Anything but an array that does not fit becomes null. *pText is the text
+** (cJSON_free), replaced when cut. */
+static int liveFit(cJSON **pResult, char **pText, size_t max){
+  if( *pText==NULL || strlen(*pText) <= max ) return 0;
+  cJSON *r = *pResult;
+  int keep = 0;
+  if( cJSON_IsArray(r) ){
+    size_t used = 2;                       /* the brackets */
+    const cJSON *item;
+    cJSON_ArrayForEach(item, r){
+      char *t = cJSON_PrintUnformatted(item);
+      used += (t ? strlen(t) : max) + 1;
+      cJSON_free(t);
+      if( used > max ) break;
+      keep++;
+    }
+    while( cJSON_GetArraySize(r) > keep ) cJSON_DeleteItemFromArray(r, keep);
+  }else{
+    cJSON_Delete(r);
+    *pResult = r = cJSON_CreateNull();
+  }
+  cJSON_free(*pText);
+  *pText = r ? cJSON_PrintUnformatted(r) : NULL;
+  return 1;
+}
+
+/* Run q and keep its result, capped; *pWorkMs is the run's measured work,
+** folded into q's smoothed cost. Returns 1 if the result changed, 0 if not,
+** or a negative code (err set). */
+static int liveRun(Room *room, const Caller *caller, LiveQuery *q, double *pWorkMs,
+                   char *err, size_t errLen){
   SqlResult res;
+  RateWork work;
+  rateWorkBegin(room, &work);
   room->stats.queryRuns++;
-  int rc = storeExec(room, q->sql, q->args, &res, err, errLen);
+  *pWorkMs = 0;
+  int rc = storeExecCapped(room, q->sql, q->args, NT_RESULT_MAX_ROWS, NT_MAX_FRAME,
+                           &res, err, errLen);
   if( rc ) return rc;
   cJSON *shaped = NULL;
   if( q->fn ){
@@ -113,16 +177,22 @@ static int liveRun(Room *room, const Caller *caller, LiveQuery *q, char *err, si
   }else{
     shaped = storeRowsAsObjects(&res);
   }
+  int truncated = res.truncated;
   storeResultFree(&res);
   if( rc ) return rc;
   char *text = shaped ? cJSON_PrintUnformatted(shaped) : NULL;
+  truncated |= liveFit(&shaped, &text, NT_MAX_FRAME - LIVE_FRAME_SLACK);
   cJSON_Delete(shaped);
+  double ms = rateWorkEnd(room, &work);
+  *pWorkMs = ms;
+  q->costMs = q->nRuns++ ? (q->costMs + ms) / 2 : ms;
   if( text==NULL ){ snprintf(err, errLen, "out of memory"); return NT_NOMEM; }
-  uint64_t h = liveHash(text);
+  uint64_t h = liveHash(text) ^ (truncated ? 0x9e3779b97f4a7c15ULL : 0);
   int changed = q->result==NULL || h!=q->hash;
   free(q->result);
-  q->result = text;
+  q->result = text;                /* cJSON allocates with malloc (room.c) */
   q->hash = h;
+  q->truncated = truncated;
   q->version = room->version;
   if( changed ) q->changedAt = room->version;
   q->dirty = 0;
@@ -196,7 +266,9 @@ static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
     return callFail(call, NT_NOMEM, "out of memory");
   }
 
+  double now = host_now_ms();
   for(LiveQuery *q = room->queries; q; q = q->next){
+    if( q->ended && q->nSubs==0 && now - q->idleSince > LIVE_IDLE_KEEP_MS ) continue;  /* forgotten */
     if( strcmp(q->key, key)==0 ){
       free(key);
       free(wrapped);
@@ -251,6 +323,7 @@ static void liveFrame(Buf *b, const char *type, const cJSON *id, const Sub *s,
     snprintf(num, sizeof num, ",\"seq\":%.0f", seq);
     bufAppendStr(b, num);
   }
+  if( s->q->truncated && !unchanged ) bufAppendStr(b, ",\"truncated\":true");
   bufAppendStr(b, unchanged ? ",\"unchanged\":true}" : ",\"result\":");
   if( !unchanged ){
     bufAppendStr(b, s->q->result ? s->q->result : "null");
@@ -274,8 +347,82 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   room->stats.updatesSent++;
 }
 
+/* The window q's changes are coalesced over: the batch window, or for a
+** query whose runs cost more than the budget, a window stretched in
+** proportion to its cost. */
+static double liveWindow(const Room *room, const LiveQuery *q){
+  double budget = room->rate.liveBudgetMs;
+  if( !(budget > 0) || q->costMs <= budget ) return room->batchMs;
+  double base = room->batchMs > LIVE_BASE_WINDOW_MS ? room->batchMs : LIVE_BASE_WINDOW_MS;
+  return base * q->costMs / budget;
+}
+
+/* When a change that touched q (deleting rows, or not) may be re-run. */
+static double liveDueAt(const Room *room, const LiveQuery *q, double now, int deletes){
+  double window = liveWindow(room, q);
+  if( deletes && window <= room->batchMs ) return now;           /* at once, unless costly */
+  if( q->lastRunAt==0 || now - q->lastRunAt >= window ) return now;  /* after a quiet period */
+  return q->lastRunAt + window;
+}
+
+static int liveOverLimit(const Room *room, const LiveQuery *q){
+  return room->rate.liveMaxMs > 0 && q->costMs > room->rate.liveMaxMs;
+}
+
+/* The refusal of a subscription to an ended query: RATE_LIMITED, retry
+** once the room has forgotten the query's cost. */
+static int liveEndedError(Call *call, const LiveQuery *q){
+  double left = q->nSubs==0 ? q->idleSince + LIVE_IDLE_KEEP_MS - host_now_ms() : LIVE_IDLE_KEEP_MS;
+  call->retryAfterMs = left > 1 ? (double)(int64_t)(left + 1) : 1;
+  return callFail(call, NT_RATE_LIMITED, "this live query takes %.0f ms per run, over the limit of %.0f ms",
+                  q->costMs, call->room->rate.liveMaxMs);
+}
+
+/* End q for its cost: every subscriber hears a query_error naming its
+** subscription; the subscriptions go, and q refuses new ones. */
+static void liveEnd(Room *room, LiveQuery *q){
+  char msg[200];
+  snprintf(msg, sizeof msg, "live query ended: its runs take %.0f ms, over the limit of %.0f ms",
+           q->costMs, room->rate.liveMaxMs);
+  q->ended = 1;
+  room->stats.queriesEnded++;
+  ntLog(NT_LOG_WARN, "%s (%.200s)", msg, q->key);
+  for(Conn *c = room->conns; c; c = c->next){
+    int removed = 0;
+    for(Sub *s = c->subs, *next; s; s = next){
+      next = s->next;
+      if( s->q!=q ) continue;
+      cJSON *f = cJSON_CreateObject();
+      cJSON *e = cJSON_CreateObject();
+      cJSON_AddStringToObject(f, "type", "query_error");
+      cJSON_AddStringToObject(f, "subscriptionId", s->id);
+      cJSON_AddStringToObject(e, "code", rpcCodeName(NT_RATE_LIMITED));
+      cJSON_AddStringToObject(e, "message", msg);
+      cJSON_AddNumberToObject(e, "retryAfterMs", LIVE_IDLE_KEEP_MS);
+      cJSON_AddItemToObject(f, "error", e);
+      sendJson(room, c->id, f);
+      cJSON_Delete(f);
+      liveRemove(c, s);
+      removed = 1;
+    }
+    if( removed ) connAttach(c);
+  }
+}
+
+/* Push q's current result to each of its subscribers but except. */
+static void livePush(Room *room, LiveQuery *q, const Sub *except){
+  for(Conn *c = room->conns; c; c = c->next){
+    for(Sub *s = c->subs; s; s = s->next) if( s->q==q && s!=except ) liveSendUpdate(room, c, s, 0);
+  }
+}
+
 double liveNextDue(Room *room){
-  double next = room->flushDueAt;
+  double runs = 0;
+  for(const LiveQuery *q = room->queries; q; q = q->next){
+    if( q->dueAt > 0 && q->nSubs > 0 && (runs==0 || q->dueAt < runs) ) runs = q->dueAt;
+  }
+  if( runs > 0 && runs < room->liveRestUntil ) runs = room->liveRestUntil;
+  double next = runs;
   for(Conn *c = room->conns; c; c = c->next){
     for(Sub *s = c->subs; s; s = s->next){
       if( s->pendingSeq==0 || s->resends >= LIVE_MAX_RESENDS ) continue;
@@ -286,63 +433,86 @@ double liveNextDue(Room *room){
   return next;
 }
 
-/* Re-run every dirty query that has subscribers and push what changed. */
-static void liveFlush(Room *room){
-  double now = host_now_ms();
-  room->lastFlushAt = now;
-  room->flushDueAt = 0;
+/* Move first to the head of the query list, keeping the cyclic order, so
+** the queries a tick could not reach run first in the next. */
+static void liveRotate(Room *room, LiveQuery *first){
+  if( room->queries==first ) return;
+  LiveQuery *prev = room->queries;
+  while( prev->next!=first ) prev = prev->next;
+  prev->next = NULL;
+  LiveQuery *tail = first;
+  while( tail->next ) tail = tail->next;
+  tail->next = room->queries;
+  room->queries = first;
+}
+
+/* Re-run q (a commit touched it) and push what changed, or end it. */
+static void liveRerun(Room *room, LiveQuery *q){
+  Caller caller = { "", "", "", 0 };     /* the scope is in the SQL already */
+  char err[256];
+  double work;
+  q->dueAt = 0;
+  int changed = liveRun(room, &caller, q, &work, err, sizeof err);
+  q->lastRunAt = host_now_ms();
+  if( changed < 0 ){ ntLog(NT_LOG_ERROR, "live query failed: %s", err); return; }
+  if( liveOverLimit(room, q) ) liveEnd(room, q);
+  else if( changed ) livePush(room, q, NULL);
+}
+
+/* One tick of re-runs: every due query, until the tick's budget of work is
+** spent (at least one runs); the rest wait for the next tick, which comes
+** no sooner than this one took. */
+static void liveFlush(Room *room, double now){
+  if( now < room->liveRestUntil ) return;
+  double tick = room->rate.liveTickMs;
+  RateWork work;
+  rateWorkBegin(room, &work);
+  int ran = 0;
+  LiveQuery *left = NULL;          /* the first due query this tick did not reach */
   for(LiveQuery *q = room->queries; q; q = q->next){
-    if( !q->dirty || q->nSubs==0 ) continue;
-    /* The scope is in the SQL already; any subscriber's identity shapes it. */
-    Caller caller = { "", "", "", 0 };
-    char err[256];
-    int changed = liveRun(room, &caller, q, err, sizeof err);
-    if( changed < 0 ){ ntLog(NT_LOG_ERROR, "live query failed: %s", err); continue; }
-    if( !changed ) continue;
-    for(Conn *c = room->conns; c; c = c->next){
-      for(Sub *s = c->subs; s; s = s->next) if( s->q==q ) liveSendUpdate(room, c, s, 0);
+    if( !(q->dueAt > 0 && q->dueAt <= now) ) continue;
+    if( q->nSubs==0 || q->ended ){ q->dueAt = 0; continue; }
+    if( ran && tick > 0 && rateWorkEnd(room, &work) >= tick ){
+      if( left==NULL ) left = q;
+      room->stats.queryDeferrals++;
+      continue;
     }
+    liveRerun(room, q);
+    ran++;
   }
-  liveCollect(room, now);
+  double spent = rateWorkEnd(room, &work);
+  if( spent >= 1 ) room->liveRestUntil = host_now_ms() + spent;   /* sub-ms ticks need no rest */
+  if( left ) liveRotate(room, left);
 }
 
 void liveAfterReply(Room *room){
-  if( room->inDispatch || !room->flushAfterReply ) return;
-  room->flushAfterReply = 0;
-  liveFlush(room);
+  if( room->inDispatch ) return;
   roomTimerArm(room);
 }
 
 void liveOnCommit(Room *room, const GuardPlan *plan){
-  int any = 0;
-  for(LiveQuery *q = room->queries; q; q = q->next){
-    if( liveTouches(q->reads, q->nReads, plan->writes, plan->nWrites) ){
-      q->dirty = 1;
-      any |= q->nSubs > 0;
-    }
-  }
-  if( !any ) return;
   double now = host_now_ms();
-  if( plan->deletes || now - room->lastFlushAt >= room->batchMs ){
-    /* A caller hears its answer before the updates its write caused. */
-    if( room->inDispatch ) room->flushAfterReply = 1;
-    else liveFlush(room);
-  }else if( room->flushDueAt==0 ){
-    room->flushDueAt = room->lastFlushAt + room->batchMs;
+  for(LiveQuery *q = room->queries; q; q = q->next){
+    if( !liveTouches(q->reads, q->nReads, plan->writes, plan->nWrites) ) continue;
+    q->dirty = 1;
+    if( q->nSubs==0 || q->ended ) continue;
+    double due = liveDueAt(room, q, now, plan->deletes);
+    if( q->dueAt==0 || due < q->dueAt ) q->dueAt = due;
   }
   roomTimerArm(room);
 }
 
 void liveOnTimer(Room *room, double now){
-  if( room->flushDueAt && now >= room->flushDueAt ) liveFlush(room);
+  liveFlush(room, now);
   for(Conn *c = room->conns; c; c = c->next){
     for(Sub *s = c->subs; s; s = s->next){
       if( s->pendingSeq==0 || s->resends >= LIVE_MAX_RESENDS ) continue;
       if( now - s->sentAt < LIVE_RESEND_MS ) continue;
       if( s->q->result==NULL ){
         char err[256];
+        double work;
         Caller caller = { "", "", "", 0 };
-        if( liveRun(room, &caller, s->q, err, sizeof err) < 0 ) continue;
+        if( liveRun(room, &caller, s->q, &work, err, sizeof err) < 0 ) continue;
       }
       s->resends++;
       liveSendUpdate(room, c, s, 1);
@@ -359,6 +529,7 @@ static int liveAdd(Call *call, Conn *conn, const cJSON *spec, const char *id, Su
   LiveQuery *q = NULL;
   int rc = liveQueryFor(call, spec, &q);
   if( rc ) return rc;
+  if( q->ended ) return liveEndedError(call, q);
   Sub *s = calloc(1, sizeof *s);
   if( s==NULL ) return callFail(call, NT_NOMEM, "out of memory");
   s->spec = cJSON_CreateObject();
@@ -398,10 +569,24 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply){
   Sub *s = NULL;
   int rc = room->status ? callFail(&call, room->status, "room unavailable: %s",
                                    room->statusMsg ? room->statusMsg : "")
-                        : liveAdd(&call, conn, frame, NULL, &s);
+         : rateConnAdmit(room, conn, rateCostSubscribe, call.err, sizeof call.err, &call.retryAfterMs);
+  if( rc==NT_OK ) rc = liveAdd(&call, conn, frame, NULL, &s);
   if( rc==NT_OK && (s->q->dirty || s->q->result==NULL) ){
-    int ran = liveRun(room, &caller, s->q, call.err, sizeof call.err);
-    if( ran < 0 ) rc = ran;
+    LiveQuery *q = s->q;
+    double work;
+    int ran = liveRun(room, &caller, q, &work, call.err, sizeof call.err);
+    rateConnCharge(room, conn, rateWorkUnits(room, work));
+    if( ran < 0 ){
+      rc = ran;
+    }else if( liveOverLimit(room, q) ){
+      liveRemove(conn, s);
+      s = NULL;
+      liveEnd(room, q);                 /* and any other subscriber of it */
+      rc = liveEndedError(&call, q);
+    }else{
+      q->dueAt = 0;                     /* this run saw every commit so far: */
+      if( ran ) livePush(room, q, s);   /* its other subscribers hear it now */
+    }
   }
   if( rc==NT_OK && (rc = connAttach(conn))!=NT_OK ){
     callFail(&call, rc, rc==NT_PAYLOAD_TOO_LARGE
@@ -409,7 +594,7 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply){
   }
   if( rc ){
     if( s ) liveRemove(conn, s);
-    replyError(room, reply, rc, call.err);
+    replyErrorRetry(room, reply, rc, call.err, call.retryAfterMs);
     return rc;
   }
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(frame, "version");
@@ -424,18 +609,27 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply){
   return NT_OK;
 }
 
+/* A frame that lightens nothing, over the connection's limit: refused. */
+static int liveRefused(Room *room, Conn *conn, double cost, Reply *reply){
+  char err[256];
+  double retry;
+  if( rateConnAdmit(room, conn, cost, err, sizeof err, &retry)==NT_OK ) return NT_OK;
+  replyErrorRetry(room, reply, NT_RATE_LIMITED, err, retry);
+  return NT_RATE_LIMITED;
+}
+
 int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply){
   const cJSON *sid = cJSON_GetObjectItemCaseSensitive(frame, "subscriptionId");
-  if( !cJSON_IsString(sid) ){
-    replyError(room, reply, NT_BAD_REQUEST, "subscriptionId: expected a string");
-    return NT_BAD_REQUEST;
-  }
   Sub *s = conn->subs;
-  while( s && strcmp(s->id, sid->valuestring)!=0 ) s = s->next;
-  if( s==NULL ){
-    replyError(room, reply, NT_NOT_FOUND, "no such subscription");
-    return NT_NOT_FOUND;
+  while( s && cJSON_IsString(sid) && strcmp(s->id, sid->valuestring)!=0 ) s = s->next;
+  if( !cJSON_IsString(sid) || s==NULL ){
+    int rc = liveRefused(room, conn, rateCostUnsubscribe, reply);
+    if( rc ) return rc;
+    rc = cJSON_IsString(sid) ? NT_NOT_FOUND : NT_BAD_REQUEST;
+    replyError(room, reply, rc, rc==NT_NOT_FOUND ? "no such subscription" : "subscriptionId: expected a string");
+    return rc;
   }
+  rateConnCharge(room, conn, rateCostUnsubscribe);    /* lightens the load: never refused */
   liveRemove(conn, s);
   connAttach(conn);
   roomTimerArm(room);
@@ -447,11 +641,19 @@ int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply){
 
 int liveAck(Room *room, Conn *conn, cJSON *frame){
   const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
-  if( !cJSON_IsNumber(seq) || seq->valuedouble < 0 || seq->valuedouble > conn->seq
-      || seq->valuedouble!=(double)(int64_t)seq->valuedouble ){
-    Reply reply = { 0, conn->id, NULL, 0 };
-    replyError(room, &reply, NT_BAD_REQUEST, "seq: expected a sequence number this connection was sent");
-    return NT_BAD_REQUEST;
+  int valid = cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble <= conn->seq
+           && seq->valuedouble==(double)(int64_t)seq->valuedouble;
+  Reply reply = { 0, conn->id, NULL, 0 };
+  if( valid && seq->valuedouble > conn->ackedSeq ){
+    rateConnCharge(room, conn, rateCostAck);         /* acknowledges something new: never refused */
+    conn->ackedSeq = seq->valuedouble;
+  }else{
+    int rc = liveRefused(room, conn, rateCostAck, &reply);
+    if( rc ) return rc;
+    if( !valid ){
+      replyError(room, &reply, NT_BAD_REQUEST, "seq: expected a sequence number this connection was sent");
+      return NT_BAD_REQUEST;
+    }
   }
   for(Sub *s = conn->subs; s; s = s->next){
     if( s->pendingSeq && s->pendingSeq <= seq->valuedouble ){

@@ -20,6 +20,7 @@
 #define NT_MAX_ID_LEN        128   /* client ids, room names, mutation ids (bytes) */
 #define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
 #define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
+#define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
 
 /* ---- alloc.c: log ------------------------------------------------------- */
 void ntLog(int level, const char *fmt, ...);
@@ -172,8 +173,16 @@ typedef struct RateLimits {
   int nUser;
   RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
   int nKey;
+  double unitMs;                   /* one more unit per this many ms of work; 0: work is free */
+  double graceMs;                  /* work a call's flat cost covers, ms */
+  double rowsPerMs;                /* rows read + written that count as 1 ms of work; 0: rows are free */
+  double connsPerUser;             /* WebSockets one user may hold open in the room; 0: no limit */
+  double liveBudgetMs;             /* re-run work above which a live query is coalesced longer */
+  double liveMaxMs;                /* smoothed re-run work above which it is ended; 0: never */
+  double liveTickMs;               /* live-query work per timer tick before yielding */
   double checks;                   /* rateCheckSql calls by this instance */
   double cleanups;                 /* rateCleanupSql runs by this instance */
+  double chargedUnits;             /* units charged for measured work */
 } RateLimits;
 
 /* ---- the room ----------------------------------------------------------- */
@@ -182,6 +191,8 @@ typedef struct Stats {
   double sqlStatements;            /* statements sent to DO SQLite */
   double rowsRead, rowsWritten;    /* as reported by DO SQLite */
   double queryRuns;                /* executions of live queries */
+  double queriesEnded;             /* live queries ended for their cost */
+  double queryDeferrals;           /* re-runs left for a later tick (tick budget) */
   double replicaReads;             /* queries answered by the D1 replica */
   double replicaFallbacks;         /* replica queries answered locally after D1 failed */
   double updatesSent;              /* query_update frames sent */
@@ -215,10 +226,8 @@ struct Room {
   LiveQuery *queries;              /* live queries, shared by subscriptions */
   int nQueries;
   double batchMs;                  /* live-update batch window */
-  double lastFlushAt;              /* when live updates last went out */
+  double liveRestUntil;            /* no live re-runs before this: the last tick's rest */
   int inDispatch;                  /* an RPC is being answered (rpc.c) */
-  int flushAfterReply;             /* push live updates once it is answered */
-  double flushDueAt;               /* when batched updates must go out, 0 if none */
   double timerAt;                  /* what host_timer_set was last given */
   uint32_t idemRecords;            /* mutation answers recorded (idem.c) */
   double alarmAt;                  /* what host_alarm_set was last given */

@@ -6,10 +6,20 @@
 ** the WebSocket attachment), so when the Durable Object hibernates and wakes
 ** in a fresh instance, nt_conn_restore rebuilds the same list without the
 ** client noticing. Only nt_conn_open greets the client (welcome frame).
+**
+** One user may hold at most connsPerUser sockets open in a room: the next
+** one is refused at open, before any welcome, with an error frame
+** RATE_LIMITED and close code 1008 (the shim turns that refusal into a 429
+** before the upgrade completes). Restored sockets are never refused: they
+** were admitted before the room slept.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "room.h"
+
+#define CONN_CLOSE_POLICY 1008     /* WebSocket close code: policy violation */
+#define CONN_RETRY_MS     1000.0   /* retryAfterMs of a refused connection */
 
 Conn *connFind(Room *room, uint32_t id){
   for(Conn *c = room->conns; c; c = c->next) if( c->id==id ) return c;
@@ -97,11 +107,35 @@ int connAttach(Conn *c){
   return rc;
 }
 
+/* Does c's user hold more sockets in the room than the limit allows? */
+static int connOverLimit(const Room *room, const Conn *c){
+  double limit = room->rate.connsPerUser;
+  if( !(limit > 0) ) return 0;
+  double n = 0;
+  for(const Conn *o = room->conns; o; o = o->next) n += strcmp(o->userId, c->userId)==0;
+  return n > limit;
+}
+
+/* Refuse the new connection c: error frame, close, forget it. */
+static int connRefuse(Room *room, Conn *c){
+  char msg[160];
+  snprintf(msg, sizeof msg, "too many connections: at most %.0f per user in this room",
+           room->rate.connsPerUser);
+  uint32_t id = c->id;
+  Reply reply = { 0, id, NULL, 0 };
+  replyErrorRetry(room, &reply, NT_RATE_LIMITED, msg, CONN_RETRY_MS);
+  static const char reason[] = "too many connections";
+  host_ws_close(id, CONN_CLOSE_POLICY, (const uint8_t*)reason, sizeof reason - 1);
+  connRemove(room, id);
+  return NT_RATE_LIMITED;
+}
+
 int nt_conn_open(Room *room, uint32_t id, const uint8_t *identity, uint32_t len){
   if( room==NULL ) return NT_INTERNAL;
   Conn *c = NULL;
   int rc = connAdd(room, id, identity, len, &c, NULL);
   if( rc ) return rc;
+  if( connOverLimit(room, c) ) return connRefuse(room, c);
   rc = connAttach(c);
   cJSON *w = cJSON_CreateObject();
   cJSON_AddStringToObject(w, "type", "welcome");

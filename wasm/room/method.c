@@ -5,8 +5,11 @@
 ** brought it (WebSocket frame or HTTP request): look the name up among the
 ** built-ins (methods.def) and the named functions, apply the flags (ADMIN
 ** needs an admin token; TESTHOOK methods exist only when the room was opened
-** with testHooks), then call the handler. Later features (audit, rate limits,
-** reactivity) hook in here, keyed by the same flags.
+** with testHooks), admit the call against the caller's rate limits, then
+** call the handler. The handler's work is measured around it (the host clock
+** and the rows SQLite touched, ratelimit.c) and charged to the same limits
+** afterwards, so every method, built-in or named, pays for what it used.
+** Later features (audit, reactivity) hook in here, keyed by the same flags.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,9 +25,18 @@ static int methodDeleteRoom(Call *call, cJSON **ppResult);
 
 static const Method builtins[] = {
 #define METHOD(name, flags, cost, fn) { #name, flags, cost, fn, NULL },
+#define ACTION(action, name, cost)
 #include "methods.def"
+#undef ACTION
 #undef METHOD
 };
+
+/* The flat costs of the frames that are not RPCs (ACTION lines). */
+#define METHOD(name, flags, cost, fn)
+#define ACTION(action, name, cost) const double rateCost##name = cost;
+#include "methods.def"
+#undef ACTION
+#undef METHOD
 
 int methodLookup(Room *room, const char *name, Method *out){
   for(size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++){
@@ -67,7 +79,10 @@ int methodCall(Call *call, const char *name, cJSON **ppResult){
   }else if( (rc = rateAdmit(call, &m))!=NT_OK ){
     /* RATE_LIMITED: call->err and call->retryAfterMs say why and when */
   }else{
+    RateWork work;
+    rateWorkBegin(room, &work);
     rc = m.fn ? fnCall(call, m.fn, ppResult) : m.xCall(call, ppResult);
+    rateCharge(call, &m, rateWorkEnd(room, &work));
   }
   if( rc < 0 ) room->stats.rpcErrors++;
   return rc;
