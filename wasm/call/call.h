@@ -117,6 +117,42 @@ int rawPrepare(Call *call, const char *sql, const cJSON *params, GuardPlan *plan
 int rawExecuteSql(Call *call, cJSON **ppResult);
 
 /* ---- ratelimit.c: sliding windows over time buckets -------------------- */
+/* One limit: at most `limit` cost units in any `windowMs`, counted in
+** `buckets` equal buckets (the sliding window weighs the oldest bucket by how
+** much of it is still inside the window). */
+typedef struct RateRule {
+  const char *name;                /* "burst", "main", "daily" */
+  double windowMs;
+  double limit;
+  int buckets;
+} RateRule;
+/* In-memory window for one key (per-connection limits): counts per bucket. */
+#define RATE_MAX_BUCKETS 25                 /* B+1 slots for the daily rule's 24 buckets */
+typedef struct RateWindow {
+  double bucketStart[RATE_MAX_BUCKETS];   /* start time of each slot's bucket */
+  double count[RATE_MAX_BUCKETS];         /* cost counted in it */
+} RateWindow;
+/* The room's limits, from the config's "rateLimits" (see rateConfigure). */
+#define RATE_MAX_RULES 3
+typedef struct RateLimits {
+  RateRule conn[RATE_MAX_RULES];   /* per WebSocket, in memory (Conn.rate) */
+  int nConn;
+  RateRule user[RATE_MAX_RULES];   /* per user in this room, in SQL, key "user:<id>" */
+  int nUser;
+  RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
+  int nKey;
+  double unitMs;                   /* one more unit per this many ms of work; 0: work is free */
+  double graceMs;                  /* work a call's flat cost covers, ms */
+  double rowsPerMs;                /* rows read + written that count as 1 ms of work; 0: rows are free */
+  double connsPerUser;             /* WebSockets one user may hold open in the room; 0: no limit */
+  double liveBudgetMs;             /* re-run work above which a live query is coalesced longer */
+  double liveMaxMs;                /* smoothed re-run work above which it is ended; 0: never */
+  double liveTickMs;               /* live-query work per timer tick before yielding */
+  double checks;                   /* rateCheckSql calls by this instance */
+  double cleanups;                 /* rateCleanupSql runs by this instance */
+  double chargedUnits;             /* units charged for measured work */
+} RateLimits;
+
 /* Count cost against rule in w at nowMs. NT_OK, or NT_RATE_LIMITED with
 ** *pRetryAfterMs (> 0) = how long until cost would fit; nothing is counted
 ** when refused. */
@@ -134,7 +170,8 @@ int rateCleanupSql(Room *room, double nowMs);
 ** <= 0: that rule is off; no "rateLimits": no limits at all), and the costs
 ** of work: {"cost": {"msPerUnit","graceMs","rowsPerMs"}, "live": {"budgetMs",
 ** "maxMs","tickMs"}, "connsPerUser": n}, each defaulting when absent. */
-void rateConfigure(Room *room, const cJSON *cfg);
+int rateConfigure(Room *room, const cJSON *cfg);     /* makes room->rate; NT_NOMEM */
+void rateFree(Room *room);
 /* The work a stretch of the core's time did: the host clock before and
 ** after, and the rows the room's SQLite read and wrote meanwhile (a measure
 ** that advances even where the platform's clock stands still while code

@@ -51,7 +51,7 @@ const Module roomModules[] = {
   { .name = "migrate",   .xOpen = migrateOpen },
   { .name = "room",      .xOpen = roomOpenState },
   { .name = "idem",      .schema = idemSchema },
-  { .name = "rate",      .schema = rateSchema },
+  { .name = "rate",      .schema = rateSchema, .xFree = rateFree },
   { .name = "rls",       .xOpen = rlsOpen, .xFree = rlsFree },
   { .name = "debounce",  .schema = debounceSchema, .xFree = debounceFreeAll,
     .xNextDue = debounceNextDue, .xOnTimer = debounceOnTimer, .xIdle = debounceOnIdle },

@@ -71,8 +71,8 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(room->config, "room");
   room->name = ntStrdup(cJSON_IsString(name) ? name->valuestring : "");
   room->testHooks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(room->config, "testHooks"));
-  rateConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "rateLimits"));
-  if( room->name==NULL ){ nt_room_free(room); return NULL; }
+  int rc = rateConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "rateLimits"));
+  if( room->name==NULL || rc ){ nt_room_free(room); return NULL; }
   return room;
 }
 
