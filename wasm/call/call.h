@@ -78,6 +78,9 @@ char *callJson(Call *call, const char *field, size_t max, int *rc);
 /* INVALID_ARGUMENT naming the first payload key not in keys[0..n). */
 int callOnlyKeys(Call *call, const char *const *keys, size_t n);
 #define CALL_ONLY_KEYS(call, keys) callOnlyKeys((call), (keys), sizeof (keys) / sizeof (keys)[0])
+/* NT_OK while the room serves, else its status with call->err saying why
+** ("room unavailable: <reason>"). */
+int callStatus(Call *call);
 /* asyncBegin on behalf of the call: its reply moves to the pending request.
 ** NT_PENDING, or an error with call->err set. */
 int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state);

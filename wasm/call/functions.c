@@ -303,9 +303,7 @@ static int fnAddBlock(Room *room, const char *file, int line, const char *start,
   if( rc ){
     char msg[600];
     snprintf(msg, sizeof msg, "%s:%d: %s", file, line, err);
-    free(room->statusMsg);
-    room->statusMsg = ntStrdup(msg);
-    room->status = NT_UNAVAILABLE;
+    statusFail(room, NT_UNAVAILABLE, "%s", msg);
     ntLog(NT_LOG_ERROR, "functions: %s", msg);
   }
   return rc;

@@ -129,6 +129,11 @@ int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *
 int asyncDone(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len);
 void asyncFreeAll(Room *room);
 
+/* ---- status.c: whether the room serves ---------------------------------- */
+/* The room stops serving: room->status becomes code, room->statusMsg the
+** printf-style reason (replacing any earlier one). Returns code. */
+int statusFail(Room *room, int code, const char *fmt, ...);
+
 /* ---- config.c: the room's configuration --------------------------------- */
 /* config[key] as a number, or fallback when absent, not a number or negative. */
 double ntConfigNumber(const cJSON *config, const char *key, double fallback);
