@@ -63,6 +63,11 @@ char *callJson(Call *call, const char *field, size_t max, int *rc){
   return text;
 }
 
+const ReplicaReader *callReplica(Room *room){
+  for(int i = 0; i < room->nModules; i++) if( room->modules[i].replica ) return room->modules[i].replica;
+  return NULL;
+}
+
 int callStatus(Call *call){
   Room *room = call->room;
   if( room->status==NT_OK ) return NT_OK;

@@ -532,12 +532,6 @@ static int fnWriteBody(Room *room, void *arg){
   return rc;
 }
 
-/* The module that answers replica reads, or NULL. */
-static const ReplicaReader *fnReplica(Room *room){
-  for(int i = 0; i < room->nModules; i++) if( room->modules[i].replica ) return room->modules[i].replica;
-  return NULL;
-}
-
 int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
   Room *room = call->room;
   const ReplicaReader *reader = NULL;
@@ -559,7 +553,7 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
     rc = storeWrite(room, &w);
     if( rc==NT_OK ) call->reply.version = (double)room->version;
     if( rc==NT_NOCHANGE ) rc = NT_OK;
-  }else if( fn->replica && (reader = fnReplica(room))!=NULL && reader->xReady(room, &fn->plan) ){
+  }else if( fn->replica && (reader = callReplica(room))!=NULL && reader->xReady(room, &fn->plan) ){
     rc = reader->xQuery(call, fn, run.args, sql);      /* answers later */
     run.args = NULL;                                    /* moved */
   }else{

@@ -21,6 +21,7 @@
 #define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
 #define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
 #define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
+#define NT_MAX_VALUE     2000000   /* DO SQLite's largest string or blob, bytes */
 
 /* ---- alloc.c: log ------------------------------------------------------- */
 void ntLog(int level, const char *fmt, ...);
@@ -221,6 +222,8 @@ struct Room {
   struct Debounce *debounce;       /* debounced keys held in memory (debounce.c) */
   struct Presence *presence;       /* the memory store and its events (presence.c) */
   struct RateLimits *rate;         /* rate limits and their counters (ratelimit.c) */
+  struct SqlLimits *sqlLimits;     /* bounds on client SQL (sqlcost.c) */
+  struct CostCounts *costCounts;   /* cached row counts per table (sqlcost.c) */
   Stats stats;                     /* counters for getStats */
 };
 

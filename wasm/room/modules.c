@@ -37,13 +37,14 @@ static void syncCommitted(Room *room, const Touched *t){
   syncOnCommit(room, &plan);
 }
 
-static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery };
+static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, syncReplicaRaw };
 
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
 static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
+  { .name = "cost",      .xFree = costClose },
   { .name = "guard",     .xOpen = guardOpened, .xFree = guardClose },
   { .name = "live",      .xOpen = liveOpen, .xFree = liveFreeAll, .xOnCommit = liveOnCommit,
     .xNextDue = liveNextDue, .xOnTimer = liveOnTimer, .xConnRestore = liveRestore,

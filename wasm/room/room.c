@@ -72,6 +72,7 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   room->name = ntStrdup(cJSON_IsString(name) ? name->valuestring : "");
   room->testHooks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(room->config, "testHooks"));
   int rc = rateConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "rateLimits"));
+  if( rc==NT_OK ) rc = costConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "sqlLimits"));
   if( room->name==NULL || rc ){ nt_room_free(room); return NULL; }
   return room;
 }
