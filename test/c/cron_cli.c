@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "room.h"
+#include "lib.h"
 
 int main(void){
   char line[4096];                 /* one input line */

@@ -10,7 +10,7 @@
 ** same functions against cron-parser over hundreds of random expressions.
 */
 #include "check.h"
-#include "room.h"
+#include "lib.h"
 
 /* "YYYY-MM-DDTHH:MM[:SS[.mmm]]" (UTC) to ms since the epoch; the test's own
 ** arithmetic, independent of cron.c's. */

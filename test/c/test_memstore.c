@@ -1,5 +1,5 @@
 /*
-** test_memstore.c — the in-memory store (wasm/memstore.c): expiry, lazy and
+** test_memstore.c — the in-memory store (wasm/lib/memstore.c): expiry, lazy and
 ** by sweep, the next-expiry heap, LRU eviction under the size limit, byte
 ** accounting, namespace order, stats, the remove hook, the adaptivity of the
 ** sweep, and 10^5 random operations checked against a simple model.
@@ -8,7 +8,7 @@
 */
 #include <stdint.h>
 #include "check.h"
-#include "room.h"
+#include "lib.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

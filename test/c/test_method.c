@@ -1,6 +1,7 @@
 /*
 ** test_method.c — the method table: flags decide who may call what, test
-** hooks exist only when enabled, and counters are visible to admins.
+** hooks exist only when enabled, counters are visible to admins, and
+** deleteRoom erases the room for admins only.
 */
 #include "testroom.h"
 
@@ -34,20 +35,15 @@ TEST(room_info_should_tell_the_caller_who_it_is){
   fakehostRoomFree();
 }
 
-TEST(connections_should_survive_restore_from_their_attachment){
+TEST(delete_room_should_erase_storage_for_admins_only){
   REQUIRE(testAppOpen() != NULL);
-  REQUIRE(fakehostConnOpen(4, BOB)==NT_OK);
-  char *attachment = strdup(fakehostAttachment(4));
-  fakehostRoomFree();
-  REQUIRE(testAppOpen() != NULL);                  /* a fresh instance: woke up */
-  fakehostClear();
-  REQUIRE(fakehostConnRestore(4, attachment)==NT_OK);
-  free(attachment);
-  CHECK_EQ_INT(fakehostFrameCount(4), 0);          /* no second welcome */
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
   char got[64];
-  CHECK_STR_EQ(testRpc(4, "getRoomInfo", "{}", got, sizeof got), "");
-  CHECK_STR_EQ(testFrameField(4, "result.userId", got, sizeof got), "bob");
-  CHECK_EQ_INT(fakehostConnClose(4), NT_OK);
+  CHECK_STR_EQ(testRpc(1, "deleteRoom", "{}", got, sizeof got), "PERMISSION_DENIED");
+  CHECK_STR_EQ(testRpc(2, "deleteRoom", "{}", got, sizeof got), "");
+  CHECK_EQ_INT(fakehostDeletedAll(), 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master"), 0);
   fakehostRoomFree();
 }
 

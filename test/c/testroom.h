@@ -53,7 +53,7 @@ static const char *const testTasksFunctions =
 
 /* Open a room with the given migrations (NULL-terminated list, each named
 ** 0001.sql, 0002.sql, …) and one functions file. */
-static Room *testRoomOpen(const char *const *migrations, const char *functions, int testHooks){
+static inline Room *testRoomOpen(const char *const *migrations, const char *functions, int testHooks){
   cJSON *cfg = cJSON_CreateObject();
   cJSON_AddStringToObject(cfg, "room", "test-room");
   cJSON_AddBoolToObject(cfg, "testHooks", testHooks);
@@ -81,7 +81,7 @@ static Room *testRoomOpen(const char *const *migrations, const char *functions, 
 }
 
 /* The example app, open and serving. */
-static Room *testAppOpen(void){
+static inline Room *testAppOpen(void){
   const char *const migrations[] = { testTasksMigration, NULL };
   return testRoomOpen(migrations, testTasksFunctions, 1);
 }
@@ -91,14 +91,14 @@ static Room *testAppOpen(void){
 #define ADMIN "{\"userId\":\"root\",\"role\":\"admin\",\"clientId\":\"c-r\"}"
 
 /* The parsed newest frame to conn (caller deletes), or NULL. */
-static cJSON *testLastFrame(uint32_t conn){
+static inline cJSON *testLastFrame(uint32_t conn){
   const char *text = fakehostLastFrame(conn);
   return text ? cJSON_Parse(text) : NULL;
 }
 
 /* A string field at a dotted path ("error.code") of the newest frame to conn,
 ** copied into out; "" when absent. */
-static const char *testFrameField(uint32_t conn, const char *path, char *out, size_t n){
+static inline const char *testFrameField(uint32_t conn, const char *path, char *out, size_t n){
   cJSON *doc = testLastFrame(conn);
   const cJSON *v = doc;
   char key[64];
@@ -121,7 +121,7 @@ static const char *testFrameField(uint32_t conn, const char *path, char *out, si
 
 /* Send an rpc frame on conn and return the newest frame's error code, or
 ** "" on success. */
-static const char *testRpc(uint32_t conn, const char *method, const char *payloadJson,
+static inline const char *testRpc(uint32_t conn, const char *method, const char *payloadJson,
                            char *code, size_t n){
   char frame[4096];
   snprintf(frame, sizeof frame, "{\"action\":\"rpc\",\"id\":1,\"method\":\"%s\",\"payload\":%s}",

@@ -8,7 +8,7 @@
 ** file it is not part of the ABI. shim/host.js mirrors the import list line by
 ** line.
 **
-** Rules (see DESIGN.md, "Rules of the boundary"):
+** Rules (docs/ARCHITECTURE.md, "The boundary"):
 **   - Data crosses as pointer + length (UTF-8 JSON or bytes), never as a
 **     NUL-terminated string.
 **   - Inbound buffers (host -> core) are allocated by the host with nt_alloc()
@@ -68,7 +68,7 @@
 #define NT_LOG_WARN  2
 #define NT_LOG_ERROR 3
 
-typedef struct Room Room;          /* all state of one room; defined in room.h */
+typedef struct Room Room;          /* all state of one room; defined in host/host.h */
 
 /* ------------------------------------------------------------------------
 ** Exports: called by the host.

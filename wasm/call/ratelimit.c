@@ -1,0 +1,670 @@
+/*
+** ratelimit.c — rate limits as sliding windows over time buckets.
+**
+** A rule allows at most `limit` cost units in any `windowMs`. The window is
+** counted in `buckets` equal buckets, as the Actors framework's
+** DORateLimitStore does: with bs = windowMs / buckets and the window
+** (now - windowMs, now],
+**
+**     estimate = count(current bucket) + counts of the buckets-1 full ones
+**              + count(oldest, partly covered bucket) * overlap / bs
+**
+** A call of cost c is admitted when estimate + c <= limit; then c is added to
+** the current bucket. Refused, nothing is counted, and retryAfterMs says how
+** long until enough of the window has slid out for c to fit. Between now and
+** then nothing new is counted, so the estimate only falls, piecewise linearly
+** (each bucket's weight drops to 0 while it slides out): the moment is
+** computed exactly (to the ms), not guessed. A call costing more than the
+** whole limit counts as the limit, so it still passes an empty window.
+**
+** Three places use it:
+**   - per WebSocket connection, in memory (Conn.rate, rateWindowHit): cheap,
+**     and a flood on one socket is refused without touching SQLite. Lost when
+**     the room hibernates, which only forgives.
+**   - per user of the room, durable, in the room's SQLite (_rate_limits, key
+**     "user:<id>", rateCheckSql): one SELECT and one upsert in one
+**     transaction.
+**   - the RateLimiter Durable Object (shim/ratelimiter.js) runs this same core
+**     with no migrations; the Worker asks it _rateCheck {key, cost} before
+**     opening a WebSocket or serving an HTTP RPC (keys "user:<sub>" and
+**     "ip:<addr>", one object per key).
+** rateAdmit, which methodCall runs before every dispatch, does the first two
+** for the method's cost (methods.def): a socket's windows first, then the
+** user's, and it counts in neither unless both admit. NT_M_MEMORY methods
+** (cursors, presence) count only against the socket's windows, so a stream of
+** cursor moves never writes to SQLite.
+**
+** Pay for what you use: the flat cost is only a deposit. methodCall measures
+** the work of every handler (rateWorkBegin/End: the host clock before and
+** after, and the rows the room's SQLite read and wrote, converted at
+** rowsPerMs, whichever is more: the platform's clock may stand still while
+** code runs, the row counters never do) and rateCharge counts one more unit
+** per unitMs beyond the first graceMs in the same windows, without refusing:
+** the call has run; the charge refuses the caller's next calls instead.
+** Frames that are not RPCs (subscribe, unsubscribe, ack) use the
+** connection's windows alone (rateConnAdmit, rateConnCharge), with the flat
+** costs of methods.def's ACTION lines.
+**
+** Old buckets are deleted by rateCleanupSql: by the room's hourly maintenance
+** task (sched.c), and by rateCheckSql itself every RATE_CLEANUP_EVERY-th
+** check of an instance, because the buckets of the one-second rule pile up
+** far faster than hourly.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "call.h"
+
+#define RATE_CLEANUP_EVERY 1000   /* rateCheckSql calls between cleanups */
+#define RATE_ROWS_PER_MS   4000.0 /* default: rows DO SQLite reads in about 1 ms */
+#define RATE_EPS           1e-6   /* slack for floating-point sums of counts */
+#define RATE_MAX_KEY       512    /* longest key _rateCheck accepts */
+
+/* The module's table (Module.schema): part of a room's system schema, and
+** all a rate-limiter room has (room/room.c, the limiter open). */
+const char rateSchema[] =
+  "CREATE TABLE IF NOT EXISTS _rate_limits ("
+  " key TEXT NOT NULL,"                       /* "user:<id>", "ip:<addr>" */
+  " rule TEXT NOT NULL,"                      /* "burst", "main", "daily" */
+  " bucket INTEGER NOT NULL,"                 /* bucket start, ms since the epoch */
+  " count REAL NOT NULL,"                     /* cost units counted in it */
+  " PRIMARY KEY (key, rule, bucket)) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS _rate_limits_rule ON _rate_limits (rule, bucket);";
+
+/* The rules a config may turn on, by the key that sets their limit. */
+static const struct {
+  const char *key;                 /* in "rateLimits": {"conn": {key: limit}} */
+  const char *name;                /* RateRule.name, and _rate_limits.rule */
+  double windowMs;
+  int buckets;
+} rateKinds[] = {
+  { "perSecond", "burst", 1000.0,      10 },   /* 100 ms buckets */
+  { "perMinute", "main",  60000.0,      6 },   /* 10 s buckets */
+  { "perDay",    "daily", 86400000.0,  24 },   /* 1 h buckets */
+};
+
+/* The costs of work and the live-query budgets: config group ("" = top
+** level of "rateLimits"), key, field, default. Absent or negative: default. */
+static const struct {
+  const char *group;
+  const char *key;
+  size_t offset;                   /* into RateLimits, a double */
+  double fallback;
+} rateKnobs[] = {
+  { "cost", "msPerUnit",    offsetof(RateLimits, unitMs),       0.5 },
+  { "cost", "graceMs",      offsetof(RateLimits, graceMs),      2 },
+  { "cost", "rowsPerMs",    offsetof(RateLimits, rowsPerMs),    RATE_ROWS_PER_MS },
+  { "live", "budgetMs",     offsetof(RateLimits, liveBudgetMs), 10 },
+  { "live", "maxMs",        offsetof(RateLimits, liveMaxMs),    500 },
+  { "live", "tickMs",       offsetof(RateLimits, liveTickMs),   20 },
+  { "",     "connsPerUser", offsetof(RateLimits, connsPerUser), 32 },
+};
+
+/* ------------------------------------------------------------------------
+** Configuration.
+*/
+
+/* The rules of one group ({"perSecond": n, …}); returns how many are on. */
+static int rateRulesFrom(const cJSON *group, RateRule *out){
+  int n = 0;
+  for(size_t i = 0; i < sizeof rateKinds / sizeof rateKinds[0] && n < RATE_MAX_RULES; i++){
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(group, rateKinds[i].key);
+    if( !cJSON_IsNumber(v) || !(v->valuedouble > 0) ) continue;
+    out[n].name = rateKinds[i].name;
+    out[n].windowMs = rateKinds[i].windowMs;
+    out[n].limit = v->valuedouble;
+    out[n].buckets = rateKinds[i].buckets;
+    n++;
+  }
+  return n;
+}
+
+int rateConfigure(Room *room, const cJSON *cfg){
+  RateLimits *rl = room->rate;
+  if( rl==NULL && (rl = room->rate = calloc(1, sizeof *rl))==NULL ) return NT_NOMEM;
+  memset(rl, 0, sizeof *rl);
+  rl->nConn = rateRulesFrom(cJSON_GetObjectItemCaseSensitive(cfg, "conn"), rl->conn);
+  rl->nUser = rateRulesFrom(cJSON_GetObjectItemCaseSensitive(cfg, "user"), rl->user);
+  rl->nKey = rateRulesFrom(cJSON_GetObjectItemCaseSensitive(cfg, "key"), rl->key);
+  for(size_t i = 0; i < sizeof rateKnobs / sizeof rateKnobs[0]; i++){
+    const cJSON *group = rateKnobs[i].group[0]
+                       ? cJSON_GetObjectItemCaseSensitive(cfg, rateKnobs[i].group) : cfg;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(group, rateKnobs[i].key);
+    *(double*)((char*)rl + rateKnobs[i].offset) =
+      cJSON_IsNumber(v) && v->valuedouble >= 0 ? v->valuedouble : rateKnobs[i].fallback;
+  }
+  return NT_OK;
+}
+
+/* ------------------------------------------------------------------------
+** Measuring work.
+*/
+
+static double rateRowsTouched(const Room *room){
+  return room->stats.rowsRead + room->stats.rowsWritten;
+}
+
+void rateWorkBegin(Room *room, RateWork *w){
+  w->startMs = host_now_ms();
+  w->startRows = rateRowsTouched(room);
+}
+
+double rateWorkEnd(Room *room, const RateWork *w){
+  double ms = host_now_ms() - w->startMs;
+  double rows = rateRowsTouched(room) - w->startRows;
+  if( room->rate->rowsPerMs > 0 && rows / room->rate->rowsPerMs > ms ) ms = rows / room->rate->rowsPerMs;
+  return ms > 0 ? ms : 0;
+}
+
+double rateWorkUnits(Room *room, double workMs){
+  const RateLimits *rl = room->rate;
+  double over = workMs - rl->graceMs;
+  if( !(rl->unitMs > 0) || !(over > 0) ) return 0;
+  return floor(over / rl->unitMs);
+}
+
+/* ------------------------------------------------------------------------
+** The arithmetic, shared by the memory and SQL paths. Counts are given
+** relative to cur, the start of the current bucket: c[0] is the current
+** bucket, c[k] the one k widths older, k = 0..B (c[B] is the one the window's
+** start falls into).
+*/
+
+static int ruleOn(const RateRule *r){ return r->limit > 0 && r->windowMs > 0; }
+
+static int ruleBuckets(const RateRule *r){
+  int b = r->buckets;
+  if( b < 1 ) b = 1;
+  if( b > RATE_MAX_BUCKETS - 1 ) b = RATE_MAX_BUCKETS - 1;   /* B+1 slots in memory */
+  return b;
+}
+
+/* Bucket width in whole ms, so bucket starts are integers (SQL keys). */
+static double ruleBucketMs(const RateRule *r){
+  double bs = floor(r->windowMs / ruleBuckets(r));
+  return bs < 1 ? 1 : bs;
+}
+
+/* The estimate at time t >= cur, if nothing more is counted: by then
+** floor((t - cur) / bs) buckets have become older. */
+static double windowEstimate(const double *c, int B, double bs, double cur, double t){
+  double shift = floor((t - cur) / bs);
+  if( shift > B ) return 0;
+  int s = shift < 0 ? 0 : (int)shift;
+  double start = cur + s * bs;                    /* current bucket at t */
+  double sum = 0;
+  for(int k = 0; k < B - s; k++) sum += c[k];     /* full buckets at t */
+  return sum + c[B - s] * (bs - (t - start)) / bs;
+}
+
+/* 0 when cost fits the window now, else whole ms (>= 1) until it will. */
+static double windowWait(const double *c, int B, double bs, double cur, double now,
+                         double limit, double cost){
+  double target = limit - cost + RATE_EPS;
+  if( windowEstimate(c, B, bs, cur, now) <= target ) return 0;
+  /* During segment j (ending at cur + (j+1)*bs) bucket B-j slides out: the
+  ** estimate falls linearly to end = the sum of the buckets younger than it.
+  ** Find the first segment whose end fits, then the moment inside it. */
+  double end = 0;
+  for(int k = 0; k < B; k++) end += c[k];
+  double wait = B * bs + bs;                      /* everything slid out */
+  for(int j = 0; j <= B; j++){
+    double part = c[B - j];
+    if( j > 0 ) end -= part;
+    if( end <= target ){
+      double endAt = cur + (j + 1) * bs;
+      double early = part > 0 ? (target - end) * bs / part : 0;   /* fits this long before endAt */
+      wait = ceil(endAt - early - now);
+      break;
+    }
+  }
+  /* Round to the first whole ms at which windowEstimate itself admits. */
+  if( wait < 1 ) wait = 1;
+  while( wait > 1 && windowEstimate(c, B, bs, cur, now + wait - 1) <= target ) wait--;
+  while( windowEstimate(c, B, bs, cur, now + wait) > target ) wait++;
+  return wait;
+}
+
+/* ------------------------------------------------------------------------
+** In memory: one RateWindow per rule, B+1 slots used as a ring.
+*/
+
+static int windowSlot(double start, double bs, int B){
+  long long idx = (long long)floor(start / bs);
+  long long m = (long long)B + 1;
+  return (int)(((idx % m) + m) % m);
+}
+
+/* The wait for cost against w now (0: fits), counting nothing. */
+static double windowPeek(const RateWindow *w, const RateRule *rule, double now, double cost){
+  if( !ruleOn(rule) || cost <= 0 ) return 0;
+  int B = ruleBuckets(rule);
+  double bs = ruleBucketMs(rule);
+  double cur = floor(now / bs) * bs;
+  double c[RATE_MAX_BUCKETS];
+  for(int k = 0; k <= B; k++){
+    double start = cur - k * bs;
+    int slot = windowSlot(start, bs, B);
+    c[k] = w->bucketStart[slot]==start ? w->count[slot] : 0;
+  }
+  return windowWait(c, B, bs, cur, now, rule->limit, fmin(cost, rule->limit));
+}
+
+/* Add cost to the current bucket (after a peek admitted it). */
+static void windowCount(RateWindow *w, const RateRule *rule, double now, double cost){
+  if( !ruleOn(rule) || cost <= 0 ) return;
+  int B = ruleBuckets(rule);
+  double bs = ruleBucketMs(rule);
+  double cur = floor(now / bs) * bs;
+  int slot = windowSlot(cur, bs, B);
+  if( w->bucketStart[slot]!=cur ){ w->bucketStart[slot] = cur; w->count[slot] = 0; }
+  w->count[slot] += fmin(cost, rule->limit);
+}
+
+int rateWindowHit(RateWindow *w, const RateRule *rule, double nowMs, double cost,
+                  double *pRetryAfterMs){
+  double wait = windowPeek(w, rule, nowMs, cost);
+  if( pRetryAfterMs ) *pRetryAfterMs = wait;
+  if( wait > 0 ) return NT_RATE_LIMITED;
+  windowCount(w, rule, nowMs, cost);
+  return NT_OK;
+}
+
+/* ------------------------------------------------------------------------
+** In SQL: table _rate_limits (key, rule, bucket, count), see migrate.c.
+*/
+
+typedef struct RateSql {
+  const char *key;                 /* borrowed */
+  const RateRule *rules;           /* [n], borrowed */
+  int n;
+  double now, cost;
+  int force;                       /* count even when a rule would refuse */
+  double retryAfterMs;             /* out: the longest wait of a refusing rule */
+  int refused;                     /* out: index of that rule, -1 if admitted */
+  char err[256];                   /* out: storage error */
+} RateSql;
+
+/* Read the key's buckets of every rule (one SELECT), decide, and when every
+** rule admits, count cost in each current bucket (one upsert). */
+static int rateSqlBody(Room *room, void *arg){
+  RateSql *st = arg;
+  double counts[RATE_MAX_RULES][RATE_MAX_BUCKETS];
+  double cur[RATE_MAX_RULES] = {0};
+  memset(counts, 0, sizeof counts);
+  Buf sql = {0};
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(st->key));
+  bufAppendStr(&sql, "SELECT rule, bucket, count FROM _rate_limits WHERE key = ?1 AND (");
+  int p = 2;
+  for(int i = 0; i < st->n; i++){
+    const RateRule *r = &st->rules[i];
+    if( !ruleOn(r) ) continue;
+    double bs = ruleBucketMs(r);
+    cur[i] = floor(st->now / bs) * bs;
+    char term[96];
+    snprintf(term, sizeof term, "%s(rule = ?%d AND bucket BETWEEN ?%d AND ?%d)",
+             p==2 ? "" : " OR ", p, p + 1, p + 2);
+    bufAppendStr(&sql, term);
+    cJSON_AddItemToArray(args, cJSON_CreateString(r->name));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(cur[i] - ruleBuckets(r) * bs));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(cur[i]));
+    p += 3;
+  }
+  bufAppendStr(&sql, ")");
+  SqlResult res;
+  int rc = sql.oom || args==NULL ? NT_NOMEM
+         : storeExec(room, sql.p, args, &res, st->err, sizeof st->err);
+  bufFree(&sql);
+  cJSON_Delete(args);
+  if( rc ) return rc;
+
+  const cJSON *row;
+  cJSON_ArrayForEach(row, res.rows){
+    const cJSON *name = cJSON_GetArrayItem(row, 0);
+    const cJSON *bucket = cJSON_GetArrayItem(row, 1);
+    const cJSON *count = cJSON_GetArrayItem(row, 2);
+    if( !cJSON_IsString(name) || !cJSON_IsNumber(bucket) || !cJSON_IsNumber(count) ) continue;
+    for(int i = 0; i < st->n; i++){
+      const RateRule *r = &st->rules[i];
+      if( !ruleOn(r) || strcmp(r->name, name->valuestring)!=0 ) continue;
+      double k = (cur[i] - bucket->valuedouble) / ruleBucketMs(r);
+      if( k >= 0 && k <= ruleBuckets(r) && k==floor(k) ) counts[i][(int)k] += count->valuedouble;
+      break;
+    }
+  }
+  storeResultFree(&res);
+
+  st->refused = -1;
+  for(int i = 0; i < st->n; i++){
+    const RateRule *r = &st->rules[i];
+    if( !ruleOn(r) ) continue;
+    double wait = windowWait(counts[i], ruleBuckets(r), ruleBucketMs(r), cur[i], st->now,
+                             r->limit, fmin(st->cost, r->limit));
+    if( wait > st->retryAfterMs ){ st->retryAfterMs = wait; st->refused = i; }
+  }
+  if( st->refused >= 0 && !st->force ) return NT_RATE_LIMITED;   /* rolls back: nothing written */
+
+  args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(st->key));
+  bufAppendStr(&sql, "INSERT INTO _rate_limits (key, rule, bucket, count) VALUES ");
+  p = 2;
+  for(int i = 0; i < st->n; i++){
+    const RateRule *r = &st->rules[i];
+    if( !ruleOn(r) ) continue;
+    char term[64];
+    snprintf(term, sizeof term, "%s(?1, ?%d, ?%d, ?%d)", p==2 ? "" : ", ", p, p + 1, p + 2);
+    bufAppendStr(&sql, term);
+    cJSON_AddItemToArray(args, cJSON_CreateString(r->name));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(cur[i]));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(fmin(st->cost, r->limit)));
+    p += 3;
+  }
+  bufAppendStr(&sql, " ON CONFLICT (key, rule, bucket) DO UPDATE SET count = count + excluded.count");
+  rc = sql.oom || args==NULL ? NT_NOMEM
+     : storeExec(room, sql.p, args, &res, st->err, sizeof st->err);
+  if( rc==NT_OK ) storeResultFree(&res);
+  bufFree(&sql);
+  cJSON_Delete(args);
+  return rc;
+}
+
+/* rateCheckSql, also saying which rule refused (*pRefused, -1 if none) and
+** why storage failed (err). With force, cost is counted whatever the rules
+** say (a charge for work already done) and NT_OK returned. */
+static int rateCheck(Room *room, const char *key, const RateRule *rules, int n,
+                     double nowMs, double cost, int force, double *pRetryAfterMs, int *pRefused,
+                     char *err, size_t errLen){
+  *pRetryAfterMs = 0;
+  *pRefused = -1;
+  int active = 0;
+  for(int i = 0; i < n && i < RATE_MAX_RULES; i++) active += ruleOn(&rules[i]);
+  if( active==0 || cost <= 0 ) return NT_OK;
+  if( n > RATE_MAX_RULES ) n = RATE_MAX_RULES;    /* 1 + 3n bindings stay far below 100 */
+  RateSql st = { key, rules, n, nowMs, cost, force, 0, -1, "" };
+  /* Normally its own transaction; inside one already (storeTxn does not
+  ** nest), its statements simply join it. */
+  int rc = storeInTxn(room) ? rateSqlBody(room, &st) : storeTxn(room, rateSqlBody, &st);
+  if( rc==NT_RATE_LIMITED ){
+    *pRetryAfterMs = st.retryAfterMs;
+    *pRefused = st.refused;
+  }else if( rc && err ){
+    snprintf(err, errLen, "%s", st.err[0] ? st.err : "rate-limit storage failed");
+  }
+  room->rate->checks++;
+  if( fmod(room->rate->checks, RATE_CLEANUP_EVERY)==0 && !storeInTxn(room) ){
+    rateCleanupSql(room, nowMs);
+  }
+  return rc;
+}
+
+int rateCheckSql(Room *room, const char *key, const RateRule *rules, int n,
+                 double nowMs, double cost, double *pRetryAfterMs){
+  int refused;
+  return rateCheck(room, key, rules, n, nowMs, cost, 0, pRetryAfterMs, &refused, NULL, 0);
+}
+
+/* One rule name and the oldest bucket start still needed for it. */
+typedef struct RateCutoff { const char *name; double before; } RateCutoff;
+
+/* Add rules' cutoffs to cut[*pn], keeping the older one per name. */
+static void rateCutoffs(const RateRule *rules, int n, double now, RateCutoff *cut, int *pn){
+  for(int i = 0; i < n; i++){
+    const RateRule *r = &rules[i];
+    if( !ruleOn(r) ) continue;
+    double bs = ruleBucketMs(r);
+    double before = floor(now / bs) * bs - ruleBuckets(r) * bs;
+    int j = 0;
+    while( j < *pn && strcmp(cut[j].name, r->name)!=0 ) j++;
+    if( j==*pn ){ cut[j].name = r->name; cut[j].before = before; (*pn)++; }
+    else if( before < cut[j].before ) cut[j].before = before;
+  }
+}
+
+/* Delete every bucket no rule's window reaches any more. Each configured
+** rule deletes its own old buckets through the (rule, bucket) index. Once per
+** instance, buckets of rules not configured (any more) go too, which scans
+** the table. */
+int rateCleanupSql(Room *room, double nowMs){
+  RateLimits *rl = room->rate;
+  RateCutoff cut[2 * RATE_MAX_RULES];
+  int n = 0;
+  rateCutoffs(rl->user, rl->nUser, nowMs, cut, &n);
+  rateCutoffs(rl->key, rl->nKey, nowMs, cut, &n);
+  int sweep = rl->cleanups==0;
+  rl->cleanups++;
+  if( n==0 && !sweep ) return NT_OK;
+  Buf sql = {0};
+  cJSON *args = cJSON_CreateArray();
+  bufAppendStr(&sql, "DELETE FROM _rate_limits WHERE ");
+  for(int i = 0; i < n; i++){
+    char term[80];
+    snprintf(term, sizeof term, "%s(rule = ?%d AND bucket < ?%d)", i ? " OR " : "",
+             2 * i + 1, 2 * i + 2);
+    bufAppendStr(&sql, term);
+    cJSON_AddItemToArray(args, cJSON_CreateString(cut[i].name));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(cut[i].before));
+  }
+  if( sweep && n==0 ){
+    bufAppendStr(&sql, "1");
+  }else if( sweep ){
+    bufAppendStr(&sql, " OR rule NOT IN (");
+    for(int i = 0; i < n; i++){
+      char term[16];
+      snprintf(term, sizeof term, "%s?%d", i ? ", " : "", 2 * i + 1);
+      bufAppendStr(&sql, term);
+    }
+    bufAppendStr(&sql, ")");
+  }
+  char err[256];
+  SqlResult res;
+  int rc = sql.oom || args==NULL ? NT_NOMEM : storeExec(room, sql.p, args, &res, err, sizeof err);
+  if( rc==NT_OK ) storeResultFree(&res);
+  else ntLog(NT_LOG_WARN, "rate-limit cleanup failed: %s", rc==NT_NOMEM ? "out of memory" : err);
+  bufFree(&sql);
+  cJSON_Delete(args);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+** The check before every method (methodCall).
+*/
+
+/* A rule as words for a message: "burst: 30 per 1 s". */
+static void ruleDescribe(const RateRule *r, char *out, size_t n){
+  double ms = r->windowMs;
+  if( ms >= 86400000 && fmod(ms, 86400000)==0 ) snprintf(out, n, "%s: %g per %g d", r->name, r->limit, ms / 86400000);
+  else if( ms >= 60000 && fmod(ms, 60000)==0 ) snprintf(out, n, "%s: %g per %g min", r->name, r->limit, ms / 60000);
+  else if( ms >= 1000 && fmod(ms, 1000)==0 ) snprintf(out, n, "%s: %g per %g s", r->name, r->limit, ms / 1000);
+  else snprintf(out, n, "%s: %g per %g ms", r->name, r->limit, ms);
+}
+
+/* The refusal message: "rate limit exceeded for this connection (burst: 30
+** per 1 s); retry in 120 ms". */
+static void rateMessage(char *err, size_t n, const char *who, const RateRule *r, double wait){
+  char rule[80];
+  ruleDescribe(r, rule, sizeof rule);
+  snprintf(err, n, "rate limit exceeded for this %s (%s); retry in %.0f ms", who, rule, wait);
+}
+
+static int rateRefuse(Call *call, const char *who, const RateRule *r, double wait){
+  call->retryAfterMs = wait;
+  rateMessage(call->err, sizeof call->err, who, r, wait);
+  return NT_RATE_LIMITED;
+}
+
+/* Does conn have windows to count in? Allocates them at first use; 0 when
+** the room has no connection rules (or memory ran out: never refuse for
+** what cannot be tracked). */
+static int rateConnWindows(Room *room, Conn *conn){
+  const RateLimits *rl = room->rate;
+  if( conn==NULL || rl->nConn==0 ) return 0;
+  if( conn->rate==NULL ) conn->rate = calloc((size_t)rl->nConn, sizeof *conn->rate);  /* nConn is fixed per instance */
+  return conn->rate!=NULL;
+}
+
+/* The longest wait any of conn's rules imposes on cost now (0: fits), and
+** which rule (*pWhich, -1 if none). Counts nothing. */
+static double rateConnPeek(Room *room, Conn *conn, double now, double cost, int *pWhich){
+  const RateLimits *rl = room->rate;
+  double worst = 0;
+  *pWhich = -1;
+  for(int i = 0; i < rl->nConn; i++){
+    double wait = windowPeek(&conn->rate[i], &rl->conn[i], now, cost);
+    if( wait > worst ){ worst = wait; *pWhich = i; }
+  }
+  return worst;
+}
+
+static void rateConnCount(Room *room, Conn *conn, double now, double cost){
+  const RateLimits *rl = room->rate;
+  for(int i = 0; i < rl->nConn; i++) windowCount(&conn->rate[i], &rl->conn[i], now, cost);
+}
+
+/* The user's windows in this room, in SQL: check (force 0) or count
+** (force 1) cost. Storage trouble in the bookkeeping must not make the room
+** unusable: it lets the call through (it meets the same storage next) and
+** says so. *pWhich is the refusing rule, -1 if none. */
+static int rateUserCheck(Call *call, double now, double cost, int force, double *pWait, int *pWhich){
+  Room *room = call->room;
+  RateLimits *rl = room->rate;
+  size_t len = strlen(call->caller->userId);
+  char *key = malloc(len + 6);
+  if( key ){
+    memcpy(key, "user:", 5);
+    memcpy(key + 5, call->caller->userId, len + 1);
+  }
+  char err[256] = "";
+  *pWait = 0;
+  *pWhich = -1;
+  int rc = key ? rateCheck(room, key, rl->user, rl->nUser, now, cost, force, pWait, pWhich, err, sizeof err)
+               : NT_NOMEM;
+  free(key);
+  if( rc==NT_RATE_LIMITED && *pWhich >= 0 ) return rc;
+  if( rc ) ntLog(NT_LOG_WARN, "rate limit for %s not %s: %s", call->caller->userId,
+                 force ? "charged" : "checked", rc==NT_NOMEM ? "out of memory" : err);
+  *pWhich = -1;
+  return NT_OK;
+}
+
+int rateAdmit(Call *call, const Method *m){
+  Room *room = call->room;
+  double cost = m->cost;
+  Conn *conn = call->conn;
+  int useUser = room->rate->nUser > 0 && !(m->flags & NT_M_MEMORY);
+  int useConn = cost > 0 && rateConnWindows(room, conn);
+  if( cost <= 0 || (!useConn && !useUser) ) return NT_OK;
+  double now = host_now_ms();
+  int which;
+  double wait;
+
+  /* (a) the socket's own windows, in memory: peek at every rule first, so
+  ** a refusal counts nothing anywhere */
+  if( useConn && (wait = rateConnPeek(room, conn, now, cost, &which)) > 0 ){
+    return rateRefuse(call, "connection", &room->rate->conn[which], wait);
+  }
+  /* (b) the user's windows in this room, in SQL */
+  if( useUser && rateUserCheck(call, now, cost, 0, &wait, &which)==NT_RATE_LIMITED ){
+    return rateRefuse(call, "user", &room->rate->user[which], wait);
+  }
+  if( useConn ) rateConnCount(room, conn, now, cost);
+  return NT_OK;
+}
+
+void rateCharge(Call *call, const Method *m, double workMs){
+  Room *room = call->room;
+  if( m->cost <= 0 || room->status ) return;       /* free, or the room was just erased */
+  double units = rateWorkUnits(room, workMs);
+  if( units <= 0 ) return;
+  int useUser = room->rate->nUser > 0 && !(m->flags & NT_M_MEMORY);
+  int useConn = rateConnWindows(room, call->conn);
+  if( !useConn && !useUser ) return;
+  double now = host_now_ms();
+  room->rate->chargedUnits += units;
+  if( useConn ) rateConnCount(room, call->conn, now, units);
+  if( useUser ){
+    double wait;
+    int which;
+    rateUserCheck(call, now, units, 1, &wait, &which);
+  }
+}
+
+int rateConnAdmit(Room *room, Conn *conn, double cost, char *err, size_t errLen,
+                  double *pRetryAfterMs){
+  *pRetryAfterMs = 0;
+  if( cost <= 0 || !rateConnWindows(room, conn) ) return NT_OK;
+  double now = host_now_ms();
+  int which;
+  double wait = rateConnPeek(room, conn, now, cost, &which);
+  if( wait > 0 ){
+    *pRetryAfterMs = wait;
+    rateMessage(err, errLen, "connection", &room->rate->conn[which], wait);
+    return NT_RATE_LIMITED;
+  }
+  rateConnCount(room, conn, now, cost);
+  return NT_OK;
+}
+
+void rateConnCharge(Room *room, Conn *conn, double cost){
+  if( cost <= 0 || !rateConnWindows(room, conn) ) return;
+  rateConnCount(room, conn, host_now_ms(), cost);
+}
+
+/* ------------------------------------------------------------------------
+** The RateLimiter object's methods (NT_M_SYSTEM: the Worker only).
+*/
+
+/* _rateCheck {key, cost?} -> {ok: true}, or RATE_LIMITED with retryAfterMs:
+** count cost (default 1) against the "key" rules of this room's config. */
+int rateMethodCheck(Call *call, cJSON **ppResult){
+  Room *room = call->room;
+  const cJSON *key = cJSON_GetObjectItemCaseSensitive(call->payload, "key");
+  const cJSON *cost = cJSON_GetObjectItemCaseSensitive(call->payload, "cost");
+  if( !cJSON_IsString(key) || key->valuestring[0]==0 || strlen(key->valuestring) > RATE_MAX_KEY ){
+    return callFail(call, NT_INVALID_ARGUMENT, "key: expected a string of 1 to %d characters", RATE_MAX_KEY);
+  }
+  if( cost && !(cJSON_IsNumber(cost) && cost->valuedouble >= 0 && cost->valuedouble <= 1e6) ){
+    return callFail(call, NT_INVALID_ARGUMENT, "cost: expected a number from 0 to 1000000");
+  }
+  double wait = 0;
+  int which = -1;
+  char err[256] = "";
+  int rc = rateCheck(room, key->valuestring, room->rate->key, room->rate->nKey, host_now_ms(),
+                     cost ? cost->valuedouble : 1, 0, &wait, &which, err, sizeof err);
+  if( rc==NT_RATE_LIMITED && which >= 0 ){
+    char rule[80];
+    ruleDescribe(&room->rate->key[which], rule, sizeof rule);
+    call->retryAfterMs = wait;
+    return callFail(call, NT_RATE_LIMITED, "too many requests for %.64s (%s); retry in %.0f ms",
+                    key->valuestring, rule, wait);
+  }
+  if( rc ) return callFail(call, rc, "rate limit not checked: %s", err);
+  cJSON *r = cJSON_CreateObject();
+  cJSON_AddBoolToObject(r, "ok", 1);
+  *ppResult = r;
+  return NT_OK;
+}
+
+/* _rateCleanup {} -> {remaining}: delete old buckets now, and say how many
+** are left (0: the object holds nothing worth keeping). */
+int rateMethodCleanup(Call *call, cJSON **ppResult){
+  Room *room = call->room;
+  int rc = rateCleanupSql(room, host_now_ms());
+  if( rc ) return callFail(call, rc, "cleanup failed");
+  char err[256];
+  SqlResult res;
+  rc = storeExec(room, "SELECT count(*) FROM _rate_limits", NULL, &res, err, sizeof err);
+  if( rc ) return callFail(call, rc, "%s", err);
+  const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+  cJSON *r = cJSON_CreateObject();
+  cJSON_AddNumberToObject(r, "remaining", cJSON_IsNumber(n) ? n->valuedouble : 0);
+  storeResultFree(&res);
+  *ppResult = r;
+  return NT_OK;
+}
+
+void rateFree(Room *room){
+  free(room->rate);
+  room->rate = NULL;
+}

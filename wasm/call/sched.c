@@ -1,0 +1,158 @@
+/*
+** sched.c — one Durable Object alarm for all of a room's durable timed work.
+**
+** A Durable Object has a single alarm; rooms need many timers (user cron
+** jobs, maintenance, and whatever later features add). The schedule lives in
+** SQL (_schedule: due time, task name, JSON payload), so nothing is lost when
+** the room sleeps or is evicted: schedArm keeps the alarm at the earliest due
+** row, and nt_alarm (schedRunDue) runs what is due through the task handlers
+** the modules register (Module.tasks: data, not a chain of branches). A task
+** that fails is retried with exponential backoff, then dropped after
+** SCHED_MAX_ATTEMPTS with a log line. The alarm is
+** at-least-once, so handlers must tolerate running twice.
+**
+** Short in-memory timers (live-update batching, resends, debounce windows,
+** memory-store expiry) do not come here: they use host_timer_set (room.c).
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "call.h"
+
+/* The module's table (Module.schema). */
+const char schedSchema[] =
+  "CREATE TABLE IF NOT EXISTS _schedule ("     /* sched.c: the one alarm's work */
+  " id INTEGER PRIMARY KEY,"
+  " due REAL NOT NULL,"
+  " task TEXT NOT NULL,"
+  " payload TEXT NOT NULL DEFAULT '{}',"
+  " attempts INTEGER NOT NULL DEFAULT 0,"
+  " last_error TEXT);"
+  "CREATE INDEX IF NOT EXISTS _schedule_due ON _schedule (due);";
+
+#define SCHED_MAX_ATTEMPTS 8            /* then the row is dropped */
+#define SCHED_BATCH        50           /* due rows run per alarm */
+#define SCHED_MAX_BACKOFF  3600000.0    /* ms */
+#define MAINTENANCE_EVERY  3600000.0    /* ms between room.maintenance runs */
+
+int schedMaintenance(Room *room, const cJSON *payload, char *err, size_t errLen){
+  (void)payload;
+  double now = host_now_ms();
+  int rc = idemTrim(room, now, err, errLen);
+  if( rc==NT_OK ) rc = rateCleanupSql(room, now);
+  if( rc==NT_OK ) rc = schedAt(room, now + MAINTENANCE_EVERY, "room.maintenance", NULL);
+  return rc;
+}
+
+/* The handler of task name: the modules register their tasks (Module.tasks). */
+static SchedTask schedFind(Room *room, const char *name){
+  for(int i = 0; i < room->nModules; i++){
+    for(const ModuleTask *t = room->modules[i].tasks; t && t->name; t++){
+      if( strcmp(t->name, name)==0 ) return t->xRun;
+    }
+  }
+  return NULL;
+}
+
+int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
+  char err[256];
+  char *text = payload ? cJSON_PrintUnformatted(payload) : ntStrdup("{}");
+  cJSON *args = cJSON_CreateArray();
+  if( text==NULL || args==NULL ){ cJSON_free(text); cJSON_Delete(args); return NT_NOMEM; }
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(atMs)));
+  cJSON_AddItemToArray(args, cJSON_CreateString(task));
+  cJSON_AddItemToArray(args, cJSON_CreateString(text));
+  cJSON_free(text);
+  int rc = storeRunFree(room, "INSERT INTO _schedule (due, task, payload) VALUES (?1, ?2, ?3)",
+                        args, err, sizeof err);
+  if( rc ){ ntLog(NT_LOG_ERROR, "schedule %s failed: %s", task, err); return rc; }
+  if( room->alarmAt==0 || atMs < room->alarmAt ){
+    room->alarmAt = atMs;
+    host_alarm_set(atMs);
+  }
+  return NT_OK;
+}
+
+int schedArm(Room *room){
+  char err[256];
+  SqlResult res;
+  int rc = storeExec(room, "SELECT min(due) FROM _schedule", NULL, &res, err, sizeof err);
+  if( rc ) return rc;
+  const cJSON *v = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+  double at = cJSON_IsNumber(v) ? v->valuedouble : 0;
+  storeResultFree(&res);
+  if( at!=room->alarmAt ){
+    room->alarmAt = at;
+    host_alarm_set(at);
+  }
+  return NT_OK;
+}
+
+/* Run one row; on failure push it back with backoff or drop it. */
+static void schedRunRow(Room *room, const cJSON *row, double now){
+  const cJSON *id = cJSON_GetArrayItem(row, 0);
+  const cJSON *task = cJSON_GetArrayItem(row, 1);
+  const cJSON *text = cJSON_GetArrayItem(row, 2);
+  const cJSON *attempts = cJSON_GetArrayItem(row, 3);
+  char err[256] = "";
+  int rc = NT_NOT_FOUND;
+  cJSON *payload = cJSON_IsString(text) ? cJSON_Parse(text->valuestring) : NULL;
+  SchedTask xRun = cJSON_IsString(task) ? schedFind(room, task->valuestring) : NULL;
+  if( xRun ) rc = xRun(room, payload, err, sizeof err);
+  else snprintf(err, sizeof err, "no such task");
+  cJSON_Delete(payload);
+  int tries = (cJSON_IsNumber(attempts) ? (int)attempts->valuedouble : 0) + 1;
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_Duplicate(id, 0));
+  const char *sql = "DELETE FROM _schedule WHERE id = ?1";
+  if( rc && tries < SCHED_MAX_ATTEMPTS ){
+    double backoff = fmin(1000.0 * pow(2, tries - 1), SCHED_MAX_BACKOFF);
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(now + backoff)));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(tries));
+    cJSON_AddItemToArray(args, cJSON_CreateString(err));
+    sql = "UPDATE _schedule SET due = ?2, attempts = ?3, last_error = ?4 WHERE id = ?1";
+  }
+  if( rc ){
+    ntLog(NT_LOG_WARN, "task %s failed (attempt %d): %s",
+          cJSON_IsString(task) ? task->valuestring : "?", tries, err);
+  }
+  char err2[256];
+  storeRunFree(room, sql, args, err2, sizeof err2);
+}
+
+int schedRunDue(Room *room){
+  room->alarmAt = 0;                      /* the platform's alarm is spent */
+  if( room->status ) return room->status;
+  double now = host_now_ms();
+  char err[256];
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(now));
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(SCHED_BATCH));
+  SqlResult res;
+  int rc = storeExec(room,
+    "SELECT id, task, payload, attempts FROM _schedule WHERE due <= ?1 ORDER BY due, id LIMIT ?2",
+    args, &res, err, sizeof err);
+  cJSON_Delete(args);
+  if( rc ) return rc;
+  const cJSON *row;
+  cJSON_ArrayForEach(row, res.rows) schedRunRow(room, row, now);
+  storeResultFree(&res);
+  return schedArm(room);
+}
+
+int schedOpen(Room *room, const cJSON *config){
+  (void)config;
+  /* Every room keeps one maintenance row; on first start (or if it was ever
+  ** lost) create it, then make sure the alarm matches the schedule. */
+  char err[256];
+  SqlResult res;
+  int rc = storeExec(room, "SELECT count(*) FROM _schedule WHERE task = 'room.maintenance'",
+                     NULL, &res, err, sizeof err);
+  if( rc ) return rc;
+  const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+  int missing = !cJSON_IsNumber(n) || n->valuedouble==0;
+  storeResultFree(&res);
+  if( missing ) rc = schedAt(room, host_now_ms() + MAINTENANCE_EVERY, "room.maintenance", NULL);
+  return rc ? rc : schedArm(room);
+}

@@ -1,0 +1,231 @@
+/*
+** host.h — the layer on the host: the Room, allocation and logging, the
+** Durable Object's SQLite, asynchronous requests, and replies.
+**
+** There are no mutable globals in the core: everything a room knows is
+** reached from its Room, so the host can drop a trapped instance and rebuild
+** the room from durable storage. The files of this layer talk to the host
+** through the imports of nt.h and to nothing above them.
+*/
+#ifndef NT_HOST_H
+#define NT_HOST_H
+
+#include "lib.h"
+#include "cJSON.h"
+#include "sqlite3.h"
+
+#define NT_PENDING            1    /* handler will answer later (async) */
+#define NT_NOCHANGE           2    /* transaction body wrote nothing: roll back, succeed */
+#define NT_MAX_FRAME    (1u << 20) /* largest accepted frame / HTTP body, bytes */
+#define NT_MAX_ID_LEN        128   /* client ids, room names, mutation ids (bytes) */
+#define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
+#define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
+#define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
+#define NT_MAX_VALUE     2000000   /* DO SQLite's largest string or blob, bytes */
+
+/* ---- alloc.c: log, fresh ids -------------------------------------------- */
+void ntLog(int level, const char *fmt, ...);
+void ntRandomId(char out[33]);     /* 32 lowercase hex characters from host_random */
+
+/* The structs of the layers above that the Room points at (opaque here). */
+typedef struct Fn Fn;
+typedef struct Conn Conn;
+typedef struct Call Call;
+
+/* ---- who calls, and where the answer goes ------------------------------ */
+typedef struct Caller {
+  const char *userId;              /* token's sub (borrowed) */
+  const char *role;                /* token's role or "" (borrowed) */
+  const char *clientId;            /* client's id or "" (borrowed) */
+  int isAdmin;                     /* role == "admin" */
+} Caller;
+
+typedef struct Reply {
+  int toHttp;                      /* 1: HTTP request, 0: WebSocket */
+  uint32_t target;                 /* request id or connection id */
+  cJSON *id;                       /* the frame's id, owned; NULL for HTTP */
+  double version;                  /* commit version of the call's write, 0 if none */
+} Reply;
+
+/* ---- reply.c: replies and the error table ------------------------------- */
+const char *rpcCodeName(int rc);
+int rpcHttpStatus(int rc);
+void replyResult(Room *room, Reply *reply, cJSON *result);
+void replyError(Room *room, Reply *reply, int rc, const char *message);
+/* replyError, plus "retryAfterMs" in the error object when rc is
+** NT_RATE_LIMITED and retryAfterMs > 0. */
+void replyErrorRetry(Room *room, Reply *reply, int rc, const char *message, double retryAfterMs);
+void replyFree(Reply *reply);
+int sendJson(Room *room, uint32_t conn, cJSON *frame);
+
+/* ---- store.c: the room's SQLite through the host ------------------------ */
+typedef struct SqlResult {
+  cJSON *doc;                      /* the whole parsed answer, owned */
+  cJSON *columns;                  /* borrowed from doc */
+  cJSON *rows;                     /* borrowed from doc: array of arrays */
+  double rowsRead, rowsWritten;    /* what DO SQLite reported */
+  int truncated;                   /* the host stopped at maxRows/maxBytes */
+} SqlResult;
+int storeExec(Room *room, const char *sql, cJSON *args, SqlResult *res, char *err, size_t errLen);
+/* storeExec reading at most maxRows rows / maxBytes bytes (res->truncated). */
+int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows, uint32_t maxBytes,
+                    SqlResult *res, char *err, size_t errLen);
+void storeResultFree(SqlResult *res);
+/* storeExec that discards the rows; args (may be NULL) is consumed. */
+int storeRunFree(Room *room, const char *sql, cJSON *args, char *err, size_t errLen);
+typedef int (*TxnBody)(Room *room, void *arg);
+/* Run body in one transaction (the host's transactionSync); a body that
+** returns non-zero rolls it back. Transactions do not nest. For the room's
+** own bookkeeping and schema; a change to the room's data goes through
+** storeWrite. */
+int storeTxn(Room *room, TxnBody body, void *arg);
+int storeInTxn(const Room *room);          /* is a transaction running (its statements join it)? */
+/* The store's part of the Room: the transaction the host is running. */
+typedef struct StoreTxn {
+  TxnBody xBody;                   /* body for the running host_sql_txn */
+  void *arg;                       /* its argument */
+  uint32_t token;                  /* token of the running transaction, 0 if none */
+} StoreTxn;
+int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen);  /* who NULL: the room */
+int storeMapError(const char *message);
+cJSON *storeRowsAsObjects(const SqlResult *res);
+
+/* ---- write.c: the one write path ---------------------------------------- */
+/* What a committed write touched, as the on-commit hooks hear it. */
+typedef struct Touched {
+  char *const *tables;             /* tables written, triggers' included (borrowed) */
+  int nTables;
+  int deletes;                     /* rows were deleted */
+} Touched;
+/* One write to the room's data. */
+typedef struct Write {
+  const Caller *who;               /* whose rows row-level security lets it touch;
+                                      NULL: the room's own (shared rows only) */
+  int schema;                      /* a migration: row-level security stands aside */
+  TxnBody xBody;                   /* the statements; NT_NOCHANGE: wrote nothing */
+  void *arg;                       /* xBody's argument (borrowed) */
+  Touched touched;                 /* what it writes, for the hooks (borrowed) */
+  char *err;                       /* why the begin or end statement failed */
+  size_t errLen;
+} Write;
+/* Begin (bump the commit counter in _room, name the caller for the RLS
+** triggers), run the body, end, commit; then add one to room->version and
+** fire every module's on-commit hook with w->touched. NT_OK once committed;
+** NT_NOCHANGE when the body wrote nothing (rolled back: no version, no
+** hooks); else the error, with nothing written. */
+int storeWrite(Room *room, const Write *w);
+
+/* ---- async.c: asynchronous host requests -------------------------------- */
+typedef int (*AsyncDone)(Room *room, void *state, int rc, cJSON *data, cJSON **ppResult, char *err, size_t errLen);
+/* Send req (kind NT_ASYNC_*) to the host under a fresh id; xDone(state)
+** runs when the host answers. reply, when not NULL, moves into the pending
+** entry (the caller's copy is zeroed) and gets the answer; NULL is the core's
+** own work, with nobody to answer. req gets "fail":true while the test-only
+** D1 failure switch is on. Returns NT_PENDING, NT_NOMEM, or NT_UNAVAILABLE
+** when the host could not start it (state stays the caller's then). */
+int asyncBegin(Room *room, Reply *reply, int kind, cJSON *req, AsyncDone xDone, void *state);
+/* asyncBegin for the core's own work (replication): no reply. */
+int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *state);
+/* nt_async_done's work: finish request asyncId with the host's answer (data,
+** borrowed) and send its reply. NT_NOT_FOUND for an unknown id. */
+int asyncDone(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len);
+void asyncFreeAll(Room *room);
+
+/* ---- status.c: whether the room serves ---------------------------------- */
+/* The room stops serving: room->status becomes code, room->statusMsg the
+** printf-style reason (replacing any earlier one). Returns code. */
+int statusFail(Room *room, int code, const char *fmt, ...);
+
+/* ---- config.c: the room's configuration --------------------------------- */
+/* config[key] as a number, or fallback when absent, not a number or negative. */
+double ntConfigNumber(const cJSON *config, const char *key, double fallback);
+
+/* ---- the modules: what the layers above register ------------------------ */
+/* A task the durable schedule runs (call/sched.c) when its row is due. */
+typedef int (*SchedTask)(Room *room, const cJSON *payload, char *err, size_t errLen);
+typedef struct ModuleTask {
+  const char *name;                /* the task's name in _schedule */
+  SchedTask xRun;
+} ModuleTask;
+/* One module of the room. Its state hangs off the Room behind its own
+** pointer, and it hears the room's events through these hooks, each NULL
+** when it does not care. The table is the room's (room/modules.c): adding a
+** module is one row there. The layers below fire the hooks through
+** room->modules (the write path its commits, connAttach its attachments,
+** the schedule its tasks, the migrations its tables); the top fires the
+** rest (open and free, the timer, connections, getStats).
+**
+**   order       rows open in table order and are freed in reverse; commits,
+**               timer ticks and connection events reach them in table order
+**   state       a hook may find the module's state NULL (a room whose open
+**               failed before it, or a room that never needed it) and then
+**               does nothing */
+typedef struct Module {
+  const char *name;                /* for logs */
+  const char *schema;              /* its system tables: idempotent DDL run before the
+                                      app's migrations (sql/migrate.c), or NULL */
+  int (*xOpen)(Room *room, const cJSON *config);  /* nt_room_open; non-zero stops the open */
+  void (*xFree)(Room *room);       /* nt_room_free */
+  void (*xOnCommit)(Room *room, const Touched *t);/* after every committed write (storeWrite) */
+  double (*xNextDue)(Room *room);  /* when the in-memory timer must call it; 0: not needed */
+  void (*xOnTimer)(Room *room, double nowMs);     /* the timer fired: do what is due */
+  int (*xConnRestore)(Room *room, Conn *conn, const cJSON *attachment);  /* after a wake */
+  void (*xConnAttach)(Room *room, Conn *conn, cJSON *attachment);  /* add its part (connAttach) */
+  void (*xConnGone)(Room *room, Conn *conn);      /* a connection closes, before it is freed */
+  void (*xIdle)(Room *room);       /* the room's last connection closed */
+  void (*xStats)(Room *room, cJSON *stats);       /* add its figures to getStats */
+  const ModuleTask *tasks;         /* the schedule's tasks it runs, ending with {NULL}; or NULL */
+  const struct ReplicaReader *replica;   /* it answers replica reads (call/functions.c), or NULL */
+} Module;
+
+/* ---- the room ----------------------------------------------------------- */
+typedef struct Stats {
+  double rpcCalls, rpcErrors;      /* RPCs dispatched, and how many failed */
+  double sqlStatements;            /* statements sent to DO SQLite */
+  double rowsRead, rowsWritten;    /* as reported by DO SQLite */
+  double queryRuns;                /* executions of live queries */
+  double queriesEnded;             /* live queries ended for their cost */
+  double queryDeferrals;           /* re-runs left for a later tick (tick budget) */
+  double replicaReads;             /* queries answered by the D1 replica */
+  double replicaFallbacks;         /* replica queries answered locally after D1 failed */
+  double updatesSent;              /* query_update frames sent */
+} Stats;
+
+struct Room {
+  const Module *modules;           /* the room's modules, in open order (room/modules.c) */
+  int nModules;
+  /* The method table's two services to the layers below, set by the top
+  ** (room/method.c) when the room is made. */
+  int (*xIsMethod)(Room *room, const char *name);   /* a built-in method has this name */
+  int (*xCall)(Call *call, const char *name, cJSON **ppResult);  /* run it as any RPC */
+  char *name;                      /* room name, owned */
+  cJSON *config;                   /* config until nt_room_open, owned */
+  int status;                      /* 0 or why the room cannot serve */
+  char *statusMsg;                 /* owned message for status */
+  int testHooks;                   /* test-only methods enabled */
+  int64_t version;                 /* commit counter, mirrors _room.version */
+  sqlite3 *guardDb;                /* embedded analysis database */
+  char **triggers;                 /* names of the schema's triggers */
+  int nTriggers;
+  char **owned;                    /* tables under row-level security */
+  int nOwned;
+  struct Fns *fns;                 /* the app's named functions (functions.c) */
+  Conn *conns;                     /* open WebSocket connections */
+  int nConns;
+  struct AsyncQueue *async;        /* async host calls in flight (async.c) */
+  StoreTxn txn;                    /* the running transaction (store.c) */
+  struct Live *live;               /* live queries and their batching (live.c) */
+  double timerAt;                  /* what host_timer_set was last given */
+  uint32_t idemRecords;            /* mutation answers recorded (idem.c) */
+  double alarmAt;                  /* what host_alarm_set was last given */
+  int d1Fail;                      /* test hook: make every D1 request fail */
+  struct Sync *sync;               /* replication state (sync.c) */
+  struct Debounce *debounce;       /* debounced keys held in memory (debounce.c) */
+  struct Presence *presence;       /* the memory store and its events (presence.c) */
+  struct RateLimits *rate;         /* rate limits and their counters (ratelimit.c) */
+  struct SqlLimits *sqlLimits;     /* bounds on client SQL (sqlcost.c) */
+  struct CostCounts *costCounts;   /* cached row counts per table (sqlcost.c) */
+  Stats stats;                     /* counters for getStats */
+};
+
+#endif /* NT_HOST_H */

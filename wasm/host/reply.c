@@ -1,0 +1,103 @@
+/*
+** reply.c — answers: the error table, and replies to a WebSocket or an
+** HTTP request.
+**
+** A Reply knows where a call's answer goes: an rpc_result / rpc_error frame
+** on a connection, or the one response of an HTTP request. The table of
+** error codes (name on the wire, HTTP status) lives here, once.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "host.h"
+
+static const struct { int rc; const char *code; int http; } errorTable[] = {
+  { NT_BAD_REQUEST,       "BAD_REQUEST",       400 },
+  { NT_UNAUTHENTICATED,   "UNAUTHENTICATED",   401 },
+  { NT_PERMISSION_DENIED, "PERMISSION_DENIED", 403 },
+  { NT_NOT_FOUND,         "NOT_FOUND",         404 },
+  { NT_UNKNOWN_METHOD,    "UNKNOWN_METHOD",    404 },
+  { NT_INVALID_ARGUMENT,  "INVALID_ARGUMENT",  400 },
+  { NT_PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", 413 },
+  { NT_SQL_REJECTED,      "SQL_REJECTED",      422 },
+  { NT_CONFLICT,          "CONFLICT",          409 },
+  { NT_RATE_LIMITED,      "RATE_LIMITED",      429 },
+  { NT_UNAVAILABLE,       "UNAVAILABLE",       503 },
+  { NT_INTERNAL,          "INTERNAL",          500 },
+  { NT_NOMEM,             "INTERNAL",          500 },
+};
+
+static int errorIndex(int rc){
+  for(size_t i = 0; i < sizeof errorTable / sizeof errorTable[0]; i++){
+    if( errorTable[i].rc==rc ) return (int)i;
+  }
+  return (int)(sizeof errorTable / sizeof errorTable[0]) - 1;   /* INTERNAL */
+}
+
+const char *rpcCodeName(int rc){ return errorTable[errorIndex(rc)].code; }
+int rpcHttpStatus(int rc){ return errorTable[errorIndex(rc)].http; }
+
+int sendJson(Room *room, uint32_t conn, cJSON *frame){
+  (void)room;
+  char *text = cJSON_PrintUnformatted(frame);
+  if( text==NULL ) return NT_NOMEM;
+  int rc = host_ws_send(conn, (const uint8_t*)text, (uint32_t)strlen(text));
+  cJSON_free(text);
+  return rc;
+}
+
+/* Send doc as the HTTP answer with status. */
+static void respondJson(uint32_t req, int status, cJSON *doc){
+  char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+  if( text==NULL ){
+    static const char oom[] = "{\"error\":{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}}";
+    host_http_respond(req, 500, (const uint8_t*)oom, sizeof oom - 1);
+    return;
+  }
+  host_http_respond(req, status, (const uint8_t*)text, (uint32_t)strlen(text));
+  cJSON_free(text);
+}
+
+void replyResult(Room *room, Reply *reply, cJSON *result){
+  cJSON *doc = cJSON_CreateObject();
+  if( reply->toHttp ){
+    cJSON_AddItemToObject(doc, "result", result ? result : cJSON_CreateNull());
+    respondJson(reply->target, 200, doc);
+  }else{
+    cJSON_AddStringToObject(doc, "type", "rpc_result");
+    cJSON_AddItemToObject(doc, "id", reply->id ? cJSON_Duplicate(reply->id, 1) : cJSON_CreateNull());
+    cJSON_AddItemToObject(doc, "result", result ? result : cJSON_CreateNull());
+    if( reply->version > 0 ) cJSON_AddNumberToObject(doc, "version", reply->version);
+    sendJson(room, reply->target, doc);
+  }
+  cJSON_Delete(doc);
+}
+
+void replyError(Room *room, Reply *reply, int rc, const char *message){
+  replyErrorRetry(room, reply, rc, message, 0);
+}
+
+void replyErrorRetry(Room *room, Reply *reply, int rc, const char *message, double retryAfterMs){
+  cJSON *doc = cJSON_CreateObject();
+  cJSON *err = cJSON_CreateObject();
+  cJSON_AddStringToObject(err, "code", rpcCodeName(rc));
+  cJSON_AddStringToObject(err, "message", message && *message ? message : rpcCodeName(rc));
+  if( rc==NT_RATE_LIMITED && retryAfterMs > 0 ){
+    cJSON_AddNumberToObject(err, "retryAfterMs", retryAfterMs);
+  }
+  if( reply->toHttp ){
+    cJSON_AddItemToObject(doc, "error", err);
+    respondJson(reply->target, rpcHttpStatus(rc), doc);
+  }else{
+    cJSON_AddStringToObject(doc, "type", reply->id ? "rpc_error" : "error");
+    if( reply->id ) cJSON_AddItemToObject(doc, "id", cJSON_Duplicate(reply->id, 1));
+    cJSON_AddItemToObject(doc, "error", err);
+    sendJson(room, reply->target, doc);
+  }
+  cJSON_Delete(doc);
+}
+
+void replyFree(Reply *reply){
+  cJSON_Delete(reply->id);
+  reply->id = NULL;
+}

@@ -1,0 +1,182 @@
+/*
+** store.c — the room's durable SQLite, reached through the host.
+**
+** The Durable Object's SQLite is the source of truth. Every statement goes
+** through host_sql_exec as SQL text plus a JSON array of positional bindings,
+** and comes back as {"columns","rows","rowsRead","rowsWritten"}. Writes are
+** grouped with storeTxn, which asks the host to run a body inside
+** ctx.storage.transactionSync; a body that fails rolls everything back.
+** storeMapError turns SQLite's messages into protocol error codes, from a
+** table rather than a chain of branches.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "host.h"
+
+/* Copy the host's message into err, bounded, cleaned for clients: our own
+** "nt:CODE: " prefix (from RAISE in the RLS triggers) and SQLite's trailing
+** ": SQLITE_…" code are dropped. */
+static void storeSetErr(char *err, size_t errLen, const char *msg){
+  if( err==NULL || errLen==0 ) return;
+  if( msg==NULL ) msg = "unknown error";
+  if( strncmp(msg, "nt:", 3)==0 ){
+    const char *rest = strstr(msg, ": ");
+    if( rest ) msg = rest + 2;
+  }
+  snprintf(err, errLen, "%s", msg);
+  char *code = strstr(err, ": SQLITE_");
+  if( code ) *code = 0;
+}
+
+/* One host_sql_exec and the parse of its answer. */
+static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t maxRows,
+                    uint32_t maxBytes, SqlResult *res, char *err, size_t errLen){
+  uint8_t *out = NULL;
+  uint32_t nOut = 0;
+  memset(res, 0, sizeof *res);
+  int rc = host_sql_exec((const uint8_t*)sql, (uint32_t)strlen(sql),
+                         (const uint8_t*)argsJson, (uint32_t)strlen(argsJson),
+                         maxRows, maxBytes, &out, &nOut);
+  room->stats.sqlStatements++;
+  cJSON *doc = out ? cJSON_ParseWithLength((const char*)out, nOut) : NULL;
+  nt_free(out);
+  if( rc!=NT_OK ){
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "message");
+    const char *msg = cJSON_IsString(m) ? m->valuestring : "storage error";
+    storeSetErr(err, errLen, msg);
+    int code = storeMapError(msg);
+    cJSON_Delete(doc);
+    return code;
+  }
+  if( doc==NULL ){
+    storeSetErr(err, errLen, "storage answered with malformed JSON");
+    return NT_INTERNAL;
+  }
+  res->doc = doc;
+  res->columns = cJSON_GetObjectItemCaseSensitive(doc, "columns");
+  res->rows = cJSON_GetObjectItemCaseSensitive(doc, "rows");
+  const cJSON *r = cJSON_GetObjectItemCaseSensitive(doc, "rowsRead");
+  const cJSON *w = cJSON_GetObjectItemCaseSensitive(doc, "rowsWritten");
+  res->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "truncated"));
+  res->rowsRead = cJSON_IsNumber(r) ? r->valuedouble : 0;
+  res->rowsWritten = cJSON_IsNumber(w) ? w->valuedouble : 0;
+  room->stats.rowsRead += res->rowsRead;
+  room->stats.rowsWritten += res->rowsWritten;
+  if( !cJSON_IsArray(res->columns) || !cJSON_IsArray(res->rows) ){
+    storeResultFree(res);
+    storeSetErr(err, errLen, "storage answer lacks columns or rows");
+    return NT_INTERNAL;
+  }
+  return NT_OK;
+}
+
+int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows,
+                    uint32_t maxBytes, SqlResult *res, char *err, size_t errLen){
+  if( args==NULL ) return storeRun(room, sql, "[]", maxRows, maxBytes, res, err, errLen);
+  char *json = cJSON_PrintUnformatted(args);
+  if( json==NULL ){ storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
+  int rc = storeRun(room, sql, json, maxRows, maxBytes, res, err, errLen);
+  cJSON_free(json);
+  return rc;
+}
+
+int storeExec(Room *room, const char *sql, cJSON *args, SqlResult *res,
+              char *err, size_t errLen){
+  return storeExecCapped(room, sql, args, 0, 0, res, err, errLen);
+}
+
+int storeRunFree(Room *room, const char *sql, cJSON *args, char *err, size_t errLen){
+  SqlResult res;
+  int rc = storeExec(room, sql, args, &res, err, errLen);
+  cJSON_Delete(args);
+  if( rc==NT_OK ) storeResultFree(&res);
+  return rc;
+}
+
+void storeResultFree(SqlResult *res){
+  cJSON_Delete(res->doc);
+  memset(res, 0, sizeof *res);
+}
+
+/* Rows as an array of objects keyed by column name; NULL when out of memory. */
+cJSON *storeRowsAsObjects(const SqlResult *res){
+  cJSON *out = cJSON_CreateArray();
+  const cJSON *row;
+  cJSON_ArrayForEach(row, res->rows){
+    cJSON *obj = cJSON_CreateObject();
+    if( obj==NULL ){ cJSON_Delete(out); return NULL; }
+    cJSON_AddItemToArray(out, obj);
+    const cJSON *col = res->columns ? res->columns->child : NULL;
+    const cJSON *val = row->child;
+    for(; col && val; col = col->next, val = val->next){
+      cJSON *copy = cJSON_Duplicate(val, 1);
+      if( copy==NULL || !cJSON_IsString(col) ){ cJSON_Delete(copy); cJSON_Delete(out); return NULL; }
+      cJSON_AddItemToObject(obj, col->valuestring, copy);
+    }
+  }
+  return out;
+}
+
+/* SQLite's messages, as Cloudflare passes them on, mapped to protocol codes.
+** The first needle found in the message wins. */
+static const struct { const char *needle; int code; } sqlErrorMap[] = {
+  { "nt:PERMISSION_DENIED",          NT_PERMISSION_DENIED },
+  { "UNIQUE constraint failed",      NT_CONFLICT },
+  { "PRIMARY KEY constraint failed", NT_CONFLICT },
+  { "FOREIGN KEY constraint failed", NT_CONFLICT },
+  { "CHECK constraint failed",       NT_INVALID_ARGUMENT },
+  { "NOT NULL constraint failed",    NT_INVALID_ARGUMENT },
+  { "datatype mismatch",             NT_INVALID_ARGUMENT },
+  { "string or blob too big",        NT_PAYLOAD_TOO_LARGE },
+  { "SQLITE_TOOBIG",                 NT_PAYLOAD_TOO_LARGE },
+};
+
+int storeMapError(const char *message){
+  for(size_t i = 0; i < sizeof sqlErrorMap / sizeof sqlErrorMap[0]; i++){
+    if( message && strstr(message, sqlErrorMap[i].needle) ) return sqlErrorMap[i].code;
+  }
+  return NT_INTERNAL;
+}
+
+/* ------------------------------------------------------------------------
+** Transactions. The host calls back into nt_txn_body from inside
+** transactionSync; the body registered here runs then. Transactions do not
+** nest: the DO API has no savepoints, and the core never needs them.
+*/
+int storeTxn(Room *room, TxnBody body, void *arg){
+  if( room->txn.token!=0 ) return NT_INTERNAL;     /* no nesting */
+  room->txn.xBody = body;
+  room->txn.arg = arg;
+  room->txn.token = 1;                             /* one transaction at a time */
+  int rc = host_sql_txn(room->txn.token);
+  room->txn.xBody = NULL;
+  room->txn.arg = NULL;
+  room->txn.token = 0;
+  return rc;
+}
+
+int storeInTxn(const Room *room){
+  return room->txn.token!=0;
+}
+
+int nt_txn_body(Room *room, uint32_t token){
+  if( room==NULL || token==0 || token!=room->txn.token || room->txn.xBody==NULL ){
+    return NT_INTERNAL;
+  }
+  return room->txn.xBody(room, room->txn.arg);
+}
+
+/* First statement of every write transaction: bump the commit counter and
+** name the caller whose rows the row-level-security triggers let it touch,
+** and whether it is an admin (who may change owner_id; rls.c). room->version
+** is not touched here: the caller adds one once the transaction has
+** committed. */
+int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen){
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, who ? cJSON_CreateString(who->userId) : cJSON_CreateNull());
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(who && who->isAdmin ? 1 : 0));
+  return storeRunFree(room,
+    "UPDATE _room SET version = version + 1, rls_uid = ?1, rls_admin = ?2 WHERE id = 1",
+    args, err, errLen);
+}

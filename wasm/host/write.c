@@ -1,0 +1,38 @@
+/*
+** write.c — the one write path: every change to the room's data commits here.
+**
+** A write is one transaction: a first statement that bumps the commit
+** counter in _room and names the caller whose rows the row-level-security
+** triggers let it touch (or, for a migration, lets those triggers stand
+** aside), the body's statements, and for a migration a last statement that
+** puts the triggers back. When the host has committed it, room->version
+** moves on by one and every module's on-commit hook hears what the write
+** touched: live queries re-run what read those tables, replication sends
+** the outbox. Nothing above this layer bumps the version or calls a hook by
+** hand, so the epilogue of a write cannot drift between callers.
+*/
+#include "host.h"
+
+/* The transaction: begin, body, end. */
+static int writeBody(Room *room, void *arg){
+  const Write *w = arg;
+  int rc = w->schema
+    ? storeRunFree(room, "UPDATE _room SET rls_bypass = 1, version = version + 1 WHERE id = 1",
+                   NULL, w->err, w->errLen)
+    : storeWriteBegin(room, w->who, w->err, w->errLen);
+  if( rc==NT_OK ) rc = w->xBody(room, w->arg);
+  if( rc==NT_OK && w->schema ){
+    rc = storeRunFree(room, "UPDATE _room SET rls_bypass = 0 WHERE id = 1", NULL, w->err, w->errLen);
+  }
+  return rc;
+}
+
+int storeWrite(Room *room, const Write *w){
+  int rc = storeTxn(room, writeBody, (void*)w);
+  if( rc ) return rc;                      /* NT_NOCHANGE included: rolled back */
+  room->version++;
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xOnCommit ) room->modules[i].xOnCommit(room, &w->touched);
+  }
+  return NT_OK;
+}

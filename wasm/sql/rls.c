@@ -1,0 +1,219 @@
+/*
+** rls.c — row-level security, enforced inside SQLite on every path.
+**
+** A table with an "owner_id" column (and a name not starting with "_") is
+** under RLS: each caller sees and changes only its own rows and the shared
+** ones (owner_id IS NULL). Two mechanisms, both in the database:
+**
+**   Reads.  rlsWrap puts a CTE in front of every statement the core runs for a
+**           caller, one per RLS table and named like it:
+**             WITH "tasks" AS NOT MATERIALIZED
+**               (SELECT * FROM "_rls_tasks" WHERE owner_id IS NULL OR owner_id = 'uid')
+**           SQLite resolves every unqualified "tasks" in the statement, in
+**           subqueries too, to the CTE. "_rls_tasks" is a plain view of the
+**           table, so that sqlguard.c can tell a read through the filter from
+**           one that names the table directly ("main.tasks"), and refuse it.
+**   Writes. Triggers on the table compare owner_id with _room.rls_uid, which
+**           storeWriteBegin sets at the start of every write transaction
+**           (with _room.rls_admin, 1 when the caller is an admin):
+**           updates and deletes of another user's rows are skipped
+**           (RAISE(IGNORE), so they look exactly like a missing row); an
+**           insert of a row for someone else is refused, and so is any
+**           change of owner_id on a row the caller may update (a shared row
+**           cannot be claimed, an own row neither shared nor given away),
+**           unless the caller is an admin. Admins are still held to the
+**           first rule: another user's row is invisible to them too.
+**
+** rlsOpen creates the views and triggers after migrations, idempotently,
+** and the schema mirror in sqlguard.c is resynced afterwards.
+*/
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sql.h"
+
+#define RLS_PREFIX "_rls_"
+#define RLS_UID    "(SELECT rls_uid FROM _room WHERE id = 1)"
+#define RLS_OPEN   "(SELECT rls_bypass FROM _room WHERE id = 1) = 0"
+#define RLS_ADMIN  "(SELECT rls_admin FROM _room WHERE id = 1) = 1"
+#define RLS_DENY_OTHER  "SELECT RAISE(ABORT, 'nt:PERMISSION_DENIED: owner_id must be the caller')"
+#define RLS_DENY_CHANGE "SELECT RAISE(ABORT, 'nt:PERMISSION_DENIED: only an admin may change owner_id')"
+
+const char *sqlSkipSpace(const char *z){
+  for(;;){
+    while( *z && isspace((unsigned char)*z) ) z++;
+    if( z[0]=='-' && z[1]=='-' ){
+      while( *z && *z!='\n' ) z++;
+    }else if( z[0]=='/' && z[1]=='*' ){
+      const char *end = strstr(z + 2, "*/");
+      z = end ? end + 2 : z + strlen(z);
+    }else{
+      return z;
+    }
+  }
+}
+
+/* Does z start with keyword kw (case-insensitive, whole word)? */
+static int sqlKeyword(const char *z, const char *kw){
+  size_t n = strlen(kw);
+  if( sqlite3_strnicmp(z, kw, (int)n)!=0 ) return 0;
+  unsigned char c = (unsigned char)z[n];
+  return !(isalnum(c) || c=='_' || c=='$' || c>=0x80);
+}
+
+int rlsIsOwned(Room *room, const char *table){
+  for(int i = 0; i < room->nOwned; i++){
+    if( sqlite3_stricmp(room->owned[i], table)==0 ) return 1;
+  }
+  return 0;
+}
+
+int rlsIsView(Room *room, const char *name){
+  size_t n = strlen(RLS_PREFIX);
+  return sqlite3_strnicmp(name, RLS_PREFIX, (int)n)==0 && rlsIsOwned(room, name + n);
+}
+
+char *sqlWithCtes(const char *ctes, const char *sql){
+  const char *body = sqlSkipSpace(sql);
+  int hasWith = 0, recursive = 0;
+  if( sqlKeyword(body, "WITH") ){
+    hasWith = 1;
+    body = sqlSkipSpace(body + 4);
+    if( sqlKeyword(body, "RECURSIVE") ){
+      recursive = 1;
+      body = sqlSkipSpace(body + 9);
+    }
+  }
+  Buf b = {0};
+  bufAppendStr(&b, recursive ? "WITH RECURSIVE " : "WITH ");
+  bufAppendStr(&b, ctes);
+  bufAppendStr(&b, hasWith ? ", " : " ");
+  bufAppendStr(&b, body);
+  return bufFinish(&b);
+}
+
+void rlsAppendFilter(Buf *b, const char *uid){
+  bufAppendStr(b, "owner_id IS NULL OR owner_id = ");
+  bufAppendSqlString(b, uid);
+}
+
+char *rlsWrap(Room *room, const char *sql, const char *uid){
+  if( room->nOwned==0 ) return ntStrdup(sql);
+  Buf ctes = {0};
+  for(int i = 0; i < room->nOwned; i++){
+    char view[NT_MAX_ID_LEN + 16];
+    snprintf(view, sizeof view, RLS_PREFIX "%s", room->owned[i]);
+    if( i ) bufAppendStr(&ctes, ", ");
+    bufAppendSqlIdent(&ctes, room->owned[i]);
+    bufAppendStr(&ctes, " AS NOT MATERIALIZED (SELECT * FROM ");
+    bufAppendSqlIdent(&ctes, view);
+    bufAppendStr(&ctes, " WHERE ");
+    rlsAppendFilter(&ctes, uid);
+    bufAppendStr(&ctes, ")");
+  }
+  char *list = bufFinish(&ctes);
+  char *out = list ? sqlWithCtes(list, sql) : NULL;
+  free(list);
+  return out;
+}
+
+/* The objects that guard one RLS table: a suffix, and the SQL that creates
+** it with %I standing for the quoted object name and %T for the table. An
+** entry without SQL is a trigger of an earlier form, dropped where found
+** (triggers are created only when missing, so a changed rule needs a new
+** name). */
+static const struct { const char *suffix; const char *sql; } rlsObjects[] = {
+  { "", "CREATE VIEW IF NOT EXISTS %I AS SELECT * FROM %T" },
+  { "_ins", NULL },                 /* inserts before admins could assign owners */
+  { "_own", NULL },                 /* let a shared row be claimed and an own row un-owned */
+  { "_insert", "CREATE TRIGGER IF NOT EXISTS %I BEFORE INSERT ON %T"
+            " WHEN NEW.owner_id IS NOT NULL AND NEW.owner_id IS NOT " RLS_UID
+            " AND " RLS_OPEN " AND NOT " RLS_ADMIN " BEGIN " RLS_DENY_OTHER "; END" },
+  { "_upd", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE ON %T"
+            " WHEN OLD.owner_id IS NOT NULL AND OLD.owner_id IS NOT " RLS_UID
+            " AND " RLS_OPEN " BEGIN SELECT RAISE(IGNORE); END" },
+  { "_owner", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE OF owner_id ON %T"
+            " WHEN (OLD.owner_id IS NULL OR OLD.owner_id IS " RLS_UID ")"
+            " AND NEW.owner_id IS NOT OLD.owner_id"
+            " AND " RLS_OPEN " AND NOT " RLS_ADMIN " BEGIN " RLS_DENY_CHANGE "; END" },
+  { "_del", "CREATE TRIGGER IF NOT EXISTS %I BEFORE DELETE ON %T"
+            " WHEN OLD.owner_id IS NOT NULL AND OLD.owner_id IS NOT " RLS_UID
+            " AND " RLS_OPEN " BEGIN SELECT RAISE(IGNORE); END" },
+};
+
+/* Append template t with %I and %T replaced. */
+static void rlsAppendTemplate(Buf *b, const char *t, const char *object, const char *table){
+  for(; *t; t++){
+    if( t[0]=='%' && (t[1]=='I' || t[1]=='T') ){
+      bufAppendSqlIdent(b, t[1]=='I' ? object : table);
+      t++;
+    }else{
+      bufAppend(b, t, 1);
+    }
+  }
+}
+
+/* Read the RLS tables from the mirror into room->owned: every table of the
+** room with an owner_id column, its name short enough for rlsWrap. */
+static int rlsDiscover(Room *room){
+  rlsFree(room);
+  char **tables = NULL;
+  int n = 0;
+  int rc = schemaUserTables(room, "owner_id", &tables, &n);
+  for(int i = 0; rc==NT_OK && i < n; i++){
+    if( strlen(tables[i]) > NT_MAX_ID_LEN ) continue;     /* rlsWrap's buffer bound */
+    char **grown = realloc(room->owned, sizeof(char*) * (size_t)(room->nOwned + 1));
+    if( grown==NULL ){ rc = NT_NOMEM; break; }
+    room->owned = grown;
+    if( (grown[room->nOwned] = ntStrdup(tables[i]))==NULL ){ rc = NT_NOMEM; break; }
+    room->nOwned++;
+  }
+  schemaNamesFree(tables, n);
+  return rc;
+}
+
+/* Transaction body: run the script of missing objects. */
+static int rlsApply(Room *room, void *arg){
+  char err[256];
+  int rc = storeRunFree(room, (const char*)arg, NULL, err, sizeof err);
+  if( rc ) ntLog(NT_LOG_ERROR, "row-level security install failed: %s", err);
+  return rc;
+}
+
+void rlsFree(Room *room){
+  for(int i = 0; i < room->nOwned; i++) free(room->owned[i]);
+  free(room->owned);
+  room->owned = NULL;
+  room->nOwned = 0;
+}
+
+int rlsOpen(Room *room, const cJSON *config){
+  (void)config;
+  int rc = schemaSync(room);
+  if( rc==NT_OK ) rc = rlsDiscover(room);
+  if( rc ) return rc;
+  Buf script = {0};
+  for(int i = 0; i < room->nOwned; i++){
+    for(size_t k = 0; k < sizeof rlsObjects / sizeof rlsObjects[0]; k++){
+      char name[NT_MAX_ID_LEN + 32];
+      snprintf(name, sizeof name, RLS_PREFIX "%s%s", room->owned[i], rlsObjects[k].suffix);
+      int exists = schemaHas(room, name);
+      if( rlsObjects[k].sql==NULL && exists ){
+        bufAppendStr(&script, "DROP TRIGGER IF EXISTS ");
+        bufAppendSqlIdent(&script, name);
+      }else if( rlsObjects[k].sql && !exists ){
+        rlsAppendTemplate(&script, rlsObjects[k].sql, name, room->owned[i]);
+      }else{
+        continue;
+      }
+      bufAppendStr(&script, ";\n");
+    }
+  }
+  if( script.n==0 && !script.oom ){ bufFree(&script); return NT_OK; }
+  char *sql = bufFinish(&script);
+  if( sql==NULL ) return NT_NOMEM;
+  rc = storeTxn(room, rlsApply, sql);
+  free(sql);
+  return rc ? rc : schemaSync(room);
+}

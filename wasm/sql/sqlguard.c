@@ -1,0 +1,479 @@
+/*
+** sqlguard.c — the embedded SQLite that analyses SQL before it runs.
+**
+** The core carries its own SQLite with an in-memory database holding a copy of
+** the room's schema (the schema mirror, schema.c).
+** guardAnalyse prepares a statement there, never runs it, and learns from
+** SQLite itself: whether it is one statement, whether it is read-only
+** (sqlite3_stmt_readonly), its parameters, and through the authorizer callback
+** every table it reads and writes. The same callback refuses what a mode does
+** not allow, so SQL is never judged by matching its text.
+**
+** Row-level security relies on two verdicts made here, one per preparation:
+**   1. The statement as written may not reach a table through an RLS view
+**      ("_rls_<table>", unfiltered by itself) or a replica view
+**      ("_replica_<table>", below): the authorizer names the innermost view
+**      responsible for every column read.
+**   2. Wrapped by rlsWrap (which puts a filtered CTE named like each RLS table
+**      in front), a table under RLS may be read only through its view; a read
+**      that names the table directly, for example as "main.tasks", is refused.
+** The plan (parameters, reads, writes) comes from the wrapped statement, which
+** is what the room's SQLite runs. The first pass also records what the
+** bounds of sqlcost.c need: the CTEs SQLite found recursive, and every
+** function called with the view or CTE it sits in.
+**
+** Client SQL may also run on the D1 replica, which holds every room: there
+** each table the statement reads becomes a CTE over this room's rows
+** (sync.c). A third pass (GUARD_REPLICA) proves no read escapes those CTEs:
+** wrapped with CTEs named like each table over a mirror-only view
+** "_replica_<table>", every read of a table must come through that view.
+**
+** The mirror holds the schema's indexes too, so the plan SQLite makes here is
+** the one the room's SQLite makes (sqlcost.c costs it).
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sql.h"
+
+#define RLS_VIEW_PREFIX "_rls_"
+#define REPLICA_VIEW_PREFIX "_replica_"   /* mirror-only views for the replica pass */
+
+/* Add a copy of s to the set (*arr, *n) unless present; 0 or NT_NOMEM. */
+static int setAdd(char ***arr, int *n, const char *s){
+  for(int i = 0; i < *n; i++) if( strcmp((*arr)[i], s)==0 ) return NT_OK;
+  char **grown = realloc(*arr, sizeof(char*) * (size_t)(*n + 1));
+  if( grown==NULL ) return NT_NOMEM;
+  *arr = grown;
+  if( (grown[*n] = ntStrdup(s))==NULL ) return NT_NOMEM;
+  (*n)++;
+  return NT_OK;
+}
+
+static int setHas(char **arr, int n, const char *s){
+  for(int i = 0; i < n; i++) if( strcmp(arr[i], s)==0 ) return 1;
+  return 0;
+}
+
+static void setFree(char **arr, int n){
+  for(int i = 0; i < n; i++) free(arr[i]);
+  free(arr);
+}
+
+/* What the authorizer learns while one statement is prepared. */
+typedef struct GuardCtx {
+  Room *room;                      /* whose schema */
+  int mode;                        /* GUARD_TRUSTED, GUARD_READONLY or GUARD_REPLICA */
+  GuardPlan *plan;                 /* reads and writes are collected here */
+  char **direct;                   /* tables read around their view (RLS, or the replica's) */
+  int nDirect;
+  char **targets;                  /* tables the top-level statement writes */
+  int nTargets;
+  int wrapped;                     /* 0 as written, 1 RLS-wrapped, 2 replica-wrapped */
+  int oom;                         /* an allocation failed */
+  char why[200];                   /* first refusal, for the error message */
+} GuardCtx;
+
+/* Functions client SQL may not call: they reveal or touch more than data. */
+static const char *const deniedFunctions[] = {
+  "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer",
+  "sqlite_offset", "sqlite_compileoption_get", "sqlite_compileoption_used",
+  "sqlite_source_id", "sqlite_version",
+  /* state of the one connection every user shares: counts of other users' writes */
+  "changes", "total_changes", "last_insert_rowid",
+};
+
+static int guardDeny(GuardCtx *g, const char *fmt, const char *arg){
+  if( g->why[0]==0 ) snprintf(g->why, sizeof g->why, fmt, arg ? arg : "");
+  return SQLITE_DENY;
+}
+
+static int isReplicaView(const char *name){
+  return sqlite3_strnicmp(name, REPLICA_VIEW_PREFIX, (int)strlen(REPLICA_VIEW_PREFIX))==0;
+}
+
+/* Is inner the replica view of table? */
+static int isReplicaViewOf(const char *inner, const char *table){
+  return inner && isReplicaView(inner)
+      && sqlite3_stricmp(inner + strlen(REPLICA_VIEW_PREFIX), table)==0;
+}
+
+/* System tables, SQLite's own, and the table-valued pragmas that describe
+** the schema (pragma_table_info, pragma_table_list, …). */
+static int isSystemName(const char *name){
+  return name[0]=='_' || sqlite3_strnicmp(name, "sqlite_", 7)==0
+      || sqlite3_strnicmp(name, "pragma_", 7)==0;
+}
+
+/* May a read of RLS table `table` whose innermost view, CTE or trigger is
+** `inner` stand? Only through the table's own filter view, or, for trusted
+** SQL, inside a trigger of the schema (the app's own logic). A CTE or a
+** user view in between would be a way around the filter. */
+static int guardThroughFilter(GuardCtx *g, const char *table, const char *inner){
+  if( inner==NULL ) return 0;
+  size_t n = strlen(RLS_VIEW_PREFIX);
+  if( sqlite3_strnicmp(inner, RLS_VIEW_PREFIX, (int)n)==0 && sqlite3_stricmp(inner + n, table)==0 ){
+    return 1;
+  }
+  return g->mode==GUARD_TRUSTED && schemaIsTrigger(g->room, inner);
+}
+
+/* The authorizer. a3/a4 depend on the action; inner names the innermost
+** trigger or view responsible for the access, NULL for top-level SQL. */
+static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
+                          const char *db, const char *inner){
+  GuardCtx *g = arg;
+  (void)a4; (void)db;
+  int readonly = g->mode!=GUARD_TRUSTED;
+  switch( action ){
+    case SQLITE_SELECT:
+      return SQLITE_OK;
+    case SQLITE_RECURSIVE:
+      /* inner names the recursive CTE (sqlcost.c bounds it) */
+      if( !g->wrapped && inner && setAdd(&g->plan->recursive, &g->plan->nRecursive, inner) ) g->oom = 1;
+      return SQLITE_OK;
+    case SQLITE_READ:
+      if( a3==NULL ) return SQLITE_OK;
+      if( !g->wrapped ){
+        if( inner && (rlsIsView(g->room, inner) || isReplicaView(inner)) ){
+          return guardDeny(g, "%s is not accessible", inner);
+        }
+        return SQLITE_OK;              /* the wrapped pass records reads */
+      }
+      if( g->wrapped==2 ){
+        /* On the replica every table is read through its room's CTE. */
+        if( !isSystemName(a3) && !isReplicaViewOf(inner, a3) && setAdd(&g->direct, &g->nDirect, a3) ){
+          g->oom = 1;
+        }
+        return SQLITE_OK;
+      }
+      /* Client SQL reaches no system table by any route: directly, through
+      ** its own CTE or through a view. Only the RLS filter views pass. */
+      if( readonly && isSystemName(a3) && !rlsIsView(g->room, a3) ){
+        return guardDeny(g, "table %s is not accessible", a3);
+      }
+      if( rlsIsOwned(g->room, a3) && !guardThroughFilter(g, a3, inner)
+          && setAdd(&g->direct, &g->nDirect, a3) ) g->oom = 1;
+      if( setAdd(&g->plan->reads, &g->plan->nReads, a3) ) g->oom = 1;
+      return SQLITE_OK;
+    case SQLITE_FUNCTION:
+      if( readonly ){
+        for(size_t i = 0; i < sizeof deniedFunctions / sizeof deniedFunctions[0]; i++){
+          if( a4 && sqlite3_stricmp(a4, deniedFunctions[i])==0 ){
+            return guardDeny(g, "function %s is not allowed", a4);
+          }
+        }
+      }
+      if( !g->wrapped && a4 ){
+        char call[2 * NT_MAX_ID_LEN + 2];
+        snprintf(call, sizeof call, inner ? "%s\x1f%s" : "%s", a4, inner ? inner : "");
+        if( setAdd(&g->plan->calls, &g->plan->nCalls, call) ) g->oom = 1;
+      }
+      return SQLITE_OK;
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+      if( readonly ) return guardDeny(g, "writes are not allowed (%s)", a3);
+      if( !g->wrapped ) return SQLITE_OK;
+      if( action==SQLITE_DELETE ) g->plan->deletes = 1;
+      if( a3 && setAdd(&g->plan->writes, &g->plan->nWrites, a3) ) g->oom = 1;
+      if( a3 && inner==NULL && setAdd(&g->targets, &g->nTargets, a3) ) g->oom = 1;
+      return SQLITE_OK;
+    default:
+      /* DDL, PRAGMA, ATTACH, transactions, ANALYZE, …: never from a method. */
+      return guardDeny(g, "statement kind not allowed here%s", "");
+  }
+}
+
+/* A view "_replica_<table>" in the mirror for every room table (never in the
+** room's SQLite): the marker of the replica pass. schemaSync calls it after
+** every rebuild of the mirror. */
+int guardReplicaViews(Room *room){
+  char **tables = NULL;
+  int nTables = 0;
+  int rc = schemaUserTables(room, NULL, &tables, &nTables);
+  if( rc ) return rc;
+  Buf b = {0};
+  for(int i = 0; i < nTables; i++){
+    const char *t = tables[i];
+    if( strlen(t) > NT_MAX_ID_LEN ) continue;
+    char view[NT_MAX_ID_LEN + 16];
+    snprintf(view, sizeof view, REPLICA_VIEW_PREFIX "%s", t);
+    bufAppendStr(&b, "CREATE VIEW IF NOT EXISTS ");
+    bufAppendSqlIdent(&b, view);
+    bufAppendStr(&b, " AS SELECT * FROM ");
+    bufAppendSqlIdent(&b, t);
+    bufAppendStr(&b, ";");
+  }
+  schemaNamesFree(tables, nTables);
+  if( b.n==0 && !b.oom ){ bufFree(&b); return NT_OK; }
+  char *sql = bufFinish(&b);
+  if( sql==NULL ) return NT_NOMEM;
+  rc = sqlite3_exec(room->guardDb, sql, NULL, NULL, NULL)==SQLITE_OK ? NT_OK : NT_INTERNAL;
+  free(sql);
+  return rc;
+}
+
+/* Prepare sql under the authorizer and check the verdicts that hold for both
+** passes. On success *pStmt is the prepared statement (caller finalizes). */
+static int guardPrepare(GuardCtx *g, const char *sql, sqlite3_stmt **pStmt,
+                        char *err, size_t errLen){
+  sqlite3 *db = g->room->guardDb;
+  const char *tail = NULL;
+  *pStmt = NULL;
+  g->why[0] = 0;
+  sqlite3_set_authorizer(db, guardAuthorize, g);
+  int src = sqlite3_prepare_v2(db, sql, -1, pStmt, &tail);
+  sqlite3_set_authorizer(db, NULL, NULL);
+  int rc = NT_SQL_REJECTED;
+  if( g->oom ){
+    rc = NT_NOMEM;
+    snprintf(err, errLen, "out of memory");
+  }else if( src!=SQLITE_OK ){
+    snprintf(err, errLen, "%s", g->why[0] ? g->why : sqlite3_errmsg(db));
+  }else if( *pStmt==NULL ){
+    snprintf(err, errLen, "no SQL statement");
+  }else if( tail && *sqlSkipSpace(tail) ){
+    snprintf(err, errLen, "only one statement is allowed");
+  }else if( g->mode!=GUARD_TRUSTED && !sqlite3_stmt_readonly(*pStmt) ){
+    snprintf(err, errLen, "statement is not read-only");
+  }else{
+    return NT_OK;
+  }
+  sqlite3_finalize(*pStmt);
+  *pStmt = NULL;
+  return rc;
+}
+
+/* Copy the statement's parameter and column names into the plan. */
+static int guardParams(sqlite3_stmt *stmt, GuardPlan *plan){
+  plan->readonly = sqlite3_stmt_readonly(stmt);
+  int nCol = sqlite3_column_count(stmt);
+  if( nCol > 0 ){
+    plan->columns = calloc((size_t)nCol, sizeof(char*));
+    if( plan->columns==NULL ) return NT_NOMEM;
+    for(int i = 0; i < nCol; i++){
+      const char *nm = sqlite3_column_name(stmt, i);
+      if( (plan->columns[i] = ntStrdup(nm ? nm : ""))==NULL ) return NT_NOMEM;
+      plan->nColumns++;
+    }
+  }
+  plan->nParam = sqlite3_bind_parameter_count(stmt);
+  if( plan->nParam==0 ) return NT_OK;
+  plan->paramNames = calloc((size_t)plan->nParam, sizeof(char*));
+  if( plan->paramNames==NULL ) return NT_NOMEM;
+  for(int i = 0; i < plan->nParam; i++){
+    const char *nm = sqlite3_bind_parameter_name(stmt, i + 1);
+    if( nm && (plan->paramNames[i] = ntStrdup(nm))==NULL ) return NT_NOMEM;
+  }
+  return NT_OK;
+}
+
+/* sql behind a CTE named like each table plan reads, over its replica view.
+** The CTE reads a column, as the replica's does (room_id), so that even
+** count(*) reads the table through the view: a read SQLite reports with no
+** column and no view is then always one around the CTE. */
+static char *guardReplicaWrap(Room *room, const char *sql, const GuardPlan *plan){
+  Buf ctes = {0};
+  int n = 0;
+  for(int i = 0; i < plan->nReads; i++){
+    const char *t = plan->reads[i];
+    if( isSystemName(t) || strlen(t) > NT_MAX_ID_LEN ) continue;
+    char view[NT_MAX_ID_LEN + 16];
+    snprintf(view, sizeof view, REPLICA_VIEW_PREFIX "%s", t);
+    if( n++ ) bufAppendStr(&ctes, ", ");
+    bufAppendSqlIdent(&ctes, t);
+    bufAppendStr(&ctes, " AS NOT MATERIALIZED (SELECT * FROM ");
+    bufAppendSqlIdent(&ctes, view);
+    sqlite3_stmt *st = NULL;
+    if( sqlite3_prepare_v2(room->guardDb, "SELECT name FROM pragma_table_info(?1) LIMIT 1",
+                           -1, &st, NULL)==SQLITE_OK ){
+      sqlite3_bind_text(st, 1, t, -1, SQLITE_STATIC);
+      if( sqlite3_step(st)==SQLITE_ROW ){
+        const char *col = (const char*)sqlite3_column_text(st, 0);
+        bufAppendStr(&ctes, " WHERE ");
+        bufAppendSqlIdent(&ctes, col);
+        bufAppendStr(&ctes, " IS NULL OR ");
+        bufAppendSqlIdent(&ctes, col);
+        bufAppendStr(&ctes, " IS NOT NULL");
+      }
+    }
+    sqlite3_finalize(st);
+    bufAppendStr(&ctes, ")");
+  }
+  if( n==0 ){ bufFree(&ctes); return ntStrdup(sql); }
+  char *list = bufFinish(&ctes);
+  char *out = list ? sqlWithCtes(list, sql) : NULL;
+  free(list);
+  return out;
+}
+
+int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
+                 char *err, size_t errLen){
+  GuardCtx g;
+  memset(plan, 0, sizeof *plan);
+  memset(&g, 0, sizeof g);
+  g.room = room;
+  g.mode = mode;
+  g.plan = plan;
+  if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
+
+  /* Pass 1: the statement as written. */
+  sqlite3_stmt *stmt = NULL, *written = NULL;
+  int rc = guardPrepare(&g, sql, &written, err, errLen);
+
+  /* Pass 2: the statement as the room's SQLite will run it. For client SQL
+  ** it is prepared as EXPLAIN QUERY PLAN, whose plan sqlcost.c costs: the
+  ** authorizer sees the same reads, and the statement as written (the same
+  ** parameters and columns) gives the rest of the plan. */
+  char *wrapped = NULL;
+  if( rc==NT_OK ){
+    g.wrapped = 1;
+    Buf b = {0};
+    if( mode!=GUARD_TRUSTED ) bufAppendStr(&b, "EXPLAIN QUERY PLAN ");
+    char *w = rlsWrap(room, sql, "");
+    bufAppendStr(&b, w ? w : "");
+    free(w);
+    wrapped = w ? bufFinish(&b) : (bufFree(&b), NULL);
+    if( wrapped==NULL ){ rc = NT_NOMEM; snprintf(err, errLen, "out of memory"); }
+    else rc = guardPrepare(&g, wrapped, &stmt, err, errLen);
+  }
+  /* A table under RLS read directly is refused, except as the target of the
+  ** statement's own write, where the RLS triggers decide row by row. */
+  for(int i = 0; rc==NT_OK && i < g.nDirect; i++){
+    if( !setHas(g.targets, g.nTargets, g.direct[i]) ){
+      rc = NT_SQL_REJECTED;
+      snprintf(err, errLen, "table %s may only be read through row-level security"
+               " (do not qualify it with a schema name)", g.direct[i]);
+    }
+  }
+  if( rc==NT_OK && guardParams(mode==GUARD_TRUSTED ? stmt : written, plan) ){
+    rc = NT_NOMEM;
+    snprintf(err, errLen, "out of memory");
+  }
+  sqlite3_finalize(written);
+  if( rc==NT_OK && mode!=GUARD_TRUSTED ) plan->explain = stmt;
+  else sqlite3_finalize(stmt);
+  stmt = NULL;
+  free(wrapped);
+  wrapped = NULL;
+
+  /* Pass 3, for the replica: every table read through its room's CTE. */
+  if( rc==NT_OK && mode==GUARD_REPLICA ){
+    setFree(g.direct, g.nDirect);
+    g.direct = NULL;
+    g.nDirect = 0;
+    g.wrapped = 2;
+    wrapped = guardReplicaWrap(room, sql, plan);
+    if( wrapped==NULL ){ rc = NT_NOMEM; snprintf(err, errLen, "out of memory"); }
+    else rc = guardPrepare(&g, wrapped, &stmt, err, errLen);
+    if( rc==NT_OK && g.nDirect ){
+      rc = NT_SQL_REJECTED;
+      snprintf(err, errLen, "on the replica, table %s may only be read by its name"
+               " (do not qualify it with a schema name)", g.direct[0]);
+    }
+    sqlite3_finalize(stmt);
+    free(wrapped);
+  }
+  setFree(g.direct, g.nDirect);
+  setFree(g.targets, g.nTargets);
+  if( rc ) guardPlanFree(plan);
+  return rc;
+}
+
+void guardPlanFree(GuardPlan *plan){
+  if( plan->paramNames ){
+    for(int i = 0; i < plan->nParam; i++) free(plan->paramNames[i]);
+    free(plan->paramNames);
+  }
+  setFree(plan->reads, plan->nReads);
+  setFree(plan->writes, plan->nWrites);
+  setFree(plan->recursive, plan->nRecursive);
+  setFree(plan->calls, plan->nCalls);
+  setFree(plan->columns, plan->nColumns);
+  sqlite3_finalize(plan->explain);
+  memset(plan, 0, sizeof *plan);
+}
+
+/* ------------------------------------------------------------------------
+** Positional parameters. The Durable Object's SQLite binds by position only
+** ("Named SQL parameters are not supported"), so named parameters (:title,
+** @title, $title) are rewritten to the ?NNN that SQLite itself gave them.
+** Only parameter tokens change; strings, quoted identifiers and comments are
+** copied untouched. The result is prepared again and must have the same
+** parameters, so a mistake here is an error, never a wrong binding.
+*/
+
+/* Length of the quoted token starting at z (quote q, doubled to escape). */
+static size_t quotedLength(const char *z, char close){
+  size_t i = 1;
+  for(;;){
+    if( z[i]==0 ) return i;
+    if( z[i]==close ){
+      if( close!=']' && z[i+1]==close ){ i += 2; continue; }
+      return i + 1;
+    }
+    i++;
+  }
+}
+
+static int isParamChar(char c){
+  return (c>='a' && c<='z') || (c>='A' && c<='Z') || (c>='0' && c<='9') || c=='_'
+      || (unsigned char)c>=0x80;
+}
+
+int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen){
+  sqlite3_stmt *st = NULL;
+  *pOut = NULL;
+  if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
+  if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, NULL)!=SQLITE_OK ){
+    snprintf(err, errLen, "%s", sqlite3_errmsg(room->guardDb));
+    return NT_SQL_REJECTED;
+  }
+  int nParam = sqlite3_bind_parameter_count(st);
+  Buf b = {0};
+  for(const char *z = sql; *z; ){
+    size_t n = 1;
+    if( *z=='\'' || *z=='"' || *z=='`' ) n = quotedLength(z, *z);
+    else if( *z=='[' ) n = quotedLength(z, ']');
+    else if( z[0]=='-' && z[1]=='-' ) n = strcspn(z, "\n");
+    else if( z[0]=='/' && z[1]=='*' ){ const char *e = strstr(z + 2, "*/"); n = e ? (size_t)(e + 2 - z) : strlen(z); }
+    else if( (*z==':' || *z=='@' || *z=='$') && isParamChar(z[1]) ){
+      while( isParamChar(z[n]) ) n++;
+      char name[128];
+      int idx = 0;
+      if( n < sizeof name ){
+        memcpy(name, z, n);
+        name[n] = 0;
+        idx = sqlite3_bind_parameter_index(st, name);
+      }
+      if( idx > 0 ){
+        char num[16];
+        snprintf(num, sizeof num, "?%d", idx);
+        bufAppendStr(&b, num);
+        z += n;
+        continue;
+      }
+    }
+    bufAppend(&b, z, n);
+    z += n;
+  }
+  sqlite3_finalize(st);
+  char *out = bufFinish(&b);
+  if( out==NULL ) return NT_NOMEM;
+  /* Check: same count, and no named parameter left. */
+  int ok = sqlite3_prepare_v2(room->guardDb, out, -1, &st, NULL)==SQLITE_OK
+        && sqlite3_bind_parameter_count(st)==nParam;
+  for(int i = 1; ok && i <= nParam; i++){
+    const char *nm = sqlite3_bind_parameter_name(st, i);
+    ok = nm==NULL || nm[0]=='?';
+  }
+  sqlite3_finalize(st);
+  if( !ok ){
+    free(out);
+    snprintf(err, errLen, "could not rewrite the parameters to positional form");
+    return NT_SQL_REJECTED;
+  }
+  *pOut = out;
+  return NT_OK;
+}
