@@ -685,8 +685,6 @@ int liveRestore(Room *room, Conn *conn, const cJSON *attachment){
   const cJSON *subs = cJSON_GetObjectItemCaseSensitive(attachment, "subs");
   const cJSON *next = cJSON_GetObjectItemCaseSensitive(attachment, "nextSub");
   /* Storage the core does not control: only numbers it could have written. */
-  if( cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble <= 9007199254740991.0
-      && seq->valuedouble==floor(seq->valuedouble) ) conn->seq = conn->seqReserved = seq->valuedouble;
   if( cJSON_IsNumber(next) && next->valuedouble >= 0 && next->valuedouble <= UINT32_MAX ){
     conn->nextSubId = (uint32_t)next->valuedouble;
   }
