@@ -130,11 +130,7 @@ export interface BuiltinMethods {
 export type Status = 'connecting' | 'open' | 'reconnecting' | 'refused' | 'closed';
 
 /** The protocol's error codes, plus CLOSED (the client was closed first). */
-export type ErrorCode =
-  | 'BAD_REQUEST' | 'UNAUTHENTICATED' | 'PERMISSION_DENIED' | 'NOT_FOUND'
-  | 'UNKNOWN_METHOD' | 'INVALID_ARGUMENT' | 'PAYLOAD_TOO_LARGE' | 'SQL_REJECTED'
-  | 'CONFLICT' | 'RATE_LIMITED' | 'UNAVAILABLE' | 'INTERNAL' | 'CLOSED'
-  | (string & {});
+export type ErrorCode = import('./protocol.js').ErrorCode | 'CLOSED' | (string & {});
 
 /** The error every failed call rejects with, and what 'error' listeners get
  *  for a refused connection. */

@@ -40,10 +40,11 @@
 */
 
 import { Core, NT, base64 } from "./core.js";
+import { LIMITS } from "./protocol.js";
 import { errorResponse, errorText, coreResponse, readCapped, STATUS } from "./http.js";
 
-const MAX_BODY = 1 << 20;          /* HTTP RPC body limit (PROTOCOL.md: 1 MiB) */
-const MAX_FRAME = 1 << 20;         /* WebSocket frame limit (PROTOCOL.md: 1 MiB) */
+const MAX_BODY = LIMITS.MAX_FRAME;  /* HTTP RPC body limit (protocol.def) */
+const MAX_FRAME = LIMITS.MAX_FRAME; /* WebSocket frame limit (protocol.def) */
 const HTTP_TIMEOUT_MS = 30000;     /* a request the core never answers gets 500 */
 const CLOSE_INTERNAL = 1011;       /* WebSocket close code: server error */
 const MAX_REASON = 123;            /* WebSocket close reason limit, bytes */

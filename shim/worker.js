@@ -20,12 +20,13 @@ import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
 import { edgeRateLimits } from "./ratelimiter.js";
 import { devLogin } from "./devlogin.js";    /* POST /auth/dev-login, off unless NT_DEV_LOGIN=1 */
+import { LIMITS } from "./protocol.js";
 
 export { Room } from "./room.js";
 export { RateLimiter } from "./ratelimiter.js";
 
-const NAME_RE = /^[A-Za-z0-9._:-]{1,128}$/;  /* room names and client ids */
-const MAX_BODY = 1 << 20;                    /* HTTP RPC body limit, bytes (1 MiB) */
+const NAME_RE = new RegExp(`^[A-Za-z0-9._:-]{1,${LIMITS.MAX_ID_LEN}}$`);  /* room names and client ids */
+const MAX_BODY = LIMITS.MAX_FRAME;           /* HTTP RPC body limit, bytes (protocol.def) */
 
 /* Trusted headers the Worker sets for the Room (never taken from clients). */
 const H = {

@@ -48,7 +48,7 @@
 #include <string.h>
 #include "feature.h"
 
-#define LIVE_MAX_SUBS      64       /* subscriptions per connection */
+#define LIVE_MAX_SUBS      NT_MAX_SUBS_PER_CONN   /* subscriptions per connection (protocol.def) */
 #define LIVE_RESEND_MS     5000.0   /* ack deadline before a resend */
 #define LIVE_MAX_RESENDS   3        /* resends per update */
 #define LIVE_IDLE_KEEP_MS  60000.0  /* keep an unsubscribed query this long */

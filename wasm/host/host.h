@@ -16,11 +16,12 @@
 
 #define NT_PENDING            1    /* handler will answer later (async) */
 #define NT_NOCHANGE           2    /* transaction body wrote nothing: roll back, succeed */
-#define NT_MAX_FRAME    (1u << 20) /* largest accepted frame / HTTP body, bytes */
-#define NT_MAX_ID_LEN        128   /* client ids, room names, mutation ids (bytes) */
-#define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
-#define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
-#define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
+/* The protocol's limits (NT_MAX_FRAME, NT_MAX_ID_LEN, …): protocol.def. */
+#define PROTO_ERROR(code, http, what)
+#define PROTO_LIMIT(name, value, what) enum { NT_##name = value };
+#include "protocol.def"
+#undef PROTO_ERROR
+#undef PROTO_LIMIT
 #define NT_MAX_VALUE     2000000   /* DO SQLite's largest string or blob, bytes */
 
 /* ---- alloc.c: log, fresh ids -------------------------------------------- */
