@@ -3,13 +3,131 @@
 ** nanotypeDB client SDK. Everything public is here; names starting with an
 ** underscore are test hooks and deliberately left out.
 **
-** Results are typed by the caller (`subscribe<Task[]>(...)`): the SDK cannot
-** know what a named SQL function returns.
+** The client is generic over a method map: method name -> {kind, payload,
+** result}. scripts/gen-types.mjs writes the app's map (`Api`, in
+** build/types/api.d.ts by default) from the SQL, and `connect<Api>(…)` makes
+** every call typed: a misspelt method or a wrong payload does not compile,
+** and results carry their row types. The built-in methods (BuiltinMethods)
+** are always there. Without a map (`connect(…)`) any method name is
+** accepted and results are `unknown`.
+**
+** No DOM or Node types are needed: the WebSocket option is described by
+** what the SDK uses of it, which the browser's WebSocket and the `ws`
+** package both satisfy.
 */
 
+/* ---- values ---------------------------------------------------------------- */
+
+/** Any JSON value. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+/** A positional parameter of raw SQL. */
+export type SqlParam = string | number | boolean | null;
+
+/** Rows of raw SQL (executeSQL, subscribeSql): objects keyed by column name;
+ *  BLOBs arrive as base64 strings. */
+export type SqlRows = Array<Record<string, string | number | null>>;
+
+/** A payload with no fields. */
+export type Empty = Record<string, never>;
+
+/* ---- method maps ------------------------------------------------------------- */
+
+/** One method: what it takes and what it answers. `kind` says whether it can
+ *  be subscribed to ('query') or not ('mutation', 'builtin'). */
+export interface MethodSpec {
+  kind?: 'query' | 'mutation' | 'builtin';
+  payload: object;
+  result: unknown;
+}
+
+/** The map a client without one uses: any name, any payload, unknown results. */
+export interface UntypedApi {
+  [method: string]: { payload: { [key: string]: unknown }; result: unknown };
+}
+
+/** Every method a client of this app may call: the built-ins and the app's. */
+export type Methods<A> = BuiltinMethods & A;
+/** The name of any method. */
+export type MethodName<A> = keyof Methods<A> & string;
+/** The name of any method that can be subscribed to (a query). */
+export type QueryName<A> = {
+  [K in MethodName<A>]: Methods<A>[K] extends { kind: 'mutation' | 'builtin' } ? never : K
+}[MethodName<A>];
+/** A method's payload. */
+export type PayloadOf<A, K extends MethodName<A>> = Methods<A>[K] extends { payload: infer P } ? P : never;
+/** A method's result. */
+export type ResultOf<A, K extends MethodName<A>> = Methods<A>[K] extends { result: infer R } ? R : never;
+/** The row type of a query answering a list (`:many`), else its result. */
+export type RowOf<A, K extends MethodName<A>> = ResultOf<A, K> extends Array<infer R> ? R : ResultOf<A, K>;
+/** Arguments after the method name: the payload may be left out when none
+ *  of its fields is required. */
+export type PayloadArgs<P, O> = {} extends P ? [payload?: P, options?: O] : [payload: P, options?: O];
+/** The args of a subscription: may be null or left out when nothing is required. */
+export type QueryArgs<P> = {} extends P ? P | null | undefined : P;
+
+/* ---- built-in methods (docs/PROTOCOL.md; wasm/methods.def is the list) --------- */
+
+export interface RoomInfo { room: string; version: number; userId: string; role: string; clientId: string }
+export interface Presence { userId: string; status: Json; updatedAt: number }
+export interface Cursor { userId: string; position: Json; updatedAt: number }
+export interface RoomStats {
+  version: number; connections: number; rpcCalls: number; rpcErrors: number;
+  sqlStatements: number; rowsRead: number; rowsWritten: number; subscriptions: number;
+  liveQueries: number; queryRuns: number; updatesSent: number;
+}
+export interface SyncStatus {
+  isHealthy: boolean; lastSyncTime: number | null; totalSyncs: number; syncErrors: number;
+  errorRate: number; pending: number; lagMs: number;
+  /** fields added by newer servers */
+  [field: string]: unknown;
+}
+export interface CronJob {
+  cronId: string; name: string; schedule: string; rpcMethod: string; payload: Json;
+  nextRunAt: number; lastRunAt: number | null; lastStatus: 'ok' | 'error' | null;
+  lastError: string | null; runs: number; createdAt: number;
+}
+
+/** The methods every room has. */
+export interface BuiltinMethods {
+  getRoomInfo: { kind: 'builtin'; payload: Empty; result: RoomInfo };
+  d1Ping: { kind: 'builtin'; payload: Empty; result: { ok: true; latencyMs: number } };
+  /** ADMIN */
+  getStats: { kind: 'builtin'; payload: Empty; result: RoomStats };
+  /** ADMIN */
+  deleteRoom: { kind: 'builtin'; payload: Empty; result: { deleted: true } };
+  executeSQL: {
+    kind: 'builtin';
+    payload: { sql: string; params?: SqlParam[]; readonly?: boolean };
+    result: { columns: string[]; rows: SqlRows; truncated: boolean };
+  };
+  setCursor: { kind: 'builtin'; payload: { position: Json }; result: Cursor };
+  getCursors: { kind: 'builtin'; payload: Empty; result: Cursor[] };
+  setPresence: { kind: 'builtin'; payload: { status: Json }; result: Presence };
+  getPresence: { kind: 'builtin'; payload: Empty; result: Presence[] };
+  setEphemeral: { kind: 'builtin'; payload: { key: string; value: Json; ttlMs?: number }; result: { key: string; expiresAt: number | null } };
+  getEphemeral: { kind: 'builtin'; payload: { key: string }; result: { key: string; value: Json; updatedAt: number; expiresAt: number | null } };
+  deleteEphemeral: { kind: 'builtin'; payload: { key: string }; result: { deleted: true } };
+  /** ADMIN */
+  getMemoryStats: { kind: 'builtin'; payload: Empty; result: { entries: number; bytes: number; maxBytes: number; evictions: number; expirations: number } };
+  updateDebounced: { kind: 'builtin'; payload: { key: string; value: Json; intervalMs?: number }; result: { flushAt: number } };
+  flushDebounced: { kind: 'builtin'; payload: { key?: string }; result: { flushed: number } };
+  getDebounced: { kind: 'builtin'; payload: { key: string }; result: { key: string; value: Json; pending: boolean; updatedAt: number } };
+  getSyncStatus: { kind: 'builtin'; payload: Empty; result: SyncStatus };
+  /** ADMIN */
+  forceSyncAll: { kind: 'builtin'; payload: Empty; result: { queued: number } };
+  scheduleCron: { kind: 'builtin'; payload: { name: string; schedule: string; rpcMethod: string; payload?: { [key: string]: Json } }; result: { cronId: string; nextRunAt: number } };
+  listCronJobs: { kind: 'builtin'; payload: Empty; result: CronJob[] };
+  deleteCronJob: { kind: 'builtin'; payload: { cronId: string }; result: { deleted: true } };
+}
+
+/* ---- errors and status --------------------------------------------------------- */
+
 /** Connection status. 'connecting' until the first welcome; 'reconnecting'
- *  after a lost connection until the next welcome; 'closed' after close(). */
-export type Status = 'connecting' | 'open' | 'reconnecting' | 'closed';
+ *  after a lost connection until the next welcome; 'refused' when the server
+ *  refused the connection and the client waits for setToken()/reconnect();
+ *  'closed' after close(). */
+export type Status = 'connecting' | 'open' | 'reconnecting' | 'refused' | 'closed';
 
 /** The protocol's error codes, plus CLOSED (the client was closed first). */
 export type ErrorCode =
@@ -18,17 +136,26 @@ export type ErrorCode =
   | 'CONFLICT' | 'RATE_LIMITED' | 'UNAVAILABLE' | 'INTERNAL' | 'CLOSED'
   | (string & {});
 
-/** The error every failed call rejects with. */
+/** The error every failed call rejects with, and what 'error' listeners get
+ *  for a refused connection. */
 export class NanotypeError extends Error {
   readonly name: 'NanotypeError';
   /** e.g. 'INVALID_ARGUMENT'; 'CLOSED' when the client closed before the answer */
   readonly code: ErrorCode;
-  /** with RATE_LIMITED */
+  /** with RATE_LIMITED: how long to wait before the same call fits */
   readonly retryAfterMs?: number;
+  /** a refused connection: the HTTP status it was refused with (from the
+   *  handshake, or the close code minus 4000) */
+  readonly status?: number;
   /** the error object the server sent, if any */
   readonly details?: { code: string; message: string; [k: string]: unknown };
   constructor(code: ErrorCode, message: string, details?: object);
 }
+
+/** HTTP status -> error code, for refusals that name no code. */
+export const STATUS_CODES: { readonly [status: number]: ErrorCode };
+
+/* ---- options ----------------------------------------------------------------------- */
 
 /** Just getItem/setItem of localStorage or sessionStorage. */
 export interface StorageLike {
@@ -36,23 +163,29 @@ export interface StorageLike {
   setItem(key: string, value: string): void;
 }
 
-/** A WebSocket constructor: the browser's, or `ws` in Node. */
-export type WebSocketConstructor = new (url: string) => {
+/** What the SDK uses of a socket. The browser's WebSocket and the `ws`
+ *  package's both fit; the SDK sets the on* handlers itself. */
+export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: unknown) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-};
+}
+
+/** A WebSocket constructor: the browser's, or `ws` in Node. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** Gives the token for the next connection attempt; called before each one. */
+export type TokenGetter = () => string | null | undefined | Promise<string | null | undefined>;
 
 export interface ConnectOptions {
   /** server base URL: http(s):// or ws(s)://; the room path is appended */
   url: string;
   /** room name: 1–128 of A-Z a-z 0-9 . _ : - */
   room: string;
-  /** JWT, or a function giving one (called before every connection attempt) */
-  token?: string | (() => string | Promise<string>);
+  /** a JWT, or a function giving one (called before every connection attempt) */
+  token?: string | TokenGetter;
+  /** the same as a function `token`; give one of the two */
+  getToken?: TokenGetter;
   /** fixed client id; default: from storage, else a fresh `c-` + 24 hex */
   clientId?: string;
   /** default globalThis.WebSocket; in Node pass `ws` */
@@ -84,30 +217,39 @@ export interface ResultMeta {
 }
 
 export interface SubscribeOptions {
-  /** subscribe to this read-only SQL instead of a named query */
-  sql?: string;
-  /** positional parameters of `sql` */
-  params?: unknown[];
   /** the server refused the subscription (UNKNOWN_METHOD, INVALID_ARGUMENT, SQL_REJECTED) */
   onError?: (error: NanotypeError) => void;
 }
 
-/** What an optimistic update sees: the results shown, layer by layer.
- *  Updaters must return a new value (not change the one given) and be pure:
- *  they are replayed on top of every new server result. Returning undefined
- *  leaves the result as it was. Only subscribed queries can be changed. */
-export interface OptimisticStore {
-  get<T = unknown>(query: string, args?: object): T | undefined;
-  update<T = unknown>(query: string, args: object | undefined, updater: (current: T | undefined) => T | undefined): void;
-  getSql<T = unknown>(sql: string, params?: unknown[]): T | undefined;
-  updateSql<T = unknown>(sql: string, params: unknown[] | undefined, updater: (current: T | undefined) => T | undefined): void;
+export interface SqlSubscribeOptions extends SubscribeOptions {
+  /** subscribe to this read-only SQL instead of a named query */
+  sql: string;
+  /** positional parameters of `sql` */
+  params?: SqlParam[];
 }
 
-export interface MutateOptions {
-  /** change what subscribers see until the server's own result arrives */
-  optimistic?: (store: OptimisticStore) => void;
-  /** reuse a mutationId (default: a fresh `m-<counter>-<random>`) */
+/** What an optimistic update sees: the results shown, layer by layer.
+ *  Updaters must return a new value (not change the one given) and be pure:
+ *  they are replayed on top of every new server result. An updater runs only
+ *  for a subscription that has a result (a loading one is left alone, and the
+ *  layer is replayed over its first result); returning undefined leaves the
+ *  result as it was. Only subscribed queries can be changed. */
+export interface OptimisticStore<A = UntypedApi> {
+  get<K extends QueryName<A>>(query: K, args?: PayloadOf<A, K> | null): ResultOf<A, K> | undefined;
+  update<K extends QueryName<A>>(query: K, args: PayloadOf<A, K> | null | undefined,
+    updater: (current: ResultOf<A, K>) => ResultOf<A, K> | undefined): void;
+  getSql<T = SqlRows>(sql: string, params?: SqlParam[]): T | undefined;
+  updateSql<T = SqlRows>(sql: string, params: SqlParam[] | undefined, updater: (current: T) => T | undefined): void;
+}
+
+export interface RpcOptions {
+  /** makes a write idempotent: sent again with the same id, it is applied once */
   mutationId?: string;
+}
+
+export interface MutateOptions<A = UntypedApi> extends RpcOptions {
+  /** change what subscribers see until the server's own result arrives */
+  optimistic?: (store: OptimisticStore<A>) => void;
 }
 
 export interface WelcomeFrame {
@@ -125,10 +267,9 @@ export interface EventFrame<D = unknown> {
   data: D;
 }
 
-export interface Presence { userId: string; status: unknown; updatedAt: number }
-export interface Cursor { userId: string; position: unknown; updatedAt: number }
+/* ---- the client ---------------------------------------------------------------------- */
 
-export class NanotypeClient {
+export class NanotypeClient<A = UntypedApi> {
   constructor(options: ConnectOptions);
   /** kept across reconnects, persisted per room in `storage` */
   clientId: string;
@@ -138,47 +279,60 @@ export class NanotypeClient {
   version: number | null;
   readonly status: Status;
   readonly room: string;
+  /** the refusal that stopped the client (status 'refused'), else null */
+  readonly error: NanotypeError | null;
 
   /** Call a method. Resolves with its result, rejects with NanotypeError.
    *  An unanswered call is sent again after a reconnect: give writes a
    *  mutationId (or use mutate()) to make that harmless. */
-  rpc<T = unknown>(method: string, payload?: object, options?: { mutationId?: string }): Promise<T>;
+  rpc<K extends MethodName<A>>(method: K, ...args: PayloadArgs<PayloadOf<A, K>, RpcOptions>): Promise<ResultOf<A, K>>;
 
   /** A mutation with a fresh mutationId, optionally optimistic. Resent with
    *  the same mutationId after a reconnect until answered. */
-  mutate<T = unknown>(method: string, payload?: object, options?: MutateOptions): Promise<T>;
+  mutate<K extends MethodName<A>>(method: K, ...args: PayloadArgs<PayloadOf<A, K>, MutateOptions<A>>): Promise<ResultOf<A, K>>;
 
-  /** Live query by name and args (or SQL via options). onResult runs with the
-   *  first result and whenever what is shown changes. Returns unsubscribe. */
-  subscribe<T = unknown>(query: string | null, args: object | null | undefined,
-    onResult: (result: T, meta: ResultMeta) => void, options?: SubscribeOptions): () => void;
+  /** Live query by name and args. onResult runs with the first result and
+   *  whenever what is shown changes. Returns unsubscribe. */
+  subscribe<K extends QueryName<A>>(query: K, args: QueryArgs<PayloadOf<A, K>>,
+    onResult: (result: ResultOf<A, K>, meta: ResultMeta) => void, options?: SubscribeOptions): () => void;
+  /** Live read-only SQL given in options (the same as subscribeSql). */
+  subscribe<T = SqlRows>(query: null, args: null | undefined,
+    onResult: (result: T, meta: ResultMeta) => void, options: SqlSubscribeOptions): () => void;
 
   /** Live read-only SQL. */
-  subscribeSql<T = unknown>(sql: string, params: unknown[] | undefined,
-    onResult: (result: T, meta: ResultMeta) => void, options?: Omit<SubscribeOptions, 'sql' | 'params'>): () => void;
+  subscribeSql<T = SqlRows>(sql: string, params: SqlParam[] | undefined,
+    onResult: (result: T, meta: ResultMeta) => void, options?: SubscribeOptions): () => void;
 
   /** What a subscription currently shows; undefined while loading or unknown. */
-  peek<T = unknown>(query: string | null, args?: object | null, options?: { sql?: string; params?: unknown[] }): T | undefined;
+  peek<K extends QueryName<A>>(query: K, args?: PayloadOf<A, K> | null): ResultOf<A, K> | undefined;
+  peek<T = SqlRows>(query: null, args: null | undefined, options: { sql: string; params?: SqlParam[] }): T | undefined;
 
-  setPresence(status: unknown): Promise<unknown>;
+  setPresence(status: Json): Promise<Presence>;
   getPresence(): Promise<Presence[]>;
-  setCursor(position: unknown): Promise<unknown>;
+  setCursor(position: Json): Promise<Cursor>;
   getCursors(): Promise<Cursor[]>;
 
   on(name: 'status', fn: (status: Status) => void): () => void;
   on(name: 'welcome', fn: (frame: WelcomeFrame) => void): () => void;
-  on(name: 'error', fn: (error: unknown) => void): () => void;
+  /** a refused connection or an `error` frame (NanotypeError), or an
+   *  exception thrown by one of the app's callbacks */
+  on(name: 'error', fn: (error: NanotypeError | Error) => void): () => void;
   on(name: 'presence', fn: (data: Presence[], frame: EventFrame<Presence[]>) => void): () => void;
   on(name: 'cursors', fn: (data: Cursor[], frame: EventFrame<Cursor[]>) => void): () => void;
   on(name: 'event', fn: (event: string, data: unknown, frame: EventFrame) => void): () => void;
   on(name: string, fn: (data: unknown, frame: EventFrame) => void): () => void;
   off(name: string, fn: (...args: any[]) => void): void;
 
-  /** Drop the current socket, if any, and connect now, skipping the backoff. */
+  /** Drop the current socket, if any, and connect now, skipping the backoff;
+   *  after a refusal, try again (getToken is asked for a token). */
   reconnect(): void;
+  /** A new token (or getToken function) for the next attempts; a client
+   *  that is not open connects with it now. */
+  setToken(token: string | TokenGetter): void;
   /** Close for good; pending calls reject with code CLOSED. */
   close(): void;
 }
 
-/** Open a client; returns at once (calls made before the socket opens wait for it). */
-export function connect(options: ConnectOptions): NanotypeClient;
+/** Open a client; returns at once (calls made before the socket opens wait
+ *  for it). Pass the generated method map for typed calls: connect<Api>(…). */
+export function connect<A = UntypedApi>(options: ConnectOptions): NanotypeClient<A>;

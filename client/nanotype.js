@@ -15,7 +15,14 @@
 **     with the same mutationId, which the server makes idempotent);
 **   - a reconnect loop with exponential backoff and full jitter that, after
 **     each `welcome`, replays pending RPCs and then every subscription (with
-**     the last version seen, so the server may answer `unchanged:true`).
+**     the last version seen, so the server may answer `unchanged:true`);
+**   - refused connections: a handshake the server refuses (bad token, a room
+**     the token may not open, a bad name, a rate limit) is read from the
+**     handshake's HTTP answer where the WebSocket implementation shows it
+**     (the `ws` package) and from the in-band refusal otherwise (browsers:
+**     the URL asks for it with `inbandErrors=1`, and the server then accepts
+**     the socket, sends one `error` frame and closes with 4000 + status).
+**     What happens next depends on the code (REFUSALS below).
 **
 ** The optimistic-layer rule (also in client/README.md):
 **   A layer is added when mutate() is called with `optimistic` and shown at
@@ -55,6 +62,7 @@ const DEFAULTS = {
 };
 
 const OPEN = 1;              /* WebSocket.OPEN, the same in every implementation */
+const MAX_REFUSAL_BODY = 65_536;  /* bytes of a refused handshake's body we read */
 const NAME_RE = /^[A-Za-z0-9._:-]{1,128}$/;   /* a valid clientId, as PROTOCOL.md says */
 /* the SDK's own event names: a server event so named reaches only 'event' listeners */
 const OWN_EVENTS = new Set(['status', 'welcome', 'error', 'event']);
@@ -69,6 +77,60 @@ export class NanotypeError extends Error {
     if (details && details.retryAfterMs !== undefined) this.retryAfterMs = details.retryAfterMs;
     this.details = details;  /* the whole error object the server sent, if any */
   }
+}
+
+/* HTTP status -> error code, for a refusal that names no code (a body that
+** is not the protocol's JSON, or a 4000+status close without a frame). The
+** first code of each status in the protocol's table. */
+export const STATUS_CODES = {
+  400: 'BAD_REQUEST', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND', 409: 'CONFLICT', 413: 'PAYLOAD_TOO_LARGE', 422: 'SQL_REJECTED',
+  429: 'RATE_LIMITED', 500: 'INTERNAL', 503: 'UNAVAILABLE',
+};
+
+/* Error code -> the HTTP status a refusal with that code has. */
+const CODE_STATUS = Object.fromEntries(Object.entries(STATUS_CODES).map(([status, code]) => [code, Number(status)]));
+
+/* What a refused connection makes the client do, by code:
+**   retry:  wait and try again, calls keep waiting (RATE_LIMITED waits its
+**           retryAfterMs, the others the usual backoff);
+**   reauth: ask getToken for a token once more at once, then stop;
+**   stop:   stop, reject every waiting call, wait for setToken()/reconnect().
+** Any other 4xx stops, any other 5xx retries. */
+const REFUSALS = {
+  RATE_LIMITED: 'retry', UNAVAILABLE: 'retry', INTERNAL: 'retry',
+  UNAUTHENTICATED: 'reauth',
+  PERMISSION_DENIED: 'stop', BAD_REQUEST: 'stop', NOT_FOUND: 'stop',
+};
+function refusalAction(err) {
+  return REFUSALS[err.code] ?? (err.status >= 500 ? 'retry' : 'stop');
+}
+
+/* The refusal a handshake's HTTP answer describes: its JSON body's error when
+** it has one, else the status's code. */
+function refusalFromHttp(status, text, retryAfterHeader) {
+  let e = null;
+  try { e = JSON.parse(text)?.error ?? null; } catch { /* not JSON */ }
+  if (e === null || typeof e !== 'object' || typeof e.code !== 'string') {
+    e = { code: STATUS_CODES[status] ?? (status >= 500 ? 'UNAVAILABLE' : 'BAD_REQUEST'),
+      message: `the server refused the connection with HTTP ${status}` };
+  }
+  const seconds = Number(retryAfterHeader);
+  if (e.retryAfterMs === undefined && Number.isFinite(seconds) && seconds >= 0) e = { ...e, retryAfterMs: seconds * 1000 };
+  return refusalError(e, status);
+}
+
+/* The refusal a close code 4000+status describes (no error frame came). */
+function refusalFromClose(code, reason) {
+  const status = code - 4000;
+  const name = typeof reason === 'string' && /^[A-Z_]+$/.test(reason) ? reason : STATUS_CODES[status];
+  return refusalError({ code: name ?? 'BAD_REQUEST', message: reason || `the server refused the connection (close code ${code})` }, status);
+}
+
+function refusalError(e, status) {
+  const err = new NanotypeError(e.code, typeof e.message === 'string' ? e.message : '', e);
+  err.status = status;          /* the HTTP status the server refused with */
+  return err;
 }
 
 /* JSON with object keys sorted, so {a,b} and {b,a} name the same query. */
@@ -121,6 +183,7 @@ function roomSocketUrl(base, room, token, clientId) {
   u.pathname = `${u.pathname.replace(/\/+$/, '')}/rooms/${encodeURIComponent(room)}/ws`;
   if (token !== undefined && token !== null) u.searchParams.set('token', token);
   u.searchParams.set('clientId', clientId);
+  u.searchParams.set('inbandErrors', '1');   /* refusals as an error frame + close 4000+status */
   return u.toString();
 }
 
@@ -134,7 +197,7 @@ export class NanotypeClient {
   /* options */
   #url;                /* server base URL, http(s) or ws(s) */
   #room;               /* room name */
-  #token;              /* JWT string, or a function returning one (or a promise of one) */
+  #token;              /* JWT string, or getToken: a function returning one (or a promise of one) */
   #WebSocket;          /* WebSocket constructor */
   #storage;            /* localStorage-like, or null */
   #opt;                /* the timing knobs of DEFAULTS */
@@ -145,6 +208,8 @@ export class NanotypeClient {
   #welcomed = false;   /* the current socket has delivered `welcome` */
   #closed = false;     /* close() was called: nothing reconnects any more */
   #hold = false;       /* test hook: stay disconnected until reconnect() */
+  #refusal = null;     /* the refusal that stopped the client, until setToken()/reconnect() */
+  #reauthed = false;   /* getToken was asked again after an UNAUTHENTICATED since the last welcome */
   #everOpen = false;   /* a welcome has been seen once: later losses are "reconnecting" */
   #attempt = 0;        /* failed attempts since the last stable connection */
   #connectSeq = 0;     /* bumps on every attempt, so a stale async attempt gives up */
@@ -184,15 +249,17 @@ export class NanotypeClient {
   version = null;              /* the room version from the last welcome */
   _testHooks = { onSend: null, onFrame: null };  /* onFrame(frame) returning false discards it */
 
-  constructor({ url, room, token, clientId, WebSocket, storage, ...tuning } = {}) {
+  constructor({ url, room, token, getToken, clientId, WebSocket, storage, ...tuning } = {}) {
     if (!url) throw new TypeError('nanotype: connect() needs a url');
     if (!room) throw new TypeError('nanotype: connect() needs a room');
+    if (getToken !== undefined && token !== undefined) throw new TypeError('nanotype: give token or getToken, not both');
+    if (getToken !== undefined && typeof getToken !== 'function') throw new TypeError('nanotype: getToken must be a function');
     if (clientId !== undefined && !NAME_RE.test(clientId)) {
       throw new TypeError('nanotype: clientId must be 1-128 characters of A-Z a-z 0-9 . _ : -');
     }
     this.#url = url;
     this.#room = room;
-    this.#token = token;
+    this.#token = getToken ?? token;
     this.#WebSocket = WebSocket ?? globalThis.WebSocket;
     if (typeof this.#WebSocket !== 'function') {
       throw new TypeError('nanotype: no WebSocket here; pass one, e.g. connect({ WebSocket: (await import("ws")).default, ... })');
@@ -207,7 +274,7 @@ export class NanotypeClient {
 
     if (typeof globalThis.addEventListener === 'function') {
       /* back online: skip the rest of the backoff wait */
-      this.#onlineHandler = () => { if (this.#timers.retry && !this.#hold) this.#connectNow(); };
+      this.#onlineHandler = () => { if (this.#timers.retry && !this.#hold && !this.#refusal) this.#connectNow(); };
       globalThis.addEventListener('online', this.#onlineHandler);
     }
     this.#open();
@@ -215,8 +282,10 @@ export class NanotypeClient {
 
   get #storageKey() { return `nanotype:clientId:${this.#room}`; }
 
-  /* 'connecting' (never open yet) | 'open' | 'reconnecting' | 'closed' */
+  /* 'connecting' (never open yet) | 'open' | 'reconnecting' | 'refused' | 'closed' */
   get status() { return this.#status; }
+  /* The refusal that stopped the client (status 'refused'), else null. */
+  get error() { return this.#refusal; }
   get room() { return this.#room; }
 
   /* ---------------------------------------------------------------- events */
@@ -279,8 +348,18 @@ export class NanotypeClient {
     this.#welcomed = false;
     this.#maxSeq = this.#ackedSeq = 0;          /* seq counts per connection */
     ws.onmessage = (ev) => { if (ws === this.#ws) this.#onMessage(ev.data); };
-    ws.onclose = () => { if (ws === this.#ws) this.#lost(); };
+    ws.onclose = (ev) => {
+      if (ws !== this.#ws) return;
+      const code = ev?.code;
+      /* closed before any welcome with 4000+status: a refusal whose frame never came */
+      if (!this.#welcomed && code >= 4400 && code < 4600) this.#lost(refusalFromClose(code, ev.reason));
+      else this.#lost();
+    };
     ws.onerror = () => { if (ws === this.#ws) this.#lost(); };
+    if (typeof ws.on === 'function') {
+      /* the `ws` package shows a refused handshake's answer to whoever asks */
+      ws.on('unexpected-response', (req, res) => this.#readRefusal(ws, res));
+    }
     this.#timers.connect = setTimeout(() => { if (ws === this.#ws && !this.#welcomed) this.#lost(); },
       this.#opt.connectTimeoutMs);
   }
@@ -307,17 +386,76 @@ export class NanotypeClient {
     this.#timers[name] = null;
   }
 
-  /* The socket is gone (closed, failed, timed out, or dropped on purpose). */
-  #lost() {
+  /* A refused handshake as the `ws` package shows it: read the body (the
+  ** protocol's JSON error), then treat it as a refusal. */
+  #readRefusal(ws, res) {
+    let text = '';
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      if (ws === this.#ws) this.#lost(refusalFromHttp(res.statusCode, text, res.headers?.['retry-after']));
+    };
+    res.setEncoding?.('utf8');
+    res.on('data', (chunk) => { if (text.length < MAX_REFUSAL_BODY) text += chunk; });
+    res.on('end', finish);
+    res.on('error', finish);
+    res.on('close', finish);
+  }
+
+  /* The socket is gone (closed, failed, timed out, dropped on purpose, or
+  ** refused: then refusal is the NanotypeError saying why). */
+  #lost(refusal = null) {
     this.#detach();
     /* what belonged to that socket: server subscription ids, request ids */
     this.#bySid.clear();
     this.#subRequests.clear();
     this.#ignore.clear();
     for (const rec of this.#records.values()) { rec.serverId = null; rec.requestId = null; }
-    if (this.#closed) return;
+    if (this.#closed || this.#refusal) return;
+    if (refusal) { this.#afterRefusal(refusal); return; }
     if (this.#everOpen) this.#setStatus('reconnecting');
     if (!this.#hold) this.#scheduleRetry();
+  }
+
+  /* The server refused the connection attempt with err: REFUSALS says what follows. */
+  #afterRefusal(err) {
+    const action = refusalAction(err);
+    if (action === 'reauth' && typeof this.#token === 'function' && !this.#reauthed) {
+      this.#reauthed = true;                   /* the token may just have expired: one fresh one */
+      if (!this.#hold) this.#connectNow();
+      return;
+    }
+    if (action === 'retry') {
+      this.#report(err);
+      if (this.#everOpen) this.#setStatus('reconnecting');
+      if (this.#hold) return;
+      if (typeof err.retryAfterMs === 'number' && err.retryAfterMs >= 0) {
+        /* the exact wait the server named, plus a little jitter */
+        this.#clearTimer('retry');
+        this.#timers.retry = setTimeout(() => { this.#timers.retry = null; this.#open(); },
+          err.retryAfterMs + Math.random() * this.#opt.backoffBaseMs);
+      } else {
+        this.#scheduleRetry();
+      }
+      return;
+    }
+    /* stop: nothing will change until the app gives a new token */
+    this.#refusal = err;
+    this.#clearTimer('retry');
+    this.#setStatus('refused');
+    this.#report(err);
+    this.#rejectCalls(err);
+  }
+
+  /* Every call still waiting rejects with err; their optimistic layers go. */
+  #rejectCalls(err) {
+    const calls = [...this.#calls.values()];
+    this.#calls.clear();
+    for (const c of calls) {
+      if (c.layer) this.#dropLayer(c.layer);
+      c.reject(err);
+    }
   }
 
   /* Exponential backoff with full jitter: wait a uniform random time in
@@ -335,13 +473,28 @@ export class NanotypeClient {
     this.#open();
   }
 
-  /* Reconnect now: drops the current socket, if any, and skips the backoff. */
+  /* Reconnect now: drops the current socket, if any, and skips the backoff.
+  ** After a refusal, this is how the client tries again (getToken is asked
+  ** for a token, as before every attempt). */
   reconnect() {
     if (this.#closed) throw new NanotypeError('CLOSED', 'the client is closed');
     this.#hold = false;
     this.#attempt = 0;
+    this.#reauthed = false;
+    if (this.#refusal) {
+      this.#refusal = null;
+      this.#setStatus(this.#everOpen ? 'reconnecting' : 'connecting');
+    }
     if (this.#ws) this.#lost();
     this.#connectNow();
+  }
+
+  /* A new token (a string, or a getToken function) for the next attempts.
+  ** A client that is open keeps its socket; any other connects now. */
+  setToken(token) {
+    if (this.#closed) throw new NanotypeError('CLOSED', 'the client is closed');
+    this.#token = token;
+    if (this.#status !== 'open') this.reconnect();
   }
 
   /* Close for good: pending calls reject with CLOSED, nothing reconnects. */
@@ -354,10 +507,8 @@ export class NanotypeClient {
     if (this.#onlineHandler) globalThis.removeEventListener('online', this.#onlineHandler);
     for (const layer of this.#layers) clearTimeout(layer.timer);
     this.#layers = [];
-    const calls = [...this.#calls.values()];
-    this.#calls.clear();
     this.#setStatus('closed');
-    for (const c of calls) c.reject(new NanotypeError('CLOSED', 'the client was closed before the server answered'));
+    this.#rejectCalls(new NanotypeError('CLOSED', 'the client was closed before the server answered'));
   }
 
   /* Test hooks. _socket is the raw WebSocket; _dropConnection() cuts it as a
@@ -396,7 +547,10 @@ export class NanotypeClient {
       case 'event': this.#onEvent(f); break;
       case 'error': {
         const e = f.error ?? {};
-        this.#report(new NanotypeError(e.code ?? 'INTERNAL', e.message ?? 'error frame', e));
+        const err = new NanotypeError(e.code ?? 'INTERNAL', e.message ?? 'error frame', e);
+        /* before any welcome, an error frame is the in-band refusal (the close follows) */
+        if (!this.#welcomed) this.#lost(refusalError({ ...e, code: err.code }, CODE_STATUS[err.code]));
+        else this.#report(err);
         break;
       }
       default: break;                          /* newer frame types: ignore */
@@ -407,6 +561,7 @@ export class NanotypeClient {
     this.#clearTimer('connect');
     this.#welcomed = true;
     this.#everOpen = true;
+    this.#reauthed = false;
     if (typeof f.clientId === 'string' && f.clientId) {
       this.clientId = f.clientId;
       storageSet(this.#storage, this.#storageKey, this.clientId);
@@ -486,7 +641,10 @@ export class NanotypeClient {
   }
 
   #call(method, payload, mutationId, layer) {
-    if (this.#closed) return Promise.reject(new NanotypeError('CLOSED', 'the client is closed'));
+    if (this.#closed || this.#refusal) {
+      if (layer) this.#dropLayer(layer);
+      return Promise.reject(this.#refusal ?? new NanotypeError('CLOSED', 'the client is closed'));
+    }
     const id = this.#nextId++;
     const frame = { action: 'rpc', id, method, payload: payload ?? {} };
     if (layer) layer.callId = id;
@@ -508,7 +666,7 @@ export class NanotypeClient {
   mutate(method, payload = {}, { optimistic, mutationId } = {}) {
     mutationId ??= this.#newMutationId();
     let layer = null;
-    if (typeof optimistic === 'function' && !this.#closed) {
+    if (typeof optimistic === 'function' && !this.#closed && !this.#refusal) {
       layer = {
         mutationId,
         fn: optimistic,               /* (store) => void, replayed on every render */
@@ -587,7 +745,9 @@ export class NanotypeClient {
       };
       const write = (key, fn) => {
         if (!this.#records.has(key)) return;   /* nobody subscribed: nothing to show */
-        const next = fn(read(key));
+        const shown = read(key);
+        if (shown === undefined) return;       /* still loading: replayed over the first result */
+        const next = fn(shown);
         if (next === undefined) return;
         work.set(key, next);
         current.touched.add(key);
