@@ -30,6 +30,10 @@ int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan, char *e
 void guardPlanFree(GuardPlan *plan);
 int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen);
 void guardClose(Room *room);
+/* Where SQLite's parser puts the error in sql (one statement): its byte
+** offset when preparing sql on the mirror fails with exactly the message msg,
+** else -1. */
+int guardErrorOffset(Room *room, const char *sql, const char *msg);
 
 /* ---- rls.c: row-level security ----------------------------------------- */
 int rlsInstall(Room *room);
@@ -44,5 +48,11 @@ const char *sqlSkipSpace(const char *z);   /* skips blanks and comments */
 
 /* ---- migrate.c ---------------------------------------------------------- */
 int migrateRun(Room *room, cJSON *migrations);
+/* sql without comments, and without whitespace outside literals and quoted
+** names except one space where two words or two operators meet; caller
+** frees; NULL when out of memory. */
+char *migrateNormalize(const char *sql);
+/* FNV-1a (64 bits) of migrateNormalize(sql), as 16 lowercase hex digits. */
+int migrateChecksum(const char *sql, char out[17]);
 
 #endif /* NT_SQL_H */
