@@ -13,11 +13,11 @@
 **
 ** A migration runs statement by statement (split where sqlite3_complete
 ** says a statement ends), so the runner knows which statement failed. The
-** room's SQLite gives no position; the embedded SQLite does: the schema as
-** it stands inside the failing transaction is copied to the guard's mirror
-** and the statement prepared there, and when it fails the same way its
-** sqlite3_error_offset names the line. Otherwise the line is the
-** statement's first.
+** position inside it is SQLite's error offset, which workerd (and the fake
+** host, like it) appends to the message as " at offset N": it is taken off
+** again, N counting from the start of the statement, and turned into a line
+** of the file. An error without one (a constraint, "no such table") points
+** at the statement's first line.
 **
 ** The checksum is FNV-1a (64 bits, 16 hex digits) of the migration's normal
 ** form: comments dropped, whitespace outside string literals and quoted
@@ -241,14 +241,25 @@ static int migrateIsEmpty(const char *z){
   return *z==0;
 }
 
+/* The " at offset N" workerd appends to SQLite's message, taken off err;
+** N, or -1 when the message has none. */
+static int migrateHostOffset(char *err){
+  char *at = strstr(err, " at offset ");
+  if( at==NULL ) return -1;
+  const char *digits = at + strlen(" at offset ");
+  char *end = NULL;
+  long n = strtol(digits, &end, 10);
+  if( end==digits || *end ) return -1;
+  *at = 0;
+  return n >= 0 && n < 0x7fffffff ? (int)n : -1;
+}
+
 /* step->line for the statement stmt, at byte `at` of the migration, which
 ** the room's SQLite refused with step->err (see the file's header). */
-static void migrateLocate(Room *room, Step *step, size_t at, const char *stmt){
+static void migrateLocate(Step *step, size_t at, const char *stmt){
   size_t pos = at + (size_t)(sqlSkipSpace(stmt) - stmt);
-  if( guardSync(room)==NT_OK ){
-    int off = guardErrorOffset(room, stmt, step->err);
-    if( off >= 0 && (size_t)off < strlen(stmt) ) pos = at + (size_t)off;
-  }
+  int off = migrateHostOffset(step->err);
+  if( off >= 0 && (size_t)off < strlen(stmt) ) pos = at + (size_t)off;
   step->line = 1;
   for(size_t i = 0; i < pos && step->sql[i]; i++) step->line += step->sql[i]=='\n';
 }
@@ -265,7 +276,7 @@ static int migrateStepBody(Room *room, void *arg){
     }
     if( !migrateIsEmpty(stmt) ){
       rc = storeRunFree(room, stmt, NULL, step->err, sizeof step->err);
-      if( rc ) migrateLocate(room, step, (size_t)(z - step->sql), stmt);
+      if( rc ) migrateLocate(step, (size_t)(z - step->sql), stmt);
     }
     free(stmt);
     z += n;
