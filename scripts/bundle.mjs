@@ -26,7 +26,7 @@
 **   same (options win), for runs through wrangler.
 */
 
-import { readdirSync, readFileSync, writeFileSync, renameSync, mkdirSync, existsSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync, renameSync, mkdirSync, existsSync, statSync } from "node:fs";
 import { join, dirname, resolve, relative, isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnSync } from "node:child_process";
@@ -71,12 +71,30 @@ function sqlFiles(dir) {
     .map((f) => ({ name: f, path: displayPath(join(dir, f)), sql: readFileSync(join(dir, f), "utf8") }));
 }
 
+/* The newest modification time among paths, directories walked (their own
+** time counts too: it changes when a file is removed). */
+function newest(paths) {
+  let t = 0;
+  for (const p of paths) {
+    if (!existsSync(p)) continue;
+    const st = statSync(p);
+    t = Math.max(t, st.mtimeMs, st.isDirectory() ? newest(readdirSync(p).map((f) => join(p, f))) : 0);
+  }
+  return t;
+}
+
 /* Build (when needed) and return the path of the native checker, in the
-** same build directory scripts/gen-types.mjs uses. cmake --build is
-** incremental: a second run that finds nothing to do takes a fraction of a
-** second. */
+** same build directory scripts/gen-types.mjs uses. cmake runs only when a
+** source of the tool is newer than it (make's rule, without the time its
+** Makefiles take to say so), and its build is incremental. */
 function checkerBinary() {
   const dir = join(root, "build", "tools");
+  const bin = join(dir, "nt_sqlinfo");
+  const sources = ["CMakeLists.txt", "wasm", "scripts/sqlinfo.c", "test/c/fakehost.c", "test/c/fakehost.h"]
+    .map((p) => join(root, p));
+  if (existsSync(join(dir, "CMakeCache.txt")) && existsSync(bin) && statSync(bin).mtimeMs >= newest(sources)) {
+    return bin;
+  }
   const run = (args) => {
     const r = spawnSync("cmake", args, { cwd: root, encoding: "utf8" });
     if (r.error) fail(`cannot run cmake (${r.error.message}); scripts/setup installs it`);
@@ -84,7 +102,7 @@ function checkerBinary() {
   };
   if (!existsSync(join(dir, "CMakeCache.txt"))) run(["-S", root, "-B", dir, "-DCMAKE_BUILD_TYPE=Debug"]);
   run(["--build", dir, "--target", "nt_sqlinfo"]);
-  return join(dir, "nt_sqlinfo");
+  return bin;
 }
 
 /* The core's complaints about this SQL: ["<path>:<line>: <reason>", …]. */
