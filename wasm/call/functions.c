@@ -16,6 +16,13 @@
 ** positionally, wrapped for row-level security, and run; a WRITE goes through
 ** the one write path (host/write.c), which bumps the room's commit counter
 ** and tells the modules what it touched.
+**
+** A block that does not load stops the room (UNAVAILABLE) with
+** "<path>:<line>: <reason>", the line being the directive at fault, or where
+** the embedded SQLite's parser stopped in the statement (directive lines are
+** kept as empty lines of the SQL, so its offsets count the file's lines).
+** The build runs the same parser (scripts/sqlinfo.c --check), so these
+** messages normally reach the developer before any room sees them.
 */
 #include <math.h>
 #include <stdarg.h>

@@ -221,15 +221,22 @@ static int migrateSystemBody(Room *room, void *arg){
 }
 
 /* Length of the statement at the start of z: up to and including the ';'
-** where sqlite3_complete says it ends, or the rest of z. */
+** where sqlite3_complete says it ends, or the rest of z. Only a ';' outside
+** literals, quoted names and comments is put to sqlite3_complete (a trigger
+** body holds several), so a long string full of them costs nothing extra. */
 static size_t migrateStatementLength(const char *z){
   Buf b = {0};
-  size_t n = strlen(z);
-  for(const char *semi = strchr(z, ';'); semi; semi = strchr(semi + 1, ';')){
-    size_t len = (size_t)(semi - z) + 1;
+  size_t i = 0, n = strlen(z);
+  while( z[i] ){
+    size_t skip = migrateBlank(z + i);
+    if( skip ){ i += skip; continue; }
+    char c = z[i];
+    if( c=='\'' || c=='"' || c=='`' || c=='[' ){ i += migrateQuoted(z + i); continue; }
+    i++;
+    if( c!=';' ) continue;
     b.n = 0;
-    bufAppend(&b, z, len);
-    if( b.oom || sqlite3_complete(b.p) ){ n = len; break; }
+    bufAppend(&b, z, i);
+    if( b.oom || sqlite3_complete(b.p) ){ n = i; break; }
   }
   bufFree(&b);
   return n;
