@@ -336,6 +336,9 @@ static int deliverSqliteError(int rc, uint8_t **ppOut, uint32_t *pnOut){
       "or SAVEPOINT statements. The JavaScript API is safer because it will "
       "automatically roll back on exceptions, and because it interacts correctly "
       "with Durable Objects' automatic atomic write coalescing.: SQLITE_AUTH");
+  }else if( sqlite3_error_offset(F.db) >= 0 ){   /* workerd says where, too */
+    snprintf(msg, sizeof msg, "%s at offset %d: %s", sqlite3_errmsg(F.db),
+             sqlite3_error_offset(F.db), errName(rc));
   }else{
     snprintf(msg, sizeof msg, "%s: %s", sqlite3_errmsg(F.db), errName(rc));
   }
