@@ -155,6 +155,8 @@ function sqlProject() {
   cpSync(join(REPO, 'shim'), join(dir, 'shim'), { recursive: true });
   mkdirSync(join(dir, 'build'));
   cpSync(join(REPO, 'build', 'core.wasm'), join(dir, 'build', 'core.wasm'));
+  /* the pages are served as static assets: the directory must exist */
+  cpSync(join(REPO, 'build', 'public'), join(dir, 'build', 'public'), { recursive: true });
   const command = [process.execPath, BUNDLE, '--migrations', sql.migrations, '--functions', sql.functions,
     '--out', join(dir, 'build', 'bundle.js')].map((a) => `'${a}'`).join(' ');
   const toml = readFileSync(join(REPO, 'wrangler.toml'), 'utf8')

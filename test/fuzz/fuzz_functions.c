@@ -4,7 +4,7 @@
 ** The input is a functions file ("-- name: x :many", "-- param: …",
 ** "-- cast: …", "-- replica: …", then SQL), optionally followed by a line
 ** "%%" and a JSON payload. The room's functions are replaced by the ones
-** parsed from it (fnLoadAll, as nt_room_open loads them), and every method
+** parsed from it (fnOpen, as nt_room_open loads them), and every method
 ** the file names is then called over alice's WebSocket, with an empty payload
 ** and with the given one, so the parsed types, bounds and casts meet values.
 **
@@ -22,20 +22,21 @@ FUZZ_SHARES_ROOM
 #define FUZZ_MAX_CALLS 16          /* methods called per input */
 
 /* Replace the room's functions with the file text (NULL: none); returns
-** fnLoadAll's code. The room serves again first, whatever the last file did. */
+** fnOpen's code. The room serves again first, whatever the last file did. */
 static int fuzzLoad(Room *room, const char *text){
   fnFreeAll(room);
   room->status = NT_OK;
   free(room->statusMsg);
   room->statusMsg = NULL;
   if( text==NULL ) return NT_OK;
-  cJSON *files = cJSON_CreateArray();
+  cJSON *config = cJSON_CreateObject();
+  cJSON *files = cJSON_AddArrayToObject(config, "functions");
   cJSON *f = cJSON_CreateObject();
   cJSON_AddStringToObject(f, "file", "fuzz.sql");
   cJSON_AddStringToObject(f, "sql", text);
   cJSON_AddItemToArray(files, f);
-  int rc = fnLoadAll(room, files);
-  cJSON_Delete(files);
+  int rc = fnOpen(room, config);
+  cJSON_Delete(config);
   return rc;
 }
 
