@@ -253,7 +253,8 @@ int adminBrowseTable(Call *call, cJSON **ppResult){
 int adminRateLimits(Call *call, cJSON **ppResult){
   int rc = callOnlyKeys(call, NULL, 0);
   if( rc ) return rc;
-  const RateLimits *rl = &call->room->rate;
+  const RateLimits *rl = call->room->rate;
+  if( rl==NULL ) return callFail(call, NT_UNAVAILABLE, "this room keeps no rate limits");
   const struct { const char *scope; const RateRule *rules; int n; } groups[] = {
     { "conn", rl->conn, rl->nConn },
     { "user", rl->user, rl->nUser },
