@@ -30,8 +30,10 @@ void reasonFree(LiveReason *r){
   memset(r, 0, sizeof *r);
 }
 
-/* Replace *slot with a copy of s (NULL stays NULL). */
+/* Make *slot a copy of s (NULL stays NULL); the same text is kept as it is,
+** so a stream of writes by one caller copies nothing. */
 static void reasonSet(char **slot, const char *s){
+  if( *slot && s && strcmp(*slot, s)==0 ) return;
   free(*slot);
   *slot = ntStrdup(s);
 }
