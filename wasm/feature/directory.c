@@ -14,7 +14,9 @@
 ** room and never two at a time: activity while one is in flight, or within
 ** the interval, is coalesced into the next. A write never waits for it. The
 ** first upsert of an instance also creates the table (CREATE TABLE IF NOT
-** EXISTS), so a fresh D1 needs no migration; it goes out as the room opens.
+** EXISTS), so a fresh D1 needs no migration; it goes out as the room opens,
+** and the next one, which records the socket that woke the room and its
+** first writes, waits only DIR_SETTLE_MS instead of the whole interval.
 ** A failed upsert is tried again after a backoff (the interval doubled per
 ** failure, at most DIR_MAX_BACKOFF).
 **
@@ -28,6 +30,7 @@
 #include "feature.h"
 
 #define DIR_INTERVAL_MS    10000.0  /* default interval between upserts of one room */
+#define DIR_SETTLE_MS       1000.0  /* but the one after the wake's waits only this long */
 #define DIR_MAX_BACKOFF   300000.0  /* ms, after repeated failures */
 #define DIR_LIST_DEFAULT     100    /* rooms one listRooms answers by default */
 #define DIR_LIST_MAX        1000    /* and at most */
@@ -54,6 +57,7 @@ typedef struct Directory {
   double sentAt;                   /* when the last upsert started; 0: none yet */
   double retryAt;                  /* after a failure, not before this; 0: none */
   double sendingAt;                /* activeAt of the upsert in flight */
+  int sent;                        /* upserts started by this instance */
   int busy;                        /* an upsert is in flight */
   int failures;                    /* consecutive failed upserts */
   int tableReady;                  /* D1 confirmed the table to this instance */
@@ -63,7 +67,8 @@ typedef struct Directory {
 static double dirDue(const Room *room){
   const Directory *d = room->directory;
   if( d==NULL || d->busy || d->activeAt==0 || room->name[0]==0 || room->status ) return 0;
-  double due = d->sentAt > 0 ? d->sentAt + d->intervalMs : d->activeAt;
+  double wait = d->sent==1 ? fmin(DIR_SETTLE_MS, d->intervalMs) : d->intervalMs;
+  double due = d->sent > 0 ? d->sentAt + wait : d->activeAt;
   return fmax(due, d->retryAt);
 }
 
@@ -124,6 +129,7 @@ static void dirSend(Room *room){
   d->sendingAt = d->activeAt;
   d->activeAt = 0;
   d->sentAt = host_now_ms();
+  d->sent++;
   d->busy = 1;
   int rc = asyncStartInternal(room, NT_ASYNC_D1_BATCH, req, dirSent, NULL);
   cJSON_Delete(req);
