@@ -28,11 +28,6 @@
 #define ADMIN_BROWSE_BYTES    (NT_MAX_FRAME - 65536)   /* rows' JSON, leaving room for the rest */
 #define ADMIN_SCHEDULE_MAX   1000   /* rows listSchedule answers */
 
-/* The app's tables in the schema mirror: what listTables lists and the only
-** tables browseTable reads. */
-#define ADMIN_APP_TABLES \
-  "m.type = 'table' AND m.name NOT LIKE '^_%' ESCAPE '^' AND m.name NOT LIKE 'sqlite^_%' ESCAPE '^'"
-
 /* ---- the module: when each socket opened ----------------------------------- */
 
 void adminConnAttach(Room *room, Conn *conn, cJSON *attachment){
@@ -111,33 +106,35 @@ static double adminCount(Room *room, const char *table, char *err, size_t errLen
   return n;
 }
 
-/* listTables {} -> [{name, columns, rows, rls}] by name: the app's tables,
-** their schema, how many rows each holds, and whether it is under
-** row-level security (it has owner_id). */
+static int adminByName(const void *a, const void *b){
+  return strcmp(*(char *const*)a, *(char *const*)b);
+}
+
+/* listTables {} -> [{name, columns, rows, rls}] by name: the app's tables
+** (the schema mirror's schemaUserTables), their schema, how many rows each
+** holds, and whether it is under row-level security (it has owner_id). */
 int adminListTables(Call *call, cJSON **ppResult){
   int rc = callOnlyKeys(call, NULL, 0);
   if( rc ) return rc;
   Room *room = call->room;
-  sqlite3_stmt *st = NULL;
-  if( sqlite3_prepare_v2(room->guardDb,
-        "SELECT m.name FROM sqlite_master m WHERE " ADMIN_APP_TABLES " ORDER BY m.name",
-        -1, &st, NULL)!=SQLITE_OK ){
-    sqlite3_finalize(st);
+  char **names = NULL;
+  int n = 0;
+  if( schemaUserTables(room, NULL, &names, &n) ){
     return callFail(call, NT_INTERNAL, "the schema mirror could not be read");
   }
+  qsort(names, (size_t)n, sizeof *names, adminByName);
   cJSON *out = cJSON_CreateArray();
-  while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
-    const char *name = (const char*)sqlite3_column_text(st, 0);
-    double rows = adminCount(room, name, call->err, sizeof call->err);
+  for(int i = 0; rc==NT_OK && i < n; i++){
+    double rows = adminCount(room, names[i], call->err, sizeof call->err);
     if( rows < 0 ){ rc = NT_INTERNAL; break; }
     cJSON *t = cJSON_CreateObject();
-    cJSON_AddStringToObject(t, "name", name);
-    cJSON_AddItemToObject(t, "columns", adminColumns(room, name));
+    cJSON_AddStringToObject(t, "name", names[i]);
+    cJSON_AddItemToObject(t, "columns", adminColumns(room, names[i]));
     cJSON_AddNumberToObject(t, "rows", rows);
-    cJSON_AddBoolToObject(t, "rls", rlsIsOwned(room, name));
+    cJSON_AddBoolToObject(t, "rls", rlsIsOwned(room, names[i]));
     cJSON_AddItemToArray(out, t);
   }
-  sqlite3_finalize(st);
+  schemaNamesFree(names, n);
   if( rc ){ cJSON_Delete(out); return rc; }
   *ppResult = out;
   return NT_OK;
@@ -145,16 +142,17 @@ int adminListTables(Call *call, cJSON **ppResult){
 
 /* Is name one of the app's tables (listTables)? *pRowid: it has a rowid. */
 static int adminIsAppTable(Room *room, const char *name, int *pRowid){
+  char **names = NULL;
+  int n = 0, found = 0;
+  if( schemaUserTables(room, NULL, &names, &n) ) return 0;
+  for(int i = 0; i < n && !found; i++) found = strcmp(names[i], name)==0;
+  schemaNamesFree(names, n);
   sqlite3_stmt *st = NULL;
-  int found = 0;
-  if( sqlite3_prepare_v2(room->guardDb,
-        "SELECT m.sql NOT LIKE '%WITHOUT ROWID%' FROM sqlite_master m WHERE m.name = ?1 AND "
-        ADMIN_APP_TABLES, -1, &st, NULL)==SQLITE_OK ){
+  if( found && sqlite3_prepare_v2(room->guardDb,
+        "SELECT sql NOT LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE name = ?1",
+        -1, &st, NULL)==SQLITE_OK ){
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if( sqlite3_step(st)==SQLITE_ROW ){
-      found = 1;
-      *pRowid = sqlite3_column_int(st, 0);
-    }
+    if( sqlite3_step(st)==SQLITE_ROW ) *pRowid = sqlite3_column_int(st, 0);
   }
   sqlite3_finalize(st);
   return found;
