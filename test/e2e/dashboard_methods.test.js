@@ -164,7 +164,7 @@ test('getMetrics answers per-second series, oldest first, counting the writes of
   assert.deepEqual(keysOf(m), ['end', 'intervalMs', 'series']);
   assert.equal(m.intervalMs, 1000);
   assert.equal(m.end % 1000, 0);
-  assert.ok(Math.abs(m.end - Date.now()) < 5000, `end ${m.end} is about now`);
+  assert.ok(Math.abs(m.end - Date.now()) < 60_000, `end ${m.end} is a time of today, not of another clock`);
   assert.deepEqual(keysOf(m.series), ['commits', 'connections', 'queryMsMax', 'queryRuns', 'rowsWritten',
     'rpcCalls', 'syncLagMs', 'updatesSent']);
   for (const [k, v] of Object.entries(m.series)) {
