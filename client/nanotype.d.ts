@@ -119,6 +119,41 @@ export interface BuiltinMethods {
   scheduleCron: { kind: 'builtin'; payload: { name: string; schedule: string; rpcMethod: string; payload?: { [key: string]: Json } }; result: { cronId: string; nextRunAt: number } };
   listCronJobs: { kind: 'builtin'; payload: Empty; result: CronJob[] };
   deleteCronJob: { kind: 'builtin'; payload: { cronId: string }; result: { deleted: true } };
+  /** ADMIN: the rooms of the deploy, from the D1 directory */
+  listRooms: {
+    kind: 'builtin';
+    payload: { limit?: number; after?: string; prefix?: string };
+    result: { rooms: { room: string; createdAt: number; lastActiveAt: number; version: number; connections: number }[]; next: string | null };
+  };
+  /** ADMIN */
+  getConnections: {
+    kind: 'builtin'; payload: Empty;
+    result: { clientId: string; userId: string; role: string; connectedAt: number; lastFrameAt: number; subscriptions: number }[];
+  };
+  /** ADMIN: live subscriptions, their read sets and why they re-ran */
+  listSubscriptions: { kind: 'builtin'; payload: { clientId?: string }; result: Record<string, Json>[] };
+  /** ADMIN: per-second samples of the last minutes */
+  getMetrics: {
+    kind: 'builtin'; payload: { seconds?: number };
+    result: { intervalMs: number; end: number; series: Record<string, (number | null)[]> };
+  };
+  /** ADMIN */
+  listTables: {
+    kind: 'builtin'; payload: Empty;
+    result: { name: string; columns: { name: string; type: string; notnull: boolean; pk: number }[]; rows: number; rls: boolean }[];
+  };
+  /** ADMIN: rows without row-level security; every call is recorded */
+  browseTable: {
+    kind: 'builtin'; payload: { table: string; limit?: number; offset?: number };
+    result: { columns: { name: string; type: string }[]; rows: SqlRows; total: number };
+  };
+  /** ADMIN */
+  getRateLimits: { kind: 'builtin'; payload: Empty; result: { rules: { scope: string; window: number; limit: number }[] } };
+  /** ADMIN */
+  listSchedule: {
+    kind: 'builtin'; payload: Empty;
+    result: { kind: string; key: string; runAt: number; attempts: number; lastError: string | null }[];
+  };
 }
 
 /* ---- errors and status --------------------------------------------------------- */

@@ -2,8 +2,9 @@
 ** feature.h — the feature layer: what a room offers on top of calls.
 **
 ** Live queries, the memory store's methods (cursors, presence, ephemeral
-** keys), debounced writes, user cron jobs, and replication to the D1 read
-** replica. Each keeps its state behind its own pointer in the Room and
+** keys), debounced writes, user cron jobs, replication to the D1 read
+** replica, the room's entry in the D1 directory of rooms, and the
+** per-second history of its counters. Each keeps its state behind its own pointer in the Room and
 ** reaches the layers below through their headers only.
 */
 #ifndef NT_FEATURE_H
@@ -28,6 +29,26 @@ int liveRestore(Room *room, Conn *conn, const cJSON *attachment);
 void liveAttach(Room *room, Conn *conn, cJSON *attachment);   /* "nextSub", "subs" */
 void liveConnGone(Room *room, Conn *conn);
 void liveStats(Room *room, cJSON *stats);              /* "subscriptions", "liveQueries" */
+int liveListMethod(Call *call, cJSON **ppResult);      /* listSubscriptions {clientId?} */
+
+/* ---- reason.c: why a live query re-ran ---------------------------------- */
+typedef struct LiveReason {
+  int64_t version;                 /* commit that last invalidated it; 0: none yet */
+  char *table;                     /* the table of it the query reads, owned */
+  char *method;                    /* the method whose call wrote, owned; NULL: the room's */
+  char *userId;                    /* the user of that call, owned; NULL: none */
+  double *reruns;                  /* [nReads] runs each table read caused, owned */
+  unsigned char *pending;          /* [nReads] written since the last run, owned */
+} LiveReason;
+int reasonInit(LiveReason *r, int nReads);             /* NT_OK or NT_NOMEM */
+void reasonFree(LiveReason *r);
+/* Commit version touched t: note it, and the method and user whose call
+** wrote (NULL: the room's own), if it wrote any of reads[0..nReads). */
+void reasonNote(LiveReason *r, char *const *reads, int nReads, const Touched *t,
+                int64_t version, const char *method, const char *userId);
+void reasonRan(LiveReason *r, int nReads);             /* a run took in what was pending */
+cJSON *reasonLastJson(const LiveReason *r);            /* {version, table, method, userId} | null */
+cJSON *reasonRerunsJson(const LiveReason *r, char *const *reads, int nReads);  /* [{table, count}] */
 
 /* ---- presence.c: the memory store's methods ----------------------------- */
 int presenceSetCursor(Call *call, cJSON **ppResult);
@@ -80,6 +101,26 @@ int syncForceAllMethod(Call *call, cJSON **ppResult);
 int syncSetD1FailureMethod(Call *call, cJSON **ppResult);
 double syncNextDue(Room *room);
 void syncOnTimer(Room *room, double nowMs);
+
+/* ---- directory.c: the room's entry in the D1 directory of rooms ---------- */
+int directoryOpen(Room *room, const cJSON *config);    /* "directoryMs"; the first upsert */
+void directoryFree(Room *room);
+void directoryOnCommit(Room *room, const Touched *t);
+void directoryConnAttach(Room *room, Conn *conn, cJSON *attachment);
+void directoryConnGone(Room *room, Conn *conn);
+void directoryDone(Room *room);           /* the end of an export: send when due */
+double directoryNextDue(Room *room);
+void directoryOnTimer(Room *room, double nowMs);
+int directoryListMethod(Call *call, cJSON **ppResult); /* listRooms {limit?, after?, prefix?} */
+extern const char directoryD1Schema[];    /* the D1 table, created by the first upsert */
+
+/* ---- metrics.c: per-second history of the room's counters --------------- */
+int metricsOpen(Room *room, const cJSON *config);
+void metricsFree(Room *room);
+void metricsOnCommit(Room *room, const Touched *t);
+void metricsDone(Room *room);             /* the end of an export: sample the counters */
+void metricsQueryRan(Room *room, double ms);          /* a live query ran for ms */
+int metricsMethod(Call *call, cJSON **ppResult);      /* getMetrics {seconds?} */
 
 /* ---- Defined above this layer and still called from it (by sync.c, which
 ** its own change turns into the module hooks). ----------------------------- */

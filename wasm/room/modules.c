@@ -14,10 +14,11 @@
 ** database first, then the migrations (which also lay down every row's
 ** schema), the commit counter, row-level security, and the outbox triggers
 ** before the named functions are analysed, so each function's plan lists the
-** outbox among what it writes. Commits and timer ticks reach rows in this
-** order: live queries hear a commit before replication does, and a tick
-** flushes live queries before debounced writes commit. Rows are freed in the
-** reverse order.
+** outbox among what it writes; the directory's first upsert goes out
+** before replication's first batch. Commits and timer ticks reach rows in
+** this order: live queries hear a commit before replication does, and a
+** tick flushes live queries before debounced writes commit. Rows are freed
+** in the reverse order.
 */
 #include "room.h"
 
@@ -46,6 +47,8 @@ static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL
 const Module roomModules[] = {
   { .name = "cost",      .xFree = costClose },
   { .name = "schema",    .xOpen = schemaOpened, .xFree = schemaClose },
+  { .name = "metrics",   .xOpen = metricsOpen, .xFree = metricsFree, .xOnCommit = metricsOnCommit,
+    .xDone = metricsDone },
   { .name = "live",      .xOpen = liveOpen, .xFree = liveFreeAll, .xOnCommit = liveOnCommit,
     .xNextDue = liveNextDue, .xOnTimer = liveOnTimer, .xConnRestore = liveRestore,
     .xConnAttach = liveAttach, .xConnGone = liveConnGone, .xStats = liveStats },
@@ -59,6 +62,10 @@ const Module roomModules[] = {
   { .name = "presence",  .xOpen = presenceOpen, .xFree = presenceFree,
     .xNextDue = presenceNextDue, .xOnTimer = presenceOnTimer, .xConnRestore = presenceRestore,
     .xConnAttach = presenceAttach, .xConnGone = presenceConnGone },
+  { .name = "directory", .xOpen = directoryOpen, .xFree = directoryFree,
+    .xOnCommit = directoryOnCommit, .xNextDue = directoryNextDue, .xOnTimer = directoryOnTimer,
+    .xConnAttach = directoryConnAttach, .xConnGone = directoryConnGone, .xDone = directoryDone },
+  { .name = "admin",     .xConnRestore = adminConnRestore, .xConnAttach = adminConnAttach },
   { .name = "sync",      .xOpen = syncOpened, .xFree = syncFree, .xOnCommit = syncCommitted,
     .xNextDue = syncNextDue, .xOnTimer = syncOnTimer, .tasks = syncTasks, .replica = &syncReplica },
   { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
