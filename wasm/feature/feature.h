@@ -2,8 +2,8 @@
 ** feature.h — the feature layer: what a room offers on top of calls.
 **
 ** Live queries, the memory store's methods (cursors, presence, ephemeral
-** keys), debounced writes, user cron jobs, and replication to the D1 read
-** replica. Each keeps its state behind its own pointer in the Room and
+** keys), debounced writes, user cron jobs, files in object storage, and
+** replication to the D1 read replica. Each keeps its state behind its own pointer in the Room and
 ** reaches the layers below through their headers only.
 */
 #ifndef NT_FEATURE_H
@@ -56,6 +56,18 @@ int cronJobSchedule(Call *call, cJSON **ppResult);
 int cronJobList(Call *call, cJSON **ppResult);
 int cronJobDelete(Call *call, cJSON **ppResult);
 int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen);     /* task cron.run */
+
+/* ---- files.c: files in object storage ----------------------------------- */
+extern const char filesSchema[];          /* its table, _files */
+int filesOpen(Room *room, const cJSON *config);   /* config "files": {maxBytes, graceMs} */
+void filesFree(Room *room);
+int filesUploadUrl(Call *call, cJSON **ppResult);
+int filesCompleteUpload(Call *call, cJSON **ppResult);
+int filesUploaded(Call *call, cJSON **ppResult);  /* _fileUploaded: the Worker's route */
+int filesDownloadUrl(Call *call, cJSON **ppResult);
+int filesDelete(Call *call, cJSON **ppResult);
+int filesList(Call *call, cJSON **ppResult);
+int filesSweepTask(Room *room, const cJSON *payload, char *err, size_t errLen); /* task files.sweep */
 
 /* ---- sync.c: replication to the D1 read replica ------------------------ */
 int syncOpen(Room *room, int enabled);    /* triggers, initial sync, first batch */

@@ -235,6 +235,7 @@ struct Room {
   struct Sync *sync;               /* replication state (sync.c) */
   struct Debounce *debounce;       /* debounced keys held in memory (debounce.c) */
   struct Presence *presence;       /* the memory store and its events (presence.c) */
+  struct Files *files;             /* files' configuration (feature/files.c) */
   RateLimits rate;                 /* rate limits and their counters (ratelimit.c) */
   Stats stats;                     /* counters for getStats */
 };

@@ -33,11 +33,14 @@ static void syncCommitted(Room *room, const Touched *t){
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
 static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL, NULL } };
+static const ModuleTask filesTasks[] = { { "files.sweep", filesSweepTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
   { .name = "live",     .xOnCommit = liveCommitted },
   { .name = "sync",     .xOnCommit = syncCommitted, .tasks = syncTasks },
   { .name = "cronjobs", .tasks = cronTasks },
+  { .name = "files",    .schema = filesSchema, .xOpen = filesOpen, .xFree = filesFree,
+    .tasks = filesTasks },
   { .name = "sched",    .tasks = schedTasks },
 };
 const int roomModuleCount = (int)(sizeof roomModules / sizeof roomModules[0]);
