@@ -11,7 +11,7 @@
 
 #include "sql.h"
 
-/* ---- a WebSocket connection (its lifecycle: room/conn.c) ---------------- */
+/* ---- call.c: a WebSocket connection (its lifecycle: room/conn.c) -------- */
 struct Conn {
   uint32_t id;                     /* host's connection id */
   char *userId;                    /* owned */
@@ -29,6 +29,15 @@ struct Conn {
                                       allocated at the first limited call (ratelimit.c) */
   struct Conn *next;               /* next in room->conns */
 };
+void connCaller(const Conn *c, Caller *out);   /* strings borrowed from c */
+/* Store the connection's state in its WebSocket attachment: who it is, a
+** bound on the seq values it may have been sent, and each module's part
+** (Module.xConnAttach). NT_OK, or the host's code (NT_PAYLOAD_TOO_LARGE past
+** 16 KiB). */
+int connAttach(Room *room, Conn *c);
+/* The next seq for a frame pushed to c; reserves a new block in the
+** attachment when the last one is used up. */
+double connNextSeq(Room *room, Conn *c);
 
 /* ---- the method table's vocabulary (the table: room/methods.def) -------- */
 #define NT_M_READ      0x01        /* reads room data */
@@ -74,7 +83,7 @@ int callOnlyKeys(Call *call, const char *const *keys, size_t n);
 int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state);
 
 /* ---- functions.c: named SQL functions ---------------------------------- */
-int fnLoadAll(Room *room, cJSON *files);  /* [{"file","sql"}] */
+int fnOpen(Room *room, const cJSON *config);  /* load config "functions": [{"file","sql"}] */
 const Fn *fnFind(Room *room, const char *name);
 int fnFlags(const Fn *fn);
 int fnBindArgs(Call *call, const Fn *fn, cJSON **ppArgs);   /* validate payload; caller frees */
@@ -84,10 +93,20 @@ void fnFreeAll(Room *room);
 const GuardPlan *fnPlan(const Fn *fn);
 const char *fnSql(const Fn *fn);      /* positional SQL as written (not RLS-wrapped) */
 
+/* A module that can answer a query marked "-- replica: true" from elsewhere
+** than the room's SQLite (the D1 replica): its row's Module.replica. */
+typedef struct ReplicaReader {
+  int (*xReady)(Room *room, const GuardPlan *plan);   /* may it answer a read of plan's tables now? */
+  /* Answer fn (args consumed; localSql, the RLS-wrapped local SQL, copied
+  ** for a fallback): NT_PENDING, or an error with call->err set. */
+  int (*xQuery)(Call *call, const Fn *fn, cJSON *args, const char *localSql);
+} ReplicaReader;
+
 /* ---- idem.c: idempotent mutations -------------------------------------- */
 int idemLookup(Call *call, cJSON **ppResult);   /* NT_NOT_FOUND when new */
 int idemRecord(Call *call, const cJSON *result); /* inside the write transaction */
 int idemTrim(Room *room, double nowMs, char *err, size_t errLen);             /* expired mutation ids */
+extern const char idemSchema[];           /* the module's table (Module.schema) */
 
 /* ---- rawsql.c: client-supplied SQL --------------------------------------- */
 /* Check sql (guard, length, positional params), wrap it for the caller's
@@ -143,6 +162,7 @@ void rateConnCharge(Room *room, Conn *conn, double cost);
 ** call->err and call->retryAfterMs set (and nothing counted). */
 int rateAdmit(Call *call, const Method *m);
 int rateMethodCheck(Call *call, cJSON **ppResult);    /* _rateCheck {key, cost?} */
+extern const char rateSchema[];           /* the module's table (Module.schema; a limiter room's only) */
 int rateMethodCleanup(Call *call, cJSON **ppResult);  /* _rateCleanup {} -> {remaining} */
 
 /* ---- sched.c: the durable schedule behind the one alarm ----------------- */
@@ -150,14 +170,12 @@ int rateMethodCleanup(Call *call, cJSON **ppResult);  /* _rateCleanup {} -> {rem
 ** transaction when called inside one. */
 int schedAt(Room *room, double atMs, const char *task, const cJSON *payload);
 int schedArm(Room *room);                 /* alarm = earliest due row */
-int schedOnOpen(Room *room);              /* lifecycle: first start and every wake */
+int schedOpen(Room *room, const cJSON *config);   /* first start and every wake */
+/* nt_alarm's work: run the due rows, then set the alarm for the next. */
+int schedRunDue(Room *room);
+extern const char schedSchema[];          /* the module's table (Module.schema) */
 /* Task room.maintenance: trim expired bookkeeping (mutation ids, rate-limit
 ** buckets), then come back in an hour. */
 int schedMaintenance(Room *room, const cJSON *payload, char *err, size_t errLen);
-
-/* ---- Defined above this layer and still called from it; each becomes a
-** hook the top registers. --------------------------------------------------- */
-int syncReplicaReady(Room *room, const GuardPlan *plan);          /* feature/sync.c */
-int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql);
 
 #endif /* NT_CALL_H */

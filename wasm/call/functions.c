@@ -332,7 +332,8 @@ static int fnLoadFile(Room *room, const char *file, const char *text){
   return NT_OK;
 }
 
-int fnLoadAll(Room *room, cJSON *files){
+int fnOpen(Room *room, const cJSON *config){
+  const cJSON *files = cJSON_GetObjectItemCaseSensitive(config, "functions");
   if( room->fns==NULL && (room->fns = calloc(1, sizeof(Fns)))==NULL ) return NT_NOMEM;
   const cJSON *f;
   cJSON_ArrayForEach(f, files){
@@ -533,8 +534,15 @@ static int fnWriteBody(Room *room, void *arg){
   return rc;
 }
 
+/* The module that answers replica reads, or NULL. */
+static const ReplicaReader *fnReplica(Room *room){
+  for(int i = 0; i < room->nModules; i++) if( room->modules[i].replica ) return room->modules[i].replica;
+  return NULL;
+}
+
 int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
   Room *room = call->room;
+  const ReplicaReader *reader = NULL;
   FnRun run;
   memset(&run, 0, sizeof run);
   run.call = call;
@@ -553,8 +561,8 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
     rc = storeWrite(room, &w);
     if( rc==NT_OK ) call->reply.version = (double)room->version;
     if( rc==NT_NOCHANGE ) rc = NT_OK;
-  }else if( fn->replica && syncReplicaReady(room, &fn->plan) ){
-    rc = syncReplicaQuery(call, fn, run.args, sql);    /* answers later */
+  }else if( fn->replica && (reader = fnReplica(room))!=NULL && reader->xReady(room, &fn->plan) ){
+    rc = reader->xQuery(call, fn, run.args, sql);      /* answers later */
     run.args = NULL;                                    /* moved */
   }else{
     rc = storeExec(room, sql, run.args, &run.res, call->err, sizeof call->err);

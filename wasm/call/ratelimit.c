@@ -61,6 +61,17 @@
 #define RATE_EPS           1e-6   /* slack for floating-point sums of counts */
 #define RATE_MAX_KEY       512    /* longest key _rateCheck accepts */
 
+/* The module's table (Module.schema): part of a room's system schema, and
+** all a rate-limiter room has (room/room.c, the limiter open). */
+const char rateSchema[] =
+  "CREATE TABLE IF NOT EXISTS _rate_limits ("
+  " key TEXT NOT NULL,"                       /* "user:<id>", "ip:<addr>" */
+  " rule TEXT NOT NULL,"                      /* "burst", "main", "daily" */
+  " bucket INTEGER NOT NULL,"                 /* bucket start, ms since the epoch */
+  " count REAL NOT NULL,"                     /* cost units counted in it */
+  " PRIMARY KEY (key, rule, bucket)) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS _rate_limits_rule ON _rate_limits (rule, bucket);";
+
 /* The rules a config may turn on, by the key that sets their limit. */
 static const struct {
   const char *key;                 /* in "rateLimits": {"conn": {key: limit}} */

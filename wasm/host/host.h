@@ -28,7 +28,6 @@ void ntLog(int level, const char *fmt, ...);
 /* The structs of the layers above that the Room points at (opaque here). */
 typedef struct Fn Fn;
 typedef struct Conn Conn;
-typedef struct LiveQuery LiveQuery;
 typedef struct Call Call;
 
 /* ---- who calls, and where the answer goes ------------------------------ */
@@ -118,7 +117,14 @@ typedef int (*AsyncDone)(Room *room, void *state, int rc, cJSON *data, cJSON **p
 int asyncBegin(Room *room, Reply *reply, int kind, cJSON *req, AsyncDone xDone, void *state);
 /* asyncBegin for the core's own work (replication): no reply. */
 int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *state);
+/* nt_async_done's work: finish request asyncId with the host's answer (data,
+** borrowed) and send its reply. NT_NOT_FOUND for an unknown id. */
+int asyncDone(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len);
 void asyncFreeAll(Room *room);
+
+/* ---- config.c: the room's configuration --------------------------------- */
+/* config[key] as a number, or fallback when absent, not a number or negative. */
+double ntConfigNumber(const cJSON *config, const char *key, double fallback);
 
 /* ---- the modules: what the layers above register ------------------------ */
 /* A task the durable schedule runs (call/sched.c) when its row is due. */
@@ -127,25 +133,35 @@ typedef struct ModuleTask {
   const char *name;                /* the task's name in _schedule */
   SchedTask xRun;
 } ModuleTask;
-/* One module of the room: its state hangs off the Room behind its own
+/* One module of the room. Its state hangs off the Room behind its own
 ** pointer, and it hears the room's events through these hooks, each NULL
-** when it does not care. The table lives at the top (room/modules.c); the
-** layers below fire the hooks through room->modules, so adding a module is
-** one row there. */
+** when it does not care. The table is the room's (room/modules.c): adding a
+** module is one row there. The layers below fire the hooks through
+** room->modules (the write path its commits, connAttach its attachments,
+** the schedule its tasks, the migrations its tables); the top fires the
+** rest (open and free, the timer, connections, getStats).
+**
+**   order       rows open in table order and are freed in reverse; commits,
+**               timer ticks and connection events reach them in table order
+**   state       a hook may find the module's state NULL (a room whose open
+**               failed before it, or a room that never needed it) and then
+**               does nothing */
 typedef struct Module {
   const char *name;                /* for logs */
-  const char *schema;              /* its system tables, idempotent SQL (sql/migrate.c), or NULL */
-  int (*xOpen)(Room *room, const cJSON *config);  /* nt_room_open, in table order */
-  void (*xFree)(Room *room);       /* nt_room_free, in reverse order; NULL state is a no-op */
+  const char *schema;              /* its system tables: idempotent DDL run before the
+                                      app's migrations (sql/migrate.c), or NULL */
+  int (*xOpen)(Room *room, const cJSON *config);  /* nt_room_open; non-zero stops the open */
+  void (*xFree)(Room *room);       /* nt_room_free */
   void (*xOnCommit)(Room *room, const Touched *t);/* after every committed write (storeWrite) */
-  double (*xNextDue)(Room *room);  /* when the in-memory timer must call it next; 0: never */
+  double (*xNextDue)(Room *room);  /* when the in-memory timer must call it; 0: not needed */
   void (*xOnTimer)(Room *room, double nowMs);     /* the timer fired: do what is due */
-  void (*xFlush)(Room *room);      /* end of every export: push what is held back */
-  int (*xConnRestore)(Room *room, Conn *conn, const cJSON *attachment);  /* after hibernation */
+  int (*xConnRestore)(Room *room, Conn *conn, const cJSON *attachment);  /* after a wake */
   void (*xConnAttach)(Room *room, Conn *conn, cJSON *attachment);  /* add its part (connAttach) */
   void (*xConnGone)(Room *room, Conn *conn);      /* a connection closes, before it is freed */
   void (*xIdle)(Room *room);       /* the room's last connection closed */
-  const ModuleTask *tasks;         /* its scheduled tasks, ending with {NULL}; or NULL */
+  void (*xStats)(Room *room, cJSON *stats);       /* add its figures to getStats */
+  const ModuleTask *tasks;         /* the schedule's tasks it runs, ending with {NULL}; or NULL */
+  const struct ReplicaReader *replica;   /* it answers replica reads (call/functions.c), or NULL */
 } Module;
 
 /* ---- rate-limit state held by the room (the rules: call/ratelimit.c) ---- */
@@ -223,11 +239,7 @@ struct Room {
   TxnBody txnBody;                 /* body for the running host_sql_txn */
   void *txnArg;                    /* its argument */
   uint32_t txnToken;               /* token of the running transaction, 0 if none */
-  LiveQuery *queries;              /* live queries, shared by subscriptions */
-  int nQueries;
-  double batchMs;                  /* live-update batch window */
-  double liveRestUntil;            /* no live re-runs before this: the last tick's rest */
-  int inDispatch;                  /* an RPC is being answered (rpc.c) */
+  struct Live *live;               /* live queries and their batching (live.c) */
   double timerAt;                  /* what host_timer_set was last given */
   uint32_t idemRecords;            /* mutation answers recorded (idem.c) */
   double alarmAt;                  /* what host_alarm_set was last given */

@@ -11,7 +11,6 @@
 ** afterwards, so every method, built-in or named, pays for what it used.
 ** Later features (audit, reactivity) hook in here, keyed by the same flags.
 */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,10 +161,9 @@ static int methodStats(Call *call, cJSON **ppResult){
   cJSON *r = cJSON_CreateObject();
   cJSON_AddNumberToObject(r, "version", (double)room->version);
   cJSON_AddNumberToObject(r, "connections", room->nConns);
-  double subs = 0;
-  for(const Conn *c = room->conns; c; c = c->next) subs += c->nSubs;
-  cJSON_AddNumberToObject(r, "subscriptions", subs);
-  cJSON_AddNumberToObject(r, "liveQueries", room->nQueries);
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xStats ) room->modules[i].xStats(room, r);
+  }
   for(size_t i = 0; i < sizeof counters / sizeof counters[0]; i++){
     double v = *(const double*)((const char*)&room->stats + counters[i].offset);
     cJSON_AddNumberToObject(r, counters[i].key, v);

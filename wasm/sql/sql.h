@@ -32,7 +32,10 @@ int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t 
 void guardClose(Room *room);
 
 /* ---- rls.c: row-level security ----------------------------------------- */
-int rlsInstall(Room *room);
+/* The module's hooks: install the views and triggers of every table with an
+** owner_id (after the migrations), and free the list of those tables. */
+int rlsOpen(Room *room, const cJSON *config);
+void rlsFree(Room *room);
 int rlsIsOwned(Room *room, const char *table);
 int rlsIsView(Room *room, const char *name);      /* "_rls_<owned table>" */
 char *rlsWrap(Room *room, const char *sql, const char *uid);
@@ -43,6 +46,8 @@ void rlsAppendFilter(Buf *b, const char *uid);   /* the row filter for uid */
 const char *sqlSkipSpace(const char *z);   /* skips blanks and comments */
 
 /* ---- migrate.c ---------------------------------------------------------- */
-int migrateRun(Room *room, cJSON *migrations);
+/* The module's open: the system tables (its own and every module's
+** Module.schema), then the app's migrations from config "migrations". */
+int migrateOpen(Room *room, const cJSON *config);
 
 #endif /* NT_SQL_H */
