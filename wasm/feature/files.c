@@ -283,9 +283,11 @@ static cJSON *filesRecord(Room *room, const char *id, char *err, size_t errLen){
 ** failed signing leaves nothing behind.
 */
 
+/* A file between its validation and its row: one allocation, freed by the
+** completion (or by the async queue when the room goes away first). */
 typedef struct FilesUpload {
-  char id[33];
-  char owner[NT_MAX_USER_ID_LEN + 1];
+  char id[33];                     /* the new fileId */
+  char owner[NT_MAX_USER_ID_LEN + 1];   /* the caller's user id */
   char filename[FILES_MAX_NAME + 1];
   char contentType[FILES_MAX_TYPE + 1];
   double size;                     /* declared size, -1 when not declared */
@@ -405,7 +407,7 @@ int filesUploadUrl(Call *call, cJSON **ppResult){
 */
 
 typedef struct FilesCheck {
-  char id[33];
+  char id[33];                     /* the file being completed */
   double declared;                 /* the size the URL was signed for, -1 if none */
   char contentType[FILES_MAX_TYPE + 1];
   char *err;                       /* the completion's error buffer (borrowed) */
@@ -591,9 +593,9 @@ int filesDownloadUrl(Call *call, cJSON **ppResult){
 */
 
 typedef struct FilesGone {
-  const char *id;
-  double sweepAt;
-  char *err;
+  const char *id;                  /* the file (borrowed from the payload) */
+  double sweepAt;                  /* when the sweep removes its row */
+  char *err;                       /* the call's error buffer (borrowed) */
   size_t errLen;
 } FilesGone;
 
@@ -679,8 +681,8 @@ int filesList(Call *call, cJSON **ppResult){
 */
 
 typedef struct FilesSweep {
-  char id[33];
-  char *err;
+  char id[33];                     /* the file being swept */
+  char *err;                       /* the completion's error buffer (borrowed) */
   size_t errLen;
 } FilesSweep;
 
