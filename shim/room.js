@@ -52,6 +52,8 @@ export function roomConfig(env, name) {
     batchMs: batchWindow(env.NT_BATCH_MS),
     sync: env.NT_SYNC !== "0",           /* replication to D1 (NT_SYNC=0 turns it off) */
     rateLimits: roomRateLimits(env),     /* NT_RATE_CONN_* and NT_RATE_USER_* */
+    sqlLimits: { maxCost: Number(env.NT_SQL_MAX_COST), replicaMaxCost: Number(env.NT_SQL_REPLICA_MAX_COST),
+                 maxRecursion: Number(env.NT_SQL_MAX_RECURSION) },   /* unset: the core's defaults */
     files: filesConfig(env),             /* NT_FILES_MAX_BYTES, NT_FILES_GRACE_SEC */
   };
 }

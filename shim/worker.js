@@ -21,6 +21,7 @@ import { errorResponse, readCapped } from "./room.js";  /* shared with the room 
 import { edgeRateLimits } from "./ratelimiter.js";
 import { envName } from "./env.js";
 import { fileRoute, FILE_ID_RE } from "./files.js";
+import { devLogin } from "./devlogin.js";    /* POST /auth/dev-login, off unless NT_DEV_LOGIN=1 */
 
 export { Room } from "./room.js";
 export { RateLimiter } from "./ratelimiter.js";
@@ -44,6 +45,7 @@ const ROUTES = [
   { re: /^\/rooms\/([^/]*)\/rpc$/,   method: "POST", run: roomRpc, cors: true },
   { re: /^\/replica\/rooms\/([^/]*)(\/[^?#]*)$/, method: "GET", run: replica, cors: true },
   { re: /^\/files\/([^/]*)\/([^/]*)$/,  method: ["GET", "PUT"], run: files, cors: true },
+  { re: /^\/auth\/dev-login$/,       method: "POST", run: devLogin },
 ];
 const methodsOf = (r) => [].concat(r.method);
 

@@ -78,6 +78,9 @@ char *callJson(Call *call, const char *field, size_t max, int *rc);
 /* INVALID_ARGUMENT naming the first payload key not in keys[0..n). */
 int callOnlyKeys(Call *call, const char *const *keys, size_t n);
 #define CALL_ONLY_KEYS(call, keys) callOnlyKeys((call), (keys), sizeof (keys) / sizeof (keys)[0])
+/* NT_OK while the room serves, else its status with call->err saying why
+** ("room unavailable: <reason>"). */
+int callStatus(Call *call);
 /* asyncBegin on behalf of the call: its reply moves to the pending request.
 ** NT_PENDING, or an error with call->err set. */
 int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state);
@@ -100,7 +103,14 @@ typedef struct ReplicaReader {
   /* Answer fn (args consumed; localSql, the RLS-wrapped local SQL, copied
   ** for a fallback): NT_PENDING, or an error with call->err set. */
   int (*xQuery)(Call *call, const Fn *fn, cJSON *args, const char *localSql);
+  /* The same for client SQL sql (bounded, positional, its top-level LIMIT
+  ** capped), answered {columns, rows, truncated}; localSql (copied) runs in
+  ** the room when D1 fails; NULL: it may not, and the caller gets
+  ** UNAVAILABLE. */
+  int (*xRaw)(Call *call, const GuardPlan *plan, const char *sql, cJSON *args, const char *localSql);
 } ReplicaReader;
+/* The module that answers replica reads (Module.replica), or NULL. */
+const ReplicaReader *callReplica(Room *room);
 
 /* ---- idem.c: idempotent mutations -------------------------------------- */
 int idemLookup(Call *call, cJSON **ppResult);   /* NT_NOT_FOUND when new */
@@ -115,8 +125,50 @@ extern const char idemSchema[];           /* the module's table (Module.schema) 
 int rawPrepare(Call *call, const char *sql, const cJSON *params, GuardPlan *plan,
                char **pWrapped, cJSON **ppArgs);
 int rawExecuteSql(Call *call, cJSON **ppResult);
+/* res as executeSQL answers it: {columns, rows (objects), truncated}, at
+** most 1,000 rows and about 1 MiB of them. res keeps ownership. */
+int rawShape(Call *call, SqlResult *res, cJSON **ppResult);
+/* Run wrapped (RLS-wrapped client SQL) with args (borrowed) in the room,
+** capped, and shape the answer. */
+int rawRun(Call *call, const char *wrapped, cJSON *args, cJSON **ppResult);
 
 /* ---- ratelimit.c: sliding windows over time buckets -------------------- */
+/* One limit: at most `limit` cost units in any `windowMs`, counted in
+** `buckets` equal buckets (the sliding window weighs the oldest bucket by how
+** much of it is still inside the window). */
+typedef struct RateRule {
+  const char *name;                /* "burst", "main", "daily" */
+  double windowMs;
+  double limit;
+  int buckets;
+} RateRule;
+/* In-memory window for one key (per-connection limits): counts per bucket. */
+#define RATE_MAX_BUCKETS 25                 /* B+1 slots for the daily rule's 24 buckets */
+typedef struct RateWindow {
+  double bucketStart[RATE_MAX_BUCKETS];   /* start time of each slot's bucket */
+  double count[RATE_MAX_BUCKETS];         /* cost counted in it */
+} RateWindow;
+/* The room's limits, from the config's "rateLimits" (see rateConfigure). */
+#define RATE_MAX_RULES 3
+typedef struct RateLimits {
+  RateRule conn[RATE_MAX_RULES];   /* per WebSocket, in memory (Conn.rate) */
+  int nConn;
+  RateRule user[RATE_MAX_RULES];   /* per user in this room, in SQL, key "user:<id>" */
+  int nUser;
+  RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
+  int nKey;
+  double unitMs;                   /* one more unit per this many ms of work; 0: work is free */
+  double graceMs;                  /* work a call's flat cost covers, ms */
+  double rowsPerMs;                /* rows read + written that count as 1 ms of work; 0: rows are free */
+  double connsPerUser;             /* WebSockets one user may hold open in the room; 0: no limit */
+  double liveBudgetMs;             /* re-run work above which a live query is coalesced longer */
+  double liveMaxMs;                /* smoothed re-run work above which it is ended; 0: never */
+  double liveTickMs;               /* live-query work per timer tick before yielding */
+  double checks;                   /* rateCheckSql calls by this instance */
+  double cleanups;                 /* rateCleanupSql runs by this instance */
+  double chargedUnits;             /* units charged for measured work */
+} RateLimits;
+
 /* Count cost against rule in w at nowMs. NT_OK, or NT_RATE_LIMITED with
 ** *pRetryAfterMs (> 0) = how long until cost would fit; nothing is counted
 ** when refused. */
@@ -134,7 +186,8 @@ int rateCleanupSql(Room *room, double nowMs);
 ** <= 0: that rule is off; no "rateLimits": no limits at all), and the costs
 ** of work: {"cost": {"msPerUnit","graceMs","rowsPerMs"}, "live": {"budgetMs",
 ** "maxMs","tickMs"}, "connsPerUser": n}, each defaulting when absent. */
-void rateConfigure(Room *room, const cJSON *cfg);
+int rateConfigure(Room *room, const cJSON *cfg);     /* makes room->rate; NT_NOMEM */
+void rateFree(Room *room);
 /* The work a stretch of the core's time did: the host clock before and
 ** after, and the rows the room's SQLite read and wrote meanwhile (a measure
 ** that advances even where the platform's clock stands still while code

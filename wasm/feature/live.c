@@ -359,7 +359,7 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
 ** query whose runs cost more than the budget, a window stretched in
 ** proportion to its cost. */
 static double liveWindow(const Room *room, const LiveQuery *q){
-  double budget = room->rate.liveBudgetMs;
+  double budget = room->rate->liveBudgetMs;
   if( !(budget > 0) || q->costMs <= budget ) return room->live->batchMs;
   double base = room->live->batchMs > LIVE_BASE_WINDOW_MS ? room->live->batchMs : LIVE_BASE_WINDOW_MS;
   return base * q->costMs / budget;
@@ -374,7 +374,7 @@ static double liveDueAt(const Room *room, const LiveQuery *q, double now, int de
 }
 
 static int liveOverLimit(const Room *room, const LiveQuery *q){
-  return room->rate.liveMaxMs > 0 && q->costMs > room->rate.liveMaxMs;
+  return room->rate->liveMaxMs > 0 && q->costMs > room->rate->liveMaxMs;
 }
 
 /* The refusal of a subscription to an ended query: RATE_LIMITED, retry
@@ -383,7 +383,7 @@ static int liveEndedError(Call *call, const LiveQuery *q){
   double left = q->nSubs==0 ? q->idleSince + LIVE_IDLE_KEEP_MS - host_now_ms() : LIVE_IDLE_KEEP_MS;
   call->retryAfterMs = left > 1 ? (double)(int64_t)(left + 1) : 1;
   return callFail(call, NT_RATE_LIMITED, "this live query takes %.0f ms per run, over the limit of %.0f ms",
-                  q->costMs, call->room->rate.liveMaxMs);
+                  q->costMs, call->room->rate->liveMaxMs);
 }
 
 /* End q for its cost: every subscriber hears a query_error naming its
@@ -391,7 +391,7 @@ static int liveEndedError(Call *call, const LiveQuery *q){
 static void liveEnd(Room *room, LiveQuery *q){
   char msg[200];
   snprintf(msg, sizeof msg, "live query ended: its runs take %.0f ms, over the limit of %.0f ms",
-           q->costMs, room->rate.liveMaxMs);
+           q->costMs, room->rate->liveMaxMs);
   q->ended = 1;
   room->stats.queriesEnded++;
   ntLog(NT_LOG_WARN, "%s (%.200s)", msg, q->key);
@@ -473,7 +473,7 @@ static void liveRerun(Room *room, LiveQuery *q){
 ** no sooner than this one took. */
 static void liveFlush(Room *room, double now){
   if( now < room->live->restUntil ) return;
-  double tick = room->rate.liveTickMs;
+  double tick = room->rate->liveTickMs;
   RateWork work;
   rateWorkBegin(room, &work);
   int ran = 0;
@@ -572,10 +572,9 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cos
   call.room = room;
   call.caller = &caller;
   Sub *s = NULL;
-  int rc = room->status ? callFail(&call, room->status, "room unavailable: %s",
-                                   room->statusMsg ? room->statusMsg : "")
-         : room->live==NULL ? callFail(&call, NT_UNAVAILABLE, "this room has no live queries")
-         : rateConnAdmit(room, conn, cost, call.err, sizeof call.err, &call.retryAfterMs);
+  int rc = callStatus(&call);
+  if( rc==NT_OK && room->live==NULL ) rc = callFail(&call, NT_UNAVAILABLE, "this room has no live queries");
+  if( rc==NT_OK ) rc = rateConnAdmit(room, conn, cost, call.err, sizeof call.err, &call.retryAfterMs);
   if( rc==NT_OK ) rc = liveAdd(&call, conn, frame, NULL, &s);
   if( rc==NT_OK && (s->q->dirty || s->q->result==NULL) ){
     LiveQuery *q = s->q;

@@ -21,6 +21,7 @@
 #define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
 #define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
 #define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
+#define NT_MAX_VALUE     2000000   /* DO SQLite's largest string or blob, bytes */
 
 /* ---- alloc.c: log ------------------------------------------------------- */
 void ntLog(int level, const char *fmt, ...);
@@ -77,6 +78,13 @@ typedef int (*TxnBody)(Room *room, void *arg);
 ** own bookkeeping and schema; a change to the room's data goes through
 ** storeWrite. */
 int storeTxn(Room *room, TxnBody body, void *arg);
+int storeInTxn(const Room *room);          /* is a transaction running (its statements join it)? */
+/* The store's part of the Room: the transaction the host is running. */
+typedef struct StoreTxn {
+  TxnBody xBody;                   /* body for the running host_sql_txn */
+  void *arg;                       /* its argument */
+  uint32_t token;                  /* token of the running transaction, 0 if none */
+} StoreTxn;
 int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen);  /* who NULL: the room */
 int storeMapError(const char *message);
 cJSON *storeRowsAsObjects(const SqlResult *res);
@@ -122,6 +130,11 @@ int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *
 int asyncDone(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len);
 void asyncFreeAll(Room *room);
 
+/* ---- status.c: whether the room serves ---------------------------------- */
+/* The room stops serving: room->status becomes code, room->statusMsg the
+** printf-style reason (replacing any earlier one). Returns code. */
+int statusFail(Room *room, int code, const char *fmt, ...);
+
 /* ---- config.c: the room's configuration --------------------------------- */
 /* config[key] as a number, or fallback when absent, not a number or negative. */
 double ntConfigNumber(const cJSON *config, const char *key, double fallback);
@@ -164,43 +177,6 @@ typedef struct Module {
   const struct ReplicaReader *replica;   /* it answers replica reads (call/functions.c), or NULL */
 } Module;
 
-/* ---- rate-limit state held by the room (the rules: call/ratelimit.c) ---- */
-/* One limit: at most `limit` cost units in any `windowMs`, counted in
-** `buckets` equal buckets (the sliding window weighs the oldest bucket by how
-** much of it is still inside the window). */
-typedef struct RateRule {
-  const char *name;                /* "burst", "main", "daily" */
-  double windowMs;
-  double limit;
-  int buckets;
-} RateRule;
-/* In-memory window for one key (per-connection limits): counts per bucket. */
-#define RATE_MAX_BUCKETS 25                 /* B+1 slots for the daily rule's 24 buckets */
-typedef struct RateWindow {
-  double bucketStart[RATE_MAX_BUCKETS];   /* start time of each slot's bucket */
-  double count[RATE_MAX_BUCKETS];         /* cost counted in it */
-} RateWindow;
-/* The room's limits, from the config's "rateLimits" (see rateConfigure). */
-#define RATE_MAX_RULES 3
-typedef struct RateLimits {
-  RateRule conn[RATE_MAX_RULES];   /* per WebSocket, in memory (Conn.rate) */
-  int nConn;
-  RateRule user[RATE_MAX_RULES];   /* per user in this room, in SQL, key "user:<id>" */
-  int nUser;
-  RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
-  int nKey;
-  double unitMs;                   /* one more unit per this many ms of work; 0: work is free */
-  double graceMs;                  /* work a call's flat cost covers, ms */
-  double rowsPerMs;                /* rows read + written that count as 1 ms of work; 0: rows are free */
-  double connsPerUser;             /* WebSockets one user may hold open in the room; 0: no limit */
-  double liveBudgetMs;             /* re-run work above which a live query is coalesced longer */
-  double liveMaxMs;                /* smoothed re-run work above which it is ended; 0: never */
-  double liveTickMs;               /* live-query work per timer tick before yielding */
-  double checks;                   /* rateCheckSql calls by this instance */
-  double cleanups;                 /* rateCleanupSql runs by this instance */
-  double chargedUnits;             /* units charged for measured work */
-} RateLimits;
-
 /* ---- the room ----------------------------------------------------------- */
 typedef struct Stats {
   double rpcCalls, rpcErrors;      /* RPCs dispatched, and how many failed */
@@ -236,9 +212,7 @@ struct Room {
   Conn *conns;                     /* open WebSocket connections */
   int nConns;
   struct AsyncQueue *async;        /* async host calls in flight (async.c) */
-  TxnBody txnBody;                 /* body for the running host_sql_txn */
-  void *txnArg;                    /* its argument */
-  uint32_t txnToken;               /* token of the running transaction, 0 if none */
+  StoreTxn txn;                    /* the running transaction (store.c) */
   struct Live *live;               /* live queries and their batching (live.c) */
   double timerAt;                  /* what host_timer_set was last given */
   uint32_t idemRecords;            /* mutation answers recorded (idem.c) */
@@ -248,7 +222,9 @@ struct Room {
   struct Debounce *debounce;       /* debounced keys held in memory (debounce.c) */
   struct Presence *presence;       /* the memory store and its events (presence.c) */
   struct Files *files;             /* files' configuration (feature/files.c) */
-  RateLimits rate;                 /* rate limits and their counters (ratelimit.c) */
+  struct RateLimits *rate;         /* rate limits and their counters (ratelimit.c) */
+  struct SqlLimits *sqlLimits;     /* bounds on client SQL (sqlcost.c) */
+  struct CostCounts *costCounts;   /* cached row counts per table (sqlcost.c) */
   Stats stats;                     /* counters for getStats */
 };
 

@@ -100,4 +100,35 @@ int memSweep(MemStore *m, double nowMs, int budget);
 double memNextExpiry(const MemStore *m);      /* earliest expiresAt, 0 if none */
 void memStats(const MemStore *m, MemStats *out);
 
+/* ---- sqltok.c: SQL text as SQLite's tokenizer splits it ----------------- */
+#define SQLTOK_WORD    1           /* identifier or keyword, unquoted */
+#define SQLTOK_QUOTED  2           /* "identifier", `identifier`, [identifier] */
+#define SQLTOK_STRING  3           /* 'string' */
+#define SQLTOK_BLOB    4           /* x'hex' */
+#define SQLTOK_NUMBER  5
+#define SQLTOK_PARAM   6           /* ?, ?NNN, :name, @name, $name */
+#define SQLTOK_OP      7           /* punctuation and operators */
+#define SQLTOK_ILLEGAL 8           /* never in a tokenized statement */
+typedef struct SqlTok {
+  int type;                        /* SQLTOK_* */
+  int start, len;                  /* byte range in the text */
+  int depth;                       /* parentheses around it ("(" and ")" count outside) */
+  int match;                       /* for "(" and ")": index of the partner, else -1 */
+  int param;                       /* for ? and ?NNN: SQLite's parameter number, else 0 */
+} SqlTok;
+typedef struct SqlToks {
+  const char *sql;                 /* the text (borrowed) */
+  SqlTok *a;                       /* tokens, owned; comments and blanks dropped */
+  int n;
+} SqlToks;
+/* NT_OK, NT_NOMEM, or NT_SQL_REJECTED for text SQLite would not tokenize
+** (an unterminated string, unbalanced parentheses). sqlToksFree after. */
+int sqlTokenize(const char *sql, SqlToks *out);
+void sqlToksFree(SqlToks *toks);
+int sqlTokIsWord(const SqlToks *toks, int i, const char *word);  /* unquoted, any case */
+int sqlTokIsOp(const SqlToks *toks, int i, const char *op);
+/* Token i as a name (identifier dequoted, or a string), into out; 0 if it
+** is neither or does not fit. */
+int sqlTokName(const SqlToks *toks, int i, char *out, size_t n);
+
 #endif /* NT_LIB_H */

@@ -82,7 +82,7 @@ static int connAdd(Room *room, uint32_t id, const uint8_t *data, uint32_t len, C
 
 /* Does c's user hold more sockets in the room than the limit allows? */
 static int connOverLimit(const Room *room, const Conn *c){
-  double limit = room->rate.connsPerUser;
+  double limit = room->rate->connsPerUser;
   if( !(limit > 0) ) return 0;
   double n = 0;
   for(const Conn *o = room->conns; o; o = o->next) n += strcmp(o->userId, c->userId)==0;
@@ -93,7 +93,7 @@ static int connOverLimit(const Room *room, const Conn *c){
 static int connRefuse(Room *room, Conn *c){
   char msg[160];
   snprintf(msg, sizeof msg, "too many connections: at most %.0f per user in this room",
-           room->rate.connsPerUser);
+           room->rate->connsPerUser);
   uint32_t id = c->id;
   Reply reply = { 0, id, NULL, 0 };
   replyErrorRetry(room, &reply, NT_RATE_LIMITED, msg, CONN_RETRY_MS);

@@ -37,7 +37,7 @@ static void syncCommitted(Room *room, const Touched *t){
   syncOnCommit(room, &plan);
 }
 
-static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery };
+static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, syncReplicaRaw };
 
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
@@ -45,6 +45,7 @@ static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL
 static const ModuleTask filesTasks[] = { { "files.sweep", filesSweepTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
+  { .name = "cost",      .xFree = costClose },
   { .name = "guard",     .xOpen = guardOpened, .xFree = guardClose },
   { .name = "live",      .xOpen = liveOpen, .xFree = liveFreeAll, .xOnCommit = liveOnCommit,
     .xNextDue = liveNextDue, .xOnTimer = liveOnTimer, .xConnRestore = liveRestore,
@@ -52,7 +53,7 @@ const Module roomModules[] = {
   { .name = "migrate",   .xOpen = migrateOpen },
   { .name = "room",      .xOpen = roomOpenState },
   { .name = "idem",      .schema = idemSchema },
-  { .name = "rate",      .schema = rateSchema },
+  { .name = "rate",      .schema = rateSchema, .xFree = rateFree },
   { .name = "rls",       .xOpen = rlsOpen, .xFree = rlsFree },
   { .name = "debounce",  .schema = debounceSchema, .xFree = debounceFreeAll,
     .xNextDue = debounceNextDue, .xOnTimer = debounceOnTimer, .xIdle = debounceOnIdle },
