@@ -23,8 +23,9 @@
 #define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
 #define NT_MAX_VALUE     2000000   /* DO SQLite's largest string or blob, bytes */
 
-/* ---- alloc.c: log ------------------------------------------------------- */
+/* ---- alloc.c: log, fresh ids -------------------------------------------- */
 void ntLog(int level, const char *fmt, ...);
+void ntRandomId(char out[33]);     /* 32 lowercase hex characters from host_random */
 
 /* The structs of the layers above that the Room points at (opaque here). */
 typedef struct Fn Fn;

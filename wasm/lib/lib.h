@@ -3,11 +3,11 @@
 **
 ** Everything here works on plain values and its own structs: a growable
 ** buffer and string helpers, five-field cron expressions, and the in-memory
-** store. None of it reaches the room's state, so each piece can be tested on
-** its own (test/c/test_cron.c, test_memstore.c) and reused by any layer
+** store, SQL text split as SQLite's tokenizer splits it. None of it reaches
+** the room's state, so each piece is tested on its own (test/c/test_buf.c,
+** test_cron.c, test_memstore.c, test_sqltok.c) and reused by any layer
 ** above. The only outside things it touches are the ABI's return codes and,
-** for fresh ids and the embedded SQLite's VFS (memvfs.c), the host's clock
-** and randomness.
+** for the embedded SQLite's VFS (memvfs.c), the host's clock and randomness.
 **
 ** The layers, bottom to top, each including only its own header and the
 ** ones below it (scripts/check-layers holds them to that):
@@ -44,7 +44,6 @@ char *bufFinish(Buf *b);           /* hand over p (caller frees); NULL on OOM */
 void bufFree(Buf *b);
 char *ntStrdup(const char *s);     /* malloc'd copy; NULL in, NULL out */
 char *ntStrndup(const char *s, size_t n);
-void ntRandomId(char out[33]);     /* 32 lowercase hex characters from host_random */
 
 /* ---- cron.c: five-field cron expressions, in UTC ----------------------- */
 typedef struct Cron {

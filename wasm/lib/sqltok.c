@@ -18,7 +18,6 @@
 */
 #include <stdlib.h>
 #include <string.h>
-#include "sqlite3.h"
 #include "lib.h"
 
 /* Character classes, as SQLite's sqlite3CtypeMap sees them. */
@@ -28,6 +27,17 @@ static int tokIdStart(unsigned char c){
   return (c>='a' && c<='z') || (c>='A' && c<='Z') || c=='_' || c>=0x80;
 }
 static int tokIdChar(unsigned char c){ return tokIdStart(c) || tokDigit(c) || c=='$'; }
+/* a and b (n bytes each) equal with ASCII letters folded, as SQLite folds
+** keywords (sqlite3_strnicmp). */
+static int tokSameWord(const char *a, const char *b, size_t n){
+  for(size_t i = 0; i < n; i++){
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if( x>='A' && x<='Z' ) x = (unsigned char)(x + 32);
+    if( y>='A' && y<='Z' ) y = (unsigned char)(y + 32);
+    if( x!=y ) return 0;
+  }
+  return 1;
+}
 static int tokHex(unsigned char c){
   return tokDigit(c) || (c>='a' && c<='f') || (c>='A' && c<='F');
 }
@@ -214,7 +224,7 @@ void sqlToksFree(SqlToks *toks){
 int sqlTokIsWord(const SqlToks *toks, int i, const char *word){
   if( i < 0 || i >= toks->n || toks->a[i].type!=SQLTOK_WORD ) return 0;
   size_t n = strlen(word);
-  return (size_t)toks->a[i].len==n && sqlite3_strnicmp(toks->sql + toks->a[i].start, word, (int)n)==0;
+  return (size_t)toks->a[i].len==n && tokSameWord(toks->sql + toks->a[i].start, word, n);
 }
 
 int sqlTokIsOp(const SqlToks *toks, int i, const char *op){
