@@ -96,6 +96,12 @@ TEST(the_signing_request_should_carry_the_type_the_size_or_the_limit_and_the_exp
   CHECK_STR_CONTAINS(a->req, "\"expiresAt\":1700000060000");
   CHECK_STR_CONTAINS(a->req, "\"expiresInSec\":60");
   CHECK(strstr(a->req, "\"size\"")==NULL);          /* not declared: the limit bounds it */
+  /* expiries are whole seconds, rounded up: a URL lives at least as asked */
+  fakehostSetNow(FAKEHOST_EPOCH_MS + 1);
+  fakehostMessage(1, "{\"action\":\"rpc\",\"id\":2,\"method\":\"getUploadUrl\",\"payload\":"
+                     "{\"filename\":\"a.png\",\"contentType\":\"image/png\",\"expiresInSec\":1}}");
+  REQUIRE(lastAsync(NT_ASYNC_FILE_SIGN) != NULL);
+  CHECK_STR_CONTAINS(lastAsync(NT_ASYNC_FILE_SIGN)->req, "\"expiresAt\":1700000002000");
   fakehostRoomFree();
 }
 

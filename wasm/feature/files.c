@@ -233,10 +233,12 @@ static int filesWhole(Call *call, const char *name, double lo, double hi, int to
   return NT_OK;
 }
 
-/* When a URL signed now for sec seconds expires, ms since the epoch: whole
-** seconds, the resolution of both kinds of URL. */
+/* When a URL signed now for sec seconds expires, ms since the epoch: in
+** whole seconds (the resolution of both kinds of URL), rounded up, so a URL
+** lives at least sec seconds (a presigned one's X-Amz-Date is then up to a
+** second ahead, well within SigV4's allowed clock skew). */
 static double filesExpiry(double sec){
-  return (floor(host_now_ms() / 1000) + sec) * 1000;
+  return (ceil(host_now_ms() / 1000) + sec) * 1000;
 }
 
 /* ------------------------------------------------------------------------
