@@ -89,6 +89,12 @@ export interface CronJob {
 }
 
 /** The methods every room has. */
+/** A file's metadata (getUploadUrl, listFiles; docs/PROTOCOL.md "Files"). */
+export interface FileInfo {
+  fileId: string; filename: string; contentType: string; size: number | null;
+  status: 'pending' | 'uploaded'; createdAt: number; ownerId: string; etag: string | null; uploadedAt: number | null;
+}
+
 export interface BuiltinMethods {
   getRoomInfo: { kind: 'builtin'; payload: Empty; result: RoomInfo };
   d1Ping: { kind: 'builtin'; payload: Empty; result: { ok: true; latencyMs: number } };
@@ -154,6 +160,15 @@ export interface BuiltinMethods {
     kind: 'builtin'; payload: Empty;
     result: { kind: string; key: string; runAt: number; attempts: number; lastError: string | null }[];
   };
+  getUploadUrl: {
+    kind: 'builtin';
+    payload: { filename: string; contentType: string; size?: number; expiresInSec?: number };
+    result: { fileId: string; uploadUrl: string; method: 'PUT'; headers: { [name: string]: string }; expiresAt: number };
+  };
+  completeUpload: { kind: 'builtin'; payload: { fileId: string }; result: FileInfo };
+  getDownloadUrl: { kind: 'builtin'; payload: { fileId: string; expiresInSec?: number }; result: { url: string; expiresAt: number } };
+  deleteFile: { kind: 'builtin'; payload: { fileId: string }; result: { deleted: true } };
+  listFiles: { kind: 'builtin'; payload: Empty; result: FileInfo[] };
 }
 
 /* ---- errors and status --------------------------------------------------------- */

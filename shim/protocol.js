@@ -83,6 +83,12 @@ export const METHODS = Object.freeze({
   browseTable: { flags: ["ADMIN","READ"], cost: 0 },
   getRateLimits: { flags: ["ADMIN"], cost: 0 },
   listSchedule: { flags: ["ADMIN"], cost: 0 },
+  getUploadUrl: { flags: ["WRITE","ASYNC"], cost: 2 },
+  completeUpload: { flags: ["WRITE","ASYNC"], cost: 2 },
+  getDownloadUrl: { flags: ["READ","ASYNC"], cost: 1 },
+  deleteFile: { flags: ["WRITE","ASYNC"], cost: 2 },
+  listFiles: { flags: ["READ"], cost: 1 },
+  _fileUploaded: { flags: ["SYSTEM","ASYNC"], cost: 0 },
   _rateCheck: { flags: ["SYSTEM"], cost: 0 },
   _rateCleanup: { flags: ["SYSTEM"], cost: 0 },
 });

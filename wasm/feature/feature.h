@@ -2,7 +2,7 @@
 ** feature.h — the feature layer: what a room offers on top of calls.
 **
 ** Live queries, the memory store's methods (cursors, presence, ephemeral
-** keys), debounced writes, user cron jobs, replication to the D1 read
+** keys), debounced writes, user cron jobs, files in object storage, replication to the D1 read
 ** replica, the room's entry in the D1 directory of rooms, and the
 ** per-second history of its counters. Each keeps its state behind its own pointer in the Room and
 ** reaches the layers below through their headers only.
@@ -83,6 +83,18 @@ int cronJobList(Call *call, cJSON **ppResult);
 int cronJobDelete(Call *call, cJSON **ppResult);
 int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen);     /* task cron.run */
 extern const char cronJobSchema[];        /* the module's table (Module.schema) */
+
+/* ---- files.c: files in object storage ----------------------------------- */
+extern const char filesSchema[];          /* its table, _files */
+int filesOpen(Room *room, const cJSON *config);   /* config "files": {maxBytes, graceMs} */
+void filesFree(Room *room);
+int filesUploadUrl(Call *call, cJSON **ppResult);
+int filesCompleteUpload(Call *call, cJSON **ppResult);
+int filesUploaded(Call *call, cJSON **ppResult);  /* _fileUploaded: the Worker's route */
+int filesDownloadUrl(Call *call, cJSON **ppResult);
+int filesDelete(Call *call, cJSON **ppResult);
+int filesList(Call *call, cJSON **ppResult);
+int filesSweepTask(Room *room, const cJSON *payload, char *err, size_t errLen); /* task files.sweep */
 
 /* ---- sync.c: replication to the D1 read replica ------------------------ */
 int syncOpen(Room *room, int enabled);    /* triggers, initial sync, first batch */

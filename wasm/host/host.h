@@ -232,6 +232,7 @@ struct Room {
   struct Presence *presence;       /* the memory store and its events (presence.c) */
   struct Directory *directory;     /* the room's entry in the D1 directory (directory.c) */
   struct Metrics *metrics;         /* per-second samples of the counters (metrics.c) */
+  struct Files *files;             /* files' configuration (feature/files.c) */
   struct RateLimits *rate;         /* rate limits and their counters (ratelimit.c) */
   struct SqlLimits *sqlLimits;     /* bounds on client SQL (sqlcost.c) */
   struct CostCounts *costCounts;   /* cached row counts per table (sqlcost.c) */

@@ -43,6 +43,7 @@ static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, s
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
 static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL, NULL } };
+static const ModuleTask filesTasks[] = { { "files.sweep", filesSweepTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
   { .name = "cost",      .xFree = costClose },
@@ -70,6 +71,8 @@ const Module roomModules[] = {
     .xNextDue = syncNextDue, .xOnTimer = syncOnTimer, .tasks = syncTasks, .replica = &syncReplica },
   { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
   { .name = "cronjobs",  .schema = cronJobSchema, .tasks = cronTasks },
+  { .name = "files",     .schema = filesSchema, .xOpen = filesOpen, .xFree = filesFree,
+    .tasks = filesTasks },
   { .name = "sched",     .schema = schedSchema, .xOpen = schedOpen, .tasks = schedTasks },
 };
 const int roomModuleCount = (int)(sizeof roomModules / sizeof roomModules[0]);
