@@ -123,7 +123,8 @@ export interface BuiltinMethods {
   /** ADMIN */
   forceSyncAll: { kind: 'builtin'; payload: Empty; result: { queued: number } };
   scheduleCron: { kind: 'builtin'; payload: { name: string; schedule: string; rpcMethod: string; payload?: { [key: string]: Json } }; result: { cronId: string; nextRunAt: number } };
-  listCronJobs: { kind: 'builtin'; payload: Empty; result: CronJob[] };
+  /** `all: true` (ADMIN): every user's jobs, each with its userId */
+  listCronJobs: { kind: 'builtin'; payload: { all?: boolean }; result: (CronJob & { userId?: string })[] };
   deleteCronJob: { kind: 'builtin'; payload: { cronId: string }; result: { deleted: true } };
   /** ADMIN: the rooms of the deploy, from the D1 directory */
   listRooms: {
