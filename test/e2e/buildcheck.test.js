@@ -153,6 +153,8 @@ function sqlProject() {
   const dir = tempDir('project');
   const sql = copySql(dir);
   cpSync(join(REPO, 'shim'), join(dir, 'shim'), { recursive: true });
+  /* the shim imports npm packages (aws4fetch): wrangler's bundler resolves them here */
+  symlinkSync(realpathSync(join(REPO, 'node_modules')), join(dir, 'node_modules'));
   mkdirSync(join(dir, 'build'));
   cpSync(join(REPO, 'build', 'core.wasm'), join(dir, 'build', 'core.wasm'));
   /* the pages are served as static assets: the directory must exist */
