@@ -59,6 +59,12 @@
 #define NT_ASYNC_D1_QUERY      1   /* req: {"sql":…,"params":[…]}; result: {"rows":[{…}]} */
 #define NT_ASYNC_D1_BATCH      2   /* req: {"statements":[{"sql","params"}]}; all or nothing;
                                       result: {"statements":n} */
+#define NT_ASYNC_QUEUE_SEND   10   /* req: {"queue":"webhook"|"embed","messages":[{…}]}, at
+                                      most 100; result: {"sent":n} once the queue took them all */
+#define NT_ASYNC_SEAL         11   /* req: {"plain","aad"}: AES-GCM under the Worker's
+                                      NT_WEBHOOK_KEY; result: {"sealed"} */
+#define NT_ASYNC_AI_EMBED     12   /* req: {"texts":[…]}: the AI binding's embedding model;
+                                      result: {"vectors":[[…]]} */
 /* Any async request may carry "fail":true: a host running with test hooks
 ** fails it without doing it (the test-only D1 failure switch). */
 

@@ -33,11 +33,17 @@ static void syncCommitted(Room *room, const Touched *t){
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
 static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL, NULL } };
+static const ModuleTask webhookTasks[] = { { "webhook.outbox", webhookTask }, { NULL, NULL } };
+static const ModuleTask embedTasks[] = { { "embed.outbox", embedTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
   { .name = "live",     .xOnCommit = liveCommitted },
   { .name = "sync",     .xOnCommit = syncCommitted, .tasks = syncTasks },
   { .name = "cronjobs", .tasks = cronTasks },
   { .name = "sched",    .tasks = schedTasks },
+  { .name = "webhook",  .xOpen = webhookOpen, .xFree = webhookFree, .xOnCommit = webhookOnCommit,
+    .xNextDue = webhookNextDue, .xOnTimer = webhookOnTimer, .tasks = webhookTasks },
+  { .name = "embed",    .xOpen = embedOpen, .xFree = embedFree, .xOnCommit = embedOnCommit,
+    .xNextDue = embedNextDue, .xOnTimer = embedOnTimer, .tasks = embedTasks },
 };
 const int roomModuleCount = (int)(sizeof roomModules / sizeof roomModules[0]);

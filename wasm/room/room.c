@@ -86,6 +86,9 @@ int nt_room_open(Room *room){
   /* The outbox triggers exist before the functions are analysed, so each
   ** function's plan lists the outbox among what it writes. */
   if( rc==NT_OK ) rc = syncOpen(room, !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(cfg, "sync")));
+  for(int i = 0; rc==NT_OK && i < room->nModules; i++){   /* the modules' own opens, in table order */
+    if( room->modules[i].xOpen ) rc = room->modules[i].xOpen(room, cfg);
+  }
   if( rc==NT_OK ) rc = fnLoadAll(room, cJSON_GetObjectItemCaseSensitive(cfg, "functions"));
   if( rc==NT_OK ) rc = roomReadState(room);            /* migrations counted too */
   if( rc==NT_OK ) rc = presenceOpen(room, roomConfigNumber(cfg, "memoryMaxBytes", 8 << 20));
@@ -120,6 +123,10 @@ void roomTimerArm(Room *room){
     double due = roomTimers[i].xNextDue(room);
     if( due > 0 && (next==0 || due < next) ) next = due;
   }
+  for(int i = 0; i < room->nModules; i++){
+    double due = room->modules[i].xNextDue ? room->modules[i].xNextDue(room) : 0;
+    if( due > 0 && (next==0 || due < next) ) next = due;
+  }
   if( next!=room->timerAt ){
     room->timerAt = next;
     host_timer_set(next);
@@ -133,6 +140,9 @@ int nt_timer(Room *room){
   for(size_t i = 0; i < sizeof roomTimers / sizeof roomTimers[0]; i++){
     roomTimers[i].xOnTimer(room, now);
   }
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xOnTimer ) room->modules[i].xOnTimer(room, now);
+  }
   roomTimerArm(room);
   return NT_OK;
 }
@@ -144,6 +154,9 @@ int nt_room_status(Room *room){
 void nt_room_free(Room *room){
   if( room==NULL ) return;
   asyncFreeAll(room);
+  for(int i = room->nModules - 1; i >= 0; i--){
+    if( room->modules[i].xFree ) room->modules[i].xFree(room);
+  }
   debounceFreeAll(room);
   connFreeAll(room);
   presenceFree(room);
