@@ -32,6 +32,7 @@ import { migrations, functions } from "../build/bundle.js";
 import { Core, NT } from "./core.js";
 import { ntImports, cellValue } from "./host.js";
 import { roomRateLimits } from "./ratelimiter.js";
+import { QUEUE_ASYNC_KINDS, queueConfig } from "./queues.js";
 
 const MAX_BODY = 1 << 20;          /* HTTP RPC body limit (PROTOCOL.md: 1 MiB) */
 const MAX_FRAME = 1 << 20;         /* WebSocket frame limit (PROTOCOL.md: 1 MiB) */
@@ -67,6 +68,7 @@ export function errorResponse(code, message, status = STATUS[code] ?? 500, heade
 const ASYNC_KINDS = {
   1: d1Query,                      /* NT_ASYNC_D1_QUERY */
   2: d1Batch,                      /* NT_ASYNC_D1_BATCH */
+  ...QUEUE_ASYNC_KINDS,            /* queue sends, sealing, the embedding model (queues.js) */
 };
 
 const LOGFN = [console.debug, console.info, console.warn, console.error]; /* by nt.h level */
@@ -134,6 +136,7 @@ export class Room extends DurableObject {
       batchMs: batchWindow(this.env.NT_BATCH_MS),
       sync: this.env.NT_SYNC !== "0",      /* replication to D1 (NT_SYNC=0 turns it off) */
       rateLimits: roomRateLimits(this.env),      /* NT_RATE_CONN_* and NT_RATE_USER_* */
+      ...queueConfig(this.env),            /* NT_WEBHOOK_*, NT_EMBEDDER (queues.js) */
     });
     core.roomPtr = core.withInputs([config], (p, n) => core.ex.nt_room_new(p, n));
     if (!core.roomPtr) throw new Error("nt_room_new returned NULL (out of memory)");

@@ -19,6 +19,7 @@
 import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
 import { edgeRateLimits } from "./ratelimiter.js";
+import { handleQueue } from "./queues.js";
 
 export { Room } from "./room.js";
 export { RateLimiter } from "./ratelimiter.js";
@@ -66,6 +67,10 @@ export default {
       console.error("worker: unhandled", e && e.stack || e);
       return errorResponse("INTERNAL", "internal error");
     }
+  },
+  /* Webhook deliveries and embedding jobs, and their dead-letter queues. */
+  queue(batch, env, ctx) {
+    return handleQueue(batch, env, ctx);
   },
 };
 
