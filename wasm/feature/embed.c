@@ -797,8 +797,9 @@ int embedDead(Call *call, cJSON **ppResult){
 }
 
 /* getEmbeddingStatus {table?} -> {embedder, tables, pending, done, failed,
-** dead, jobs, skipped}: pending counts jobs waiting or in flight; jobs
-** counts every job ever made for the rows that still exist. */
+** dead, jobs, attempts, skipped}: pending counts jobs waiting or in flight;
+** jobs counts every job ever made for the rows that still exist, attempts
+** the attempts of their current jobs. */
 int embedStatusMethod(Call *call, cJSON **ppResult){
   static const char *const keys[] = { "table" };
   int rc = CALL_ONLY_KEYS(call, keys);
@@ -814,17 +815,17 @@ int embedStatusMethod(Call *call, cJSON **ppResult){
   rc = storeExec(call->room,
     "SELECT count(*) FILTER (WHERE status IN ('pending', 'queued', 'running')),"
     " count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'failed'),"
-    " count(*) FILTER (WHERE status = 'dead'), coalesce(sum(gen), 0)"
+    " count(*) FILTER (WHERE status = 'dead'), coalesce(sum(gen), 0), coalesce(sum(attempts), 0)"
     " FROM _embeddings WHERE ?1 IS NULL OR tbl = ?1", args, &res, call->err, sizeof call->err);
   cJSON_Delete(args);
   if( rc ) return rc;
-  static const char *const names[] = { "pending", "done", "failed", "dead", "jobs" };
+  static const char *const names[] = { "pending", "done", "failed", "dead", "jobs", "attempts" };
   cJSON *r = cJSON_CreateObject();
   cJSON_AddStringToObject(r, "embedder", embedEmbedder(call->room));
   cJSON *tables = cJSON_AddArrayToObject(r, "tables");
   for(int i = 0; e && i < e->nDecls; i++) cJSON_AddItemToArray(tables, cJSON_CreateString(e->decls[i].table));
   const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
-  for(int i = 0; i < 5; i++){
+  for(int i = 0; i < 6; i++){
     const cJSON *v = cJSON_GetArrayItem(row, i);
     cJSON_AddNumberToObject(r, names[i], cJSON_IsNumber(v) ? v->valuedouble : 0);
   }
