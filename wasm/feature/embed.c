@@ -34,8 +34,9 @@
 ** The local embedder: each word (lowercased letters and digits; bytes of
 ** non-ASCII characters count as letters) not in a short stop list is hashed
 ** into one of EMBED_LOCAL_DIM dimensions with a sign, and so is each
-** character trigram of the word framed by ^ and $ at a lower weight, so
-** "bread" and "breads" share most of their features. The sum is
+** character trigram of the word framed by ^ and $, the trigrams together
+** weighing a little less than the word, so "bread" and "breads" share most
+** of their features. The sum is
 ** L2-normalised. Texts that share words point the same way.
 */
 #include <math.h>
@@ -45,7 +46,7 @@
 #include "feature.h"
 
 #define EMBED_MAX_WORD   64          /* bytes of a word that count */
-#define EMBED_TRIGRAMS   0.5f        /* weight of a word's trigrams, all together */
+#define EMBED_TRIGRAMS   0.7f        /* L2 weight of a word's trigrams, all together (the word's is 1) */
 #define EMBED_MAX_TEXT   8192        /* bytes of text handed to a model */
 #define EMBED_MAX_DIM    4096        /* dimensions a stored vector may have */
 #define EMBED_MAX_DECLS  32          /* embedded tables per room */
@@ -106,7 +107,11 @@ static uint64_t embedFnv(uint64_t h, const unsigned char *p, size_t n){
 static void embedFeature(float *v, char kind, const unsigned char *p, size_t n, float weight){
   uint64_t h = embedFnv(0xcbf29ce484222325ull, (const unsigned char*)&kind, 1);
   h = embedFnv(h, p, n);
-  h ^= h >> 29;                                     /* mix the high bits down */
+  h ^= h >> 33;                                     /* mix every bit into the low ones */
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
   v[h % EMBED_LOCAL_DIM] += (h >> 40) & 1 ? -weight : weight;
 }
 
@@ -125,7 +130,8 @@ static void embedWord(float *v, const unsigned char *w, size_t n){
   memcpy(framed + 1, w, n);
   framed[n + 1] = '$';
   size_t grams = n;                                 /* (n + 2) - 3 + 1 */
-  for(size_t i = 0; i < grams; i++) embedFeature(v, 't', framed + i, 3, EMBED_TRIGRAMS / (float)grams);
+  float each = EMBED_TRIGRAMS / sqrtf((float)grams);
+  for(size_t i = 0; i < grams; i++) embedFeature(v, 't', framed + i, 3, each);
 }
 
 void embedLocal(const char *text, size_t n, float out[EMBED_LOCAL_DIM]){
