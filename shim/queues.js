@@ -9,8 +9,11 @@
 ** the platform can: Queues, WebCrypto (AES-GCM for the secrets at rest,
 ** HMAC-SHA256 for the signatures), fetch to the receivers, and Workers AI.
 **
-** A message is a reference ({kind, room, id[, gen]}). The consumer groups
-** a batch by room and makes one system call per room to claim the work
+** A webhook message carries the whole delivery when its body is small
+** (the URL, the sealed secret, the body to sign), else only a reference the
+** consumer claims from the room (_webhookClaim); an embedding message is
+** always a reference ({kind, room, id, gen}). The consumer groups a batch by
+** room and makes one system call per room for the work it must ask for
 ** (_webhookClaim, _embedClaim) and one to report it (_webhookReport,
 ** _embedStore, _embedReport); the room answers what to do with each
 ** message (ack, or retry after a delay). Every call to a room uses the
@@ -52,7 +55,7 @@ export function queueConfig(env) {
       leaseSec: num(env.NT_WEBHOOK_LEASE_SEC, 900),
     },
     embed: {
-      embedder: env.NT_EMBEDDER === "workers-ai" ? "workers-ai" : "local",
+      embedder: ["workers-ai", "off"].includes(env.NT_EMBEDDER) ? env.NT_EMBEDDER : "local",
       retryBaseSec: num(env.NT_EMBED_RETRY_BASE_SEC, 5),
       leaseSec: num(env.NT_WEBHOOK_LEASE_SEC, 900),
     },
@@ -160,25 +163,24 @@ function settle(msg, answer) {
   else msg.ack();
 }
 
-/* Webhook deliveries: claim, POST each, report, settle. */
+/* Webhook deliveries: POST each (a message by reference is claimed from
+** the room first), report every attempt in one call, settle. */
 async function webhookBatch(env, room, msgs) {
   const byId = new Map(msgs.map((m) => [m.body.id, m]));
-  const claim = await roomCall(env, room, "_webhookClaim", { items: msgs.map((m) => ({ id: m.body.id })) });
-  const outcomes = await Promise.all(claim.items.map(async (c) => {
-    if (c.action !== "deliver") return { claim: c };
-    const msg = byId.get(c.id);
-    return { claim: c, report: { id: c.id, attempt: msg.attempts, ...(await post(env, c)) } };
-  }));
-  const reports = outcomes.filter((o) => o.report).map((o) => o.report);
-  const answers = new Map();
-  if (reports.length) {
-    const r = await roomCall(env, room, "_webhookReport", { items: reports });
-    for (const a of r.items) answers.set(a.id, a);
+  const work = msgs.filter((m) => m.body.body !== undefined).map((m) => m.body);
+  const byRef = msgs.filter((m) => m.body.body === undefined);
+  if (byRef.length) {
+    const claim = await roomCall(env, room, "_webhookClaim", { items: byRef.map((m) => ({ id: m.body.id })) });
+    for (const c of claim.items) {
+      if (c.action === "deliver") work.push(c);
+      else settle(byId.get(c.id), c);
+    }
   }
-  for (const o of outcomes) {
-    const msg = byId.get(o.claim.id);
-    if (msg) settle(msg, o.report ? answers.get(o.claim.id) : o.claim);
-  }
+  if (!work.length) return;
+  const reports = await Promise.all(work.map(async (c) =>
+    ({ id: c.id, attempt: byId.get(c.id).attempts, ...(await post(env, c)) })));
+  const r = await roomCall(env, room, "_webhookReport", { items: reports });
+  for (const a of r.items) settle(byId.get(a.id), a);
 }
 
 /* One attempt of one delivery: {ok, status?, error?}. */

@@ -479,14 +479,23 @@ int embedOpen(Room *room, const cJSON *config){
   room->embeds = e;
   const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(config, "embed");
   const cJSON *which = cJSON_GetObjectItemCaseSensitive(cfg, "embedder");
-  snprintf(e->embedder, sizeof e->embedder, "%s",
-           cJSON_IsString(which) && strcmp(which->valuestring, "workers-ai")==0 ? "workers-ai" : "local");
+  static const char *const embedders[] = { "local", "workers-ai", "off" };
+  snprintf(e->embedder, sizeof e->embedder, "%s", embedders[0]);
+  for(size_t i = 0; i < sizeof embedders / sizeof embedders[0]; i++){
+    if( cJSON_IsString(which) && strcmp(which->valuestring, embedders[i])==0 ) snprintf(e->embedder, sizeof e->embedder, "%s", embedders[i]);
+  }
   const cJSON *base = cJSON_GetObjectItemCaseSensitive(cfg, "retryBaseSec");
   e->retryBaseSec = cJSON_IsNumber(base) && base->valuedouble >= 0 ? base->valuedouble : 5;
   const cJSON *lease = cJSON_GetObjectItemCaseSensitive(cfg, "leaseSec");
   outqInit(&e->out, &embedQueue, 1000 * (cJSON_IsNumber(lease) && lease->valuedouble > 0 ? lease->valuedouble : 900));
   char err[256] = "";
+  /* "off": the declarations are read (a bad one still stops the room) but
+  ** nothing is embedded: no triggers, no jobs, no search. */
   int rc = embedDeclare(room, e, cJSON_GetObjectItemCaseSensitive(config, "migrations"), err, sizeof err);
+  if( rc==NT_OK && strcmp(e->embedder, "off")==0 ){
+    for(int i = 0; i < e->nDecls; i++) embedDeclFree(&e->decls[i]);
+    e->nDecls = 0;
+  }
   if( rc ){
     ntLog(NT_LOG_ERROR, "%s", err);
     free(room->statusMsg);
@@ -525,56 +534,6 @@ int embedTask(Room *room, const cJSON *payload, char *err, size_t errLen){
 }
 
 /* ---- jobs ----------------------------------------------------------------- */
-
-/* The text of row key (a JSON array) of d: the declared columns joined by
-** newlines, NULLs left out (caller frees). *pFound 0 when the row is gone. */
-static char *embedText(Room *room, const EmbedDecl *d, const char *key, int *pFound, char *err, size_t errLen){
-  Buf b = {0};
-  bufAppendStr(&b, "SELECT ");
-  for(int i = 0; i < d->nCols; i++){
-    if( i ) bufAppendStr(&b, ", ");
-    bufAppendSqlIdent(&b, d->cols[i]);
-  }
-  bufAppendStr(&b, " FROM ");
-  bufAppendSqlIdent(&b, d->table);
-  for(int i = 0; i < d->nPk; i++){
-    char ref[32];
-    snprintf(ref, sizeof ref, " = (?1 ->> %d)", i);
-    bufAppendStr(&b, i ? " AND " : " WHERE ");
-    bufAppendSqlIdent(&b, d->pk[i]);
-    bufAppendStr(&b, ref);
-  }
-  char *sql = bufFinish(&b);
-  cJSON *args = cJSON_CreateArray();
-  cJSON_AddItemToArray(args, cJSON_CreateString(key));
-  SqlResult res;
-  int rc = sql ? storeExec(room, sql, args, &res, err, errLen) : NT_NOMEM;
-  free(sql);
-  cJSON_Delete(args);
-  *pFound = 0;
-  if( rc ) return NULL;
-  const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
-  Buf t = {0};
-  if( row ){
-    *pFound = 1;
-    int first = 1;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, row){
-      if( cJSON_IsNull(v) ) continue;
-      if( !first ) bufAppendStr(&t, "\n");
-      first = 0;
-      if( cJSON_IsString(v) ) bufAppendStr(&t, v->valuestring);
-      else{
-        char *num = cJSON_PrintUnformatted(v);
-        bufAppendStr(&t, num ? num : "");
-        cJSON_free(num);
-      }
-    }
-  }
-  storeResultFree(&res);
-  char *text = bufFinish(&t);
-  return text ? text : ntStrdup("");
-}
 
 /* Store vector v[dim] with hash for job id of generation gen. */
 static int embedSave(Room *room, double id, double gen, const char *hash, float *v, int dim,
@@ -646,88 +605,198 @@ static double embedDelay(Embeds *e, int attempt){
   return floor(fmin(e->retryBaseSec * pow(2, attempt > 0 ? attempt - 1 : 0), e->out.leaseMs / 2000));
 }
 
-/* One job of a claim: its answer goes into out. */
-static int embedClaimOne(Room *room, Embeds *e, const cJSON *it, cJSON *out, char *err, size_t errLen){
-  double id = embedNum(it, "id"), gen = embedNum(it, "gen");
-  int attempt = (int)embedNum(it, "attempt");
-  cJSON *args = cJSON_CreateArray();
-  cJSON_AddItemToArray(args, cJSON_CreateNumber(id));
-  SqlResult res;
-  int rc = storeExec(room, "SELECT tbl, pk, gen, status, hash, vec IS NOT NULL FROM _embeddings WHERE id = ?1",
-                     args, &res, err, errLen);
-  cJSON_Delete(args);
-  if( rc ) return rc;
-  const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
-  const char *why = NULL;
-  const EmbedDecl *d = NULL;
-  if( row==NULL ) why = "no such job";
-  else if( cJSON_GetArrayItem(row, 2)->valuedouble!=gen ) why = "superseded by a newer job";
-  else if( strcmp(cJSON_GetArrayItem(row, 3)->valuestring, "done")==0
-           || strcmp(cJSON_GetArrayItem(row, 3)->valuestring, "dead")==0 ) why = cJSON_GetArrayItem(row, 3)->valuestring;
-  else if( (d = embedFind(room, cJSON_GetArrayItem(row, 0)->valuestring))==NULL ) why = "the table is no longer embedded";
-  if( why ){
-    cJSON_AddStringToObject(embedAnswer(out, id, gen, "skip"), "reason", why);
-    storeResultFree(&res);
-    return NT_OK;
+/* The texts of the rows keys (a JSON array of keys) of d, one SELECT:
+** {key text: joined text}, as an object (new), or NULL with err. */
+static cJSON *embedTexts(Room *room, const EmbedDecl *d, const char *keys, char *err, size_t errLen){
+  Buf b = {0};
+  bufAppendStr(&b, "SELECT j.value");
+  for(int i = 0; i < d->nCols; i++){
+    bufAppendStr(&b, ", t.");
+    bufAppendSqlIdent(&b, d->cols[i]);
   }
-  char *key = ntStrdup(cJSON_GetArrayItem(row, 1)->valuestring);
-  const cJSON *oldHash = cJSON_GetArrayItem(row, 4);
-  char stored[17] = "";
-  if( cJSON_IsString(oldHash) && cJSON_GetArrayItem(row, 5)->valuedouble ) snprintf(stored, sizeof stored, "%s", oldHash->valuestring);
+  bufAppendStr(&b, " FROM json_each(?1) AS j JOIN ");
+  bufAppendSqlIdent(&b, d->table);
+  bufAppendStr(&b, " AS t ON ");
+  for(int i = 0; i < d->nPk; i++){
+    char ref[32];
+    snprintf(ref, sizeof ref, " = (j.value ->> %d)", i);
+    if( i ) bufAppendStr(&b, " AND ");
+    bufAppendStr(&b, "t.");
+    bufAppendSqlIdent(&b, d->pk[i]);
+    bufAppendStr(&b, ref);
+  }
+  char *sql = bufFinish(&b);
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(keys));
+  SqlResult res;
+  int rc = sql ? storeExec(room, sql, args, &res, err, errLen) : NT_NOMEM;
+  free(sql);
+  cJSON_Delete(args);
+  if( rc ) return NULL;
+  cJSON *out = cJSON_CreateObject();
+  const cJSON *row;
+  cJSON_ArrayForEach(row, res.rows){
+    Buf t = {0};
+    int first = 1;
+    for(const cJSON *v = row->child->next; v; v = v->next){
+      if( cJSON_IsNull(v) ) continue;
+      if( !first ) bufAppendStr(&t, "\n");
+      first = 0;
+      if( cJSON_IsString(v) ) bufAppendStr(&t, v->valuestring);
+      else{
+        char *num = cJSON_PrintUnformatted(v);
+        bufAppendStr(&t, num ? num : "");
+        cJSON_free(num);
+      }
+    }
+    char *text = bufFinish(&t);
+    cJSON_AddItemToObject(out, row->child->valuestring, cJSON_CreateString(text ? text : ""));
+    free(text);
+  }
   storeResultFree(&res);
-  int found = 0;
-  char *text = key ? embedText(room, d, key, &found, err, errLen) : NULL;
-  free(key);
-  if( text==NULL ) return err[0] ? NT_INTERNAL : NT_NOMEM;
+  return out;
+}
+
+/* One job's outcome, for the one UPDATE of a claim. */
+static void embedOutcome(cJSON *marks, double id, double gen, const char *status, int tried,
+                         const char *hash, int dim, const char *vec, const char *error){
+  cJSON *m = cJSON_CreateObject();
+  cJSON_AddNumberToObject(m, "id", id);
+  cJSON_AddNumberToObject(m, "gen", gen);
+  cJSON_AddStringToObject(m, "status", status);
+  cJSON_AddNumberToObject(m, "tried", tried);
+  if( hash ) cJSON_AddStringToObject(m, "hash", hash);
+  if( vec ){ cJSON_AddNumberToObject(m, "dim", dim); cJSON_AddStringToObject(m, "vec", vec); }
+  if( error ) cJSON_AddStringToObject(m, "error", error);
+  cJSON_AddItemToArray(marks, m);
+}
+
+/* Decide one job whose text is known (text NULL: the row is gone). */
+static void embedDecide(Embeds *e, const cJSON *job, const char *text, int attempt, cJSON *out, cJSON *marks){
+  double id = cJSON_GetArrayItem(job, 0)->valuedouble, gen = cJSON_GetArrayItem(job, 3)->valuedouble;
+  const cJSON *oldHash = cJSON_GetArrayItem(job, 5);
+  int hasVec = cJSON_GetArrayItem(job, 6)->valuedouble!=0;
+  if( text==NULL ){
+    cJSON_AddStringToObject(embedAnswer(out, id, gen, "skip"), "reason", "the row is gone");
+    return;
+  }
   char hash[17];
   embedHash(e->embedder, text, strlen(text), hash);
-  if( !found ){
-    cJSON_AddStringToObject(embedAnswer(out, id, gen, "skip"), "reason", "the row is gone");
-  }else if( strcmp(hash, stored)==0 ){
+  if( hasVec && cJSON_IsString(oldHash) && strcmp(hash, oldHash->valuestring)==0 ){
     e->skipped++;                                   /* same text: the vector stands */
-    rc = embedMark(room, id, gen, "done", 0, NULL, err, errLen);
+    embedOutcome(marks, id, gen, "done", 0, NULL, 0, NULL, NULL);
     cJSON_AddStringToObject(embedAnswer(out, id, gen, "done"), "reason", "text unchanged");
   }else if( e->failing ){
-    rc = embedMark(room, id, gen, "failed", 1, "embedder failure injected by test hook", err, errLen);
+    static const char injected[] = "embedder failure injected by test hook";
+    embedOutcome(marks, id, gen, "failed", 1, NULL, 0, NULL, injected);
     cJSON *o = embedAnswer(out, id, gen, "retry");
     cJSON_AddNumberToObject(o, "delaySeconds", embedDelay(e, attempt));
-    cJSON_AddStringToObject(o, "error", "embedder failure injected by test hook");
+    cJSON_AddStringToObject(o, "error", injected);
   }else if( strcmp(e->embedder, "local")==0 ){
     float v[EMBED_LOCAL_DIM];
     embedLocal(text, strlen(text), v);
-    rc = embedSave(room, id, gen, hash, v, EMBED_LOCAL_DIM, err, errLen);
-    embedAnswer(out, id, gen, "done");
+    char *vec = embedEncode(v, EMBED_LOCAL_DIM);
+    embedOutcome(marks, id, gen, vec ? "done" : "failed", 1, hash, EMBED_LOCAL_DIM, vec, vec ? NULL : "out of memory");
+    if( vec ) embedAnswer(out, id, gen, "done");
+    else cJSON_AddNumberToObject(embedAnswer(out, id, gen, "retry"), "delaySeconds", embedDelay(e, attempt));
+    free(vec);
   }else{
-    rc = embedMark(room, id, gen, "running", 0, NULL, err, errLen);
+    embedOutcome(marks, id, gen, "running", 0, NULL, 0, NULL, NULL);
     cJSON *o = embedAnswer(out, id, gen, "embed");
-    if( strlen(text) > EMBED_MAX_TEXT ){
-      size_t cut = EMBED_MAX_TEXT;
-      while( cut > 0 && ((unsigned char)text[cut] & 0xc0)==0x80 ) cut--;   /* a character boundary */
-      text[cut] = 0;
+    size_t n = strlen(text);
+    if( n > EMBED_MAX_TEXT ){
+      n = EMBED_MAX_TEXT;
+      while( n > 0 && ((unsigned char)text[n] & 0xc0)==0x80 ) n--;   /* a character boundary */
     }
-    cJSON_AddStringToObject(o, "text", text);
+    char *cut = ntStrndup(text, n);
+    cJSON_AddStringToObject(o, "text", cut ? cut : "");
+    free(cut);
     cJSON_AddStringToObject(o, "hash", hash);
   }
-  free(text);
-  return rc;
 }
 
 /* _embedClaim {items: [{id, gen, attempt}]} -> {items: [{id, gen, action, …}]}:
 ** "done" (embedded here, or the text had not changed), "embed" with {text,
 ** hash} for the consumer's model, "retry" with {delaySeconds, error}, or
-** "skip" with {reason}. */
+** "skip" with {reason}. A batch costs one read of the jobs, one of the
+** texts per table, and one write. */
 int embedClaim(Call *call, cJSON **ppResult){
-  Embeds *e = call->room->embeds;
+  Room *room = call->room;
+  Embeds *e = room->embeds;
   const cJSON *items = embedItems(call);
   if( items==NULL ) return NT_INVALID_ARGUMENT;
   if( e==NULL ) return callFail(call, NT_UNAVAILABLE, "embeddings are not open");
+  char *list = cJSON_PrintUnformatted(items);
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(list ? list : "[]"));
+  cJSON_free(list);
+  SqlResult jobs;
+  int rc = storeExec(room,
+    "SELECT e.id, e.tbl, e.pk, e.gen, e.status, e.hash, e.vec IS NOT NULL, j.value ->> 'gen', j.value ->> 'attempt'"
+    " FROM json_each(?1) AS j LEFT JOIN _embeddings AS e ON e.id = j.value ->> 'id'",
+    args, &jobs, call->err, sizeof call->err);
+  cJSON_Delete(args);
+  if( rc ) return rc;
   cJSON *r = cJSON_CreateObject();
   cJSON *out = cJSON_AddArrayToObject(r, "items");
-  const cJSON *it;
-  cJSON_ArrayForEach(it, items){
-    int rc = embedClaimOne(call->room, e, it, out, call->err, sizeof call->err);
-    if( rc ){ cJSON_Delete(r); return rc; }
+  cJSON *marks = cJSON_CreateArray();
+  cJSON *texts = cJSON_CreateObject();          /* table -> {key: text} */
+  const cJSON *job;
+  /* The texts, one SELECT per table among the live jobs. */
+  for(int i = 0; rc==NT_OK && i < e->nDecls; i++){
+    cJSON *keys = cJSON_CreateArray();
+    cJSON_ArrayForEach(job, jobs.rows){
+      const cJSON *tbl = cJSON_GetArrayItem(job, 1);
+      if( cJSON_IsString(tbl) && strcmp(tbl->valuestring, e->decls[i].table)==0 ){
+        cJSON_AddItemToArray(keys, cJSON_Parse(cJSON_GetArrayItem(job, 2)->valuestring));
+      }
+    }
+    if( cJSON_GetArraySize(keys) > 0 ){
+      char *k = cJSON_PrintUnformatted(keys);
+      cJSON *found = k ? embedTexts(room, &e->decls[i], k, call->err, sizeof call->err) : NULL;
+      cJSON_free(k);
+      if( found ) cJSON_AddItemToObject(texts, e->decls[i].table, found);
+      else rc = NT_INTERNAL;
+    }
+    cJSON_Delete(keys);
   }
+  cJSON_ArrayForEach(job, jobs.rows){
+    if( rc ) break;
+    const cJSON *id = cJSON_GetArrayItem(job, 0), *tbl = cJSON_GetArrayItem(job, 1);
+    double wantGen = cJSON_GetNumberValue(cJSON_GetArrayItem(job, 7));
+    int attempt = (int)cJSON_GetNumberValue(cJSON_GetArrayItem(job, 8));
+    const char *why = NULL;
+    if( !cJSON_IsNumber(id) ) why = "no such job";
+    else if( cJSON_GetArrayItem(job, 3)->valuedouble!=wantGen ) why = "superseded by a newer job";
+    else if( strcmp(cJSON_GetArrayItem(job, 4)->valuestring, "done")==0
+             || strcmp(cJSON_GetArrayItem(job, 4)->valuestring, "dead")==0 ) why = cJSON_GetArrayItem(job, 4)->valuestring;
+    else if( embedFind(room, tbl->valuestring)==NULL ) why = "the table is no longer embedded";
+    if( why ){
+      cJSON_AddStringToObject(embedAnswer(out, cJSON_IsNumber(id) ? id->valuedouble : 0, wantGen, "skip"), "reason", why);
+      continue;
+    }
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(texts, tbl->valuestring),
+                                                         cJSON_GetArrayItem(job, 2)->valuestring);
+    embedDecide(e, job, cJSON_GetStringValue(text), attempt, out, marks);
+  }
+  storeResultFree(&jobs);
+  cJSON_Delete(texts);
+  if( rc==NT_OK && cJSON_GetArraySize(marks) > 0 ){
+    char *m = cJSON_PrintUnformatted(marks);
+    args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, cJSON_CreateString(m ? m : "[]"));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(host_now_ms())));
+    cJSON_free(m);
+    rc = storeRunFree(room,
+      "UPDATE _embeddings SET status = j.value ->> 'status', attempts = attempts + (j.value ->> 'tried'),"
+      " hash = coalesce(j.value ->> 'hash', hash), dim = coalesce(j.value ->> 'dim', dim),"
+      " vec = coalesce(j.value ->> 'vec', vec), updated_at = ?2,"
+      " last_error = CASE j.value ->> 'status' WHEN 'done' THEN NULL ELSE coalesce(j.value ->> 'error', last_error) END"
+      " FROM json_each(?1) AS j WHERE _embeddings.id = j.value ->> 'id' AND _embeddings.gen = j.value ->> 'gen'"
+      " AND _embeddings.status NOT IN ('done', 'dead')", args, call->err, sizeof call->err);
+  }
+  cJSON_Delete(marks);
+  if( rc ){ cJSON_Delete(r); return rc; }
   *ppResult = r;
   return NT_OK;
 }

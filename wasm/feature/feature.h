@@ -74,8 +74,10 @@ typedef struct OutQueue {
   const char *name;                /* "webhook", "embed": the queue the host sends to */
   const char *table;               /* the system table the triggers write */
   const char *task;                /* its task in the durable schedule (retries, sweeps) */
-  const char *due;                 /* SELECT id, message (JSON text): pending rows, and
-                                      unfinished ones older than ?1; ?2 the room, ?3 a limit */
+  const char *due;                 /* SELECT id, …: pending rows, and unfinished ones
+                                      older than ?1; ?2 the room, ?3 a limit */
+  cJSON *(*xMessage)(Room *room, const cJSON *row);  /* a due row's message (new), or
+                                      NULL: the row's second column is the message JSON */
   const char *markSent;            /* UPDATE: ?1 a JSON array of ids the queue took, ?2 now */
   const char *oldest;              /* SELECT min(updated_at) of the unfinished rows */
 } OutQueue;

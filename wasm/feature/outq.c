@@ -29,6 +29,7 @@
 #include "feature.h"
 
 #define OUTQ_BATCH        100        /* messages per send: the sendBatch limit */
+#define OUTQ_MAX_BYTES    200000     /* bytes of messages per send (a batch may hold 256 KB) */
 #define OUTQ_GATHER_MS    2.0        /* a send starts this long after the first commit */
 #define OUTQ_MAX_BACKOFF  60000.0    /* ms between failed sends, at most */
 
@@ -146,10 +147,17 @@ static void outqSend(Room *room, OutState *s){
   cJSON_AddStringToObject(req, "queue", s->q->name);
   cJSON *msgs = cJSON_AddArrayToObject(req, "messages");
   const cJSON *row;
+  size_t bytes = 0;
   cJSON_ArrayForEach(row, res.rows){
     const cJSON *id = cJSON_GetArrayItem(row, 0), *msg = cJSON_GetArrayItem(row, 1);
-    cJSON *body = cJSON_IsString(msg) ? cJSON_Parse(msg->valuestring) : NULL;
+    cJSON *body = s->q->xMessage ? s->q->xMessage(room, row)
+                : cJSON_IsString(msg) ? cJSON_Parse(msg->valuestring) : NULL;
     if( body==NULL ) continue;
+    char *text = cJSON_PrintUnformatted(body);
+    size_t n = text ? strlen(text) : OUTQ_MAX_BYTES;
+    cJSON_free(text);
+    if( bytes > 0 && bytes + n > OUTQ_MAX_BYTES ){ cJSON_Delete(body); break; }   /* the rest next time */
+    bytes += n;
     cJSON_AddItemToArray(msgs, body);
     cJSON_AddItemToArray(ids, cJSON_Duplicate(id, 0));
   }

@@ -39,6 +39,7 @@
 #define WH_LIST_DEFAULT     100      /* deliveries listed without a limit */
 #define WH_LIST_MAX         1000
 #define WH_QUEUE_MAX_DELAY  43200.0  /* seconds: the longest retry delay a queue takes */
+#define WH_INLINE           65536    /* bytes of body a message carries; larger go by reference */
 
 static const char webhookSchema[] =
   "CREATE TABLE IF NOT EXISTS _webhooks ("
@@ -63,16 +64,21 @@ static const char webhookSchema[] =
   " last_error TEXT,"
   " delivered_at INTEGER,"
   " updated_at INTEGER NOT NULL);"
-  "CREATE INDEX IF NOT EXISTS _webhook_deliveries_status ON _webhook_deliveries (status, updated_at);"
-  "CREATE INDEX IF NOT EXISTS _webhook_deliveries_hook ON _webhook_deliveries (webhook_id, at);";
+  "CREATE INDEX IF NOT EXISTS _webhook_deliveries_status ON _webhook_deliveries (status, updated_at);";
 
+static cJSON *whMessage(Room *room, const cJSON *row);
+
+/* Due rows: the delivery and its webhook (the URL and sealed secret, NULL
+** once the webhook is gone), for whMessage. */
 static const OutQueue webhookQueue = {
   .name = "webhook",
   .table = "_webhook_deliveries",
   .task = "webhook.outbox",
-  .due = "SELECT id, json_object('kind', 'webhook', 'room', ?2, 'id', id) FROM _webhook_deliveries"
-         " WHERE status = 'pending' OR (status IN ('queued', 'sending', 'failed') AND updated_at < ?1)"
-         " ORDER BY at LIMIT ?3",
+  .due = "SELECT d.id, d.event, d.tbl, d.row, d.version, d.at, w.url, w.secret, w.id, ?2"
+         " FROM _webhook_deliveries d LEFT JOIN _webhooks w ON w.id = d.webhook_id"
+         " WHERE d.status = 'pending' OR (d.status IN ('queued', 'sending', 'failed') AND d.updated_at < ?1)"
+         " ORDER BY d.at, d.rowid LIMIT ?3",
+  .xMessage = whMessage,
   .markSent = "UPDATE _webhook_deliveries SET updated_at = ?2,"
               " status = CASE status WHEN 'pending' THEN 'queued' ELSE status END"
               " WHERE id IN (SELECT value FROM json_each(?1))",
@@ -370,6 +376,33 @@ char *webhookBody(const char *id, const char *event, const char *room, const cha
   char *text = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   return text;
+}
+
+/* A delivery's message: the whole delivery ({kind, room, id, webhookId,
+** url, secret (sealed), event, body, timeoutMs}) when its body is at most
+** WH_INLINE bytes, so the consumer posts it without asking the room; else
+** only {kind, room, id}, and the consumer claims it (_webhookClaim). */
+static cJSON *whMessage(Room *room, const cJSON *row){
+  const cJSON *c[10];
+  for(int i = 0; i < 10; i++) c[i] = cJSON_GetArrayItem(row, i);
+  cJSON *m = cJSON_CreateObject();
+  cJSON_AddStringToObject(m, "kind", "webhook");
+  cJSON_AddStringToObject(m, "room", room->name);
+  cJSON_AddStringToObject(m, "id", cJSON_GetStringValue(c[0]) ? c[0]->valuestring : "");
+  if( !cJSON_IsString(c[6]) || !cJSON_IsString(c[1]) || !cJSON_IsString(c[2]) ) return m;
+  char *body = webhookBody(c[0]->valuestring, c[1]->valuestring, room->name, c[2]->valuestring,
+                           cJSON_IsString(c[3]) ? c[3]->valuestring : NULL,
+                           cJSON_GetNumberValue(c[4]), cJSON_GetNumberValue(c[5]));
+  if( body && strlen(body) <= WH_INLINE ){
+    cJSON_AddStringToObject(m, "webhookId", c[8]->valuestring);
+    cJSON_AddStringToObject(m, "url", c[6]->valuestring);
+    cJSON_AddStringToObject(m, "secret", c[7]->valuestring);
+    cJSON_AddStringToObject(m, "event", c[1]->valuestring);
+    cJSON_AddStringToObject(m, "body", body);
+    cJSON_AddNumberToObject(m, "timeoutMs", room->webhooks ? room->webhooks->timeoutMs : 10000);
+  }
+  free(body);
+  return m;
 }
 
 double webhookRetryDelay(int attempt, double baseSec, double capSec){
@@ -1009,7 +1042,8 @@ int webhookClaim(Call *call, cJSON **ppResult){
 }
 
 /* _webhookReport {items: [{id, attempt, ok, status?, error?}]} -> {items:
-** [{id, action: "done"|"retry"|"dead", delaySeconds?}]}: one attempt each. */
+** [{id, action: "done"|"retry"|"dead", delaySeconds?}]}: one attempt each,
+** recorded in one statement. */
 int webhookReport(Call *call, cJSON **ppResult){
   Room *room = call->room;
   Webhooks *w = room->webhooks;
@@ -1019,8 +1053,8 @@ int webhookReport(Call *call, cJSON **ppResult){
   double cap = fmin(WH_QUEUE_MAX_DELAY, w->out.leaseMs / 2000);
   cJSON *r = cJSON_CreateObject();
   cJSON *out = cJSON_AddArrayToObject(r, "items");
+  cJSON *rows = cJSON_CreateArray();
   const cJSON *it;
-  int rc = NT_OK;
   cJSON_ArrayForEach(it, items){
     const char *id = cJSON_GetObjectItemCaseSensitive(it, "id")->valuestring;
     const cJSON *attempt = cJSON_GetObjectItemCaseSensitive(it, "attempt");
@@ -1028,25 +1062,30 @@ int webhookReport(Call *call, cJSON **ppResult){
     const cJSON *error = cJSON_GetObjectItemCaseSensitive(it, "error");
     int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "ok"));
     int n = cJSON_IsNumber(attempt) && attempt->valuedouble >= 1 ? (int)attempt->valuedouble : 1;
-    const char *next = ok ? "delivered" : n >= w->maxAttempts ? "dead" : "failed";
+    int dead = !ok && n >= w->maxAttempts;
     char msg[WH_MAX_ERROR + 1] = "";
     if( cJSON_IsString(error) ) snprintf(msg, sizeof msg, "%s", error->valuestring);
-    cJSON *args = cJSON_CreateArray();
-    cJSON_AddItemToArray(args, cJSON_CreateString(id));
-    cJSON_AddItemToArray(args, cJSON_CreateString(next));
-    cJSON_AddItemToArray(args, cJSON_IsNumber(status) ? cJSON_CreateNumber(status->valuedouble) : cJSON_CreateNull());
-    cJSON_AddItemToArray(args, ok ? cJSON_CreateNull() : cJSON_CreateString(msg[0] ? msg : "failed"));
-    cJSON_AddItemToArray(args, cJSON_CreateNumber(now));
-    rc = storeRunFree(room,
-      "UPDATE _webhook_deliveries SET status = ?2, attempts = attempts + 1, last_status = ?3,"
-      " last_error = ?4, updated_at = ?5, delivered_at = CASE ?2 WHEN 'delivered' THEN ?5 ELSE delivered_at END"
-      " WHERE id = ?1 AND status NOT IN ('delivered', 'dead')", args, call->err, sizeof call->err);
-    if( rc ) break;
-    cJSON *o = whAnswer(out, id, ok ? "done" : n >= w->maxAttempts ? "dead" : "retry");
-    if( !ok && n < w->maxAttempts ){
-      cJSON_AddNumberToObject(o, "delaySeconds", webhookRetryDelay(n, w->retryBaseSec, cap));
-    }
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddStringToObject(row, "id", id);
+    cJSON_AddStringToObject(row, "next", ok ? "delivered" : dead ? "dead" : "failed");
+    if( cJSON_IsNumber(status) ) cJSON_AddNumberToObject(row, "code", status->valuedouble);
+    if( !ok ) cJSON_AddStringToObject(row, "error", msg[0] ? msg : "failed");
+    cJSON_AddItemToArray(rows, row);
+    cJSON *o = whAnswer(out, id, ok ? "done" : dead ? "dead" : "retry");
+    if( !ok && !dead ) cJSON_AddNumberToObject(o, "delaySeconds", webhookRetryDelay(n, w->retryBaseSec, cap));
   }
+  char *text = cJSON_PrintUnformatted(rows);
+  cJSON_Delete(rows);
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(text ? text : "[]"));
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(now));
+  cJSON_free(text);
+  int rc = storeRunFree(room,
+    "UPDATE _webhook_deliveries SET status = j.value ->> 'next', attempts = attempts + 1,"
+    " last_status = j.value ->> 'code', last_error = j.value ->> 'error', updated_at = ?2,"
+    " delivered_at = CASE j.value ->> 'next' WHEN 'delivered' THEN ?2 ELSE delivered_at END"
+    " FROM json_each(?1) AS j WHERE _webhook_deliveries.id = j.value ->> 'id'"
+    " AND _webhook_deliveries.status NOT IN ('delivered', 'dead')", args, call->err, sizeof call->err);
   if( rc ){ cJSON_Delete(r); return rc; }
   *ppResult = r;
   return NT_OK;
