@@ -38,7 +38,7 @@ const USER_AGENT = "nanotypeDB-Webhooks/1";
 
 export const QUEUE_ASYNC_KINDS = {
   10: queueSend,                   /* NT_ASYNC_QUEUE_SEND */
-  11: seal,                        /* NT_ASYNC_SEAL */
+  11: prepare,                     /* NT_ASYNC_WEBHOOK_PREPARE */
   12: aiEmbed,                     /* NT_ASYNC_AI_EMBED */
 };
 
@@ -83,9 +83,34 @@ async function sealKey(env) {
   return keyCache.key;
 }
 
-/* NT_ASYNC_SEAL {plain, aad} -> {sealed}: "v1." + base64(iv) + "." +
-** base64(ciphertext and tag); aad (the webhook's id) binds it to its row. */
-async function seal(env, { plain, aad }) {
+/* NT_ASYNC_WEBHOOK_PREPARE {plain, aad, resolve?} -> {sealed, addresses?}:
+** the secret sealed, and the addresses of the host name resolve when
+** NT_WEBHOOK_DOH_URL names a DNS-over-HTTPS resolver (the core checks them;
+** Workers have no resolver of their own). */
+async function prepare(env, { plain, aad, resolve }) {
+  const out = await seal(env, plain, aad);
+  if (resolve && env.NT_WEBHOOK_DOH_URL) out.addresses = await lookup(env.NT_WEBHOOK_DOH_URL, resolve);
+  return out;
+}
+
+/* A and AAAA records of name from a resolver speaking the DNS JSON API. */
+async function lookup(resolver, name) {
+  const addresses = [];
+  for (const [type, code] of [["A", 1], ["AAAA", 28]]) {
+    const url = new URL(resolver);
+    url.searchParams.set("name", name);
+    url.searchParams.set("type", type);
+    const res = await fetch(url, { headers: { accept: "application/dns-json" }, signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`resolving ${name}: the resolver answered ${res.status}`);
+    const answer = await res.json();
+    for (const a of answer?.Answer ?? []) if (a.type === code && typeof a.data === "string") addresses.push(a.data);
+  }
+  return addresses;
+}
+
+/* The sealed form: "v1." + base64(iv) + "." + base64(ciphertext and tag);
+** aad (the webhook's id) binds it to its row. */
+async function seal(env, plain, aad) {
   const key = await sealKey(env);
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: enc.encode(aad) },

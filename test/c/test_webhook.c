@@ -64,7 +64,7 @@ static const struct { const char *url; const char *refused; } urls[] = {
 TEST(registration_urls_should_be_https_to_public_hosts){
   for(size_t i = 0; i < sizeof urls / sizeof urls[0]; i++){
     char err[256] = "";
-    int rc = webhookCheckUrl(urls[i].url, NULL, err, sizeof err);
+    int rc = webhookCheckUrl(urls[i].url, NULL, NULL, 0, err, sizeof err);
     if( urls[i].refused==NULL ){
       if( rc!=NT_OK ) fprintf(stderr, "  %s refused: %s\n", urls[i].url, err);
       CHECK_EQ_INT(rc, NT_OK);
@@ -89,9 +89,32 @@ TEST(an_allow_listed_host_should_pass_the_address_rules_and_may_use_http){
   };
   for(size_t i = 0; i < sizeof cases / sizeof cases[0]; i++){
     char err[256] = "";
-    CHECK_EQ_INT(webhookCheckUrl(cases[i].url, allow, err, sizeof err), cases[i].ok ? NT_OK : NT_INVALID_ARGUMENT);
+    CHECK_EQ_INT(webhookCheckUrl(cases[i].url, allow, NULL, 0, err, sizeof err), cases[i].ok ? NT_OK : NT_INVALID_ARGUMENT);
   }
   cJSON_Delete(allow);
+}
+
+TEST(a_host_name_should_be_left_to_resolve_and_its_addresses_checked){
+  static const struct { const char *url; const char *name; } names[] = {
+    { "https://Hooks.Example.com./a", "hooks.example.com" },
+    { "https://93.184.216.34/a", "" },
+    { "https://[2606:4700::1111]/a", "" },
+  };
+  for(size_t i = 0; i < sizeof names / sizeof names[0]; i++){
+    char name[256] = "unset", err[256];
+    CHECK_EQ_INT(webhookCheckUrl(names[i].url, NULL, name, sizeof name, err, sizeof err), NT_OK);
+    CHECK_STR_EQ(name, names[i].name);
+  }
+  static const struct { const char *addr; const char *why; } addrs[] = {
+    { "93.184.216.34", NULL }, { "2606:4700::1111", NULL },
+    { "10.0.0.5", "private" }, { "169.254.169.254", "metadata" }, { "::1", "loopback" },
+    { "::ffff:192.168.0.1", "private" }, { "fe80::1", "link-local" }, { "nonsense", "not an address" },
+  };
+  for(size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++){
+    const char *why = webhookCheckAddress(addrs[i].addr);
+    if( addrs[i].why==NULL ) CHECK(why==NULL);
+    else CHECK_STR_CONTAINS(why ? why : "(accepted)", addrs[i].why);
+  }
 }
 
 TEST(the_signed_body_should_be_exact_and_stable){
@@ -183,7 +206,7 @@ TEST(a_delivery_should_go_from_the_write_to_the_log){
   char code[64];
   testRpc(1, "registerWebhook", "{\"url\":\"https://hooks.example.com/a\",\"event\":\"tasks.added\","
                                 "\"secret\":\"0123456789abcdef-secret\"}", code, sizeof code);
-  const FakeAsync *seal = openAsync(NT_ASYNC_SEAL);
+  const FakeAsync *seal = openAsync(NT_ASYNC_WEBHOOK_PREPARE);
   REQUIRE(seal!=NULL);
   CHECK_STR_CONTAINS(seal->req, "\"plain\":\"0123456789abcdef-secret\"");
   fakehostAsyncDone(seal->asyncId, NT_OK, "{\"sealed\":\"v1.sealed-form\"}");
@@ -240,7 +263,7 @@ TEST(a_row_too_large_for_a_message_should_travel_by_reference){
   REQUIRE(fakehostConnOpen(1, OWNER)==NT_OK);
   char code[64];
   testRpc(1, "registerWebhook", "{\"url\":\"https://hooks.example.com/a\",\"event\":\"*\"}", code, sizeof code);
-  const FakeAsync *seal = openAsync(NT_ASYNC_SEAL);
+  const FakeAsync *seal = openAsync(NT_ASYNC_WEBHOOK_PREPARE);
   REQUIRE(seal!=NULL);
   fakehostAsyncDone(seal->asyncId, NT_OK, "{\"sealed\":\"v1.x\"}");
   /* 100,000 characters of title, written behind the methods' backs: the
@@ -274,7 +297,7 @@ TEST(the_last_failed_attempt_should_end_the_delivery_dead){
   REQUIRE(fakehostConnOpen(1, OWNER)==NT_OK);
   char code[64];
   testRpc(1, "registerWebhook", "{\"url\":\"https://hooks.example.com/a\",\"event\":\"*\"}", code, sizeof code);
-  const FakeAsync *seal = openAsync(NT_ASYNC_SEAL);
+  const FakeAsync *seal = openAsync(NT_ASYNC_WEBHOOK_PREPARE);
   REQUIRE(seal!=NULL);
   CHECK_STR_CONTAINS(seal->req, "\"plain\":\"whsec_");
   fakehostAsyncDone(seal->asyncId, NT_OK, "{\"sealed\":\"v1.x\"}");
@@ -289,6 +312,30 @@ TEST(the_last_failed_attempt_should_end_the_delivery_dead){
   CHECK_STR_EQ(code, "");
   CHECK_EQ_INT((int)fakehostQueryInt("SELECT count(*) FROM _webhook_deliveries WHERE status = 'pending'"), 1);
   fakehostRoomFree();
+}
+
+TEST(registration_should_refuse_a_name_that_resolves_to_a_private_address){
+  static const struct { const char *answer; const char *code; const char *why; } cases[] = {
+    { "{\"sealed\":\"v1.x\",\"addresses\":[\"93.184.216.34\",\"10.0.0.5\"]}", "INVALID_ARGUMENT", "resolves to 10.0.0.5" },
+    { "{\"sealed\":\"v1.x\",\"addresses\":[]}", "INVALID_ARGUMENT", "does not resolve" },
+    { "{\"sealed\":\"v1.x\",\"addresses\":[\"93.184.216.34\"]}", "", "webhookId" },
+    { "{\"sealed\":\"v1.x\"}", "", "webhookId" },            /* the Worker resolves no names */
+  };
+  for(size_t i = 0; i < sizeof cases / sizeof cases[0]; i++){
+    fakehostReset();
+    REQUIRE(ownRoom()!=NULL);
+    REQUIRE(fakehostConnOpen(1, OWNER)==NT_OK);
+    char code[64];
+    testRpc(1, "registerWebhook", "{\"url\":\"https://hooks.example.com/a\",\"event\":\"*\"}", code, sizeof code);
+    const FakeAsync *prep = openAsync(NT_ASYNC_WEBHOOK_PREPARE);
+    REQUIRE(prep!=NULL);
+    CHECK_STR_CONTAINS(prep->req, "\"resolve\":\"hooks.example.com\"");
+    fakehostAsyncDone(prep->asyncId, NT_OK, cases[i].answer);
+    CHECK_STR_EQ(testFrameField(1, "error.code", code, sizeof code), cases[i].code);
+    CHECK_STR_CONTAINS(fakehostLastFrame(1), cases[i].why);
+    CHECK_EQ_INT((int)fakehostQueryInt("SELECT count(*) FROM _webhooks"), cases[i].code[0] ? 0 : 1);
+    fakehostRoomFree();
+  }
 }
 
 TEST(a_plain_user_of_a_shared_room_should_be_refused){

@@ -10,7 +10,9 @@
 **
 ** Two servers: the main one lists 127.0.0.1 in NT_WEBHOOK_ALLOW_HOSTS, with
 ** short retry delays, three attempts and a short lease; the bare one lists
-** nothing, for the refusals the allow-list would hide.
+** nothing, for the refusals the allow-list would hide, and resolves host
+** names through a DNS-over-HTTPS resolver this file runs on 127.0.0.1
+** (the DNS JSON API, answering from the table DNS below).
 */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +23,28 @@ import { startServer, sleep } from './harness.js';
 const WEBHOOK_KEY = randomBytes(32).toString('hex');
 const MAX_ATTEMPTS = 3;
 const RETRY_BASE_SEC = 1;
-let server, bare, rx;
+let server, bare, rx, dns;
+
+/* The test resolver's records: name -> A/AAAA answers. */
+const DNS = {
+  'hooks.example.com': ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946'],
+  'evil.example.com': ['93.184.216.34', '10.0.0.5'],
+  'rebind.example.com': ['169.254.169.254'],
+  'v6.example.com': ['fd00::1'],
+};
+
+function startResolver() {
+  const http = createServer((req, res) => {
+    const u = new URL(req.url, 'http://x');
+    const type = u.searchParams.get('type') === 'AAAA' ? 28 : 1;
+    const Answer = (DNS[u.searchParams.get('name')] ?? [])
+      .filter((a) => a.includes(':') === (type === 28))
+      .map((data) => ({ name: u.searchParams.get('name'), type, TTL: 60, data }));
+    res.writeHead(200, { 'content-type': 'application/dns-json' });
+    res.end(JSON.stringify({ Status: 0, Answer }));
+  });
+  return new Promise((ok) => http.listen(0, '127.0.0.1', () => ok(http)));
+}
 
 /* ---- the receiver ------------------------------------------------------- */
 
@@ -98,6 +121,7 @@ const deliveries = (c, filter = {}) => c.call('listWebhookDeliveries', filter);
 
 before(async () => {
   rx = await new Receiver().listen();
+  dns = await startResolver();
   const vars = {
     NT_WEBHOOK_KEY: WEBHOOK_KEY,
     NT_WEBHOOK_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
@@ -106,14 +130,16 @@ before(async () => {
     NT_WEBHOOK_LEASE_SEC: '5',
   };
   [server, bare] = await Promise.all([
-    startServer({ name: 'webhooks', vars: { ...vars, NT_WEBHOOK_ALLOW_HOSTS: '127.0.0.1' } }),
-    startServer({ name: 'webhooks-bare', vars: { ...vars, NT_WEBHOOK_ALLOW_HOSTS: '' } }),
+    startServer({ name: 'webhooks', vars: { ...vars, NT_WEBHOOK_ALLOW_HOSTS: '127.0.0.1', NT_WEBHOOK_DOH_URL: '' } }),
+    startServer({ name: 'webhooks-bare', vars: { ...vars, NT_WEBHOOK_ALLOW_HOSTS: '',
+      NT_WEBHOOK_DOH_URL: `http://127.0.0.1:${dns.address().port}/dns-query` } }),
   ]);
 });
 
 after(async () => {
   await Promise.all([server?.stop(), bare?.stop()]);
   await rx?.close();
+  dns?.close();
 });
 
 /* ---- capture and delivery ------------------------------------------------- */
@@ -263,6 +289,10 @@ const REFUSED = [
   ['localhost', () => 'https://localhost/', /local host name/],
   ['a .internal name', () => 'https://metadata.google.internal/', /local host name/],
   ['credentials in the URL', () => 'https://user:pw@example.com/', /credentials/],
+  ['a name that resolves to a private address', () => 'https://evil.example.com/hook', /resolves to 10\.0\.0\.5, a private address/],
+  ['a name that resolves to the metadata address', () => 'https://rebind.example.com/', /resolves to 169\.254\.169\.254/],
+  ['a name that resolves to a unique local IPv6 address', () => 'https://v6.example.com/', /resolves to fd00::1/],
+  ['a name that does not resolve', () => 'https://nx.example.com/', /does not resolve/],
 ];
 
 for (const [what, url, why] of REFUSED) {

@@ -118,8 +118,11 @@ int webhookClaim(Call *call, cJSON **ppResult);       /* the consumer: read deli
 int webhookReport(Call *call, cJSON **ppResult);      /* the consumer: an attempt's outcome */
 int webhookDead(Call *call, cJSON **ppResult);        /* the dead-letter consumer */
 /* The URL rules of registration: NT_OK, or NT_INVALID_ARGUMENT with err.
-** allow: hosts exempt from the address rules (and from https), may be NULL. */
-int webhookCheckUrl(const char *url, const cJSON *allow, char *err, size_t errLen);
+** allow: hosts exempt from the address rules (and from https), may be NULL.
+** pName (may be NULL) gets the host when it is a name left to resolve, else "". */
+int webhookCheckUrl(const char *url, const cJSON *allow, char *pName, size_t nameLen, char *err, size_t errLen);
+/* Why a resolved address (IPv4 dotted or IPv6 text) may not be reached, or NULL. */
+const char *webhookCheckAddress(const char *addr);
 /* The body of a delivery, as signed and posted (caller frees). row is JSON text. */
 char *webhookBody(const char *id, const char *event, const char *room, const char *table,
                   const char *row, double version, double atMs);

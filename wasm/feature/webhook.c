@@ -20,9 +20,10 @@
 ** log is the table itself; redeliverWebhook sends a delivery again.
 **
 ** Registration checks the URL here (webhookCheckUrl: https only, no
-** address of the room's own network), and seals the secret through the host
-** (AES-GCM with the Worker's key): the room stores only the sealed form and
-** answers the secret once, to the registration.
+** address of the room's own network), has the host resolve a host name
+** (every address it resolves to must pass the same rules) and seal the
+** secret (AES-GCM with the Worker's key), in one request: the room stores
+** only the sealed form and answers the secret once, to the registration.
 */
 #include <ctype.h>
 #include <math.h>
@@ -286,7 +287,16 @@ static int whErr(char *err, size_t errLen, const char *fmt, const char *arg){
   return NT_INVALID_ARGUMENT;
 }
 
-int webhookCheckUrl(const char *url, const cJSON *allow, char *err, size_t errLen){
+const char *webhookCheckAddress(const char *addr){
+  if( strchr(addr, ':') ){
+    uint8_t a[16];
+    return whParse6(addr, a) ? "not an address" : whCheck6(a);
+  }
+  uint32_t a;
+  return whParse4(addr, &a)!=1 ? "not an address" : whCheck4(a);
+}
+
+int webhookCheckUrl(const char *url, const cJSON *allow, char *pName, size_t nameLen, char *err, size_t errLen){
   size_t n = strlen(url);
   if( n==0 || n > WH_MAX_URL ) return whErr(err, errLen, "url: expected 1 to %s bytes", "2048");
   for(size_t i = 0; i < n; i++){
@@ -329,6 +339,7 @@ int webhookCheckUrl(const char *url, const cJSON *allow, char *err, size_t errLe
   }
   for(char *c = host; *c; c++) *c = (char)tolower((unsigned char)*c);
   if( hlen > 1 && host[hlen-1]=='.' && !v6 ) host[--hlen] = 0;
+  if( pName && nameLen ) pName[0] = 0;
   if( whAllowed(allow, host) ) return NT_OK;          /* listed: http allowed too */
   if( http ) return whErr(err, errLen, "url: %s", "only https URLs are accepted (plain http only for hosts in NT_WEBHOOK_ALLOW_HOSTS)");
   const char *why = NULL;
@@ -351,6 +362,7 @@ int webhookCheckUrl(const char *url, const cJSON *allow, char *err, size_t errLe
         if( hlen > sl && strcmp(host + hlen - sl, whPrivateSuffixes[i])==0 ) why = "a local host name";
       }
       if( !why && strchr(host, '.')==NULL ) why = "a single-label (local) host name";
+      if( !why && pName && nameLen ) snprintf(pName, nameLen, "%s", host);   /* to resolve */
     }
   }
   if( why ){
@@ -672,6 +684,7 @@ static int whCheckEvent(Call *call, const char *event){
 /* A registration waiting for the host to seal its secret. */
 typedef struct WhPending {
   char id[40];                     /* "wh_" + 32 hex */
+  char host[256];                  /* the host name the host resolved, or "" */
   char *url, *event, *secret, *by; /* owned */
 } WhPending;
 
@@ -688,10 +701,30 @@ static int whSealed(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
   const cJSON *sealed = cJSON_GetObjectItemCaseSensitive(data, "sealed");
   if( rc || !cJSON_IsString(sealed) ){
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(data, "message");
-    snprintf(err, errLen, "the secret could not be sealed: %s",
+    snprintf(err, errLen, "the webhook could not be prepared: %s",
              cJSON_IsString(m) ? m->valuestring : "no sealed form");
     whPendingFree(p);
     return NT_UNAVAILABLE;
+  }
+  /* The addresses the name resolves to, when the host resolved it: none
+  ** may be one the URL rules refuse. */
+  const cJSON *addrs = cJSON_GetObjectItemCaseSensitive(data, "addresses");
+  if( p->host[0] && cJSON_IsArray(addrs) ){
+    if( cJSON_GetArraySize(addrs)==0 ){
+      snprintf(err, errLen, "url: %s does not resolve", p->host);
+      whPendingFree(p);
+      return NT_INVALID_ARGUMENT;
+    }
+    const cJSON *a;
+    cJSON_ArrayForEach(a, addrs){
+      const char *why = cJSON_IsString(a) ? webhookCheckAddress(a->valuestring) : "not an address";
+      if( why ){
+        snprintf(err, errLen, "url: %s resolves to %s, %s; webhooks may not reach it (list it in"
+                 " NT_WEBHOOK_ALLOW_HOSTS to allow it)", p->host, cJSON_IsString(a) ? a->valuestring : "?", why);
+        whPendingFree(p);
+        return NT_INVALID_ARGUMENT;
+      }
+    }
   }
   double now = floor(host_now_ms());
   cJSON *args = cJSON_CreateArray();
@@ -743,7 +776,8 @@ int webhookRegister(Call *call, cJSON **ppResult){
   const char *url = callString(call, "url", WH_MAX_URL);
   const char *event = url ? callString(call, "event", NT_MAX_ID_LEN + 16) : NULL;
   if( url==NULL || event==NULL ) return NT_INVALID_ARGUMENT;
-  if( (rc = webhookCheckUrl(url, w ? w->allow : NULL, call->err, sizeof call->err))!=NT_OK ) return rc;
+  char host[256];
+  if( (rc = webhookCheckUrl(url, w ? w->allow : NULL, host, sizeof host, call->err, sizeof call->err))!=NT_OK ) return rc;
   if( (rc = whCheckEvent(call, event))!=NT_OK ) return rc;
   const cJSON *given = cJSON_GetObjectItemCaseSensitive(call->payload, "secret");
   char made[8 + 64 + 1];
@@ -782,7 +816,11 @@ int webhookRegister(Call *call, cJSON **ppResult){
   }
   cJSON_AddStringToObject(req, "plain", p->secret);
   cJSON_AddStringToObject(req, "aad", p->id);
-  rc = asyncStart(call, NT_ASYNC_SEAL, req, whSealed, p);
+  if( host[0] ){
+    snprintf(p->host, sizeof p->host, "%s", host);
+    cJSON_AddStringToObject(req, "resolve", host);
+  }
+  rc = asyncStart(call, NT_ASYNC_WEBHOOK_PREPARE, req, whSealed, p);
   memset(made, 0, sizeof made);
   cJSON_Delete(req);
   if( rc!=NT_PENDING ) whPendingFree(p);

@@ -61,8 +61,10 @@
                                       result: {"statements":n} */
 #define NT_ASYNC_QUEUE_SEND   10   /* req: {"queue":"webhook"|"embed","messages":[{…}]}, at
                                       most 100; result: {"sent":n} once the queue took them all */
-#define NT_ASYNC_SEAL         11   /* req: {"plain","aad"}: AES-GCM under the Worker's
-                                      NT_WEBHOOK_KEY; result: {"sealed"} */
+#define NT_ASYNC_WEBHOOK_PREPARE 11 /* req: {"plain","aad","resolve"?}: AES-GCM under the
+                                      Worker's NT_WEBHOOK_KEY, and the addresses of the host
+                                      name resolve (when the Worker resolves names);
+                                      result: {"sealed","addresses"?:[…]} */
 #define NT_ASYNC_AI_EMBED     12   /* req: {"texts":[…]}: the AI binding's embedding model;
                                       result: {"vectors":[[…]]} */
 /* Any async request may carry "fail":true: a host running with test hooks
