@@ -51,7 +51,7 @@
 #define EMBED_MAX_DIM    4096        /* dimensions a stored vector may have */
 #define EMBED_MAX_DECLS  32          /* embedded tables per room */
 
-static const char embedSchema[] =
+const char embedSchema[] =
   "CREATE TABLE IF NOT EXISTS _embeddings ("
   " id INTEGER PRIMARY KEY,"
   " tbl TEXT NOT NULL,"
@@ -429,9 +429,7 @@ static int embedApplyScript(Room *room, void *arg){
 /* The system table, the triggers of each declared table (rewritten when
 ** they differ from the mirror's), and no triggers for undeclared tables. */
 static int embedInstall(Room *room, Embeds *e){
-  Buf script = {0};
-  bufAppendStr(&script, embedSchema);
-  bufAppendStr(&script, "\n");
+  Buf script = {0};                                /* the table is Module.schema's */
   sqlite3_stmt *st = NULL;
   if( sqlite3_prepare_v2(room->guardDb,
         "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '^_emb^_%' ESCAPE '^'",
@@ -444,7 +442,7 @@ static int embedInstall(Room *room, Embeds *e){
     }
   }
   sqlite3_finalize(st);
-  int changed = script.n > sizeof embedSchema;
+  int changed = script.n > 0;
   for(int i = 0; i < e->nDecls; i++){
     char *want = embedTriggers(&e->decls[i]);
     if( want==NULL ){ bufFree(&script); return NT_NOMEM; }
@@ -464,11 +462,12 @@ static int embedInstall(Room *room, Embeds *e){
     if( !same ){ bufAppendStr(&script, want); changed = 1; }
     free(want);
   }
+  if( !changed ){ bufFree(&script); return script.oom ? NT_NOMEM : NT_OK; }
   char *sql = bufFinish(&script);
   if( sql==NULL ) return NT_NOMEM;
   int rc = storeTxn(room, embedApplyScript, sql);
   free(sql);
-  return rc ? rc : changed ? guardSync(room) : NT_OK;
+  return rc ? rc : guardSync(room);
 }
 
 /* ---- the module ----------------------------------------------------------- */
@@ -498,9 +497,7 @@ int embedOpen(Room *room, const cJSON *config){
   }
   if( rc ){
     ntLog(NT_LOG_ERROR, "%s", err);
-    free(room->statusMsg);
-    room->statusMsg = ntStrdup(err);
-    return rc;
+    return statusFail(room, NT_UNAVAILABLE, "%s", err);
   }
   rc = embedInstall(room, e);
   if( rc==NT_OK ) outqOpen(room, &e->out);

@@ -42,7 +42,7 @@
 #define WH_QUEUE_MAX_DELAY  43200.0  /* seconds: the longest retry delay a queue takes */
 #define WH_INLINE           65536    /* bytes of body a message carries; larger go by reference */
 
-static const char webhookSchema[] =
+const char webhookSchema[] =
   "CREATE TABLE IF NOT EXISTS _webhooks ("
   " id TEXT PRIMARY KEY,"
   " url TEXT NOT NULL,"
@@ -601,10 +601,7 @@ int webhookOpen(Room *room, const cJSON *config){
   w->retryBaseSec = whConfigNumber(cfg, "retryBaseSec", 10);
   w->timeoutMs = whConfigNumber(cfg, "timeoutMs", 10000);
   outqInit(&w->out, &webhookQueue, 1000 * whConfigNumber(cfg, "leaseSec", 900));
-  char err[256];
-  int rc = storeRunFree(room, webhookSchema, NULL, err, sizeof err);
-  if( rc ) ntLog(NT_LOG_ERROR, "webhook tables failed: %s", err);
-  if( rc==NT_OK ) rc = whInstall(room);
+  int rc = whInstall(room);                        /* the tables are Module.schema's */
   if( rc==NT_OK ) outqOpen(room, &w->out);
   return rc;
 }

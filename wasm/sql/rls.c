@@ -24,7 +24,7 @@
 **           unless the caller is an admin. Admins are still held to the
 **           first rule: another user's row is invisible to them too.
 **
-** rlsInstall creates the views and triggers after migrations, idempotently,
+** rlsOpen creates the views and triggers after migrations, idempotently,
 ** and the schema mirror in sqlguard.c is resynced afterwards.
 */
 #include <ctype.h>
@@ -201,7 +201,15 @@ static int rlsApply(Room *room, void *arg){
   return rc;
 }
 
-int rlsInstall(Room *room){
+void rlsFree(Room *room){
+  for(int i = 0; i < room->nOwned; i++) free(room->owned[i]);
+  free(room->owned);
+  room->owned = NULL;
+  room->nOwned = 0;
+}
+
+int rlsOpen(Room *room, const cJSON *config){
+  (void)config;
   int rc = guardSync(room);
   if( rc==NT_OK ) rc = rlsDiscover(room);
   if( rc ) return rc;
