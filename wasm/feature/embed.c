@@ -66,7 +66,7 @@ const char embedSchema[] =
   " updated_at INTEGER NOT NULL,"
   " UNIQUE (tbl, pk));"
   "CREATE INDEX IF NOT EXISTS _embeddings_status ON _embeddings (status, updated_at);"
-  "CREATE INDEX IF NOT EXISTS _embeddings_tbl ON _embeddings (tbl, id);";
+  "DROP INDEX IF EXISTS _embeddings_tbl;";        /* search scans by rowid: one index less per job */
 
 static const OutQueue embedQueue = {
   .name = "embed",

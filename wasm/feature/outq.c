@@ -30,7 +30,7 @@
 
 #define OUTQ_BATCH        100        /* messages per send: the sendBatch limit */
 #define OUTQ_MAX_BYTES    200000     /* bytes of messages per send (a batch may hold 256 KB) */
-#define OUTQ_GATHER_MS    2.0        /* a send starts this long after the first commit */
+#define OUTQ_GATHER_MS    10.0       /* a send starts this long after the first commit: fewer, fuller batches */
 #define OUTQ_MAX_BACKOFF  60000.0    /* ms between failed sends, at most */
 
 /* Kick: send what is due now, unless a send is in flight (its completion
