@@ -99,6 +99,7 @@ typedef struct OutState {
   const OutQueue *q;               /* borrowed, static */
   double leaseMs;                  /* a sent row with no news this long is sent again */
   int busy;                        /* a send is in flight */
+  int more;                        /* send again when it completes: rows were left or came */
   cJSON *inFlight;                 /* the ids of that send, owned */
   int failures;                    /* sends failed in a row */
   double kickAt;                   /* the next send (in-memory timer), 0 if none */

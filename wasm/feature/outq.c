@@ -117,9 +117,13 @@ static int outqDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
   if( storeRunFree(room, s->q->markSent, args, text, sizeof text) ){
     ntLog(NT_LOG_ERROR, "%s outbox: marking sent failed: %s", s->q->name, text);
   }
-  /* More may have been captured meanwhile, or the batch was full. */
-  outqSend(room, s);
-  if( !s->busy ){
+  /* Send again at once only when the batch was cut short or commits came
+  ** meanwhile; make sure the sweep is scheduled for what was sent. */
+  if( s->more ){
+    s->more = 0;
+    outqSend(room, s);
+  }
+  if( !s->busy && s->taskAt==0 ){
     double lease = outqNextLease(room, s);
     if( lease > 0 ) outqScheduleBy(room, s, lease);
   }
@@ -141,7 +145,8 @@ static void outqSend(Room *room, OutState *s){
     ntLog(NT_LOG_ERROR, "%s outbox: reading due rows failed: %s", s->q->name, err);
     return;
   }
-  if( cJSON_GetArraySize(res.rows)==0 ){ storeResultFree(&res); return; }
+  int nRows = cJSON_GetArraySize(res.rows);
+  if( nRows==0 ){ storeResultFree(&res); return; }
   cJSON *req = cJSON_CreateObject();
   cJSON *ids = cJSON_CreateArray();
   cJSON_AddStringToObject(req, "queue", s->q->name);
@@ -156,12 +161,13 @@ static void outqSend(Room *room, OutState *s){
     char *text = cJSON_PrintUnformatted(body);
     size_t n = text ? strlen(text) : OUTQ_MAX_BYTES;
     cJSON_free(text);
-    if( bytes > 0 && bytes + n > OUTQ_MAX_BYTES ){ cJSON_Delete(body); break; }   /* the rest next time */
+    if( bytes > 0 && bytes + n > OUTQ_MAX_BYTES ){ cJSON_Delete(body); s->more = 1; break; }  /* the rest next */
     bytes += n;
     cJSON_AddItemToArray(msgs, body);
     cJSON_AddItemToArray(ids, cJSON_Duplicate(id, 0));
   }
   storeResultFree(&res);
+  if( nRows==OUTQ_BATCH ) s->more = 1;                /* there may be more due */
   OutSend *token = malloc(sizeof *token);
   s->busy = 1;
   s->inFlight = ids;
@@ -193,7 +199,8 @@ void outqFree(OutState *s){
 }
 
 void outqSoon(Room *room, OutState *s){
-  if( s->busy || s->kickAt ) return;
+  if( s->busy ){ s->more = 1; return; }             /* the send in flight sends it next */
+  if( s->kickAt ) return;
   s->kickAt = host_now_ms() + OUTQ_GATHER_MS;
   roomTimerArm(room);
 }
