@@ -127,7 +127,9 @@ static int searchScan(Call *call, const EmbedDecl *d, const float *q, int dim, T
   Buf b = {0};
   bufAppendStr(&b, "SELECT e.id, e.pk, e.vec FROM _embeddings AS e");
   searchAppendJoin(&b, d, "e.pk");
-  bufAppendStr(&b, " WHERE e.tbl = ?1 AND e.dim = ?2 AND e.id > ?3 AND e.vec IS NOT NULL");
+  /* "+e.tbl": walk _embeddings by rowid (the pages' order), never by the
+  ** (tbl, pk) index, which would read the whole table and sort it per page. */
+  bufAppendStr(&b, " WHERE +e.tbl = ?1 AND e.dim = ?2 AND e.id > ?3 AND e.vec IS NOT NULL");
   searchAppendFilter(&b, call, d);
   bufAppendStr(&b, " ORDER BY e.id LIMIT ?4");
   char *sql = bufFinish(&b);
