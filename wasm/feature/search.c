@@ -225,45 +225,43 @@ static int searchRank(Call *call, const EmbedDecl *d, float *q, int dim, int lim
   return rc;
 }
 
-/* A search waiting for the model to embed its query. */
+/* A search waiting for the model to embed its query: one block, so the
+** pending request's free() (asyncFreeAll) releases it whole. */
 typedef struct SearchPending {
-  char *table;                     /* owned */
+  char table[NT_MAX_ID_LEN + 1];
   int limit;
-  Caller caller;                   /* the caller, its strings owned */
+  char userId[NT_MAX_USER_ID_LEN + 1];
+  char role[NT_MAX_ROLE_LEN + 1];
+  char clientId[NT_MAX_ID_LEN + 1];
+  int isAdmin;
 } SearchPending;
-
-static void searchPendingFree(SearchPending *p){
-  if( p==NULL ) return;
-  free(p->table);
-  free((char*)p->caller.userId); free((char*)p->caller.role); free((char*)p->caller.clientId);
-  free(p);
-}
 
 static int searchEmbedded(Room *room, void *state, int rc, cJSON *data, cJSON **ppResult,
                           char *err, size_t errLen){
   SearchPending *p = state;
+  Caller caller = { p->userId, p->role, p->clientId, p->isAdmin };
   Call call;
   memset(&call, 0, sizeof call);
   call.room = room;
-  call.caller = &p->caller;
+  call.caller = &caller;
   const cJSON *vec = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(data, "vectors"), 0);
   const EmbedDecl *d = embedFind(room, p->table);
   int dim = cJSON_GetArraySize(vec);
   if( rc || d==NULL || !cJSON_IsArray(vec) || dim < 1 || dim > SEARCH_MAX_DIM ){
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(data, "message");
     snprintf(err, errLen, "the embedding model failed: %s", cJSON_IsString(m) ? m->valuestring : "no vector");
-    searchPendingFree(p);
+    free(p);
     return NT_UNAVAILABLE;
   }
   float *q = malloc(sizeof(float) * (size_t)dim);
-  if( q==NULL ){ searchPendingFree(p); snprintf(err, errLen, "out of memory"); return NT_NOMEM; }
+  if( q==NULL ){ free(p); snprintf(err, errLen, "out of memory"); return NT_NOMEM; }
   int i = 0;
   const cJSON *x;
   cJSON_ArrayForEach(x, vec) q[i++] = cJSON_IsNumber(x) ? (float)x->valuedouble : 0.0f;
   rc = searchRank(&call, d, q, dim, p->limit, ppResult);
   free(q);
   if( rc ) snprintf(err, errLen, "%s", call.err);
-  searchPendingFree(p);
+  free(p);
   return rc;
 }
 
@@ -294,20 +292,21 @@ int searchMethod(Call *call, cJSON **ppResult){
   }
   SearchPending *p = calloc(1, sizeof *p);
   cJSON *req = cJSON_CreateObject();
-  if( p==NULL || req==NULL || (p->table = ntStrdup(table))==NULL
-      || (p->caller.userId = ntStrdup(call->caller->userId))==NULL
-      || (p->caller.role = ntStrdup(call->caller->role))==NULL
-      || (p->caller.clientId = ntStrdup(call->caller->clientId))==NULL ){
-    searchPendingFree(p);
+  if( p==NULL || req==NULL ){
+    free(p);
     cJSON_Delete(req);
     return callFail(call, NT_NOMEM, "out of memory");
   }
+  snprintf(p->table, sizeof p->table, "%s", table);
+  snprintf(p->userId, sizeof p->userId, "%s", call->caller->userId);
+  snprintf(p->role, sizeof p->role, "%s", call->caller->role ? call->caller->role : "");
+  snprintf(p->clientId, sizeof p->clientId, "%s", call->caller->clientId ? call->caller->clientId : "");
+  p->isAdmin = call->caller->isAdmin;
   p->limit = k;
-  p->caller.isAdmin = call->caller->isAdmin;
   cJSON *texts = cJSON_AddArrayToObject(req, "texts");
   cJSON_AddItemToArray(texts, cJSON_CreateString(query));
   rc = asyncStart(call, NT_ASYNC_AI_EMBED, req, searchEmbedded, p);
   cJSON_Delete(req);
-  if( rc!=NT_PENDING ) searchPendingFree(p);
+  if( rc!=NT_PENDING ) free(p);
   return rc;
 }

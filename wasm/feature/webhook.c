@@ -678,17 +678,20 @@ static int whCheckEvent(Call *call, const char *event){
   return callFail(call, NT_INVALID_ARGUMENT, "event: expected <table>.added, <table>.updated, <table>.deleted or *");
 }
 
-/* A registration waiting for the host to seal its secret. */
+/* A registration waiting for the host to seal its secret: one block, so
+** the pending request's free() (asyncFreeAll) releases it whole. */
 typedef struct WhPending {
   char id[40];                     /* "wh_" + 32 hex */
   char host[256];                  /* the host name the host resolved, or "" */
-  char *url, *event, *secret, *by; /* owned */
+  char url[WH_MAX_URL + 1];
+  char event[NT_MAX_ID_LEN + 16];
+  char secret[WH_MAX_SECRET + 1];
+  char by[NT_MAX_USER_ID_LEN + 1]; /* the registering user */
 } WhPending;
 
 static void whPendingFree(WhPending *p){
   if( p==NULL ) return;
-  free(p->url); free(p->event); free(p->by);
-  if( p->secret ){ memset(p->secret, 0, strlen(p->secret)); free(p->secret); }
+  memset(p->secret, 0, sizeof p->secret);
   free(p);
 }
 
@@ -802,15 +805,18 @@ int webhookRegister(Call *call, cJSON **ppResult){
   }
   WhPending *p = calloc(1, sizeof *p);
   cJSON *req = cJSON_CreateObject();
-  char hex[33];
-  ntRandomId(hex);
-  if( p ) snprintf(p->id, sizeof p->id, "wh_%s", hex);
-  if( p==NULL || req==NULL || (p->url = ntStrdup(url))==NULL || (p->event = ntStrdup(event))==NULL
-      || (p->secret = ntStrdup(secret))==NULL || (p->by = ntStrdup(call->caller->userId))==NULL ){
+  if( p==NULL || req==NULL ){
     whPendingFree(p);
     cJSON_Delete(req);
     return callFail(call, NT_NOMEM, "out of memory");
   }
+  char hex[33];
+  ntRandomId(hex);
+  snprintf(p->id, sizeof p->id, "wh_%s", hex);
+  snprintf(p->url, sizeof p->url, "%s", url);
+  snprintf(p->event, sizeof p->event, "%s", event);
+  snprintf(p->secret, sizeof p->secret, "%s", secret);
+  snprintf(p->by, sizeof p->by, "%s", call->caller->userId);
   cJSON_AddStringToObject(req, "plain", p->secret);
   cJSON_AddStringToObject(req, "aad", p->id);
   if( host[0] ){
