@@ -199,10 +199,10 @@ void outqFree(OutState *s){
 }
 
 void outqSoon(Room *room, OutState *s){
+  (void)room;
   if( s->busy ){ s->more = 1; return; }             /* the send in flight sends it next */
   if( s->kickAt ) return;
-  s->kickAt = host_now_ms() + OUTQ_GATHER_MS;
-  roomTimerArm(room);
+  s->kickAt = host_now_ms() + OUTQ_GATHER_MS;     /* the export's epilogue arms the timer (xNextDue) */
 }
 
 void outqCommitted(Room *room, OutState *s, const Touched *t){
