@@ -170,6 +170,32 @@ export interface BuiltinMethods {
   getDownloadUrl: { kind: 'builtin'; payload: { fileId: string; expiresInSec?: number }; result: { url: string; expiresAt: number } };
   deleteFile: { kind: 'builtin'; payload: { fileId: string }; result: { deleted: true } };
   listFiles: { kind: 'builtin'; payload: Empty; result: FileInfo[] };
+  /** ADMIN, or the owner of a private user:<sub> room; the secret is answered once */
+  registerWebhook: {
+    kind: 'builtin'; payload: { url: string; event: string; secret?: string };
+    result: { webhookId: string; secret: string; url: string; event: string; createdAt: number };
+  };
+  listWebhooks: { kind: 'builtin'; payload: Empty; result: { webhookId: string; url: string; event: string; createdBy: string; createdAt: number }[] };
+  deleteWebhook: { kind: 'builtin'; payload: { webhookId: string }; result: { deleted: true } };
+  listWebhookDeliveries: {
+    kind: 'builtin'; payload: { webhookId?: string; status?: WebhookDeliveryStatus; limit?: number };
+    result: WebhookDelivery[];
+  };
+  redeliverWebhook: { kind: 'builtin'; payload: { deliveryId: string }; result: { deliveryId: string; status: 'pending' } };
+  getEmbeddingStatus: {
+    kind: 'builtin'; payload: { table?: string };
+    result: { embedder: string; tables: Json; pending: number; done: number; failed: number; dead: number; jobs: number; attempts: number; skipped: number };
+  };
+  /** rows best first, each with its cosine similarity as score */
+  semanticSearch: { kind: 'builtin'; payload: { table: string; query: string; limit?: number }; result: (Record<string, Json> & { score: number })[] };
+}
+
+/** A webhook delivery's state (listWebhookDeliveries; docs/PROTOCOL.md "Webhooks"). */
+export type WebhookDeliveryStatus = 'pending' | 'queued' | 'sending' | 'failed' | 'delivered' | 'dead';
+export interface WebhookDelivery {
+  deliveryId: string; webhookId: string; event: string; table: string; version: number;
+  status: WebhookDeliveryStatus; attempts: number; lastStatus: number | null; lastError: string | null;
+  createdAt: number; updatedAt: number; deliveredAt: number | null;
 }
 
 /* ---- errors and status --------------------------------------------------------- */

@@ -44,6 +44,7 @@ import { LIMITS } from "./protocol.js";
 import { errorResponse, errorText, coreResponse, readCapped, STATUS } from "./http.js";
 import { FILES_ASYNC_KINDS, noteOrigin } from "./files.js";
 import { testHooksEnabled } from "./env.js";
+import { QUEUE_ASYNC_KINDS } from "./queues.js";
 
 const MAX_BODY = LIMITS.MAX_FRAME;  /* HTTP RPC body limit (protocol.def) */
 const MAX_FRAME = LIMITS.MAX_FRAME; /* WebSocket frame limit (protocol.def) */
@@ -58,6 +59,7 @@ const ASYNC_KINDS = {
   1: d1Query,                      /* NT_ASYNC_D1_QUERY */
   2: d1Batch,                      /* NT_ASYNC_D1_BATCH */
   ...FILES_ASYNC_KINDS,            /* NT_ASYNC_FILE_SIGN, _R2_HEAD, _R2_DELETE (files.js) */
+  ...QUEUE_ASYNC_KINDS,            /* queue sends, webhook secrets, the embedding model (queues.js) */
 };
 
 const LOGFN = [console.debug, console.info, console.warn, console.error]; /* by nt.h level */

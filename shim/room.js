@@ -18,6 +18,7 @@ import { Host } from "./host.js";
 import { roomRateLimits } from "./ratelimiter.js";
 import { testHooksEnabled } from "./env.js";
 import { filesConfig } from "./files.js";
+import { queueConfig } from "./queues.js";
 
 /* Shared with the Worker, which answers its own errors the same way. */
 export { STATUS, errorResponse, readCapped } from "./http.js";
@@ -55,6 +56,7 @@ export function roomConfig(env, name) {
     sqlLimits: { maxCost: Number(env.NT_SQL_MAX_COST), replicaMaxCost: Number(env.NT_SQL_REPLICA_MAX_COST),
                  maxRecursion: Number(env.NT_SQL_MAX_RECURSION) },   /* unset: the core's defaults */
     files: filesConfig(env),             /* NT_FILES_MAX_BYTES, NT_FILES_GRACE_SEC */
+    ...queueConfig(env),                 /* NT_WEBHOOK_*, NT_EMBEDDER (queues.js) */
   };
 }
 

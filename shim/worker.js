@@ -23,6 +23,7 @@ import { envName } from "./env.js";
 import { fileRoute, FILE_ID_RE } from "./files.js";
 import { devLogin } from "./devlogin.js";    /* POST /auth/dev-login, off unless NT_DEV_LOGIN=1 */
 import { LIMITS } from "./protocol.js";
+import { handleQueue } from "./queues.js";
 
 export { Room } from "./room.js";
 export { RateLimiter } from "./ratelimiter.js";
@@ -73,6 +74,10 @@ export default {
       console.error("worker: unhandled", e && e.stack || e);
       return errorResponse("INTERNAL", "internal error");
     }
+  },
+  /* Webhook deliveries and embedding jobs, and their dead-letter queues. */
+  queue(batch, env, ctx) {
+    return handleQueue(batch, env, ctx);
   },
 };
 

@@ -228,6 +228,8 @@ struct Room {
   double alarmAt;                  /* what host_alarm_set was last given */
   int d1Fail;                      /* test hook: make every D1 request fail */
   struct Sync *sync;               /* replication state (sync.c) */
+  struct Webhooks *webhooks;       /* webhooks and their outbox (webhook.c) */
+  struct Embeds *embeds;           /* embedded columns and their jobs (embed.c) */
   struct Debounce *debounce;       /* debounced keys held in memory (debounce.c) */
   struct Presence *presence;       /* the memory store and its events (presence.c) */
   struct Directory *directory;     /* the room's entry in the D1 directory (directory.c) */

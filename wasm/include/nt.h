@@ -67,6 +67,14 @@
 #define NT_ASYNC_R2_HEAD      17   /* req: {"room","fileId"}; result: {"exists":bool,
                                       "size","etag","contentType"} */
 #define NT_ASYNC_R2_DELETE    18   /* req: {"room","fileId"}; result: {} (absent is fine) */
+#define NT_ASYNC_QUEUE_SEND   10   /* req: {"queue":"webhook"|"embed","messages":[{…}]}, at
+                                      most 100; result: {"sent":n} once the queue took them all */
+#define NT_ASYNC_WEBHOOK_PREPARE 11 /* req: {"plain","aad","resolve"?}: AES-GCM under the
+                                      Worker's NT_WEBHOOK_KEY, and the addresses of the host
+                                      name resolve (when the Worker resolves names);
+                                      result: {"sealed","addresses"?:[…]} */
+#define NT_ASYNC_AI_EMBED     12   /* req: {"texts":[…]}: the AI binding's embedding model;
+                                      result: {"vectors":[[…]]} */
 /* Any async request may carry "fail":true: a host running with test hooks
 ** fails it without doing it (the test-only D1 failure switch). */
 

@@ -44,6 +44,8 @@ static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance 
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
 static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL, NULL } };
 static const ModuleTask filesTasks[] = { { "files.sweep", filesSweepTask }, { NULL, NULL } };
+static const ModuleTask webhookTasks[] = { { "webhook.outbox", webhookTask }, { NULL, NULL } };
+static const ModuleTask embedTasks[] = { { "embed.outbox", embedTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
   { .name = "cost",      .xFree = costClose },
@@ -69,6 +71,12 @@ const Module roomModules[] = {
   { .name = "admin",     .xConnRestore = adminConnRestore, .xConnAttach = adminConnAttach },
   { .name = "sync",      .xOpen = syncOpened, .xFree = syncFree, .xOnCommit = syncCommitted,
     .xNextDue = syncNextDue, .xOnTimer = syncOnTimer, .tasks = syncTasks, .replica = &syncReplica },
+  { .name = "webhook",   .schema = webhookSchema, .xOpen = webhookOpen, .xFree = webhookFree,
+    .xOnCommit = webhookOnCommit, .xNextDue = webhookNextDue, .xOnTimer = webhookOnTimer,
+    .tasks = webhookTasks },
+  { .name = "embed",     .schema = embedSchema, .xOpen = embedOpen, .xFree = embedFree,
+    .xOnCommit = embedOnCommit, .xNextDue = embedNextDue, .xOnTimer = embedOnTimer,
+    .tasks = embedTasks },
   { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
   { .name = "cronjobs",  .schema = cronJobSchema, .tasks = cronTasks },
   { .name = "files",     .schema = filesSchema, .xOpen = filesOpen, .xFree = filesFree,
