@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { startServer, uniqueRoom, WAIT_MS, REPO } from '../e2e/harness.js';
+import { startServer, uniqueRoom, WAIT_MS, REPO } from './harness.js';
 import { connect } from '../../client/nanotype.js';
 import { LocalRoom } from '../../client/local/replica.js';
 import { fileStore, memoryStore } from '../../client/local/store.js';
