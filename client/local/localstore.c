@@ -83,15 +83,20 @@ static void strAppend(Str *s, const char *p, size_t n){
 }
 static void strPuts(Str *s, const char *z){ strAppend(s, z, strlen(z)); }
 
+/* z[0..n) as a JSON string literal; runs of plain bytes are copied whole. */
 static void strJsonString(Str *s, const char *z, size_t n){
   strAppend(s, "\"", 1);
+  size_t run = 0;                  /* start of the plain run being gathered */
   for(size_t i = 0; i < n; i++){
     unsigned char c = (unsigned char)z[i];
+    if( c!='"' && c!='\\' && c >= 0x20 ) continue;
     char esc[8];
-    if( c=='"' || c=='\\' ){ esc[0] = '\\'; esc[1] = (char)c; strAppend(s, esc, 2); }
-    else if( c < 0x20 ){ snprintf(esc, sizeof esc, "\\u%04x", c); strAppend(s, esc, 6); }
-    else strAppend(s, (const char*)&z[i], 1);
+    strAppend(s, z + run, i - run);
+    if( c < 0x20 ){ snprintf(esc, sizeof esc, "\\u%04x", c); strAppend(s, esc, 6); }
+    else { esc[0] = '\\'; esc[1] = (char)c; strAppend(s, esc, 2); }
+    run = i + 1;
   }
+  strAppend(s, z + run, n - run);
   strAppend(s, "\"", 1);
 }
 

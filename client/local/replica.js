@@ -49,6 +49,7 @@ import { LocalCore, loadModule } from "./core.js";
 import { memoryStore } from "./store.js";
 
 const DEFAULT_GRACE_MS = 2000;
+const CACHE_MAX = 256;             /* query answers kept at once */
 const RETRY_CODES = new Set(["RATE_LIMITED", "UNAVAILABLE", "CLOSED"]);  /* kept, sent again */
 const POLICIES = new Set(["local", "queue", "refuse"]);
 
@@ -118,6 +119,7 @@ export class LocalRoom {
     this.policies = offlinePolicies(functions);
     this.listeners = new Map();    /* event -> Set(fn) */
     this.subs = new Map();         /* key -> local subscription */
+    this.cache = new Map();        /* query key -> {result, reads}: answers still valid */
     this.client = null;
     this.serverSubs = [];          /* unsubscribe functions of the server subscriptions */
     this.offline = false;          /* setOnline(false) */
@@ -372,14 +374,27 @@ export class LocalRoom {
 
   /* ---- local calls ------------------------------------------------------ */
 
-  /* A named query (or any call that only reads), answered locally. */
-  query(name, args = {}) {
-    return unwrap(this.core.call(name, args));
+  /* A named query, answered locally. Answers are kept with the tables the
+  ** query read and reused until one of those tables changes (the same rule
+  ** as the local subscriptions); {fresh: true} runs it anyway. */
+  query(name, args = {}, { fresh = false } = {}) {
+    const key = "q:" + name + ":" + JSON.stringify(args ?? {});
+    const hit = fresh ? null : this.cache.get(key);
+    if (hit) return hit.result;
+    const { out, reads } = this.core.capture(() => this.core.call(name, args));
+    const result = unwrap(out);
+    if (!reads.all && this.cache.size < CACHE_MAX) this.cache.set(key, { result, reads: this.#readSet(reads) });
+    return result;
   }
 
   /* Read-only SQL, answered locally: rows as objects. */
   sql(sql, params = []) {
     return unwrap(this.core.call("executeSQL", { sql, params })).rows;
+  }
+
+  /* The app tables among what the store saw a statement read. */
+  #readSet(reads) {
+    return new Set(reads.tables.map((t) => t.replace(/^_rls_/, "")).filter((t) => this.tables.includes(t)));
   }
 
   /* Run a mutation: locally now (by its offline policy), then on the server
@@ -467,7 +482,7 @@ export class LocalRoom {
   /* Run a subscription's query; true when what it shows changed. */
   #evaluate(sub) {
     const { out, reads } = this.core.capture(sub.run);
-    sub.reads = reads.all ? null : new Set(reads.tables.map((t) => t.replace(/^_rls_/, "")).filter((t) => this.tables.includes(t)));
+    sub.reads = reads.all ? null : this.#readSet(reads);
     if (out.status !== 200) {
       const e = out.body.error ?? {};
       sub.error = new LocalError(e.code ?? "INTERNAL", e.message ?? "query failed", e);
@@ -487,6 +502,7 @@ export class LocalRoom {
   #changed(also = []) {
     const t = this.core.touched();
     const touched = new Set([...t.tables, ...also]);
+    for (const [key, hit] of this.cache) if (t.all || [...hit.reads].some((x) => touched.has(x))) this.cache.delete(key);
     for (const sub of this.subs.values()) {
       if (!t.all && sub.reads && ![...sub.reads].some((x) => touched.has(x))) continue;
       if (!this.#evaluate(sub)) continue;
