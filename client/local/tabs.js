@@ -27,7 +27,8 @@ let tabSeq = 0;
 export class SharedRoom {
   /* Options: url, room, token, migrations, functions, module (core-local.wasm),
   ** connect (client/nanotype.js's), userId/role (default: the token's),
-  ** offline (start held offline), WebSocket, store. */
+  ** offline (start held offline), WebSocket, store (a store, or a function
+  ** of the database's name giving one; default: pickStore). */
   static async open(opts) {
     const s = new SharedRoom(opts);
     await s.ready;
@@ -75,7 +76,7 @@ export class SharedRoom {
   async #own() {
     if (this.closed || this.local) return;
     const o = this.opts;
-    const store = o.store ?? await pickStore(this.name);
+    const store = typeof o.store === "function" ? o.store(this.name) : o.store ?? await pickStore(this.name);
     this.local = await LocalRoom.open({ room: o.room, userId: o.userId, role: o.role, migrations: o.migrations,
       functions: o.functions, module: o.module, store, graceMs: o.graceMs });
     this.storeKind = store.kind;

@@ -8,7 +8,8 @@
 ** 127.0.0.1 (a secure origin, so OPFS and Web Locks are there); the page
 ** connects to the Worker on its own port. "Offline" is the owner's socket
 ** cut and held (setOnline(false)); the page's list is a local live query,
-** read as a person would read it.
+** read as a person would read it. A second test makes the page keep its
+** database in IndexedDB, the store of browsers without OPFS.
 */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,10 +43,10 @@ after(async () => {
   await stopAll(all);
 });
 
-async function tab(context, room, { offline = false } = {}) {
+async function tab(context, room, { offline = false, store = '' } = {}) {
   const token = all.server.token({ sub: 'alice', rooms: [room] });
   const page = await openPage(context);
-  const q = new URLSearchParams({ server: all.server.url, room, token, offline: offline ? '1' : '0' });
+  const q = new URLSearchParams({ server: all.server.url, room, token, offline: offline ? '1' : '0', store });
   await page.goto(`${filesUrl}/test/browser/offline/page.html?${q}`, { waitUntil: 'load' });
   await page.waitForFunction(() => window.ntReady === true, { timeout: WAIT_MS });
   return page;
@@ -110,6 +111,29 @@ test('offline writes in two tabs, a reload, and back online: the server has each
     await d.bringToFront();
     await screenshot(d, 'offline-after-handover');
     assert.deepEqual(d.problems, [], 'the page ran clean');
+  } finally {
+    await context.close();
+  }
+});
+
+test('where OPFS is not used, IndexedDB keeps the database across a reload', async () => {
+  const room = uniqueRoom('idb');
+  const context = await all.browser.createBrowserContext();
+  try {
+    const a = await tab(context, room, { store: 'indexeddb' });
+    await waitText(a, '#store', (t) => t === 'indexeddb');
+    await a.evaluate(() => window.nt.setOnline(false));
+    await a.evaluate(() => window.nt.mutate('createTask', { title: 'kept in IndexedDB' }));
+    await a.close();
+    const b = await tab(context, room, { store: 'indexeddb', offline: true });
+    await waitText(b, '#pending', (t) => t === '1');
+    assert.deepEqual((await b.evaluate(() => window.nt.query('listTasks'))).map((t) => t.title), ['kept in IndexedDB']);
+    await b.evaluate(() => window.nt.setOnline(true));
+    await b.evaluate(() => window.nt.synced());
+    const { body } = await all.server.httpRpc(room, { method: 'listTasks', payload: {} },
+      { token: all.server.token({ sub: 'alice', rooms: [room] }) });
+    assert.deepEqual(body.result.map((t) => t.title), ['kept in IndexedDB']);
+    assert.deepEqual(b.problems, [], 'the page ran clean');
   } finally {
     await context.close();
   }

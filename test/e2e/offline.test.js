@@ -22,6 +22,7 @@ import { startServer, uniqueRoom, WAIT_MS, REPO } from './harness.js';
 import { connect } from '../../client/nanotype.js';
 import { LocalRoom } from '../../client/local/replica.js';
 import { fileStore, memoryStore } from '../../client/local/store.js';
+import { LocalCore, loadModule } from '../../client/local/core.js';
 import { migrations, functions } from '../../build/bundle.js';
 
 const MODULE = join(REPO, 'build', 'local', 'core-local.wasm');
@@ -190,4 +191,33 @@ test('per-function offline policy: refuse while offline', async () => {
   await assert.rejects(a.mutate('setNoteOwner', { id: 'x' }), { code: 'UNAVAILABLE' });
   assert.equal(a.pending, 0);
   await a.closeAll();
+});
+
+/* ---- the local core alone (no server) -------------------------------- */
+
+async function bareCore() {
+  const config = { room: 'bare', migrations, functions, sync: false, batchMs: 0, directoryMs: 0, embed: { embedder: 'off' } };
+  return new LocalCore(await loadModule(MODULE), { config, identity: { userId: 'alice', role: 'user', clientId: 'local' } });
+}
+
+test('a replay with the same seed and time makes the same id and timestamps; a second insert of it is CONFLICT, as on the server', async () => {
+  const c = await bareCore();
+  const first = c.replay({ seed: 'seed-1', at: 1234 }, () => c.call('createTask', { title: 'x' })).out;
+  assert.equal(first.status, 200);
+  assert.equal(first.body.result.created_at, 1234);
+  const again = c.replay({ seed: 'seed-1', at: 1234 }, () => c.call('createTask', { title: 'y' })).out;
+  assert.equal(again.body.error.code, 'CONFLICT', 'the same id again: the store words SQLite errors as workerd does');
+  const other = c.replay({ seed: 'seed-2', at: 1234 }, () => c.call('createTask', { title: 'z' })).out;
+  assert.notEqual(other.body.result.id, first.body.result.id);
+  c.close();
+});
+
+test('the local store keeps the Durable Object rules: no BEGIN in SQL, no asynchronous work, the guard as on the server', async () => {
+  const c = await bareCore();
+  assert.throws(() => c.exec('BEGIN'), /SQLITE_AUTH/);
+  assert.equal(c.call('d1Ping', {}).body.error.code, 'UNAVAILABLE');
+  assert.equal(c.call('executeSQL', { sql: 'SELECT * FROM _ntl_meta' }).body.error.code, 'SQL_REJECTED');
+  const { reads } = c.capture(() => c.call('listTasks', {}));
+  assert.ok(reads.tables.includes('tasks'), 'the authorizer saw the table the query read');
+  c.close();
 });
