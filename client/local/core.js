@@ -24,6 +24,9 @@
 
 import { wasiImports } from "../../shim/wasi.js";
 
+/* Node's file API, named through a variable so that a bundler for the
+** browser leaves the import alone (it runs only under Node). */
+const NODE_FS = "node:fs/promises";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const NT_OK = 0, NT_INTERNAL = -12, NT_UNAVAILABLE = -11, NT_NOT_FOUND = -4;
@@ -33,7 +36,7 @@ export async function loadModule(source) {
   if (source instanceof WebAssembly.Module) return source;
   if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return WebAssembly.compile(source);
   if (typeof process !== "undefined" && process.versions?.node && !/^https?:/.test(String(source))) {
-    const { readFile } = await import("node:fs/promises");
+    const { readFile } = await import(NODE_FS);
     const path = source instanceof URL ? source : String(source);
     return WebAssembly.compile(await readFile(path));
   }

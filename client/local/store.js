@@ -18,6 +18,10 @@
 ** pickStore(name) chooses the first the platform offers, in that order.
 */
 
+/* Node's file API, named through a variable so that a bundler for the
+** browser leaves the import alone (it runs only under Node). */
+const NODE_FS = "node:fs/promises";
+
 export function memoryStore() {
   let kept = null;
   return { kind: "memory", async load() { return kept; }, async save(b) { kept = b.slice(); } };
@@ -27,11 +31,11 @@ export function fileStore(path) {
   return {
     kind: "file",
     async load() {
-      const { readFile } = await import("node:fs/promises");
+      const { readFile } = await import(NODE_FS);
       try { return new Uint8Array(await readFile(path)); } catch (e) { if (e.code === "ENOENT") return null; throw e; }
     },
     async save(bytes) {
-      const { writeFile, rename } = await import("node:fs/promises");
+      const { writeFile, rename } = await import(NODE_FS);
       await writeFile(path + ".tmp", bytes);
       await rename(path + ".tmp", path);
     },
