@@ -115,20 +115,30 @@ export class Tasks extends Server {
     });
   }
 
-  /* Send every subscribed connection the update, serialised once. */
-  publish(version) {
-    this.sendLive(JSON.stringify({ type: 'query_update', subscriptionId: 's1', version, seq: version, result: this.list() }));
+  /* The subscribed connections. */
+  live() {
+    const out = [];
+    for (const c of this.getConnections()) if (c.state?.live) out.push(c);
+    return out;
   }
 
-  sendLive(frame) {
-    for (const c of this.getConnections()) if (c.state?.live) c.send(frame);
+  /* Send every subscribed connection the whole list, serialised once (and
+  ** read only when someone listens). */
+  publish(version) {
+    const live = this.live();
+    if (live.length === 0) return;
+    const frame = JSON.stringify({ type: 'query_update', subscriptionId: 's1', version, seq: version, result: this.list() });
+    for (const c of live) c.send(frame);
   }
 }
 
 /* The same room, sending only the change: the new row. */
 export class TaskChanges extends Tasks {
   publish(version, row) {
-    this.sendLive(JSON.stringify({ type: 'query_update', subscriptionId: 's1', version, seq: version, result: { added: [row] } }));
+    const live = this.live();
+    if (live.length === 0) return;
+    const frame = JSON.stringify({ type: 'query_update', subscriptionId: 's1', version, seq: version, result: { added: [row] } });
+    for (const c of live) c.send(frame);
   }
 }
 

@@ -212,6 +212,9 @@ struct Room {
   char *statusMsg;                 /* owned message for status */
   int testHooks;                   /* test-only methods enabled */
   int64_t version;                 /* commit counter, mirrors _room.version */
+  char schemaHash[17];             /* what the open's schema work is made of (migrate.c) */
+  int schemaCurrent;               /* 1: _room says that work is done; 2: and under
+                                      this room's name (the open skipped it) */
   sqlite3 *guardDb;                /* embedded analysis database */
   char **triggers;                 /* names of the schema's triggers */
   int nTriggers;
