@@ -223,6 +223,8 @@ struct Room {
   struct Fns *fns;                 /* the app's named functions (functions.c) */
   Conn *conns;                     /* open WebSocket connections */
   int nConns;
+  Conn **connSlots;                /* the same, indexed by id (conn.c), owned; NULL: walk the list */
+  uint32_t connMask;               /* slots - 1 (a power of two minus one) */
   struct AsyncQueue *async;        /* async host calls in flight (async.c) */
   StoreTxn txn;                    /* the running transaction (store.c) */
   struct Live *live;               /* live queries and their batching (live.c) */
