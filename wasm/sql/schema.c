@@ -57,6 +57,9 @@ int schemaOpen(Room *room){
     room->guardDb = NULL;
     return NT_INTERNAL;
   }
+  /* the mirror holds no rows: every table and index is one empty root page,
+  ** so the smallest page keeps it (and its cache) small */
+  sqlite3_exec(room->guardDb, "PRAGMA page_size = 512", NULL, NULL, NULL);
   sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
   sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_STMT_SCANSTATUS, 1, NULL);   /* plans, sqlcost.c */
   sqlite3_limit(room->guardDb, SQLITE_LIMIT_LENGTH, NT_MAX_VALUE);             /* constants, sqlcost.c */
