@@ -52,4 +52,32 @@ TEST(closing_the_last_connection_should_tell_the_modules_the_room_is_idle){
   fakehostRoomFree();
 }
 
+TEST(frames_should_find_their_connection_among_hundreds_opened_and_closed_in_any_order){
+  REQUIRE(testAppOpen() != NULL);
+  enum { N = 300 };
+  for(uint32_t id = 1; id <= N; id++){
+    char who[96];
+    snprintf(who, sizeof who, "{\"userId\":\"u%u\",\"role\":\"\",\"clientId\":\"c%u\"}", id, id);
+    REQUIRE(fakehostConnOpen(id * 7919u, who)==NT_OK);      /* ids far apart, as a host may pick them */
+  }
+  for(uint32_t id = 1; id <= N; id += 3) CHECK_EQ_INT(fakehostConnClose(id * 7919u), NT_OK);
+  CHECK_EQ_INT(fakehostRoom()->nConns, N - (N + 2) / 3);
+  char got[64], want[16];
+  for(uint32_t id = 1; id <= N; id++){
+    int open = (id - 1) % 3 != 0;
+    fakehostClear();
+    int rc = fakehostMessage(id * 7919u, "{\"action\":\"rpc\",\"id\":1,\"method\":\"getRoomInfo\",\"payload\":{}}");
+    if( !open ){ CHECK_EQ_INT(rc, NT_NOT_FOUND); continue; }
+    snprintf(want, sizeof want, "u%u", id);
+    CHECK_STR_EQ(testFrameField(id * 7919u, "result.userId", got, sizeof got), want);
+  }
+  /* reopened ids land again */
+  CHECK_EQ_INT(fakehostConnOpen(1 * 7919u, ALICE), NT_OK);
+  CHECK_EQ_INT(fakehostConnClose(2 * 7919u), NT_OK);
+  CHECK(connFind(fakehostRoom(), 1 * 7919u) != NULL);
+  CHECK(connFind(fakehostRoom(), 2 * 7919u) == NULL);
+  CHECK(connFind(fakehostRoom(), 3 * 7919u) != NULL);
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

@@ -87,6 +87,9 @@ typedef struct Live {
   int nQueries;
   double batchMs;                  /* the batch window changes are coalesced over */
   double restUntil;                /* no re-runs before this: the last tick's rest */
+  double resendDue;                /* at or before the earliest resend due, 0: none;
+                                      exact again after each timer tick */
+  int nPending;                    /* subscriptions awaiting an ack (at least) */
 } Live;
 
 struct Sub {
@@ -349,6 +352,13 @@ static void liveFrame(Buf *b, const char *type, const cJSON *id, const Sub *s,
   }
 }
 
+/* Lower live->resendDue to s's resend time, if s is waiting for an ack. */
+static void liveResendNote(Live *live, const Sub *s){
+  if( s->pendingSeq==0 || s->resends >= LIVE_MAX_RESENDS ) return;
+  double due = s->sentAt + LIVE_RESEND_MS;
+  if( live->resendDue==0 || due < live->resendDue ) live->resendDue = due;
+}
+
 /* Push the subscription's current result as a query_update. */
 static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   double seq = connNextSeq(room, conn);
@@ -358,8 +368,10 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   if( text==NULL ) return;
   host_ws_send(conn->id, (const uint8_t*)text, (uint32_t)strlen(text));
   free(text);
+  room->live->nPending += s->pendingSeq==0;
   s->pendingSeq = seq;
   s->sentAt = host_now_ms();
+  liveResendNote(room->live, s);
   s->updates++;
   if( !isResend ) s->resends = 0;
   room->stats.updatesSent++;
@@ -441,14 +453,8 @@ double liveNextDue(Room *room){
     if( q->dueAt > 0 && q->nSubs > 0 && (runs==0 || q->dueAt < runs) ) runs = q->dueAt;
   }
   if( runs > 0 && runs < room->live->restUntil ) runs = room->live->restUntil;
-  double next = runs;
-  for(Conn *c = room->conns; c; c = c->next){
-    for(Sub *s = c->subs; s; s = s->next){
-      if( s->pendingSeq==0 || s->resends >= LIVE_MAX_RESENDS ) continue;
-      double due = s->sentAt + LIVE_RESEND_MS;
-      if( next==0 || due < next ) next = due;
-    }
-  }
+  double next = runs, due = room->live->resendDue;   /* no walk: every export asks */
+  if( due > 0 && (next==0 || due < next) ) next = due;
   return next;
 }
 
@@ -520,15 +526,18 @@ void liveOnCommit(Room *room, const Touched *t){
 void liveOnTimer(Room *room, double now){
   if( room->live==NULL ) return;
   liveFlush(room, now);
+  room->live->resendDue = 0;                          /* exact again after this walk */
+  room->live->nPending = 0;
   for(Conn *c = room->conns; c; c = c->next){
     for(Sub *s = c->subs; s; s = s->next){
+      room->live->nPending += s->pendingSeq!=0;
       if( s->pendingSeq==0 || s->resends >= LIVE_MAX_RESENDS ) continue;
-      if( now - s->sentAt < LIVE_RESEND_MS ) continue;
+      if( now - s->sentAt < LIVE_RESEND_MS ){ liveResendNote(room->live, s); continue; }
       if( s->q->result==NULL ){
         char err[256];
         double work;
         Caller caller = { "", "", "", 0 };
-        if( liveRun(room, &caller, s->q, &work, err, sizeof err) < 0 ) continue;
+        if( liveRun(room, &caller, s->q, &work, err, sizeof err) < 0 ){ liveResendNote(room->live, s); continue; }
       }
       s->resends++;
       liveSendUpdate(room, c, s, 1);
@@ -672,6 +681,7 @@ int liveAck(Room *room, Conn *conn, cJSON *frame, double cost){
   }
   for(Sub *s = conn->subs; s; s = s->next){
     if( s->pendingSeq && s->pendingSeq <= seq->valuedouble ){
+      if( room->live && --room->live->nPending <= 0 ) room->live->nPending = 0, room->live->resendDue = 0;
       s->pendingSeq = 0;
       s->resends = 0;
     }

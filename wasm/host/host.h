@@ -212,6 +212,9 @@ struct Room {
   char *statusMsg;                 /* owned message for status */
   int testHooks;                   /* test-only methods enabled */
   int64_t version;                 /* commit counter, mirrors _room.version */
+  char schemaHash[17];             /* what the open's schema work is made of (migrate.c) */
+  int schemaCurrent;               /* 1: _room says that work is done; 2: and under
+                                      this room's name (the open skipped it) */
   sqlite3 *guardDb;                /* embedded analysis database */
   char **triggers;                 /* names of the schema's triggers */
   int nTriggers;
@@ -220,6 +223,8 @@ struct Room {
   struct Fns *fns;                 /* the app's named functions (functions.c) */
   Conn *conns;                     /* open WebSocket connections */
   int nConns;
+  Conn **connSlots;                /* the same, indexed by id (conn.c), owned; NULL: walk the list */
+  uint32_t connMask;               /* slots - 1 (a power of two minus one) */
   struct AsyncQueue *async;        /* async host calls in flight (async.c) */
   StoreTxn txn;                    /* the running transaction (store.c) */
   struct Live *live;               /* live queries and their batching (live.c) */

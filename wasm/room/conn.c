@@ -14,6 +14,11 @@
 ** RATE_LIMITED and close code 1008 (the shim turns that refusal into a 429
 ** before the upgrade completes). Restored sockets are never refused: they
 ** were admitted before the room slept.
+**
+** Every frame starts by finding its connection, so the list is indexed by
+** id too (room->connSlots: open addressing, linear probing, at most half
+** full): connFind costs the same with one socket or a thousand. Without
+** memory for the index connFind walks the list, as before it existed.
 */
 #include <stdio.h>
 #include <math.h>
@@ -24,7 +29,55 @@
 #define CONN_CLOSE_POLICY 1008     /* WebSocket close code: policy violation */
 #define CONN_RETRY_MS     1000.0   /* retryAfterMs of a refused connection */
 
+/* ---- the index by id ------------------------------------------------------ */
+static uint32_t connSlot(uint32_t id, uint32_t mask){
+  return (id * 2654435761u) & mask;          /* Knuth's multiplicative hash */
+}
+
+static void connSlotPut(Conn **slots, uint32_t mask, Conn *c){
+  uint32_t i = connSlot(c->id, mask);
+  while( slots[i] ) i = (i + 1) & mask;
+  slots[i] = c;
+}
+
+/* Index c, just put at the head of room->conns: grow (rebuild from the
+** list) when the index would be more than half full; no memory: no index. */
+static void connIndexAdd(Room *room, Conn *c){
+  uint32_t cap = room->connSlots ? room->connMask + 1 : 0;
+  if( cap && (uint32_t)room->nConns * 2 <= cap ){
+    connSlotPut(room->connSlots, room->connMask, c);
+    return;
+  }
+  for(cap = cap ? cap * 2 : 16; cap < (uint32_t)room->nConns * 2; cap *= 2){}
+  Conn **slots = calloc(cap, sizeof *slots);
+  free(room->connSlots);
+  room->connSlots = slots;
+  room->connMask = slots ? cap - 1 : 0;
+  for(Conn *o = room->conns; slots && o; o = o->next) connSlotPut(slots, room->connMask, o);
+}
+
+/* Take id out of the index; the entries after it in its run move up. */
+static void connIndexRemove(Room *room, uint32_t id){
+  Conn **slots = room->connSlots;
+  if( slots==NULL ) return;
+  uint32_t mask = room->connMask, i = connSlot(id, mask);
+  while( slots[i] && slots[i]->id!=id ) i = (i + 1) & mask;
+  if( slots[i]==NULL ) return;
+  slots[i] = NULL;
+  for(uint32_t j = (i + 1) & mask; slots[j]; j = (j + 1) & mask){
+    Conn *c = slots[j];
+    slots[j] = NULL;
+    connSlotPut(slots, mask, c);
+  }
+}
+
 Conn *connFind(Room *room, uint32_t id){
+  if( room->connSlots ){
+    for(uint32_t i = connSlot(id, room->connMask); room->connSlots[i]; i = (i + 1) & room->connMask){
+      if( room->connSlots[i]->id==id ) return room->connSlots[i];
+    }
+    return NULL;
+  }
   for(Conn *c = room->conns; c; c = c->next) if( c->id==id ) return c;
   return NULL;
 }
@@ -45,6 +98,7 @@ static void connRemove(Room *room, uint32_t id){
         if( room->modules[i].xConnGone ) room->modules[i].xConnGone(room, c);
       }
       *pp = c->next;
+      connIndexRemove(room, id);
       connFree(c);
       room->nConns--;
       return;
@@ -77,6 +131,7 @@ static int connAdd(Room *room, uint32_t id, const uint8_t *data, uint32_t len, C
   c->next = room->conns;
   room->conns = c;
   room->nConns++;
+  connIndexAdd(room, c);
   *ppConn = c;
   return NT_OK;
 }
@@ -175,4 +230,7 @@ void connFreeAll(Room *room){
     connFree(c);
   }
   room->nConns = 0;
+  free(room->connSlots);
+  room->connSlots = NULL;
+  room->connMask = 0;
 }
