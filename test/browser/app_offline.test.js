@@ -180,6 +180,18 @@ describe('the notes offline', () => {
     assert.deepEqual((await serverNotes(user)).map((n) => n.title), ['edited offline', 'written offline']);
   });
 
+  it('a note the local run already refuses (an empty title) is shown refused and queues nothing', async () => {
+    await setOffline(true, [one, two], sw);
+    const before = await one.$$eval('[data-testid=note-rejected]', (els) => els.length);
+    await addNote(one, '');
+    await one.waitForFunction((n) => document.querySelectorAll('[data-testid=note-rejected]').length > n, { polling: 50 }, before);
+    const why = (await one.$$eval('[data-testid=note-rejected]', (els) => els.map((e) => e.textContent))).at(-1);
+    assert.match(why, /INVALID_ARGUMENT/);
+    assert.equal(await one.$('[data-testid=note-pending]'), null, 'nothing was queued');
+    await setOffline(false, [one, two], sw);
+    await waitSettled(one, ['edited offline', 'written offline']);
+  });
+
   it('ran clean but for the requests refused while offline', () => {
     for (const [p, what] of [[one, 'the first tab'], [two, 'the second tab']]) {
       const problems = p.problems.filter((x) => !OFFLINE_NOISE.some((re) => re.test(x)));
