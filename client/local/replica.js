@@ -445,6 +445,13 @@ export class LocalRoom {
   /* Mutations not yet reflected in the server's rows. */
   get pending() { return this.queue.length; }
 
+  /* The queue as plain data, oldest first: {mutationId, method, payload,
+  ** result (the local run's), state}; a page marks the rows they touch. */
+  get queued() {
+    return this.queue.map((m) => ({ mutationId: m.mutationId, method: m.method, payload: m.payload,
+                                    result: m.localResult, state: m.state }));
+  }
+
   /* ---- local live queries ---------------------------------------------- */
 
   subscribe(query, args, onResult, { onError } = {}) {
