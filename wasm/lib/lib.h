@@ -2,8 +2,8 @@
 ** lib.h — the bottom layer of the core: libraries that know no Room.
 **
 ** Everything here works on plain values and its own structs: a growable
-** buffer and string helpers, five-field cron expressions, and the in-memory
-** store. None of it reaches the room's state, so each piece can be tested on
+** buffer and string helpers, five-field cron expressions, SHA-256, and the
+** in-memory store. None of it reaches the room's state, so each piece can be tested on
 ** its own (test/c/test_cron.c, test_memstore.c) and reused by any layer
 ** above. The only outside things it touches are the ABI's return codes and,
 ** for fresh ids and the embedded SQLite's VFS (memvfs.c), the host's clock
@@ -65,6 +65,18 @@ int cronParse(const char *expr, Cron *out, char *err, size_t errLen);
 ** both day fields are restricted, a day matches if EITHER matches (the usual
 ** cron rule). */
 double cronNext(const Cron *cron, double afterMs);
+
+/* ---- sha256.c: SHA-256 (FIPS 180-4) ----------------------------------- */
+typedef struct Sha256 {
+  uint32_t h[8];                   /* the running state */
+  uint64_t bytes;                  /* message bytes hashed so far */
+  uint8_t buf[64];                 /* a partial block */
+  size_t nBuf;                     /* bytes in buf */
+} Sha256;
+void sha256Init(Sha256 *s);
+void sha256Update(Sha256 *s, const void *data, size_t n);   /* data borrowed */
+void sha256Final(Sha256 *s, uint8_t out[32]);  /* s is spent: Init it again to reuse */
+void sha256Hex(const uint8_t digest[32], char out[65]);     /* lowercase, NUL-terminated */
 
 /* ---- memstore.c: the in-memory store (never written to SQLite) ---------- */
 typedef struct MemStore MemStore;
