@@ -50,7 +50,10 @@ void bufAppendSqlIdent(Buf *b, const char *s){ bufAppendQuoted(b, s, '"'); }
 
 char *bufFinish(Buf *b){
   if( b->oom ){ bufFree(b); return NULL; }
-  if( b->p==NULL && bufReserve(b, 0) ) return NULL;
+  if( b->p==NULL ){                          /* nothing appended: an empty string */
+    if( bufReserve(b, 0) ) return NULL;
+    b->p[0] = 0;
+  }
   char *p = b->p;
   b->p = NULL;
   b->n = b->cap = 0;

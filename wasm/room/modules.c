@@ -42,6 +42,7 @@ static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery };
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
 static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL, NULL } };
+static const ModuleTask auditTasks[] = { { "audit.trim", auditTrimTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
   { .name = "guard",     .xOpen = guardOpened, .xFree = guardClose },
@@ -62,6 +63,11 @@ const Module roomModules[] = {
     .xNextDue = syncNextDue, .xOnTimer = syncOnTimer, .tasks = syncTasks, .replica = &syncReplica },
   { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
   { .name = "cronjobs",  .schema = cronJobSchema, .tasks = cronTasks },
+  { .name = "audit",     .schema = auditSchema, .xOpen = auditOpen, .xFree = auditFree,
+    .xWriteEnd = auditWriteEnd, .xOnCommit = auditOnCommit, .xCallEnd = auditCallEnd,
+    .tasks = auditTasks },
+  { .name = "analytics", .xOpen = analyticsOpen, .xFree = analyticsFree,
+    .xOnCommit = analyticsOnCommit, .xCallEnd = analyticsCallEnd, .xDone = analyticsDone },
   { .name = "sched",     .schema = schedSchema, .xOpen = schedOpen, .tasks = schedTasks },
 };
 const int roomModuleCount = (int)(sizeof roomModules / sizeof roomModules[0]);

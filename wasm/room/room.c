@@ -17,7 +17,8 @@
 ** needs to run (Module.xNextDue), the host gets one setTimeout for the
 ** earliest, and nt_timer lets every module do what is due. Every export ends
 ** in roomDone, which re-arms that timer from what the call left behind, so no
-** module arms it by hand.
+** module arms it by hand, and lets each module finish the export (Module.
+** xDone: analytics hands the host the data points the export made).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +135,11 @@ void roomTimerArm(Room *room){
 }
 
 int roomDone(Room *room, int rc){
-  if( room ) roomTimerSet(room);
+  if( room==NULL ) return rc;
+  roomTimerSet(room);
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xDone ) room->modules[i].xDone(room);
+  }
   return rc;
 }
 
