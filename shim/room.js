@@ -16,6 +16,8 @@ import coreModule from "../build/core.wasm";            /* a WebAssembly.Module 
 import { migrations, functions } from "../build/bundle.js";
 import { Host } from "./host.js";
 import { roomRateLimits } from "./ratelimiter.js";
+import { auditConfig } from "./audit.js";
+import { analyticsMode } from "./analytics.js";
 
 /* Shared with the Worker, which answers its own errors the same way. */
 export { STATUS, errorResponse, readCapped } from "./http.js";
@@ -50,6 +52,8 @@ export function roomConfig(env, name) {
     batchMs: batchWindow(env.NT_BATCH_MS),
     sync: env.NT_SYNC !== "0",           /* replication to D1 (NT_SYNC=0 turns it off) */
     rateLimits: roomRateLimits(env),     /* NT_RATE_CONN_* and NT_RATE_USER_* */
+    audit: auditConfig(env),             /* NT_AUDIT, NT_AUDIT_RETENTION_DAYS */
+    analytics: analyticsMode(env) !== "off",   /* NT_ANALYTICS */
   };
 }
 

@@ -19,6 +19,7 @@
 import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
 import { edgeRateLimits } from "./ratelimiter.js";
+import { auditStream } from "./audit.js";
 
 export { Room } from "./room.js";
 export { RateLimiter } from "./ratelimiter.js";
@@ -40,6 +41,7 @@ const ROUTES = [
   { re: /^\/health$/,                method: "GET",  run: health },
   { re: /^\/rooms\/([^/]*)\/ws$/,    method: "GET",  run: roomSocket },
   { re: /^\/rooms\/([^/]*)\/rpc$/,   method: "POST", run: roomRpc, cors: true },
+  { re: /^\/rooms\/([^/]*)\/audit$/, method: "GET",  run: roomAudit },
   { re: /^\/replica\/rooms\/([^/]*)(\/[^?#]*)$/, method: "GET", run: replica, cors: true },
 ];
 
@@ -219,6 +221,22 @@ async function roomRpc(request, env, ctx, url, m) {
   const body = await readCapped(request, MAX_BODY);
   if (!body) return errorResponse("PAYLOAD_TOO_LARGE", "body over 1 MiB");
   return forward(request, env, room, who, clientId, body);
+}
+
+/* GET /rooms/:room/audit — the room's audit log, streamed to an admin
+** (shim/audit.js pages through it with exportAuditLog, as the caller; the
+** room refuses a caller who is not an admin, with 403). */
+async function roomAudit(request, env, ctx, url, m) {
+  const room = roomName(m[1]);
+  if (!room) return errorResponse("BAD_REQUEST", "bad room name");
+  const who = await authenticate(request, env, url, room);
+  if (who instanceof Response) return who;
+  const limited = await rateLimit(env, who, room, "audit", request);
+  if (limited) return limited;
+  const rpc = new Request(new URL(`/rooms/${encodeURIComponent(room)}/rpc`, url),
+    { method: "POST", headers: { "content-type": "application/json" } });
+  return auditStream(url, room, (payload) =>
+    forward(rpc, env, room, who, null, JSON.stringify({ method: "exportAuditLog", payload })));
 }
 
 /* GET /replica/rooms/:room/<path> — a read from the D1 read replica, served

@@ -1,0 +1,176 @@
+/*
+** analytics.js — where the core's data points go: Workers Analytics Engine,
+** a D1 table with Analytics Engine's columns, or nowhere.
+**
+** The core makes one data point per RPC and per committed write
+** (wasm/feature/analytics.c) and, at the end of each call into it, offers
+** every point it holds through the host_analytics import. A sink takes as
+** many as its invocation may still send and says how many; the core keeps
+** the rest for its next call. Workers Analytics Engine accepts at most 25
+** writeDataPoint calls per invocation (NT_ANALYTICS_MAX_PER_INVOCATION
+** lowers or raises the budget, up to the 250 the platform's newer limit
+** allows); an invocation here is one platform entry point of the Durable
+** Object (a fetch, a WebSocket message or close, an alarm), whose budget the
+** host opens with begin(). The timers and asynchronous completions that
+** follow draw on what the latest entry point left.
+**
+** NT_ANALYTICS picks the sink:
+**   engine  the ANALYTICS binding ([[analytics_engine_datasets]] in
+**           wrangler.toml), writeDataPoint for each point: production.
+**   d1      the D1 binding DB, table analytics_events with the columns of an
+**           Analytics Engine dataset (dataset, timestamp, _sample_interval,
+**           index1, blob1..blob20, double1..double20), so the queries of
+**           docs/ANALYTICS.md run on it unchanged: `wrangler dev`, where the
+**           binding writes nowhere. The table is made on first use.
+**   off     nothing (the core then makes no points either: room.js).
+** Unset: engine when the binding exists, else off.
+**
+** With test hooks on (NT_TEST_HOOKS=1) the D1 sink also writes one row per
+** batch to analytics_batches(invocation, points, at), so a test can check
+** the budget per invocation from outside.
+*/
+
+export const ANALYTICS_TABLE = "analytics_events";   /* also the dataset's name (wrangler.toml) */
+const BATCHES_TABLE = "analytics_batches";
+const DEFAULT_BUDGET = 25;         /* writeDataPoint calls per invocation */
+const MAX_BUDGET = 250;
+const FIELDS = 20;                 /* blobs and doubles per point */
+
+const columns = (prefix) => Array.from({ length: FIELDS }, (_, i) => `${prefix}${i + 1}`);
+const BLOB_COLUMNS = columns("blob");
+const DOUBLE_COLUMNS = columns("double");
+
+/* Analytics Engine's columns, as a D1 table (docs/ANALYTICS.md). */
+const CREATE_EVENTS = `CREATE TABLE IF NOT EXISTS ${ANALYTICS_TABLE} (
+  dataset TEXT NOT NULL DEFAULT '${ANALYTICS_TABLE}',
+  timestamp TEXT NOT NULL,
+  _sample_interval INTEGER NOT NULL DEFAULT 1,
+  index1 TEXT NOT NULL DEFAULT '',
+  ${BLOB_COLUMNS.map((c) => `${c} TEXT NOT NULL DEFAULT ''`).join(",\n  ")},
+  ${DOUBLE_COLUMNS.map((c) => `${c} REAL NOT NULL DEFAULT 0`).join(",\n  ")})`;
+const CREATE_EVENTS_INDEX =
+  `CREATE INDEX IF NOT EXISTS ${ANALYTICS_TABLE}_index1 ON ${ANALYTICS_TABLE} (index1, timestamp)`;
+const CREATE_BATCHES =
+  `CREATE TABLE IF NOT EXISTS ${BATCHES_TABLE} (invocation TEXT NOT NULL, points INTEGER NOT NULL, at TEXT NOT NULL)`;
+const INSERT_EVENT = `INSERT INTO ${ANALYTICS_TABLE} (timestamp, index1, ${BLOB_COLUMNS.join(", ")}, ` +
+  `${DOUBLE_COLUMNS.join(", ")}) VALUES (${Array(2 + 2 * FIELDS).fill("?").join(", ")})`;
+
+/* The sink NT_ANALYTICS names ("engine", "d1", "off"), and why it cannot
+** run when its binding is missing (then it is off). */
+function modeOf(env) {
+  const v = String(env?.NT_ANALYTICS ?? "").trim().toLowerCase();
+  const mode = v === "engine" || v === "d1" || v === "off" ? v : v === "0" ? "off"
+    : env?.ANALYTICS ? "engine" : "off";
+  if (mode === "engine" && typeof env?.ANALYTICS?.writeDataPoint !== "function")
+    return { mode: "off", why: "NT_ANALYTICS is engine but there is no ANALYTICS binding" };
+  if (mode === "d1" && !env?.DB) return { mode: "off", why: "NT_ANALYTICS is d1 but there is no DB binding" };
+  return { mode };
+}
+export const analyticsMode = (env) => modeOf(env).mode;
+
+/* The per-invocation budget: NT_ANALYTICS_MAX_PER_INVOCATION, 1 to 250. */
+function budgetOf(env) {
+  const n = Number(env?.NT_ANALYTICS_MAX_PER_INVOCATION);
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, MAX_BUDGET) : DEFAULT_BUDGET;
+}
+
+/* An Analytics Engine timestamp ("YYYY-MM-DD HH:MM:SS", UTC) for ms. */
+export function engineTime(ms) {
+  return new Date(Number.isFinite(ms) ? ms : Date.now()).toISOString().slice(0, 19).replace("T", " ");
+}
+
+let isolateTag = null;             /* names this isolate's invocations */
+let invocations = 0;               /* invocations named in this isolate */
+let warnedConfig = false;          /* a missing binding was reported */
+let d1Ready = false;               /* the tables exist (made once per isolate) */
+
+export class AnalyticsSink {
+  /* env: the Durable Object's; hold(promise): keep the object alive until
+  ** a D1 write settles (the host's pending storage operations). */
+  constructor(env, hold) {
+    this.env = env;
+    this.hold = hold;
+    const { mode, why } = modeOf(env);
+    this.mode = mode;
+    this.limit = budgetOf(env);
+    this.budget = this.limit;
+    this.invocation = null;
+    this.warned = false;
+    if (why && !warnedConfig) {
+      warnedConfig = true;
+      console.warn(`analytics: ${why}; no data points are made`);
+    }
+  }
+
+  /* Does the core make points at all (its config "analytics")? */
+  get enabled() { return this.mode !== "off"; }
+
+  /* A platform entry point begins: a fresh budget. */
+  begin() {
+    this.budget = this.limit;
+    this.invocation = null;
+  }
+
+  /* host_analytics: points is the core's JSON array. Returns how many were
+  ** taken (the first n), or a negative code when the text is not points. */
+  write(text) {
+    let points;
+    try {
+      points = JSON.parse(text);
+    } catch {
+      return -1;
+    }
+    if (!Array.isArray(points)) return -1;
+    if (this.mode === "off") return points.length;           /* taken, and let go */
+    const n = Math.min(points.length, this.budget);
+    if (n <= 0) return 0;
+    this.budget -= n;
+    const taken = points.slice(0, n);
+    try {
+      if (this.mode === "engine") {
+        for (const p of taken)
+          this.env.ANALYTICS.writeDataPoint({ indexes: p.indexes, blobs: p.blobs, doubles: p.doubles });
+      } else {
+        this.hold(this.toD1(taken).catch((e) => this.warn(e)));
+      }
+    } catch (e) {
+      this.warn(e);
+    }
+    return n;
+  }
+
+  /* One D1 batch: the tables on first use, a row per point, and (test
+  ** hooks) the batch's size under its invocation. */
+  async toD1(points) {
+    const db = this.env.DB;
+    const statements = [];
+    if (!d1Ready) statements.push(db.prepare(CREATE_EVENTS), db.prepare(CREATE_EVENTS_INDEX));
+    for (const p of points) {
+      const blobs = BLOB_COLUMNS.map((_, i) => String(p.blobs?.[i] ?? ""));
+      const doubles = DOUBLE_COLUMNS.map((_, i) => Number(p.doubles?.[i] ?? 0) || 0);
+      statements.push(db.prepare(INSERT_EVENT).bind(engineTime(p.timestamp),
+        String(p.indexes?.[0] ?? ""), ...blobs, ...doubles));
+    }
+    if (this.env.NT_TEST_HOOKS === "1") {
+      if (!d1Ready) statements.unshift(db.prepare(CREATE_BATCHES));
+      statements.push(db.prepare(`INSERT INTO ${BATCHES_TABLE} (invocation, points, at) VALUES (?, ?, ?)`)
+        .bind(this.invocationId(), points.length, engineTime(Date.now())));
+    }
+    await db.batch(statements);
+    d1Ready = true;
+  }
+
+  /* The current invocation's name: this isolate's tag and a count. */
+  invocationId() {
+    isolateTag ??= Array.from(crypto.getRandomValues(new Uint8Array(6)),
+      (x) => x.toString(16).padStart(2, "0")).join("");
+    this.invocation ??= `${isolateTag}-${++invocations}`;
+    return this.invocation;
+  }
+
+  warn(e) {
+    if (this.warned) return;
+    this.warned = true;
+    console.warn(`analytics: writing points failed (${this.mode}): ${e?.message ?? e}`);
+  }
+}
