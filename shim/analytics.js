@@ -21,7 +21,11 @@
 **           Analytics Engine dataset (dataset, timestamp, _sample_interval,
 **           index1, blob1..blob20, double1..double20), so the queries of
 **           docs/ANALYTICS.md run on it unchanged: `wrangler dev`, where the
-**           binding writes nowhere. The table is made on first use.
+**           binding writes nowhere. The table is made on first use. The
+**           points taken are written together, one D1 batch per
+**           D1_FLUSH_MS (or per D1_FLUSH_POINTS), not one per invocation: a
+**           D1 round trip per RPC would cost the room more than the point
+**           is worth.
 **   off     nothing (the core then makes no points either: room.js).
 ** Unset: engine when the binding exists, else off.
 **
@@ -35,6 +39,8 @@ const BATCHES_TABLE = "analytics_batches";
 const DEFAULT_BUDGET = 25;         /* writeDataPoint calls per invocation */
 const MAX_BUDGET = 250;
 const FIELDS = 20;                 /* blobs and doubles per point */
+const D1_FLUSH_MS = 100;           /* the D1 sink writes what it took this often */
+const D1_FLUSH_POINTS = 200;       /* or as soon as this many wait */
 
 const columns = (prefix) => Array.from({ length: FIELDS }, (_, i) => `${prefix}${i + 1}`);
 const BLOB_COLUMNS = columns("blob");
@@ -96,6 +102,9 @@ export class AnalyticsSink {
     this.budget = this.limit;
     this.invocation = null;
     this.warned = false;
+    this.queue = [];               /* d1: points taken, not yet written */
+    this.counts = [];              /* d1 with test hooks: [invocation, points] taken */
+    this.flushing = null;          /* d1: the promise of the next write */
     if (why && !warnedConfig) {
       warnedConfig = true;
       console.warn(`analytics: ${why}; no data points are made`);
@@ -131,7 +140,9 @@ export class AnalyticsSink {
         for (const p of taken)
           this.env.ANALYTICS.writeDataPoint({ indexes: p.indexes, blobs: p.blobs, doubles: p.doubles });
       } else {
-        this.hold(this.toD1(taken).catch((e) => this.warn(e)));
+        this.queue.push(...taken);
+        if (this.env.NT_TEST_HOOKS === "1") this.counts.push([this.invocationId(), n]);
+        this.scheduleFlush();
       }
     } catch (e) {
       this.warn(e);
@@ -139,9 +150,31 @@ export class AnalyticsSink {
     return n;
   }
 
+  /* d1: write the queue soon (at once when it is long); the host holds the
+  ** object alive until it is written. */
+  scheduleFlush() {
+    if (this.queue.length >= D1_FLUSH_POINTS) {
+      this.hold(this.flush());
+      return;
+    }
+    if (this.flushing) return;
+    this.flushing = new Promise((done) => setTimeout(done, D1_FLUSH_MS)).then(() => this.flush());
+    this.hold(this.flushing);
+  }
+
+  /* d1: everything queued, in batches of D1_FLUSH_POINTS. Never rejects. */
+  async flush() {
+    this.flushing = null;
+    while (this.queue.length) {
+      const points = this.queue.splice(0, D1_FLUSH_POINTS);
+      const counts = this.counts.splice(0);
+      await this.toD1(points, counts).catch((e) => this.warn(e));
+    }
+  }
+
   /* One D1 batch: the tables on first use, a row per point, and (test
-  ** hooks) the batch's size under its invocation. */
-  async toD1(points) {
+  ** hooks) how many points each invocation took. */
+  async toD1(points, counts) {
     const db = this.env.DB;
     const statements = [];
     if (!d1Ready) statements.push(db.prepare(CREATE_EVENTS), db.prepare(CREATE_EVENTS_INDEX));
@@ -153,8 +186,9 @@ export class AnalyticsSink {
     }
     if (this.env.NT_TEST_HOOKS === "1") {
       if (!d1Ready) statements.unshift(db.prepare(CREATE_BATCHES));
-      statements.push(db.prepare(`INSERT INTO ${BATCHES_TABLE} (invocation, points, at) VALUES (?, ?, ?)`)
-        .bind(this.invocationId(), points.length, engineTime(Date.now())));
+      for (const [invocation, n] of counts)
+        statements.push(db.prepare(`INSERT INTO ${BATCHES_TABLE} (invocation, points, at) VALUES (?, ?, ?)`)
+          .bind(invocation, n, engineTime(Date.now())));
     }
     await db.batch(statements);
     d1Ready = true;

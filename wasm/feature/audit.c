@@ -314,7 +314,12 @@ static Conn *auditConn(Room *room, uint32_t id){
 void auditCallEnd(Room *room, const Trace *t, int rc){
   Audit *au = room->audit;
   if( au ) au->pending = 0;
-  if( !auditWanted(room, t) || room->status ) return;   /* a deleted room keeps nothing */
+  if( !auditWanted(room, t) ) return;
+  if( room->status ){                                 /* deleted (or broken): nowhere to write */
+    if( rc==NT_OK ) ntLog(NT_LOG_WARN, "audit: %s by %s left no record: the room's storage is gone",
+                          t->method, t->userId ? t->userId : "?");
+    return;
+  }
   if( rc==NT_RATE_LIMITED || rc==NT_PENDING ) return;
   if( t->audited && rc==NT_OK ) return;               /* recorded with its write */
   if( rc==NT_PERMISSION_DENIED && (t->flags & NT_M_ADMIN) ){
