@@ -54,6 +54,8 @@ export function roomConfig(env, name) {
     rateLimits: roomRateLimits(env),     /* NT_RATE_CONN_* and NT_RATE_USER_* */
     audit: auditConfig(env),             /* NT_AUDIT, NT_AUDIT_RETENTION_DAYS */
     analytics: analyticsMode(env) !== "off",   /* NT_ANALYTICS */
+    sqlLimits: { maxCost: Number(env.NT_SQL_MAX_COST), replicaMaxCost: Number(env.NT_SQL_REPLICA_MAX_COST),
+                 maxRecursion: Number(env.NT_SQL_MAX_RECURSION) },   /* unset: the core's defaults */
   };
 }
 

@@ -63,6 +63,18 @@ char *callJson(Call *call, const char *field, size_t max, int *rc){
   return text;
 }
 
+const ReplicaReader *callReplica(Room *room){
+  for(int i = 0; i < room->nModules; i++) if( room->modules[i].replica ) return room->modules[i].replica;
+  return NULL;
+}
+
+int callStatus(Call *call){
+  Room *room = call->room;
+  if( room->status==NT_OK ) return NT_OK;
+  return callFail(call, room->status, "room unavailable: %s",
+                  room->statusMsg ? room->statusMsg : "not initialised");
+}
+
 int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state){
   int rc = asyncBegin(call->room, &call->reply, kind, req, xDone, state);
   if( rc==NT_NOMEM ) return callFail(call, rc, "out of memory");

@@ -78,6 +78,9 @@ char *callJson(Call *call, const char *field, size_t max, int *rc);
 /* INVALID_ARGUMENT naming the first payload key not in keys[0..n). */
 int callOnlyKeys(Call *call, const char *const *keys, size_t n);
 #define CALL_ONLY_KEYS(call, keys) callOnlyKeys((call), (keys), sizeof (keys) / sizeof (keys)[0])
+/* NT_OK while the room serves, else its status with call->err saying why
+** ("room unavailable: <reason>"). */
+int callStatus(Call *call);
 /* asyncBegin on behalf of the call: its reply moves to the pending request.
 ** NT_PENDING, or an error with call->err set. */
 int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state);
@@ -100,7 +103,14 @@ typedef struct ReplicaReader {
   /* Answer fn (args consumed; localSql, the RLS-wrapped local SQL, copied
   ** for a fallback): NT_PENDING, or an error with call->err set. */
   int (*xQuery)(Call *call, const Fn *fn, cJSON *args, const char *localSql);
+  /* The same for client SQL sql (bounded, positional, its top-level LIMIT
+  ** capped), answered {columns, rows, truncated}; localSql (copied) runs in
+  ** the room when D1 fails; NULL: it may not, and the caller gets
+  ** UNAVAILABLE. */
+  int (*xRaw)(Call *call, const GuardPlan *plan, const char *sql, cJSON *args, const char *localSql);
 } ReplicaReader;
+/* The module that answers replica reads (Module.replica), or NULL. */
+const ReplicaReader *callReplica(Room *room);
 
 /* ---- idem.c: idempotent mutations -------------------------------------- */
 int idemLookup(Call *call, cJSON **ppResult);   /* NT_NOT_FOUND when new */
@@ -115,6 +125,12 @@ extern const char idemSchema[];           /* the module's table (Module.schema) 
 int rawPrepare(Call *call, const char *sql, const cJSON *params, GuardPlan *plan,
                char **pWrapped, cJSON **ppArgs);
 int rawExecuteSql(Call *call, cJSON **ppResult);
+/* res as executeSQL answers it: {columns, rows (objects), truncated}, at
+** most 1,000 rows and about 1 MiB of them. res keeps ownership. */
+int rawShape(Call *call, SqlResult *res, cJSON **ppResult);
+/* Run wrapped (RLS-wrapped client SQL) with args (borrowed) in the room,
+** capped, and shape the answer. */
+int rawRun(Call *call, const char *wrapped, cJSON *args, cJSON **ppResult);
 
 /* ---- ratelimit.c: sliding windows over time buckets -------------------- */
 /* One limit: at most `limit` cost units in any `windowMs`, counted in

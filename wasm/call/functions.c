@@ -303,9 +303,7 @@ static int fnAddBlock(Room *room, const char *file, int line, const char *start,
   if( rc ){
     char msg[600];
     snprintf(msg, sizeof msg, "%s:%d: %s", file, line, err);
-    free(room->statusMsg);
-    room->statusMsg = ntStrdup(msg);
-    room->status = NT_UNAVAILABLE;
+    statusFail(room, NT_UNAVAILABLE, "%s", msg);
     ntLog(NT_LOG_ERROR, "functions: %s", msg);
   }
   return rc;
@@ -534,12 +532,6 @@ static int fnWriteBody(Room *room, void *arg){
   return rc;
 }
 
-/* The module that answers replica reads, or NULL. */
-static const ReplicaReader *fnReplica(Room *room){
-  for(int i = 0; i < room->nModules; i++) if( room->modules[i].replica ) return room->modules[i].replica;
-  return NULL;
-}
-
 int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
   Room *room = call->room;
   const ReplicaReader *reader = NULL;
@@ -561,7 +553,7 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
     rc = storeWrite(room, &w);
     if( rc==NT_OK ) call->reply.version = (double)room->version;
     if( rc==NT_NOCHANGE ) rc = NT_OK;
-  }else if( fn->replica && (reader = fnReplica(room))!=NULL && reader->xReady(room, &fn->plan) ){
+  }else if( fn->replica && (reader = callReplica(room))!=NULL && reader->xReady(room, &fn->plan) ){
     rc = reader->xQuery(call, fn, run.args, sql);      /* answers later */
     run.args = NULL;                                    /* moved */
   }else{

@@ -73,6 +73,8 @@ int syncReplicaReady(Room *room, const GuardPlan *plan);
 /* Answer fn from D1 (args consumed; localSql, the RLS-wrapped local SQL,
 ** copied for the fallback). NT_PENDING, or an error. */
 int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql);
+int syncReplicaRaw(Call *call, const GuardPlan *plan, const char *sql, cJSON *args,
+                   const char *localSql);
 int syncStatusMethod(Call *call, cJSON **ppResult);
 int syncForceAllMethod(Call *call, cJSON **ppResult);
 int syncSetD1FailureMethod(Call *call, cJSON **ppResult);

@@ -572,10 +572,9 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cos
   call.room = room;
   call.caller = &caller;
   Sub *s = NULL;
-  int rc = room->status ? callFail(&call, room->status, "room unavailable: %s",
-                                   room->statusMsg ? room->statusMsg : "")
-         : room->live==NULL ? callFail(&call, NT_UNAVAILABLE, "this room has no live queries")
-         : rateConnAdmit(room, conn, cost, call.err, sizeof call.err, &call.retryAfterMs);
+  int rc = callStatus(&call);
+  if( rc==NT_OK && room->live==NULL ) rc = callFail(&call, NT_UNAVAILABLE, "this room has no live queries");
+  if( rc==NT_OK ) rc = rateConnAdmit(room, conn, cost, call.err, sizeof call.err, &call.retryAfterMs);
   if( rc==NT_OK ) rc = liveAdd(&call, conn, frame, NULL, &s);
   if( rc==NT_OK && (s->q->dirty || s->q->result==NULL) ){
     LiveQuery *q = s->q;

@@ -21,9 +21,11 @@
 #define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
 #define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
 #define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
+#define NT_MAX_VALUE     2000000   /* DO SQLite's largest string or blob, bytes */
 
-/* ---- alloc.c: log ------------------------------------------------------- */
+/* ---- alloc.c: log, fresh ids -------------------------------------------- */
 void ntLog(int level, const char *fmt, ...);
+void ntRandomId(char out[33]);     /* 32 lowercase hex characters from host_random */
 
 /* The structs of the layers above that the Room points at (opaque here). */
 typedef struct Fn Fn;
@@ -138,6 +140,11 @@ int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *
 ** borrowed) and send its reply. NT_NOT_FOUND for an unknown id. */
 int asyncDone(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len);
 void asyncFreeAll(Room *room);
+
+/* ---- status.c: whether the room serves ---------------------------------- */
+/* The room stops serving: room->status becomes code, room->statusMsg the
+** printf-style reason (replacing any earlier one). Returns code. */
+int statusFail(Room *room, int code, const char *fmt, ...);
 
 /* ---- config.c: the room's configuration --------------------------------- */
 /* config[key] as a number, or fallback when absent, not a number or negative. */
@@ -273,6 +280,8 @@ struct Room {
   struct Debounce *debounce;       /* debounced keys held in memory (debounce.c) */
   struct Presence *presence;       /* the memory store and its events (presence.c) */
   struct RateLimits *rate;         /* rate limits and their counters (ratelimit.c) */
+  struct SqlLimits *sqlLimits;     /* bounds on client SQL (sqlcost.c) */
+  struct CostCounts *costCounts;   /* cached row counts per table (sqlcost.c) */
   Trace *trace;                    /* the call whose code is running, or NULL (trace.c) */
   WriteCost lastWrite;             /* the commit whose hooks run (write.c) */
   struct Audit *audit;             /* the audit log's chain head (audit.c) */

@@ -90,9 +90,8 @@ int methodCall(Call *call, const char *name, cJSON **ppResult){
   Trace *trace = call->reply.trace;
   traceMethod(trace, name, 0, call->caller, NULL);   /* as asked, until it is found */
   int rc;
-  if( room->status ){
-    rc = callFail(call, room->status, "room unavailable: %s",
-                  room->statusMsg ? room->statusMsg : "not initialised");
+  if( (rc = callStatus(call))!=NT_OK ){
+    /* the room does not serve: call->err says why */
   }else if( methodLookup(room, name, &m)
             || ((m.flags & NT_M_SYSTEM)
                 && !(call->caller->role && strcmp(call->caller->role, "system")==0)) ){
@@ -202,9 +201,7 @@ static int methodDeleteRoom(Call *call, cJSON **ppResult){
   Room *room = call->room;
   int rc = host_storage_delete_all();
   if( rc ) return callFail(call, NT_INTERNAL, "the host could not erase the storage");
-  room->status = NT_UNAVAILABLE;                   /* until the host drops us */
-  free(room->statusMsg);
-  room->statusMsg = ntStrdup("the room was deleted");
+  statusFail(room, NT_UNAVAILABLE, "the room was deleted");   /* until the host drops us */
   cJSON *r = cJSON_CreateObject();
   cJSON_AddBoolToObject(r, "deleted", 1);
   *ppResult = r;

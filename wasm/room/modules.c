@@ -22,9 +22,9 @@
 #include "room.h"
 
 /* Adapters for the modules whose functions predate the hook signatures. */
-static int guardOpened(Room *room, const cJSON *config){
+static int schemaOpened(Room *room, const cJSON *config){
   (void)config;
-  return guardOpen(room);
+  return schemaOpen(room);
 }
 static int syncOpened(Room *room, const cJSON *config){
   return syncOpen(room, !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(config, "sync")));
@@ -37,7 +37,7 @@ static void syncCommitted(Room *room, const Touched *t){
   syncOnCommit(room, &plan);
 }
 
-static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery };
+static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, syncReplicaRaw };
 
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
@@ -45,7 +45,8 @@ static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL
 static const ModuleTask auditTasks[] = { { "audit.trim", auditTrimTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
-  { .name = "guard",     .xOpen = guardOpened, .xFree = guardClose },
+  { .name = "cost",      .xFree = costClose },
+  { .name = "schema",    .xOpen = schemaOpened, .xFree = schemaClose },
   { .name = "live",      .xOpen = liveOpen, .xFree = liveFreeAll, .xOnCommit = liveOnCommit,
     .xNextDue = liveNextDue, .xOnTimer = liveOnTimer, .xConnRestore = liveRestore,
     .xConnAttach = liveAttach, .xConnGone = liveConnGone, .xStats = liveStats },

@@ -73,6 +73,7 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   room->name = ntStrdup(cJSON_IsString(name) ? name->valuestring : "");
   room->testHooks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(room->config, "testHooks"));
   int rc = rateConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "rateLimits"));
+  if( rc==NT_OK ) rc = costConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "sqlLimits"));
   if( room->name==NULL || rc ){ nt_room_free(room); return NULL; }
   return room;
 }
@@ -85,7 +86,7 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
 static int roomOpenLimiter(Room *room){
   char err[256];
   int rc = storeRunFree(room, rateSchema, NULL, err, sizeof err);
-  if( rc ) room->statusMsg = ntStrdup(err);
+  if( rc ) statusFail(room, NT_UNAVAILABLE, "%s", err);
   return rc;
 }
 
@@ -102,13 +103,10 @@ int nt_room_open(Room *room){
   if( room==NULL ) return NT_INTERNAL;
   cJSON *cfg = room->config;
   int rc = cfg ? NT_OK : NT_BAD_REQUEST;
-  if( rc ) room->statusMsg = ntStrdup("room configuration is not valid JSON");
+  if( rc ) statusFail(room, NT_UNAVAILABLE, "room configuration is not valid JSON");
   else if( cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "limiter")) ) rc = roomOpenLimiter(room);
   else rc = roomOpenFull(room, cfg);
-  if( rc && room->status==0 ){
-    room->status = NT_UNAVAILABLE;
-    if( room->statusMsg==NULL ) room->statusMsg = ntStrdup("room initialisation failed");
-  }
+  if( rc && room->status==0 ) statusFail(room, NT_UNAVAILABLE, "room initialisation failed");
   cJSON_Delete(room->config);             /* everything needed has been copied */
   room->config = NULL;
   return roomDone(room, room->status);

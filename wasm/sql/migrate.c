@@ -115,9 +115,7 @@ static int migrateStepBody(Room *room, void *arg){
 static int migrateFail(Room *room, int rc, const char *fmt, const char *a, const char *b){
   char msg[768];
   snprintf(msg, sizeof msg, fmt, a, b);
-  free(room->statusMsg);
-  room->statusMsg = ntStrdup(msg);
-  room->status = NT_UNAVAILABLE;
+  statusFail(room, NT_UNAVAILABLE, "%s", msg);
   ntLog(NT_LOG_ERROR, "%s", msg);
   return rc ? rc : NT_UNAVAILABLE;
 }
