@@ -90,7 +90,6 @@ typedef struct Audit {
   char pendingHash[65];
   const Trace *pendingTrace;       /* the call it records */
   int trimScheduled;               /* the schedule holds the audit.trim row */
-  double refusalsSkipped;          /* refusals not recorded (over the caller's limits) */
 } Audit;
 
 /* One record, as hashed and stored. */
@@ -327,10 +326,7 @@ void auditCallEnd(Room *room, const Trace *t, int rc){
     Conn *c = auditConn(room, t->conn);
     char why[160];
     double wait;
-    if( c && rateConnAdmit(room, c, AUDIT_REFUSAL_COST, why, sizeof why, &wait)!=NT_OK ){
-      au->refusalsSkipped++;
-      return;
-    }
+    if( c && rateConnAdmit(room, c, AUDIT_REFUSAL_COST, why, sizeof why, &wait)!=NT_OK ) return;
   }
   AuditEntry e;
   if( auditEntryOf(&e, 0, t, rc==NT_OK ? "ok" : rpcCodeName(rc), t->version)==NT_OK ){
