@@ -401,6 +401,19 @@ TEST(a_json_export_should_page_through_a_range_with_its_cursor){
   fakehostRoomFree();
 }
 
+TEST(an_export_should_survive_a_record_whose_arguments_are_not_json){
+  fiveRecords();
+  fakehostExec("UPDATE _audit_log SET args = '{not json' WHERE seq = 2");
+  cJSON *f = call(2, "exportAuditLog", "{\"format\":\"csv\"}");
+  CHECK_EQ_INT(resultNumber(f, "rows"), 5);
+  CHECK_STR_CONTAINS(text(f), ",args.title\\r\\n");
+  cJSON_Delete(f);
+  f = call(2, "exportAuditLog", "{\"format\":\"json\"}");
+  CHECK_STR_CONTAINS(text(f), "\"seq\":2,");
+  cJSON_Delete(f);
+  fakehostRoomFree();
+}
+
 TEST(an_export_should_refuse_bad_arguments){
   static const char *const payloads[] = {
     "{\"format\":\"xml\"}", "{\"since\":-1}", "{\"limit\":0}", "{\"limit\":1001}",

@@ -736,8 +736,9 @@ static cJSON *auditCsvColumns(Call *call, const AuditRange *r, int *pRc){
   cJSON_AddItemToArray(args, cJSON_CreateNumber(AUDIT_CSV_COLUMNS));
   int rc = storeExec(call->room,
     "SELECT DISTINCT j.key FROM (SELECT args FROM _audit_log WHERE " AUDIT_RANGE_WHERE
-    " ORDER BY seq LIMIT ?4) r, json_each(r.args) j"
-    " WHERE json_valid(r.args) AND json_type(r.args) = 'object' AND length(j.key) <= ?5"
+    " ORDER BY seq LIMIT ?4) r,"
+    " json_each(CASE WHEN json_valid(r.args) AND json_type(r.args) = 'object' THEN r.args ELSE '{}' END) j"
+    " WHERE length(j.key) <= ?5"
     " ORDER BY j.key LIMIT ?6", args, &res, call->err, sizeof call->err);
   cJSON_Delete(args);
   if( (*pRc = rc)!=NT_OK ) return NULL;
