@@ -78,6 +78,18 @@ TEST(a_read_and_a_failure_should_each_make_one_rpc_point){
   fakehostRoomFree();
 }
 
+TEST(a_method_name_with_quotes_and_control_characters_should_come_through_whole){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  fakehostMessage(1, "{\"action\":\"rpc\",\"id\":1,\"method\":\"we\\\"ird\\\\\\u0001\",\"payload\":{}}");
+  cJSON *batch = lastBatch();
+  REQUIRE(batch != NULL);                                      /* the batch is valid JSON */
+  CHECK_STR_EQ(blob(cJSON_GetArrayItem(batch, 0), 2), "we\"ird\\\x01");
+  CHECK_STR_EQ(blob(cJSON_GetArrayItem(batch, 0), 3), "UNKNOWN_METHOD");
+  cJSON_Delete(batch);
+  fakehostRoomFree();
+}
+
 TEST(an_asynchronous_call_should_make_its_point_when_it_answers){
   REQUIRE(testAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);

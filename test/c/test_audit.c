@@ -401,6 +401,73 @@ TEST(a_json_export_should_page_through_a_range_with_its_cursor){
   fakehostRoomFree();
 }
 
+TEST(a_record_time_should_never_go_back_along_the_chain){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  cJSON_Delete(call(1, "createTask", "{\"title\":\"a\"}"));
+  fakehostSetNow(FAKEHOST_EPOCH_MS - 5000);          /* the clock steps back */
+  cJSON_Delete(call(1, "createTask", "{\"title\":\"b\"}"));
+  char expected[128];
+  snprintf(expected, sizeof expected, "[[%.0f],[%.0f]]", FAKEHOST_EPOCH_MS, FAKEHOST_EPOCH_MS);
+  CHECK_ROWS("at", expected);
+  CHECK(chainHolds());
+  fakehostRoomFree();
+}
+
+/* Records 1-10, record k written at epoch + k seconds; then record 4 and
+** 7 are deleted (gaps the search must step over). */
+static void tenRecordsOverTime(void){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
+  for(int k = 1; k <= 10; k++){
+    fakehostSetNow(FAKEHOST_EPOCH_MS + k * 1000.0);
+    cJSON_Delete(call(1, "createTask", "{\"title\":\"t\"}"));
+  }
+  fakehostExec("DELETE FROM _audit_log WHERE seq IN (4, 7)");
+}
+
+/* The seqs an export of {since, until} (ms after the epoch; -1: absent) lists. */
+static const char *exportedSeqs(double since, double until, char *out, size_t n){
+  char payload[160];
+  snprintf(payload, sizeof payload, "{\"format\":\"json\"%s%.0f%s%.0f}",
+           since >= 0 ? ",\"since\":" : ",\"after\":", since >= 0 ? FAKEHOST_EPOCH_MS + since : 0,
+           until >= 0 ? ",\"until\":" : ",\"limit\":", until >= 0 ? FAKEHOST_EPOCH_MS + until : 1000);
+  cJSON *f = call(2, "exportAuditLog", payload);
+  const cJSON *rec;
+  size_t k = 0;
+  out[0] = 0;
+  cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(f, "result"), "records")){
+    k += (size_t)snprintf(out + k, n - k, "%s%.0f", k ? " " : "",
+                          cJSON_GetObjectItemCaseSensitive(rec, "seq")->valuedouble);
+  }
+  cJSON_Delete(f);
+  return out;
+}
+
+static const struct { double since, until; const char *seqs; } ranges[] = {
+  {    -1,    -1, "1 2 3 5 6 8 9 10" },
+  {  3000,    -1, "3 5 6 8 9 10" },
+  {  3500,    -1, "5 6 8 9 10" },        /* between 3 and the gap */
+  {  4000,    -1, "5 6 8 9 10" },        /* the deleted record's own time */
+  {    -1,  7000, "1 2 3 5 6" },         /* until is exclusive */
+  {  2000,  9000, "2 3 5 6 8" },
+  {  9500, 99000, "10" },
+  { 20000,    -1, "" },                  /* after everything (the exports' own records come later) */
+  {     0,  1000, "" },                  /* before everything */
+};
+
+TEST(an_export_should_find_a_time_range_by_seq_across_gaps){
+  char got[128];
+  for(size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++){
+    fakehostReset();
+    tenRecordsOverTime();
+    fakehostSetNow(FAKEHOST_EPOCH_MS + 10000);       /* the export itself is recorded after */
+    CHECK_STR_EQ(exportedSeqs(ranges[i].since, ranges[i].until, got, sizeof got), ranges[i].seqs);
+    fakehostRoomFree();
+  }
+}
+
 TEST(an_export_should_survive_a_record_whose_arguments_are_not_json){
   fiveRecords();
   fakehostExec("UPDATE _audit_log SET args = '{not json' WHERE seq = 2");

@@ -126,27 +126,51 @@ void analyticsOnCommit(Room *room, const Touched *touched){
   p->d[5] = touched->nTables;
 }
 
+/* s as a JSON string. Written by hand rather than through a cJSON tree:
+** this runs for every point, and only the method name (which an unknown
+** method's caller chose) can hold a character that needs escaping. */
+static void analyticsString(Buf *b, const char *s){
+  static const char hex[] = "0123456789abcdef";
+  bufAppend(b, "\"", 1);
+  for(const char *p = s; *p; ){
+    size_t k = strcspn(p, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
+                          "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f");
+    bufAppend(b, p, k);
+    p += k;
+    if( *p==0 ) break;
+    unsigned char c = (unsigned char)*p++;
+    char esc[6] = { '\\', (char)c, 0, 0, 0, 0 };
+    if( c < 0x20 ){ esc[1] = 'u'; esc[2] = '0'; esc[3] = '0'; esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; }
+    bufAppend(b, esc, c < 0x20 ? 6 : 2);
+  }
+  bufAppend(b, "\"", 1);
+}
+
 /* The buffered points as the JSON array host_analytics takes (caller frees). */
 static char *analyticsJson(Analytics *an, const char *room){
-  cJSON *arr = cJSON_CreateArray();
-  for(int i = 0; arr && i < an->nPoints; i++){
+  Buf b = { 0 };
+  char num[40];
+  bufAppend(&b, "[", 1);
+  for(int i = 0; i < an->nPoints; i++){
     const Point *p = &an->points[i];
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToArray(arr, o);
-    cJSON_AddNumberToObject(o, "timestamp", p->at);
-    cJSON *idx = cJSON_AddArrayToObject(o, "indexes");
-    cJSON_AddItemToArray(idx, cJSON_CreateString(an->index));
+    snprintf(num, sizeof num, "%s{\"timestamp\":%.0f,\"indexes\":[", i ? "," : "", p->at);
+    bufAppendStr(&b, num);
+    analyticsString(&b, an->index);
+    bufAppendStr(&b, "],\"blobs\":[");
     const char *blobs[] = { p->kind, room, p->method, p->outcome, p->transport };
-    cJSON *b = cJSON_AddArrayToObject(o, "blobs");
     for(size_t k = 0; k < sizeof blobs / sizeof blobs[0]; k++){
-      cJSON_AddItemToArray(b, cJSON_CreateString(blobs[k]));
+      if( k ) bufAppend(&b, ",", 1);
+      analyticsString(&b, blobs[k]);
     }
-    cJSON *d = cJSON_AddArrayToObject(o, "doubles");
-    for(int k = 0; k < ANALYTICS_DOUBLES; k++) cJSON_AddItemToArray(d, cJSON_CreateNumber(p->d[k]));
+    bufAppendStr(&b, "],\"doubles\":[");
+    for(int k = 0; k < ANALYTICS_DOUBLES; k++){
+      snprintf(num, sizeof num, "%s%.15g", k ? "," : "", p->d[k]);
+      bufAppendStr(&b, num);
+    }
+    bufAppendStr(&b, "]}");
   }
-  char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
-  cJSON_Delete(arr);
-  return text;
+  bufAppend(&b, "]", 1);
+  return bufFinish(&b);
 }
 
 void analyticsDone(Room *room){
@@ -156,7 +180,7 @@ void analyticsDone(Room *room){
   char *batch = analyticsJson(an, room->name ? room->name : "");
   if( batch==NULL ) return;                    /* out of memory: try at the next export */
   int took = host_analytics((const uint8_t*)batch, (uint32_t)strlen(batch));
-  cJSON_free(batch);
+  free(batch);
   if( took < 0 ){                              /* the host cannot take them at all */
     an->dropped += an->nPoints;
     an->nPoints = 0;

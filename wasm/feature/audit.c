@@ -42,7 +42,7 @@
 const char auditSchema[] =
   "CREATE TABLE IF NOT EXISTS _audit_log ("   /* audit.c: one row per audited call */
   " seq INTEGER PRIMARY KEY,"
-  " at INTEGER NOT NULL,"                     /* ms since the epoch */
+  " at INTEGER NOT NULL,"                     /* ms since the epoch, never less than the record before */
   " user_id TEXT NOT NULL,"
   " client_id TEXT NOT NULL,"
   " method TEXT NOT NULL,"
@@ -50,7 +50,6 @@ const char auditSchema[] =
   " outcome TEXT NOT NULL,"                   /* 'ok' or an error code */
   " version INTEGER,"                         /* the commit it made, NULL if none */
   " hash TEXT NOT NULL);"                     /* SHA-256, hex, chained */
-  "CREATE INDEX IF NOT EXISTS _audit_log_at ON _audit_log (at);"
   "CREATE TABLE IF NOT EXISTS _audit_chain (" /* audit.c: the chain's ends */
   " id INTEGER PRIMARY KEY CHECK (id = 1),"
   " anchor_seq INTEGER NOT NULL,"             /* the last record trimmed (0: none) */
@@ -85,9 +84,11 @@ typedef struct Audit {
   double retentionMs;              /* keep records this long; 0: forever */
   int64_t headSeq;                 /* the last record committed */
   char headHash[65];
+  double headAt;                   /* its time: the next record's at is never earlier */
   int pending;                     /* a record is in the running write's transaction */
   int64_t pendingSeq;
   char pendingHash[65];
+  double pendingAt;
   const Trace *pendingTrace;       /* the call it records */
   int trimScheduled;               /* the schedule holds the audit.trim row */
 } Audit;
@@ -149,12 +150,28 @@ void auditRedact(cJSON *item){
   }
 }
 
+/* Does item hold a field auditRedact would hide? */
+static int auditHasSecret(const cJSON *item){
+  for(const cJSON *c = item ? item->child : NULL; c; c = c->next){
+    if( cJSON_IsObject(item) && auditSecretName(c->string) ) return 1;
+    if( (cJSON_IsObject(c) || cJSON_IsArray(c)) && auditHasSecret(c) ) return 1;
+  }
+  return 0;
+}
+
 char *auditArgs(const cJSON *payload){
-  cJSON *copy = payload ? cJSON_Duplicate(payload, 1) : cJSON_CreateObject();
-  if( copy==NULL ) return NULL;
-  auditRedact(copy);
-  char *text = cJSON_PrintUnformatted(copy);
-  cJSON_Delete(copy);
+  char *text;
+  if( payload==NULL ){
+    text = ntStrdup("{}");
+  }else if( !auditHasSecret(payload) ){
+    text = cJSON_PrintUnformatted(payload);        /* nothing to hide: no copy */
+  }else{
+    cJSON *copy = cJSON_Duplicate(payload, 1);
+    if( copy==NULL ) return NULL;
+    auditRedact(copy);
+    text = cJSON_PrintUnformatted(copy);
+    cJSON_Delete(copy);
+  }
   if( text==NULL ) return NULL;
   size_t n = strlen(text);
   if( n <= AUDIT_MAX_ARGS ) return text;
@@ -230,11 +247,11 @@ static int auditInsert(Room *room, const char *prevHash, AuditEntry *e, char *er
 }
 
 /* Fill e from the trace of a call (args owned by e: free them). */
-static int auditEntryOf(AuditEntry *e, int64_t seq, const Trace *t, const char *outcome,
+static int auditEntryOf(Room *room, AuditEntry *e, int64_t seq, const Trace *t, const char *outcome,
                         double version){
   memset(e, 0, sizeof *e);
   e->seq = seq;
-  e->at = floor(host_now_ms());
+  e->at = fmax(floor(host_now_ms()), room->audit->headAt);   /* time never goes back along the chain */
   e->userId = t->userId ? t->userId : "";
   e->clientId = t->clientId ? t->clientId : "";
   e->method = t->method;
@@ -263,6 +280,7 @@ static int auditAppend(Room *room, AuditEntry *e){
     return rc;
   }
   au->headSeq = e->seq;
+  au->headAt = e->at;
   memcpy(au->headHash, e->hash, sizeof au->headHash);
   au->trimScheduled = 1;
   return NT_OK;
@@ -280,12 +298,13 @@ int auditWriteEnd(Room *room, const Write *w){
   Trace *t = room->trace;
   if( w->schema || t==NULL || t->audited || !auditWanted(room, t) ) return NT_OK;
   AuditEntry e;
-  int rc = auditEntryOf(&e, au->headSeq + 1, t, "ok", (double)room->version + 1);
+  int rc = auditEntryOf(room, &e, au->headSeq + 1, t, "ok", (double)room->version + 1);
   if( rc==NT_OK ) rc = auditInsert(room, au->headHash, &e, w->err, w->errLen);
   if( rc==NT_OK ){
     au->pending = 1;
     au->pendingSeq = e.seq;
     au->pendingTrace = t;
+    au->pendingAt = e.at;
     memcpy(au->pendingHash, e.hash, sizeof au->pendingHash);
   }
   free(e.args);
@@ -299,6 +318,7 @@ void auditOnCommit(Room *room, const Touched *touched){
   au->pending = 0;
   if( room->trace==NULL || room->trace!=au->pendingTrace ) return;
   au->headSeq = au->pendingSeq;
+  au->headAt = au->pendingAt;
   memcpy(au->headHash, au->pendingHash, sizeof au->headHash);
   au->trimScheduled = 1;
   room->trace->audited = 1;
@@ -329,7 +349,7 @@ void auditCallEnd(Room *room, const Trace *t, int rc){
     if( c && rateConnAdmit(room, c, AUDIT_REFUSAL_COST, why, sizeof why, &wait)!=NT_OK ) return;
   }
   AuditEntry e;
-  if( auditEntryOf(&e, 0, t, rc==NT_OK ? "ok" : rpcCodeName(rc), t->version)==NT_OK ){
+  if( auditEntryOf(room, &e, 0, t, rc==NT_OK ? "ok" : rpcCodeName(rc), t->version)==NT_OK ){
     auditAppend(room, &e);
   }
   free(e.args);
@@ -341,7 +361,7 @@ int auditRecord(Room *room, const Caller *who, const char *method, const cJSON *
   memset(&t, 0, sizeof t);
   traceMethod(&t, method, NT_M_ADMIN, who, args);
   AuditEntry e;
-  int r = auditEntryOf(&e, 0, &t, rc==NT_OK ? "ok" : rpcCodeName(rc), 0);
+  int r = auditEntryOf(room, &e, 0, &t, rc==NT_OK ? "ok" : rpcCodeName(rc), 0);
   if( r==NT_OK ) r = auditAppend(room, &e);
   free(e.args);
   return r;
@@ -391,8 +411,17 @@ int auditOpen(Room *room, const cJSON *config){
   }
   au->headSeq = ends.headSeq;
   memcpy(au->headHash, ends.headHash, sizeof au->headHash);
-  /* Is the trim task in the schedule (the first record puts it there)? */
   SqlResult res;
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateNumber((double)ends.headSeq));
+  rc = storeExec(room, "SELECT at FROM _audit_log WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1",
+                 args, &res, err, sizeof err);
+  cJSON_Delete(args);
+  if( rc ) return rc;
+  const cJSON *at = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+  au->headAt = cJSON_IsNumber(at) ? at->valuedouble : 0;
+  storeResultFree(&res);
+  /* Is the trim task in the schedule (the first record puts it there)? */
   rc = storeExec(room, "SELECT count(*) FROM _schedule WHERE task = 'audit.trim'", NULL, &res,
                  err, sizeof err);
   if( rc ) return rc;
@@ -687,8 +716,41 @@ static void auditCsvLine(Buf *b, const cJSON *row, const cJSON *columns){
   cJSON_Delete(rec);
 }
 
-/* The bounds of an export: {since?, until?, after?, limit?}. */
-typedef struct AuditRange { double since, until, after, limit; } AuditRange;
+/* The first seq at or after which every record's time is atMs or later:
+** records' times never go back along the chain (auditEntryOf), so a binary
+** search over seq finds it in a few primary-key lookups, with no index of
+** at to keep up on every write. Gaps in seq (trimmed or deleted records)
+** are fine: a probe at mid reads the first record from mid on. */
+static int auditSeqFrom(Room *room, double atMs, double *pSeq, char *err, size_t errLen){
+  AuditEnds ends;
+  int rc = auditReadEnds(room, &ends, err, errLen);
+  if( rc ) return rc;
+  double lo = (double)ends.anchorSeq + 1, hi = (double)ends.headSeq + 1;
+  while( lo < hi ){
+    double mid = floor((lo + hi) / 2);
+    cJSON *args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(mid));
+    SqlResult res;
+    rc = storeExec(room, "SELECT seq, at FROM _audit_log WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+                   args, &res, err, errLen);
+    cJSON_Delete(args);
+    if( rc ) return rc;
+    const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
+    const cJSON *seq = cJSON_GetArrayItem(row, 0), *at = cJSON_GetArrayItem(row, 1);
+    if( !cJSON_IsNumber(seq) || !cJSON_IsNumber(at) || at->valuedouble >= atMs ) hi = mid;
+    else lo = seq->valuedouble + 1;
+    storeResultFree(&res);
+  }
+  *pSeq = lo;
+  return NT_OK;
+}
+
+/* The bounds of an export: {since?, until?, after?, limit?}, and the seq
+** range they come to. */
+typedef struct AuditRange {
+  double since, until, after, limit;
+  double fromSeq, toSeq;           /* records from fromSeq to before toSeq */
+} AuditRange;
 
 static int auditRangeOf(Call *call, AuditRange *r){
   r->since = auditNumber(call, "since", 0, 9007199254740991.0, 0);
@@ -696,18 +758,27 @@ static int auditRangeOf(Call *call, AuditRange *r){
   r->after = auditNumber(call, "after", 0, 9007199254740991.0, 0);
   r->limit = auditNumber(call, "limit", 1, AUDIT_PAGE_ROWS, AUDIT_PAGE_ROWS);
   if( r->since < 0 || r->until < 0 || r->after < 0 || r->limit < 0 ) return NT_INVALID_ARGUMENT;
-  return NT_OK;
+  r->fromSeq = 0;
+  r->toSeq = 9007199254740991.0;
+  int rc = NT_OK;
+  if( r->since > 0 ) rc = auditSeqFrom(call->room, r->since, &r->fromSeq, call->err, sizeof call->err);
+  if( rc==NT_OK && r->until < 9007199254740991.0 ){
+    rc = auditSeqFrom(call->room, r->until, &r->toSeq, call->err, sizeof call->err);
+  }
+  return rc;
 }
 
+/* ?1 .. ?5 of AUDIT_RANGE_WHERE and its LIMIT. */
 static cJSON *auditRangeArgs(const AuditRange *r, double limit){
   cJSON *args = cJSON_CreateArray();
-  cJSON_AddItemToArray(args, cJSON_CreateNumber(r->after));
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(fmax(r->after, r->fromSeq - 1)));
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(r->toSeq));
   cJSON_AddItemToArray(args, cJSON_CreateNumber(r->since));
   cJSON_AddItemToArray(args, cJSON_CreateNumber(r->until));
   cJSON_AddItemToArray(args, cJSON_CreateNumber(limit));
   return args;
 }
-#define AUDIT_RANGE_WHERE "seq > ?1 AND at >= ?2 AND at < ?3"
+#define AUDIT_RANGE_WHERE "seq > ?1 AND seq < ?2 AND at >= ?3 AND at < ?4"
 
 /* The argument names given columns of their own: the payload's "columns",
 ** or the top-level keys found in the range's first records, sorted. Caller
@@ -736,10 +807,10 @@ static cJSON *auditCsvColumns(Call *call, const AuditRange *r, int *pRc){
   cJSON_AddItemToArray(args, cJSON_CreateNumber(AUDIT_CSV_COLUMNS));
   int rc = storeExec(call->room,
     "SELECT DISTINCT j.key FROM (SELECT args FROM _audit_log WHERE " AUDIT_RANGE_WHERE
-    " ORDER BY seq LIMIT ?4) r,"
+    " ORDER BY seq LIMIT ?5) r,"
     " json_each(CASE WHEN json_valid(r.args) AND json_type(r.args) = 'object' THEN r.args ELSE '{}' END) j"
-    " WHERE length(j.key) <= ?5"
-    " ORDER BY j.key LIMIT ?6", args, &res, call->err, sizeof call->err);
+    " WHERE length(j.key) <= ?6"
+    " ORDER BY j.key LIMIT ?7", args, &res, call->err, sizeof call->err);
   cJSON_Delete(args);
   if( (*pRc = rc)!=NT_OK ) return NULL;
   cJSON *cols = cJSON_CreateArray();
@@ -770,13 +841,13 @@ int auditExportMethod(Call *call, cJSON **ppResult){
     return callFail(call, NT_INVALID_ARGUMENT, "columns: only for format \"csv\"");
   }
   AuditRange range;
-  if( auditRangeOf(call, &range) ) return NT_INVALID_ARGUMENT;
+  if( (rc = auditRangeOf(call, &range))!=NT_OK ) return rc;
   cJSON *columns = csv ? auditCsvColumns(call, &range, &rc) : NULL;
   if( csv && columns==NULL ) return rc;
   SqlResult res;
   cJSON *args = auditRangeArgs(&range, range.limit + 1);
   rc = storeExecCapped(call->room, "SELECT " AUDIT_COLUMNS " FROM _audit_log WHERE "
-                       AUDIT_RANGE_WHERE " ORDER BY seq LIMIT ?4",
+                       AUDIT_RANGE_WHERE " ORDER BY seq LIMIT ?5",
                        args, 0, AUDIT_PAGE_BYTES, &res, call->err, sizeof call->err);
   cJSON_Delete(args);
   if( rc ){ cJSON_Delete(columns); return rc; }
