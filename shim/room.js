@@ -18,6 +18,9 @@ import { Host } from "./host.js";
 import { roomRateLimits } from "./ratelimiter.js";
 import { auditConfig } from "./audit.js";
 import { analyticsMode } from "./analytics.js";
+import { testHooksEnabled } from "./env.js";
+import { filesConfig } from "./files.js";
+import { queueConfig } from "./queues.js";
 
 /* Shared with the Worker, which answers its own errors the same way. */
 export { STATUS, errorResponse, readCapped } from "./http.js";
@@ -48,7 +51,7 @@ export function roomConfig(env, name) {
     room: name,
     migrations,
     functions,
-    testHooks: env.NT_TEST_HOOKS === "1",
+    testHooks: testHooksEnabled(env),    /* NT_TEST_HOOKS=1, never in production */
     batchMs: batchWindow(env.NT_BATCH_MS),
     sync: env.NT_SYNC !== "0",           /* replication to D1 (NT_SYNC=0 turns it off) */
     rateLimits: roomRateLimits(env),     /* NT_RATE_CONN_* and NT_RATE_USER_* */
@@ -56,6 +59,8 @@ export function roomConfig(env, name) {
     analytics: analyticsMode(env) !== "off",   /* NT_ANALYTICS */
     sqlLimits: { maxCost: Number(env.NT_SQL_MAX_COST), replicaMaxCost: Number(env.NT_SQL_REPLICA_MAX_COST),
                  maxRecursion: Number(env.NT_SQL_MAX_RECURSION) },   /* unset: the core's defaults */
+    files: filesConfig(env),             /* NT_FILES_MAX_BYTES, NT_FILES_GRACE_SEC */
+    ...queueConfig(env),                 /* NT_WEBHOOK_*, NT_EMBEDDER (queues.js) */
   };
 }
 

@@ -71,12 +71,17 @@ static int methodRun(Call *call, const Method *m, Trace *trace, cJSON **ppResult
   }
   if( (rc = rateAdmit(call, m))!=NT_OK ) return rc;   /* call->err and retryAfterMs say why */
   RateWork work;
+  const char *outerMethod = room->callMethod, *outerUser = room->callUserId;
+  room->callMethod = m->name;              /* for the commit hooks: who wrote */
+  room->callUserId = call->caller->userId;
   rateWorkBegin(room, &work);
   traceEnter(room, trace);
   rc = m->fn ? fnCall(call, m->fn, ppResult) : m->xCall(call, ppResult);
   traceLeave(room, trace);
   if( rc==NT_PENDING ) traceKeep(trace);      /* it now rides in the async request */
   rateCharge(call, m, rateWorkEnd(room, &work));
+  room->callMethod = outerMethod;          /* a cron run calls from inside the alarm */
+  room->callUserId = outerUser;
   return rc;
 }
 

@@ -16,9 +16,10 @@
 ** The file also owns the one in-memory timer: each module says when it next
 ** needs to run (Module.xNextDue), the host gets one setTimeout for the
 ** earliest, and nt_timer lets every module do what is due. Every export ends
-** in roomDone, which re-arms that timer from what the call left behind, so no
-** module arms it by hand, and lets each module finish the export (Module.
-** xDone: analytics hands the host the data points the export made).
+** in roomDone, which tells the modules the call is done (Module.xDone: work
+** that must never delay an answer, such as analytics handing the host the
+** data points the export made) and re-arms that timer from what the call
+** left behind, so no module arms it by hand.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -134,10 +135,10 @@ void roomTimerArm(Room *room){
 
 int roomDone(Room *room, int rc){
   if( room==NULL ) return rc;
-  roomTimerSet(room);
   for(int i = 0; i < room->nModules; i++){
     if( room->modules[i].xDone ) room->modules[i].xDone(room);
   }
+  roomTimerSet(room);
   return rc;
 }
 
