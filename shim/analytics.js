@@ -216,3 +216,91 @@ export class AnalyticsSink {
     console.warn(`analytics: writing points failed (${this.mode}): ${e?.message ?? e}`);
   }
 }
+
+/* ---- Reading the points back: the dashboard's usage of a room ----------
+** GET /rooms/:room/analytics?minutes=N (shim/worker.js, admins only) runs
+** the two queries below on the sink the points go to: the local D1 table
+** (d1) or the dataset through Analytics Engine's SQL API (engine, with the
+** account id NT_ANALYTICS_ACCOUNT_ID and the secret NT_ANALYTICS_API_TOKEN,
+** a token that may read Account Analytics). The SQL is the same on both
+** but for the time window, whose syntax differs (docs/ANALYTICS.md). The
+** room's name is written into the text: the API takes no parameters, and
+** the Worker only lets through names of [A-Za-z0-9._:-], which need no
+** quoting. */
+export const USAGE_MAX_MINUTES = 7 * 24 * 60;
+const USAGE_DEFAULT_MINUTES = 60;
+const USAGE_ROWS = 50;
+
+/* The window "the last minutes", in the dialect of each sink. */
+const windowOf = {
+  d1: (m) => `timestamp > datetime('now', '-${m} minutes')`,
+  engine: (m) => `timestamp > NOW() - INTERVAL '${m}' MINUTE`,
+};
+
+/* The dashboard's queries for room over the last minutes, in mode's dialect. */
+export function usageQueries(mode, room, minutes) {
+  const where = `blob1 = 'rpc' AND blob2 = '${room}' AND ${windowOf[mode](minutes)}`;
+  return {
+    methods: `SELECT blob3 AS method, SUM(_sample_interval) AS calls,
+  SUM(_sample_interval * double1) / SUM(_sample_interval) AS mean_ms, MAX(double1) AS max_ms,
+  SUM(_sample_interval * double2) AS rows_read, SUM(_sample_interval * double3) AS rows_written,
+  SUM(_sample_interval * double4) AS bytes
+FROM ${ANALYTICS_TABLE}
+WHERE ${where}
+GROUP BY blob3
+ORDER BY calls DESC
+LIMIT ${USAGE_ROWS}`,
+    failures: `SELECT blob3 AS method, blob4 AS code, SUM(_sample_interval) AS calls
+FROM ${ANALYTICS_TABLE}
+WHERE ${where} AND blob4 != 'ok'
+GROUP BY blob3, blob4
+ORDER BY calls DESC
+LIMIT ${USAGE_ROWS}`,
+  };
+}
+
+/* minutes from the query string: a whole number from 1 to a week, default
+** an hour; null when it is something else. */
+export function usageMinutes(text) {
+  if (text === null || text === "") return USAGE_DEFAULT_MINUTES;
+  const n = Number(text);
+  return Number.isInteger(n) && n >= 1 && n <= USAGE_MAX_MINUTES ? n : null;
+}
+
+/* Run one query on the sink: its rows, or throws an Error with a code. */
+async function runUsage(env, mode, sql) {
+  if (mode === "d1") {
+    try {
+      return (await env.DB.prepare(sql).all()).results ?? [];
+    } catch (e) {
+      if (/no such table/i.test(String(e?.message))) return [];   /* no point was written yet */
+      throw e;
+    }
+  }
+  const account = env.NT_ANALYTICS_ACCOUNT_ID, token = env.NT_ANALYTICS_API_TOKEN;
+  if (!account || !token) {
+    throw Object.assign(new Error("reading Analytics Engine needs NT_ANALYTICS_ACCOUNT_ID and the secret NT_ANALYTICS_API_TOKEN"),
+      { code: "UNAVAILABLE" });
+  }
+  const res = await fetch(`https://api.cloudflare.com/client/v4/accounts/${encodeURIComponent(account)}/analytics_engine/sql`,
+    { method: "POST", headers: { authorization: `Bearer ${token}` }, body: `${sql}\nFORMAT JSON` });
+  if (!res.ok) throw Object.assign(new Error(`the Analytics Engine SQL API answered ${res.status}`), { code: "UNAVAILABLE" });
+  return (await res.json())?.data ?? [];
+}
+
+/* The usage of room over the last minutes: {sink, minutes, methods:
+** [{method, calls, meanMs, maxMs, rowsRead, rowsWritten, bytes}],
+** failures: [{method, code, calls}]}. Throws an Error with a code. */
+export async function roomUsage(env, room, minutes) {
+  const { mode } = modeOf(env);
+  if (mode === "off") throw Object.assign(new Error("analytics is off (NT_ANALYTICS)"), { code: "UNAVAILABLE" });
+  const q = usageQueries(mode, room, minutes);
+  const [methods, failures] = await Promise.all([runUsage(env, mode, q.methods), runUsage(env, mode, q.failures)]);
+  const num = (v) => Number(v) || 0;
+  return {
+    sink: mode, minutes,
+    methods: methods.map((r) => ({ method: String(r.method), calls: num(r.calls), meanMs: num(r.mean_ms),
+      maxMs: num(r.max_ms), rowsRead: num(r.rows_read), rowsWritten: num(r.rows_written), bytes: num(r.bytes) })),
+    failures: failures.map((r) => ({ method: String(r.method), code: String(r.code), calls: num(r.calls) })),
+  };
+}

@@ -142,3 +142,35 @@ test('no invocation sends more than 25 points; what does not fit goes with the n
   assert.equal(sent, total, 'every point written was counted in a batch');
   await c.close();
 });
+
+test('GET /rooms/:room/analytics answers an admin the room\'s calls per method from the same table, and no one else', async () => {
+  const room = uniqueRoom('usage');
+  const c = await server.connect(room, { claims: { sub: 'alice', rooms: [room] } });
+  for (let i = 0; i < 3; i++) await c.call('createTask', { title: `u${i}` });
+  await c.rpc('createTask', { title: '' });                          /* refused: INVALID_ARGUMENT */
+  await c.call('listTasks', {});
+  await until('the room\'s rpc points', () => points(room), (r) => r.filter((p) => p.blob1 === 'rpc').length === 5);
+  const get = (token, query = '') => fetch(`${server.url}/rooms/${encodeURIComponent(room)}/analytics${query}`,
+    { headers: { authorization: `Bearer ${token}` } });
+
+  const res = await get(server.token({ sub: 'root', role: 'admin' }), '?minutes=30');
+  assert.equal(res.status, 200);
+  const usage = await res.json();
+  assert.equal(usage.sink, 'd1');
+  assert.equal(usage.minutes, 30);
+  const byMethod = Object.fromEntries(usage.methods.map((m) => [m.method, m]));
+  assert.deepEqual(Object.keys(byMethod).sort(), ['createTask', 'listTasks']);
+  assert.equal(byMethod.createTask.calls, 4);
+  assert.equal(byMethod.listTasks.calls, 1);
+  assert.ok(byMethod.createTask.rowsWritten >= 3, 'rows written by the three that committed');
+  assert.ok(byMethod.createTask.maxMs >= byMethod.createTask.meanMs && byMethod.createTask.bytes > 0);
+  assert.deepEqual(usage.failures, [{ method: 'createTask', code: 'INVALID_ARGUMENT', calls: 1 }]);
+
+  const plain = await get(server.token({ sub: 'alice', rooms: [room] }));
+  assert.equal(plain.status, 403);
+  assert.equal((await plain.json()).error.code, 'PERMISSION_DENIED');
+  const bad = await get(server.token({ sub: 'root', role: 'admin' }), '?minutes=0');
+  assert.equal(bad.status, 400);
+  assert.equal((await bad.json()).error.code, 'INVALID_ARGUMENT');
+  await c.close();
+});

@@ -355,16 +355,8 @@ void auditCallEnd(Room *room, const Trace *t, int rc){
   free(e.args);
 }
 
-int auditRecord(Room *room, const Caller *who, const char *method, const cJSON *args, int rc){
-  if( room->audit==NULL || !room->audit->enabled ) return NT_OK;
-  Trace t;
-  memset(&t, 0, sizeof t);
-  traceMethod(&t, method, NT_M_ADMIN, who, args);
-  AuditEntry e;
-  int r = auditEntryOf(room, &e, 0, &t, rc==NT_OK ? "ok" : rpcCodeName(rc), 0);
-  if( r==NT_OK ) r = auditAppend(room, &e);
-  free(e.args);
-  return r;
+int auditEnabled(const Room *room){
+  return room->audit!=NULL && room->audit->enabled;
 }
 
 /* ------------------------------------------------------------------------

@@ -129,10 +129,9 @@ extern const char auditSchema[];          /* the module's tables (Module.schema)
 int auditExportMethod(Call *call, cJSON **ppResult);   /* exportAuditLog */
 int auditVerifyMethod(Call *call, cJSON **ppResult);   /* verifyAuditLog */
 int auditTamperMethod(Call *call, cJSON **ppResult);   /* _auditTamper (test hook) */
-/* Record one entry that no method call of the dispatch stands for (a
-** module's own event): method and args (borrowed) as given, outcome rc, no
-** version. NT_OK, or the storage error (logged). */
-int auditRecord(Room *room, const Caller *who, const char *method, const cJSON *args, int rc);
+/* Does the log record calls (config "audit".enabled)? Other records of a
+** call (room/admin.c's browseRecord) stand aside when it does. */
+int auditEnabled(const Room *room);
 /* The pieces, for the native tests: redact secret-looking fields in place
 ** (names containing secret, token, password, key, authorization, … in any
 ** case, at any depth); the stored arguments of a payload (caller frees;

@@ -248,7 +248,6 @@ typedef struct Stats {
   double replicaReads;             /* queries answered by the D1 replica */
   double replicaFallbacks;         /* replica queries answered locally after D1 failed */
   double updatesSent;              /* query_update frames sent */
-  double browseReads;              /* browseTable calls recorded (room/admin.c) */
 } Stats;
 
 struct Room {
