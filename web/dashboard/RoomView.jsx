@@ -293,7 +293,7 @@ function Usage({ room, token }) {
       </header>
       <Failed answer={usage} />
       {u && (
-        <DataTable testid="usage-list" columns={['method', 'calls', 'mean ms', 'max ms', 'rows read', 'rows written', 'bytes', 'errors']}
+        <DataTable testid="usage-list" columns={['method', 'calls', 'errors', 'mean ms', 'max ms', 'rows read', 'rows written', 'bytes']}
           rows={u.methods.map((m) => ({ method: m.method, calls: m.calls, 'mean ms': fmt(m.meanMs, 1), 'max ms': fmt(m.maxMs, 1),
             'rows read': m.rowsRead, 'rows written': m.rowsWritten, bytes: m.bytes, errors: errors(m.method) }))}
           empty="No calls in the last hour" />
