@@ -130,6 +130,26 @@ TEST(a_cron_run_should_be_recorded_as_its_owner){
   fakehostRoomFree();
 }
 
+TEST(an_asynchronous_write_should_be_recorded_in_its_completion_with_its_version){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  fakehostMessage(1, "{\"action\":\"rpc\",\"id\":1,\"method\":\"getUploadUrl\","
+                     "\"payload\":{\"filename\":\"a.txt\",\"contentType\":\"text/plain\"}}");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log"), 0);   /* not over yet */
+  const FakeAsync *a = fakehostAsync(-1);
+  REQUIRE(a != NULL && a->kind==NT_ASYNC_FILE_SIGN);
+  REQUIRE(fakehostAsyncDone(a->asyncId, NT_OK,
+    "{\"url\":\"https://files.test/u\",\"method\":\"PUT\",\"headers\":{}}")==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testFrameField(1, "result.method", got, sizeof got), "PUT");
+  char expected[160];
+  snprintf(expected, sizeof expected, "[[\"alice\",\"getUploadUrl\",\"ok\",%.0f]]",
+           (double)fakehostRoom()->version);
+  CHECK_ROWS("user_id, method, outcome, version", expected);  /* in the write the completion made */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _files WHERE owner_id = 'alice'"), 1);
+  fakehostRoomFree();
+}
+
 /* ---- redaction ------------------------------------------------------- */
 
 static const struct { const char *payload, *stored; } redactions[] = {
