@@ -188,6 +188,28 @@ export interface BuiltinMethods {
   };
   /** rows best first, each with its cosine similarity as score */
   semanticSearch: { kind: 'builtin'; payload: { table: string; query: string; limit?: number }; result: (Record<string, Json> & { score: number })[] };
+  /** ADMIN: one page of the audit log, as JSON records or CSV text */
+  exportAuditLog: {
+    kind: 'builtin';
+    payload: { format?: 'json' | 'csv'; since?: number; until?: number; after?: number; limit?: number; columns?: string[]; header?: boolean };
+    result:
+      | { format: 'json'; records: AuditRecord[]; truncated: boolean; next?: number }
+      | { format: 'csv'; csv: string; columns: string[]; rows: number; truncated: boolean; next?: number };
+  };
+  /** ADMIN: walk the audit log's hash chain; firstBad names the first record that does not hold */
+  verifyAuditLog: {
+    kind: 'builtin'; payload: { after?: number; limit?: number };
+    result: {
+      ok: boolean; records: number; firstBad?: number; reason?: 'altered' | 'missing' | 'unexpected';
+      complete: boolean; next?: number; head: { seq: number; hash: string }; anchor: { seq: number; hash: string };
+    };
+  };
+}
+
+/** One record of the audit log (exportAuditLog; docs/PROTOCOL.md "Audit log"). */
+export interface AuditRecord {
+  seq: number; at: number; time: string; userId: string; clientId: string; method: string;
+  args: Json; outcome: string; version: number | null; hash: string;
 }
 
 /** A webhook delivery's state (listWebhookDeliveries; docs/PROTOCOL.md "Webhooks"). */

@@ -42,6 +42,7 @@
 import { Core, NT, base64 } from "./core.js";
 import { LIMITS } from "./protocol.js";
 import { errorResponse, errorText, coreResponse, readCapped, STATUS } from "./http.js";
+import { AnalyticsSink } from "./analytics.js";
 import { FILES_ASYNC_KINDS, noteOrigin } from "./files.js";
 import { testHooksEnabled } from "./env.js";
 import { QUEUE_ASYNC_KINDS } from "./queues.js";
@@ -105,6 +106,8 @@ export class Host {
     this.storageOps = [];          /* alarm and deleteAll promises not yet settled */
     this.alarmArmed = false;       /* armAlarm has run in this instance */
     this.erased = false;           /* storage erased: drop the instance after this call */
+    /* host_analytics: the core's data points, within a budget per entry point */
+    this.analytics = new AnalyticsSink(env, (p) => this.storageOps.push(p));
   }
 
   /* ---- entry points (one per platform event of the shell) --------------- */
@@ -112,6 +115,7 @@ export class Host {
   /* fetch: a WebSocket upgrade or an HTTP RPC, from the Worker, which has
   ** authenticated the caller and says who it is in trusted X-NT-* headers. */
   async fetch(request) {
+    this.analytics.begin();
     const h = request.headers;
     const room = h.get("x-nt-room");
     const userId = decodeHeader(h.get("x-nt-user"));
@@ -128,6 +132,7 @@ export class Host {
 
   /* webSocketMessage: one frame, to nt_ws_message. */
   async message(ws, message) {
+    this.analytics.begin();
     if (typeof message !== "string" && !(message instanceof ArrayBuffer))
       message = await new Response(message).arrayBuffer();    /* Blob, if ever */
     const isBinary = typeof message !== "string";
@@ -152,6 +157,7 @@ export class Host {
 
   /* webSocketClose: the client closed; tell the core, echo the close. */
   close(ws, code, reason) {
+    this.analytics.begin();
     this.dropSocket(ws);
     closeQuietly(ws, code, reason);  /* a no-op when the runtime already replied */
     this.keepAlive();
@@ -159,6 +165,7 @@ export class Host {
 
   /* webSocketError: the socket failed; tell the core. */
   error(ws, error) {
+    this.analytics.begin();
     this.log(WARN, `websocket error: ${error?.message ?? error}`);
     this.dropSocket(ws);
     this.keepAlive();
@@ -166,6 +173,7 @@ export class Host {
 
   /* alarm: the core's schedule (sched.c) multiplexes the one alarm. */
   async alarm() {
+    this.analytics.begin();
     try {
       this.enter("nt_alarm", (core) => core.ex.nt_alarm(core.roomPtr));
     } catch (e) {
@@ -178,6 +186,7 @@ export class Host {
   ** check): one RPC with identity (JSON text). Resolves to {status, body}
   ** with body parsed; a fault is a 500 answer, as over HTTP. */
   async call(identity, method, payload) {
+    this.analytics.begin();
     const { status, text } = await this.rpc(identity, JSON.stringify({ method, payload }));
     return { status, body: JSON.parse(text) };
   }
@@ -681,6 +690,11 @@ function ntImports(host) {
     /* int host_async(asyncId, kind, req, len) */
     host_async(asyncId, kind, ptr, len) {
       return host.host_async(core, asyncId, kind, core.str(ptr, len));
+    },
+
+    /* int host_analytics(points, len): how many points the sink took */
+    host_analytics(ptr, len) {
+      return host.analytics.write(core.str(ptr, len));
     },
 
     /* void host_log(level, msg, len) */

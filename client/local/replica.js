@@ -129,7 +129,8 @@ export class LocalRoom {
     this.sending = null;           /* the send loop, while it runs */
     this.inflight = new Map();     /* mutationId -> promise of its answer */
     const config = { room, migrations, functions, sync: false, batchMs: 0, directoryMs: 0,
-                     embed: { embedder: "off" }, testHooks: false };
+                     embed: { embedder: "off" }, testHooks: false,
+                     audit: { enabled: false }, analytics: false };   /* the server keeps both */
     const identity = { userId, role, clientId: "local" };
     this.core = new LocalCore(module, { config, identity, image, log });
     if (this.core.status !== 0) throw new Error(`the local room failed to open (rc ${this.core.status})`);

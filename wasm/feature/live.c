@@ -667,7 +667,7 @@ int liveAck(Room *room, Conn *conn, cJSON *frame, double cost){
   const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
   int valid = cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble <= conn->seq
            && seq->valuedouble==(double)(int64_t)seq->valuedouble;
-  Reply reply = { 0, conn->id, NULL, 0 };
+  Reply reply = { 0, conn->id, NULL, 0, NULL };
   if( valid && seq->valuedouble > conn->ackedSeq ){
     rateConnCharge(room, conn, cost);                /* acknowledges something new: never refused */
     conn->ackedSeq = seq->valuedouble;

@@ -2,13 +2,14 @@
 ** lib.h — the bottom layer of the core: libraries that know no Room.
 **
 ** Everything here works on plain values and its own structs: a growable
-** buffer and string helpers, five-field cron expressions, the in-memory
-** store, SQL text split as SQLite's tokenizer splits it, and a ring of
-** per-second samples. None of it reaches the room's state, so each piece is
-** tested on its own (test/c/test_buf.c, test_cron.c, test_memstore.c,
-** test_sqltok.c, test_ring.c) and reused by any layer above. The only
-** outside things it touches are the ABI's return codes and, for the embedded
-** SQLite's VFS (memvfs.c), the host's clock and randomness.
+** buffer and string helpers, five-field cron expressions, SHA-256, the
+** in-memory store, SQL text split as SQLite's tokenizer splits it, and a
+** ring of per-second samples. None of it reaches the room's state, so each
+** piece is tested on its own (test/c/test_buf.c, test_cron.c,
+** test_memstore.c, test_sqltok.c, test_ring.c, test_sha256.c) and reused by
+** any layer above. The only outside things it touches are the ABI's return
+** codes and, for the embedded SQLite's VFS (memvfs.c), the host's clock and
+** randomness.
 **
 ** The layers, bottom to top, each including only its own header and the
 ** ones below it (scripts/check-layers holds them to that):
@@ -65,6 +66,18 @@ int cronParse(const char *expr, Cron *out, char *err, size_t errLen);
 ** both day fields are restricted, a day matches if EITHER matches (the usual
 ** cron rule). */
 double cronNext(const Cron *cron, double afterMs);
+
+/* ---- sha256.c: SHA-256 (FIPS 180-4) ----------------------------------- */
+typedef struct Sha256 {
+  uint32_t h[8];                   /* the running state */
+  uint64_t bytes;                  /* message bytes hashed so far */
+  uint8_t buf[64];                 /* a partial block */
+  size_t nBuf;                     /* bytes in buf */
+} Sha256;
+void sha256Init(Sha256 *s);
+void sha256Update(Sha256 *s, const void *data, size_t n);   /* data borrowed */
+void sha256Final(Sha256 *s, uint8_t out[32]);  /* s is spent: Init it again to reuse */
+void sha256Hex(const uint8_t digest[32], char out[65]);     /* lowercase, NUL-terminated */
 
 /* ---- memstore.c: the in-memory store (never written to SQLite) ---------- */
 typedef struct MemStore MemStore;

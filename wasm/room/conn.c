@@ -151,7 +151,7 @@ static int connRefuse(Room *room, Conn *c){
   snprintf(msg, sizeof msg, "too many connections: at most %.0f per user in this room",
            room->rate->connsPerUser);
   uint32_t id = c->id;
-  Reply reply = { 0, id, NULL, 0 };
+  Reply reply = { 0, id, NULL, 0, NULL };
   replyErrorRetry(room, &reply, NT_RATE_LIMITED, msg, CONN_RETRY_MS);
   static const char reason[] = "too many connections";
   host_ws_close(id, CONN_CLOSE_POLICY, (const uint8_t*)reason, sizeof reason - 1);

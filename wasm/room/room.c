@@ -17,7 +17,8 @@
 ** needs to run (Module.xNextDue), the host gets one setTimeout for the
 ** earliest, and nt_timer lets every module do what is due. Every export ends
 ** in roomDone, which tells the modules the call is done (Module.xDone: work
-** that must never delay an answer) and re-arms that timer from what the call
+** that must never delay an answer, such as analytics handing the host the
+** data points the export made) and re-arms that timer from what the call
 ** left behind, so no module arms it by hand.
 */
 #include <stdlib.h>

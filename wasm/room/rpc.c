@@ -102,6 +102,7 @@ static int rpcDispatch(Room *room, Conn *conn, const Caller *caller, Reply *repl
   call.caller = caller;
   call.reply = *reply;
   memset(reply, 0, sizeof *reply);
+  call.reply.trace = traceNew(conn ? "ws" : "http", conn ? conn->id : 0);   /* ends with the answer */
 
   const cJSON *method = cJSON_GetObjectItemCaseSensitive(doc, "method");
   cJSON *payload = cJSON_GetObjectItemCaseSensitive(doc, "payload");
@@ -195,7 +196,7 @@ static int rpcMessage(Room *room, uint32_t connId, const uint8_t *data, uint32_t
   Conn *conn = connFind(room, connId);
   if( conn==NULL ) return NT_NOT_FOUND;
   conn->lastFrameAt = host_now_ms();
-  Reply reply = { 0, connId, NULL, 0 };
+  Reply reply = { 0, connId, NULL, 0, NULL };
   if( isBinary ){
     replyError(room, &reply, NT_BAD_REQUEST, "binary frames are not supported; send JSON text");
     return NT_BAD_REQUEST;
@@ -272,7 +273,7 @@ int identityParse(const uint8_t *data, uint32_t len, cJSON **ppDoc, Caller *call
 /* One HTTP RPC: identity, body, dispatch. */
 static int rpcHttp(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLen,
                    const uint8_t *body, uint32_t len){
-  Reply reply = { 1, req, NULL, 0 };
+  Reply reply = { 1, req, NULL, 0, NULL };
   cJSON *who = NULL;
   Caller caller;
   int rc = identityParse(identity, idLen, &who, &caller);
@@ -300,7 +301,7 @@ static int rpcHttp(Room *room, uint32_t req, const uint8_t *identity, uint32_t i
 int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLen,
                 const uint8_t *body, uint32_t len){
   if( room==NULL ){
-    Reply reply = { 1, req, NULL, 0 };
+    Reply reply = { 1, req, NULL, 0, NULL };
     replyError(room, &reply, NT_INTERNAL, "no room");
     return NT_INTERNAL;
   }
