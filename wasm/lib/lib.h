@@ -2,10 +2,11 @@
 ** lib.h — the bottom layer of the core: libraries that know no Room.
 **
 ** Everything here works on plain values and its own structs: a growable
-** buffer and string helpers, five-field cron expressions, and the in-memory
-** store, SQL text split as SQLite's tokenizer splits it. None of it reaches
-** the room's state, so each piece is tested on its own (test/c/test_buf.c,
-** test_cron.c, test_memstore.c, test_sqltok.c) and reused by any layer
+** buffer and string helpers, five-field cron expressions, the in-memory
+** store, SQL text split as SQLite's tokenizer splits it, and the row diff
+** between two JSON results. None of it reaches the room's state, so each
+** piece is tested on its own (test/c/test_buf.c, test_cron.c, test_diff.c,
+** test_memstore.c, test_sqltok.c) and reused by any layer
 ** above. The only outside things it touches are the ABI's return codes and,
 ** for the embedded SQLite's VFS (memvfs.c), the host's clock and randomness.
 **
@@ -129,5 +130,37 @@ int sqlTokIsOp(const SqlToks *toks, int i, const char *op);
 /* Token i as a name (identifier dequoted, or a string), into out; 0 if it
 ** is neither or does not fit. */
 int sqlTokName(const SqlToks *toks, int i, char *out, size_t n);
+
+/* ---- diff.c: row diffs between two JSON arrays of objects ------------- */
+typedef struct DiffRow {
+  const char *text;                /* the row's JSON text (borrowed from the array's) */
+  size_t len;
+  const char *id;                  /* what identifies it: its key members' values, or its text */
+  size_t idLen;
+} DiffRow;
+typedef struct DiffRows {
+  DiffRow *a;                      /* the rows in order, owned */
+  int n;
+  char *ids;                       /* the key texts the ids point into, owned; NULL unkeyed */
+  int keyed;                       /* every row has the key members (ids are keys) */
+} DiffRows;
+/* Split json (len bytes, borrowed: it must outlive *out) into its rows: an
+** array whose elements are all objects. With nKeys > 0 each row's id is the
+** values of the members named keys[0..nKeys) (UTF-8 names), and out->keyed
+** is set when every row has them. NT_OK, NT_NOMEM, or NT_INVALID_ARGUMENT
+** for anything but an array of objects. diffRowsFree after. */
+int diffRowsParse(const char *json, size_t len, const char *const *keys, int nKeys, DiffRows *out);
+void diffRowsFree(DiffRows *rows);      /* NULL and empty are no-ops */
+/* Append to out the segments that rebuild `to` from `from` (a JSON array:
+** [s,n] copies old rows s..s+n-1, [s,{…}] is old row s with those members
+** replaced, {…} is a row given whole). Rows match by key when both are
+** keyed and no key repeats, else by whole text. NT_OK; NT_PAYLOAD_TOO_LARGE
+** when limit > 0 and the segments would take limit bytes or more (out is
+** left as it was: send the whole result instead); NT_NOMEM. */
+int diffMake(const DiffRows *from, const DiffRows *to, size_t limit, Buf *out);
+/* Apply the segments diff (diffLen bytes) to the array from, appending the
+** new array's text to out: the reference every applier follows. NT_OK,
+** NT_NOMEM, or NT_INVALID_ARGUMENT for a diff that does not fit from. */
+int diffApply(const char *from, size_t fromLen, const char *diff, size_t diffLen, Buf *out);
 
 #endif /* NT_LIB_H */
