@@ -59,6 +59,13 @@
 #define NT_ASYNC_D1_QUERY      1   /* req: {"sql":…,"params":[…]}; result: {"rows":[{…}]} */
 #define NT_ASYNC_D1_BATCH      2   /* req: {"statements":[{"sql","params"}]}; all or nothing;
                                       result: {"statements":n} */
+#define NT_ASYNC_VERIFY_TOKEN  3   /* req: {"token":"…"}, a token sent on an open socket;
+                                      the host checks it as it checks one at an upgrade
+                                      (and that it may open this room); result:
+                                      {"ok":true,"identity":"<JSON text of {userId, role,
+                                      exp}>"} (exp in seconds; text, so that the core reads
+                                      it with its strict parser) or {"ok":false,"code",
+                                      "message"} */
 /* Any async request may carry "fail":true: a host running with test hooks
 ** fails it without doing it (the test-only D1 failure switch). */
 
@@ -105,7 +112,8 @@ NT_EXPORT(nt_room_status) int nt_room_status(Room *room);
 NT_EXPORT(nt_room_free) void nt_room_free(Room *room);
 
 /* A WebSocket was accepted. conn is the host's id for it (unique in the room
-** until closed). identity is JSON, borrowed: {"userId":…,"role":…,"clientId":…}.
+** until closed). identity is JSON, borrowed: {"userId":…,"role":…,"clientId":…,
+** "exp":…}, exp (optional) the token's expiry in seconds since the epoch.
 ** The core sends the welcome frame and stores the connection's state with
 ** host_ws_attach. */
 NT_EXPORT(nt_conn_open) int nt_conn_open(Room *room, uint32_t conn,

@@ -42,6 +42,7 @@ static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, s
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
 static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL, NULL } };
+static const ModuleTask tokenTasks[] = { { "conn.expiry", connExpiryTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
   { .name = "cost",      .xFree = costClose },
@@ -64,5 +65,7 @@ const Module roomModules[] = {
   { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
   { .name = "cronjobs",  .schema = cronJobSchema, .tasks = cronTasks },
   { .name = "sched",     .schema = schedSchema, .xOpen = schedOpen, .tasks = schedTasks },
+  { .name = "tokens",    .xConnRestore = connTokenRestore, .xConnAttach = connTokenAttach,
+    .tasks = tokenTasks },
 };
 const int roomModuleCount = (int)(sizeof roomModules / sizeof roomModules[0]);
