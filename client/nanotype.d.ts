@@ -207,6 +207,15 @@ export interface ConnectOptions {
   pongTimeoutMs?: number;
   /** how long an answered optimistic layer may wait for its server result (default 200) */
   optimisticGraceMs?: number;
+  /** live queries v2: after the first result the server sends only row diffs,
+   *  which the client applies (subscribers still get whole arrays); default false */
+  diffs?: boolean;
+  /** live queries v2: the updates of one commit arrive in one frame and are
+   *  applied together before any subscriber hears of them; default false */
+  transitions?: boolean;
+  /** with getToken: replace the token on the open socket this long (ms) before
+   *  it expires, at most half its remaining life ahead (default 60000) */
+  tokenRefreshLeadMs?: number;
 }
 
 export interface ResultMeta {
@@ -327,11 +336,22 @@ export class NanotypeClient<A = UntypedApi> {
    *  after a refusal, try again (getToken is asked for a token). */
   reconnect(): void;
   /** A new token (or getToken function) for the next attempts; a client
-   *  that is not open connects with it now. */
+   *  that is not open connects with it now, one that is open hands it to the
+   *  server on its socket (same user only; a refusal is an 'error' event). */
   setToken(token: string | TokenGetter): void;
   /** Close for good; pending calls reject with code CLOSED. */
   close(): void;
 }
+
+/** One segment of a row diff: [start, count] copies rows of the previous
+ *  array, [index, members] is a previous row with those members replaced,
+ *  and an object is a row given whole. */
+export type DiffSegment = [number, number] | [number, { [key: string]: Json }] | { [key: string]: Json };
+
+/** The array a row diff rebuilds from the previous one (docs/PROTOCOL.md,
+ *  "Live queries v2"); rows copied are the same objects. Throws on a diff
+ *  that does not fit. The client applies diffs itself: this is for tools. */
+export function applyDiff<T extends object>(prev: T[], diff: DiffSegment[]): T[];
 
 /** Open a client; returns at once (calls made before the socket opens wait
  *  for it). Pass the generated method map for typed calls: connect<Api>(…). */

@@ -41,6 +41,7 @@
 
 import { Core, NT, base64 } from "./core.js";
 import { errorResponse, errorText, coreResponse, readCapped, STATUS } from "./http.js";
+import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 
 const MAX_BODY = 1 << 20;          /* HTTP RPC body limit (PROTOCOL.md: 1 MiB) */
 const MAX_FRAME = 1 << 20;         /* WebSocket frame limit (PROTOCOL.md: 1 MiB) */
@@ -49,10 +50,12 @@ const CLOSE_INTERNAL = 1011;       /* WebSocket close code: server error */
 const MAX_REASON = 123;            /* WebSocket close reason limit, bytes */
 
 /* Asynchronous work the core may start with host_async, by kind (nt.h). Each
-** takes the environment and the parsed request and resolves to the result. */
+** takes the environment, the parsed request and the host, and resolves to
+** the result. */
 const ASYNC_KINDS = {
   1: d1Query,                      /* NT_ASYNC_D1_QUERY */
   2: d1Batch,                      /* NT_ASYNC_D1_BATCH */
+  3: verifySocketToken,            /* NT_ASYNC_VERIFY_TOKEN */
 };
 
 const LOGFN = [console.debug, console.info, console.warn, console.error]; /* by nt.h level */
@@ -111,7 +114,7 @@ export class Host {
     if (!room || !userId) return errorResponse("BAD_REQUEST", "missing identity");
     if (!this.name) this.name = room;
     const who = { userId, role: decodeHeader(h.get("x-nt-role")) || "user",
-                  clientId: h.get("x-nt-client") };
+                  clientId: h.get("x-nt-client"), exp: Number(h.get("x-nt-exp") ?? NaN) };
     const path = new URL(request.url).pathname;
     if (path.endsWith("/ws")) return this.acceptSocket(who);
     if (path.endsWith("/rpc")) return this.httpRpc(request, who);
@@ -313,6 +316,7 @@ export class Host {
     this.connIds.set(server, conn);
     const identity = JSON.stringify({
       userId: who.userId, role: who.role, clientId: who.clientId ?? newClientId(),
+      ...(Number.isFinite(who.exp) ? { exp: who.exp } : {}),   /* the token's expiry, seconds */
     });
     this.opening = { conn, first: null };       /* host_ws_send keeps the first frame */
     try {
@@ -470,7 +474,7 @@ export class Host {
         /* The test-only failure switch (_setD1Failure): honoured only when
         ** test hooks are on, so it can never fail a production request. */
         if (req.fail && this.env.NT_TEST_HOOKS === "1") throw new Error("D1 failure injected by test hook");
-        out = JSON.stringify(await run(this.env, req));
+        out = JSON.stringify(await run(this.env, req, this));
       } catch (e) {
         rc = NT.INTERNAL;
         out = JSON.stringify({ message: String(e?.message ?? e) });
@@ -592,6 +596,18 @@ async function d1Batch(env, { statements = [] }) {
   if (!env.DB) throw new Error("no D1 binding DB");
   const results = await env.DB.batch(statements.map((s) => env.DB.prepare(s.sql).bind(...d1Bindings(s.params))));
   return { statements: results.length };
+}
+
+/* NT_ASYNC_VERIFY_TOKEN: {"token"}, sent on an open socket, checked by the
+** Worker's own rules (auth.js) and for this room: {"ok":true, "identity":
+** the JSON text of {userId, role, exp}} or {"ok":false, code, message}. The
+** core swaps the connection's identity only for the same user. */
+async function verifySocketToken(env, { token }, host) {
+  const v = await verifyToken(token, tokenPolicy(env));
+  if (!v.ok) return { ok: false, code: v.code, message: v.reason };
+  if (!host.name || !canOpenRoom(v.user, host.name))
+    return { ok: false, code: "PERMISSION_DENIED", message: "this token may not open room " + host.name };
+  return { ok: true, identity: JSON.stringify({ ...identityOf(v.user), exp: v.claims.exp }) };
 }
 
 /* D1 would bind true as the text 'true': booleans as 1/0, as for DO SQL. */
