@@ -880,6 +880,9 @@ export class NanotypeClient {
         try { layer.fn(store); } catch (e) { this.#report(e); }
       }
     }
+    /* Everything shown changes first, then listeners hear: one that peeks
+    ** at another subscription sees it as of the same moment. */
+    const changed = [];
     for (const rec of this.#records.values()) {
       const optimistic = work.has(rec.key);
       if (!optimistic && !rec.hasResult) continue;        /* still loading */
@@ -889,7 +892,9 @@ export class NanotypeClient {
       rec.shown = value;
       rec.shownJson = json;
       rec.shownOptimistic = optimistic;
-      const meta = { version: rec.version, optimistic };
+      changed.push([rec, value, { version: rec.version, optimistic }]);
+    }
+    for (const [rec, value, meta] of changed) {
       for (const l of [...rec.listeners]) {
         if (!rec.listeners.has(l)) continue;               /* removed by an earlier listener */
         try { l.onResult(value, meta); } catch (e) { this.#report(e); }
