@@ -1,8 +1,8 @@
 /*
 ** rawsql.c — client-supplied SQL: executeSQL and SQL live queries.
 **
-** Seed 000's raw SQL, without its limits: parameters are supported, and
-** "read-only" is proven by SQLite, not by looking at keywords. rawBound is
+** Raw SQL with parameters, where "read-only" is proven by SQLite, not by
+** looking at keywords. rawBound is
 ** the one path for any SQL text a client sends: at most RAW_MAX_SQL
 ** characters, one statement, refused by sqlguard.c unless SQLite says it is
 ** read-only and touches no system table, dangerous function or unfiltered
@@ -17,7 +17,7 @@
 #include <string.h>
 #include "call.h"
 
-#define RAW_MAX_SQL    10000            /* characters (seed 000) */
+#define RAW_MAX_SQL    10000            /* characters */
 #define RAW_MAX_ROWS   1000             /* rows executeSQL returns */
 #define RAW_MAX_BYTES  (1u << 20)       /* bytes of rows executeSQL returns */
 #define RAW_FRAME_SLACK 8192            /* room left for columns and the frame */

@@ -22,9 +22,9 @@
 #include "room.h"
 
 /* Adapters for the modules whose functions predate the hook signatures. */
-static int guardOpened(Room *room, const cJSON *config){
+static int schemaOpened(Room *room, const cJSON *config){
   (void)config;
-  return guardOpen(room);
+  return schemaOpen(room);
 }
 static int syncOpened(Room *room, const cJSON *config){
   return syncOpen(room, !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(config, "sync")));
@@ -46,7 +46,7 @@ static const ModuleTask tokenTasks[] = { { "conn.expiry", connExpiryTask }, { NU
 
 const Module roomModules[] = {
   { .name = "cost",      .xFree = costClose },
-  { .name = "guard",     .xOpen = guardOpened, .xFree = guardClose },
+  { .name = "schema",    .xOpen = schemaOpened, .xFree = schemaClose },
   { .name = "live",      .xOpen = liveOpen, .xFree = liveFreeAll, .xOnCommit = liveOnCommit,
     .xNextDue = liveNextDue, .xOnTimer = liveOnTimer, .xConnRestore = liveRestore,
     .xConnAttach = liveAttach, .xConnGone = liveConnGone, .xStats = liveStats },

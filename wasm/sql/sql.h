@@ -11,6 +11,22 @@
 
 #include "host.h"
 
+/* ---- schema.c: the schema mirror ------------------------------------------ */
+int schemaOpen(Room *room);               /* the empty mirror (room->guardDb) */
+void schemaClose(Room *room);
+/* Rebuild the mirror from the room's sqlite_master; call it after any change
+** to the room's schema. */
+int schemaSync(Room *room);
+/* schemaSync under the name feature/sync.c still calls; it goes with that
+** file's rewrite. */
+int guardSync(Room *room);
+int schemaHas(Room *room, const char *name);        /* an object of that name exists */
+int schemaIsTrigger(Room *room, const char *name);  /* name is one of the schema's triggers */
+/* The room's own tables (not "_…", not "sqlite_…"), each having column when
+** it is not NULL: a list the caller frees with schemaNamesFree. */
+int schemaUserTables(Room *room, const char *column, char ***pNames, int *pn);
+void schemaNamesFree(char **names, int n);
+
 /* ---- sqlguard.c: the embedded SQLite that analyses SQL ------------------ */
 #define GUARD_TRUSTED  0           /* named functions written by the app */
 #define GUARD_READONLY 1           /* client-supplied SQL: one read-only statement */
@@ -36,12 +52,12 @@ typedef struct GuardPlan {
                                       statement in the analysis database, owned; NULL
                                       for GUARD_TRUSTED */
 } GuardPlan;
-int guardOpen(Room *room);
-int guardSync(Room *room);
+/* The guard's part of a mirror rebuild (schemaSync): the replica pass's
+** views. */
+int guardReplicaViews(Room *room);
 int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan, char *err, size_t errLen);
 void guardPlanFree(GuardPlan *plan);
 int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen);
-void guardClose(Room *room);
 
 /* ---- sqlcost.c: the bound on a client statement's work ------------------ */
 typedef struct SqlLimits {

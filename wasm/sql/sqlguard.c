@@ -2,7 +2,7 @@
 ** sqlguard.c — the embedded SQLite that analyses SQL before it runs.
 **
 ** The core carries its own SQLite with an in-memory database holding a copy of
-** the room's schema (guardSync replays the Durable Object's sqlite_master).
+** the room's schema (the schema mirror, schema.c).
 ** guardAnalyse prepares a statement there, never runs it, and learns from
 ** SQLite itself: whether it is one statement, whether it is read-only
 ** (sqlite3_stmt_readonly), its parameters, and through the authorizer callback
@@ -115,7 +115,7 @@ static int guardThroughFilter(GuardCtx *g, const char *table, const char *inner)
   if( sqlite3_strnicmp(inner, RLS_VIEW_PREFIX, (int)n)==0 && sqlite3_stricmp(inner + n, table)==0 ){
     return 1;
   }
-  return g->mode==GUARD_TRUSTED && setHas(g->room->triggers, g->room->nTriggers, inner);
+  return g->mode==GUARD_TRUSTED && schemaIsTrigger(g->room, inner);
 }
 
 /* The authorizer. a3/a4 depend on the action; inner names the innermost
@@ -185,60 +185,17 @@ static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
   }
 }
 
-int guardOpen(Room *room){
-  if( room->guardDb ) return NT_OK;
-  int rc = sqlite3_open_v2(":memory:", &room->guardDb,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-  if( rc!=SQLITE_OK ){
-    sqlite3_close(room->guardDb);
-    room->guardDb = NULL;
-    return NT_INTERNAL;
-  }
-  sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-  sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_STMT_SCANSTATUS, 1, NULL);   /* plans, sqlcost.c */
-  sqlite3_limit(room->guardDb, SQLITE_LIMIT_LENGTH, NT_MAX_VALUE);             /* constants, sqlcost.c */
-  return NT_OK;
-}
-
-void guardClose(Room *room){
-  sqlite3_close(room->guardDb);
-  room->guardDb = NULL;
-  setFree(room->triggers, room->nTriggers);
-  room->triggers = NULL;
-  room->nTriggers = 0;
-  costFree(room);                  /* counts belong to the schema they were taken for */
-}
-
-/* Remember the names of the schema's triggers (see guardThroughFilter). */
-static int guardListTriggers(Room *room){
-  setFree(room->triggers, room->nTriggers);
-  room->triggers = NULL;
-  room->nTriggers = 0;
-  sqlite3_stmt *st = NULL;
-  int rc = NT_OK;
-  if( sqlite3_prepare_v2(room->guardDb, "SELECT name FROM sqlite_master WHERE type = 'trigger'",
-                         -1, &st, NULL)!=SQLITE_OK ) rc = NT_INTERNAL;
-  while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
-    rc = setAdd(&room->triggers, &room->nTriggers, (const char*)sqlite3_column_text(st, 0));
-  }
-  sqlite3_finalize(st);
-  return rc;
-}
-
 /* A view "_replica_<table>" in the mirror for every room table (never in the
-** room's SQLite): the marker of the replica pass. */
-static int guardReplicaViews(Room *room){
-  sqlite3_stmt *st = NULL;
+** room's SQLite): the marker of the replica pass. schemaSync calls it after
+** every rebuild of the mirror. */
+int guardReplicaViews(Room *room){
+  char **tables = NULL;
+  int nTables = 0;
+  int rc = schemaUserTables(room, NULL, &tables, &nTables);
+  if( rc ) return rc;
   Buf b = {0};
-  if( sqlite3_prepare_v2(room->guardDb,
-        "SELECT name FROM sqlite_master WHERE type = 'table'"
-        " AND name NOT LIKE '^_%' ESCAPE '^' AND name NOT LIKE 'sqlite^_%' ESCAPE '^'",
-        -1, &st, NULL)!=SQLITE_OK ){
-    sqlite3_finalize(st);
-    return NT_INTERNAL;
-  }
-  while( sqlite3_step(st)==SQLITE_ROW ){
-    const char *t = (const char*)sqlite3_column_text(st, 0);
+  for(int i = 0; i < nTables; i++){
+    const char *t = tables[i];
     if( strlen(t) > NT_MAX_ID_LEN ) continue;
     char view[NT_MAX_ID_LEN + 16];
     snprintf(view, sizeof view, REPLICA_VIEW_PREFIX "%s", t);
@@ -248,47 +205,13 @@ static int guardReplicaViews(Room *room){
     bufAppendSqlIdent(&b, t);
     bufAppendStr(&b, ";");
   }
-  sqlite3_finalize(st);
+  schemaNamesFree(tables, nTables);
   if( b.n==0 && !b.oom ){ bufFree(&b); return NT_OK; }
   char *sql = bufFinish(&b);
   if( sql==NULL ) return NT_NOMEM;
-  int rc = sqlite3_exec(room->guardDb, sql, NULL, NULL, NULL)==SQLITE_OK ? NT_OK : NT_INTERNAL;
+  rc = sqlite3_exec(room->guardDb, sql, NULL, NULL, NULL)==SQLITE_OK ? NT_OK : NT_INTERNAL;
   free(sql);
   return rc;
-}
-
-/* Rebuild the in-memory schema from the room's sqlite_master, indexes
-** included. Objects the embedded SQLite cannot create (a module it lacks)
-** are skipped with a log. */
-int guardSync(Room *room){
-  char err[256];
-  SqlResult res;
-  int rc = storeExec(room,
-    "SELECT name, sql FROM sqlite_master"
-    " WHERE sql IS NOT NULL"
-    "   AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"
-    "   AND name NOT LIKE '^_^_%' ESCAPE '^'"
-    "   AND name NOT LIKE '^_cf^_%' ESCAPE '^'"
-    " ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'view' THEN 1 ELSE 2 END, rowid",
-    NULL, &res, err, sizeof err);
-  if( rc ) { ntLog(NT_LOG_ERROR, "schema read failed: %s", err); return rc; }
-  guardClose(room);
-  rc = guardOpen(room);
-  const cJSON *row;
-  cJSON_ArrayForEach(row, res.rows){
-    if( rc ) break;
-    const cJSON *name = cJSON_GetArrayItem(row, 0);
-    const cJSON *sql = cJSON_GetArrayItem(row, 1);
-    if( !cJSON_IsString(name) || !cJSON_IsString(sql) ) continue;
-    char *msg = NULL;
-    if( sqlite3_exec(room->guardDb, sql->valuestring, NULL, NULL, &msg)!=SQLITE_OK ){
-      ntLog(NT_LOG_WARN, "schema mirror skipped %s: %s", name->valuestring, msg ? msg : "?");
-    }
-    sqlite3_free(msg);
-  }
-  storeResultFree(&res);
-  if( rc==NT_OK ) rc = guardReplicaViews(room);
-  return rc ? rc : guardListTriggers(room);
 }
 
 /* Prepare sql under the authorizer and check the verdicts that hold for both
@@ -393,7 +316,7 @@ int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
   g.room = room;
   g.mode = mode;
   g.plan = plan;
-  if( room->guardDb==NULL && guardOpen(room) ) return NT_INTERNAL;
+  if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
 
   /* Pass 1: the statement as written. */
   sqlite3_stmt *stmt = NULL, *written = NULL;
@@ -502,7 +425,7 @@ static int isParamChar(char c){
 int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen){
   sqlite3_stmt *st = NULL;
   *pOut = NULL;
-  if( room->guardDb==NULL && guardOpen(room) ) return NT_INTERNAL;
+  if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
   if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, NULL)!=SQLITE_OK ){
     snprintf(err, errLen, "%s", sqlite3_errmsg(room->guardDb));
     return NT_SQL_REJECTED;
