@@ -56,9 +56,10 @@
 **     version this client holds (which in-order delivery makes rare) is not
 **     applied: the subscription is made again for a whole result.
 **   - transitions: the updates one commit causes (one server tick) arrive in
-**     one frame; the client applies all of them, settles the optimistic
-**     layers, and only then renders, so no subscriber sees one query at the
-**     new version beside another at the old one.
+**     one frame (or in several, all but the last marked "more", when they
+**     would not fit one); the client applies all of them, settles the
+**     optimistic layers, and only then renders, so no subscriber sees one
+**     query at the new version beside another at the old one.
 ** Tokens: with getToken, a token about to expire (its `exp`, read from the
 ** JWT, or the server's token_expiring event) is replaced on the open socket
 ** ({"action":"auth"}) instead of reconnecting; setToken() on an open client
@@ -293,6 +294,7 @@ export class NanotypeClient {
   #subRequests = new Map();    /* subscribe frame id -> record, this socket only */
   #layers = [];                /* optimistic layers, oldest first */
   #maxVersion = -1;            /* the newest room version seen in any frame */
+  #transitionParts = [];       /* frames of a transition marked "more", this socket only */
 
   /* acknowledgements, per socket */
   #maxSeq = 0;                 /* highest seq processed */
@@ -472,6 +474,7 @@ export class NanotypeClient {
     this.#bySid.clear();
     this.#subRequests.clear();
     this.#ignore.clear();
+    this.#transitionParts = [];
     for (const rec of this.#records.values()) { rec.serverId = null; rec.requestId = null; }
     if (this.#closed || this.#refusal) return;
     if (refusal) { this.#afterRefusal(refusal); return; }
@@ -1023,8 +1026,15 @@ export class NanotypeClient {
   ** after the last is in, never one query at the new version beside
   ** another at the old one. */
   #onTransition(f) {
+    if (f.more === true) {                     /* one part of a transition too large for a frame */
+      this.#transitionParts.push(f);
+      this.#processed(f.seq);
+      return;
+    }
+    const parts = this.#transitionParts.filter((p) => p.version === f.version);
+    this.#transitionParts = [];
     const taken = [];
-    for (const u of Array.isArray(f.updates) ? f.updates : []) {
+    for (const u of [...parts, f].flatMap((p) => (Array.isArray(p.updates) ? p.updates : []))) {
       const rec = this.#bySid.get(u?.subscriptionId);
       if (rec && this.#takeUpdate(rec, u, f.version)) taken.push(rec);
     }

@@ -830,4 +830,34 @@ TEST(what_a_subscriber_asks_for_should_be_a_boolean){
   fakehostRoomFree();
 }
 
+TEST(a_transition_too_large_for_one_frame_should_go_out_in_parts_marked_more){
+  REQUIRE(testAppOpen() != NULL);
+  for(int i = 0; i < 3; i++){                         /* 1.2 MB of shared rows */
+    char sql[256];
+    snprintf(sql, sizeof sql, "INSERT INTO tasks VALUES ('big%d', hex(zeroblob(200000)), 'p', NULL, %d, %d)", i, i, i);
+    fakehostExec(sql);
+  }
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"sql\":\"SELECT id, title FROM tasks ORDER BY id\",\"params\":[],\"transition\":true}");
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":2,\"sql\":\"SELECT title, id FROM tasks ORDER BY id\",\"params\":[],\"transition\":true}");
+  int before = fakehostFrameCount(1);
+  char got[64];
+  testRpc(2, "createTask", "{\"title\":\"small\"}", got, sizeof got);
+  testSettle();
+  REQUIRE(fakehostFrameCount(1)==before + 2);
+  const char *first = fakehostFrame(1, -2), *last = fakehostFrame(1, -1);
+  CHECK(strlen(first) <= NT_MAX_FRAME && strlen(last) <= NT_MAX_FRAME);
+  CHECK_STR_CONTAINS(first, "\"more\":true");
+  CHECK_STR_CONTAINS(first, "\"subscriptionId\":\"s1\"");
+  CHECK_STR_LACKS(last, "\"more\"");
+  CHECK_STR_CONTAINS(last, "\"subscriptionId\":\"s2\"");
+  cJSON *a = cJSON_Parse(first), *b = cJSON_Parse(last);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "version"))==cJSON_GetNumberValue(cJSON_GetObjectItem(b, "version")));
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(b, "seq")) > cJSON_GetNumberValue(cJSON_GetObjectItem(a, "seq")));
+  cJSON_Delete(a);
+  cJSON_Delete(b);
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

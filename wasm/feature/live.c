@@ -59,8 +59,9 @@
 **   Subscribers of one query at one base share one computed diff.
 **
 **   Transitions. The updates of one tick for one connection go out in one
-**   frame under one seq, tagged with the room's version, which every result
-**   in it is the result at. So that one commit's updates are in one tick,
+**   frame under one seq (in several marked "more" when they would not fit
+**   one frame), tagged with the room's version, which every result in it
+**   is the result at. So that one commit's updates are in one tick,
 **   the queries a commit touches that have transition subscribers re-run
 **   together: they form a group whose re-run is due when the last of them
 **   would be (each query's window still holds; a query already in a group
@@ -575,38 +576,60 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   liveSent(s, s->q->version);
 }
 
-/* Send the updates of subs[0..n) (one connection's, newest first) as one
-** transition at version: each the diff from what the client holds (a
-** resend: from what it acknowledged) or the result. */
-static void liveSendTransition(Room *room, Conn *conn, Sub **subs, int n, int64_t version, int isResend){
+/* Send one frame of a transition: the updates text holds those of
+** subs[lo..hi] (more: another frame of the same transition follows). */
+static void liveSendPart(Room *room, Conn *conn, Sub **subs, int lo, int hi, const Buf *updates,
+                         int64_t version, int more, int isResend){
   double seq = connNextSeq(room, conn);
-  char num[96];
+  char num[128];
   Buf b = {0};
-  snprintf(num, sizeof num, "{\"type\":\"transition\",\"version\":%lld,\"seq\":%.0f,\"updates\":[",
-           (long long)version, seq);
+  snprintf(num, sizeof num, "{\"type\":\"transition\",\"version\":%lld,\"seq\":%.0f%s,\"updates\":[",
+           (long long)version, seq, more ? ",\"more\":true" : "");
   bufAppendStr(&b, num);
-  for(int i = n - 1; i >= 0; i--){                 /* oldest subscription first */
-    Sub *s = subs[i];
-    bufAppendStr(&b, i==n - 1 ? "{\"subscriptionId\":\"" : ",{\"subscriptionId\":\"");
-    bufAppendStr(&b, s->id);
-    bufAppendStr(&b, "\"");
-    LiveResult *base = liveResultAt(s->q, isResend ? s->ackedAt : s->haveAt);
-    liveAppendResult(&b, s->q, s, base, isResend ? s->ackedVersion : s->haveVersion);
-    bufAppendStr(&b, "}");
-  }
+  if( updates->p ) bufAppend(&b, updates->p, updates->n);
   bufAppendStr(&b, "]}");
   char *text = bufFinish(&b);
   if( text==NULL ) return;
   host_ws_send(conn->id, (const uint8_t*)text, (uint32_t)strlen(text));
   free(text);
   double now = host_now_ms();
-  for(int i = 0; i < n; i++){
+  for(int i = lo; i <= hi; i++){
     subs[i]->pendingSeq = seq;
     subs[i]->sentAt = now;
     if( !isResend ) subs[i]->resends = 0;
     room->stats.updatesSent++;
     liveSent(subs[i], version);
   }
+}
+
+/* Send the updates of subs[0..n) (one connection's, newest first) as one
+** transition at version: each the diff from what the client holds (a
+** resend: from what it acknowledged) or the result, oldest subscription
+** first. A transition that would not fit one frame goes out in several,
+** all but the last marked "more". */
+static void liveSendTransition(Room *room, Conn *conn, Sub **subs, int n, int64_t version, int isResend){
+  Buf part = {0};
+  int hi = n - 1;                                  /* the part holds subs[i+1..hi] */
+  for(int i = n - 1; i >= 0; i--){
+    Sub *s = subs[i];
+    Buf u = {0};
+    bufAppendStr(&u, "{\"subscriptionId\":\"");
+    bufAppendStr(&u, s->id);
+    bufAppendStr(&u, "\"");
+    LiveResult *base = liveResultAt(s->q, isResend ? s->ackedAt : s->haveAt);
+    liveAppendResult(&u, s->q, s, base, isResend ? s->ackedVersion : s->haveVersion);
+    bufAppendStr(&u, "}");
+    if( i < hi && part.n + u.n + LIVE_FRAME_SLACK > NT_MAX_FRAME ){
+      liveSendPart(room, conn, subs, i + 1, hi, &part, version, 1, isResend);
+      bufFree(&part);
+      hi = i;
+    }
+    if( i < hi ) bufAppend(&part, ",", 1);
+    if( u.p ) bufAppend(&part, u.p, u.n);
+    bufFree(&u);
+  }
+  liveSendPart(room, conn, subs, 0, hi, &part, version, 0, isResend);
+  bufFree(&part);
 }
 
 /* The window q's changes are coalesced over: the batch window, or for a
