@@ -343,16 +343,6 @@ export class NanotypeClient<A = UntypedApi> {
   close(): void;
 }
 
-/** One segment of a row diff: [start, count] copies rows of the previous
- *  array, [index, members] is a previous row with those members replaced,
- *  and an object is a row given whole. */
-export type DiffSegment = [number, number] | [number, { [key: string]: Json }] | { [key: string]: Json };
-
-/** The array a row diff rebuilds from the previous one (docs/PROTOCOL.md,
- *  "Live queries v2"); rows copied are the same objects. Throws on a diff
- *  that does not fit. The client applies diffs itself: this is for tools. */
-export function applyDiff<T extends object>(prev: T[], diff: DiffSegment[]): T[];
-
 /** Open a client; returns at once (calls made before the socket opens wait
  *  for it). Pass the generated method map for typed calls: connect<Api>(…). */
 export function connect<A = UntypedApi>(options: ConnectOptions): NanotypeClient<A>;

@@ -180,7 +180,7 @@ const clone = (v) => (v === undefined ? v
 ** [s,n] copies prev's rows s..s+n-1, [s,{…}] is prev's row s with those
 ** members replaced, and anything else is a row given whole. Rows copied are
 ** the same objects as in prev. Throws on a diff that does not fit prev. */
-export function applyDiff(prev, diff) {
+function applyDiff(prev, diff) {
   if (!Array.isArray(prev) || !Array.isArray(diff)) throw new TypeError('nanotype: a diff applies to an array');
   const out = [];
   for (const seg of diff) {

@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
 import { startServer, uniqueRoom, WAIT_MS, claims, signJwt, sleep } from './harness.js';
-import { connect, applyDiff } from '../../client/nanotype.js';
+import { connect } from '../../client/nanotype.js';
 
 let server;
 before(async () => { server = await startServer({ name: 'client-v2' }); });
@@ -200,12 +200,4 @@ test('getToken is asked ahead of expiry and the new token goes on the open socke
   assert.equal(welcomes.length, 1, 'no reconnect');
   assert.ok(sent.filter((f) => f.action === 'auth').length >= 2, `tokens replaced on the socket: ${sent.map((f) => f.action)}`);
   assert.ok(asked >= 3, `getToken asked ahead of each expiry (${asked})`);
-});
-
-test('applyDiff rebuilds arrays from the segments and refuses ones that do not fit', () => {
-  const prev = [{ id: 1, t: 'a' }, { id: 2, t: 'b' }, { id: 3, t: 'c' }];
-  const next = applyDiff(prev, [[2, 1], { id: 4, t: 'd' }, [0, { t: 'A' }], [1, 1]]);
-  assert.deepEqual(next, [{ id: 3, t: 'c' }, { id: 4, t: 'd' }, { id: 1, t: 'A' }, { id: 2, t: 'b' }]);
-  assert.equal(next[0], prev[2], 'copied rows are the same objects');
-  for (const bad of [[[3, 1]], [[0, 4]], [[0, 0]], [[-1, 1]]]) assert.throws(() => applyDiff(prev, bad), RangeError);
 });

@@ -17,11 +17,30 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
 import { startServer, uniqueRoom, sleep, claims, signJwt } from './harness.js';
-import { applyDiff } from '../../client/nanotype.js';
 
 let server;
 before(async () => { server = await startServer({ name: 'livev2' }); });
 after(async () => { await server?.stop(); });
+
+/* The array a diff rebuilds from prev, as docs/PROTOCOL.md ("Live queries
+** v2") says: [s,n] copies prev's rows s..s+n-1, [s,{…}] is prev's row s
+** with those members replaced, anything else a row given whole. Written
+** here from the protocol, apart from the SDK's, so each checks the other. */
+function applyDiff(prev, diff) {
+  const out = [];
+  for (const seg of diff) {
+    if (!Array.isArray(seg)) { out.push(seg); continue; }
+    const [s, x] = seg;
+    if (!(s >= 0 && s < prev.length)) throw new RangeError(`a diff names row ${s} of ${prev.length}`);
+    if (typeof x === 'number') {
+      if (!(x >= 1 && s + x <= prev.length)) throw new RangeError(`a diff copies rows ${s}+${x} of ${prev.length}`);
+      out.push(...prev.slice(s, s + x));
+    } else {
+      out.push({ ...prev[s], ...x });
+    }
+  }
+  return out;
+}
 
 const QUERIES = { tasks: { query: 'listTasks', args: {} }, notes: { query: 'listNotes', args: {} } };
 
