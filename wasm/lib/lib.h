@@ -2,13 +2,15 @@
 ** lib.h — the bottom layer of the core: libraries that know no Room.
 **
 ** Everything here works on plain values and its own structs: a growable
-** buffer and string helpers, five-field cron expressions, the in-memory
-** store, SQL text split as SQLite's tokenizer splits it, and the row diff
-** between two JSON results. None of it reaches the room's state, so each
-** piece is tested on its own (test/c/test_buf.c, test_cron.c, test_diff.c,
-** test_memstore.c, test_sqltok.c) and reused by any layer
+** buffer and string helpers, five-field cron expressions, and the in-memory
+** store, SQL text split as SQLite's tokenizer splits it. None of it reaches
+** the room's state, so each piece is tested on its own (test/c/test_buf.c,
+** test_cron.c, test_memstore.c, test_sqltok.c) and reused by any layer
 ** above. The only outside things it touches are the ABI's return codes and,
 ** for the embedded SQLite's VFS (memvfs.c), the host's clock and randomness.
+**
+** Live queries' row diffs are here too (diff.c, tested by test_diff.c): two
+** JSON results in, the segments that rebuild one from the other out.
 **
 ** The layers, bottom to top, each including only its own header and the
 ** ones below it (scripts/check-layers holds them to that):
@@ -100,37 +102,6 @@ int memSweep(MemStore *m, double nowMs, int budget);
 double memNextExpiry(const MemStore *m);      /* earliest expiresAt, 0 if none */
 void memStats(const MemStore *m, MemStats *out);
 
-/* ---- sqltok.c: SQL text as SQLite's tokenizer splits it ----------------- */
-#define SQLTOK_WORD    1           /* identifier or keyword, unquoted */
-#define SQLTOK_QUOTED  2           /* "identifier", `identifier`, [identifier] */
-#define SQLTOK_STRING  3           /* 'string' */
-#define SQLTOK_BLOB    4           /* x'hex' */
-#define SQLTOK_NUMBER  5
-#define SQLTOK_PARAM   6           /* ?, ?NNN, :name, @name, $name */
-#define SQLTOK_OP      7           /* punctuation and operators */
-#define SQLTOK_ILLEGAL 8           /* never in a tokenized statement */
-typedef struct SqlTok {
-  int type;                        /* SQLTOK_* */
-  int start, len;                  /* byte range in the text */
-  int depth;                       /* parentheses around it ("(" and ")" count outside) */
-  int match;                       /* for "(" and ")": index of the partner, else -1 */
-  int param;                       /* for ? and ?NNN: SQLite's parameter number, else 0 */
-} SqlTok;
-typedef struct SqlToks {
-  const char *sql;                 /* the text (borrowed) */
-  SqlTok *a;                       /* tokens, owned; comments and blanks dropped */
-  int n;
-} SqlToks;
-/* NT_OK, NT_NOMEM, or NT_SQL_REJECTED for text SQLite would not tokenize
-** (an unterminated string, unbalanced parentheses). sqlToksFree after. */
-int sqlTokenize(const char *sql, SqlToks *out);
-void sqlToksFree(SqlToks *toks);
-int sqlTokIsWord(const SqlToks *toks, int i, const char *word);  /* unquoted, any case */
-int sqlTokIsOp(const SqlToks *toks, int i, const char *op);
-/* Token i as a name (identifier dequoted, or a string), into out; 0 if it
-** is neither or does not fit. */
-int sqlTokName(const SqlToks *toks, int i, char *out, size_t n);
-
 /* ---- diff.c: row diffs between two JSON arrays of objects ------------- */
 typedef struct DiffRow {
   const char *text;                /* the row's JSON text (borrowed from the array's) */
@@ -162,5 +133,36 @@ int diffMake(const DiffRows *from, const DiffRows *to, size_t limit, Buf *out);
 ** new array's text to out: the reference every applier follows. NT_OK,
 ** NT_NOMEM, or NT_INVALID_ARGUMENT for a diff that does not fit from. */
 int diffApply(const char *from, size_t fromLen, const char *diff, size_t diffLen, Buf *out);
+
+/* ---- sqltok.c: SQL text as SQLite's tokenizer splits it ----------------- */
+#define SQLTOK_WORD    1           /* identifier or keyword, unquoted */
+#define SQLTOK_QUOTED  2           /* "identifier", `identifier`, [identifier] */
+#define SQLTOK_STRING  3           /* 'string' */
+#define SQLTOK_BLOB    4           /* x'hex' */
+#define SQLTOK_NUMBER  5
+#define SQLTOK_PARAM   6           /* ?, ?NNN, :name, @name, $name */
+#define SQLTOK_OP      7           /* punctuation and operators */
+#define SQLTOK_ILLEGAL 8           /* never in a tokenized statement */
+typedef struct SqlTok {
+  int type;                        /* SQLTOK_* */
+  int start, len;                  /* byte range in the text */
+  int depth;                       /* parentheses around it ("(" and ")" count outside) */
+  int match;                       /* for "(" and ")": index of the partner, else -1 */
+  int param;                       /* for ? and ?NNN: SQLite's parameter number, else 0 */
+} SqlTok;
+typedef struct SqlToks {
+  const char *sql;                 /* the text (borrowed) */
+  SqlTok *a;                       /* tokens, owned; comments and blanks dropped */
+  int n;
+} SqlToks;
+/* NT_OK, NT_NOMEM, or NT_SQL_REJECTED for text SQLite would not tokenize
+** (an unterminated string, unbalanced parentheses). sqlToksFree after. */
+int sqlTokenize(const char *sql, SqlToks *out);
+void sqlToksFree(SqlToks *toks);
+int sqlTokIsWord(const SqlToks *toks, int i, const char *word);  /* unquoted, any case */
+int sqlTokIsOp(const SqlToks *toks, int i, const char *op);
+/* Token i as a name (identifier dequoted, or a string), into out; 0 if it
+** is neither or does not fit. */
+int sqlTokName(const SqlToks *toks, int i, char *out, size_t n);
 
 #endif /* NT_LIB_H */
