@@ -55,7 +55,7 @@ const MAX_REASON = 123;            /* WebSocket close reason limit, bytes */
 const ASYNC_KINDS = {
   1: d1Query,                      /* NT_ASYNC_D1_QUERY */
   2: d1Batch,                      /* NT_ASYNC_D1_BATCH */
-  3: verifySocketToken,            /* NT_ASYNC_VERIFY_TOKEN */
+  20: verifySocketToken,           /* NT_ASYNC_VERIFY_TOKEN */
 };
 
 const LOGFN = [console.debug, console.info, console.warn, console.error]; /* by nt.h level */

@@ -59,7 +59,7 @@
 #define NT_ASYNC_D1_QUERY      1   /* req: {"sql":…,"params":[…]}; result: {"rows":[{…}]} */
 #define NT_ASYNC_D1_BATCH      2   /* req: {"statements":[{"sql","params"}]}; all or nothing;
                                       result: {"statements":n} */
-#define NT_ASYNC_VERIFY_TOKEN  3   /* req: {"token":"…"}, a token sent on an open socket;
+#define NT_ASYNC_VERIFY_TOKEN 20   /* req: {"token":"…"}, a token sent on an open socket;
                                       the host checks it as it checks one at an upgrade
                                       (and that it may open this room); result:
                                       {"ok":true,"identity":"<JSON text of {userId, role,
