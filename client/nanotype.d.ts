@@ -401,6 +401,9 @@ export class NanotypeClient<A = UntypedApi> {
   on(name: 'error', fn: (error: NanotypeError | Error) => void): () => void;
   on(name: 'presence', fn: (data: Presence[], frame: EventFrame<Presence[]>) => void): () => void;
   on(name: 'cursors', fn: (data: Cursor[], frame: EventFrame<Cursor[]>) => void): () => void;
+  /** the server's warning that this socket's token expires at expiresAt (ms);
+   *  with getToken the SDK has already asked for the next one */
+  on(name: 'token_expiring', fn: (data: { expiresAt: number }, frame: EventFrame<{ expiresAt: number }>) => void): () => void;
   on(name: 'event', fn: (event: string, data: unknown, frame: EventFrame) => void): () => void;
   on(name: string, fn: (data: unknown, frame: EventFrame) => void): () => void;
   off(name: string, fn: (...args: any[]) => void): void;
