@@ -302,6 +302,15 @@ export interface ConnectOptions {
   pongTimeoutMs?: number;
   /** how long an answered optimistic layer may wait for its server result (default 200) */
   optimisticGraceMs?: number;
+  /** live queries v2: after the first result the server sends only row diffs,
+   *  which the client applies (subscribers still get whole arrays); default false */
+  diffs?: boolean;
+  /** live queries v2: the updates of one commit arrive in one frame and are
+   *  applied together before any subscriber hears of them; default false */
+  transitions?: boolean;
+  /** with getToken: replace the token on the open socket this long (ms) before
+   *  it expires, at most half its remaining life ahead (default 60000) */
+  tokenRefreshLeadMs?: number;
 }
 
 export interface ResultMeta {
@@ -414,6 +423,9 @@ export class NanotypeClient<A = UntypedApi> {
   on(name: 'error', fn: (error: NanotypeError | Error) => void): () => void;
   on(name: 'presence', fn: (data: Presence[], frame: EventFrame<Presence[]>) => void): () => void;
   on(name: 'cursors', fn: (data: Cursor[], frame: EventFrame<Cursor[]>) => void): () => void;
+  /** the server's warning that this socket's token expires at expiresAt (ms);
+   *  with getToken the SDK has already asked for the next one */
+  on(name: 'token_expiring', fn: (data: { expiresAt: number }, frame: EventFrame<{ expiresAt: number }>) => void): () => void;
   on(name: 'event', fn: (event: string, data: unknown, frame: EventFrame) => void): () => void;
   on(name: string, fn: (data: unknown, frame: EventFrame) => void): () => void;
   off(name: string, fn: (...args: any[]) => void): void;
@@ -422,7 +434,8 @@ export class NanotypeClient<A = UntypedApi> {
    *  after a refusal, try again (getToken is asked for a token). */
   reconnect(): void;
   /** A new token (or getToken function) for the next attempts; a client
-   *  that is not open connects with it now. */
+   *  that is not open connects with it now, one that is open hands it to the
+   *  server on its socket (same user only; a refusal is an 'error' event). */
   setToken(token: string | TokenGetter): void;
   /** Close for good; pending calls reject with code CLOSED. */
   close(): void;

@@ -43,6 +43,7 @@ import { Core, NT, base64 } from "./core.js";
 import { LIMITS } from "./protocol.js";
 import { errorResponse, errorText, coreResponse, readCapped, STATUS } from "./http.js";
 import { AnalyticsSink } from "./analytics.js";
+import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 import { FILES_ASYNC_KINDS, noteOrigin } from "./files.js";
 import { testHooksEnabled } from "./env.js";
 import { QUEUE_ASYNC_KINDS } from "./queues.js";
@@ -61,6 +62,7 @@ const ASYNC_KINDS = {
   2: d1Batch,                      /* NT_ASYNC_D1_BATCH */
   ...FILES_ASYNC_KINDS,            /* NT_ASYNC_FILE_SIGN, _R2_HEAD, _R2_DELETE (files.js) */
   ...QUEUE_ASYNC_KINDS,            /* queue sends, webhook secrets, the embedding model (queues.js) */
+  20: verifySocketToken,           /* NT_ASYNC_VERIFY_TOKEN */
 };
 
 const LOGFN = [console.debug, console.info, console.warn, console.error]; /* by nt.h level */
@@ -123,7 +125,7 @@ export class Host {
     if (!this.name) this.name = room;
     noteOrigin(this, request);     /* the base of the Worker's own file URLs */
     const who = { userId, role: decodeHeader(h.get("x-nt-role")) || "user",
-                  clientId: h.get("x-nt-client") };
+                  clientId: h.get("x-nt-client"), exp: Number(h.get("x-nt-exp") ?? NaN) };
     const path = new URL(request.url).pathname;
     if (path.endsWith("/ws")) return this.acceptSocket(who);
     if (path.endsWith("/rpc")) return this.httpRpc(request, who);
@@ -330,6 +332,7 @@ export class Host {
     this.connIds.set(server, conn);
     const identity = JSON.stringify({
       userId: who.userId, role: who.role, clientId: who.clientId ?? newClientId(),
+      ...(Number.isFinite(who.exp) ? { exp: who.exp } : {}),   /* the token's expiry, seconds */
     });
     this.opening = { conn, first: null };       /* host_ws_send keeps the first frame */
     try {
@@ -609,6 +612,18 @@ async function d1Batch(env, { statements = [] }) {
   if (!env.DB) throw new Error("no D1 binding DB");
   const results = await env.DB.batch(statements.map((s) => env.DB.prepare(s.sql).bind(...d1Bindings(s.params))));
   return { statements: results.length };
+}
+
+/* NT_ASYNC_VERIFY_TOKEN: {"token"}, sent on an open socket, checked by the
+** Worker's own rules (auth.js) and for this room: {"ok":true, "identity":
+** the JSON text of {userId, role, exp}} or {"ok":false, code, message}. The
+** core swaps the connection's identity only for the same user. */
+async function verifySocketToken(env, { token }, host) {
+  const v = await verifyToken(token, tokenPolicy(env));
+  if (!v.ok) return { ok: false, code: v.code, message: v.reason };
+  if (!host.name || !canOpenRoom(v.user, host.name))
+    return { ok: false, code: "PERMISSION_DENIED", message: "this token may not open room " + host.name };
+  return { ok: true, identity: JSON.stringify({ ...identityOf(v.user), exp: v.claims.exp }) };
 }
 
 /* D1 would bind true as the text 'true': booleans as 1/0, as for DO SQL. */

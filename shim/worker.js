@@ -39,6 +39,7 @@ const H = {
   user: "X-NT-User",
   role: "X-NT-Role",
   client: "X-NT-Client",
+  exp: "X-NT-Exp",                 /* the token's exp: the room closes the socket then */
 };
 
 /* Route table: path pattern, allowed method (or methods), handler, and
@@ -326,7 +327,7 @@ function systemRpc(env, url, room, method, payload) {
 
 /* The token comes from `Authorization: Bearer …`, or for WebSockets (browsers
 ** cannot set headers on an upgrade) from `?token=`. Returns the identity
-** {userId, role} or an error Response (401, 403). */
+** {userId, role, exp} or an error Response (401, 403). */
 async function authenticate(request, env, url, room) {
   const token = bearer(request) ?? url.searchParams.get("token");
   if (!token) return errorResponse("UNAUTHENTICATED", "missing token");
@@ -340,7 +341,7 @@ async function authenticate(request, env, url, room) {
     v.code === "UNAVAILABLE" ? { "retry-after": "1" } : {});
   if (!canOpenRoom(v.user, room))
     return errorResponse("PERMISSION_DENIED", "this token may not open room " + room);
-  return identityOf(v.user);
+  return { ...identityOf(v.user), exp: v.claims.exp };
 }
 
 function bearer(request) {
@@ -400,6 +401,7 @@ function forward(request, env, room, who, clientId, body) {
   headers.set(H.user, encodeURIComponent(who.userId));
   headers.set(H.role, encodeURIComponent(who.role));
   if (clientId !== null) headers.set(H.client, clientId);
+  if (Number.isFinite(who.exp)) headers.set(H.exp, String(who.exp));
   /* A buffered body (RPC) makes a new request, framed by its own length; an
   ** upgrade keeps the original request. */
   if (body !== undefined) for (const k of ["content-length", "transfer-encoding"]) headers.delete(k);

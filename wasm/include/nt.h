@@ -75,6 +75,14 @@
                                       result: {"sealed","addresses"?:[…]} */
 #define NT_ASYNC_AI_EMBED     12   /* req: {"texts":[…]}: the AI binding's embedding model;
                                       result: {"vectors":[[…]]} */
+/* Tokens on an open socket, from 20. */
+#define NT_ASYNC_VERIFY_TOKEN 20   /* req: {"token":"…"}, a token sent on an open socket;
+                                      the host checks it as it checks one at an upgrade
+                                      (and that it may open this room); result:
+                                      {"ok":true,"identity":"<JSON text of {userId, role,
+                                      exp}>"} (exp in seconds; text, so that the core reads
+                                      it with its strict parser) or {"ok":false,"code",
+                                      "message"} */
 /* Any async request may carry "fail":true: a host running with test hooks
 ** fails it without doing it (the test-only D1 failure switch). */
 
@@ -122,7 +130,8 @@ NT_EXPORT(nt_room_status) int nt_room_status(Room *room);
 NT_EXPORT(nt_room_free) void nt_room_free(Room *room);
 
 /* A WebSocket was accepted. conn is the host's id for it (unique in the room
-** until closed). identity is JSON, borrowed: {"userId":…,"role":…,"clientId":…}.
+** until closed). identity is JSON, borrowed: {"userId":…,"role":…,"clientId":…,
+** "exp":…}, exp (optional) the token's expiry in seconds since the epoch.
 ** The core sends the welcome frame and stores the connection's state with
 ** host_ws_attach. */
 NT_EXPORT(nt_conn_open) int nt_conn_open(Room *room, uint32_t conn,

@@ -47,6 +47,7 @@ static const ModuleTask auditTasks[] = { { "audit.trim", auditTrimTask }, { NULL
 static const ModuleTask filesTasks[] = { { "files.sweep", filesSweepTask }, { NULL, NULL } };
 static const ModuleTask webhookTasks[] = { { "webhook.outbox", webhookTask }, { NULL, NULL } };
 static const ModuleTask embedTasks[] = { { "embed.outbox", embedTask }, { NULL, NULL } };
+static const ModuleTask tokenTasks[] = { { "conn.expiry", connExpiryTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
   { .name = "cost",      .xFree = costClose },
@@ -88,5 +89,7 @@ const Module roomModules[] = {
   { .name = "files",     .schema = filesSchema, .xOpen = filesOpen, .xFree = filesFree,
     .tasks = filesTasks },
   { .name = "sched",     .schema = schedSchema, .xOpen = schedOpen, .tasks = schedTasks },
+  { .name = "tokens",    .xConnRestore = connTokenRestore, .xConnAttach = connTokenAttach,
+    .tasks = tokenTasks },
 };
 const int roomModuleCount = (int)(sizeof roomModules / sizeof roomModules[0]);

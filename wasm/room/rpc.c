@@ -27,6 +27,8 @@
 #include <string.h>
 #include "room.h"
 
+#define RPC_MAX_TOKEN 8192          /* longest token an auth frame may carry (shim/auth.js MAX_TOKEN) */
+
 /* The message for input that rpcJsonParse refused, naming what it was. */
 #define RPC_NOT_JSON(what) what " is not valid JSON (UTF-8 text, no raw control" \
   " characters such as NUL inside strings, nothing after the value)"
@@ -184,11 +186,36 @@ static int actionAck(Room *room, Conn *conn, cJSON *frame, int hasNul){
   return liveAck(room, conn, frame, rateCostAck);
 }
 
+/* auth: a fresh token for the connection's user ({"action":"auth","id":…,
+** "token":…}), counted in the connection's windows; answered with the
+** frame's id once the host has verified it (connReauth). */
+static int actionAuth(Room *room, Conn *conn, cJSON *frame, int hasNul){
+  Reply reply;
+  int rc = frameReply(room, conn, frame, &reply);
+  if( rc ) return rc;
+  const cJSON *token = cJSON_GetObjectItemCaseSensitive(frame, "token");
+  char err[256] = "";
+  double retry = 0;
+  if( hasNul ){
+    rc = NT_INVALID_ARGUMENT;
+    snprintf(err, sizeof err, "strings may not contain the NUL character (\\u0000)");
+  }else if( !cJSON_IsString(token) || token->valuestring[0]==0 || strlen(token->valuestring) > RPC_MAX_TOKEN ){
+    rc = NT_BAD_REQUEST;
+    snprintf(err, sizeof err, "token: expected a string of 1 to %d characters", RPC_MAX_TOKEN);
+  }else if( (rc = rateConnAdmit(room, conn, rateCostAuth, err, sizeof err, &retry))==NT_OK ){
+    rc = connReauth(room, conn, token->valuestring, &reply, err, sizeof err);
+  }
+  if( rc && rc!=NT_PENDING ) replyErrorRetry(room, &reply, rc, err, retry);
+  replyFree(&reply);
+  return rc==NT_PENDING ? NT_OK : rc;
+}
+
 static const struct { const char *name; ActionFn xAction; } actions[] = {
   { "rpc",               actionRpc },
   { "subscribe_query",   actionSubscribe },
   { "unsubscribe_query", actionUnsubscribe },
   { "ack",               actionAck },
+  { "auth",              actionAuth },
 };
 
 /* One WebSocket message: checked, parsed, handed to its action. */
