@@ -576,6 +576,17 @@ static void liveSent(Sub *s, int64_t version){
   s->haveVersion = version;
 }
 
+/* s was sent an update in frame seq at now: it waits for the ack (counted
+** in nPending, its resend noted in resendDue). */
+static void liveAwaitAck(Room *room, Sub *s, double seq, double now, int isResend){
+  room->live->nPending += s->pendingSeq==0;
+  s->pendingSeq = seq;
+  s->sentAt = now;
+  if( !isResend ) s->resends = 0;
+  liveResendNote(room->live, s);
+  room->stats.updatesSent++;
+}
+
 /* Push the subscription's current result as a query_update: the diff from
 ** what its client holds (a resend: from what it acknowledged) when it asked
 ** for diffs. */
@@ -588,13 +599,8 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   if( text==NULL ) return;
   host_ws_send(conn->id, (const uint8_t*)text, (uint32_t)strlen(text));
   free(text);
-  room->live->nPending += s->pendingSeq==0;
-  s->pendingSeq = seq;
-  s->sentAt = host_now_ms();
-  liveResendNote(room->live, s);
+  liveAwaitAck(room, s, seq, host_now_ms(), isResend);
   s->updates++;
-  if( !isResend ) s->resends = 0;
-  room->stats.updatesSent++;
   liveSent(s, s->q->version);
 }
 
@@ -616,10 +622,7 @@ static void liveSendPart(Room *room, Conn *conn, Sub **subs, int lo, int hi, con
   free(text);
   double now = host_now_ms();
   for(int i = lo; i <= hi; i++){
-    subs[i]->pendingSeq = seq;
-    subs[i]->sentAt = now;
-    if( !isResend ) subs[i]->resends = 0;
-    room->stats.updatesSent++;
+    liveAwaitAck(room, subs[i], seq, now, isResend);
     liveSent(subs[i], version);
   }
 }
