@@ -538,23 +538,32 @@ export class Room extends DurableObject {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* NT_ASYNC_D1_QUERY: {"sql","params"} → {"rows":[{…}]} on the D1 replica. */
-async function d1Query(env, { sql, params = [] }) {
+/* The D1 requests run in a session (D1's Sessions API) when they name one:
+** "session" is a constraint ("first-primary", "first-unconstrained") or a
+** bookmark; each answer carries the session's bookmark after it. */
+function d1Session(env, session) {
   if (!env.DB) throw new Error("no D1 binding DB");
+  return session && env.DB.withSession ? env.DB.withSession(session) : env.DB;
+}
+const d1Bookmark = (db) => db.getBookmark?.() ?? null;
+
+/* NT_ASYNC_D1_QUERY: {"sql","params","session"?} → {"rows":[{…}],"bookmark"} on the D1 replica. */
+async function d1Query(env, { sql, params = [], session }) {
+  const db = d1Session(env, session);
   const bound = params.map((v) => (v === true ? 1 : v === false ? 0 : v));
-  const { results } = await env.DB.prepare(sql).bind(...bound).all();
+  const { results } = await db.prepare(sql).bind(...bound).all();
   const rows = (results ?? []).map((r) =>           /* blobs as base64, as for DO SQL */
     Object.fromEntries(Object.entries(r).map(([k, v]) => [k, cellValue(v)])));
-  return { rows };
+  return { rows, bookmark: d1Bookmark(db) };
 }
 
-/* NT_ASYNC_D1_BATCH: {"statements":[{"sql","params"}]} run as one D1 batch
-** (one implicit transaction: all or nothing). */
-async function d1Batch(env, { statements = [] }) {
-  if (!env.DB) throw new Error("no D1 binding DB");
+/* NT_ASYNC_D1_BATCH: {"statements":[{"sql","params"}],"session"?} run as one
+** D1 batch (one implicit transaction: all or nothing) → {"statements","bookmark"}. */
+async function d1Batch(env, { statements = [], session }) {
+  const db = d1Session(env, session);
   const bind = (params = []) => params.map((v) => (v === true ? 1 : v === false ? 0 : v));
-  const results = await env.DB.batch(statements.map((s) => env.DB.prepare(s.sql).bind(...bind(s.params))));
-  return { statements: results.length };
+  const results = await db.batch(statements.map((s) => db.prepare(s.sql).bind(...bind(s.params))));
+  return { statements: results.length, bookmark: d1Bookmark(db) };
 }
 
 /* The core's answer as a Response. 429 always carries Retry-After (seconds),

@@ -154,7 +154,7 @@ test('creates, updates and deletes reach the replica, for tasks and notes', asyn
   assert.ok(status.totalSyncs >= 1, short(status));
   assert.equal(typeof status.lastSyncTime, 'number');
   assert.deepEqual(Object.keys(status).sort(),
-    ['errorRate', 'isHealthy', 'lagMs', 'lastSyncTime', 'pending', 'syncErrors', 'totalSyncs']);
+    ['bookmark', 'errorRate', 'isHealthy', 'lagMs', 'lastError', 'lastSyncTime', 'pending', 'syncErrors', 'tables', 'totalSyncs']);
 });
 
 test('the replica path is authenticated and shows only what row-level security shows', async () => {

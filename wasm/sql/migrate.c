@@ -44,13 +44,20 @@ static const char systemSchema[] =
   " created_at INTEGER NOT NULL,"
   " PRIMARY KEY (user_id, client_id, mutation_id)) WITHOUT ROWID;"
   "CREATE INDEX IF NOT EXISTS _idempotency_created ON _idempotency (created_at);"
-  "CREATE TABLE IF NOT EXISTS _outbox ("       /* sync.c: changes not yet in D1 */
-  " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "CREATE TABLE IF NOT EXISTS _outbox ("       /* sync: changes not yet in D1 (synccapture.c) */
+  " seq INTEGER PRIMARY KEY,"                 /* the change's sequence number */
   " tbl TEXT NOT NULL,"
-  " op TEXT NOT NULL,"                        /* 'upsert' or 'delete' */
-  " pk TEXT NOT NULL,"                        /* JSON array of the key */
-  " row TEXT,"                                /* JSON object of the row (upsert) */
+  " k,"                                       /* the changed row's key */
   " at INTEGER NOT NULL);"                    /* when it was captured, ms */
+  "CREATE TABLE IF NOT EXISTS _sync_tables (" /* sync: each table as D1 has it (sync.c) */
+  " tbl TEXT PRIMARY KEY,"
+  " given TEXT,"                              /* the shape D1 confirmed */
+  " error TEXT,"                              /* why it stopped */
+  " error_shape TEXT,"                        /* its shape then */
+  " copy INTEGER NOT NULL DEFAULT 0,"         /* a full copy is due */
+  " copy_from INTEGER NOT NULL DEFAULT 0,"    /* its cursor (rowid) */
+  " copy_to INTEGER NOT NULL DEFAULT -1,"     /* its end (rowid), -1 before it starts */
+  " copy_seq INTEGER NOT NULL DEFAULT 0);"    /* its rows' _seq tag */
   "CREATE TABLE IF NOT EXISTS _schedule ("     /* sched.c: the one alarm's work */
   " id INTEGER PRIMARY KEY,"
   " due REAL NOT NULL,"
@@ -90,6 +97,8 @@ static const char systemSchema[] =
 ** before get them here, new rooms right after the CREATE above. */
 static const struct { const char *table, *column, *decl; } systemColumns[] = {
   { "_room", "rls_admin", "INTEGER NOT NULL DEFAULT 0" },  /* the running write's caller is an admin */
+  { "_room", "sync_seq", "INTEGER NOT NULL DEFAULT 0" },   /* sync: highest seq trimmed from _outbox */
+  { "_room", "sync_bookmark", "TEXT" },                    /* sync: D1 bookmark of the last batch */
 };
 
 /* One migration being applied. */
