@@ -662,6 +662,30 @@ TEST(a_failing_replica_should_keep_the_outbox_and_retry_with_backoff){
   fakehostRoomFree();
 }
 
+TEST(a_batch_that_fails_after_its_backoff_has_passed_should_back_off_again_not_spin){
+  REQUIRE(testAppOpen() != NULL);
+  d1Drain();
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
+  char got[64];
+  testRpc(2, "_setD1Failure", "{\"failing\":true}", got, sizeof got);
+  testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got);
+  d1Drain();                                          /* fails: backs off */
+  /* The alarm is late: a write's timer finds the backoff over first. */
+  fakehostAdvance(5000);
+  testRpc(1, "createTask", "{\"title\":\"b\"}", got, sizeof got);
+  int before = fakehostAsyncCount();
+  d1Drain();
+  CHECK_EQ_INT(fakehostAsyncCount() - before, 1);     /* one try, then a new backoff */
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM _schedule WHERE task = 'sync.retry' AND due > %.0f", fakehostNow());
+  CHECK_EQ_INT(fakehostQueryInt(sql), 1);             /* a retry still to come */
+  testRpc(2, "_setD1Failure", "{\"failing\":false}", got, sizeof got);
+  d1Drain();
+  CHECK_EQ_INT(d1Int("SELECT count(*) FROM tasks"), 2);
+  fakehostRoomFree();
+}
+
 /* ---- batches ------------------------------------------------------------------------ */
 
 TEST(replication_should_send_one_batch_at_a_time_and_trim_only_after_d1_confirms){

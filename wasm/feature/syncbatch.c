@@ -720,21 +720,23 @@ static void syncBackOff(Room *room){
   Sync *s = room->sync;
   s->failures++;
   double backoff = fmin(1000.0 * pow(2, s->failures - 1), SYNC_MAX_BACKOFF);
-  double at = host_now_ms() + backoff;
-  if( s->retryAt==0 || at < s->retryAt ){
+  double now = host_now_ms(), at = now + backoff;
+  if( s->retryAt <= now || at < s->retryAt ){     /* none due, or it is past: a new one */
     s->retryAt = at;
     schedAt(room, at, "sync.retry", NULL);
   }
 }
 
-/* A failed request: what it means for the tables in it. */
-static void syncFailed(Room *room, const char *message){
+/* A failed request: what it means for the tables in it. 1 when the next
+** batch should go at once (a split, a fresh step, a stopped table), 0 when
+** it waits for the backoff. */
+static int syncFailed(Room *room, const char *message){
   Sync *s = room->sync;
   syncRecord(room, 0);
   cJSON_Delete(s->d1Tables);
   s->d1Tables = NULL;
   int kind = syncClassify(message);
-  int n = 0;
+  int n = 0, now = 1;
   SyncTable *only = NULL;
   for(int i = 0; i < s->nTables; i++) if( s->tables[i].inBatch ){ n++; only = &s->tables[i]; }
   if( kind==SYNC_RACE ){
@@ -742,9 +744,11 @@ static void syncFailed(Room *room, const char *message){
     for(int i = 0; i < s->nTables; i++) if( s->tables[i].stepped ){ free(s->tables[i].given); s->tables[i].given = NULL; }
     syncSetError(s, NULL, message);
     syncBackOff(room);
+    now = 0;
   }else if( kind==SYNC_RETRY || n==0 ){
     syncSetError(s, NULL, message);
     syncBackOff(room);
+    now = 0;
   }else if( n > 1 ){
     s->split = 1;                              /* find the table D1 refuses */
     s->splitUntil = fmax(s->splitUntil, s->sentSeq);
@@ -756,6 +760,7 @@ static void syncFailed(Room *room, const char *message){
     syncTableStop(room, only, message);
   }
   syncBatchReset(s);
+  return now;
 }
 
 /* Completion of the schema query. */
@@ -790,9 +795,8 @@ static int syncDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
   s->busy = 0;
   if( rc ){
     const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "message"));
-    syncFailed(room, m ? m : "D1 batch failed");
+    if( syncFailed(room, m ? m : "D1 batch failed") ) syncKick(room);
     snprintf(err, errLen, "replication batch failed");
-    syncKick(room);
     return NT_OK;
   }
   s->failures = 0;
