@@ -190,15 +190,16 @@ int syncOpen(Room *room, int enabled){
 }
 
 /* After a commit that captured changes, the next batch starts shortly:
-** commits within SYNC_GATHER_MS share it, so a busy room sends few, full
-** batches instead of one per write. A batch in flight starts the next one
-** itself when D1 confirms. */
+** commits within SYNC_GATHER_MS share it, and batches start at most every
+** SYNC_BATCH_EVERY while the room keeps up, so a busy room sends few, full
+** batches instead of one per write. A batch in flight starts (or times) the
+** next one itself when D1 confirms. */
 void syncOnCommit(Room *room, const GuardPlan *plan){
   Sync *s = room->sync;
   if( s==NULL || !s->enabled || s->busy || s->kickAt ) return;
   for(int i = 0; i < plan->nWrites; i++){
     if( strcmp(plan->writes[i], "_outbox")==0 || syncTableFind(s, plan->writes[i]) ){
-      s->kickAt = host_now_ms() + SYNC_GATHER_MS;
+      s->kickAt = fmax(host_now_ms() + SYNC_GATHER_MS, s->startedAt + SYNC_BATCH_EVERY);
       roomTimerArm(room);
       return;
     }

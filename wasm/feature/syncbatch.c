@@ -532,17 +532,18 @@ static int syncBuild(Room *room){
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(s->windowRows));
   SqlResult win;
-  int rc = storeExec(room, "SELECT tbl, min(seq), max(seq) FROM (SELECT seq, tbl FROM _outbox ORDER BY seq LIMIT ?1)"
+  int rc = storeExec(room, "SELECT tbl, min(seq), max(seq), count(*) FROM (SELECT seq, tbl FROM _outbox ORDER BY seq LIMIT ?1)"
                            " GROUP BY tbl ORDER BY 2", args, &win, err, sizeof err);
   cJSON_Delete(args);
   if( rc ) return SYNC_IDLE;
   int nParts = cJSON_GetArraySize(win.rows);
   SyncPart *parts = calloc((size_t)nParts + 1, sizeof *parts);
   if( parts==NULL ){ storeResultFree(&win); return SYNC_IDLE; }
-  double winMax = 0;
+  double winMax = 0, winRows = 0;
   int nSend = 0;
   for(int i = 0; i < nParts; i++){
     const cJSON *r = cJSON_GetArrayItem(win.rows, i);
+    winRows += cJSON_GetArrayItem(r, 3)->valuedouble;
     parts[i].name = cJSON_GetStringValue(cJSON_GetArrayItem(r, 0));
     parts[i].t = parts[i].name ? syncTableFind(s, parts[i].name) : NULL;
     parts[i].lo = cJSON_GetArrayItem(r, 1)->valuedouble;
@@ -554,6 +555,7 @@ static int syncBuild(Room *room){
   /* A split lasts until every change pending when it began has gone. */
   if( s->split && nParts > 0 && parts[0].lo > s->splitUntil ) s->split = 0;
   s->sentSeq = winMax;
+  s->windowFull = winRows >= s->windowRows;
 
   /* A copy page, or the window. */
   SyncTable *copy = NULL;
@@ -678,6 +680,7 @@ static int syncBuild(Room *room){
   cJSON_AddItemToObject(req, "statements", stmts);
   cJSON_AddStringToObject(req, "session", "first-primary");
   s->busy = 1;
+  s->startedAt = host_now_ms();
   if( paging ) s->copyTurn = 0;
   else if( copy ) s->copyTurn = 1;
   if( asyncStartInternal(room, NT_ASYNC_D1_BATCH, req, syncDone, NULL)!=NT_PENDING ){
@@ -827,8 +830,19 @@ static int syncDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
   if( s->last.table==NULL ) syncSetError(s, NULL, NULL);
   if( p ) s->pageRows = s->pageRows * 2 > SYNC_PAGE_ROWS ? SYNC_PAGE_ROWS : s->pageRows * 2;
   else s->windowRows = s->windowRows * 2 > SYNC_WINDOW_ROWS ? SYNC_WINDOW_ROWS : s->windowRows * 2;
+  /* The next batch: at once while behind; else once the interval since
+  ** this one began is over, so a busy room sends fewer, fuller batches
+  ** (D1 costs about as much per batch as per hundreds of rows). */
+  int behind = p!=NULL || s->windowFull;
+  for(int i = 0; i < s->nTables && !behind; i++) behind = s->tables[i].copy && syncReplicating(&s->tables[i]);
   syncBatchReset(s);
-  syncKick(room);
+  double due = s->startedAt + SYNC_BATCH_EVERY;
+  if( behind || due <= host_now_ms() ){
+    syncKick(room);
+  }else if( s->kickAt==0 || due < s->kickAt ){
+    s->kickAt = due;
+    roomTimerArm(room);
+  }
   return NT_OK;
 }
 

@@ -24,12 +24,14 @@
 
 #include "feature.h"
 
-#define SYNC_WINDOW_ROWS  250        /* outbox rows one batch covers, at most */
+#define SYNC_WINDOW_ROWS  500        /* outbox rows one batch covers, at most */
 #define SYNC_PAGE_ROWS    500        /* table rows one copy page covers, at most */
 #define SYNC_MAX_JSON     1000000    /* bytes of rows one D1 statement carries, at most */
 #define SYNC_MAX_BACKOFF  60000.0    /* ms */
 #define SYNC_LAG_HEALTHY  60000.0    /* ms of lag still called healthy */
 #define SYNC_GATHER_MS    50.0       /* a batch starts this long after the first commit */
+#define SYNC_BATCH_EVERY  200.0      /* ... and this long after the last one started, unless
+                                        behind (a full window, a copy due) */
 
 /* One replicated table, from the schema mirror. */
 typedef struct SyncTable {
@@ -80,6 +82,8 @@ typedef struct Sync {
   int copyTurn;                    /* the next batch is a copy page when one is due */
   int windowRows;                  /* outbox rows per batch now (halved for big rows) */
   int pageRows;                    /* rows per copy page now (halved for big rows) */
+  double startedAt;                /* when the last batch went, ms */
+  int windowFull;                  /* its window held windowRows changes: more are waiting */
   /* The batch in flight. */
   double sentSeq;                  /* outbox rows up to this seq are in it */
   char *trim;                      /* the DELETE that trims what it confirms, owned */
