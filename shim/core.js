@@ -38,7 +38,7 @@ export class Core {
     this.instance = null;
     this.ex = null;                         /* the instance's exports */
     this.roomPtr = 0;                       /* Room* from nt_room_new; 0 until it returns */
-    this.gen = 0;                           /* which instance of the room this is (room.js) */
+    this.gen = 0;                           /* which instance of its object this is (host.js) */
     const providers = {
       nt: ntImports(this),
       wasi_snapshot_preview1: wasiImports(() => this.ex.memory),

@@ -1,21 +1,614 @@
 /*
-** host.js — the "nt" import object: what the C core may ask of the platform.
+** host.js — the host side of one core: all the platform does for it.
 **
-** This file mirrors the import section of wasm/include/nt.h line by line; if
-** an import is not in nt.h it does not belong here. Every pointer the core
-** passes is borrowed for the call, so we copy what we keep (Core.str/bytes).
-** SQL is done here directly on the Durable Object's SQLite; sockets, HTTP
-** answers and asynchronous work need the room's state, so those imports call
-** small methods on the room (shim/room.js), named after the import.
+** A Host belongs to one Durable Object (a Room, or a RateLimiter, which runs
+** the same core opened as a rate-limiter room) and owns all of its platform
+** state: the core instance and its rebuilding, the WebSocket connections,
+** the HTTP requests waiting for the core's answer, the asynchronous work the
+** core started (D1), the in-memory timer and the storage operations (alarm,
+** erase) not yet settled. The Durable Object classes (room.js,
+** ratelimiter.js) are shells: each platform entry point is one call of a
+** method here, which makes one call into the core.
 **
-** No import lets a JavaScript exception escape into wasm except a trap that is
-** already unwinding (WebAssembly.RuntimeError from a nested call into the
-** core): platform failures become the negative codes of nt.h.
+** Three rules hold everything together:
+**   1. One initialisation path. Every call into the core goes through
+**      enter(), which calls ensureCore(): instantiate, nt_room_new +
+**      nt_room_open with the config the shell gives, and restore every live
+**      WebSocket from its attachment. So a room that woke from hibernation
+**      (fresh object, sockets still open) is rebuilt the same way whichever
+**      event woke it.
+**   2. Sockets are hibernatable (ctx.acceptWebSocket). Each has a numeric conn
+**      id; its attachment is {conn, core} where core is the JSON string the C
+**      core last stored with host_ws_attach. Plain "ping" is answered by the
+**      runtime without waking us (room.js sets that up).
+**   3. A trap is survivable. If any call into wasm throws, enter() drops the
+**      instance, builds a fresh one from storage and attachments, answers the
+**      in-flight request with INTERNAL, and the object keeps serving.
+**
+** The "nt" import object at the end of the file mirrors the import section
+** of wasm/include/nt.h line by line; if an import is not in nt.h it does not
+** belong here. Every pointer the core passes is borrowed for the call, so we
+** copy what we keep (Core.str/bytes). SQL runs directly on the Durable
+** Object's SQLite; the other imports call the Host's methods named after
+** them. No import lets a JavaScript exception escape into wasm except a trap
+** that is already unwinding (WebAssembly.RuntimeError from a nested call into
+** the core): platform failures become the negative codes of nt.h.
+**
+** Platform references: developers.cloudflare.com/durable-objects/ — "Use
+** WebSockets" (hibernation API, serializeAttachment, setWebSocketAutoResponse)
+** and "SQLite-backed Durable Object Storage" (sql.exec, transactionSync).
 */
 
-import { NT, base64 } from "./core.js";
+import { Core, NT, base64 } from "./core.js";
+import { errorResponse, errorText, coreResponse, readCapped, STATUS } from "./http.js";
 
-const NT_LOG_ERROR = 3;        /* nt.h log levels: DEBUG 0, INFO 1, WARN 2, ERROR 3 */
+const MAX_BODY = 1 << 20;          /* HTTP RPC body limit (PROTOCOL.md: 1 MiB) */
+const MAX_FRAME = 1 << 20;         /* WebSocket frame limit (PROTOCOL.md: 1 MiB) */
+const HTTP_TIMEOUT_MS = 30000;     /* a request the core never answers gets 500 */
+const CLOSE_INTERNAL = 1011;       /* WebSocket close code: server error */
+const MAX_REASON = 123;            /* WebSocket close reason limit, bytes */
+
+/* Asynchronous work the core may start with host_async, by kind (nt.h). Each
+** takes the environment and the parsed request and resolves to the result. */
+const ASYNC_KINDS = {
+  1: d1Query,                      /* NT_ASYNC_D1_QUERY */
+  2: d1Batch,                      /* NT_ASYNC_D1_BATCH */
+};
+
+const LOGFN = [console.debug, console.info, console.warn, console.error]; /* by nt.h level */
+const INFO = 1, WARN = 2, ERROR = 3;  /* nt.h NT_LOG_* levels, for our own lines */
+const enc = new TextEncoder();
+
+/* A call into the core failed (trap, proc_exit, exception from wasm, or the
+** core could not be started). The host has already recovered when this is
+** thrown; the caller only answers its request. */
+class CoreFault extends Error {
+  constructor(what, cause) {
+    super(`core fault in ${what}: ${cause?.message ?? cause}`);
+    this.cause = cause;
+  }
+}
+
+export class Host {
+  /* ctx, env: the Durable Object's. Options:
+  **   module    the compiled core (build/core.wasm, a WebAssembly.Module)
+  **   config    (name) => the core's config object (nt.h, nt_room_new),
+  **             read at every boot
+  **   name      the room's name, if known (else the first fetch tells it)
+  **   label     (name) => the prefix of this object's log lines
+  **   mustOpen  a core that fails to open is dropped (the next event tries
+  **             again) instead of kept to answer UNAVAILABLE */
+  constructor(ctx, env, { module, config, name = null, label = (n) => `room ${n}`, mustOpen = false }) {
+    this.ctx = ctx;
+    this.env = env;
+    this.module = module;
+    this.name = name;
+    this.config = config;
+    this.label = label;
+    this.mustOpen = mustOpen;
+    this.core = null;              /* the live Core, or null until ensureCore */
+    this.gen = 0;                  /* instances built so far (tags async work) */
+    this.conns = new Map();        /* conn id → WebSocket */
+    this.connIds = new WeakMap();  /* WebSocket → conn id (cache of the attachment) */
+    this.nextConn = 1;             /* next conn id; kept past every live one */
+    this.http = new Map();         /* req id → {resolve, gen, timer}: RPCs awaiting host_http_respond */
+    this.nextReq = 1;
+    this.asyncs = new Map();       /* "gen:asyncId" → {gen, promise}: host_async work in flight */
+    this.timer = null;             /* the pending setTimeout of host_timer_set */
+    this.storageOps = [];          /* alarm and deleteAll promises not yet settled */
+    this.alarmArmed = false;       /* armAlarm has run in this instance */
+    this.erased = false;           /* storage erased: drop the instance after this call */
+  }
+
+  /* ---- entry points (one per platform event of the shell) --------------- */
+
+  /* fetch: a WebSocket upgrade or an HTTP RPC, from the Worker, which has
+  ** authenticated the caller and says who it is in trusted X-NT-* headers. */
+  async fetch(request) {
+    const h = request.headers;
+    const room = h.get("x-nt-room");
+    const userId = decodeHeader(h.get("x-nt-user"));
+    if (!room || !userId) return errorResponse("BAD_REQUEST", "missing identity");
+    if (!this.name) this.name = room;
+    const who = { userId, role: decodeHeader(h.get("x-nt-role")) || "user",
+                  clientId: h.get("x-nt-client") };
+    const path = new URL(request.url).pathname;
+    if (path.endsWith("/ws")) return this.acceptSocket(who);
+    if (path.endsWith("/rpc")) return this.httpRpc(request, who);
+    return errorResponse("NOT_FOUND", "no such path");
+  }
+
+  /* webSocketMessage: one frame, to nt_ws_message. */
+  async message(ws, message) {
+    if (typeof message !== "string" && !(message instanceof ArrayBuffer))
+      message = await new Response(message).arrayBuffer();    /* Blob, if ever */
+    const isBinary = typeof message !== "string";
+    /* The runtime delivers frames well over 1 MiB; refuse them here so they
+    ** never grow the core's memory (wasm memory cannot shrink). */
+    if (frameBytes(message) > MAX_FRAME)
+      return sendQuietly(ws, JSON.stringify({ type: "error",
+        error: { code: "PAYLOAD_TOO_LARGE", message: "frame over 1 MiB" } }));
+    try {
+      this.enter("nt_ws_message", (core) => {
+        const conn = this.connOf(ws);
+        if (conn == null) return closeQuietly(ws, CLOSE_INTERNAL, "unknown connection");
+        return core.withInputs([isBinary ? new Uint8Array(message) : message],
+          (p, n) => core.ex.nt_ws_message(core.roomPtr, conn, p, n, isBinary ? 1 : 0));
+      });
+    } catch (e) {
+      if (!(e instanceof CoreFault)) throw e;
+      sendQuietly(ws, errorFrame(isBinary ? null : message));
+    }
+    this.keepAlive();
+  }
+
+  /* webSocketClose: the client closed; tell the core, echo the close. */
+  close(ws, code, reason) {
+    this.dropSocket(ws);
+    closeQuietly(ws, code, reason);  /* a no-op when the runtime already replied */
+    this.keepAlive();
+  }
+
+  /* webSocketError: the socket failed; tell the core. */
+  error(ws, error) {
+    this.log(WARN, `websocket error: ${error?.message ?? error}`);
+    this.dropSocket(ws);
+    this.keepAlive();
+  }
+
+  /* alarm: the core's schedule (sched.c) multiplexes the one alarm. */
+  async alarm() {
+    try {
+      this.enter("nt_alarm", (core) => core.ex.nt_alarm(core.roomPtr));
+    } catch (e) {
+      if (!(e instanceof CoreFault)) throw e;
+    }
+    await this.settle();
+  }
+
+  /* A method called by the Worker's RPC on the object (the RateLimiter's
+  ** check): one RPC with identity (JSON text). Resolves to {status, body}
+  ** with body parsed; a fault is a 500 answer, as over HTTP. */
+  async call(identity, method, payload) {
+    const { status, text } = await this.rpc(identity, JSON.stringify({ method, payload }));
+    return { status, body: JSON.parse(text) };
+  }
+
+  /* ---- the one initialisation path ----------------------------------- */
+
+  /* Return the live core, building it if needed: a fresh instance, then
+  ** every open WebSocket restored from its attachment. If restoring one
+  ** socket traps, that socket is closed and the build starts over without
+  ** it, so one bad attachment cannot keep the room down. Throws if the core
+  ** cannot be started at all. */
+  ensureCore() {
+    if (this.core) return this.core;
+    const skip = new Set();        /* sockets given up on during this build */
+    for (;;) {
+      const core = this.boot();
+      const bad = this.restoreSockets(core, skip);
+      if (!bad) return (this.core = core);
+      this.log(ERROR, `restoring conn ${bad.conn} trapped (${bad.error?.message}); closing it`);
+      skip.add(bad.ws);
+      closeQuietly(bad.ws, CLOSE_INTERNAL, "connection state lost");
+    }
+  }
+
+  /* Instantiate core.wasm and open it with the shell's config (a room's
+  ** migrations run here). Throws when the core cannot be started; a core
+  ** whose open failed is still returned (it answers UNAVAILABLE by itself)
+  ** unless mustOpen. */
+  boot() {
+    const core = new Core(this.module, ntImports(this));
+    core.gen = ++this.gen;
+    const config = JSON.stringify(this.config(this.name));
+    core.roomPtr = core.withInputs([config], (p, n) => core.ex.nt_room_new(p, n));
+    if (!core.roomPtr) throw new Error("nt_room_new returned NULL (out of memory)");
+    /* Storage is touched only in nt_room_open, once the host knows the
+    ** Room* that host_sql_txn must pass back. */
+    core.ex.nt_room_open(core.roomPtr);
+    const status = core.ex.nt_room_status(core.roomPtr);
+    if (status !== 0 && this.mustOpen) throw new Error(`the core failed to open (rc ${status})`);
+    if (status !== 0) this.log(WARN, `room opened but unavailable (rc ${status})`);
+    return core;
+  }
+
+  /* Rebuild conn → socket from attachments and hand each socket's state back
+  ** to the core. Returns {conn, ws, error} for a socket whose restore trapped
+  ** (the instance is then unusable), else null. */
+  restoreSockets(core, skip) {
+    this.conns.clear();
+    for (const ws of this.ctx.getWebSockets()) {
+      if (skip.has(ws) || ws.readyState >= 2) continue;     /* CLOSING or CLOSED */
+      const att = attachmentOf(ws);
+      if (!att || att.core == null) {  /* the core never stored state for it */
+        closeQuietly(ws, CLOSE_INTERNAL, "connection state lost");
+        continue;
+      }
+      this.conns.set(att.conn, ws);
+      this.connIds.set(ws, att.conn);
+      this.nextConn = Math.max(this.nextConn, att.conn + 1);
+    }
+    for (const [conn, ws] of this.conns) {
+      let rc;
+      try {
+        rc = core.withInputs([attachmentOf(ws).core],
+          (p, n) => core.ex.nt_conn_restore(core.roomPtr, conn, p, n));
+      } catch (error) {
+        return { conn, ws, error };
+      }
+      if (rc < 0) {
+        this.log(WARN, `conn ${conn}: core refused its attachment (rc ${rc}); closing`);
+        this.conns.delete(conn);
+        closeQuietly(ws, CLOSE_INTERNAL, "connection state lost");
+      }
+    }
+    return null;
+  }
+
+  /* Every call into wasm goes through here. fn(core) does the marshalling and
+  ** the export call. On any exception the instance is dropped and rebuilt,
+  ** pending HTTP requests of the dead instance get 500, and CoreFault is
+  ** thrown for the caller to answer its own request. */
+  enter(what, fn) {
+    let core;
+    try {
+      core = this.ensureCore();
+    } catch (e) {
+      this.log(ERROR, `core failed to start: ${e?.stack ?? e}`);
+      this.core = null;
+      throw new CoreFault(what, e);
+    }
+    try {
+      return fn(core);
+    } catch (e) {
+      this.recover(core, what, e);
+      throw new CoreFault(what, e);
+    } finally {
+      /* deleteRoom erased the storage: this instance's state is stale, the
+      ** next event builds a fresh one (migrations run on the empty store). */
+      if (this.erased && this.core === core) {
+        this.erased = false;
+        this.dropCore();
+      }
+    }
+  }
+
+  recover(core, what, e) {
+    if (this.core !== core) return;                  /* already replaced */
+    this.log(ERROR, `core fault in ${what}, rebuilding the instance: ${e?.stack ?? e}`);
+    this.core = null;
+    for (const [req, p] of this.http)
+      if (p.gen === core.gen) this.answer(req, STATUS.INTERNAL, errorText("INTERNAL", "internal error"));
+    try {
+      this.ensureCore();
+    } catch (e2) {
+      this.log(ERROR, `rebuild failed, will retry on the next event: ${e2?.stack ?? e2}`);
+    }
+  }
+
+  /* Forget the instance (its memory goes with it); the next event builds a
+  ** fresh one. Completions of its async work are dropped (asyncDone). */
+  dropCore() {
+    this.core = null;
+    this.setTimer(0);
+  }
+
+  /* ---- WebSocket connections ------------------------------------------ */
+
+  /* Accept a hibernatable WebSocket and tell the core (which sends welcome).
+  ** The core is built first, so the restore pass never sees this socket. */
+  acceptSocket(who) {
+    try {
+      this.enter("ensureCore", () => 0);
+    } catch (e) {
+      if (!(e instanceof CoreFault)) throw e;
+      return errorResponse("INTERNAL", "room failed to start");
+    }
+    const [client, server] = Object.values(new WebSocketPair());
+    const conn = this.nextConn++;
+    server.serializeAttachment({ conn, core: null });   /* conn id survives hibernation */
+    this.ctx.acceptWebSocket(server);
+    this.conns.set(conn, server);
+    this.connIds.set(server, conn);
+    const identity = JSON.stringify({
+      userId: who.userId, role: who.role, clientId: who.clientId ?? newClientId(),
+    });
+    this.opening = { conn, first: null };       /* host_ws_send keeps the first frame */
+    try {
+      this.enter("nt_conn_open", (core) => core.withInputs([identity],
+        (p, n) => core.ex.nt_conn_open(core.roomPtr, conn, p, n)));
+    } catch (e) {
+      if (!(e instanceof CoreFault)) throw e;
+      sendQuietly(server, errorFrame(null));
+      this.conns.delete(conn);
+      closeQuietly(server, CLOSE_INTERNAL, "internal error");
+    }
+    /* The core refused the connection before its welcome (too many for this
+    ** user): answer the upgrade with that error instead of completing it. */
+    const first = this.opening.first;
+    this.opening = null;
+    const refusal = first?.startsWith('{"type":"error"') ? JSON.parse(first).error : null;
+    if (refusal) {
+      this.conns.delete(conn);
+      return coreResponse(STATUS[refusal.code] ?? 500, JSON.stringify({ error: refusal }));
+    }
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /* The socket closed or failed: forget it and tell the core. */
+  dropSocket(ws) {
+    const conn = this.connOf(ws);
+    if (conn == null) return;
+    this.conns.delete(conn);
+    try {
+      this.enter("nt_conn_close", (core) => core.ex.nt_conn_close(core.roomPtr, conn));
+    } catch (e) {
+      if (!(e instanceof CoreFault)) throw e;
+    }
+  }
+
+  /* Conn id of a socket: cached, else from its attachment (after a wake the
+  ** runtime may hand us socket objects we have not seen). */
+  connOf(ws) {
+    let conn = this.connIds.get(ws);
+    if (conn == null) {
+      conn = attachmentOf(ws)?.conn ?? null;
+      if (conn != null) this.connIds.set(ws, conn);
+    }
+    return conn;
+  }
+
+  host_ws_send(conn, text) {
+    if (this.opening?.conn === conn) this.opening.first ??= text;
+    const ws = this.conns.get(conn);
+    if (!ws) return NT.NOT_FOUND;
+    try {
+      ws.send(text);
+      return NT.OK;
+    } catch {
+      return NT.NOT_FOUND;                             /* closing or gone */
+    }
+  }
+
+  host_ws_close(conn, code, reason) {
+    const ws = this.conns.get(conn);
+    if (!ws) return NT.NOT_FOUND;
+    try {
+      ws.close(code, clip(reason, MAX_REASON));
+      return NT.OK;
+    } catch (e) {
+      this.log(WARN, `close(${code}) refused: ${e?.message}`);
+      return NT.BAD_REQUEST;
+    }
+  }
+
+  host_ws_attach(conn, text) {
+    const ws = this.conns.get(conn);
+    if (!ws) return NT.NOT_FOUND;
+    try {
+      ws.serializeAttachment({ conn, core: text });
+      return NT.OK;
+    } catch (e) {
+      this.log(WARN, `attachment refused: ${e?.message}`);
+      return NT.PAYLOAD_TOO_LARGE;
+    }
+  }
+
+  /* ---- RPCs awaiting the core's answer --------------------------------- */
+
+  /* One RPC over HTTP, answered as a Response. */
+  async httpRpc(request, who) {
+    const body = await readCapped(request, MAX_BODY);
+    if (!body) return errorResponse("PAYLOAD_TOO_LARGE", "body over 1 MiB");
+    const identity = { userId: who.userId, role: who.role };
+    if (who.clientId) identity.clientId = who.clientId;
+    const { status, text } = await this.rpc(JSON.stringify(identity), body);
+    return coreResponse(status, text);
+  }
+
+  /* One nt_http_rpc: the core answers through host_http_respond, now or
+  ** after asynchronous work. Resolves to {status, text}; never rejects. */
+  rpc(identity, body) {
+    const req = this.nextReq++;
+    const answered = new Promise((resolve) => this.http.set(req, { resolve, gen: 0, timer: null }));
+    try {
+      this.enter("nt_http_rpc", (core) => {
+        this.http.get(req).gen = core.gen;
+        return core.withInputs([identity, body],
+          (ip, il, bp, bl) => core.ex.nt_http_rpc(core.roomPtr, req, ip, il, bp, bl));
+      });
+    } catch (e) {
+      if (!(e instanceof CoreFault)) throw e;
+      this.answer(req, STATUS.INTERNAL, errorText("INTERNAL", "internal error"));
+    }
+    this.failUnanswered();
+    const p = this.http.get(req);    /* still waiting: for async work, but not forever */
+    if (p) p.timer = setTimeout(() => this.answer(req, STATUS.INTERNAL,
+      errorText("INTERNAL", "the room did not answer")), HTTP_TIMEOUT_MS);
+    return answered;
+  }
+
+  answer(req, status, text) {
+    const p = this.http.get(req);
+    if (!p) return false;
+    this.http.delete(req);
+    clearTimeout(p.timer);
+    p.resolve({ status, text });
+    return true;
+  }
+
+  host_http_respond(req, status, text) {
+    return this.answer(req, status, text) ? NT.OK : NT.NOT_FOUND;
+  }
+
+  /* A request still pending while no asynchronous work is in flight for its
+  ** instance can never be answered (nt.h: answered now or after an async
+  ** completion): fail it rather than hang the client. */
+  failUnanswered() {
+    const gen = this.core?.gen;
+    for (const a of this.asyncs.values()) if (a.gen === gen) return;
+    for (const [req, p] of this.http)
+      if (p.gen === gen && gen)
+        this.answer(req, STATUS.INTERNAL, errorText("INTERNAL", "the room did not answer"));
+  }
+
+  /* ---- asynchronous work (host_async / nt_async_done) ------------------ */
+
+  /* Start work of a kind from ASYNC_KINDS; nt_async_done is called later,
+  ** never from inside this import (the first await guarantees that). A
+  ** completion for an instance that has since been replaced is dropped. */
+  host_async(core, asyncId, kind, text) {
+    const run = ASYNC_KINDS[kind];
+    if (!run) return NT.BAD_REQUEST;
+    const key = core.gen + ":" + asyncId;
+    const promise = (async () => {
+      await null;
+      let rc = NT.OK, out;
+      try {
+        const req = JSON.parse(text);
+        /* The test-only failure switch (_setD1Failure): honoured only when
+        ** test hooks are on, so it can never fail a production request. */
+        if (req.fail && this.env.NT_TEST_HOOKS === "1") throw new Error("D1 failure injected by test hook");
+        out = JSON.stringify(await run(this.env, req));
+      } catch (e) {
+        rc = NT.INTERNAL;
+        out = JSON.stringify({ message: String(e?.message ?? e) });
+      }
+      this.asyncs.delete(key);
+      this.asyncDone(core, asyncId, rc, out);
+    })();
+    this.asyncs.set(key, { gen: core.gen, promise });
+    return NT.OK;
+  }
+
+  asyncDone(core, asyncId, rc, out) {
+    if (this.core !== core) {
+      this.log(INFO, `dropping async ${asyncId} of a replaced instance`);
+      return;
+    }
+    try {
+      this.enter("nt_async_done", (c) => c.withInputs([out],
+        (p, n) => c.ex.nt_async_done(c.roomPtr, asyncId, rc, p, n)));
+    } catch (e) {
+      if (!(e instanceof CoreFault)) throw e;
+    }
+    this.failUnanswered();
+  }
+
+  /* ---- the core's in-memory timer (host_timer_set / nt_timer) ---------- */
+
+  /* One pending setTimeout per instance; each request replaces the last.
+  ** Short work only (live-update batching, resends): durable schedules use
+  ** the alarm. */
+  setTimer(atMs) {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (!(atMs > 0)) return;
+    const gen = this.core?.gen;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.core?.gen !== gen) return;            /* the instance was replaced */
+      try {
+        this.enter("nt_timer", (core) => core.ex.nt_timer(core.roomPtr));
+      } catch (e) {
+        if (!(e instanceof CoreFault)) throw e;
+      }
+    }, Math.max(0, atMs - Date.now()));
+  }
+
+  /* ---- storage operations: the alarm, erasing ------------------------- */
+
+  /* host_alarm_set: the core's schedule (sched.c) keeps the one alarm at its
+  ** earliest due task. */
+  host_alarm_set(atMs) {
+    this.storageOps.push(atMs > 0 ? this.ctx.storage.setAlarm(atMs) : this.ctx.storage.deleteAlarm());
+  }
+
+  /* host_storage_delete_all (deleteRoom): erase everything this object
+  ** stores, alarm included; the instance is dropped after the current call.
+  ** The output gate holds our answer until the deletion is durable. */
+  host_storage_delete_all() {
+    this.storageOps.push(this.ctx.storage.deleteAlarm(), this.ctx.storage.deleteAll());
+    this.erased = true;
+    return NT.OK;
+  }
+
+  /* For a shell that keeps the alarm to itself (the RateLimiter): set it
+  ** for atMs unless one is set, once per instance. */
+  async armAlarm(atMs) {
+    if (this.alarmArmed) return;
+    this.alarmArmed = true;
+    if (await this.ctx.storage.getAlarm() === null) await this.ctx.storage.setAlarm(atMs);
+  }
+
+  async setAlarm(atMs) {
+    await this.ctx.storage.setAlarm(atMs);
+  }
+
+  /* Erase the object's storage, alarm included, and drop the instance, from
+  ** outside any call into the core. */
+  async erase() {
+    this.dropCore();
+    this.alarmArmed = false;
+    this.storageOps.push(this.ctx.storage.deleteAlarm(), this.ctx.storage.deleteAll());
+    await this.settle();
+  }
+
+  /* Keep the object alive for the work a WebSocket event started, without
+  ** holding the event open: awaiting it here would make the next frame on
+  ** the socket wait for, say, a D1 replication batch. */
+  keepAlive() {
+    if (this.asyncs.size || this.storageOps.length) this.ctx.waitUntil?.(this.settle());
+  }
+
+  /* Wait until no asynchronous work or storage operation is in flight. */
+  async settle() {
+    while (this.asyncs.size || this.storageOps.length) {
+      const ops = this.storageOps.splice(0);
+      await Promise.allSettled([...this.asyncs.values()].map((a) => a.promise).concat(ops));
+    }
+  }
+
+  log(level, msg) {
+    (LOGFN[level] ?? console.log)(`[${this.label(this.name)}] ${msg}`);
+  }
+}
+
+/* ---- asynchronous kinds --------------------------------------------------- */
+
+/* A request runs in a D1 session (D1's Sessions API) when it names one:
+** "session" is a constraint ("first-primary", "first-unconstrained") or a
+** bookmark; the answer carries the session's bookmark after it. */
+function d1Session(env, session) {
+  if (!env.DB) throw new Error("no D1 binding DB");
+  return session && env.DB.withSession ? env.DB.withSession(session) : env.DB;
+}
+const d1Bookmark = (db) => db.getBookmark?.() ?? null;
+
+/* NT_ASYNC_D1_QUERY: {"sql","params","session"?} → {"rows":[{…}],"bookmark"} on the D1 replica. */
+async function d1Query(env, { sql, params = [], session }) {
+  const db = d1Session(env, session);
+  const { results } = await db.prepare(sql).bind(...d1Bindings(params)).all();
+  const rows = (results ?? []).map((r) =>           /* blobs as base64, as for DO SQL */
+    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, cellValue(v)])));
+  return { rows, bookmark: d1Bookmark(db) };
+}
+
+/* NT_ASYNC_D1_BATCH: {"statements":[{"sql","params"}],"session"?} run as one
+** D1 batch (one implicit transaction: all or nothing) → {"statements","bookmark"}. */
+async function d1Batch(env, { statements = [], session }) {
+  const db = d1Session(env, session);
+  const results = await db.batch(statements.map((s) => db.prepare(s.sql).bind(...d1Bindings(s.params))));
+  return { statements: results.length, bookmark: d1Bookmark(db) };
+}
+
+/* D1 would bind true as the text 'true': booleans as 1/0, as for DO SQL. */
+function d1Bindings(params = []) {
+  return params.map((v) => (v === true ? 1 : v === false ? 0 : v));
+}
+
+/* ---- the "nt" imports (nt.h) ------------------------------------------ */
 
 /* Thrown inside transactionSync to roll back with the body's return code. */
 class Rollback extends Error {
@@ -27,15 +620,14 @@ class FromWasm extends Error {
   constructor(cause) { super("wasm fault"); this.cause = cause; }
 }
 
-/* room: the Room Durable Object (ctx, sockets, pending requests, async work).
-** Returns the function Core calls with itself to get the "nt" imports. */
-export function ntImports(room) {
+/* The function Core calls with itself to get the "nt" imports of host. */
+function ntImports(host) {
   return (core) => ({
     /* int host_sql_exec(sql, sqlLen, args, argsLen, maxRows, maxBytes, **ppOut, *pnOut) */
     host_sql_exec(sqlPtr, sqlLen, argsPtr, argsLen, maxRows, maxBytes, ppOut, pnOut) {
       let out, rc;
       try {
-        out = JSON.stringify(sqlExec(room.ctx.storage.sql, core.str(sqlPtr, sqlLen),
+        out = JSON.stringify(sqlExec(host.ctx.storage.sql, core.str(sqlPtr, sqlLen),
           argsLen ? JSON.parse(core.str(argsPtr, argsLen)) : [], maxRows >>> 0, maxBytes >>> 0));
         rc = NT.OK;
       } catch (e) {
@@ -48,7 +640,7 @@ export function ntImports(room) {
     /* int host_sql_txn(token): run nt_txn_body(room, token) in a transaction. */
     host_sql_txn(token) {
       try {
-        room.ctx.storage.transactionSync(() => {
+        host.ctx.storage.transactionSync(() => {
           let rc;
           try {
             rc = core.ex.nt_txn_body(core.roomPtr, token);
@@ -60,54 +652,54 @@ export function ntImports(room) {
         return NT.OK;
       } catch (e) {
         if (e instanceof Rollback) return e.rc;
-        if (e instanceof FromWasm) throw e.cause;      /* trap: let room.js recover */
-        room.log(NT_LOG_ERROR, "transaction failed: " + (e?.message ?? e));
+        if (e instanceof FromWasm) throw e.cause;      /* trap: let the host recover */
+        host.log(ERROR, "transaction failed: " + (e?.message ?? e));
         return NT.INTERNAL;
       }
     },
 
     /* int host_ws_send(conn, data, len) */
     host_ws_send(conn, ptr, len) {
-      return room.host_ws_send(conn, core.str(ptr, len));
+      return host.host_ws_send(conn, core.str(ptr, len));
     },
 
     /* int host_ws_close(conn, code, reason, len) */
     host_ws_close(conn, code, ptr, len) {
-      return room.host_ws_close(conn, code, core.str(ptr, len));
+      return host.host_ws_close(conn, code, core.str(ptr, len));
     },
 
     /* int host_ws_attach(conn, data, len) */
     host_ws_attach(conn, ptr, len) {
       if (len > 16384) return NT.PAYLOAD_TOO_LARGE;
-      return room.host_ws_attach(conn, core.str(ptr, len));
+      return host.host_ws_attach(conn, core.str(ptr, len));
     },
 
     /* int host_http_respond(req, status, body, len) */
     host_http_respond(req, status, ptr, len) {
-      return room.host_http_respond(req, status, core.str(ptr, len));
+      return host.host_http_respond(req, status, core.str(ptr, len));
     },
 
     /* int host_async(asyncId, kind, req, len) */
     host_async(asyncId, kind, ptr, len) {
-      return room.host_async(core, asyncId, kind, core.str(ptr, len));
+      return host.host_async(core, asyncId, kind, core.str(ptr, len));
     },
 
     /* void host_log(level, msg, len) */
     host_log(level, ptr, len) {
-      room.log(level, core.str(ptr, len));
+      host.log(level, core.str(ptr, len));
     },
 
     /* double host_now_ms(void) */
     host_now_ms() { return Date.now(); },
 
     /* void host_timer_set(atMs) */
-    host_timer_set(atMs) { room.setTimer(atMs); },
+    host_timer_set(atMs) { host.setTimer(atMs); },
 
     /* void host_alarm_set(atMs) */
-    host_alarm_set(atMs) { room.host_alarm_set(atMs); },
+    host_alarm_set(atMs) { host.host_alarm_set(atMs); },
 
     /* int host_storage_delete_all(void) */
-    host_storage_delete_all() { return room.host_storage_delete_all(); },
+    host_storage_delete_all() { return host.host_storage_delete_all(); },
 
     /* void host_random(buf, len) */
     host_random(ptr, len) {
@@ -150,4 +742,62 @@ export function cellValue(v) {
   if (v instanceof ArrayBuffer) return base64(new Uint8Array(v));
   if (ArrayBuffer.isView(v)) return base64(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   return v;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* The frame that answers a message the core trapped on: rpc_error when the
+** message carried a usable id, else error. */
+function errorFrame(message) {
+  const error = { code: "INTERNAL", message: "internal error" };
+  let id;
+  try {
+    id = JSON.parse(message)?.id;
+  } catch { /* not JSON */ }
+  if (typeof id === "number" || typeof id === "string")
+    return JSON.stringify({ type: "rpc_error", id, error });
+  return JSON.stringify({ type: "error", error });
+}
+
+/* UTF-8 size of a text frame (exact only when it could matter), or the byte
+** length of a binary one. */
+function frameBytes(m) {
+  if (typeof m !== "string") return m.byteLength;
+  return m.length * 3 <= MAX_FRAME ? m.length : enc.encode(m).length;
+}
+
+function attachmentOf(ws) {
+  try {
+    const a = ws.deserializeAttachment();
+    return a && typeof a.conn === "number" ? a : null;
+  } catch {
+    return null;
+  }
+}
+
+function closeQuietly(ws, code, reason) {
+  try {
+    ws.close(code, reason);
+  } catch { /* already closed, or a code close() may not send (1005/1006) */ }
+}
+
+function sendQuietly(ws, text) {
+  try { ws.send(text); } catch { /* gone */ }
+}
+
+/* A string cut to at most n UTF-8 bytes, on a character boundary. */
+function clip(s, n) {
+  while (enc.encode(s).length > n) s = s.slice(0, -1);
+  return s;
+}
+
+function decodeHeader(v) {
+  if (v == null) return null;
+  try { return decodeURIComponent(v); } catch { return null; }
+}
+
+/* "c-" + 24 hex characters, for a client that did not choose its id. */
+function newClientId() {
+  const b = crypto.getRandomValues(new Uint8Array(12));
+  return "c-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }

@@ -5,19 +5,21 @@
 ** The Worker (worker.js) asks this object before it opens a WebSocket or
 ** serves an HTTP RPC: one object per key ("user:<sub>", "ip:<address>", by
 ** idFromName), so every key has its own small SQLite and its own lock. The
-** counting is not done here: the object hosts the same core.wasm as the rooms
-** (no migrations, no functions) and calls the built-in method _rateCheck
-** {key, cost} with the identity role "system", which no client token can
-** carry (auth.js refuses it). The core keeps a sliding window over time
-** buckets in its _rate_limits table (wasm/ratelimit.c) and answers {ok:true}
+** counting is not done here: the object is a shell around a Host (host.js)
+** running the same core.wasm as the rooms, opened as a rate-limiter room
+** (limiterConfig: the core creates its _rate_limits table and nothing else,
+** no system schema, migrations, functions, sync or schedule). It calls the
+** built-in method _rateCheck {key, cost} with the identity role "system",
+** which no client token can carry (auth.js refuses it). The core keeps a
+** sliding window over time buckets (wasm/ratelimit.c) and answers {ok:true}
 ** or RATE_LIMITED with retryAfterMs.
 **
 ** Housekeeping: a key's object is worthless once its windows are empty, and
 ** there may be one per client IP address. An alarm, armed at the first check
 ** of each instance, runs _rateCleanup one window later; when no bucket is
 ** left it erases the object's storage (ctx.storage.deleteAll), so idle keys
-** cost nothing. The core's own schedule (sched.c) is not used here: this
-** object keeps the alarm to itself.
+** cost nothing. The core has no schedule here: this object keeps the alarm
+** to itself.
 **
 ** Failures fail open: a limiter that cannot answer must not take the service
 ** down with it. The Worker logs and lets the request through.
@@ -25,10 +27,8 @@
 
 import { DurableObject } from "cloudflare:workers";
 import coreModule from "../build/core.wasm";            /* a WebAssembly.Module */
-import { Core, NT } from "./core.js";
-import { ntImports } from "./host.js";
+import { Host } from "./host.js";
 
-const LOGFN = [console.debug, console.info, console.warn, console.error]; /* nt.h levels */
 const SYSTEM = JSON.stringify({ userId: "nanotype-worker", role: "system" });
 const SLACK_MS = 1000;             /* alarm: this long after the longest window */
 
@@ -104,18 +104,21 @@ function longestWindow(limits) {
 export class RateLimiter extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
-    this.core = null;              /* the Core, built at the first call */
     this.limits = edgeRateLimits(env);
-    this.answers = new Map();      /* req id → {status, text} from host_http_respond */
-    this.nextReq = 1;
-    this.armed = false;            /* this instance has made sure an alarm is set */
+    this.host = new Host(ctx, env, {
+      module: coreModule,
+      config: (name) => limiterConfig(name, this.limits),
+      name: "ratelimiter:" + (ctx.id?.name ?? ctx.id.toString()),
+      label: () => "ratelimiter",
+      mustOpen: true,              /* a limiter that failed to open tries again next call */
+    });
   }
 
   /* RPC from the Worker: count cost against key. Answers {ok:true} or
   ** {ok:false, retryAfterMs, message}. */
   async check(key, cost = 1) {
-    const { status, body } = this.call("_rateCheck", { key, cost });
-    if (!this.armed) await this.arm();
+    const { status, body } = await this.host.call(SYSTEM, "_rateCheck", { key, cost });
+    await this.host.armAlarm(Date.now() + this.cleanAfter());
     if (status === 200) return { ok: true };
     if (status === 429) {
       return { ok: false, retryAfterMs: Math.max(1, body?.error?.retryAfterMs ?? 1000),
@@ -127,80 +130,17 @@ export class RateLimiter extends DurableObject {
   /* One window after the last arming: drop old buckets; erase the object
   ** when none is left, else look again a window later. */
   async alarm() {
-    const { status, body } = this.call("_rateCleanup", {});
+    const { status, body } = await this.host.call(SYSTEM, "_rateCleanup", {});
     if (status !== 200) throw new Error(`_rateCleanup answered ${status}`);  /* retried */
-    if (body.result.remaining > 0) {
-      await this.ctx.storage.setAlarm(Date.now() + this.cleanAfter());
-      return;
-    }
-    this.dropCore();
-    this.armed = false;
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
+    if (body.result.remaining > 0) return this.host.setAlarm(Date.now() + this.cleanAfter());
+    await this.host.erase();
   }
 
   cleanAfter() { return longestWindow(this.limits) + SLACK_MS; }
+}
 
-  async arm() {
-    this.armed = true;
-    if (await this.ctx.storage.getAlarm() === null)
-      await this.ctx.storage.setAlarm(Date.now() + this.cleanAfter());
-  }
-
-  /* Call a built-in method as the system identity; the core answers at once
-  ** (host_http_respond) since neither method is asynchronous. */
-  call(method, payload) {
-    const core = this.ensureCore();
-    const req = this.nextReq++;
-    try {
-      core.withInputs([SYSTEM, JSON.stringify({ method, payload })],
-        (ip, il, bp, bl) => core.ex.nt_http_rpc(core.roomPtr, req, ip, il, bp, bl));
-    } catch (e) {
-      this.dropCore();             /* a trap: start from storage next time */
-      throw e;
-    }
-    const a = this.answers.get(req);
-    this.answers.delete(req);
-    if (!a) throw new Error(`${method}: the core did not answer`);
-    return { status: a.status, body: JSON.parse(a.text) };
-  }
-
-  ensureCore() {
-    if (this.core) return this.core;
-    const core = new Core(coreModule, ntImports(this));
-    const config = JSON.stringify({
-      room: "ratelimiter:" + (this.ctx.id?.name ?? this.ctx.id.toString()),
-      migrations: [],
-      functions: [],
-      rateLimits: { key: this.limits },
-    });
-    core.roomPtr = core.withInputs([config], (p, n) => core.ex.nt_room_new(p, n));
-    if (!core.roomPtr) throw new Error("nt_room_new returned NULL (out of memory)");
-    const rc = core.ex.nt_room_open(core.roomPtr);
-    if (rc !== 0) {
-      core.ex.nt_room_free(core.roomPtr);
-      throw new Error(`rate limiter storage failed to open (rc ${rc})`);
-    }
-    return (this.core = core);
-  }
-
-  dropCore() {
-    const core = this.core;
-    this.core = null;
-    try { core?.ex.nt_room_free(core.roomPtr); } catch { /* a trapped instance: just drop it */ }
-  }
-
-  /* ---- what host.js delegates (nt.h imports); no sockets, no async here -- */
-  host_http_respond(req, status, text) {
-    this.answers.set(req, { status, text });
-    return NT.OK;
-  }
-  host_ws_send() { return NT.NOT_FOUND; }
-  host_ws_close() { return NT.NOT_FOUND; }
-  host_ws_attach() { return NT.NOT_FOUND; }
-  host_async() { return NT.BAD_REQUEST; }
-  host_alarm_set() { /* the core's schedule is not used: alarm() is ours */ }
-  host_storage_delete_all() { return NT.INTERNAL; }
-  setTimer() { /* no live queries, presence or debounce here */ }
-  log(level, msg) { (LOGFN[level] ?? console.log)(`[ratelimiter] ${msg}`); }
+/* The core's config for a limiter (nt.h, nt_room_new): a rate-limiter room
+** counting for the Worker's limits. */
+function limiterConfig(name, limits) {
+  return { room: name, limiter: true, rateLimits: { key: limits } };
 }

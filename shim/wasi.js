@@ -20,7 +20,8 @@ export const WASI_ESPIPE = 70;
 const FILETYPE_CHARACTER_DEVICE = 2;
 const CLOCK_REALTIME = 0;
 
-/* proc_exit unwinds the wasm stack with this; core.js treats it as a fault. */
+/* proc_exit unwinds the wasm stack with this; the host (host.js, enter)
+** treats it as a fault like any trap. */
 export class WasiExit extends Error {
   constructor(code) { super("wasm called proc_exit(" + code + ")"); this.code = code; }
 }

@@ -19,6 +19,7 @@
 import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
 import { edgeRateLimits } from "./ratelimiter.js";
+import { devLogin } from "./devlogin.js";    /* POST /auth/dev-login, off unless NT_DEV_LOGIN=1 */
 
 export { Room } from "./room.js";
 export { RateLimiter } from "./ratelimiter.js";
@@ -41,6 +42,7 @@ const ROUTES = [
   { re: /^\/rooms\/([^/]*)\/ws$/,    method: "GET",  run: roomSocket },
   { re: /^\/rooms\/([^/]*)\/rpc$/,   method: "POST", run: roomRpc, cors: true },
   { re: /^\/replica\/rooms\/([^/]*)(\/[^?#]*)$/, method: "GET", run: replica, cors: true },
+  { re: /^\/auth\/dev-login$/,       method: "POST", run: devLogin },
 ];
 
 /* CORS: the request headers a cross-origin call may send, the response

@@ -17,6 +17,25 @@ static const char *createOnce(char *out, size_t n, int ws, const char *id, const
   return out;
 }
 
+TEST(a_repeated_mutation_id_should_be_applied_once_and_answer_the_same){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  const char *frame = "{\"action\":\"rpc\",\"id\":1,\"method\":\"createTask\","
+                      "\"payload\":{\"title\":\"once\"},\"mutationId\":\"m-1\"}";
+  fakehostMessage(1, frame);
+  char first[256], again[256];
+  snprintf(first, sizeof first, "%s", fakehostLastFrame(1));
+  fakehostMessage(1, frame);
+  snprintf(again, sizeof again, "%s", fakehostLastFrame(1));
+  CHECK_STR_EQ(again, first);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 1);
+  fakehostConnClose(1);
+  REQUIRE(fakehostConnOpen(2, "{\"userId\":\"alice\",\"role\":\"\",\"clientId\":\"other\"}")==NT_OK);
+  fakehostMessage(2, frame);                            /* another client: its own id space */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 2);
+  fakehostRoomFree();
+}
+
 TEST(a_repeat_should_answer_the_first_result_and_version_without_running){
   REQUIRE(testAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);

@@ -35,23 +35,6 @@ TEST(room_info_should_tell_the_caller_who_it_is){
   fakehostRoomFree();
 }
 
-TEST(connections_should_survive_restore_from_their_attachment){
-  REQUIRE(testAppOpen() != NULL);
-  REQUIRE(fakehostConnOpen(4, BOB)==NT_OK);
-  char *attachment = strdup(fakehostAttachment(4));
-  fakehostRoomFree();
-  REQUIRE(testAppOpen() != NULL);                  /* a fresh instance: woke up */
-  fakehostClear();
-  REQUIRE(fakehostConnRestore(4, attachment)==NT_OK);
-  free(attachment);
-  CHECK_EQ_INT(fakehostFrameCount(4), 0);          /* no second welcome */
-  char got[64];
-  CHECK_STR_EQ(testRpc(4, "getRoomInfo", "{}", got, sizeof got), "");
-  CHECK_STR_EQ(testFrameField(4, "result.userId", got, sizeof got), "bob");
-  CHECK_EQ_INT(fakehostConnClose(4), NT_OK);
-  fakehostRoomFree();
-}
-
 TEST(delete_room_should_erase_storage_for_admins_only){
   REQUIRE(testAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);

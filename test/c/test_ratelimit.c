@@ -233,7 +233,7 @@ TEST(cleanup_should_delete_buckets_no_window_reaches){
   Room *room = fakehostRoom();
   double now = FAKEHOST_EPOCH_MS, retry;
   for(int i = 0; i < 20; i++){
-    CHECK_EQ_INT(rateCheckSql(room, "user:a", room->rate.user, room->rate.nUser, now + i * 100, 1, &retry), NT_OK);
+    CHECK_EQ_INT(rateCheckSql(room, "user:a", room->rate->user, room->rate->nUser, now + i * 100, 1, &retry), NT_OK);
   }
   /* 20 burst buckets (100 ms each) and 1 main bucket (10 s) */
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits WHERE rule = 'burst'"), 20);
@@ -245,7 +245,7 @@ TEST(cleanup_should_delete_buckets_no_window_reaches){
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits WHERE rule = 'main'"), 1);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits WHERE rule = 'retired'"), 0);
   /* the decision is the same after cleanup as before */
-  CHECK_EQ_INT(rateCheckSql(room, "user:a", room->rate.user, room->rate.nUser, now + 2000, 1, &retry), NT_OK);
+  CHECK_EQ_INT(rateCheckSql(room, "user:a", room->rate->user, room->rate->nUser, now + 2000, 1, &retry), NT_OK);
   /* a minute and a bucket later nothing is left */
   CHECK_EQ_INT(rateCleanupSql(room, now + 2000 + 71000), NT_OK);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits"), 0);
@@ -257,10 +257,10 @@ TEST(cleanup_should_also_run_every_thousandth_check){
   Room *room = fakehostRoom();
   double retry;
   for(int i = 0; i < 999; i++){
-    rateCheckSql(room, "user:a", room->rate.user, room->rate.nUser, FAKEHOST_EPOCH_MS + i * 100.0, 1, &retry);
+    rateCheckSql(room, "user:a", room->rate->user, room->rate->nUser, FAKEHOST_EPOCH_MS + i * 100.0, 1, &retry);
   }
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits"), 999);
-  rateCheckSql(room, "user:a", room->rate.user, room->rate.nUser, FAKEHOST_EPOCH_MS + 99900, 1, &retry);
+  rateCheckSql(room, "user:a", room->rate->user, room->rate->nUser, FAKEHOST_EPOCH_MS + 99900, 1, &retry);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits"), 11);
   fakehostRoomFree();
 }
@@ -432,7 +432,7 @@ TEST(every_method_should_pay_for_its_measured_time_beyond_its_flat_cost){
     CHECK(retry > 900 && retry < 1100);      /* until most of the charge slid out */
     CHECK_STR_EQ(testRpc(2, "getRoomInfo", "{}", got, sizeof got), "");   /* the other socket works */
   }
-  CHECK_EQ_INT(fakehostRoom()->rate.chargedUnits, 4 * 76);
+  CHECK_EQ_INT(fakehostRoom()->rate->chargedUnits, 4 * 76);
   fakehostRoomFree();
 }
 
@@ -459,9 +459,9 @@ TEST(rows_touched_should_count_as_work_when_the_clock_stands_still){
   char got[64];
   CHECK_STR_EQ(testRpc(1, "executeSQL", "{\"sql\":\"SELECT id FROM tasks\"}", got, sizeof got), "");
   /* 1,000 rows at 100 per ms: 10 ms of work, (10 - 2) / 0.5 = 16 units */
-  CHECK_EQ_INT(fakehostRoom()->rate.chargedUnits, 16);
+  CHECK_EQ_INT(fakehostRoom()->rate->chargedUnits, 16);
   CHECK_STR_EQ(testRpc(1, "getRoomInfo2", "{}", got, sizeof got), "");      /* one row: free */
-  CHECK_EQ_INT(fakehostRoom()->rate.chargedUnits, 16);
+  CHECK_EQ_INT(fakehostRoom()->rate->chargedUnits, 16);
   fakehostRoomFree();
 }
 

@@ -840,7 +840,7 @@ TEST(an_outbox_of_the_first_form_should_be_upgraded_without_reusing_a_sequence_n
                "INSERT INTO _outbox (seq, tbl, op, pk, row, at) VALUES (41, 'tasks', 'delete', '[\"gone\"]', NULL, 0);");
   REQUIRE(testAppOpen() != NULL);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM pragma_table_info('_outbox') WHERE name = 'k'"), 1);
-  CHECK(fakehostQueryInt("SELECT sync_seq FROM _room") >= 41);
+  CHECK(fakehostQueryInt("SELECT seq FROM _sync") >= 41);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];

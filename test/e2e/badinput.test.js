@@ -392,7 +392,8 @@ test('no failed HTTP call wrote a row', async () => {
 /* ---- HTTP routing --------------------------------------------------------- */
 
 test('unknown paths answer 404 NOT_FOUND and a wrong HTTP method answers 405 BAD_REQUEST', async () => {
-  for (const path of ['/', '/nope', '/rooms', '/rooms/x', '/rooms/x/rpc/extra', '/health/x']) {
+  /* `/` is the demo app now (a static asset; test/browser/serving.test.js) */
+  for (const path of ['/nope', '/rooms', '/rooms/x', '/rooms/x/rpc/extra', '/health/x']) {
     const r = await server.request(path);
     assert.equal(r.status, 404, `${path}: ${r.text}`);
     assert.equal(r.body.error?.code, 'NOT_FOUND', path);

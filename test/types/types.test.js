@@ -15,8 +15,8 @@
 **     the generated map as `./nanotype-api.js`, and the app-side helpers the
 **     examples call declared in readme-globals.d.ts;
 **   - the facts the declarations repeat match their one source: the
-**     built-in methods (wasm/methods.def), the error codes and their HTTP
-**     statuses (wasm/rpc.c);
+**     built-in methods (wasm/room/methods.def), the error codes and their HTTP
+**     statuses (wasm/host/reply.c);
 **   - node resolves both entry points of the package.
 */
 import { test, before } from 'node:test';
@@ -118,8 +118,8 @@ function declared(file) {
   return { interfaces, literals };
 }
 
-test('the built-in methods typed in nanotype.d.ts are exactly the public ones of wasm/methods.def', () => {
-  const def = readFileSync(join(REPO, 'wasm', 'methods.def'), 'utf8');
+test('the built-in methods typed in nanotype.d.ts are exactly the public ones of wasm/room/methods.def', () => {
+  const def = readFileSync(join(REPO, 'wasm', 'room', 'methods.def'), 'utf8');
   const methods = [...def.matchAll(/^METHOD\(\s*([A-Za-z0-9_]+)\s*,\s*([^,]+),/gm)]
     .filter(([, name, flags]) => !name.startsWith('_') && !/NT_M_(TESTHOOK|SYSTEM)/.test(flags))
     .map(([, name]) => name);
@@ -128,8 +128,8 @@ test('the built-in methods typed in nanotype.d.ts are exactly the public ones of
   assert.deepEqual([...interfaces.get('BuiltinMethods')].sort(), [...methods].sort());
 });
 
-test('the error codes and the status table of the SDK match the error table of wasm/rpc.c', () => {
-  const rpc = readFileSync(join(REPO, 'wasm', 'rpc.c'), 'utf8');
+test('the error codes and the status table of the SDK match the error table of wasm/host/reply.c', () => {
+  const rpc = readFileSync(join(REPO, 'wasm', 'host', 'reply.c'), 'utf8');
   const table = [...rpc.matchAll(/\{\s*NT_[A-Z_]+\s*,\s*"([A-Z_]+)"\s*,\s*(\d+)\s*\}/g)].map(([, code, http]) => [code, Number(http)]);
   assert.ok(table.length > 10, 'the error table was read');
   const codes = [...new Set(table.map(([code]) => code))];

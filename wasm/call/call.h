@@ -11,7 +11,7 @@
 
 #include "sql.h"
 
-/* ---- a WebSocket connection (its lifecycle: room/conn.c) ---------------- */
+/* ---- call.c: a WebSocket connection (its lifecycle: room/conn.c) -------- */
 struct Conn {
   uint32_t id;                     /* host's connection id */
   char *userId;                    /* owned */
@@ -29,6 +29,15 @@ struct Conn {
                                       allocated at the first limited call (ratelimit.c) */
   struct Conn *next;               /* next in room->conns */
 };
+void connCaller(const Conn *c, Caller *out);   /* strings borrowed from c */
+/* Store the connection's state in its WebSocket attachment: who it is, a
+** bound on the seq values it may have been sent, and each module's part
+** (Module.xConnAttach). NT_OK, or the host's code (NT_PAYLOAD_TOO_LARGE past
+** 16 KiB). */
+int connAttach(Room *room, Conn *c);
+/* The next seq for a frame pushed to c; reserves a new block in the
+** attachment when the last one is used up. */
+double connNextSeq(Room *room, Conn *c);
 
 /* ---- the method table's vocabulary (the table: room/methods.def) -------- */
 #define NT_M_READ      0x01        /* reads room data */
@@ -69,12 +78,15 @@ char *callJson(Call *call, const char *field, size_t max, int *rc);
 /* INVALID_ARGUMENT naming the first payload key not in keys[0..n). */
 int callOnlyKeys(Call *call, const char *const *keys, size_t n);
 #define CALL_ONLY_KEYS(call, keys) callOnlyKeys((call), (keys), sizeof (keys) / sizeof (keys)[0])
+/* NT_OK while the room serves, else its status with call->err saying why
+** ("room unavailable: <reason>"). */
+int callStatus(Call *call);
 /* asyncBegin on behalf of the call: its reply moves to the pending request.
 ** NT_PENDING, or an error with call->err set. */
 int asyncStart(Call *call, int kind, cJSON *req, AsyncDone xDone, void *state);
 
 /* ---- functions.c: named SQL functions ---------------------------------- */
-int fnLoadAll(Room *room, cJSON *files);  /* [{"file","sql"}] */
+int fnOpen(Room *room, const cJSON *config);  /* load config "functions": [{"file","sql"}] */
 const Fn *fnFind(Room *room, const char *name);
 int fnFlags(const Fn *fn);
 int fnBindArgs(Call *call, const Fn *fn, cJSON **ppArgs);   /* validate payload; caller frees */
@@ -84,10 +96,27 @@ void fnFreeAll(Room *room);
 const GuardPlan *fnPlan(const Fn *fn);
 const char *fnSql(const Fn *fn);      /* positional SQL as written (not RLS-wrapped) */
 
+/* A module that can answer a query marked "-- replica: true" from elsewhere
+** than the room's SQLite (the D1 replica): its row's Module.replica. */
+typedef struct ReplicaReader {
+  int (*xReady)(Room *room, const GuardPlan *plan);   /* may it answer a read of plan's tables now? */
+  /* Answer fn (args consumed; localSql, the RLS-wrapped local SQL, copied
+  ** for a fallback): NT_PENDING, or an error with call->err set. */
+  int (*xQuery)(Call *call, const Fn *fn, cJSON *args, const char *localSql);
+  /* The same for client SQL sql (bounded, positional, its top-level LIMIT
+  ** capped), answered {columns, rows, truncated}; localSql (copied) runs in
+  ** the room when D1 fails; NULL: it may not, and the caller gets
+  ** UNAVAILABLE. */
+  int (*xRaw)(Call *call, const GuardPlan *plan, const char *sql, cJSON *args, const char *localSql);
+} ReplicaReader;
+/* The module that answers replica reads (Module.replica), or NULL. */
+const ReplicaReader *callReplica(Room *room);
+
 /* ---- idem.c: idempotent mutations -------------------------------------- */
 int idemLookup(Call *call, cJSON **ppResult);   /* NT_NOT_FOUND when new */
 int idemRecord(Call *call, const cJSON *result); /* inside the write transaction */
 int idemTrim(Room *room, double nowMs, char *err, size_t errLen);             /* expired mutation ids */
+extern const char idemSchema[];           /* the module's table (Module.schema) */
 
 /* ---- rawsql.c: client-supplied SQL --------------------------------------- */
 /* Check sql (guard, length, positional params), wrap it for the caller's
@@ -96,8 +125,50 @@ int idemTrim(Room *room, double nowMs, char *err, size_t errLen);             /*
 int rawPrepare(Call *call, const char *sql, const cJSON *params, GuardPlan *plan,
                char **pWrapped, cJSON **ppArgs);
 int rawExecuteSql(Call *call, cJSON **ppResult);
+/* res as executeSQL answers it: {columns, rows (objects), truncated}, at
+** most 1,000 rows and about 1 MiB of them. res keeps ownership. */
+int rawShape(Call *call, SqlResult *res, cJSON **ppResult);
+/* Run wrapped (RLS-wrapped client SQL) with args (borrowed) in the room,
+** capped, and shape the answer. */
+int rawRun(Call *call, const char *wrapped, cJSON *args, cJSON **ppResult);
 
 /* ---- ratelimit.c: sliding windows over time buckets -------------------- */
+/* One limit: at most `limit` cost units in any `windowMs`, counted in
+** `buckets` equal buckets (the sliding window weighs the oldest bucket by how
+** much of it is still inside the window). */
+typedef struct RateRule {
+  const char *name;                /* "burst", "main", "daily" */
+  double windowMs;
+  double limit;
+  int buckets;
+} RateRule;
+/* In-memory window for one key (per-connection limits): counts per bucket. */
+#define RATE_MAX_BUCKETS 25                 /* B+1 slots for the daily rule's 24 buckets */
+typedef struct RateWindow {
+  double bucketStart[RATE_MAX_BUCKETS];   /* start time of each slot's bucket */
+  double count[RATE_MAX_BUCKETS];         /* cost counted in it */
+} RateWindow;
+/* The room's limits, from the config's "rateLimits" (see rateConfigure). */
+#define RATE_MAX_RULES 3
+typedef struct RateLimits {
+  RateRule conn[RATE_MAX_RULES];   /* per WebSocket, in memory (Conn.rate) */
+  int nConn;
+  RateRule user[RATE_MAX_RULES];   /* per user in this room, in SQL, key "user:<id>" */
+  int nUser;
+  RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
+  int nKey;
+  double unitMs;                   /* one more unit per this many ms of work; 0: work is free */
+  double graceMs;                  /* work a call's flat cost covers, ms */
+  double rowsPerMs;                /* rows read + written that count as 1 ms of work; 0: rows are free */
+  double connsPerUser;             /* WebSockets one user may hold open in the room; 0: no limit */
+  double liveBudgetMs;             /* re-run work above which a live query is coalesced longer */
+  double liveMaxMs;                /* smoothed re-run work above which it is ended; 0: never */
+  double liveTickMs;               /* live-query work per timer tick before yielding */
+  double checks;                   /* rateCheckSql calls by this instance */
+  double cleanups;                 /* rateCleanupSql runs by this instance */
+  double chargedUnits;             /* units charged for measured work */
+} RateLimits;
+
 /* Count cost against rule in w at nowMs. NT_OK, or NT_RATE_LIMITED with
 ** *pRetryAfterMs (> 0) = how long until cost would fit; nothing is counted
 ** when refused. */
@@ -115,7 +186,8 @@ int rateCleanupSql(Room *room, double nowMs);
 ** <= 0: that rule is off; no "rateLimits": no limits at all), and the costs
 ** of work: {"cost": {"msPerUnit","graceMs","rowsPerMs"}, "live": {"budgetMs",
 ** "maxMs","tickMs"}, "connsPerUser": n}, each defaulting when absent. */
-void rateConfigure(Room *room, const cJSON *cfg);
+int rateConfigure(Room *room, const cJSON *cfg);     /* makes room->rate; NT_NOMEM */
+void rateFree(Room *room);
 /* The work a stretch of the core's time did: the host clock before and
 ** after, and the rows the room's SQLite read and wrote meanwhile (a measure
 ** that advances even where the platform's clock stands still while code
@@ -143,6 +215,7 @@ void rateConnCharge(Room *room, Conn *conn, double cost);
 ** call->err and call->retryAfterMs set (and nothing counted). */
 int rateAdmit(Call *call, const Method *m);
 int rateMethodCheck(Call *call, cJSON **ppResult);    /* _rateCheck {key, cost?} */
+extern const char rateSchema[];           /* the module's table (Module.schema; a limiter room's only) */
 int rateMethodCleanup(Call *call, cJSON **ppResult);  /* _rateCleanup {} -> {remaining} */
 
 /* ---- sched.c: the durable schedule behind the one alarm ----------------- */
@@ -150,14 +223,12 @@ int rateMethodCleanup(Call *call, cJSON **ppResult);  /* _rateCleanup {} -> {rem
 ** transaction when called inside one. */
 int schedAt(Room *room, double atMs, const char *task, const cJSON *payload);
 int schedArm(Room *room);                 /* alarm = earliest due row */
-int schedOnOpen(Room *room);              /* lifecycle: first start and every wake */
+int schedOpen(Room *room, const cJSON *config);   /* first start and every wake */
+/* nt_alarm's work: run the due rows, then set the alarm for the next. */
+int schedRunDue(Room *room);
+extern const char schedSchema[];          /* the module's table (Module.schema) */
 /* Task room.maintenance: trim expired bookkeeping (mutation ids, rate-limit
 ** buckets), then come back in an hour. */
 int schedMaintenance(Room *room, const cJSON *payload, char *err, size_t errLen);
-
-/* ---- Defined above this layer and still called from it; each becomes a
-** hook the top registers. --------------------------------------------------- */
-int syncReplicaReady(Room *room, const GuardPlan *plan);          /* feature/sync.c */
-int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql);
 
 #endif /* NT_CALL_H */

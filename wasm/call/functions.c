@@ -303,9 +303,7 @@ static int fnAddBlock(Room *room, const char *file, int line, const char *start,
   if( rc ){
     char msg[600];
     snprintf(msg, sizeof msg, "%s:%d: %s", file, line, err);
-    free(room->statusMsg);
-    room->statusMsg = ntStrdup(msg);
-    room->status = NT_UNAVAILABLE;
+    statusFail(room, NT_UNAVAILABLE, "%s", msg);
     ntLog(NT_LOG_ERROR, "functions: %s", msg);
   }
   return rc;
@@ -332,7 +330,8 @@ static int fnLoadFile(Room *room, const char *file, const char *text){
   return NT_OK;
 }
 
-int fnLoadAll(Room *room, cJSON *files){
+int fnOpen(Room *room, const cJSON *config){
+  const cJSON *files = cJSON_GetObjectItemCaseSensitive(config, "functions");
   if( room->fns==NULL && (room->fns = calloc(1, sizeof(Fns)))==NULL ) return NT_NOMEM;
   const cJSON *f;
   cJSON_ArrayForEach(f, files){
@@ -535,6 +534,7 @@ static int fnWriteBody(Room *room, void *arg){
 
 int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
   Room *room = call->room;
+  const ReplicaReader *reader = NULL;
   FnRun run;
   memset(&run, 0, sizeof run);
   run.call = call;
@@ -553,8 +553,8 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
     rc = storeWrite(room, &w);
     if( rc==NT_OK ) call->reply.version = (double)room->version;
     if( rc==NT_NOCHANGE ) rc = NT_OK;
-  }else if( fn->replica && syncReplicaReady(room, &fn->plan) ){
-    rc = syncReplicaQuery(call, fn, run.args, sql);    /* answers later */
+  }else if( fn->replica && (reader = callReplica(room))!=NULL && reader->xReady(room, &fn->plan) ){
+    rc = reader->xQuery(call, fn, run.args, sql);      /* answers later */
     run.args = NULL;                                    /* moved */
   }else{
     rc = storeExec(room, sql, run.args, &run.res, call->err, sizeof call->err);

@@ -18,6 +18,19 @@
 #include <string.h>
 #include "call.h"
 
+/* The module's table (Module.schema), with the first form it replaced. */
+const char idemSchema[] =
+  "DROP TABLE IF EXISTS _mutations;"          /* idem.c's first form, keyed by client id alone */
+  "CREATE TABLE IF NOT EXISTS _idempotency (" /* idem.c: answers by user, client and mutationId */
+  " user_id TEXT NOT NULL,"
+  " client_id TEXT NOT NULL,"                 /* '' for an HTTP caller that named none */
+  " mutation_id TEXT NOT NULL,"
+  " result TEXT NOT NULL,"
+  " version INTEGER NOT NULL,"                 /* the commit it made */
+  " created_at INTEGER NOT NULL,"
+  " PRIMARY KEY (user_id, client_id, mutation_id)) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS _idempotency_created ON _idempotency (created_at);";
+
 #define IDEM_KEEP_MS  (24.0 * 3600 * 1000)   /* how long an answer is remembered */
 #define IDEM_TRIM_EVERY 64                   /* trim expired rows every N records */
 

@@ -61,6 +61,17 @@
 #define RATE_EPS           1e-6   /* slack for floating-point sums of counts */
 #define RATE_MAX_KEY       512    /* longest key _rateCheck accepts */
 
+/* The module's table (Module.schema): part of a room's system schema, and
+** all a rate-limiter room has (room/room.c, the limiter open). */
+const char rateSchema[] =
+  "CREATE TABLE IF NOT EXISTS _rate_limits ("
+  " key TEXT NOT NULL,"                       /* "user:<id>", "ip:<addr>" */
+  " rule TEXT NOT NULL,"                      /* "burst", "main", "daily" */
+  " bucket INTEGER NOT NULL,"                 /* bucket start, ms since the epoch */
+  " count REAL NOT NULL,"                     /* cost units counted in it */
+  " PRIMARY KEY (key, rule, bucket)) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS _rate_limits_rule ON _rate_limits (rule, bucket);";
+
 /* The rules a config may turn on, by the key that sets their limit. */
 static const struct {
   const char *key;                 /* in "rateLimits": {"conn": {key: limit}} */
@@ -109,8 +120,9 @@ static int rateRulesFrom(const cJSON *group, RateRule *out){
   return n;
 }
 
-void rateConfigure(Room *room, const cJSON *cfg){
-  RateLimits *rl = &room->rate;
+int rateConfigure(Room *room, const cJSON *cfg){
+  RateLimits *rl = room->rate;
+  if( rl==NULL && (rl = room->rate = calloc(1, sizeof *rl))==NULL ) return NT_NOMEM;
   memset(rl, 0, sizeof *rl);
   rl->nConn = rateRulesFrom(cJSON_GetObjectItemCaseSensitive(cfg, "conn"), rl->conn);
   rl->nUser = rateRulesFrom(cJSON_GetObjectItemCaseSensitive(cfg, "user"), rl->user);
@@ -122,6 +134,7 @@ void rateConfigure(Room *room, const cJSON *cfg){
     *(double*)((char*)rl + rateKnobs[i].offset) =
       cJSON_IsNumber(v) && v->valuedouble >= 0 ? v->valuedouble : rateKnobs[i].fallback;
   }
+  return NT_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -140,12 +153,12 @@ void rateWorkBegin(Room *room, RateWork *w){
 double rateWorkEnd(Room *room, const RateWork *w){
   double ms = host_now_ms() - w->startMs;
   double rows = rateRowsTouched(room) - w->startRows;
-  if( room->rate.rowsPerMs > 0 && rows / room->rate.rowsPerMs > ms ) ms = rows / room->rate.rowsPerMs;
+  if( room->rate->rowsPerMs > 0 && rows / room->rate->rowsPerMs > ms ) ms = rows / room->rate->rowsPerMs;
   return ms > 0 ? ms : 0;
 }
 
 double rateWorkUnits(Room *room, double workMs){
-  const RateLimits *rl = &room->rate;
+  const RateLimits *rl = room->rate;
   double over = workMs - rl->graceMs;
   if( !(rl->unitMs > 0) || !(over > 0) ) return 0;
   return floor(over / rl->unitMs);
@@ -372,15 +385,15 @@ static int rateCheck(Room *room, const char *key, const RateRule *rules, int n,
   RateSql st = { key, rules, n, nowMs, cost, force, 0, -1, "" };
   /* Normally its own transaction; inside one already (storeTxn does not
   ** nest), its statements simply join it. */
-  int rc = room->txnToken ? rateSqlBody(room, &st) : storeTxn(room, rateSqlBody, &st);
+  int rc = storeInTxn(room) ? rateSqlBody(room, &st) : storeTxn(room, rateSqlBody, &st);
   if( rc==NT_RATE_LIMITED ){
     *pRetryAfterMs = st.retryAfterMs;
     *pRefused = st.refused;
   }else if( rc && err ){
     snprintf(err, errLen, "%s", st.err[0] ? st.err : "rate-limit storage failed");
   }
-  room->rate.checks++;
-  if( fmod(room->rate.checks, RATE_CLEANUP_EVERY)==0 && room->txnToken==0 ){
+  room->rate->checks++;
+  if( fmod(room->rate->checks, RATE_CLEANUP_EVERY)==0 && !storeInTxn(room) ){
     rateCleanupSql(room, nowMs);
   }
   return rc;
@@ -414,7 +427,7 @@ static void rateCutoffs(const RateRule *rules, int n, double now, RateCutoff *cu
 ** instance, buckets of rules not configured (any more) go too, which scans
 ** the table. */
 int rateCleanupSql(Room *room, double nowMs){
-  RateLimits *rl = &room->rate;
+  RateLimits *rl = room->rate;
   RateCutoff cut[2 * RATE_MAX_RULES];
   int n = 0;
   rateCutoffs(rl->user, rl->nUser, nowMs, cut, &n);
@@ -485,7 +498,7 @@ static int rateRefuse(Call *call, const char *who, const RateRule *r, double wai
 ** the room has no connection rules (or memory ran out: never refuse for
 ** what cannot be tracked). */
 static int rateConnWindows(Room *room, Conn *conn){
-  const RateLimits *rl = &room->rate;
+  const RateLimits *rl = room->rate;
   if( conn==NULL || rl->nConn==0 ) return 0;
   if( conn->rate==NULL ) conn->rate = calloc((size_t)rl->nConn, sizeof *conn->rate);  /* nConn is fixed per instance */
   return conn->rate!=NULL;
@@ -494,7 +507,7 @@ static int rateConnWindows(Room *room, Conn *conn){
 /* The longest wait any of conn's rules imposes on cost now (0: fits), and
 ** which rule (*pWhich, -1 if none). Counts nothing. */
 static double rateConnPeek(Room *room, Conn *conn, double now, double cost, int *pWhich){
-  const RateLimits *rl = &room->rate;
+  const RateLimits *rl = room->rate;
   double worst = 0;
   *pWhich = -1;
   for(int i = 0; i < rl->nConn; i++){
@@ -505,7 +518,7 @@ static double rateConnPeek(Room *room, Conn *conn, double now, double cost, int 
 }
 
 static void rateConnCount(Room *room, Conn *conn, double now, double cost){
-  const RateLimits *rl = &room->rate;
+  const RateLimits *rl = room->rate;
   for(int i = 0; i < rl->nConn; i++) windowCount(&conn->rate[i], &rl->conn[i], now, cost);
 }
 
@@ -515,7 +528,7 @@ static void rateConnCount(Room *room, Conn *conn, double now, double cost){
 ** says so. *pWhich is the refusing rule, -1 if none. */
 static int rateUserCheck(Call *call, double now, double cost, int force, double *pWait, int *pWhich){
   Room *room = call->room;
-  RateLimits *rl = &room->rate;
+  RateLimits *rl = room->rate;
   size_t len = strlen(call->caller->userId);
   char *key = malloc(len + 6);
   if( key ){
@@ -539,7 +552,7 @@ int rateAdmit(Call *call, const Method *m){
   Room *room = call->room;
   double cost = m->cost;
   Conn *conn = call->conn;
-  int useUser = room->rate.nUser > 0 && !(m->flags & NT_M_MEMORY);
+  int useUser = room->rate->nUser > 0 && !(m->flags & NT_M_MEMORY);
   int useConn = cost > 0 && rateConnWindows(room, conn);
   if( cost <= 0 || (!useConn && !useUser) ) return NT_OK;
   double now = host_now_ms();
@@ -549,11 +562,11 @@ int rateAdmit(Call *call, const Method *m){
   /* (a) the socket's own windows, in memory: peek at every rule first, so
   ** a refusal counts nothing anywhere */
   if( useConn && (wait = rateConnPeek(room, conn, now, cost, &which)) > 0 ){
-    return rateRefuse(call, "connection", &room->rate.conn[which], wait);
+    return rateRefuse(call, "connection", &room->rate->conn[which], wait);
   }
   /* (b) the user's windows in this room, in SQL */
   if( useUser && rateUserCheck(call, now, cost, 0, &wait, &which)==NT_RATE_LIMITED ){
-    return rateRefuse(call, "user", &room->rate.user[which], wait);
+    return rateRefuse(call, "user", &room->rate->user[which], wait);
   }
   if( useConn ) rateConnCount(room, conn, now, cost);
   return NT_OK;
@@ -564,11 +577,11 @@ void rateCharge(Call *call, const Method *m, double workMs){
   if( m->cost <= 0 || room->status ) return;       /* free, or the room was just erased */
   double units = rateWorkUnits(room, workMs);
   if( units <= 0 ) return;
-  int useUser = room->rate.nUser > 0 && !(m->flags & NT_M_MEMORY);
+  int useUser = room->rate->nUser > 0 && !(m->flags & NT_M_MEMORY);
   int useConn = rateConnWindows(room, call->conn);
   if( !useConn && !useUser ) return;
   double now = host_now_ms();
-  room->rate.chargedUnits += units;
+  room->rate->chargedUnits += units;
   if( useConn ) rateConnCount(room, call->conn, now, units);
   if( useUser ){
     double wait;
@@ -586,7 +599,7 @@ int rateConnAdmit(Room *room, Conn *conn, double cost, char *err, size_t errLen,
   double wait = rateConnPeek(room, conn, now, cost, &which);
   if( wait > 0 ){
     *pRetryAfterMs = wait;
-    rateMessage(err, errLen, "connection", &room->rate.conn[which], wait);
+    rateMessage(err, errLen, "connection", &room->rate->conn[which], wait);
     return NT_RATE_LIMITED;
   }
   rateConnCount(room, conn, now, cost);
@@ -617,11 +630,11 @@ int rateMethodCheck(Call *call, cJSON **ppResult){
   double wait = 0;
   int which = -1;
   char err[256] = "";
-  int rc = rateCheck(room, key->valuestring, room->rate.key, room->rate.nKey, host_now_ms(),
+  int rc = rateCheck(room, key->valuestring, room->rate->key, room->rate->nKey, host_now_ms(),
                      cost ? cost->valuedouble : 1, 0, &wait, &which, err, sizeof err);
   if( rc==NT_RATE_LIMITED && which >= 0 ){
     char rule[80];
-    ruleDescribe(&room->rate.key[which], rule, sizeof rule);
+    ruleDescribe(&room->rate->key[which], rule, sizeof rule);
     call->retryAfterMs = wait;
     return callFail(call, NT_RATE_LIMITED, "too many requests for %.64s (%s); retry in %.0f ms",
                     key->valuestring, rule, wait);
@@ -649,4 +662,9 @@ int rateMethodCleanup(Call *call, cJSON **ppResult){
   storeResultFree(&res);
   *ppResult = r;
   return NT_OK;
+}
+
+void rateFree(Room *room){
+  free(room->rate);
+  room->rate = NULL;
 }

@@ -5,9 +5,10 @@
 ** jobs, maintenance, and whatever later features add). The schedule lives in
 ** SQL (_schedule: due time, task name, JSON payload), so nothing is lost when
 ** the room sleeps or is evicted: schedArm keeps the alarm at the earliest due
-** row, and nt_alarm runs what is due through the task handlers the modules
-** register (Module.tasks: data, not a chain of branches). A task that fails is retried with exponential
-** backoff, then dropped after SCHED_MAX_ATTEMPTS with a log line. The alarm is
+** row, and nt_alarm (schedRunDue) runs what is due through the task handlers
+** the modules register (Module.tasks: data, not a chain of branches). A task
+** that fails is retried with exponential backoff, then dropped after
+** SCHED_MAX_ATTEMPTS with a log line. The alarm is
 ** at-least-once, so handlers must tolerate running twice.
 **
 ** Short in-memory timers (live-update batching, resends, debounce windows,
@@ -18,6 +19,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include "call.h"
+
+/* The module's table (Module.schema). */
+const char schedSchema[] =
+  "CREATE TABLE IF NOT EXISTS _schedule ("     /* sched.c: the one alarm's work */
+  " id INTEGER PRIMARY KEY,"
+  " due REAL NOT NULL,"
+  " task TEXT NOT NULL,"
+  " payload TEXT NOT NULL DEFAULT '{}',"
+  " attempts INTEGER NOT NULL DEFAULT 0,"
+  " last_error TEXT);"
+  "CREATE INDEX IF NOT EXISTS _schedule_due ON _schedule (due);";
 
 #define SCHED_MAX_ATTEMPTS 8            /* then the row is dropped */
 #define SCHED_BATCH        50           /* due rows run per alarm */
@@ -109,8 +121,7 @@ static void schedRunRow(Room *room, const cJSON *row, double now){
   storeRunFree(room, sql, args, err2, sizeof err2);
 }
 
-int nt_alarm(Room *room){
-  if( room==NULL ) return NT_INTERNAL;
+int schedRunDue(Room *room){
   room->alarmAt = 0;                      /* the platform's alarm is spent */
   if( room->status ) return room->status;
   double now = host_now_ms();
@@ -130,7 +141,8 @@ int nt_alarm(Room *room){
   return schedArm(room);
 }
 
-int schedOnOpen(Room *room){
+int schedOpen(Room *room, const cJSON *config){
+  (void)config;
   /* Every room keeps one maintenance row; on first start (or if it was ever
   ** lost) create it, then make sure the alarm matches the schedule. */
   char err[256];

@@ -18,6 +18,24 @@
 #include <string.h>
 #include "feature.h"
 
+/* The module's table (Module.schema). */
+const char cronJobSchema[] =
+  "CREATE TABLE IF NOT EXISTS _cron_jobs ("   /* cronjobs.c: user cron jobs */
+  " id TEXT PRIMARY KEY,"
+  " name TEXT NOT NULL,"
+  " schedule TEXT NOT NULL,"
+  " rpc_method TEXT NOT NULL,"
+  " payload TEXT NOT NULL,"
+  " owner_id TEXT NOT NULL,"
+  " owner_role TEXT NOT NULL,"
+  " created_at INTEGER NOT NULL,"
+  " next_run_at INTEGER,"
+  " last_run_at INTEGER,"
+  " last_status TEXT,"
+  " last_error TEXT,"
+  " runs INTEGER NOT NULL DEFAULT 0);"
+  "CREATE INDEX IF NOT EXISTS _cron_jobs_owner ON _cron_jobs (owner_id);";
+
 #define CRON_MAX_PER_USER 50
 #define CRON_MAX_NAME     128
 #define CRON_MAX_SPEC     128

@@ -17,6 +17,13 @@
 #include <string.h>
 #include "feature.h"
 
+/* The module's table (Module.schema). */
+const char debounceSchema[] =
+  "CREATE TABLE IF NOT EXISTS _debounced_state ("  /* debounce.c: flushed values */
+  " key TEXT PRIMARY KEY,"
+  " value TEXT NOT NULL,"
+  " updated_at INTEGER NOT NULL) WITHOUT ROWID;";
+
 #define DEB_DEFAULT_MS   1000.0          /* flush interval */
 #define DEB_MIN_MS       10.0
 #define DEB_MAX_MS       3600000.0
@@ -136,10 +143,8 @@ void debounceOnTimer(Room *room, double nowMs){
   if( room->status==NT_OK ) debFlush(room, nowMs, NULL);
 }
 
-int debounceFlushAll(Room *room){
-  int rc = room->status==NT_OK ? debFlush(room, 0, NULL) : 0;
-  roomTimerArm(room);
-  return rc;
+void debounceOnIdle(Room *room){
+  if( room->status==NT_OK ) debFlush(room, 0, NULL);
 }
 
 void debounceFreeAll(Room *room){
@@ -207,7 +212,6 @@ int debounceUpdate(Call *call, cJSON **ppResult){
   d->updatedAt = now;
   if( interval ) d->intervalMs = interval->valuedouble;
   if( d->flushAt==0 ) d->flushAt = now + d->intervalMs;
-  roomTimerArm(room);
   cJSON *r = cJSON_CreateObject();
   cJSON_AddNumberToObject(r, "flushAt", floor(d->flushAt));
   *ppResult = r;
@@ -222,7 +226,6 @@ int debounceFlushMethod(Call *call, cJSON **ppResult){
   const char *key = rc ? NULL : debKey(call, 0);
   if( key==NULL ) return rc ? rc : NT_INVALID_ARGUMENT;
   int n = debFlush(room, 0, key[0] ? key : NULL);
-  roomTimerArm(room);
   if( n < 0 ) return callFail(call, n, "flush failed");
   cJSON *r = cJSON_CreateObject();
   cJSON_AddNumberToObject(r, "flushed", n);

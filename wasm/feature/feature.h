@@ -13,17 +13,21 @@
 
 /* ---- live.c: live queries ----------------------------------------------- */
 typedef struct Sub Sub;
-int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply);
-int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply);
-int liveAck(Room *room, Conn *conn, cJSON *frame);
-void liveOnCommit(Room *room, const GuardPlan *plan);
-void liveAfterReply(Room *room);      /* after a dispatch: arm the timer for its re-runs */
-int liveRestore(Room *room, Conn *conn, const cJSON *attachment);
-void liveConnGone(Room *room, Conn *conn);
-cJSON *liveAttachment(Conn *conn);    /* the subscriptions, for the attachment */
+/* The frames of a subscription, each counted at cost in the connection's
+** rate-limit windows (methods.def, ACTION lines). */
+int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cost);
+int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cost);
+int liveAck(Room *room, Conn *conn, cJSON *frame, double cost);
+/* The module's hooks (room/modules.c). */
+int liveOpen(Room *room, const cJSON *config);          /* "batchMs" */
 void liveFreeAll(Room *room);
-double liveNextDue(Room *room);       /* 0 when nothing is due */
-void liveOnTimer(Room *room, double nowMs);
+void liveOnCommit(Room *room, const Touched *t);       /* mark what read t's tables */
+double liveNextDue(Room *room);                        /* 0 when nothing is due */
+void liveOnTimer(Room *room, double nowMs);            /* re-runs and resends */
+int liveRestore(Room *room, Conn *conn, const cJSON *attachment);
+void liveAttach(Room *room, Conn *conn, cJSON *attachment);   /* "nextSub", "subs" */
+void liveConnGone(Room *room, Conn *conn);
+void liveStats(Room *room, cJSON *stats);              /* "subscriptions", "liveQueries" */
 
 /* ---- presence.c: the memory store's methods ----------------------------- */
 int presenceSetCursor(Call *call, cJSON **ppResult);
@@ -36,10 +40,10 @@ int presenceDeleteEphemeral(Call *call, cJSON **ppResult);
 int presenceStats(Call *call, cJSON **ppResult);
 double presenceNextDue(Room *room);
 void presenceOnTimer(Room *room, double nowMs);
-int presenceOpen(Room *room, double maxBytes);
+int presenceOpen(Room *room, const cJSON *config);    /* "memoryMaxBytes" */
 void presenceConnGone(Room *room, Conn *conn);       /* before the conn is freed */
 int presenceRestore(Room *room, Conn *conn, const cJSON *attachment);
-void presenceAttach(Conn *conn, cJSON *attachment);  /* add the conn's presence */
+void presenceAttach(Room *room, Conn *conn, cJSON *attachment);  /* "presence" */
 void presenceFree(Room *room);
 
 /* ---- debounce.c: debounced writes --------------------------------------- */
@@ -48,33 +52,34 @@ int debounceFlushMethod(Call *call, cJSON **ppResult);
 int debounceGet(Call *call, cJSON **ppResult);
 double debounceNextDue(Room *room);
 void debounceOnTimer(Room *room, double nowMs);
-int debounceFlushAll(Room *room);         /* every pending key, now */
+void debounceOnIdle(Room *room);          /* the last connection left: every pending key, now */
 void debounceFreeAll(Room *room);
+extern const char debounceSchema[];       /* the module's table (Module.schema) */
 
 /* ---- cronjobs.c: user cron jobs ------------------------------------------ */
 int cronJobSchedule(Call *call, cJSON **ppResult);
 int cronJobList(Call *call, cJSON **ppResult);
 int cronJobDelete(Call *call, cJSON **ppResult);
 int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen);     /* task cron.run */
+extern const char cronJobSchema[];        /* the module's table (Module.schema) */
 
-/* ---- sync.c: replication to the D1 read replica ------------------------ */
-int syncOpen(Room *room, int enabled);    /* triggers, initial sync, first batch */
-void syncOnCommit(Room *room, const GuardPlan *plan);
+/* ---- sync.c (and syncint.h's files): replication to the D1 read replica --- */
+extern const char syncSchema[];           /* the module's tables (Module.schema) */
+int syncOpen(Room *room, const cJSON *config);     /* "sync": triggers, first copy, first batch */
+void syncOnCommit(Room *room, const Touched *t);   /* gather the next batch */
 void syncFree(Room *room);
 int syncRetryTask(Room *room, const cJSON *payload, char *err, size_t errLen);  /* task sync.retry */
+/* May a query reading plan's tables be answered by the replica now? */
+int syncReplicaReady(Room *room, const GuardPlan *plan);
+/* Answer fn from D1 (args consumed; localSql, the RLS-wrapped local SQL,
+** copied for the fallback). NT_PENDING, or an error. */
+int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql);
+int syncReplicaRaw(Call *call, const GuardPlan *plan, const char *sql, cJSON *args,
+                   const char *localSql);
 int syncStatusMethod(Call *call, cJSON **ppResult);
 int syncForceAllMethod(Call *call, cJSON **ppResult);
 int syncSetD1FailureMethod(Call *call, cJSON **ppResult);
-double syncNextDue(Room *room);
+double syncNextDue(Room *room);           /* the next batch's start, 0 if none is timed */
 void syncOnTimer(Room *room, double nowMs);
-
-/* ---- Defined above this layer and still called from it; each becomes a
-** hook the top registers. --------------------------------------------------- */
-void roomTimerArm(Room *room);            /* room/room.c: host_timer_set(earliest due) */
-int connAttach(Conn *c);                  /* room/conn.c: the WebSocket attachment */
-void connCaller(const Conn *c, Caller *out);
-/* Flat costs of the frames that are not RPCs, from methods.def (ACTION
-** lines): counted in the connection's windows only (ratelimit.c). */
-extern const double rateCostSubscribe, rateCostUnsubscribe, rateCostAck;
 
 #endif /* NT_FEATURE_H */

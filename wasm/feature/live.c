@@ -54,6 +54,7 @@
 #define LIVE_BASE_WINDOW_MS 150.0   /* least window a costly query's is stretched from */
 #define LIVE_FRAME_SLACK   4096     /* bytes of a frame beside its result */
 
+typedef struct LiveQuery LiveQuery;
 struct LiveQuery {
   char *key;                       /* identity: kind, query, args, RLS scope */
   char *sql;                       /* RLS-wrapped positional SQL, ready to run */
@@ -76,6 +77,14 @@ struct LiveQuery {
   int ended;                       /* ended for its cost: refuses subscribers */
   LiveQuery *next;
 };
+
+/* The module's state (room->live), made when the room opens. */
+typedef struct Live {
+  LiveQuery *queries;              /* live queries, shared by subscriptions */
+  int nQueries;
+  double batchMs;                  /* the batch window changes are coalesced over */
+  double restUntil;                /* no re-runs before this: the last tick's rest */
+} Live;
 
 struct Sub {
   char id[16];                     /* "s1", "s2", … per connection */
@@ -113,12 +122,12 @@ static void liveSubFree(Sub *s){
 
 /* Free idle queries kept longer than LIVE_IDLE_KEEP_MS. */
 static void liveCollect(Room *room, double now){
-  for(LiveQuery **pp = &room->queries; *pp; ){
+  for(LiveQuery **pp = &room->live->queries; *pp; ){
     LiveQuery *q = *pp;
     if( q->nSubs==0 && now - q->idleSince > LIVE_IDLE_KEEP_MS ){
       *pp = q->next;
       liveQueryFree(q);
-      room->nQueries--;
+      room->live->nQueries--;
     }else{
       pp = &q->next;
     }
@@ -267,7 +276,7 @@ static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
   }
 
   double now = host_now_ms();
-  for(LiveQuery *q = room->queries; q; q = q->next){
+  for(LiveQuery *q = room->live->queries; q; q = q->next){
     if( q->ended && q->nSubs==0 && now - q->idleSince > LIVE_IDLE_KEEP_MS ) continue;  /* forgotten */
     if( strcmp(q->key, key)==0 ){
       free(key);
@@ -295,9 +304,9 @@ static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
     if( q ) liveQueryFree(q); else { free(key); cJSON_Delete(args); }
     return callFail(call, NT_NOMEM, "out of memory");
   }
-  q->next = room->queries;
-  room->queries = q;
-  room->nQueries++;
+  q->next = room->live->queries;
+  room->live->queries = q;
+  room->live->nQueries++;
   *ppQ = q;
   return NT_OK;
 }
@@ -333,8 +342,7 @@ static void liveFrame(Buf *b, const char *type, const cJSON *id, const Sub *s,
 
 /* Push the subscription's current result as a query_update. */
 static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
-  double seq = ++conn->seq;
-  if( seq >= conn->seqReserved ) connAttach(conn);      /* reserve the next block */
+  double seq = connNextSeq(room, conn);
   Buf b = {0};
   liveFrame(&b, "query_update", NULL, s, seq, 0);
   char *text = bufFinish(&b);
@@ -351,22 +359,22 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
 ** query whose runs cost more than the budget, a window stretched in
 ** proportion to its cost. */
 static double liveWindow(const Room *room, const LiveQuery *q){
-  double budget = room->rate.liveBudgetMs;
-  if( !(budget > 0) || q->costMs <= budget ) return room->batchMs;
-  double base = room->batchMs > LIVE_BASE_WINDOW_MS ? room->batchMs : LIVE_BASE_WINDOW_MS;
+  double budget = room->rate->liveBudgetMs;
+  if( !(budget > 0) || q->costMs <= budget ) return room->live->batchMs;
+  double base = room->live->batchMs > LIVE_BASE_WINDOW_MS ? room->live->batchMs : LIVE_BASE_WINDOW_MS;
   return base * q->costMs / budget;
 }
 
 /* When a change that touched q (deleting rows, or not) may be re-run. */
 static double liveDueAt(const Room *room, const LiveQuery *q, double now, int deletes){
   double window = liveWindow(room, q);
-  if( deletes && window <= room->batchMs ) return now;           /* at once, unless costly */
+  if( deletes && window <= room->live->batchMs ) return now;           /* at once, unless costly */
   if( q->lastRunAt==0 || now - q->lastRunAt >= window ) return now;  /* after a quiet period */
   return q->lastRunAt + window;
 }
 
 static int liveOverLimit(const Room *room, const LiveQuery *q){
-  return room->rate.liveMaxMs > 0 && q->costMs > room->rate.liveMaxMs;
+  return room->rate->liveMaxMs > 0 && q->costMs > room->rate->liveMaxMs;
 }
 
 /* The refusal of a subscription to an ended query: RATE_LIMITED, retry
@@ -375,7 +383,7 @@ static int liveEndedError(Call *call, const LiveQuery *q){
   double left = q->nSubs==0 ? q->idleSince + LIVE_IDLE_KEEP_MS - host_now_ms() : LIVE_IDLE_KEEP_MS;
   call->retryAfterMs = left > 1 ? (double)(int64_t)(left + 1) : 1;
   return callFail(call, NT_RATE_LIMITED, "this live query takes %.0f ms per run, over the limit of %.0f ms",
-                  q->costMs, call->room->rate.liveMaxMs);
+                  q->costMs, call->room->rate->liveMaxMs);
 }
 
 /* End q for its cost: every subscriber hears a query_error naming its
@@ -383,7 +391,7 @@ static int liveEndedError(Call *call, const LiveQuery *q){
 static void liveEnd(Room *room, LiveQuery *q){
   char msg[200];
   snprintf(msg, sizeof msg, "live query ended: its runs take %.0f ms, over the limit of %.0f ms",
-           q->costMs, room->rate.liveMaxMs);
+           q->costMs, room->rate->liveMaxMs);
   q->ended = 1;
   room->stats.queriesEnded++;
   ntLog(NT_LOG_WARN, "%s (%.200s)", msg, q->key);
@@ -405,7 +413,7 @@ static void liveEnd(Room *room, LiveQuery *q){
       liveRemove(c, s);
       removed = 1;
     }
-    if( removed ) connAttach(c);
+    if( removed ) connAttach(room, c);
   }
 }
 
@@ -417,11 +425,12 @@ static void livePush(Room *room, LiveQuery *q, const Sub *except){
 }
 
 double liveNextDue(Room *room){
+  if( room->live==NULL ) return 0;
   double runs = 0;
-  for(const LiveQuery *q = room->queries; q; q = q->next){
+  for(const LiveQuery *q = room->live->queries; q; q = q->next){
     if( q->dueAt > 0 && q->nSubs > 0 && (runs==0 || q->dueAt < runs) ) runs = q->dueAt;
   }
-  if( runs > 0 && runs < room->liveRestUntil ) runs = room->liveRestUntil;
+  if( runs > 0 && runs < room->live->restUntil ) runs = room->live->restUntil;
   double next = runs;
   for(Conn *c = room->conns; c; c = c->next){
     for(Sub *s = c->subs; s; s = s->next){
@@ -436,14 +445,14 @@ double liveNextDue(Room *room){
 /* Move first to the head of the query list, keeping the cyclic order, so
 ** the queries a tick could not reach run first in the next. */
 static void liveRotate(Room *room, LiveQuery *first){
-  if( room->queries==first ) return;
-  LiveQuery *prev = room->queries;
+  if( room->live->queries==first ) return;
+  LiveQuery *prev = room->live->queries;
   while( prev->next!=first ) prev = prev->next;
   prev->next = NULL;
   LiveQuery *tail = first;
   while( tail->next ) tail = tail->next;
-  tail->next = room->queries;
-  room->queries = first;
+  tail->next = room->live->queries;
+  room->live->queries = first;
 }
 
 /* Re-run q (a commit touched it) and push what changed, or end it. */
@@ -463,13 +472,13 @@ static void liveRerun(Room *room, LiveQuery *q){
 ** spent (at least one runs); the rest wait for the next tick, which comes
 ** no sooner than this one took. */
 static void liveFlush(Room *room, double now){
-  if( now < room->liveRestUntil ) return;
-  double tick = room->rate.liveTickMs;
+  if( now < room->live->restUntil ) return;
+  double tick = room->rate->liveTickMs;
   RateWork work;
   rateWorkBegin(room, &work);
   int ran = 0;
   LiveQuery *left = NULL;          /* the first due query this tick did not reach */
-  for(LiveQuery *q = room->queries; q; q = q->next){
+  for(LiveQuery *q = room->live->queries; q; q = q->next){
     if( !(q->dueAt > 0 && q->dueAt <= now) ) continue;
     if( q->nSubs==0 || q->ended ){ q->dueAt = 0; continue; }
     if( ran && tick > 0 && rateWorkEnd(room, &work) >= tick ){
@@ -481,28 +490,24 @@ static void liveFlush(Room *room, double now){
     ran++;
   }
   double spent = rateWorkEnd(room, &work);
-  if( spent >= 1 ) room->liveRestUntil = host_now_ms() + spent;   /* sub-ms ticks need no rest */
+  if( spent >= 1 ) room->live->restUntil = host_now_ms() + spent;   /* sub-ms ticks need no rest */
   if( left ) liveRotate(room, left);
 }
 
-void liveAfterReply(Room *room){
-  if( room->inDispatch ) return;
-  roomTimerArm(room);
-}
-
-void liveOnCommit(Room *room, const GuardPlan *plan){
+void liveOnCommit(Room *room, const Touched *t){
+  if( room->live==NULL ) return;
   double now = host_now_ms();
-  for(LiveQuery *q = room->queries; q; q = q->next){
-    if( !liveTouches(q->reads, q->nReads, plan->writes, plan->nWrites) ) continue;
+  for(LiveQuery *q = room->live->queries; q; q = q->next){
+    if( !liveTouches(q->reads, q->nReads, t->tables, t->nTables) ) continue;
     q->dirty = 1;
     if( q->nSubs==0 || q->ended ) continue;
-    double due = liveDueAt(room, q, now, plan->deletes);
+    double due = liveDueAt(room, q, now, t->deletes);
     if( q->dueAt==0 || due < q->dueAt ) q->dueAt = due;
   }
-  roomTimerArm(room);
 }
 
 void liveOnTimer(Room *room, double now){
+  if( room->live==NULL ) return;
   liveFlush(room, now);
   for(Conn *c = room->conns; c; c = c->next){
     for(Sub *s = c->subs; s; s = s->next){
@@ -559,7 +564,7 @@ static void liveRemove(Conn *conn, Sub *s){
   liveSubFree(s);
 }
 
-int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply){
+int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cost){
   Caller caller;
   connCaller(conn, &caller);
   Call call;
@@ -567,9 +572,9 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply){
   call.room = room;
   call.caller = &caller;
   Sub *s = NULL;
-  int rc = room->status ? callFail(&call, room->status, "room unavailable: %s",
-                                   room->statusMsg ? room->statusMsg : "")
-         : rateConnAdmit(room, conn, rateCostSubscribe, call.err, sizeof call.err, &call.retryAfterMs);
+  int rc = callStatus(&call);
+  if( rc==NT_OK && room->live==NULL ) rc = callFail(&call, NT_UNAVAILABLE, "this room has no live queries");
+  if( rc==NT_OK ) rc = rateConnAdmit(room, conn, cost, call.err, sizeof call.err, &call.retryAfterMs);
   if( rc==NT_OK ) rc = liveAdd(&call, conn, frame, NULL, &s);
   if( rc==NT_OK && (s->q->dirty || s->q->result==NULL) ){
     LiveQuery *q = s->q;
@@ -588,7 +593,7 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply){
       if( ran ) livePush(room, q, s);   /* its other subscribers hear it now */
     }
   }
-  if( rc==NT_OK && (rc = connAttach(conn))!=NT_OK ){
+  if( rc==NT_OK && (rc = connAttach(room, conn))!=NT_OK ){
     callFail(&call, rc, rc==NT_PAYLOAD_TOO_LARGE
              ? "too many or too large subscriptions for one connection" : "could not store the subscription");
   }
@@ -618,37 +623,36 @@ static int liveRefused(Room *room, Conn *conn, double cost, Reply *reply){
   return NT_RATE_LIMITED;
 }
 
-int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply){
+int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cost){
   const cJSON *sid = cJSON_GetObjectItemCaseSensitive(frame, "subscriptionId");
   Sub *s = conn->subs;
   while( s && cJSON_IsString(sid) && strcmp(s->id, sid->valuestring)!=0 ) s = s->next;
   if( !cJSON_IsString(sid) || s==NULL ){
-    int rc = liveRefused(room, conn, rateCostUnsubscribe, reply);
+    int rc = liveRefused(room, conn, cost, reply);
     if( rc ) return rc;
     rc = cJSON_IsString(sid) ? NT_NOT_FOUND : NT_BAD_REQUEST;
     replyError(room, reply, rc, rc==NT_NOT_FOUND ? "no such subscription" : "subscriptionId: expected a string");
     return rc;
   }
-  rateConnCharge(room, conn, rateCostUnsubscribe);    /* lightens the load: never refused */
+  rateConnCharge(room, conn, cost);                   /* lightens the load: never refused */
   liveRemove(conn, s);
-  connAttach(conn);
-  roomTimerArm(room);
+  connAttach(room, conn);
   cJSON *r = cJSON_CreateObject();
   cJSON_AddBoolToObject(r, "unsubscribed", 1);
   replyResult(room, reply, r);
   return NT_OK;
 }
 
-int liveAck(Room *room, Conn *conn, cJSON *frame){
+int liveAck(Room *room, Conn *conn, cJSON *frame, double cost){
   const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
   int valid = cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble <= conn->seq
            && seq->valuedouble==(double)(int64_t)seq->valuedouble;
   Reply reply = { 0, conn->id, NULL, 0 };
   if( valid && seq->valuedouble > conn->ackedSeq ){
-    rateConnCharge(room, conn, rateCostAck);         /* acknowledges something new: never refused */
+    rateConnCharge(room, conn, cost);                /* acknowledges something new: never refused */
     conn->ackedSeq = seq->valuedouble;
   }else{
-    int rc = liveRefused(room, conn, rateCostAck, &reply);
+    int rc = liveRefused(room, conn, cost, &reply);
     if( rc ) return rc;
     if( !valid ){
       replyError(room, &reply, NT_BAD_REQUEST, "seq: expected a sequence number this connection was sent");
@@ -661,26 +665,26 @@ int liveAck(Room *room, Conn *conn, cJSON *frame){
       s->resends = 0;
     }
   }
-  roomTimerArm(room);
   return NT_OK;
 }
 
-cJSON *liveAttachment(Conn *conn){
+void liveAttach(Room *room, Conn *conn, cJSON *attachment){
+  (void)room;
   cJSON *subs = cJSON_CreateArray();
   for(Sub *s = conn->subs; s; s = s->next){
     cJSON *item = cJSON_Duplicate(s->spec, 1);
     cJSON_AddStringToObject(item, "id", s->id);
     cJSON_AddItemToArray(subs, item);
   }
-  return subs;
+  cJSON_AddNumberToObject(attachment, "nextSub", conn->nextSubId);
+  cJSON_AddItemToObject(attachment, "subs", subs);
 }
 
 int liveRestore(Room *room, Conn *conn, const cJSON *attachment){
   const cJSON *subs = cJSON_GetObjectItemCaseSensitive(attachment, "subs");
-  const cJSON *seq = cJSON_GetObjectItemCaseSensitive(attachment, "seq");
   const cJSON *next = cJSON_GetObjectItemCaseSensitive(attachment, "nextSub");
-  if( cJSON_IsNumber(seq) ) conn->seq = conn->seqReserved = seq->valuedouble;
   if( cJSON_IsNumber(next) ) conn->nextSubId = (uint32_t)next->valuedouble;
+  if( room->live==NULL ) return NT_OK;
   Caller caller;
   connCaller(conn, &caller);
   const cJSON *spec;
@@ -701,8 +705,17 @@ int liveRestore(Room *room, Conn *conn, const cJSON *attachment){
 }
 
 void liveConnGone(Room *room, Conn *conn){
+  (void)room;
   while( conn->subs ) liveRemove(conn, conn->subs);
-  roomTimerArm(room);
+}
+
+int liveOpen(Room *room, const cJSON *config){
+  if( room->live ) return NT_OK;
+  Live *live = calloc(1, sizeof *live);
+  if( live==NULL ) return NT_NOMEM;
+  live->batchMs = ntConfigNumber(config, "batchMs", 150);
+  room->live = live;
+  return NT_OK;
 }
 
 void liveFreeAll(Room *room){
@@ -710,10 +723,20 @@ void liveFreeAll(Room *room){
     while( c->subs ){ Sub *s = c->subs; c->subs = s->next; liveSubFree(s); }
     c->nSubs = 0;
   }
-  while( room->queries ){
-    LiveQuery *q = room->queries;
-    room->queries = q->next;
+  Live *live = room->live;
+  if( live==NULL ) return;
+  while( live->queries ){
+    LiveQuery *q = live->queries;
+    live->queries = q->next;
     liveQueryFree(q);
   }
-  room->nQueries = 0;
+  free(live);
+  room->live = NULL;
+}
+
+void liveStats(Room *room, cJSON *stats){
+  double subs = 0;
+  for(const Conn *c = room->conns; c; c = c->next) subs += c->nSubs;
+  cJSON_AddNumberToObject(stats, "subscriptions", subs);
+  cJSON_AddNumberToObject(stats, "liveQueries", room->live ? room->live->nQueries : 0);
 }

@@ -23,6 +23,7 @@
 #include "feature.h"
 
 #define PRES_EVENT_MS     50.0            /* event coalescing window */
+#define PRES_MAX_BYTES    (8 << 20)       /* the store's bound unless memoryMaxBytes says */
 #define PRES_MAX_JSON     4096            /* bytes of a position or status */
 #define PRES_KV_MAX_JSON  (100 * 1024)    /* bytes of an ephemeral value */
 #define PRES_KV_MAX_KEY   256             /* characters of an ephemeral key */
@@ -68,11 +69,12 @@ static void presOnRemove(void *arg, const char *ns, const char *key, int expired
   if( k ) p->eventsDirty |= k->bit;
 }
 
-int presenceOpen(Room *room, double maxBytes){
+int presenceOpen(Room *room, const cJSON *config){
   if( room->presence ) return NT_OK;
   Presence *p = calloc(1, sizeof *p);
   if( p==NULL ) return NT_NOMEM;
-  if( (p->mem = memNew((size_t)maxBytes))==NULL ){ free(p); return NT_NOMEM; }
+  size_t maxBytes = (size_t)ntConfigNumber(config, "memoryMaxBytes", PRES_MAX_BYTES);
+  if( (p->mem = memNew(maxBytes))==NULL ){ free(p); return NT_NOMEM; }
   memSetOnRemove(p->mem, presOnRemove, p);
   room->presence = p;
   return NT_OK;
@@ -124,8 +126,7 @@ static void presFlushEvents(Room *room, double now){
     cJSON_Delete(data);
     if( text==NULL ) continue;
     for(Conn *c = room->conns; c; c = c->next){
-      double seq = ++c->seq;
-      if( seq >= c->seqReserved ) connAttach(c);
+      double seq = connNextSeq(room, c);
       Buf b = {0};
       char head[128];
       snprintf(head, sizeof head, "{\"type\":\"event\",\"event\":\"%s\",\"seq\":%.0f,\"data\":",
@@ -147,7 +148,6 @@ static void presChanged(Room *room, const PresKind *k){
   p->eventsDirty |= k->bit;
   double now = host_now_ms();
   if( now - p->lastEventAt >= PRES_EVENT_MS ) presFlushEvents(room, now);
-  roomTimerArm(room);
 }
 
 double presenceNextDue(Room *room){
@@ -180,7 +180,8 @@ void presenceConnGone(Room *room, Conn *conn){
   if( memDelete(room->presence->mem, KIND_PRESENCE->ns, conn->userId)==NT_OK ) presChanged(room, KIND_PRESENCE);
 }
 
-void presenceAttach(Conn *conn, cJSON *attachment){
+void presenceAttach(Room *room, Conn *conn, cJSON *attachment){
+  (void)room;
   if( conn->presence==NULL ) return;
   cJSON *p = cJSON_CreateObject();
   cJSON *status = cJSON_Parse(conn->presence);
@@ -222,7 +223,7 @@ static int presSet(Call *call, const PresKind *k, cJSON **ppResult){
     free(call->conn->presence);
     call->conn->presence = ntStrdup(text);
     call->conn->presenceAt = now;
-    connAttach(call->conn);
+    connAttach(room, call->conn);
   }
   cJSON *r = cJSON_CreateObject();
   cJSON_AddStringToObject(r, "userId", call->caller->userId);
@@ -268,7 +269,6 @@ int presenceSetEphemeral(Call *call, cJSON **ppResult){
   rc = memSet(call->room->presence->mem, "kv", key, text, now, ttlMs);
   cJSON_free(text);
   if( rc ) return callFail(call, rc, "the memory store refused the value");
-  roomTimerArm(call->room);
   cJSON *r = cJSON_CreateObject();
   cJSON_AddStringToObject(r, "key", key);
   if( ttlMs > 0 ) cJSON_AddNumberToObject(r, "expiresAt", floor(now + ttlMs));

@@ -17,9 +17,9 @@
 ** D1 failure switch.
 **
 ** What the room remembers between instances: _sync_tables, one row per
-** table (the shape D1 confirmed, why it stopped, its copy's cursor), and in
-** _room the batch counters, the sequence high-water mark and the bookmark of
-** the last confirmed batch.
+** table (the shape D1 confirmed, why it stopped, its copy's cursor); _sync,
+** the sequence high-water mark and the bookmark of the last confirmed
+** batch; and in _room the batch counters and whether the first copy began.
 */
 #include <math.h>
 #include <stdio.h>
@@ -52,7 +52,7 @@ double syncScalar(Room *room, const char *sql, cJSON *args){
 }
 
 double syncHighWater(Room *room){
-  return syncScalar(room, "SELECT max(coalesce((SELECT max(seq) FROM _outbox), 0), sync_seq) FROM _room WHERE id = 1", NULL);
+  return syncScalar(room, "SELECT max(coalesce((SELECT max(seq) FROM _outbox), 0), seq) FROM _sync WHERE id = 1", NULL);
 }
 
 void syncSetError(Sync *s, const char *table, const char *message){
@@ -150,9 +150,33 @@ static void syncSettle(Room *room, Sync *s){
   }
 }
 
-int syncOpen(Room *room, int enabled){
+/* The module's tables: the outbox, what D1 was given per table, and the
+** sequence high-water mark with the last confirmed batch's bookmark. */
+const char syncSchema[] =
+  "CREATE TABLE IF NOT EXISTS _outbox ("       /* changes not yet in D1 (synccapture.c) */
+  " seq INTEGER PRIMARY KEY,"                 /* the change's sequence number */
+  " tbl TEXT NOT NULL,"
+  " k,"                                       /* the changed row's key */
+  " at INTEGER NOT NULL);"                    /* when it was captured, ms */
+  "CREATE TABLE IF NOT EXISTS _sync_tables (" /* each table as D1 has it */
+  " tbl TEXT PRIMARY KEY,"
+  " given TEXT,"                              /* the shape D1 confirmed */
+  " error TEXT,"                              /* why it stopped */
+  " error_shape TEXT,"                        /* its shape then */
+  " copy INTEGER NOT NULL DEFAULT 0,"         /* a full copy is due: 1, 2 clearing D1 first */
+  " copy_from INTEGER NOT NULL DEFAULT 0,"    /* its cursor (rowid) */
+  " copy_to INTEGER NOT NULL DEFAULT -1,"     /* its end (rowid), -1 before it starts */
+  " copy_seq INTEGER NOT NULL DEFAULT 0);"    /* its rows' _seq tag */
+  "CREATE TABLE IF NOT EXISTS _sync ("
+  " id INTEGER PRIMARY KEY CHECK (id = 1),"
+  " seq INTEGER NOT NULL DEFAULT 0,"          /* highest seq ever trimmed from _outbox */
+  " bookmark TEXT);"                          /* D1's bookmark after the last confirmed batch */
+  "INSERT OR IGNORE INTO _sync (id) VALUES (1);";
+
+int syncOpen(Room *room, const cJSON *config){
   if( room->sync==NULL && (room->sync = calloc(1, sizeof(Sync)))==NULL ) return NT_NOMEM;
   Sync *s = room->sync;
+  int enabled = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(config, "sync"));
   s->enabled = enabled;
   s->windowRows = SYNC_WINDOW_ROWS;
   s->pageRows = SYNC_PAGE_ROWS;
@@ -169,8 +193,8 @@ int syncOpen(Room *room, int enabled){
   }
   if( (rc = syncLoad(room, s))!=NT_OK ) return rc;
   SqlResult res;
-  rc = storeExec(room, "SELECT sync_initialized, sync_bookmark, sync_total FROM _room WHERE id = 1",
-                 NULL, &res, err, sizeof err);
+  rc = storeExec(room, "SELECT sync_initialized, (SELECT bookmark FROM _sync WHERE id = 1), sync_total"
+                       " FROM _room WHERE id = 1", NULL, &res, err, sizeof err);
   if( rc ) return rc;
   const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
   int initialized = syncNum(cJSON_GetArrayItem(row, 0), 0)!=0;
@@ -194,14 +218,13 @@ int syncOpen(Room *room, int enabled){
 ** SYNC_BATCH_EVERY while the room keeps up, so a busy room sends few, full
 ** batches instead of one per write. A batch in flight starts (or times) the
 ** next one itself when D1 confirms. */
-void syncOnCommit(Room *room, const GuardPlan *plan){
+void syncOnCommit(Room *room, const Touched *t){
   Sync *s = room->sync;
   if( s==NULL || !s->enabled || s->busy || s->kickAt ) return;
-  for(int i = 0; i < plan->nWrites; i++){
-    if( strcmp(plan->writes[i], "_outbox")==0 || syncTableFind(s, plan->writes[i]) ){
+  for(int i = 0; i < t->nTables; i++){
+    if( strcmp(t->tables[i], "_outbox")==0 || syncTableFind(s, t->tables[i]) ){
       s->kickAt = fmax(host_now_ms() + SYNC_GATHER_MS, s->startedAt + SYNC_BATCH_EVERY);
-      roomTimerArm(room);
-      return;
+      return;                                  /* the export's epilogue arms the timer */
     }
   }
 }

@@ -75,7 +75,7 @@ static int syncClassify(const char *message){
 /* Before rows leave the outbox: the next sequence number must stay above
 ** theirs even when the outbox is left empty (synccapture.c). */
 #define SYNC_KEEP_HIGH_WATER \
-  "UPDATE _room SET sync_seq = max(sync_seq, coalesce((SELECT max(seq) FROM _outbox), 0)) WHERE id = 1;"
+  "UPDATE _sync SET seq = max(seq, coalesce((SELECT max(seq) FROM _outbox), 0)) WHERE id = 1;"
 
 static void syncStatement(cJSON *stmts, char *sql, cJSON *params){
   cJSON *o = cJSON_CreateObject();
@@ -708,10 +708,13 @@ static void syncRecord(Room *room, int ok){
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(host_now_ms())));
   if( ok ){
-    cJSON_AddItemToArray(args, s->bookmark ? cJSON_CreateString(s->bookmark) : cJSON_CreateNull());
-    storeRunFree(room, "UPDATE _room SET sync_total = sync_total + 1, sync_last_at = ?1,"
-                       " sync_bookmark = coalesce(?2, sync_bookmark) WHERE id = 1",
+    storeRunFree(room, "UPDATE _room SET sync_total = sync_total + 1, sync_last_at = ?1 WHERE id = 1",
                  args, err, sizeof err);
+    if( s->bookmark ){
+      cJSON *b = cJSON_CreateArray();
+      cJSON_AddItemToArray(b, cJSON_CreateString(s->bookmark));
+      storeRunFree(room, "UPDATE _sync SET bookmark = ?1 WHERE id = 1", b, err, sizeof err);
+    }
   }else{
     storeRunFree(room, "UPDATE _room SET sync_errors = sync_errors + 1 WHERE id = 1 AND ?1 > 0",
                  args, err, sizeof err);
@@ -840,8 +843,7 @@ static int syncDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
   if( behind || due <= host_now_ms() ){
     syncKick(room);
   }else if( s->kickAt==0 || due < s->kickAt ){
-    s->kickAt = due;
-    roomTimerArm(room);
+    s->kickAt = due;                           /* the export's epilogue arms the timer */
   }
   return NT_OK;
 }

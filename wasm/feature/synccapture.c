@@ -19,7 +19,7 @@
 ** time. The row is read when the batch is built (syncbatch.c), so the
 ** triggers do not depend on the table's other columns, and a column added
 ** later is captured by the triggers already there. The sequence number is
-** the outbox's largest plus one, or the high-water mark _room.sync_seq kept
+** the outbox's largest plus one, or the high-water mark _sync.seq kept
 ** when the outbox was trimmed empty: dense, increasing, and never reused,
 ** without AUTOINCREMENT's extra write to sqlite_sequence.
 */
@@ -288,7 +288,7 @@ static void syncAppendKeyChanged(Buf *b, const SyncTable *t){
 }
 
 #define SYNC_NEXT_SEQ \
-  "max(coalesce((SELECT max(seq) FROM _outbox), 0), (SELECT sync_seq FROM _room WHERE id = 1)) + 1"
+  "max(coalesce((SELECT max(seq) FROM _outbox), 0), (SELECT seq FROM _sync WHERE id = 1)) + 1"
 #define SYNC_NOW "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
 
 /* Append one outbox insert of the key of <ref>. */
@@ -393,7 +393,8 @@ int syncInstallTriggers(Room *room, Sync *s){
 static int syncUpgradeBody(Room *room, void *arg){
   char *err = arg;
   return storeRunFree(room,
-    "UPDATE _room SET sync_initialized = 0, sync_seq = max(sync_seq,"
+    "UPDATE _room SET sync_initialized = 0 WHERE id = 1;"
+    "UPDATE _sync SET seq = max(seq,"
     "   coalesce((SELECT max(seq) FROM _outbox), 0),"
     "   coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_outbox'), 0)) WHERE id = 1;"
     "DROP TABLE _outbox;"

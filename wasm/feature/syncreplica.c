@@ -1,8 +1,8 @@
 /*
 ** syncreplica.c — named queries answered by the D1 replica, with fallback.
 **
-** A query marked "-- replica: true" goes to D1 when every table it reads is
-** there and current: replicating, not being copied, its shape confirmed by
+** A query marked "-- replica: true", or client SQL sent with replica: true,
+** goes to D1 when every table it reads is there and current: replicating, not being copied, its shape confirmed by
 ** D1, and none of its changes still in the outbox (the caller's own writes
 ** included, so the caller reads what it wrote). Each of those tables becomes
 ** a CTE over the replica's rows of this room, filtered for the caller where
@@ -46,22 +46,39 @@ int syncReplicaReady(Room *room, const GuardPlan *plan){
 
 /* A replica read waiting for D1. */
 typedef struct ReplicaRead {
-  const Fn *fn;                    /* the query */
+  const Fn *fn;                    /* the named query, or NULL for client SQL */
+  cJSON *columns;                  /* client SQL: its result columns, owned */
   cJSON *args;                     /* its bindings, owned */
-  char *localSql;                  /* RLS-wrapped SQL for the fallback, owned */
+  char *localSql;                  /* RLS-wrapped SQL for the fallback, owned; NULL: none */
 } ReplicaRead;
 
-/* D1's rows (objects) as the {columns, rows} shape storeExec gives. */
-static cJSON *syncRowsAsResult(const cJSON *objects){
+static void syncReplicaReadFree(ReplicaRead *rr){
+  if( rr==NULL ) return;
+  cJSON_Delete(rr->columns);
+  cJSON_Delete(rr->args);
+  free(rr->localSql);
+  free(rr);
+}
+
+/* D1's rows (objects) as the {columns, rows} shape storeExec gives: the
+** columns of the first row, or the given ones (values looked up by name,
+** since a JavaScript object lists integer-like keys first). */
+static cJSON *syncRowsAsResult(const cJSON *objects, const cJSON *columns){
   cJSON *doc = cJSON_CreateObject();
-  cJSON *cols = cJSON_AddArrayToObject(doc, "columns");
+  cJSON *cols = columns ? cJSON_Duplicate(columns, 1) : cJSON_CreateArray();
+  cJSON_AddItemToObject(doc, "columns", cols);
   cJSON *rows = cJSON_AddArrayToObject(doc, "rows");
   const cJSON *first = cJSON_GetArrayItem(objects, 0), *c;
-  cJSON_ArrayForEach(c, first) cJSON_AddItemToArray(cols, cJSON_CreateString(c->string));
+  if( columns==NULL ){
+    cJSON_ArrayForEach(c, first) cJSON_AddItemToArray(cols, cJSON_CreateString(c->string));
+  }
   const cJSON *o;
   cJSON_ArrayForEach(o, objects){
     cJSON *r = cJSON_CreateArray();
-    cJSON_ArrayForEach(c, o) cJSON_AddItemToArray(r, cJSON_Duplicate(c, 1));
+    cJSON_ArrayForEach(c, cols){
+      const cJSON *v = cJSON_IsString(c) ? cJSON_GetObjectItemCaseSensitive(o, c->valuestring) : NULL;
+      cJSON_AddItemToArray(r, v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+    }
     cJSON_AddItemToArray(rows, r);
   }
   return doc;
@@ -78,28 +95,36 @@ static int syncReplicaDone(Room *room, void *state, int rc, cJSON *data, cJSON *
   SqlResult res;
   memset(&res, 0, sizeof res);
   if( rc==NT_OK ){
-    res.doc = syncRowsAsResult(cJSON_GetObjectItemCaseSensitive(data, "rows"));
+    res.doc = syncRowsAsResult(cJSON_GetObjectItemCaseSensitive(data, "rows"), rr->columns);
     res.columns = cJSON_GetObjectItemCaseSensitive(res.doc, "columns");
     res.rows = cJSON_GetObjectItemCaseSensitive(res.doc, "rows");
     room->stats.replicaReads++;
-  }else{
+    rc = rr->fn ? fnShape(&call, rr->fn, &res, ppResult) : rawShape(&call, &res, ppResult);
+  }else if( rr->localSql==NULL ){
+    rc = callFail(&call, NT_UNAVAILABLE, "the replica failed, and the statement is too"
+                  " expensive to run in the room");
+  }else if( rr->fn ){
     /* D1 failed: the room's own SQLite answers instead. */
     room->stats.replicaFallbacks++;
     rc = storeExec(room, rr->localSql, rr->args, &res, call.err, sizeof call.err);
+    if( rc==NT_OK ) rc = fnShape(&call, rr->fn, &res, ppResult);
+  }else{
+    room->stats.replicaFallbacks++;
+    rc = rawRun(&call, rr->localSql, rr->args, ppResult);
   }
-  if( rc==NT_OK ) rc = fnShape(&call, rr->fn, &res, ppResult);
   if( rc ) snprintf(err, errLen, "%s", call.err);
   storeResultFree(&res);
-  cJSON_Delete(rr->args);
-  free(rr->localSql);
-  free(rr);
+  syncReplicaReadFree(rr);
   return rc;
 }
 
-int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql){
+/* Ask D1 for sql (the statement as the client wrote it, positional) with
+** each replicated table plan reads as a CTE over this room's rows, filtered
+** for the caller where the table is under RLS, in a session at the last
+** confirmed batch's bookmark. rr is consumed. */
+static int syncReplicaStart(Call *call, const GuardPlan *plan, const char *sql, ReplicaRead *rr){
   Room *room = call->room;
   Sync *s = room->sync;
-  const GuardPlan *plan = fnPlan(fn);
   Buf ctes = {0};
   int n = 0;
   for(int i = 0; i < s->nTables; i++){
@@ -126,22 +151,50 @@ int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql
     bufAppendStr(&ctes, ")");
   }
   char *list = bufFinish(&ctes);
-  char *d1Sql = list ? sqlWithCtes(list, fnSql(fn)) : NULL;
+  char *d1Sql = list==NULL ? NULL : n ? sqlWithCtes(list, sql) : ntStrdup(sql);
   free(list);
-  ReplicaRead *rr = calloc(1, sizeof *rr);
   cJSON *req = cJSON_CreateObject();
-  if( d1Sql==NULL || rr==NULL || req==NULL || (rr->localSql = ntStrdup(localSql))==NULL ){
-    free(d1Sql); if( rr ) free(rr->localSql); free(rr); cJSON_Delete(req); cJSON_Delete(args);
+  if( d1Sql==NULL || req==NULL ){
+    free(d1Sql); cJSON_Delete(req); syncReplicaReadFree(rr);
     return callFail(call, NT_NOMEM, "out of memory");
   }
-  rr->fn = fn;
-  rr->args = args;
   cJSON_AddStringToObject(req, "sql", d1Sql);
-  cJSON_AddItemToObject(req, "params", cJSON_Duplicate(args, 1));
+  cJSON_AddItemToObject(req, "params", rr->args ? cJSON_Duplicate(rr->args, 1) : cJSON_CreateArray());
   cJSON_AddStringToObject(req, "session", s->bookmark ? s->bookmark : "first-unconstrained");
   free(d1Sql);
   int rc = asyncStart(call, NT_ASYNC_D1_QUERY, req, syncReplicaDone, rr);
   cJSON_Delete(req);
-  if( rc!=NT_PENDING ){ cJSON_Delete(rr->args); free(rr->localSql); free(rr); }
+  if( rc!=NT_PENDING ) syncReplicaReadFree(rr);
   return rc;
+}
+
+/* A new ReplicaRead owning args and a copy of localSql (may be NULL). */
+static ReplicaRead *syncReplicaReadNew(cJSON *args, const char *localSql){
+  ReplicaRead *rr = calloc(1, sizeof *rr);
+  if( rr==NULL || (localSql && (rr->localSql = ntStrdup(localSql))==NULL) ){
+    free(rr);
+    cJSON_Delete(args);
+    return NULL;
+  }
+  rr->args = args;
+  return rr;
+}
+
+int syncReplicaQuery(Call *call, const Fn *fn, cJSON *args, const char *localSql){
+  ReplicaRead *rr = syncReplicaReadNew(args, localSql);
+  if( rr==NULL ) return callFail(call, NT_NOMEM, "out of memory");
+  rr->fn = fn;
+  return syncReplicaStart(call, fnPlan(fn), fnSql(fn), rr);
+}
+
+int syncReplicaRaw(Call *call, const GuardPlan *plan, const char *sql, cJSON *args,
+                   const char *localSql){
+  ReplicaRead *rr = syncReplicaReadNew(args, localSql);
+  if( rr==NULL ) return callFail(call, NT_NOMEM, "out of memory");
+  rr->columns = cJSON_CreateArray();
+  for(int i = 0; rr->columns && i < plan->nColumns; i++){
+    cJSON_AddItemToArray(rr->columns, cJSON_CreateString(plan->columns[i]));
+  }
+  if( rr->columns==NULL ){ syncReplicaReadFree(rr); return callFail(call, NT_NOMEM, "out of memory"); }
+  return syncReplicaStart(call, plan, sql, rr);
 }

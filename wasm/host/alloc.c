@@ -1,5 +1,6 @@
 /*
-** alloc.c — the allocator the host uses for inbound buffers, and logging.
+** alloc.c — the allocator the host uses for inbound buffers, logging, and
+** fresh ids from the host's randomness.
 **
 ** The host copies every inbound buffer (frames, config, SQL results) into
 ** memory it gets from nt_alloc and frees it with nt_free, so the core and the
@@ -17,6 +18,12 @@ void *nt_alloc(uint32_t n){
 
 void nt_free(void *p){
   free(p);
+}
+
+void ntRandomId(char out[33]){
+  uint8_t raw[16];
+  host_random(raw, sizeof raw);
+  for(int i = 0; i < 16; i++) snprintf(out + 2*i, 3, "%02x", raw[i]);
 }
 
 /* printf-style log line through host_log; lines are cut at 1 KiB. */

@@ -4,7 +4,8 @@
 ** C never blocks. A handler that needs D1 (and later Queues, R2, fetch)
 ** calls asyncBegin (through asyncStart, call/call.c): the request goes to
 ** the host with a fresh id and the call's reply slot moves into a pending
-** entry. When the host calls nt_async_done with that id, the entry's
+** entry. When the host calls nt_async_done (room/room.c: asyncDone) with
+** that id, the entry's
 ** completion turns the host's answer into a result or an error, and the
 ** reply goes out to the WebSocket or HTTP request that asked. Unknown or
 ** repeated ids are ignored.
@@ -64,8 +65,7 @@ int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *
   return asyncBegin(room, NULL, kind, req, xDone, state);
 }
 
-int nt_async_done(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len){
-  if( room==NULL ) return NT_INTERNAL;
+int asyncDone(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len){
   if( room->async==NULL ) return NT_NOT_FOUND;
   Async **pp = &room->async->pending;
   while( *pp && (*pp)->id!=asyncId ) pp = &(*pp)->next;

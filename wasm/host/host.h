@@ -21,14 +21,15 @@
 #define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
 #define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
 #define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
+#define NT_MAX_VALUE     2000000   /* DO SQLite's largest string or blob, bytes */
 
-/* ---- alloc.c: log ------------------------------------------------------- */
+/* ---- alloc.c: log, fresh ids -------------------------------------------- */
 void ntLog(int level, const char *fmt, ...);
+void ntRandomId(char out[33]);     /* 32 lowercase hex characters from host_random */
 
 /* The structs of the layers above that the Room points at (opaque here). */
 typedef struct Fn Fn;
 typedef struct Conn Conn;
-typedef struct LiveQuery LiveQuery;
 typedef struct Call Call;
 
 /* ---- who calls, and where the answer goes ------------------------------ */
@@ -78,6 +79,13 @@ typedef int (*TxnBody)(Room *room, void *arg);
 ** own bookkeeping and schema; a change to the room's data goes through
 ** storeWrite. */
 int storeTxn(Room *room, TxnBody body, void *arg);
+int storeInTxn(const Room *room);          /* is a transaction running (its statements join it)? */
+/* The store's part of the Room: the transaction the host is running. */
+typedef struct StoreTxn {
+  TxnBody xBody;                   /* body for the running host_sql_txn */
+  void *arg;                       /* its argument */
+  uint32_t token;                  /* token of the running transaction, 0 if none */
+} StoreTxn;
 int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen);  /* who NULL: the room */
 int storeMapError(const char *message);
 cJSON *storeRowsAsObjects(const SqlResult *res);
@@ -118,7 +126,19 @@ typedef int (*AsyncDone)(Room *room, void *state, int rc, cJSON *data, cJSON **p
 int asyncBegin(Room *room, Reply *reply, int kind, cJSON *req, AsyncDone xDone, void *state);
 /* asyncBegin for the core's own work (replication): no reply. */
 int asyncStartInternal(Room *room, int kind, cJSON *req, AsyncDone xDone, void *state);
+/* nt_async_done's work: finish request asyncId with the host's answer (data,
+** borrowed) and send its reply. NT_NOT_FOUND for an unknown id. */
+int asyncDone(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len);
 void asyncFreeAll(Room *room);
+
+/* ---- status.c: whether the room serves ---------------------------------- */
+/* The room stops serving: room->status becomes code, room->statusMsg the
+** printf-style reason (replacing any earlier one). Returns code. */
+int statusFail(Room *room, int code, const char *fmt, ...);
+
+/* ---- config.c: the room's configuration --------------------------------- */
+/* config[key] as a number, or fallback when absent, not a number or negative. */
+double ntConfigNumber(const cJSON *config, const char *key, double fallback);
 
 /* ---- the modules: what the layers above register ------------------------ */
 /* A task the durable schedule runs (call/sched.c) when its row is due. */
@@ -127,63 +147,36 @@ typedef struct ModuleTask {
   const char *name;                /* the task's name in _schedule */
   SchedTask xRun;
 } ModuleTask;
-/* One module of the room: its state hangs off the Room behind its own
+/* One module of the room. Its state hangs off the Room behind its own
 ** pointer, and it hears the room's events through these hooks, each NULL
-** when it does not care. The table lives at the top (room/modules.c); the
-** layers below fire the hooks through room->modules, so adding a module is
-** one row there. */
+** when it does not care. The table is the room's (room/modules.c): adding a
+** module is one row there. The layers below fire the hooks through
+** room->modules (the write path its commits, connAttach its attachments,
+** the schedule its tasks, the migrations its tables); the top fires the
+** rest (open and free, the timer, connections, getStats).
+**
+**   order       rows open in table order and are freed in reverse; commits,
+**               timer ticks and connection events reach them in table order
+**   state       a hook may find the module's state NULL (a room whose open
+**               failed before it, or a room that never needed it) and then
+**               does nothing */
 typedef struct Module {
   const char *name;                /* for logs */
-  const char *schema;              /* its system tables, idempotent SQL (sql/migrate.c), or NULL */
-  int (*xOpen)(Room *room, const cJSON *config);  /* nt_room_open, in table order */
-  void (*xFree)(Room *room);       /* nt_room_free, in reverse order; NULL state is a no-op */
+  const char *schema;              /* its system tables: idempotent DDL run before the
+                                      app's migrations (sql/migrate.c), or NULL */
+  int (*xOpen)(Room *room, const cJSON *config);  /* nt_room_open; non-zero stops the open */
+  void (*xFree)(Room *room);       /* nt_room_free */
   void (*xOnCommit)(Room *room, const Touched *t);/* after every committed write (storeWrite) */
-  double (*xNextDue)(Room *room);  /* when the in-memory timer must call it next; 0: never */
+  double (*xNextDue)(Room *room);  /* when the in-memory timer must call it; 0: not needed */
   void (*xOnTimer)(Room *room, double nowMs);     /* the timer fired: do what is due */
-  void (*xFlush)(Room *room);      /* end of every export: push what is held back */
-  int (*xConnRestore)(Room *room, Conn *conn, const cJSON *attachment);  /* after hibernation */
+  int (*xConnRestore)(Room *room, Conn *conn, const cJSON *attachment);  /* after a wake */
   void (*xConnAttach)(Room *room, Conn *conn, cJSON *attachment);  /* add its part (connAttach) */
   void (*xConnGone)(Room *room, Conn *conn);      /* a connection closes, before it is freed */
   void (*xIdle)(Room *room);       /* the room's last connection closed */
-  const ModuleTask *tasks;         /* its scheduled tasks, ending with {NULL}; or NULL */
+  void (*xStats)(Room *room, cJSON *stats);       /* add its figures to getStats */
+  const ModuleTask *tasks;         /* the schedule's tasks it runs, ending with {NULL}; or NULL */
+  const struct ReplicaReader *replica;   /* it answers replica reads (call/functions.c), or NULL */
 } Module;
-
-/* ---- rate-limit state held by the room (the rules: call/ratelimit.c) ---- */
-/* One limit: at most `limit` cost units in any `windowMs`, counted in
-** `buckets` equal buckets (the sliding window weighs the oldest bucket by how
-** much of it is still inside the window). */
-typedef struct RateRule {
-  const char *name;                /* "burst", "main", "daily" */
-  double windowMs;
-  double limit;
-  int buckets;
-} RateRule;
-/* In-memory window for one key (per-connection limits): counts per bucket. */
-#define RATE_MAX_BUCKETS 25                 /* B+1 slots for the daily rule's 24 buckets */
-typedef struct RateWindow {
-  double bucketStart[RATE_MAX_BUCKETS];   /* start time of each slot's bucket */
-  double count[RATE_MAX_BUCKETS];         /* cost counted in it */
-} RateWindow;
-/* The room's limits, from the config's "rateLimits" (see rateConfigure). */
-#define RATE_MAX_RULES 3
-typedef struct RateLimits {
-  RateRule conn[RATE_MAX_RULES];   /* per WebSocket, in memory (Conn.rate) */
-  int nConn;
-  RateRule user[RATE_MAX_RULES];   /* per user in this room, in SQL, key "user:<id>" */
-  int nUser;
-  RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
-  int nKey;
-  double unitMs;                   /* one more unit per this many ms of work; 0: work is free */
-  double graceMs;                  /* work a call's flat cost covers, ms */
-  double rowsPerMs;                /* rows read + written that count as 1 ms of work; 0: rows are free */
-  double connsPerUser;             /* WebSockets one user may hold open in the room; 0: no limit */
-  double liveBudgetMs;             /* re-run work above which a live query is coalesced longer */
-  double liveMaxMs;                /* smoothed re-run work above which it is ended; 0: never */
-  double liveTickMs;               /* live-query work per timer tick before yielding */
-  double checks;                   /* rateCheckSql calls by this instance */
-  double cleanups;                 /* rateCleanupSql runs by this instance */
-  double chargedUnits;             /* units charged for measured work */
-} RateLimits;
 
 /* ---- the room ----------------------------------------------------------- */
 typedef struct Stats {
@@ -220,14 +213,8 @@ struct Room {
   Conn *conns;                     /* open WebSocket connections */
   int nConns;
   struct AsyncQueue *async;        /* async host calls in flight (async.c) */
-  TxnBody txnBody;                 /* body for the running host_sql_txn */
-  void *txnArg;                    /* its argument */
-  uint32_t txnToken;               /* token of the running transaction, 0 if none */
-  LiveQuery *queries;              /* live queries, shared by subscriptions */
-  int nQueries;
-  double batchMs;                  /* live-update batch window */
-  double liveRestUntil;            /* no live re-runs before this: the last tick's rest */
-  int inDispatch;                  /* an RPC is being answered (rpc.c) */
+  StoreTxn txn;                    /* the running transaction (store.c) */
+  struct Live *live;               /* live queries and their batching (live.c) */
   double timerAt;                  /* what host_timer_set was last given */
   uint32_t idemRecords;            /* mutation answers recorded (idem.c) */
   double alarmAt;                  /* what host_alarm_set was last given */
@@ -235,7 +222,9 @@ struct Room {
   struct Sync *sync;               /* replication state (sync.c) */
   struct Debounce *debounce;       /* debounced keys held in memory (debounce.c) */
   struct Presence *presence;       /* the memory store and its events (presence.c) */
-  RateLimits rate;                 /* rate limits and their counters (ratelimit.c) */
+  struct RateLimits *rate;         /* rate limits and their counters (ratelimit.c) */
+  struct SqlLimits *sqlLimits;     /* bounds on client SQL (sqlcost.c) */
+  struct CostCounts *costCounts;   /* cached row counts per table (sqlcost.c) */
   Stats stats;                     /* counters for getStats */
 };
 

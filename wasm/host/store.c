@@ -145,22 +145,26 @@ int storeMapError(const char *message){
 ** nest: the DO API has no savepoints, and the core never needs them.
 */
 int storeTxn(Room *room, TxnBody body, void *arg){
-  if( room->txnToken!=0 ) return NT_INTERNAL;     /* no nesting */
-  room->txnBody = body;
-  room->txnArg = arg;
-  room->txnToken = 1;                             /* one transaction at a time */
-  int rc = host_sql_txn(room->txnToken);
-  room->txnBody = NULL;
-  room->txnArg = NULL;
-  room->txnToken = 0;
+  if( room->txn.token!=0 ) return NT_INTERNAL;     /* no nesting */
+  room->txn.xBody = body;
+  room->txn.arg = arg;
+  room->txn.token = 1;                             /* one transaction at a time */
+  int rc = host_sql_txn(room->txn.token);
+  room->txn.xBody = NULL;
+  room->txn.arg = NULL;
+  room->txn.token = 0;
   return rc;
 }
 
+int storeInTxn(const Room *room){
+  return room->txn.token!=0;
+}
+
 int nt_txn_body(Room *room, uint32_t token){
-  if( room==NULL || token==0 || token!=room->txnToken || room->txnBody==NULL ){
+  if( room==NULL || token==0 || token!=room->txn.token || room->txn.xBody==NULL ){
     return NT_INTERNAL;
   }
-  return room->txnBody(room, room->txnArg);
+  return room->txn.xBody(room, room->txn.arg);
 }
 
 /* First statement of every write transaction: bump the commit counter and

@@ -83,7 +83,9 @@ NT_EXPORT(nt_free) void nt_free(void *p);
 /* Create the room from config (JSON, borrowed for the call):
 **   {"room":"name","migrations":[{"name":"0001_x.sql","sql":"…"}],
 **    "functions":[{"file":"tasks.sql","sql":"…"}], "testHooks":false,
-**    "batchMs":150}
+**    "batchMs":150, "sync":true, "rateLimits":{…}, "limiter":false}
+** "limiter":true opens a rate-limiter room instead of a full one (see
+** nt_room_open).
 ** Only allocates and keeps the config: nothing touches storage until
 ** nt_room_open, so the host knows the Room pointer before the core calls back
 ** into it (nt_txn_body). Returns the room (caller frees with nt_room_free) or
@@ -93,7 +95,9 @@ NT_EXPORT(nt_room_new) Room *nt_room_new(const uint8_t *config, uint32_t len);
 ** through host_sql_txn), install row-level security, load the named
 ** functions. Returns 0, or the code of why the room cannot serve; such a room
 ** still answers every request, with UNAVAILABLE and the reason (a failed
-** migration's error, for example). */
+** migration's error, for example). A rate-limiter room ("limiter":true) only
+** creates its rate-limit table: no system schema, migrations, functions,
+** sync or schedule; it serves _rateCheck and _rateCleanup. */
 NT_EXPORT(nt_room_open) int nt_room_open(Room *room);
 /* 0 when the room serves, else the negative code of why it cannot. */
 NT_EXPORT(nt_room_status) int nt_room_status(Room *room);

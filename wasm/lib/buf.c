@@ -50,7 +50,10 @@ void bufAppendSqlIdent(Buf *b, const char *s){ bufAppendQuoted(b, s, '"'); }
 
 char *bufFinish(Buf *b){
   if( b->oom ){ bufFree(b); return NULL; }
-  if( b->p==NULL && bufReserve(b, 0) ) return NULL;
+  if( b->p==NULL ){                         /* nothing appended: "" */
+    if( bufReserve(b, 0) ) return NULL;
+    b->p[0] = 0;
+  }
   char *p = b->p;
   b->p = NULL;
   b->n = b->cap = 0;
@@ -71,12 +74,6 @@ char *ntStrndup(const char *s, size_t n){
   memcpy(p, s, n);
   p[n] = 0;
   return p;
-}
-
-void ntRandomId(char out[33]){
-  uint8_t raw[16];
-  host_random(raw, sizeof raw);
-  for(int i = 0; i < 16; i++) snprintf(out + 2*i, 3, "%02x", raw[i]);
 }
 
 char *ntStrdup(const char *s){

@@ -3,11 +3,11 @@
 **
 ** Everything here works on plain values and its own structs: a growable
 ** buffer and string helpers, five-field cron expressions, and the in-memory
-** store. None of it reaches the room's state, so each piece can be tested on
-** its own (test/c/test_cron.c, test_memstore.c) and reused by any layer
+** store, SQL text split as SQLite's tokenizer splits it. None of it reaches
+** the room's state, so each piece is tested on its own (test/c/test_buf.c,
+** test_cron.c, test_memstore.c, test_sqltok.c) and reused by any layer
 ** above. The only outside things it touches are the ABI's return codes and,
-** for fresh ids and the embedded SQLite's VFS (memvfs.c), the host's clock
-** and randomness.
+** for the embedded SQLite's VFS (memvfs.c), the host's clock and randomness.
 **
 ** The layers, bottom to top, each including only its own header and the
 ** ones below it (scripts/check-layers holds them to that):
@@ -44,7 +44,6 @@ char *bufFinish(Buf *b);           /* hand over p (caller frees); NULL on OOM */
 void bufFree(Buf *b);
 char *ntStrdup(const char *s);     /* malloc'd copy; NULL in, NULL out */
 char *ntStrndup(const char *s, size_t n);
-void ntRandomId(char out[33]);     /* 32 lowercase hex characters from host_random */
 
 /* ---- cron.c: five-field cron expressions, in UTC ----------------------- */
 typedef struct Cron {
@@ -99,5 +98,36 @@ int memForEach(MemStore *m, const char *ns, double nowMs, MemEach xEach, void *a
 int memSweep(MemStore *m, double nowMs, int budget);
 double memNextExpiry(const MemStore *m);      /* earliest expiresAt, 0 if none */
 void memStats(const MemStore *m, MemStats *out);
+
+/* ---- sqltok.c: SQL text as SQLite's tokenizer splits it ----------------- */
+#define SQLTOK_WORD    1           /* identifier or keyword, unquoted */
+#define SQLTOK_QUOTED  2           /* "identifier", `identifier`, [identifier] */
+#define SQLTOK_STRING  3           /* 'string' */
+#define SQLTOK_BLOB    4           /* x'hex' */
+#define SQLTOK_NUMBER  5
+#define SQLTOK_PARAM   6           /* ?, ?NNN, :name, @name, $name */
+#define SQLTOK_OP      7           /* punctuation and operators */
+#define SQLTOK_ILLEGAL 8           /* never in a tokenized statement */
+typedef struct SqlTok {
+  int type;                        /* SQLTOK_* */
+  int start, len;                  /* byte range in the text */
+  int depth;                       /* parentheses around it ("(" and ")" count outside) */
+  int match;                       /* for "(" and ")": index of the partner, else -1 */
+  int param;                       /* for ? and ?NNN: SQLite's parameter number, else 0 */
+} SqlTok;
+typedef struct SqlToks {
+  const char *sql;                 /* the text (borrowed) */
+  SqlTok *a;                       /* tokens, owned; comments and blanks dropped */
+  int n;
+} SqlToks;
+/* NT_OK, NT_NOMEM, or NT_SQL_REJECTED for text SQLite would not tokenize
+** (an unterminated string, unbalanced parentheses). sqlToksFree after. */
+int sqlTokenize(const char *sql, SqlToks *out);
+void sqlToksFree(SqlToks *toks);
+int sqlTokIsWord(const SqlToks *toks, int i, const char *word);  /* unquoted, any case */
+int sqlTokIsOp(const SqlToks *toks, int i, const char *op);
+/* Token i as a name (identifier dequoted, or a string), into out; 0 if it
+** is neither or does not fit. */
+int sqlTokName(const SqlToks *toks, int i, char *out, size_t n);
 
 #endif /* NT_LIB_H */

@@ -3,9 +3,11 @@
 **
 ** A connection is who is on the other end (user id, role, client id) under
 ** the host's numeric id. Its state is stored with the host (host_ws_attach:
-** the WebSocket attachment), so when the Durable Object hibernates and wakes
-** in a fresh instance, nt_conn_restore rebuilds the same list without the
-** client noticing. Only nt_conn_open greets the client (welcome frame).
+** the WebSocket attachment, call/call.c), so when the Durable Object
+** hibernates and wakes in a fresh instance, nt_conn_restore rebuilds the same
+** list without the client noticing. Only nt_conn_open greets the client
+** (welcome frame). Restore and close are fanned out to the modules from
+** here, and only here (Module.xConnRestore, xConnGone, xIdle).
 **
 ** One user may hold at most connsPerUser sockets open in a room: the next
 ** one is refused at open, before any welcome, with an error frame
@@ -26,13 +28,6 @@ Conn *connFind(Room *room, uint32_t id){
   return NULL;
 }
 
-void connCaller(const Conn *c, Caller *out){
-  out->userId = c->userId;
-  out->role = c->role;
-  out->clientId = c->clientId;
-  out->isAdmin = strcmp(c->role, "admin")==0;
-}
-
 static void connFree(Conn *c){
   if( c==NULL ) return;
   free(c->userId); free(c->role); free(c->clientId); free(c->presence);
@@ -45,8 +40,9 @@ static void connRemove(Room *room, uint32_t id){
   for(Conn **pp = &room->conns; *pp; pp = &(*pp)->next){
     if( (*pp)->id==id ){
       Conn *c = *pp;
-      liveConnGone(room, c);
-      presenceConnGone(room, c);
+      for(int i = 0; i < room->nModules; i++){
+        if( room->modules[i].xConnGone ) room->modules[i].xConnGone(room, c);
+      }
       *pp = c->next;
       connFree(c);
       room->nConns--;
@@ -84,32 +80,9 @@ static int connAdd(Room *room, uint32_t id, const uint8_t *data, uint32_t len, C
   return NT_OK;
 }
 
-/* How many seq values one attachment write reserves (see live.c). */
-#define CONN_SEQ_BLOCK 1024
-
-/* Store the connection's state in its WebSocket attachment: who it is, its
-** subscriptions, and a bound on the seq values it may have been sent. */
-int connAttach(Conn *c){
-  cJSON *doc = cJSON_CreateObject();
-  cJSON_AddStringToObject(doc, "userId", c->userId);
-  cJSON_AddStringToObject(doc, "role", c->role);
-  cJSON_AddStringToObject(doc, "clientId", c->clientId);
-  c->seqReserved = c->seq + CONN_SEQ_BLOCK;
-  cJSON_AddNumberToObject(doc, "seq", c->seqReserved);
-  cJSON_AddNumberToObject(doc, "nextSub", c->nextSubId);
-  cJSON_AddItemToObject(doc, "subs", liveAttachment(c));
-  presenceAttach(c, doc);
-  char *text = cJSON_PrintUnformatted(doc);
-  cJSON_Delete(doc);
-  if( text==NULL ) return NT_NOMEM;
-  int rc = host_ws_attach(c->id, (const uint8_t*)text, (uint32_t)strlen(text));
-  cJSON_free(text);
-  return rc;
-}
-
 /* Does c's user hold more sockets in the room than the limit allows? */
 static int connOverLimit(const Room *room, const Conn *c){
-  double limit = room->rate.connsPerUser;
+  double limit = room->rate->connsPerUser;
   if( !(limit > 0) ) return 0;
   double n = 0;
   for(const Conn *o = room->conns; o; o = o->next) n += strcmp(o->userId, c->userId)==0;
@@ -120,7 +93,7 @@ static int connOverLimit(const Room *room, const Conn *c){
 static int connRefuse(Room *room, Conn *c){
   char msg[160];
   snprintf(msg, sizeof msg, "too many connections: at most %.0f per user in this room",
-           room->rate.connsPerUser);
+           room->rate->connsPerUser);
   uint32_t id = c->id;
   Reply reply = { 0, id, NULL, 0 };
   replyErrorRetry(room, &reply, NT_RATE_LIMITED, msg, CONN_RETRY_MS);
@@ -130,13 +103,12 @@ static int connRefuse(Room *room, Conn *c){
   return NT_RATE_LIMITED;
 }
 
-int nt_conn_open(Room *room, uint32_t id, const uint8_t *identity, uint32_t len){
-  if( room==NULL ) return NT_INTERNAL;
+static int connOpen(Room *room, uint32_t id, const uint8_t *identity, uint32_t len){
   Conn *c = NULL;
   int rc = connAdd(room, id, identity, len, &c, NULL);
   if( rc ) return rc;
   if( connOverLimit(room, c) ) return connRefuse(room, c);
-  rc = connAttach(c);
+  rc = connAttach(room, c);
   cJSON *w = cJSON_CreateObject();
   cJSON_AddStringToObject(w, "type", "welcome");
   cJSON_AddStringToObject(w, "clientId", c->clientId);
@@ -148,27 +120,52 @@ int nt_conn_open(Room *room, uint32_t id, const uint8_t *identity, uint32_t len)
   return rc ? rc : sent;
 }
 
-int nt_conn_restore(Room *room, uint32_t id, const uint8_t *attachment, uint32_t len){
-  if( room==NULL ) return NT_INTERNAL;
+/* Rebuild the connection from its attachment: who it is and its seq bound
+** here, then each module's part (Module.xConnRestore), in table order. */
+static int connRestore(Room *room, uint32_t id, const uint8_t *attachment, uint32_t len){
   Conn *c = NULL;
   cJSON *doc = NULL;
   int rc = connAdd(room, id, attachment, len, &c, &doc);
-  if( rc==NT_OK ) rc = liveRestore(room, c, doc);
-  if( rc==NT_OK ) rc = presenceRestore(room, c, doc);
+  if( rc ) return rc;
+  const cJSON *seq = cJSON_GetObjectItemCaseSensitive(doc, "seq");
+  if( cJSON_IsNumber(seq) ) c->seq = c->seqReserved = seq->valuedouble;
+  for(int i = 0; rc==NT_OK && i < room->nModules; i++){
+    if( room->modules[i].xConnRestore ) rc = room->modules[i].xConnRestore(room, c, doc);
+  }
   cJSON_Delete(doc);
   return rc;
 }
 
-int nt_conn_close(Room *room, uint32_t id){
-  if( room==NULL ) return NT_INTERNAL;
+/* Forget the connection (Module.xConnGone for each module first). The last
+** one out: the modules write what is pending (Module.xIdle) before the
+** object can be evicted. */
+static int connClose(Room *room, uint32_t id){
   connRemove(room, id);
-  /* The last one out: write what is pending before the object can be evicted. */
-  if( room->nConns==0 ) debounceFlushAll(room);
+  if( room->nConns > 0 ) return NT_OK;
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xIdle ) room->modules[i].xIdle(room);
+  }
   return NT_OK;
 }
 
+int nt_conn_open(Room *room, uint32_t id, const uint8_t *identity, uint32_t len){
+  if( room==NULL ) return NT_INTERNAL;
+  return roomDone(room, connOpen(room, id, identity, len));
+}
+
+int nt_conn_restore(Room *room, uint32_t id, const uint8_t *attachment, uint32_t len){
+  if( room==NULL ) return NT_INTERNAL;
+  return roomDone(room, connRestore(room, id, attachment, len));
+}
+
+int nt_conn_close(Room *room, uint32_t id){
+  if( room==NULL ) return NT_INTERNAL;
+  return roomDone(room, connClose(room, id));
+}
+
+/* Every connection, when the room is freed (the modules have freed their
+** parts of them already). */
 void connFreeAll(Room *room){
-  liveFreeAll(room);
   while( room->conns ){
     Conn *c = room->conns;
     room->conns = c->next;

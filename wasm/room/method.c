@@ -11,7 +11,6 @@
 ** afterwards, so every method, built-in or named, pays for what it used.
 ** Later features (audit, reactivity) hook in here, keyed by the same flags.
 */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,9 +66,8 @@ int methodCall(Call *call, const char *name, cJSON **ppResult){
   *ppResult = NULL;
   room->stats.rpcCalls++;
   int rc;
-  if( room->status ){
-    rc = callFail(call, room->status, "room unavailable: %s",
-                  room->statusMsg ? room->statusMsg : "not initialised");
+  if( (rc = callStatus(call))!=NT_OK ){
+    /* the room does not serve: call->err says why */
   }else if( methodLookup(room, name, &m)
             || ((m.flags & NT_M_SYSTEM)
                 && !(call->caller->role && strcmp(call->caller->role, "system")==0)) ){
@@ -162,10 +160,9 @@ static int methodStats(Call *call, cJSON **ppResult){
   cJSON *r = cJSON_CreateObject();
   cJSON_AddNumberToObject(r, "version", (double)room->version);
   cJSON_AddNumberToObject(r, "connections", room->nConns);
-  double subs = 0;
-  for(const Conn *c = room->conns; c; c = c->next) subs += c->nSubs;
-  cJSON_AddNumberToObject(r, "subscriptions", subs);
-  cJSON_AddNumberToObject(r, "liveQueries", room->nQueries);
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xStats ) room->modules[i].xStats(room, r);
+  }
   for(size_t i = 0; i < sizeof counters / sizeof counters[0]; i++){
     double v = *(const double*)((const char*)&room->stats + counters[i].offset);
     cJSON_AddNumberToObject(r, counters[i].key, v);
@@ -182,9 +179,7 @@ static int methodDeleteRoom(Call *call, cJSON **ppResult){
   Room *room = call->room;
   int rc = host_storage_delete_all();
   if( rc ) return callFail(call, NT_INTERNAL, "the host could not erase the storage");
-  room->status = NT_UNAVAILABLE;                   /* until the host drops us */
-  free(room->statusMsg);
-  room->statusMsg = ntStrdup("the room was deleted");
+  statusFail(room, NT_UNAVAILABLE, "the room was deleted");   /* until the host drops us */
   cJSON *r = cJSON_CreateObject();
   cJSON_AddBoolToObject(r, "deleted", 1);
   *ppResult = r;

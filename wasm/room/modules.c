@@ -1,43 +1,58 @@
 /*
 ** modules.c — the room's modules and the events each one hears.
 **
-** This table is the one place a module is registered. Its row says which of
-** the room's events reach it (Module in host/host.h): the commits of the one
-** write path, the in-memory timer, the end of every export, a connection's
-** restore, attachment and close, the room going idle, and the tasks of the
-** durable schedule it runs. The layers below fire the hooks through
-** room->modules; nothing else calls a module to tell it about an event.
-** Rows are in open order; the room frees them in reverse.
+** This table is the one place a module is registered. Its row names the
+** module's system tables and the hooks through which it hears the room's
+** events (Module, host/host.h): the open and the free of the room, the
+** commits of the one write path, the in-memory timer, a connection's
+** restore, attachment and close, the room going idle, getStats, and the
+** tasks of the durable schedule it runs. The layers below fire the hooks
+** through room->modules; nothing else calls a module to tell it about an
+** event.
+**
+** Order matters in three ways. Rows open in this order: the analysis
+** database first, then the migrations (which also lay down every row's
+** schema), the commit counter, row-level security, and the outbox triggers
+** before the named functions are analysed, so each function's plan lists the
+** outbox among what it writes. Commits and timer ticks reach rows in this
+** order: live queries hear a commit before replication does, and a tick
+** flushes live queries before debounced writes commit. Rows are freed in the
+** reverse order.
 */
-#include <string.h>
 #include "room.h"
 
-/* The plan shape live.c and sync.c take, from what a write touched. */
-static GuardPlan modulesPlan(const Touched *t){
-  GuardPlan plan;
-  memset(&plan, 0, sizeof plan);
-  plan.writes = (char**)t->tables;
-  plan.nWrites = t->nTables;
-  plan.deletes = t->deletes;
-  return plan;
+/* Adapters for the modules whose functions predate the hook signatures. */
+static int schemaOpened(Room *room, const cJSON *config){
+  (void)config;
+  return schemaOpen(room);
 }
-static void liveCommitted(Room *room, const Touched *t){
-  GuardPlan plan = modulesPlan(t);
-  liveOnCommit(room, &plan);
-}
-static void syncCommitted(Room *room, const Touched *t){
-  GuardPlan plan = modulesPlan(t);
-  syncOnCommit(room, &plan);
-}
+
+static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, syncReplicaRaw };
 
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
 static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
-  { .name = "live",     .xOnCommit = liveCommitted },
-  { .name = "sync",     .xOnCommit = syncCommitted, .tasks = syncTasks },
-  { .name = "cronjobs", .tasks = cronTasks },
-  { .name = "sched",    .tasks = schedTasks },
+  { .name = "cost",      .xFree = costClose },
+  { .name = "schema",    .xOpen = schemaOpened, .xFree = schemaClose },
+  { .name = "live",      .xOpen = liveOpen, .xFree = liveFreeAll, .xOnCommit = liveOnCommit,
+    .xNextDue = liveNextDue, .xOnTimer = liveOnTimer, .xConnRestore = liveRestore,
+    .xConnAttach = liveAttach, .xConnGone = liveConnGone, .xStats = liveStats },
+  { .name = "migrate",   .xOpen = migrateOpen },
+  { .name = "room",      .xOpen = roomOpenState },
+  { .name = "idem",      .schema = idemSchema },
+  { .name = "rate",      .schema = rateSchema, .xFree = rateFree },
+  { .name = "rls",       .xOpen = rlsOpen, .xFree = rlsFree },
+  { .name = "debounce",  .schema = debounceSchema, .xFree = debounceFreeAll,
+    .xNextDue = debounceNextDue, .xOnTimer = debounceOnTimer, .xIdle = debounceOnIdle },
+  { .name = "presence",  .xOpen = presenceOpen, .xFree = presenceFree,
+    .xNextDue = presenceNextDue, .xOnTimer = presenceOnTimer, .xConnRestore = presenceRestore,
+    .xConnAttach = presenceAttach, .xConnGone = presenceConnGone },
+  { .name = "sync",      .schema = syncSchema, .xOpen = syncOpen, .xFree = syncFree, .xOnCommit = syncOnCommit,
+    .xNextDue = syncNextDue, .xOnTimer = syncOnTimer, .tasks = syncTasks, .replica = &syncReplica },
+  { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
+  { .name = "cronjobs",  .schema = cronJobSchema, .tasks = cronTasks },
+  { .name = "sched",     .schema = schedSchema, .xOpen = schedOpen, .tasks = schedTasks },
 };
 const int roomModuleCount = (int)(sizeof roomModules / sizeof roomModules[0]);

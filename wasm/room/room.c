@@ -1,15 +1,23 @@
 /*
-** room.c — a room's lifecycle: open, status, free.
+** room.c — a room's lifecycle and wiring: open, the timer, the epilogue of
+** every export, status, free.
 **
 ** nt_room_new + nt_room_open are the one initialisation path every platform
 ** event of the Durable Object goes through (the shim creates the room lazily
-** from any entry point: fetch, WebSocket message, alarm). nt_room_open: opens the
-** embedded SQLite used for analysis, applies pending migrations, installs
-** row-level security for every table with an owner_id, loads the named
-** functions, reads the commit counter, creates the memory store and runs the
-** lifecycle hook of the schedule (sched.c: first start and every wake). The
-** file also owns the one in-memory timer the subsystems share. Any failure leaves a room that
+** from any entry point: fetch, WebSocket message, alarm). nt_room_open opens
+** the room's modules in the order of their table (room/modules.c): the
+** embedded SQLite used for analysis, the migrations (system tables first),
+** the commit counter, row-level security, replication's outbox, the named
+** functions, the memory store, the schedule. A rate-limiter room (config
+** "limiter": true, the RateLimiter Durable Object) gets the limiter open
+** instead: its one table and nothing else. Any failure leaves a room that
 ** answers UNAVAILABLE with the reason, instead of a half-initialised one.
+**
+** The file also owns the one in-memory timer: each module says when it next
+** needs to run (Module.xNextDue), the host gets one setTimeout for the
+** earliest, and nt_timer lets every module do what is due. Every export ends
+** in roomDone, which re-arms that timer from what the call left behind, so no
+** module arms it by hand.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +26,8 @@
 /* Read the commit counter from _room, and the room's name: an instance
 ** woken by its alarm may not be told its name by the host, so the first
 ** named open records it. */
-static int roomReadState(Room *room){
+int roomOpenState(Room *room, const cJSON *config){
+  (void)config;
   char err[256];
   SqlResult res;
   int rc = storeExec(room, "SELECT version, name FROM _room WHERE id = 1", NULL, &res, err, sizeof err);
@@ -44,12 +53,6 @@ static int roomReadState(Room *room){
   return rc;
 }
 
-/* A number from the config, or fallback when absent or negative. */
-static double roomConfigNumber(const cJSON *cfg, const char *key, double fallback){
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
-  return cJSON_IsNumber(v) && v->valuedouble >= 0 ? v->valuedouble : fallback;
-}
-
 /* Point cJSON at the core's allocator (it is malloc; set once, harmlessly). */
 static void roomInitJson(void){
   cJSON_Hooks hooks = { malloc, free };
@@ -68,56 +71,54 @@ Room *nt_room_new(const uint8_t *config, uint32_t len){
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(room->config, "room");
   room->name = ntStrdup(cJSON_IsString(name) ? name->valuestring : "");
   room->testHooks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(room->config, "testHooks"));
-  room->batchMs = roomConfigNumber(room->config, "batchMs", 150);
-  rateConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "rateLimits"));
-  if( room->name==NULL ){ nt_room_free(room); return NULL; }
+  int rc = rateConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "rateLimits"));
+  if( rc==NT_OK ) rc = costConfigure(room, cJSON_GetObjectItemCaseSensitive(room->config, "sqlLimits"));
+  if( room->name==NULL || rc ){ nt_room_free(room); return NULL; }
   return room;
+}
+
+/* The limiter open ("limiter": true): only the table of the SQL rate-limit
+** windows, in one host_sql_exec. No system schema, migrations, guard, row-level
+** security, sync, functions, memory store or schedule: such a room serves
+** the rate-limit methods (_rateCheck, _rateCleanup) and nothing else uses
+** what it lacks. */
+static int roomOpenLimiter(Room *room){
+  char err[256];
+  int rc = storeRunFree(room, rateSchema, NULL, err, sizeof err);
+  if( rc ) statusFail(room, NT_UNAVAILABLE, "%s", err);
+  return rc;
+}
+
+/* The full open of a room: every module, in dependency order. */
+static int roomOpenFull(Room *room, const cJSON *cfg){
+  int rc = NT_OK;
+  for(int i = 0; rc==NT_OK && i < room->nModules; i++){
+    if( room->modules[i].xOpen ) rc = room->modules[i].xOpen(room, cfg);
+  }
+  return rc;
 }
 
 int nt_room_open(Room *room){
   if( room==NULL ) return NT_INTERNAL;
   cJSON *cfg = room->config;
   int rc = cfg ? NT_OK : NT_BAD_REQUEST;
-  if( rc ) room->statusMsg = ntStrdup("room configuration is not valid JSON");
-  if( rc==NT_OK ) rc = guardOpen(room);
-  if( rc==NT_OK ) rc = migrateRun(room, cJSON_GetObjectItemCaseSensitive(cfg, "migrations"));
-  if( rc==NT_OK ) rc = roomReadState(room);
-  if( rc==NT_OK ) rc = rlsInstall(room);
-  /* The outbox triggers exist before the functions are analysed, so each
-  ** function's plan lists the outbox among what it writes. */
-  if( rc==NT_OK ) rc = syncOpen(room, !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(cfg, "sync")));
-  if( rc==NT_OK ) rc = fnLoadAll(room, cJSON_GetObjectItemCaseSensitive(cfg, "functions"));
-  if( rc==NT_OK ) rc = roomReadState(room);            /* migrations counted too */
-  if( rc==NT_OK ) rc = presenceOpen(room, roomConfigNumber(cfg, "memoryMaxBytes", 8 << 20));
-  if( rc==NT_OK ) rc = schedOnOpen(room);
-  if( rc && room->status==0 ){
-    room->status = NT_UNAVAILABLE;
-    if( room->statusMsg==NULL ) room->statusMsg = ntStrdup("room initialisation failed");
-  }
+  if( rc ) statusFail(room, NT_UNAVAILABLE, "room configuration is not valid JSON");
+  else if( cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "limiter")) ) rc = roomOpenLimiter(room);
+  else rc = roomOpenFull(room, cfg);
+  if( rc && room->status==0 ) statusFail(room, NT_UNAVAILABLE, "room initialisation failed");
   cJSON_Delete(room->config);             /* everything needed has been copied */
   room->config = NULL;
-  return room->status;
+  return roomDone(room, room->status);
 }
 
 /* ------------------------------------------------------------------------
-** The in-memory timer. Each subsystem says when it next needs to run; the
-** host gets one setTimeout for the earliest (host_timer_set), and nt_timer
-** lets every subsystem do what is due.
+** The in-memory timer and the epilogue of every export.
 */
-static const struct {
-  double (*xNextDue)(Room*);       /* 0 when nothing is due */
-  void (*xOnTimer)(Room*, double);
-} roomTimers[] = {
-  { liveNextDue,     liveOnTimer },
-  { debounceNextDue, debounceOnTimer },
-  { presenceNextDue, presenceOnTimer },
-  { syncNextDue,     syncOnTimer },
-};
-
-void roomTimerArm(Room *room){
+static void roomTimerSet(Room *room){
   double next = 0;
-  for(size_t i = 0; i < sizeof roomTimers / sizeof roomTimers[0]; i++){
-    double due = roomTimers[i].xNextDue(room);
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xNextDue==NULL ) continue;
+    double due = room->modules[i].xNextDue(room);
     if( due > 0 && (next==0 || due < next) ) next = due;
   }
   if( next!=room->timerAt ){
@@ -126,15 +127,29 @@ void roomTimerArm(Room *room){
   }
 }
 
+int roomDone(Room *room, int rc){
+  if( room ) roomTimerSet(room);
+  return rc;
+}
+
 int nt_timer(Room *room){
   if( room==NULL ) return NT_INTERNAL;
   room->timerAt = 0;                                   /* this timer is spent */
   double now = host_now_ms();
-  for(size_t i = 0; i < sizeof roomTimers / sizeof roomTimers[0]; i++){
-    roomTimers[i].xOnTimer(room, now);
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xOnTimer ) room->modules[i].xOnTimer(room, now);
   }
-  roomTimerArm(room);
-  return NT_OK;
+  return roomDone(room, NT_OK);
+}
+
+int nt_alarm(Room *room){
+  if( room==NULL ) return NT_INTERNAL;
+  return roomDone(room, schedRunDue(room));
+}
+
+int nt_async_done(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_t len){
+  if( room==NULL ) return NT_INTERNAL;
+  return roomDone(room, asyncDone(room, asyncId, rc, data, len));
 }
 
 int nt_room_status(Room *room){
@@ -143,15 +158,11 @@ int nt_room_status(Room *room){
 
 void nt_room_free(Room *room){
   if( room==NULL ) return;
+  for(int i = room->nModules - 1; i >= 0; i--){
+    if( room->modules[i].xFree ) room->modules[i].xFree(room);
+  }
   asyncFreeAll(room);
-  debounceFreeAll(room);
   connFreeAll(room);
-  presenceFree(room);
-  syncFree(room);
-  fnFreeAll(room);
-  guardClose(room);
-  for(int i = 0; i < room->nOwned; i++) free(room->owned[i]);
-  free(room->owned);
   free(room->name);
   free(room->statusMsg);
   cJSON_Delete(room->config);

@@ -16,6 +16,13 @@
 extern const Module roomModules[];
 extern const int roomModuleCount;
 
+/* ---- room.c: lifecycle, the timer, the epilogue --------------------------- */
+/* The epilogue of every export: re-arm the in-memory timer from what the
+** call left due (Module.xNextDue). Returns rc. room may be NULL. */
+int roomDone(Room *room, int rc);
+/* The open step that reads the commit counter and records the room's name. */
+int roomOpenState(Room *room, const cJSON *config);
+
 /* ---- conn.c: WebSocket connections -------------------------------------- */
 Conn *connFind(Room *room, uint32_t id);
 void connFreeAll(Room *room);
@@ -26,6 +33,9 @@ int methodLookup(Room *room, const char *name, Method *out);
 int methodCall(Call *call, const char *name, cJSON **ppResult);
 /* A built-in method visible in this room has this name (Room.xIsMethod). */
 int methodIsBuiltin(Room *room, const char *name);
+/* Flat costs of the frames that are not RPCs, from methods.def (ACTION
+** lines): counted in the connection's windows only. */
+extern const double rateCostSubscribe, rateCostUnsubscribe, rateCostAck;
 
 /* ---- rpc.c: frames ------------------------------------------------------ */
 /* The one parser for JSON entering the core from outside (frames, HTTP

@@ -122,16 +122,13 @@ static int rpcDispatch(Room *room, Conn *conn, const Caller *caller, Reply *repl
     if( !cJSON_IsObject(payload) ) payload = empty = cJSON_CreateObject();
     call.payload = payload;
     call.mutationId = cJSON_IsString(mutationId) ? mutationId->valuestring : NULL;
-    room->inDispatch++;
     rc = payload ? methodCall(&call, method->valuestring, &result)
                  : callFail(&call, NT_NOMEM, "out of memory");
-    room->inDispatch--;
   }
   if( rc==NT_OK ) replyResult(room, &call.reply, result);
   else if( rc!=NT_PENDING ) replyErrorRetry(room, &call.reply, rc, call.err, call.retryAfterMs);
   replyFree(&call.reply);
   cJSON_Delete(empty);
-  liveAfterReply(room);            /* the updates this call's write caused */
   return rc==NT_PENDING ? NT_OK : rc;
 }
 
@@ -158,9 +155,11 @@ static int actionRpc(Room *room, Conn *conn, cJSON *frame, int hasNul){
   return rc ? rc : rpcDispatch(room, conn, &caller, &reply, frame, hasNul);
 }
 
-/* subscribe_query and unsubscribe_query: answered with the frame's id. */
+/* subscribe_query and unsubscribe_query: answered with the frame's id, and
+** counted in the connection's rate-limit windows at their cost (methods.def,
+** ACTION lines). */
 static int actionSubscription(Room *room, Conn *conn, cJSON *frame, int hasNul,
-                              int (*xLive)(Room*, Conn*, cJSON*, Reply*)){
+                              int (*xLive)(Room*, Conn*, cJSON*, Reply*, double), double cost){
   Reply reply;
   int rc = frameReply(room, conn, frame, &reply);
   if( rc ) return rc;
@@ -168,20 +167,20 @@ static int actionSubscription(Room *room, Conn *conn, cJSON *frame, int hasNul,
     rc = NT_INVALID_ARGUMENT;
     replyError(room, &reply, rc, "strings may not contain the NUL character (\\u0000)");
   }else{
-    rc = xLive(room, conn, frame, &reply);
+    rc = xLive(room, conn, frame, &reply, cost);
   }
   replyFree(&reply);
   return rc;
 }
 static int actionSubscribe(Room *room, Conn *conn, cJSON *frame, int hasNul){
-  return actionSubscription(room, conn, frame, hasNul, liveSubscribe);
+  return actionSubscription(room, conn, frame, hasNul, liveSubscribe, rateCostSubscribe);
 }
 static int actionUnsubscribe(Room *room, Conn *conn, cJSON *frame, int hasNul){
-  return actionSubscription(room, conn, frame, hasNul, liveUnsubscribe);
+  return actionSubscription(room, conn, frame, hasNul, liveUnsubscribe, rateCostUnsubscribe);
 }
 static int actionAck(Room *room, Conn *conn, cJSON *frame, int hasNul){
   (void)hasNul;
-  return liveAck(room, conn, frame);
+  return liveAck(room, conn, frame, rateCostAck);
 }
 
 static const struct { const char *name; ActionFn xAction; } actions[] = {
@@ -191,8 +190,8 @@ static const struct { const char *name; ActionFn xAction; } actions[] = {
   { "ack",               actionAck },
 };
 
-int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len, int isBinary){
-  if( room==NULL ) return NT_INTERNAL;
+/* One WebSocket message: checked, parsed, handed to its action. */
+static int rpcMessage(Room *room, uint32_t connId, const uint8_t *data, uint32_t len, int isBinary){
   Conn *conn = connFind(room, connId);
   if( conn==NULL ) return NT_NOT_FOUND;
   Reply reply = { 0, connId, NULL, 0 };
@@ -220,6 +219,11 @@ int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len
   }
   cJSON_Delete(frame);
   return rc;
+}
+
+int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len, int isBinary){
+  if( room==NULL ) return NT_INTERNAL;
+  return roomDone(room, rpcMessage(room, connId, data, len, isBinary));
 }
 
 /* Is the exact string s (n bytes) free of control characters: C0
@@ -264,13 +268,10 @@ int identityParse(const uint8_t *data, uint32_t len, cJSON **ppDoc, Caller *call
   return NT_OK;
 }
 
-int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLen,
-                const uint8_t *body, uint32_t len){
+/* One HTTP RPC: identity, body, dispatch. */
+static int rpcHttp(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLen,
+                   const uint8_t *body, uint32_t len){
   Reply reply = { 1, req, NULL, 0 };
-  if( room==NULL ){
-    replyError(room, &reply, NT_INTERNAL, "no room");
-    return NT_INTERNAL;
-  }
   cJSON *who = NULL;
   Caller caller;
   int rc = identityParse(identity, idLen, &who, &caller);
@@ -293,4 +294,14 @@ int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLe
   cJSON_Delete(doc);
   cJSON_Delete(who);
   return rc;
+}
+
+int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLen,
+                const uint8_t *body, uint32_t len){
+  if( room==NULL ){
+    Reply reply = { 1, req, NULL, 0 };
+    replyError(room, &reply, NT_INTERNAL, "no room");
+    return NT_INTERNAL;
+  }
+  return roomDone(room, rpcHttp(room, req, identity, idLen, body, len));
 }

@@ -2,9 +2,10 @@
 ** migrate.c — the room's schema, applied in order, exactly once.
 **
 ** The core first makes sure its own system tables exist (_room: the commit
-** counter and the RLS context; _migrations: what has been applied), in their
-** current form: a column added later (systemColumns) is added to rooms that
-** lack it, a table replaced by another is dropped. Then each
+** counter and the RLS context; _migrations: what has been applied; and each
+** module's own, Module.schema), in their current form: a column added later
+** (systemColumns) is added to rooms that lack it, a table replaced by another
+** is dropped. Then each
 ** migration from migrations/room/ (bundled by the shim, sorted by name) that is
 ** not yet in _migrations runs in its own transaction together with the row
 ** that records it, so a failing migration leaves the room exactly as it was.
@@ -16,6 +17,8 @@
 #include <string.h>
 #include "sql.h"
 
+/* The migrations' own tables. Every module's system tables are its own
+** (Module.schema), run after these. */
 static const char systemSchema[] =
   "CREATE TABLE IF NOT EXISTS _room ("
   " id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -33,72 +36,12 @@ static const char systemSchema[] =
   " name TEXT);"
   "CREATE TABLE IF NOT EXISTS _migrations ("
   " name TEXT PRIMARY KEY,"
-  " applied_at INTEGER NOT NULL);"
-  "DROP TABLE IF EXISTS _mutations;"          /* idem.c's first form, keyed by client id alone */
-  "CREATE TABLE IF NOT EXISTS _idempotency (" /* idem.c: answers by user, client and mutationId */
-  " user_id TEXT NOT NULL,"
-  " client_id TEXT NOT NULL,"                 /* '' for an HTTP caller that named none */
-  " mutation_id TEXT NOT NULL,"
-  " result TEXT NOT NULL,"
-  " version INTEGER NOT NULL,"                 /* the commit it made */
-  " created_at INTEGER NOT NULL,"
-  " PRIMARY KEY (user_id, client_id, mutation_id)) WITHOUT ROWID;"
-  "CREATE INDEX IF NOT EXISTS _idempotency_created ON _idempotency (created_at);"
-  "CREATE TABLE IF NOT EXISTS _outbox ("       /* sync: changes not yet in D1 (synccapture.c) */
-  " seq INTEGER PRIMARY KEY,"                 /* the change's sequence number */
-  " tbl TEXT NOT NULL,"
-  " k,"                                       /* the changed row's key */
-  " at INTEGER NOT NULL);"                    /* when it was captured, ms */
-  "CREATE TABLE IF NOT EXISTS _sync_tables (" /* sync: each table as D1 has it (sync.c) */
-  " tbl TEXT PRIMARY KEY,"
-  " given TEXT,"                              /* the shape D1 confirmed */
-  " error TEXT,"                              /* why it stopped */
-  " error_shape TEXT,"                        /* its shape then */
-  " copy INTEGER NOT NULL DEFAULT 0,"         /* a full copy is due */
-  " copy_from INTEGER NOT NULL DEFAULT 0,"    /* its cursor (rowid) */
-  " copy_to INTEGER NOT NULL DEFAULT -1,"     /* its end (rowid), -1 before it starts */
-  " copy_seq INTEGER NOT NULL DEFAULT 0);"    /* its rows' _seq tag */
-  "CREATE TABLE IF NOT EXISTS _schedule ("     /* sched.c: the one alarm's work */
-  " id INTEGER PRIMARY KEY,"
-  " due REAL NOT NULL,"
-  " task TEXT NOT NULL,"
-  " payload TEXT NOT NULL DEFAULT '{}',"
-  " attempts INTEGER NOT NULL DEFAULT 0,"
-  " last_error TEXT);"
-  "CREATE INDEX IF NOT EXISTS _schedule_due ON _schedule (due);"
-  "CREATE TABLE IF NOT EXISTS _debounced_state ("  /* debounce.c: flushed values */
-  " key TEXT PRIMARY KEY,"
-  " value TEXT NOT NULL,"
-  " updated_at INTEGER NOT NULL) WITHOUT ROWID;"
-  "CREATE TABLE IF NOT EXISTS _cron_jobs ("   /* cronjobs.c: user cron jobs */
-  " id TEXT PRIMARY KEY,"
-  " name TEXT NOT NULL,"
-  " schedule TEXT NOT NULL,"
-  " rpc_method TEXT NOT NULL,"
-  " payload TEXT NOT NULL,"
-  " owner_id TEXT NOT NULL,"
-  " owner_role TEXT NOT NULL,"
-  " created_at INTEGER NOT NULL,"
-  " next_run_at INTEGER,"
-  " last_run_at INTEGER,"
-  " last_status TEXT,"
-  " last_error TEXT,"
-  " runs INTEGER NOT NULL DEFAULT 0);"
-  "CREATE INDEX IF NOT EXISTS _cron_jobs_owner ON _cron_jobs (owner_id);"
-  "CREATE TABLE IF NOT EXISTS _rate_limits ("  /* ratelimit.c: sliding-window buckets */
-  " key TEXT NOT NULL,"                       /* "user:<id>", "ip:<addr>" */
-  " rule TEXT NOT NULL,"                      /* "burst", "main", "daily" */
-  " bucket INTEGER NOT NULL,"                 /* bucket start, ms since the epoch */
-  " count REAL NOT NULL,"                     /* cost units counted in it */
-  " PRIMARY KEY (key, rule, bucket)) WITHOUT ROWID;"
-  "CREATE INDEX IF NOT EXISTS _rate_limits_rule ON _rate_limits (rule, bucket);";
+  " applied_at INTEGER NOT NULL);";
 
 /* Columns added to system tables after their first form: rooms created
 ** before get them here, new rooms right after the CREATE above. */
 static const struct { const char *table, *column, *decl; } systemColumns[] = {
   { "_room", "rls_admin", "INTEGER NOT NULL DEFAULT 0" },  /* the running write's caller is an admin */
-  { "_room", "sync_seq", "INTEGER NOT NULL DEFAULT 0" },   /* sync: highest seq trimmed from _outbox */
-  { "_room", "sync_bookmark", "TEXT" },                    /* sync: D1 bookmark of the last batch */
 };
 
 /* One migration being applied. */
@@ -109,9 +52,21 @@ typedef struct Step {
 } Step;
 
 
+/* The system schema and every module's tables, as one script. */
+static char *migrateSystemScript(Room *room){
+  Buf b = {0};
+  bufAppendStr(&b, systemSchema);
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].schema ) bufAppendStr(&b, room->modules[i].schema);
+  }
+  return bufFinish(&b);
+}
+
 static int migrateSystemBody(Room *room, void *arg){
   Step *step = arg;
-  int rc = storeRunFree(room, systemSchema, NULL, step->err, sizeof step->err);
+  char *script = migrateSystemScript(room);
+  int rc = script ? storeRunFree(room, script, NULL, step->err, sizeof step->err) : NT_NOMEM;
+  free(script);
   for(size_t i = 0; rc==NT_OK && i < sizeof systemColumns / sizeof systemColumns[0]; i++){
     /* SQLite itself says whether the column exists: a statement naming it
     ** prepares, or fails with "no such column" */
@@ -153,9 +108,7 @@ static int migrateStepBody(Room *room, void *arg){
 static int migrateFail(Room *room, int rc, const char *fmt, const char *a, const char *b){
   char msg[768];
   snprintf(msg, sizeof msg, fmt, a, b);
-  free(room->statusMsg);
-  room->statusMsg = ntStrdup(msg);
-  room->status = NT_UNAVAILABLE;
+  statusFail(room, NT_UNAVAILABLE, "%s", msg);
   ntLog(NT_LOG_ERROR, "%s", msg);
   return rc ? rc : NT_UNAVAILABLE;
 }
@@ -170,7 +123,8 @@ static int migrateApplied(const SqlResult *applied, const char *name){
   return 0;
 }
 
-int migrateRun(Room *room, cJSON *migrations){
+int migrateOpen(Room *room, const cJSON *config){
+  const cJSON *migrations = cJSON_GetObjectItemCaseSensitive(config, "migrations");
   Step step = {0};
   int rc = storeTxn(room, migrateSystemBody, &step);
   if( rc ) return migrateFail(room, rc, "system schema failed: %s%s", step.err, "");

@@ -24,7 +24,7 @@
 **           unless the caller is an admin. Admins are still held to the
 **           first rule: another user's row is invisible to them too.
 **
-** rlsInstall creates the views and triggers after migrations, idempotently,
+** rlsOpen creates the views and triggers after migrations, idempotently,
 ** and the schema mirror in sqlguard.c is resynced afterwards.
 */
 #include <ctype.h>
@@ -154,43 +154,23 @@ static void rlsAppendTemplate(Buf *b, const char *t, const char *object, const c
   }
 }
 
-/* Does the mirror already hold an object with this name? */
-static int rlsExists(Room *room, const char *name){
-  sqlite3_stmt *st = NULL;
-  int found = 0;
-  if( sqlite3_prepare_v2(room->guardDb, "SELECT 1 FROM sqlite_master WHERE name = ?1",
-                         -1, &st, NULL)==SQLITE_OK ){
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    found = sqlite3_step(st)==SQLITE_ROW;
-  }
-  sqlite3_finalize(st);
-  return found;
-}
-
-/* Read the RLS tables from the mirror into room->owned. */
+/* Read the RLS tables from the mirror into room->owned: every table of the
+** room with an owner_id column, its name short enough for rlsWrap. */
 static int rlsDiscover(Room *room){
-  for(int i = 0; i < room->nOwned; i++) free(room->owned[i]);
-  free(room->owned);
-  room->owned = NULL;
-  room->nOwned = 0;
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(room->guardDb,
-    "SELECT m.name FROM sqlite_master m WHERE m.type = 'table'"
-    " AND m.name NOT LIKE '^_%' ESCAPE '^' AND m.name NOT LIKE 'sqlite^_%' ESCAPE '^'"
-    " AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE name = 'owner_id')"
-    " ORDER BY m.name", -1, &st, NULL);
-  if( rc!=SQLITE_OK ){ sqlite3_finalize(st); return NT_INTERNAL; }
-  while( sqlite3_step(st)==SQLITE_ROW ){
-    const char *name = (const char*)sqlite3_column_text(st, 0);
-    if( strlen(name) > NT_MAX_ID_LEN ) continue;     /* rlsWrap's buffer bound */
+  rlsFree(room);
+  char **tables = NULL;
+  int n = 0;
+  int rc = schemaUserTables(room, "owner_id", &tables, &n);
+  for(int i = 0; rc==NT_OK && i < n; i++){
+    if( strlen(tables[i]) > NT_MAX_ID_LEN ) continue;     /* rlsWrap's buffer bound */
     char **grown = realloc(room->owned, sizeof(char*) * (size_t)(room->nOwned + 1));
-    if( grown==NULL ){ sqlite3_finalize(st); return NT_NOMEM; }
+    if( grown==NULL ){ rc = NT_NOMEM; break; }
     room->owned = grown;
-    if( (grown[room->nOwned] = ntStrdup(name))==NULL ){ sqlite3_finalize(st); return NT_NOMEM; }
+    if( (grown[room->nOwned] = ntStrdup(tables[i]))==NULL ){ rc = NT_NOMEM; break; }
     room->nOwned++;
   }
-  sqlite3_finalize(st);
-  return NT_OK;
+  schemaNamesFree(tables, n);
+  return rc;
 }
 
 /* Transaction body: run the script of missing objects. */
@@ -201,8 +181,16 @@ static int rlsApply(Room *room, void *arg){
   return rc;
 }
 
-int rlsInstall(Room *room){
-  int rc = guardSync(room);
+void rlsFree(Room *room){
+  for(int i = 0; i < room->nOwned; i++) free(room->owned[i]);
+  free(room->owned);
+  room->owned = NULL;
+  room->nOwned = 0;
+}
+
+int rlsOpen(Room *room, const cJSON *config){
+  (void)config;
+  int rc = schemaSync(room);
   if( rc==NT_OK ) rc = rlsDiscover(room);
   if( rc ) return rc;
   Buf script = {0};
@@ -210,7 +198,7 @@ int rlsInstall(Room *room){
     for(size_t k = 0; k < sizeof rlsObjects / sizeof rlsObjects[0]; k++){
       char name[NT_MAX_ID_LEN + 32];
       snprintf(name, sizeof name, RLS_PREFIX "%s%s", room->owned[i], rlsObjects[k].suffix);
-      int exists = rlsExists(room, name);
+      int exists = schemaHas(room, name);
       if( rlsObjects[k].sql==NULL && exists ){
         bufAppendStr(&script, "DROP TRIGGER IF EXISTS ");
         bufAppendSqlIdent(&script, name);
@@ -227,5 +215,5 @@ int rlsInstall(Room *room){
   if( sql==NULL ) return NT_NOMEM;
   rc = storeTxn(room, rlsApply, sql);
   free(sql);
-  return rc ? rc : guardSync(room);
+  return rc ? rc : schemaSync(room);
 }

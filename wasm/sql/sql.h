@@ -11,9 +11,27 @@
 
 #include "host.h"
 
+/* ---- schema.c: the schema mirror ------------------------------------------ */
+int schemaOpen(Room *room);               /* the empty mirror (room->guardDb) */
+void schemaClose(Room *room);
+/* Rebuild the mirror from the room's sqlite_master; call it after any change
+** to the room's schema. */
+int schemaSync(Room *room);
+/* schemaSync under the name feature/sync.c still calls; it goes with that
+** file's rewrite. */
+int guardSync(Room *room);
+int schemaHas(Room *room, const char *name);        /* an object of that name exists */
+int schemaIsTrigger(Room *room, const char *name);  /* name is one of the schema's triggers */
+/* The room's own tables (not "_…", not "sqlite_…"), each having column when
+** it is not NULL: a list the caller frees with schemaNamesFree. */
+int schemaUserTables(Room *room, const char *column, char ***pNames, int *pn);
+void schemaNamesFree(char **names, int n);
+
 /* ---- sqlguard.c: the embedded SQLite that analyses SQL ------------------ */
 #define GUARD_TRUSTED  0           /* named functions written by the app */
 #define GUARD_READONLY 1           /* client-supplied SQL: one read-only statement */
+#define GUARD_REPLICA  2           /* GUARD_READONLY, and every table read through the
+                                      replica's per-room view (run on D1) */
 typedef struct GuardPlan {
   int readonly;                    /* sqlite3_stmt_readonly */
   int nParam;                      /* sqlite3_bind_parameter_count */
@@ -23,16 +41,59 @@ typedef struct GuardPlan {
   char **writes;                   /* tables written (incl. by triggers), owned */
   int nWrites;
   int deletes;                     /* the statement (or a trigger) deletes rows */
+  char **recursive;                /* CTEs SQLite found recursive, owned, deduplicated */
+  int nRecursive;
+  char **calls;                    /* "name" or "name\x1finner" of each function called
+                                      as written (inner: innermost view or CTE), owned */
+  int nCalls;
+  char **columns;                  /* result column names, owned */
+  int nColumns;
+  sqlite3_stmt *explain;           /* client SQL: EXPLAIN QUERY PLAN of the RLS-wrapped
+                                      statement in the analysis database, owned; NULL
+                                      for GUARD_TRUSTED */
 } GuardPlan;
-int guardOpen(Room *room);
-int guardSync(Room *room);
+/* The guard's part of a mirror rebuild (schemaSync): the replica pass's
+** views. */
+int guardReplicaViews(Room *room);
 int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan, char *err, size_t errLen);
 void guardPlanFree(GuardPlan *plan);
 int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen);
-void guardClose(Room *room);
+
+/* ---- sqlcost.c: the bound on a client statement's work ------------------ */
+typedef struct SqlLimits {
+  double maxCost;                  /* estimated row visits a statement may cost in the room */
+  double replicaMaxCost;           /* the same for one run on the D1 replica */
+  double maxRecursion;             /* rows one recursive CTE may produce (LIMIT + OFFSET) */
+} SqlLimits;
+/* Read {"maxCost","replicaMaxCost","maxRecursion"} (absent or <= 0: default). */
+int costConfigure(Room *room, const cJSON *cfg);   /* makes room->sqlLimits; NT_NOMEM */
+typedef struct CostBound {
+  char *sql;                       /* the statement, every recursive CTE bounded; owned */
+  double cost;                     /* estimated row visits, function weight included */
+  double weight;                   /* per-row weight of its expensive functions, >= 1 */
+} CostBound;
+/* Bound client statement sql (already passed guardAnalyse in mode, which
+** filled *plan; args are its positional bindings): every recursive CTE gets
+** a LIMIT within room->sqlLimits.maxRecursion or is refused, expensive
+** functions must have constant arguments, and the plan is costed with the
+** room's row counts. When a LIMIT was added, sql is analysed again and *plan
+** replaced. NT_OK with *out filled (costBoundFree after), or NT_SQL_REJECTED
+** with the reason in err. The cost is not compared with a limit here. */
+int costBound(Room *room, const char *sql, const cJSON *args, int mode, GuardPlan *plan,
+              CostBound *out, char *err, size_t errLen);
+void costBoundFree(CostBound *b);
+/* sql with its top-level LIMIT at most maxRows (added, or lowered); caller
+** frees. NULL with err set when the existing LIMIT is not a constant. */
+char *costCapRows(Room *room, const char *sql, const cJSON *args, int maxRows,
+                  char *err, size_t errLen);
+void costFree(Room *room);         /* forget cached row counts */
+void costClose(Room *room);        /* free the limits and the counts (the room goes) */
 
 /* ---- rls.c: row-level security ----------------------------------------- */
-int rlsInstall(Room *room);
+/* The module's hooks: install the views and triggers of every table with an
+** owner_id (after the migrations), and free the list of those tables. */
+int rlsOpen(Room *room, const cJSON *config);
+void rlsFree(Room *room);
 int rlsIsOwned(Room *room, const char *table);
 int rlsIsView(Room *room, const char *name);      /* "_rls_<owned table>" */
 char *rlsWrap(Room *room, const char *sql, const char *uid);
@@ -43,6 +104,8 @@ void rlsAppendFilter(Buf *b, const char *uid);   /* the row filter for uid */
 const char *sqlSkipSpace(const char *z);   /* skips blanks and comments */
 
 /* ---- migrate.c ---------------------------------------------------------- */
-int migrateRun(Room *room, cJSON *migrations);
+/* The module's open: the system tables (its own and every module's
+** Module.schema), then the app's migrations from config "migrations". */
+int migrateOpen(Room *room, const cJSON *config);
 
 #endif /* NT_SQL_H */

@@ -2,7 +2,7 @@
 ** sqlguard.c — the embedded SQLite that analyses SQL before it runs.
 **
 ** The core carries its own SQLite with an in-memory database holding a copy of
-** the room's schema (guardSync replays the Durable Object's sqlite_master).
+** the room's schema (the schema mirror, schema.c).
 ** guardAnalyse prepares a statement there, never runs it, and learns from
 ** SQLite itself: whether it is one statement, whether it is read-only
 ** (sqlite3_stmt_readonly), its parameters, and through the authorizer callback
@@ -11,13 +11,25 @@
 **
 ** Row-level security relies on two verdicts made here, one per preparation:
 **   1. The statement as written may not reach a table through an RLS view
-**      ("_rls_<table>", unfiltered by itself): the authorizer names the
-**      innermost view responsible for every column read.
+**      ("_rls_<table>", unfiltered by itself) or a replica view
+**      ("_replica_<table>", below): the authorizer names the innermost view
+**      responsible for every column read.
 **   2. Wrapped by rlsWrap (which puts a filtered CTE named like each RLS table
 **      in front), a table under RLS may be read only through its view; a read
 **      that names the table directly, for example as "main.tasks", is refused.
 ** The plan (parameters, reads, writes) comes from the wrapped statement, which
-** is what the room's SQLite runs.
+** is what the room's SQLite runs. The first pass also records what the
+** bounds of sqlcost.c need: the CTEs SQLite found recursive, and every
+** function called with the view or CTE it sits in.
+**
+** Client SQL may also run on the D1 replica, which holds every room: there
+** each table the statement reads becomes a CTE over this room's rows
+** (sync.c). A third pass (GUARD_REPLICA) proves no read escapes those CTEs:
+** wrapped with CTEs named like each table over a mirror-only view
+** "_replica_<table>", every read of a table must come through that view.
+**
+** The mirror holds the schema's indexes too, so the plan SQLite makes here is
+** the one the room's SQLite makes (sqlcost.c costs it).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +37,7 @@
 #include "sql.h"
 
 #define RLS_VIEW_PREFIX "_rls_"
+#define REPLICA_VIEW_PREFIX "_replica_"   /* mirror-only views for the replica pass */
 
 /* Add a copy of s to the set (*arr, *n) unless present; 0 or NT_NOMEM. */
 static int setAdd(char ***arr, int *n, const char *s){
@@ -50,13 +63,13 @@ static void setFree(char **arr, int n){
 /* What the authorizer learns while one statement is prepared. */
 typedef struct GuardCtx {
   Room *room;                      /* whose schema */
-  int mode;                        /* GUARD_TRUSTED or GUARD_READONLY */
+  int mode;                        /* GUARD_TRUSTED, GUARD_READONLY or GUARD_REPLICA */
   GuardPlan *plan;                 /* reads and writes are collected here */
-  char **direct;                   /* RLS tables read not through their view */
+  char **direct;                   /* tables read around their view (RLS, or the replica's) */
   int nDirect;
   char **targets;                  /* tables the top-level statement writes */
   int nTargets;
-  int wrapped;                     /* preparing the RLS-wrapped statement */
+  int wrapped;                     /* 0 as written, 1 RLS-wrapped, 2 replica-wrapped */
   int oom;                         /* an allocation failed */
   char why[200];                   /* first refusal, for the error message */
 } GuardCtx;
@@ -66,11 +79,23 @@ static const char *const deniedFunctions[] = {
   "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer",
   "sqlite_offset", "sqlite_compileoption_get", "sqlite_compileoption_used",
   "sqlite_source_id", "sqlite_version",
+  /* state of the one connection every user shares: counts of other users' writes */
+  "changes", "total_changes", "last_insert_rowid",
 };
 
 static int guardDeny(GuardCtx *g, const char *fmt, const char *arg){
   if( g->why[0]==0 ) snprintf(g->why, sizeof g->why, fmt, arg ? arg : "");
   return SQLITE_DENY;
+}
+
+static int isReplicaView(const char *name){
+  return sqlite3_strnicmp(name, REPLICA_VIEW_PREFIX, (int)strlen(REPLICA_VIEW_PREFIX))==0;
+}
+
+/* Is inner the replica view of table? */
+static int isReplicaViewOf(const char *inner, const char *table){
+  return inner && isReplicaView(inner)
+      && sqlite3_stricmp(inner + strlen(REPLICA_VIEW_PREFIX), table)==0;
 }
 
 /* System tables, SQLite's own, and the table-valued pragmas that describe
@@ -90,7 +115,7 @@ static int guardThroughFilter(GuardCtx *g, const char *table, const char *inner)
   if( sqlite3_strnicmp(inner, RLS_VIEW_PREFIX, (int)n)==0 && sqlite3_stricmp(inner + n, table)==0 ){
     return 1;
   }
-  return g->mode==GUARD_TRUSTED && setHas(g->room->triggers, g->room->nTriggers, inner);
+  return g->mode==GUARD_TRUSTED && schemaIsTrigger(g->room, inner);
 }
 
 /* The authorizer. a3/a4 depend on the action; inner names the innermost
@@ -99,18 +124,28 @@ static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
                           const char *db, const char *inner){
   GuardCtx *g = arg;
   (void)a4; (void)db;
-  int readonly = g->mode==GUARD_READONLY;
+  int readonly = g->mode!=GUARD_TRUSTED;
   switch( action ){
     case SQLITE_SELECT:
+      return SQLITE_OK;
     case SQLITE_RECURSIVE:
+      /* inner names the recursive CTE (sqlcost.c bounds it) */
+      if( !g->wrapped && inner && setAdd(&g->plan->recursive, &g->plan->nRecursive, inner) ) g->oom = 1;
       return SQLITE_OK;
     case SQLITE_READ:
       if( a3==NULL ) return SQLITE_OK;
       if( !g->wrapped ){
-        if( inner && rlsIsView(g->room, inner) ){
+        if( inner && (rlsIsView(g->room, inner) || isReplicaView(inner)) ){
           return guardDeny(g, "%s is not accessible", inner);
         }
         return SQLITE_OK;              /* the wrapped pass records reads */
+      }
+      if( g->wrapped==2 ){
+        /* On the replica every table is read through its room's CTE. */
+        if( !isSystemName(a3) && !isReplicaViewOf(inner, a3) && setAdd(&g->direct, &g->nDirect, a3) ){
+          g->oom = 1;
+        }
+        return SQLITE_OK;
       }
       /* Client SQL reaches no system table by any route: directly, through
       ** its own CTE or through a view. Only the RLS filter views pass. */
@@ -129,6 +164,11 @@ static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
           }
         }
       }
+      if( !g->wrapped && a4 ){
+        char call[2 * NT_MAX_ID_LEN + 2];
+        snprintf(call, sizeof call, inner ? "%s\x1f%s" : "%s", a4, inner ? inner : "");
+        if( setAdd(&g->plan->calls, &g->plan->nCalls, call) ) g->oom = 1;
+      }
       return SQLITE_OK;
     case SQLITE_INSERT:
     case SQLITE_UPDATE:
@@ -145,73 +185,33 @@ static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
   }
 }
 
-int guardOpen(Room *room){
-  if( room->guardDb ) return NT_OK;
-  int rc = sqlite3_open_v2(":memory:", &room->guardDb,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-  if( rc!=SQLITE_OK ){
-    sqlite3_close(room->guardDb);
-    room->guardDb = NULL;
-    return NT_INTERNAL;
+/* A view "_replica_<table>" in the mirror for every room table (never in the
+** room's SQLite): the marker of the replica pass. schemaSync calls it after
+** every rebuild of the mirror. */
+int guardReplicaViews(Room *room){
+  char **tables = NULL;
+  int nTables = 0;
+  int rc = schemaUserTables(room, NULL, &tables, &nTables);
+  if( rc ) return rc;
+  Buf b = {0};
+  for(int i = 0; i < nTables; i++){
+    const char *t = tables[i];
+    if( strlen(t) > NT_MAX_ID_LEN ) continue;
+    char view[NT_MAX_ID_LEN + 16];
+    snprintf(view, sizeof view, REPLICA_VIEW_PREFIX "%s", t);
+    bufAppendStr(&b, "CREATE VIEW IF NOT EXISTS ");
+    bufAppendSqlIdent(&b, view);
+    bufAppendStr(&b, " AS SELECT * FROM ");
+    bufAppendSqlIdent(&b, t);
+    bufAppendStr(&b, ";");
   }
-  sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-  return NT_OK;
-}
-
-void guardClose(Room *room){
-  sqlite3_close(room->guardDb);
-  room->guardDb = NULL;
-  setFree(room->triggers, room->nTriggers);
-  room->triggers = NULL;
-  room->nTriggers = 0;
-}
-
-/* Remember the names of the schema's triggers (see guardThroughFilter). */
-static int guardListTriggers(Room *room){
-  setFree(room->triggers, room->nTriggers);
-  room->triggers = NULL;
-  room->nTriggers = 0;
-  sqlite3_stmt *st = NULL;
-  int rc = NT_OK;
-  if( sqlite3_prepare_v2(room->guardDb, "SELECT name FROM sqlite_master WHERE type = 'trigger'",
-                         -1, &st, NULL)!=SQLITE_OK ) rc = NT_INTERNAL;
-  while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
-    rc = setAdd(&room->triggers, &room->nTriggers, (const char*)sqlite3_column_text(st, 0));
-  }
-  sqlite3_finalize(st);
+  schemaNamesFree(tables, nTables);
+  if( b.n==0 && !b.oom ){ bufFree(&b); return NT_OK; }
+  char *sql = bufFinish(&b);
+  if( sql==NULL ) return NT_NOMEM;
+  rc = sqlite3_exec(room->guardDb, sql, NULL, NULL, NULL)==SQLITE_OK ? NT_OK : NT_INTERNAL;
+  free(sql);
   return rc;
-}
-
-/* Rebuild the in-memory schema from the room's sqlite_master. Objects the
-** embedded SQLite cannot create (a module it lacks) are skipped with a log. */
-int guardSync(Room *room){
-  char err[256];
-  SqlResult res;
-  int rc = storeExec(room,
-    "SELECT name, sql FROM sqlite_master"
-    " WHERE sql IS NOT NULL AND type <> 'index'"
-    "   AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"
-    "   AND name NOT LIKE '^_^_%' ESCAPE '^'"
-    "   AND name NOT LIKE '^_cf^_%' ESCAPE '^'"
-    " ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'view' THEN 1 ELSE 2 END, rowid",
-    NULL, &res, err, sizeof err);
-  if( rc ) { ntLog(NT_LOG_ERROR, "schema read failed: %s", err); return rc; }
-  guardClose(room);
-  rc = guardOpen(room);
-  const cJSON *row;
-  cJSON_ArrayForEach(row, res.rows){
-    if( rc ) break;
-    const cJSON *name = cJSON_GetArrayItem(row, 0);
-    const cJSON *sql = cJSON_GetArrayItem(row, 1);
-    if( !cJSON_IsString(name) || !cJSON_IsString(sql) ) continue;
-    char *msg = NULL;
-    if( sqlite3_exec(room->guardDb, sql->valuestring, NULL, NULL, &msg)!=SQLITE_OK ){
-      ntLog(NT_LOG_WARN, "schema mirror skipped %s: %s", name->valuestring, msg ? msg : "?");
-    }
-    sqlite3_free(msg);
-  }
-  storeResultFree(&res);
-  return rc ? rc : guardListTriggers(room);
 }
 
 /* Prepare sql under the authorizer and check the verdicts that hold for both
@@ -235,7 +235,7 @@ static int guardPrepare(GuardCtx *g, const char *sql, sqlite3_stmt **pStmt,
     snprintf(err, errLen, "no SQL statement");
   }else if( tail && *sqlSkipSpace(tail) ){
     snprintf(err, errLen, "only one statement is allowed");
-  }else if( g->mode==GUARD_READONLY && !sqlite3_stmt_readonly(*pStmt) ){
+  }else if( g->mode!=GUARD_TRUSTED && !sqlite3_stmt_readonly(*pStmt) ){
     snprintf(err, errLen, "statement is not read-only");
   }else{
     return NT_OK;
@@ -245,9 +245,19 @@ static int guardPrepare(GuardCtx *g, const char *sql, sqlite3_stmt **pStmt,
   return rc;
 }
 
-/* Copy the statement's parameter names into the plan. */
+/* Copy the statement's parameter and column names into the plan. */
 static int guardParams(sqlite3_stmt *stmt, GuardPlan *plan){
   plan->readonly = sqlite3_stmt_readonly(stmt);
+  int nCol = sqlite3_column_count(stmt);
+  if( nCol > 0 ){
+    plan->columns = calloc((size_t)nCol, sizeof(char*));
+    if( plan->columns==NULL ) return NT_NOMEM;
+    for(int i = 0; i < nCol; i++){
+      const char *nm = sqlite3_column_name(stmt, i);
+      if( (plan->columns[i] = ntStrdup(nm ? nm : ""))==NULL ) return NT_NOMEM;
+      plan->nColumns++;
+    }
+  }
   plan->nParam = sqlite3_bind_parameter_count(stmt);
   if( plan->nParam==0 ) return NT_OK;
   plan->paramNames = calloc((size_t)plan->nParam, sizeof(char*));
@@ -259,6 +269,45 @@ static int guardParams(sqlite3_stmt *stmt, GuardPlan *plan){
   return NT_OK;
 }
 
+/* sql behind a CTE named like each table plan reads, over its replica view.
+** The CTE reads a column, as the replica's does (room_id), so that even
+** count(*) reads the table through the view: a read SQLite reports with no
+** column and no view is then always one around the CTE. */
+static char *guardReplicaWrap(Room *room, const char *sql, const GuardPlan *plan){
+  Buf ctes = {0};
+  int n = 0;
+  for(int i = 0; i < plan->nReads; i++){
+    const char *t = plan->reads[i];
+    if( isSystemName(t) || strlen(t) > NT_MAX_ID_LEN ) continue;
+    char view[NT_MAX_ID_LEN + 16];
+    snprintf(view, sizeof view, REPLICA_VIEW_PREFIX "%s", t);
+    if( n++ ) bufAppendStr(&ctes, ", ");
+    bufAppendSqlIdent(&ctes, t);
+    bufAppendStr(&ctes, " AS NOT MATERIALIZED (SELECT * FROM ");
+    bufAppendSqlIdent(&ctes, view);
+    sqlite3_stmt *st = NULL;
+    if( sqlite3_prepare_v2(room->guardDb, "SELECT name FROM pragma_table_info(?1) LIMIT 1",
+                           -1, &st, NULL)==SQLITE_OK ){
+      sqlite3_bind_text(st, 1, t, -1, SQLITE_STATIC);
+      if( sqlite3_step(st)==SQLITE_ROW ){
+        const char *col = (const char*)sqlite3_column_text(st, 0);
+        bufAppendStr(&ctes, " WHERE ");
+        bufAppendSqlIdent(&ctes, col);
+        bufAppendStr(&ctes, " IS NULL OR ");
+        bufAppendSqlIdent(&ctes, col);
+        bufAppendStr(&ctes, " IS NOT NULL");
+      }
+    }
+    sqlite3_finalize(st);
+    bufAppendStr(&ctes, ")");
+  }
+  if( n==0 ){ bufFree(&ctes); return ntStrdup(sql); }
+  char *list = bufFinish(&ctes);
+  char *out = list ? sqlWithCtes(list, sql) : NULL;
+  free(list);
+  return out;
+}
+
 int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
                  char *err, size_t errLen){
   GuardCtx g;
@@ -267,19 +316,25 @@ int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
   g.room = room;
   g.mode = mode;
   g.plan = plan;
-  if( room->guardDb==NULL && guardOpen(room) ) return NT_INTERNAL;
+  if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
 
   /* Pass 1: the statement as written. */
-  sqlite3_stmt *stmt = NULL;
-  int rc = guardPrepare(&g, sql, &stmt, err, errLen);
-  sqlite3_finalize(stmt);
-  stmt = NULL;
+  sqlite3_stmt *stmt = NULL, *written = NULL;
+  int rc = guardPrepare(&g, sql, &written, err, errLen);
 
-  /* Pass 2: the statement as the room's SQLite will run it. */
+  /* Pass 2: the statement as the room's SQLite will run it. For client SQL
+  ** it is prepared as EXPLAIN QUERY PLAN, whose plan sqlcost.c costs: the
+  ** authorizer sees the same reads, and the statement as written (the same
+  ** parameters and columns) gives the rest of the plan. */
   char *wrapped = NULL;
   if( rc==NT_OK ){
     g.wrapped = 1;
-    wrapped = rlsWrap(room, sql, "");
+    Buf b = {0};
+    if( mode!=GUARD_TRUSTED ) bufAppendStr(&b, "EXPLAIN QUERY PLAN ");
+    char *w = rlsWrap(room, sql, "");
+    bufAppendStr(&b, w ? w : "");
+    free(w);
+    wrapped = w ? bufFinish(&b) : (bufFree(&b), NULL);
     if( wrapped==NULL ){ rc = NT_NOMEM; snprintf(err, errLen, "out of memory"); }
     else rc = guardPrepare(&g, wrapped, &stmt, err, errLen);
   }
@@ -292,12 +347,34 @@ int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
                " (do not qualify it with a schema name)", g.direct[i]);
     }
   }
-  if( rc==NT_OK && guardParams(stmt, plan) ){
+  if( rc==NT_OK && guardParams(mode==GUARD_TRUSTED ? stmt : written, plan) ){
     rc = NT_NOMEM;
     snprintf(err, errLen, "out of memory");
   }
-  sqlite3_finalize(stmt);
+  sqlite3_finalize(written);
+  if( rc==NT_OK && mode!=GUARD_TRUSTED ) plan->explain = stmt;
+  else sqlite3_finalize(stmt);
+  stmt = NULL;
   free(wrapped);
+  wrapped = NULL;
+
+  /* Pass 3, for the replica: every table read through its room's CTE. */
+  if( rc==NT_OK && mode==GUARD_REPLICA ){
+    setFree(g.direct, g.nDirect);
+    g.direct = NULL;
+    g.nDirect = 0;
+    g.wrapped = 2;
+    wrapped = guardReplicaWrap(room, sql, plan);
+    if( wrapped==NULL ){ rc = NT_NOMEM; snprintf(err, errLen, "out of memory"); }
+    else rc = guardPrepare(&g, wrapped, &stmt, err, errLen);
+    if( rc==NT_OK && g.nDirect ){
+      rc = NT_SQL_REJECTED;
+      snprintf(err, errLen, "on the replica, table %s may only be read by its name"
+               " (do not qualify it with a schema name)", g.direct[0]);
+    }
+    sqlite3_finalize(stmt);
+    free(wrapped);
+  }
   setFree(g.direct, g.nDirect);
   setFree(g.targets, g.nTargets);
   if( rc ) guardPlanFree(plan);
@@ -311,6 +388,10 @@ void guardPlanFree(GuardPlan *plan){
   }
   setFree(plan->reads, plan->nReads);
   setFree(plan->writes, plan->nWrites);
+  setFree(plan->recursive, plan->nRecursive);
+  setFree(plan->calls, plan->nCalls);
+  setFree(plan->columns, plan->nColumns);
+  sqlite3_finalize(plan->explain);
   memset(plan, 0, sizeof *plan);
 }
 
@@ -344,7 +425,7 @@ static int isParamChar(char c){
 int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen){
   sqlite3_stmt *st = NULL;
   *pOut = NULL;
-  if( room->guardDb==NULL && guardOpen(room) ) return NT_INTERNAL;
+  if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
   if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, NULL)!=SQLITE_OK ){
     snprintf(err, errLen, "%s", sqlite3_errmsg(room->guardDb));
     return NT_SQL_REJECTED;

@@ -1,0 +1,144 @@
+/*
+** schema.c — the schema mirror: a copy of the room's schema in the core's
+** own SQLite, and what the modules learn from it.
+**
+** The room's data lives in the Durable Object's SQLite, on the host's side.
+** The embedded SQLite holds an in-memory database with the same tables,
+** views, triggers and indexes and no rows: the guard prepares statements
+** against it (sqlguard.c), the cost model reads its plans (sqlcost.c), and
+** the modules that derive objects from the schema (row-level security, the
+** outbox) ask it what exists. schemaSync rebuilds it from the room's
+** sqlite_master; whoever changes the room's schema (migrations, the RLS
+** install, the outbox triggers) calls it afterwards. Objects the embedded
+** SQLite cannot create (a module it lacks) are skipped with a log.
+**
+** The mirror's database is room->guardDb; the names of the schema's
+** triggers are kept beside it, because the guard lets trusted SQL read a
+** table under row-level security inside one of them.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "sql.h"
+
+void schemaNamesFree(char **names, int n){
+  for(int i = 0; i < n; i++) free(names[i]);
+  free(names);
+}
+
+/* Append a copy of s to (*pNames, *pn); NT_OK or NT_NOMEM. */
+static int schemaNamesAdd(char ***pNames, int *pn, const char *s){
+  char **grown = realloc(*pNames, sizeof(char*) * (size_t)(*pn + 1));
+  if( grown==NULL ) return NT_NOMEM;
+  *pNames = grown;
+  if( (grown[*pn] = ntStrdup(s))==NULL ) return NT_NOMEM;
+  (*pn)++;
+  return NT_OK;
+}
+
+int schemaOpen(Room *room){
+  if( room->guardDb ) return NT_OK;
+  int rc = sqlite3_open_v2(":memory:", &room->guardDb,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  if( rc!=SQLITE_OK ){
+    sqlite3_close(room->guardDb);
+    room->guardDb = NULL;
+    return NT_INTERNAL;
+  }
+  sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+  sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_STMT_SCANSTATUS, 1, NULL);   /* plans, sqlcost.c */
+  sqlite3_limit(room->guardDb, SQLITE_LIMIT_LENGTH, NT_MAX_VALUE);             /* constants, sqlcost.c */
+  return NT_OK;
+}
+
+void schemaClose(Room *room){
+  sqlite3_close(room->guardDb);
+  room->guardDb = NULL;
+  schemaNamesFree(room->triggers, room->nTriggers);
+  room->triggers = NULL;
+  room->nTriggers = 0;
+  costFree(room);                  /* counts belong to the schema they were taken for */
+}
+
+/* The rows of sql (one text column) in the mirror, copied into a list. */
+static int schemaList(Room *room, const char *sql, const char *arg, char ***pNames, int *pn){
+  *pNames = NULL;
+  *pn = 0;
+  sqlite3_stmt *st = NULL;
+  if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, NULL)!=SQLITE_OK ){
+    sqlite3_finalize(st);
+    return NT_INTERNAL;
+  }
+  if( arg ) sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+  int rc = NT_OK;
+  while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
+    rc = schemaNamesAdd(pNames, pn, (const char*)sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  if( rc ){ schemaNamesFree(*pNames, *pn); *pNames = NULL; *pn = 0; }
+  return rc;
+}
+
+int schemaSync(Room *room){
+  char err[256];
+  SqlResult res;
+  int rc = storeExec(room,
+    "SELECT name, sql FROM sqlite_master"
+    " WHERE sql IS NOT NULL"
+    "   AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+    "   AND name NOT LIKE '^_^_%' ESCAPE '^'"
+    "   AND name NOT LIKE '^_cf^_%' ESCAPE '^'"
+    " ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'view' THEN 1 ELSE 2 END, rowid",
+    NULL, &res, err, sizeof err);
+  if( rc ) { ntLog(NT_LOG_ERROR, "schema read failed: %s", err); return rc; }
+  schemaClose(room);
+  rc = schemaOpen(room);
+  const cJSON *row;
+  cJSON_ArrayForEach(row, res.rows){
+    if( rc ) break;
+    const cJSON *name = cJSON_GetArrayItem(row, 0);
+    const cJSON *sql = cJSON_GetArrayItem(row, 1);
+    if( !cJSON_IsString(name) || !cJSON_IsString(sql) ) continue;
+    char *msg = NULL;
+    if( sqlite3_exec(room->guardDb, sql->valuestring, NULL, NULL, &msg)!=SQLITE_OK ){
+      ntLog(NT_LOG_WARN, "schema mirror skipped %s: %s", name->valuestring, msg ? msg : "?");
+    }
+    sqlite3_free(msg);
+  }
+  storeResultFree(&res);
+  if( rc==NT_OK ) rc = guardReplicaViews(room);
+  if( rc==NT_OK ) rc = schemaList(room, "SELECT name FROM sqlite_master WHERE type = 'trigger'",
+                                  NULL, &room->triggers, &room->nTriggers);
+  return rc;
+}
+
+int guardSync(Room *room){
+  return schemaSync(room);
+}
+
+int schemaIsTrigger(Room *room, const char *name){
+  for(int i = 0; i < room->nTriggers; i++) if( strcmp(room->triggers[i], name)==0 ) return 1;
+  return 0;
+}
+
+int schemaHas(Room *room, const char *name){
+  sqlite3_stmt *st = NULL;
+  int found = 0;
+  if( sqlite3_prepare_v2(room->guardDb, "SELECT 1 FROM sqlite_master WHERE name = ?1",
+                         -1, &st, NULL)==SQLITE_OK ){
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    found = sqlite3_step(st)==SQLITE_ROW;
+  }
+  sqlite3_finalize(st);
+  return found;
+}
+
+int schemaUserTables(Room *room, const char *column, char ***pNames, int *pn){
+  return schemaList(room, column
+    ? "SELECT m.name FROM sqlite_master m WHERE m.type = 'table'"
+      " AND m.name NOT LIKE '^_%' ESCAPE '^' AND m.name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+      " AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE name = ?1)"
+      " ORDER BY m.name"
+    : "SELECT name FROM sqlite_master WHERE type = 'table'"
+      " AND name NOT LIKE '^_%' ESCAPE '^' AND name NOT LIKE 'sqlite^_%' ESCAPE '^'",
+    column, pNames, pn);
+}
