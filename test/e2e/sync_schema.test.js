@@ -98,13 +98,14 @@ function makeProject() {
   writeFileSync(join(migrations, '0900_gadgets.sql'), MIGRATION);
   writeFileSync(join(functions, 'gadgets.sql'), FUNCTIONS);
   cpSync(join(REPO, 'shim'), join(work, 'shim'), { recursive: true });
-  mkdirSync(join(work, 'build'));
+  mkdirSync(join(work, 'build', 'public'), { recursive: true });     /* [assets]: none needed here */
   cpSync(join(REPO, 'build', 'core.wasm'), join(work, 'build', 'core.wasm'));
   const env = { NT_MIGRATIONS_DIR: migrations, NT_FUNCTIONS_DIR: functions, NT_BUNDLE_OUT: join(work, 'build', 'bundle.js') };
   const command = Object.entries(env).map(([k, v]) => `${k}='${v}'`)
     .concat([`'${process.execPath}'`, `'${join(REPO, 'scripts', 'bundle.mjs')}'`]).join(' ');
   const toml = readFileSync(join(REPO, 'wrangler.toml'), 'utf8')
-    .replace(/^command = .*$/m, `command = ${JSON.stringify(command)}`);
+    .replace(/^command = .*$/m, `command = ${JSON.stringify(command)}`)
+    .replace(/^watch_dir = .*$/m, 'watch_dir = ["migrations/room", "functions"]');
   assert.ok(toml.includes('bundle.mjs'), 'wrangler.toml has a [build] command to replace');
   writeFileSync(join(work, 'wrangler.toml'), toml);
   return { config: join(work, 'wrangler.toml'), migrations, functions };
