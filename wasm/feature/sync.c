@@ -55,6 +55,14 @@ double syncHighWater(Room *room){
   return syncScalar(room, "SELECT max(coalesce((SELECT max(seq) FROM _outbox), 0), seq) FROM _sync WHERE id = 1", NULL);
 }
 
+int syncNeedsStep(const SyncTable *t){
+  return t->given==NULL || strcmp(t->given, t->shape)!=0;
+}
+
+int syncReplicating(const SyncTable *t){
+  return t->refused==NULL && t->error==NULL;
+}
+
 void syncSetError(Sync *s, const char *table, const char *message){
   free(s->last.message);
   free(s->last.table);
@@ -92,7 +100,7 @@ static char *syncDupText(const cJSON *v){
   return cJSON_IsString(v) ? ntStrdup(v->valuestring) : NULL;
 }
 
-static double syncNum(const cJSON *v, double fallback){
+double syncNum(const cJSON *v, double fallback){
   return cJSON_IsNumber(v) ? v->valuedouble : fallback;
 }
 

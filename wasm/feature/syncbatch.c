@@ -259,14 +259,6 @@ static int syncTableSql(SyncTable *t){
 
 /* ---- the schema step -------------------------------------------------------- */
 
-static int syncNeedsStep(const SyncTable *t){
-  return t->given==NULL || strcmp(t->given, t->shape)!=0;
-}
-
-static int syncReplicating(const SyncTable *t){
-  return t->refused==NULL && t->error==NULL;
-}
-
 /* D1's columns of table as the schema query answered them: [{tbl,col,pk}]. */
 static int syncD1Has(const cJSON *rows, const char *table, const char *col, int *pPk){
   const cJSON *r;
@@ -522,91 +514,91 @@ void syncBatchReset(Sync *s){
 static int syncDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResult,
                     char *err, size_t errLen);
 
-/* What syncBuild did. */
-enum { SYNC_SENT, SYNC_IDLE, SYNC_AGAIN };
+/* The window: the outbox's oldest rows, by table. */
+typedef struct SyncWindow {
+  SqlResult res;                   /* the query's answer; parts borrow its names */
+  SyncPart *parts;                 /* one per table, oldest first, owned */
+  int nParts;
+  int nSend;                       /* parts of tables that replicate */
+  int first;                       /* the first of those, or -1 */
+  double max;                      /* its newest seq */
+  double rows;                     /* changes in it */
+} SyncWindow;
 
-static int syncBuild(Room *room){
+static void syncWindowFree(SyncWindow *w){
+  storeResultFree(&w->res);
+  free(w->parts);
+  memset(w, 0, sizeof *w);
+}
+
+/* Read the window of at most s->windowRows changes. NT_OK or an error. */
+static int syncWindowRead(Room *room, SyncWindow *w){
   Sync *s = room->sync;
   char err[256];
-  syncBatchReset(s);
+  memset(w, 0, sizeof *w);
+  w->first = -1;
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(s->windowRows));
-  SqlResult win;
   int rc = storeExec(room, "SELECT tbl, min(seq), max(seq), count(*) FROM (SELECT seq, tbl FROM _outbox ORDER BY seq LIMIT ?1)"
-                           " GROUP BY tbl ORDER BY 2", args, &win, err, sizeof err);
+                           " GROUP BY tbl ORDER BY 2", args, &w->res, err, sizeof err);
   cJSON_Delete(args);
-  if( rc ) return SYNC_IDLE;
-  int nParts = cJSON_GetArraySize(win.rows);
-  SyncPart *parts = calloc((size_t)nParts + 1, sizeof *parts);
-  if( parts==NULL ){ storeResultFree(&win); return SYNC_IDLE; }
-  double winMax = 0, winRows = 0;
-  int nSend = 0;
-  for(int i = 0; i < nParts; i++){
-    const cJSON *r = cJSON_GetArrayItem(win.rows, i);
-    winRows += cJSON_GetArrayItem(r, 3)->valuedouble;
-    parts[i].name = cJSON_GetStringValue(cJSON_GetArrayItem(r, 0));
-    parts[i].t = parts[i].name ? syncTableFind(s, parts[i].name) : NULL;
-    parts[i].lo = cJSON_GetArrayItem(r, 1)->valuedouble;
-    parts[i].hi = cJSON_GetArrayItem(r, 2)->valuedouble;
-    winMax = fmax(winMax, parts[i].hi);
-    if( parts[i].name==NULL ) parts[i].name = "";
-    if( parts[i].t && syncReplicating(parts[i].t) ) nSend++;
+  if( rc ) return rc;
+  w->nParts = cJSON_GetArraySize(w->res.rows);
+  if( (w->parts = calloc((size_t)w->nParts + 1, sizeof *w->parts))==NULL ){ syncWindowFree(w); return NT_NOMEM; }
+  for(int i = 0; i < w->nParts; i++){
+    const cJSON *r = cJSON_GetArrayItem(w->res.rows, i);
+    SyncPart *p = &w->parts[i];
+    p->name = cJSON_GetStringValue(cJSON_GetArrayItem(r, 0));
+    p->t = p->name ? syncTableFind(s, p->name) : NULL;
+    if( p->name==NULL ) p->name = "";
+    p->lo = syncNum(cJSON_GetArrayItem(r, 1), 0);
+    p->hi = syncNum(cJSON_GetArrayItem(r, 2), 0);
+    w->rows += syncNum(cJSON_GetArrayItem(r, 3), 0);
+    w->max = fmax(w->max, p->hi);
+    if( p->t && syncReplicating(p->t) && w->nSend++==0 ) w->first = i;
   }
-  /* A split lasts until every change pending when it began has gone. */
-  if( s->split && nParts > 0 && parts[0].lo > s->splitUntil ) s->split = 0;
-  s->sentSeq = winMax;
-  s->windowFull = winRows >= s->windowRows;
+  return NT_OK;
+}
 
-  /* A copy page, or the window. */
-  SyncTable *copy = NULL;
-  for(int i = 0; i < s->nTables && copy==NULL; i++){
-    if( s->tables[i].copy && syncReplicating(&s->tables[i]) ) copy = &s->tables[i];
+/* The trim of a confirmed window: all of it, or in a split the one
+** table's part; and whatever stopped or dropped tables left. Caller frees. */
+static char *syncTrimSql(Sync *s, const SyncWindow *w){
+  Buf b = {0};
+  char num[40];
+  snprintf(num, sizeof num, "%.0f", w->max);
+  bufAppendStr(&b, SYNC_KEEP_HIGH_WATER " DELETE FROM _outbox WHERE (seq <= ");
+  bufAppendStr(&b, num);
+  if( s->split ){
+    bufAppendStr(&b, " AND tbl = ");
+    bufAppendSqlString(&b, w->first >= 0 ? w->parts[w->first].name : "");
   }
-  int paging = copy && (nParts==0 || s->copyTurn);
-  int stepsDue = 0;                          /* outside a split, a schema step is news enough */
-  for(int i = 0; i < s->nTables && !s->split; i++){
-    stepsDue |= syncReplicating(&s->tables[i]) && syncNeedsStep(&s->tables[i]);
-  }
-  if( !paging && nParts==0 && !stepsDue ){ free(parts); storeResultFree(&win); return SYNC_IDLE; }
-  if( !paging && nSend==0 && nParts > 0 ){
-    /* Only changes of tables that are stopped or gone: drop them here. */
-    Buf b = {0};
-    bufAppendStr(&b, SYNC_KEEP_HIGH_WATER " DELETE FROM _outbox WHERE tbl IN (");
-    syncAppendDropped(&b, s, parts, nParts);
-    bufAppendStr(&b, ")");
-    char *sql = bufFinish(&b);
-    rc = sql ? storeRunFree(room, sql, NULL, err, sizeof err) : NT_NOMEM;
-    free(sql);
-    free(parts);
-    storeResultFree(&win);
-    return rc ? SYNC_IDLE : SYNC_AGAIN;
-  }
+  bufAppendStr(&b, ") OR tbl IN (");
+  syncAppendDropped(&b, s, w->parts, w->nParts);
+  bufAppendStr(&b, ")");
+  return bufFinish(&b);
+}
 
-  /* The tables this batch carries: in a split, one. */
-  int first = -1;
-  for(int i = 0; i < nParts && first < 0; i++) if( parts[i].t && syncReplicating(parts[i].t) ) first = i;
+/* Mark the tables this batch carries (inBatch) and those whose schema step
+** it carries (stepped): the copy's table or the window's (in a split, its
+** first), and outside a split every table due a step. Returns the steps. */
+static int syncChooseTables(Sync *s, const SyncWindow *w, SyncTable *paging){
+  int steps = 0;
   for(int i = 0; i < s->nTables; i++){
     SyncTable *t = &s->tables[i];
     if( !syncReplicating(t) ) continue;
-    int wanted = paging ? t==copy : 0;
-    for(int k = 0; !paging && k < nParts; k++) wanted |= parts[k].t==t && (!s->split || k==first);
-    /* Outside a split, every table due a schema step gets it now. */
-    if( (wanted || !s->split) && syncNeedsStep(t) ) t->stepped = 1;
+    int wanted = paging ? t==paging : 0;
+    for(int k = 0; !paging && k < w->nParts; k++) wanted |= w->parts[k].t==t && (!s->split || k==w->first);
+    if( (wanted || !s->split) && syncNeedsStep(t) ){ t->stepped = 1; steps++; }
     if( wanted ) t->inBatch = 1;
-    if( syncTableSql(t) ){ free(parts); storeResultFree(&win); return SYNC_IDLE; }
   }
-  int steps = 0;
-  for(int i = 0; i < s->nTables; i++) steps += s->tables[i].stepped;
-  if( steps && s->d1Tables==NULL ){
-    free(parts);
-    storeResultFree(&win);
-    syncBatchReset(s);
-    syncAskSchema(room);
-    return SYNC_SENT;
-  }
+  return steps;
+}
 
-  cJSON *stmts = cJSON_CreateArray();
-  if( steps && !syncD1Has(s->d1Tables, "_sync_state", NULL, NULL) ){
+/* Append the schema steps chosen, from D1's columns (s->d1Tables, then
+** freed); a table D1's table of that name cannot serve is stopped. */
+static void syncStepStatements(Room *room, cJSON *stmts){
+  Sync *s = room->sync;
+  if( !syncD1Has(s->d1Tables, "_sync_state", NULL, NULL) ){
     syncStatement(stmts, ntStrdup("CREATE TABLE IF NOT EXISTS _sync_state (room_id TEXT PRIMARY KEY,"
                                   " last_seq INTEGER NOT NULL, updated_at INTEGER NOT NULL)"), cJSON_CreateArray());
   }
@@ -623,61 +615,99 @@ static int syncBuild(Room *room){
   }
   cJSON_Delete(s->d1Tables);
   s->d1Tables = NULL;
+}
+
+/* What syncBuild did. */
+enum { SYNC_SENT, SYNC_IDLE, SYNC_AGAIN };
+
+/* Build the next batch and send it (or ask D1 for its columns first). */
+static int syncBuild(Room *room){
+  Sync *s = room->sync;
+  char err[256];
+  SyncWindow w;
+  syncBatchReset(s);
+  if( syncWindowRead(room, &w) ) return SYNC_IDLE;
+  /* A split lasts until every change pending when it began has gone. */
+  if( s->split && w.nParts > 0 && w.parts[0].lo > s->splitUntil ) s->split = 0;
+  s->sentSeq = w.max;
+  s->windowFull = w.rows >= s->windowRows;
+
+  /* A copy page (while one is due, in turns with windows), or the window. */
+  SyncTable *copy = NULL;
+  for(int i = 0; i < s->nTables && copy==NULL; i++){
+    if( s->tables[i].copy && syncReplicating(&s->tables[i]) ) copy = &s->tables[i];
+  }
+  SyncTable *paging = copy && (w.nParts==0 || s->copyTurn) ? copy : NULL;
+  int stepsDue = 0;                          /* outside a split, a schema step is news enough */
+  for(int i = 0; i < s->nTables && !s->split; i++){
+    stepsDue |= syncReplicating(&s->tables[i]) && syncNeedsStep(&s->tables[i]);
+  }
+  int rc = NT_OK, out = SYNC_SENT;
+  cJSON *stmts = NULL;
+  if( !paging && w.nParts==0 && !stepsDue ){ out = SYNC_IDLE; goto done; }
+  if( !paging && w.nSend==0 && w.nParts > 0 ){
+    /* Only changes of tables that are stopped or gone: drop them here. */
+    Buf b = {0};
+    bufAppendStr(&b, SYNC_KEEP_HIGH_WATER " DELETE FROM _outbox WHERE tbl IN (");
+    syncAppendDropped(&b, s, w.parts, w.nParts);
+    bufAppendStr(&b, ")");
+    char *sql = bufFinish(&b);
+    rc = sql ? storeRunFree(room, sql, NULL, err, sizeof err) : NT_NOMEM;
+    free(sql);
+    out = rc ? SYNC_IDLE : SYNC_AGAIN;
+    goto done;
+  }
+  for(int i = 0; i < s->nTables; i++){
+    if( syncReplicating(&s->tables[i]) && syncTableSql(&s->tables[i]) ){ out = SYNC_IDLE; goto done; }
+  }
+  int steps = syncChooseTables(s, &w, paging);
+  if( steps && s->d1Tables==NULL ){
+    syncBatchReset(s);
+    syncAskSchema(room);
+    goto done;
+  }
+  stmts = cJSON_CreateArray();
+  if( steps ) syncStepStatements(room, stmts);
 
   /* The rows. */
   int full = 0;
   int *limit = paging ? &s->pageRows : &s->windowRows;
-  double lastSeq = winMax;
+  double lastSeq = w.max;
   if( paging ){
-    if( copy->inBatch ) full = syncPageStatements(room, copy, *limit <= 1, stmts)==SYNC_TOO_BIG;
-    lastSeq = copy->copySeq;
+    if( paging->inBatch ) full = syncPageStatements(room, paging, *limit <= 1, stmts)==SYNC_TOO_BIG;
+    lastSeq = paging->copySeq;
   }else{
-    for(int i = 0; i < nParts && !full; i++){
-      SyncTable *t = parts[i].t;
+    for(int i = 0; i < w.nParts && !full; i++){
+      SyncTable *t = w.parts[i].t;
       if( t==NULL || !syncReplicating(t) ) continue;
-      if( s->split && i!=first ){
-        lastSeq = fmin(lastSeq, parts[i].lo - 1);        /* not through yet */
+      if( s->split && i!=w.first ){
+        lastSeq = fmin(lastSeq, w.parts[i].lo - 1);      /* not through yet */
         continue;
       }
-      full = syncWindowStatements(room, t, winMax, *limit <= 1, stmts)==SYNC_TOO_BIG;
+      full = syncWindowStatements(room, t, w.max, *limit <= 1, stmts)==SYNC_TOO_BIG;
     }
-    /* The trim: the window, or in a split the one table's part of it; and
-    ** whatever stopped tables left. */
-    Buf b = {0};
-    char num[40];
-    snprintf(num, sizeof num, "%.0f", winMax);
-    bufAppendStr(&b, SYNC_KEEP_HIGH_WATER " DELETE FROM _outbox WHERE (seq <= ");
-    bufAppendStr(&b, num);
-    if( s->split ){
-      bufAppendStr(&b, " AND tbl = ");
-      bufAppendSqlString(&b, first >= 0 ? parts[first].name : "");
-    }
-    bufAppendStr(&b, ") OR tbl IN (");
-    syncAppendDropped(&b, s, parts, nParts);
-    bufAppendStr(&b, ")");
-    s->trim = bufFinish(&b);
+    s->trim = syncTrimSql(s, &w);
   }
-  free(parts);
-  storeResultFree(&win);
   if( full ){
     /* Rows too big for one statement: fewer at a time. */
-    cJSON_Delete(stmts);
     *limit /= 2;
     syncBatchReset(s);
-    return SYNC_AGAIN;
+    out = SYNC_AGAIN;
+    goto done;
   }
   int stepped = 0;
   for(int i = 0; i < s->nTables; i++) stepped |= s->tables[i].stepped;
   if( cJSON_GetArraySize(stmts)==0 && !paging && !stepped && s->trim ){
     /* Nothing to say to D1 (every change folded into nothing): trim. */
     rc = storeRunFree(room, s->trim, NULL, err, sizeof err);
-    cJSON_Delete(stmts);
     syncBatchReset(s);
-    return rc ? SYNC_IDLE : SYNC_AGAIN;
+    out = rc ? SYNC_IDLE : SYNC_AGAIN;
+    goto done;
   }
   syncStateStatement(room, stmts, lastSeq);
   cJSON *req = cJSON_CreateObject();
   cJSON_AddItemToObject(req, "statements", stmts);
+  stmts = NULL;
   cJSON_AddStringToObject(req, "session", "first-primary");
   s->busy = 1;
   s->startedAt = host_now_ms();
@@ -688,7 +718,11 @@ static int syncBuild(Room *room){
     syncBatchReset(s);
   }
   cJSON_Delete(req);
-  return SYNC_SENT;
+
+done:
+  cJSON_Delete(stmts);
+  syncWindowFree(&w);
+  return out;
 }
 
 void syncKick(Room *room){

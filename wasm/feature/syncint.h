@@ -124,8 +124,11 @@ void syncTableStop(Room *room, SyncTable *t, const char *why);
 
 /* ---- sync.c -------------------------------------------------------------- */
 int syncTableSave(Room *room, const SyncTable *t);   /* its row of _sync_tables */
+int syncReplicating(const SyncTable *t);  /* neither refused nor stopped */
+int syncNeedsStep(const SyncTable *t);    /* D1 has not confirmed its shape */
 void syncSetError(Sync *s, const char *table, const char *message);  /* NULL message clears */
 double syncScalar(Room *room, const char *sql, cJSON *args);        /* args consumed */
 double syncHighWater(Room *room);         /* the highest seq ever given to a change */
+double syncNum(const cJSON *v, double fallback);   /* v's number, or fallback */
 
 #endif /* NT_SYNCINT_H */

@@ -29,7 +29,7 @@ int syncReplicaReady(Room *room, const GuardPlan *plan){
       bufFree(&b);
       return 0;
     }
-    if( t->error || t->refused || t->copy || t->given==NULL || strcmp(t->given, t->shape)!=0 ){
+    if( !syncReplicating(t) || t->copy || syncNeedsStep(t) ){
       bufFree(&b);
       return 0;
     }
