@@ -385,7 +385,7 @@ int syncInstallTriggers(Room *room, Sync *s){
   if( sql==NULL ) return NT_NOMEM;
   int rc = storeTxn(room, syncApplyScript, sql);
   free(sql);
-  return rc ? rc : guardSync(room);
+  return rc ? rc : schemaSync(room);
 }
 
 /* ---- the outbox's first form ------------------------------------------------ */
@@ -418,5 +418,5 @@ int syncUpgradeOutbox(Room *room){
     return rc;
   }
   ntLog(NT_LOG_INFO, "outbox upgraded: the replica will be copied in full");
-  return guardSync(room);
+  return schemaSync(room);
 }

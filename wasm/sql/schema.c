@@ -111,10 +111,6 @@ int schemaSync(Room *room){
   return rc;
 }
 
-int guardSync(Room *room){
-  return schemaSync(room);
-}
-
 int schemaIsTrigger(Room *room, const char *name){
   for(int i = 0; i < room->nTriggers; i++) if( strcmp(room->triggers[i], name)==0 ) return 1;
   return 0;

@@ -17,9 +17,6 @@ void schemaClose(Room *room);
 /* Rebuild the mirror from the room's sqlite_master; call it after any change
 ** to the room's schema. */
 int schemaSync(Room *room);
-/* schemaSync under the name feature/sync.c still calls; it goes with that
-** file's rewrite. */
-int guardSync(Room *room);
 int schemaHas(Room *room, const char *name);        /* an object of that name exists */
 int schemaIsTrigger(Room *room, const char *name);  /* name is one of the schema's triggers */
 /* The room's own tables (not "_…", not "sqlite_…"), each having column when
