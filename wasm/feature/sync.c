@@ -260,8 +260,8 @@ int syncRetryTask(Room *room, const cJSON *payload, char *err, size_t errLen){
 
 /* ---- getSyncStatus ------------------------------------------------------- */
 
-static const char *syncState(const SyncTable *t){
-  return t->error ? "failed" : t->copy ? "copying" : "ok";
+static const char *syncState(const Sync *s, const SyncTable *t){
+  return !s->enabled ? "off" : t->error ? "failed" : t->copy ? "copying" : "ok";
 }
 
 /* getSyncStatus {} -> {isHealthy, lastSyncTime, totalSyncs, syncErrors,
@@ -287,7 +287,7 @@ int syncStatusMethod(Call *call, cJSON **ppResult){
   for(int i = 0; s && i < s->nTables; i++){
     const SyncTable *t = &s->tables[i];
     cJSON *o = cJSON_AddObjectToObject(tables, t->name);
-    cJSON_AddStringToObject(o, "state", syncState(t));
+    cJSON_AddStringToObject(o, "state", syncState(s, t));
     cJSON_AddNumberToObject(o, "pending", 0);
     if( t->error ) cJSON_AddStringToObject(o, "error", t->error);
   }
