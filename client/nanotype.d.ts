@@ -89,6 +89,12 @@ export interface CronJob {
 }
 
 /** The methods every room has. */
+/** A file's metadata (getUploadUrl, listFiles; docs/PROTOCOL.md "Files"). */
+export interface FileInfo {
+  fileId: string; filename: string; contentType: string; size: number | null;
+  status: 'pending' | 'uploaded'; createdAt: number; ownerId: string; etag: string | null; uploadedAt: number | null;
+}
+
 export interface BuiltinMethods {
   getRoomInfo: { kind: 'builtin'; payload: Empty; result: RoomInfo };
   d1Ping: { kind: 'builtin'; payload: Empty; result: { ok: true; latencyMs: number } };
@@ -117,8 +123,79 @@ export interface BuiltinMethods {
   /** ADMIN */
   forceSyncAll: { kind: 'builtin'; payload: Empty; result: { queued: number } };
   scheduleCron: { kind: 'builtin'; payload: { name: string; schedule: string; rpcMethod: string; payload?: { [key: string]: Json } }; result: { cronId: string; nextRunAt: number } };
-  listCronJobs: { kind: 'builtin'; payload: Empty; result: CronJob[] };
+  /** `all: true` (ADMIN): every user's jobs, each with its userId */
+  listCronJobs: { kind: 'builtin'; payload: { all?: boolean }; result: (CronJob & { userId?: string })[] };
   deleteCronJob: { kind: 'builtin'; payload: { cronId: string }; result: { deleted: true } };
+  /** ADMIN: the rooms of the deploy, from the D1 directory */
+  listRooms: {
+    kind: 'builtin';
+    payload: { limit?: number; after?: string; prefix?: string };
+    result: { rooms: { room: string; createdAt: number; lastActiveAt: number; version: number; connections: number }[]; next: string | null };
+  };
+  /** ADMIN */
+  getConnections: {
+    kind: 'builtin'; payload: Empty;
+    result: { clientId: string; userId: string; role: string; connectedAt: number; lastFrameAt: number; subscriptions: number }[];
+  };
+  /** ADMIN: live subscriptions, their read sets and why they re-ran */
+  listSubscriptions: { kind: 'builtin'; payload: { clientId?: string }; result: Record<string, Json>[] };
+  /** ADMIN: per-second samples of the last minutes */
+  getMetrics: {
+    kind: 'builtin'; payload: { seconds?: number };
+    result: { intervalMs: number; end: number; series: Record<string, (number | null)[]> };
+  };
+  /** ADMIN */
+  listTables: {
+    kind: 'builtin'; payload: Empty;
+    result: { name: string; columns: { name: string; type: string; notnull: boolean; pk: number }[]; rows: number; rls: boolean }[];
+  };
+  /** ADMIN: rows without row-level security; every call is recorded */
+  browseTable: {
+    kind: 'builtin'; payload: { table: string; limit?: number; offset?: number };
+    result: { columns: { name: string; type: string }[]; rows: SqlRows; total: number };
+  };
+  /** ADMIN */
+  getRateLimits: { kind: 'builtin'; payload: Empty; result: { rules: { scope: string; window: number; limit: number }[] } };
+  /** ADMIN */
+  listSchedule: {
+    kind: 'builtin'; payload: Empty;
+    result: { kind: string; key: string; runAt: number; attempts: number; lastError: string | null }[];
+  };
+  getUploadUrl: {
+    kind: 'builtin';
+    payload: { filename: string; contentType: string; size?: number; expiresInSec?: number };
+    result: { fileId: string; uploadUrl: string; method: 'PUT'; headers: { [name: string]: string }; expiresAt: number };
+  };
+  completeUpload: { kind: 'builtin'; payload: { fileId: string }; result: FileInfo };
+  getDownloadUrl: { kind: 'builtin'; payload: { fileId: string; expiresInSec?: number }; result: { url: string; expiresAt: number } };
+  deleteFile: { kind: 'builtin'; payload: { fileId: string }; result: { deleted: true } };
+  listFiles: { kind: 'builtin'; payload: Empty; result: FileInfo[] };
+  /** ADMIN, or the owner of a private user:<sub> room; the secret is answered once */
+  registerWebhook: {
+    kind: 'builtin'; payload: { url: string; event: string; secret?: string };
+    result: { webhookId: string; secret: string; url: string; event: string; createdAt: number };
+  };
+  listWebhooks: { kind: 'builtin'; payload: Empty; result: { webhookId: string; url: string; event: string; createdBy: string; createdAt: number }[] };
+  deleteWebhook: { kind: 'builtin'; payload: { webhookId: string }; result: { deleted: true } };
+  listWebhookDeliveries: {
+    kind: 'builtin'; payload: { webhookId?: string; status?: WebhookDeliveryStatus; limit?: number };
+    result: WebhookDelivery[];
+  };
+  redeliverWebhook: { kind: 'builtin'; payload: { deliveryId: string }; result: { deliveryId: string; status: 'pending' } };
+  getEmbeddingStatus: {
+    kind: 'builtin'; payload: { table?: string };
+    result: { embedder: string; tables: Json; pending: number; done: number; failed: number; dead: number; jobs: number; attempts: number; skipped: number };
+  };
+  /** rows best first, each with its cosine similarity as score */
+  semanticSearch: { kind: 'builtin'; payload: { table: string; query: string; limit?: number }; result: (Record<string, Json> & { score: number })[] };
+}
+
+/** A webhook delivery's state (listWebhookDeliveries; docs/PROTOCOL.md "Webhooks"). */
+export type WebhookDeliveryStatus = 'pending' | 'queued' | 'sending' | 'failed' | 'delivered' | 'dead';
+export interface WebhookDelivery {
+  deliveryId: string; webhookId: string; event: string; table: string; version: number;
+  status: WebhookDeliveryStatus; attempts: number; lastStatus: number | null; lastError: string | null;
+  createdAt: number; updatedAt: number; deliveredAt: number | null;
 }
 
 /* ---- errors and status --------------------------------------------------------- */
@@ -130,11 +207,7 @@ export interface BuiltinMethods {
 export type Status = 'connecting' | 'open' | 'reconnecting' | 'refused' | 'closed';
 
 /** The protocol's error codes, plus CLOSED (the client was closed first). */
-export type ErrorCode =
-  | 'BAD_REQUEST' | 'UNAUTHENTICATED' | 'PERMISSION_DENIED' | 'NOT_FOUND'
-  | 'UNKNOWN_METHOD' | 'INVALID_ARGUMENT' | 'PAYLOAD_TOO_LARGE' | 'SQL_REJECTED'
-  | 'CONFLICT' | 'RATE_LIMITED' | 'UNAVAILABLE' | 'INTERNAL' | 'CLOSED'
-  | (string & {});
+export type ErrorCode = import('./protocol.js').ErrorCode | 'CLOSED' | (string & {});
 
 /** The error every failed call rejects with, and what 'error' listeners get
  *  for a refused connection. */

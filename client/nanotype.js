@@ -51,6 +51,8 @@
 ** are test hooks, not API.
 */
 
+import { STATUS } from './protocol.js';
+
 const DEFAULTS = {
   backoffBaseMs: 250,        /* first reconnect delay bound; doubles per failed attempt */
   backoffCapMs: 10_000,      /* the bound never grows past this */
@@ -81,12 +83,10 @@ export class NanotypeError extends Error {
 
 /* HTTP status -> error code, for a refusal that names no code (a body that
 ** is not the protocol's JSON, or a 4000+status close without a frame). The
-** first code of each status in the protocol's table. */
-export const STATUS_CODES = {
-  400: 'BAD_REQUEST', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED',
-  404: 'NOT_FOUND', 409: 'CONFLICT', 413: 'PAYLOAD_TOO_LARGE', 422: 'SQL_REJECTED',
-  429: 'RATE_LIMITED', 500: 'INTERNAL', 503: 'UNAVAILABLE',
-};
+** first code of each status in the protocol's table (protocol.js, generated
+** from the core's). */
+export const STATUS_CODES = {};
+for (const [code, status] of Object.entries(STATUS)) STATUS_CODES[status] ??= code;
 
 /* Error code -> the HTTP status a refusal with that code has. */
 const CODE_STATUS = Object.fromEntries(Object.entries(STATUS_CODES).map(([status, code]) => [code, Number(status)]));

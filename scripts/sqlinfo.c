@@ -1,10 +1,11 @@
 /*
-** sqlinfo.c — what SQLite itself says about the app's SQL, for
-** scripts/gen-types.mjs, which turns it into TypeScript declarations.
+** sqlinfo.c — the build's SQL tool: what SQLite itself says about the app's
+** SQL, and whether the core accepts it. Two modes, one JSON document each way.
 **
-** It applies the room migrations, in the order given, to an in-memory
-** database, then prepares each statement against the schema they produce and
-** reports, without running anything:
+** Describe (no argument), for scripts/gen-types.mjs, which turns the answer
+** into TypeScript declarations. It applies the room migrations, in the order
+** given, to an in-memory database, then prepares each statement against the
+** schema they produce and reports, without running anything:
 **   - every result column: its name, its declared type
 **     (sqlite3_column_decltype), and when it is a plain table column, the
 **     table and column it comes from with their NOT NULL and PRIMARY KEY
@@ -14,25 +15,37 @@
 **   - every table the schema holds, with its columns (PRAGMA table_xinfo).
 ** Asking SQLite rather than parsing SQL text keeps every form right: SELECT
 ** lists, RETURNING, views, CTEs, subqueries and `*`.
-**
-** Protocol, one JSON document each way:
 **   stdin   {"migrations":[{"name":"0001_x.sql","sql":"…"}], "statements":["…"]}
 **   stdout  {"tables":[{"name","columns":[{"name","type","notnull","pk"}]}],
 **            "statements":[{"readonly","params":[…],"columns":[{"name",
 **            "decltype","table","column","notnull","pk"}]} | {"error":"…"}]}
 ** A migration that fails prints {"error":"<file>: <message>"} and exits 1;
-** a statement that fails to prepare gets its own {"error"} entry. Exit 2 is
-** unreadable input.
+** a statement that fails to prepare gets its own {"error"} entry.
 **
-** Built natively from the same SQLite amalgamation as the core, with the
-** core's SQL-language options (CMakeLists.txt) plus column metadata and a
-** native OS layer; a build tool, never linked into the core.
+** Check (--check), for scripts/bundle.mjs, which fails the build on any
+** complaint. The judge is the core itself: a room is opened on the native
+** fake host (test/c/fakehost.c, a real SQLite behaving like the Durable
+** Object's) with the bundle's migrations and functions, exactly as the
+** Worker opens one, so the core's migration runner and function parser give
+** the verdict in their own words, "<path>:<line>: <reason>". The migrations
+** are judged first, alone; then each function file on its own (so one bad
+** file does not hide another); then all files together (a method defined in
+** two files).
+**   stdin   {"migrations":[{"name","path","sql"}], "functions":[{"file","path","sql"}]}
+**   stdout  {"errors":["<path>:<line>: <reason>", …]}   exit 1 when not empty
+**
+** Exit 2 is unreadable input, in both modes. Built natively (CMake target
+** nt_sqlinfo, into build/tools) from the same SQLite amalgamation and core
+** sources as core.wasm, with the core's SQL options plus column metadata; a
+** build tool, never part of the Worker.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sqlite3.h"
 #include "cJSON.h"
+#include "fakehost.h"
+#include "room.h"
 
 /* All of stdin as one NUL-terminated string; caller frees; NULL on failure. */
 static char *readAll(FILE *in){
@@ -193,19 +206,78 @@ fail:
   return 1;
 }
 
-int main(void){
+/* ---- --check ------------------------------------------------------------- */
+
+/* Open a room on a fresh fake host with these migrations and function files
+** (the Worker's configuration, replication on), and add what it says to
+** errors when it cannot serve. Returns 1 when it opened. */
+static int checkRoom(const cJSON *migrations, const cJSON *functions, cJSON *errors){
+  cJSON *cfg = cJSON_CreateObject();
+  char *text = NULL;
+  int ok = 0;
+  fakehostReset();
+  if( cfg==NULL ) goto fail;
+  cJSON_AddStringToObject(cfg, "room", "sqlcheck");
+  cJSON_AddItemToObject(cfg, "migrations", cJSON_Duplicate(migrations, 1));
+  cJSON_AddItemToObject(cfg, "functions", cJSON_Duplicate(functions, 1));
+  cJSON_AddBoolToObject(cfg, "sync", 1);
+  if( (text = cJSON_PrintUnformatted(cfg))==NULL ) goto fail;
+  Room *room = fakehostRoomNew(text);
+  ok = room!=NULL && nt_room_status(room)==NT_OK;
+  if( !ok ){
+    const char *why = room && room->statusMsg ? room->statusMsg : "the room could not be opened";
+    cJSON_AddItemToArray(errors, cJSON_CreateString(why));
+  }
+  fakehostRoomFree();
+
+fail:
+  if( cfg==NULL || text==NULL ) cJSON_AddItemToArray(errors, cJSON_CreateString("out of memory"));
+  free(text);
+  cJSON_Delete(cfg);
+  fakehostReset();
+  return ok;
+}
+
+/* Judge the bundle (see the header) into out's "errors"; 1 if any. */
+static int checkRun(const cJSON *migrations, const cJSON *functions, cJSON *out){
+  cJSON *errors = cJSON_AddArrayToObject(out, "errors");
+  cJSON *none = cJSON_CreateArray();
+  int clean = checkRoom(migrations, none, errors);
+  cJSON_Delete(none);
+  if( clean ){
+    const cJSON *f;
+    cJSON_ArrayForEach(f, functions){
+      cJSON *one = cJSON_CreateArray();
+      cJSON_AddItemToArray(one, cJSON_Duplicate(f, 1));
+      clean &= checkRoom(migrations, one, errors);
+      cJSON_Delete(one);
+    }
+    if( clean && cJSON_GetArraySize(functions) > 1 ) checkRoom(migrations, functions, errors);
+  }
+  return cJSON_GetArraySize(errors) > 0;
+}
+
+int main(int argc, char **argv){
   int rc = 2;                      /* unreadable input until proven otherwise */
-  char *text = readAll(stdin);
-  cJSON *in = text ? cJSON_Parse(text) : NULL;
-  cJSON *out = cJSON_CreateObject();
+  int check = argc > 1 && strcmp(argv[1], "--check")==0;
+  char *text = NULL;
+  cJSON *in = NULL, *out = NULL;
   char *json = NULL;
-  const cJSON *migrations = cJSON_GetObjectItemCaseSensitive(in, "migrations");
-  const cJSON *statements = cJSON_GetObjectItemCaseSensitive(in, "statements");
-  if( out==NULL || !cJSON_IsArray(migrations) || !cJSON_IsArray(statements) ){
-    fprintf(stderr, "sqlinfo: expected {\"migrations\":[...],\"statements\":[...]} on stdin\n");
+  if( argc > 2 || (argc==2 && !check) ){
+    fprintf(stderr, "usage: nt_sqlinfo [--check] < input.json\n");
     goto fail;
   }
-  int ran = sqlinfoRun(migrations, statements, out);
+  text = readAll(stdin);
+  in = text ? cJSON_Parse(text) : NULL;
+  out = cJSON_CreateObject();
+  const cJSON *migrations = cJSON_GetObjectItemCaseSensitive(in, "migrations");
+  const cJSON *second = cJSON_GetObjectItemCaseSensitive(in, check ? "functions" : "statements");
+  if( out==NULL || !cJSON_IsArray(migrations) || !cJSON_IsArray(second) ){
+    fprintf(stderr, check ? "sqlinfo: expected {\"migrations\":[...],\"functions\":[...]} on stdin\n"
+                          : "sqlinfo: expected {\"migrations\":[...],\"statements\":[...]} on stdin\n");
+    goto fail;
+  }
+  int ran = check ? checkRun(migrations, second, out) : sqlinfoRun(migrations, second, out);
   if( (json = cJSON_PrintUnformatted(out))==NULL ) goto fail;
   puts(json);
   rc = ran;

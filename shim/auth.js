@@ -30,15 +30,16 @@
 */
 
 import { ASYMMETRIC, JwksUnavailable, keySet } from "./jwks.js";
+import { LIMITS } from "./protocol.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true }); /* bad UTF-8 throws */
 
 /* Bounds on the identity a token carries, in bytes of UTF-8; the core checks
-** the same (wasm/room.h NT_MAX_USER_ID_LEN, NT_MAX_ROLE_LEN). 255 is the
+** the same (NT_MAX_USER_ID_LEN, NT_MAX_ROLE_LEN of protocol.def). 255 is the
 ** bound OpenID Connect sets on `sub`. */
-export const MAX_SUB = 255;
-export const MAX_ROLE = 64;
+export const MAX_SUB = LIMITS.MAX_USER_ID_LEN;
+export const MAX_ROLE = LIMITS.MAX_ROLE_LEN;
 export const DEFAULT_MAX_LIFETIME_SEC = 24 * 3600;  /* exp - iat, unless configured */
 const DEFAULT_JWKS_REFRESH_SEC = 30;     /* at most one fetch per this, for unknown kids */
 const MAX_TOKEN = 8192;            /* longest accepted token (chars) */

@@ -18,15 +18,9 @@ import { wasiImports, WASI_ENOSYS } from "./wasi.js";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-export const NT = {           /* return codes from nt.h */
-  OK: 0,
-  BAD_REQUEST: -1,
-  NOT_FOUND: -4,
-  PAYLOAD_TOO_LARGE: -7,
-  UNAVAILABLE: -11,
-  INTERNAL: -12,
-  NOMEM: -13,
-};
+/* Return codes from nt.h, generated (protocol.js). */
+export { NT } from "./protocol.js";
+import { NT } from "./protocol.js";
 
 /* What an import nobody implements returns, per module. */
 const STUB_RESULT = { nt: NT.INTERNAL, wasi_snapshot_preview1: WASI_ENOSYS };

@@ -26,6 +26,7 @@
 */
 
 import { signToken } from "./auth.js";
+import { devFeature } from "./env.js";
 import { errorResponse, readCapped } from "./room.js";
 
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;   /* a dev-login name, which becomes the sub */
@@ -36,7 +37,7 @@ const MAX_BODY = 4096;                      /* a name needs far less */
 
 /* Is the development login on for this environment? */
 export function devLoginEnabled(env) {
-  return env?.NT_DEV_LOGIN === "1" && env?.NT_ENV !== "production";
+  return devFeature(env, "NT_DEV_LOGIN");   /* never in production (shim/env.js) */
 }
 
 /* POST /auth/dev-login: the route table of worker.js sends it here. */

@@ -40,19 +40,26 @@
 */
 
 import { Core, NT, base64 } from "./core.js";
+import { LIMITS } from "./protocol.js";
 import { errorResponse, errorText, coreResponse, readCapped, STATUS } from "./http.js";
+import { FILES_ASYNC_KINDS, noteOrigin } from "./files.js";
+import { testHooksEnabled } from "./env.js";
+import { QUEUE_ASYNC_KINDS } from "./queues.js";
 
-const MAX_BODY = 1 << 20;          /* HTTP RPC body limit (PROTOCOL.md: 1 MiB) */
-const MAX_FRAME = 1 << 20;         /* WebSocket frame limit (PROTOCOL.md: 1 MiB) */
+const MAX_BODY = LIMITS.MAX_FRAME;  /* HTTP RPC body limit (protocol.def) */
+const MAX_FRAME = LIMITS.MAX_FRAME; /* WebSocket frame limit (protocol.def) */
 const HTTP_TIMEOUT_MS = 30000;     /* a request the core never answers gets 500 */
 const CLOSE_INTERNAL = 1011;       /* WebSocket close code: server error */
 const MAX_REASON = 123;            /* WebSocket close reason limit, bytes */
 
 /* Asynchronous work the core may start with host_async, by kind (nt.h). Each
-** takes the environment and the parsed request and resolves to the result. */
+** takes the environment, the parsed request and this host, and resolves to
+** the result. */
 const ASYNC_KINDS = {
   1: d1Query,                      /* NT_ASYNC_D1_QUERY */
   2: d1Batch,                      /* NT_ASYNC_D1_BATCH */
+  ...FILES_ASYNC_KINDS,            /* NT_ASYNC_FILE_SIGN, _R2_HEAD, _R2_DELETE (files.js) */
+  ...QUEUE_ASYNC_KINDS,            /* queue sends, webhook secrets, the embedding model (queues.js) */
 };
 
 const LOGFN = [console.debug, console.info, console.warn, console.error]; /* by nt.h level */
@@ -110,6 +117,7 @@ export class Host {
     const userId = decodeHeader(h.get("x-nt-user"));
     if (!room || !userId) return errorResponse("BAD_REQUEST", "missing identity");
     if (!this.name) this.name = room;
+    noteOrigin(this, request);     /* the base of the Worker's own file URLs */
     const who = { userId, role: decodeHeader(h.get("x-nt-role")) || "user",
                   clientId: h.get("x-nt-client") };
     const path = new URL(request.url).pathname;
@@ -469,8 +477,8 @@ export class Host {
         const req = JSON.parse(text);
         /* The test-only failure switch (_setD1Failure): honoured only when
         ** test hooks are on, so it can never fail a production request. */
-        if (req.fail && this.env.NT_TEST_HOOKS === "1") throw new Error("D1 failure injected by test hook");
-        out = JSON.stringify(await run(this.env, req));
+        if (req.fail && testHooksEnabled(this.env)) throw new Error("D1 failure injected by test hook");
+        out = JSON.stringify(await run(this.env, req, this));
       } catch (e) {
         rc = NT.INTERNAL;
         out = JSON.stringify({ message: String(e?.message ?? e) });

@@ -2,28 +2,17 @@
 ** http.js — the HTTP answers the shim shapes itself, and request bodies.
 **
 ** The protocol's error body is {"error":{"code","message"}} with the status
-** of the code → status table below (PROTOCOL.md, "HTTP status for an error
+** of the code → status table (shim/protocol.js, generated from
+** wasm/include/protocol.def; PROTOCOL.md, "HTTP status for an error
 ** code"); the Worker (worker.js, through room.js) and the room's host
 ** (host.js) both answer with it. The core's own answers arrive as a
 ** status and a JSON text (host_http_respond) and become Responses here too,
 ** so a 429 carries Retry-After whoever produced it.
 */
 
-/* Error code → HTTP status (PROTOCOL.md, "HTTP status for an error code"). */
-export const STATUS = {
-  BAD_REQUEST: 400,
-  INVALID_ARGUMENT: 400,
-  UNAUTHENTICATED: 401,
-  PERMISSION_DENIED: 403,
-  NOT_FOUND: 404,
-  UNKNOWN_METHOD: 404,
-  CONFLICT: 409,
-  PAYLOAD_TOO_LARGE: 413,
-  SQL_REJECTED: 422,
-  RATE_LIMITED: 429,
-  INTERNAL: 500,
-  UNAVAILABLE: 503,
-};
+/* Error code → HTTP status: generated from the core's table (protocol.js). */
+export { STATUS } from "./protocol.js";
+import { STATUS } from "./protocol.js";
 
 /* The protocol's error body for code, as JSON text. */
 export function errorText(code, message) {

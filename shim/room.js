@@ -16,6 +16,9 @@ import coreModule from "../build/core.wasm";            /* a WebAssembly.Module 
 import { migrations, functions } from "../build/bundle.js";
 import { Host } from "./host.js";
 import { roomRateLimits } from "./ratelimiter.js";
+import { testHooksEnabled } from "./env.js";
+import { filesConfig } from "./files.js";
+import { queueConfig } from "./queues.js";
 
 /* Shared with the Worker, which answers its own errors the same way. */
 export { STATUS, errorResponse, readCapped } from "./http.js";
@@ -46,12 +49,14 @@ export function roomConfig(env, name) {
     room: name,
     migrations,
     functions,
-    testHooks: env.NT_TEST_HOOKS === "1",
+    testHooks: testHooksEnabled(env),    /* NT_TEST_HOOKS=1, never in production */
     batchMs: batchWindow(env.NT_BATCH_MS),
     sync: env.NT_SYNC !== "0",           /* replication to D1 (NT_SYNC=0 turns it off) */
     rateLimits: roomRateLimits(env),     /* NT_RATE_CONN_* and NT_RATE_USER_* */
     sqlLimits: { maxCost: Number(env.NT_SQL_MAX_COST), replicaMaxCost: Number(env.NT_SQL_REPLICA_MAX_COST),
                  maxRecursion: Number(env.NT_SQL_MAX_RECURSION) },   /* unset: the core's defaults */
+    files: filesConfig(env),             /* NT_FILES_MAX_BYTES, NT_FILES_GRACE_SEC */
+    ...queueConfig(env),                 /* NT_WEBHOOK_*, NT_EMBEDDER (queues.js) */
   };
 }
 

@@ -19,13 +19,17 @@
 import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
 import { edgeRateLimits } from "./ratelimiter.js";
+import { envName } from "./env.js";
+import { fileRoute, FILE_ID_RE } from "./files.js";
 import { devLogin } from "./devlogin.js";    /* POST /auth/dev-login, off unless NT_DEV_LOGIN=1 */
+import { LIMITS } from "./protocol.js";
+import { handleQueue } from "./queues.js";
 
 export { Room } from "./room.js";
 export { RateLimiter } from "./ratelimiter.js";
 
-const NAME_RE = /^[A-Za-z0-9._:-]{1,128}$/;  /* room names and client ids */
-const MAX_BODY = 1 << 20;                    /* HTTP RPC body limit, bytes (1 MiB) */
+const NAME_RE = new RegExp(`^[A-Za-z0-9._:-]{1,${LIMITS.MAX_ID_LEN}}$`);  /* room names and client ids */
+const MAX_BODY = LIMITS.MAX_FRAME;           /* HTTP RPC body limit, bytes (protocol.def) */
 
 /* Trusted headers the Worker sets for the Room (never taken from clients). */
 const H = {
@@ -35,15 +39,17 @@ const H = {
   client: "X-NT-Client",
 };
 
-/* Route table: path pattern, allowed method, handler, and whether pages on
-** other origins may call it (CORS, see corsOrigin). */
+/* Route table: path pattern, allowed method (or methods), handler, and
+** whether pages on other origins may call it (CORS, see corsOrigin). */
 const ROUTES = [
   { re: /^\/health$/,                method: "GET",  run: health },
   { re: /^\/rooms\/([^/]*)\/ws$/,    method: "GET",  run: roomSocket },
   { re: /^\/rooms\/([^/]*)\/rpc$/,   method: "POST", run: roomRpc, cors: true },
   { re: /^\/replica\/rooms\/([^/]*)(\/[^?#]*)$/, method: "GET", run: replica, cors: true },
+  { re: /^\/files\/([^/]*)\/([^/]*)$/,  method: ["GET", "PUT"], run: files, cors: true },
   { re: /^\/auth\/dev-login$/,       method: "POST", run: devLogin },
 ];
+const methodsOf = (r) => [].concat(r.method);
 
 /* CORS: the request headers a cross-origin call may send, the response
 ** headers its page may read, and how long a browser may keep a preflight. */
@@ -69,6 +75,10 @@ export default {
       return errorResponse("INTERNAL", "internal error");
     }
   },
+  /* Webhook deliveries and embedding jobs, and their dead-letter queues. */
+  queue(batch, env, ctx) {
+    return handleQueue(batch, env, ctx);
+  },
 };
 
 async function route(request, env, ctx) {
@@ -77,9 +87,9 @@ async function route(request, env, ctx) {
     const m = r.re.exec(url.pathname);
     if (!m) continue;
     if (r.cors && request.method === "OPTIONS") return preflight(request, env, r);
-    if (request.method !== r.method)
+    if (!methodsOf(r).includes(request.method))
       return errorResponse("BAD_REQUEST", `method ${request.method} not allowed`, 405,
-        { allow: r.method });
+        { allow: methodsOf(r).join(", ") });
     const answer = await r.run(request, env, ctx, url, m);
     return r.cors ? withCors(answer, request, env) : answer;
   }
@@ -107,13 +117,13 @@ function preflight(request, env, r) {
   const vary = { vary: "Origin, Access-Control-Request-Method, Access-Control-Request-Headers" };
   if (!origin)
     return errorResponse("PERMISSION_DENIED", "cross-origin calls from this origin are not allowed", 403, vary);
-  if (method !== null && method.toUpperCase() !== r.method)
-    return errorResponse("PERMISSION_DENIED", `cross-origin ${method} is not allowed here (only ${r.method})`,
-      403, vary);
+  if (method !== null && !methodsOf(r).includes(method.toUpperCase()))
+    return errorResponse("PERMISSION_DENIED",
+      `cross-origin ${method} is not allowed here (only ${methodsOf(r).join(", ")})`, 403, vary);
   return new Response(null, { status: 204, headers: {
     ...vary,
     "access-control-allow-origin": origin,
-    "access-control-allow-methods": r.method,
+    "access-control-allow-methods": methodsOf(r).join(", "),
     "access-control-allow-headers": CORS_ALLOW_HEADERS,
     "access-control-max-age": String(CORS_MAX_AGE_SEC),
   } });
@@ -133,7 +143,7 @@ function withCors(answer, request, env) {
 }
 
 function health(request, env) {
-  return json({ ok: true, version: env.NT_VERSION ?? "0.0.0" });
+  return json({ ok: true, version: env.NT_VERSION ?? "0.0.0", env: envName(env) });
 }
 
 /* ---- rooms ----------------------------------------------------------- */
@@ -251,6 +261,25 @@ async function replica(request, env, ctx, url, m) {
     console.error("worker: reader unreachable:", e?.stack ?? e);
     return errorResponse("UNAVAILABLE", "the replica reader is not available");
   }
+}
+
+/* PUT and GET /files/:room/:fileId — a signed URL of the Worker's own file
+** route (shim/files.js): the URL is the credential, no token is asked for.
+** After an upload the room hears of it as the role system. */
+async function files(request, env, ctx, url, m) {
+  const room = roomName(m[1]);
+  if (!room || !FILE_ID_RE.test(m[2])) return errorResponse("NOT_FOUND", "no such file");
+  return fileRoute(request, env, url, room, m[2],
+    (method, payload) => systemRpc(env, url, room, method, payload));
+}
+
+/* One RPC to the room as the role system (methods flagged NT_M_SYSTEM). */
+function systemRpc(env, url, room, method, payload) {
+  const headers = new Headers({ "content-type": "application/json",
+    [H.room]: room, [H.user]: "system", [H.role]: "system" });
+  const target = new URL(`/rooms/${encodeURIComponent(room)}/rpc`, url);
+  const stub = env.ROOMS.get(env.ROOMS.idFromName(room));
+  return stub.fetch(new Request(target, { method: "POST", headers, body: JSON.stringify({ method, payload }) }));
 }
 
 /* The token comes from `Authorization: Bearer …`, or for WebSockets (browsers

@@ -62,6 +62,9 @@ static struct {
   int failSqlRc;                   /* its return code */
   char *failSqlMsg;                /* its message */
   int failCommit;                  /* next host_sql_txn fails to commit */
+  long long stepLimit;             /* VM steps one statement may take; 0 = no bound */
+  long long steps;                 /* steps of the running statement, in progress ticks */
+  int stepHits;                    /* statements stopped at the bound */
 
   int nSqlCall, nTxnCall;          /* calls since reset */
   int txnDepth;                    /* nesting of host_sql_txn */
@@ -212,6 +215,17 @@ static int fakeAuthorizer(void *arg, int action, const char *a, const char *b,
   return SQLITE_OK;
 }
 
+/* The progress handler behind fakehostSetStepLimit: stop the statement
+** once it has run stepLimit instructions. */
+#define FAKEHOST_STEP_TICK 1000    /* instructions between progress calls */
+static int fakeProgress(void *arg){
+  (void)arg;
+  F.steps += FAKEHOST_STEP_TICK;
+  if( F.stepLimit <= 0 || F.steps < F.stepLimit ) return 0;
+  F.stepHits++;
+  return 1;
+}
+
 static void dbOpen(void){
   if( sqlite3_open(":memory:", &F.db)!=SQLITE_OK ){
     fprintf(stderr, "fakehost: cannot open SQLite: %s\n",
@@ -227,6 +241,7 @@ static void dbOpen(void){
   sqlite3_limit(F.db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50);
   sqlite3_exec(F.db, "PRAGMA foreign_keys=ON", 0, 0, 0);     /* enforced, as in D1/DO */
   sqlite3_set_authorizer(F.db, fakeAuthorizer, NULL);
+  if( F.stepLimit > 0 ) sqlite3_progress_handler(F.db, FAKEHOST_STEP_TICK, fakeProgress, NULL);
 }
 
 static void recordsFree(void){
@@ -270,10 +285,13 @@ void fakehostReset(void){
   if( F.db ){ sqlite3_close(F.db); F.db = NULL; }
   free(F.failSqlMsg); F.failSqlMsg = NULL;
   F.failSqlIn = F.failCommit = 0;
+  F.stepLimit = F.steps = 0;
+  F.stepHits = 0;
   F.nSqlCall = F.nTxnCall = F.txnDepth = 0;
   F.allowTxnSql = F.deniedTxn = 0;
   F.room = NULL;
   F.now = FAKEHOST_EPOCH_MS;
+  F.timerAt = F.alarmAt = 0;       /* the old room's requests, at the old clock */
   F.rng = 0x9E3779B97F4A7C15ull;
   dbOpen();
 }
@@ -318,6 +336,9 @@ static int deliverSqliteError(int rc, uint8_t **ppOut, uint32_t *pnOut){
       "or SAVEPOINT statements. The JavaScript API is safer because it will "
       "automatically roll back on exceptions, and because it interacts correctly "
       "with Durable Objects' automatic atomic write coalescing.: SQLITE_AUTH");
+  }else if( sqlite3_error_offset(F.db) >= 0 ){   /* workerd says where, too */
+    snprintf(msg, sizeof msg, "%s at offset %d: %s", sqlite3_errmsg(F.db),
+             sqlite3_error_offset(F.db), errName(rc));
   }else{
     snprintf(msg, sizeof msg, "%s: %s", sqlite3_errmsg(F.db), errName(rc));
   }
@@ -418,6 +439,7 @@ int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
   while( z < end ){
     sqlite3_stmt *st = NULL;
     const char *tail = NULL;
+    F.steps = 0;                   /* the step bound is per statement */
     rc = sqlite3_prepare_v2(F.db, z, (int)(end - z), &st, &tail);
     if( rc!=SQLITE_OK ) break;
     if( st==NULL && tail==z ) break; /* a NUL byte ends the SQL text */
@@ -494,6 +516,7 @@ int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
 static int txnExec(const char *fmt, int depth){
   char sql[64];
   snprintf(sql, sizeof sql, fmt, depth);
+  F.steps = 0;
   F.allowTxnSql = 1;
   int rc = sqlite3_exec(F.db, sql, 0, 0, 0);
   F.allowTxnSql = 0;
@@ -899,5 +922,14 @@ void fakehostFailSql(int n, int rc, const char *message){
 }
 
 void fakehostFailCommit(void){ ensureInit(); F.failCommit = 1; }
+
+void fakehostSetStepLimit(long long steps){
+  ensureInit();
+  F.stepLimit = steps > 0 ? steps : 0;
+  sqlite3_progress_handler(F.db, F.stepLimit ? FAKEHOST_STEP_TICK : 0,
+                           F.stepLimit ? fakeProgress : NULL, NULL);
+}
+
+int fakehostStepLimitHits(void){ return F.stepHits; }
 int fakehostSqlCalls(void){ return F.nSqlCall; }
 int fakehostTxnCalls(void){ return F.nTxnCall; }

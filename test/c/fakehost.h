@@ -56,9 +56,10 @@ typedef struct FakeAsync {
 } FakeAsync;
 
 /* ---- lifecycle --------------------------------------------------------- */
-/* Forget everything: records, clock (back to FAKEHOST_EPOCH_MS), random seed,
-** injected faults, the room pointer; close the SQLite database and open an
-** empty one. Does not free the room: that is the test's job. */
+/* Forget everything: records, clock (back to FAKEHOST_EPOCH_MS), timer and
+** alarm, random seed, injected faults, the room pointer; close the SQLite
+** database and open an empty one. Does not free the room: that is the
+** test's job. */
 void fakehostReset(void);
 /* Forget only the records (frames, responses, closes, async requests, logs). */
 void fakehostClear(void);
@@ -147,6 +148,13 @@ void fakehostFailSql(int n, int rc, const char *message);
 /* Make the next host_sql_txn roll back and return NT_INTERNAL even though
 ** the body succeeded, as a failed commit would. */
 void fakehostFailCommit(void);
+/* Bound every statement host_sql_exec runs to about steps SQLite virtual-
+** machine instructions (0: no bound, the default), as the platform's CPU
+** limit ends a runaway request: past it the statement fails with
+** "interrupted: SQLITE_INTERRUPT". Kept until the next reset; the fuzz
+** targets use it so that no input can hang them. */
+void fakehostSetStepLimit(long long steps);
+int fakehostStepLimitHits(void);                   /* statements stopped so far */
 /* Calls to host_sql_exec / host_sql_txn since the last reset. */
 int fakehostSqlCalls(void);
 int fakehostTxnCalls(void);

@@ -26,7 +26,8 @@ TEST(an_attachment_should_hold_who_it_is_its_seq_bound_and_each_modules_part){
   REQUIRE(testAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   CHECK_STR_EQ(fakehostAttachment(1),
-    "{\"userId\":\"alice\",\"role\":\"\",\"clientId\":\"c-a\",\"seq\":1024,\"nextSub\":0,\"subs\":[]}");
+    "{\"userId\":\"alice\",\"role\":\"\",\"clientId\":\"c-a\",\"seq\":1024,\"nextSub\":0,\"subs\":[],"
+    "\"connectedAt\":1700000000000}");
   char got[64];
   fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\"}");
   CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "query_result");

@@ -90,19 +90,30 @@ TEST(functions_should_mark_reads_and_writes_from_sqlite_itself){
   fakehostRoomFree();
 }
 
-/* Function files the loader must refuse, and what the message must say. */
-static const struct { const char *file; const char *mention; } badFiles[] = {
-  { "-- name: a :many\n-- param: x txt\nSELECT :x;\n",          "unknown type 'txt'" },
-  { "-- name: a :some\nSELECT 1;\n",                             "expected '-- name:" },
-  { "-- name: a :many\n-- param: x text\nSELECT 1;\n",           "declared but not used" },
-  { "-- name: a :many\nSELECT ?;\n",                             "named parameters" },
-  { "-- name: a :many\nSELECT 1;\n-- name: a :one\nSELECT 2;\n", "defined twice" },
-  { "-- name: getStats :many\nSELECT 1;\n",                      "defined twice" },
-  { "-- name: a :many\nSELECT * FROM nowhere;\n",                "no such table" },
-  { "-- name: a :exec\nDROP TABLE tasks;\n",                     "not allowed" },
-  { "-- name: a :many\nSELECT 1; SELECT 2;\n",                   "one statement" },
-  { "-- name: a :many\n-- param: auth_uid text\nSELECT :auth_uid;\n", "bound by the server" },
-  { "-- name: a :many\n",                                        "no SQL" },
+/* Function files the loader must refuse: the message must start with the
+** file and the line the complaint is about, and say what is wrong. */
+static const struct { const char *file; const char *where; const char *mention; } badFiles[] = {
+  { "-- name: a :many\n-- param: x txt\nSELECT :x;\n",          "app.sql:2: ", "param: unknown type \"txt\"" },
+  { "-- name: a :some\nSELECT 1;\n",                             "app.sql:1: ", "expected \"-- name:" },
+  { "-- name: a :many\n-- param: x text\nSELECT 1;\n",           "app.sql:2: ", "param x is declared but not used" },
+  { "-- name: a :many\nSELECT ?;\n",                             "app.sql:2: ", "named parameters" },
+  { "-- name: a :many\nSELECT 1;\n-- name: a :one\nSELECT 2;\n", "app.sql:3: ", "defined twice (first at app.sql:1)" },
+  { "-- name: getStats :many\nSELECT 1;\n",                      "app.sql:1: ", "built-in method" },
+  { "-- name: a :many\nSELECT * FROM nowhere;\n",                "app.sql:2: ", "no such table" },
+  { "-- name: a :exec\nDROP TABLE tasks;\n",                     "app.sql:2: ", "not allowed" },
+  { "-- name: a :many\nSELECT 1; SELECT 2;\n",                   "app.sql:2: ", "one statement" },
+  { "-- name: a :many\n-- param: auth_uid text\nSELECT :auth_uid;\n", "app.sql:2: ", "bound by the server" },
+  { "-- name: a :many\n",                                        "app.sql:1: ", "no SQL" },
+  { "-- name: a :many\n-- param: x text min=one\nSELECT :x;\n",  "app.sql:2: ", "param x: bad option \"min=one\"" },
+  { "-- name: a :many\n-- cast: done bool\nSELECT 1 AS done;\n", "app.sql:2: ", "cast done: type must be boolean or json" },
+  { "-- name: a :exec\n-- replica: true\nDELETE FROM tags;\n",   "app.sql:2: ", "only a query may read from the replica" },
+  { "-- name: a :many\n-- replica: maybe\nSELECT 1;\n",          "app.sql:2: ", "replica: expected true or false" },
+  /* SQLite's own position of the error, counted in the file's lines */
+  { "-- name: a :many\n-- param: s text?\nSELECT id,\n       titel\n  FROM tasks WHERE :s IS NULL;\n",
+    "app.sql:4: ", "no such column: titel" },
+  { "\n\n-- name: a :many\nSELECT id\n  FROM tasks\n WHERE (;\n",  "app.sql:6: ", "near \";\": syntax error" },
+  { "-- name: ok :many\nSELECT 1;\n\n-- name: b :one\n-- param: id text\nSELECT id FROM tasks\n WHERE id = :id AND nope = 1;\n",
+    "app.sql:7: ", "no such column: nope" },
 };
 
 TEST(functions_should_refuse_bad_declarations_with_file_and_line){
@@ -112,10 +123,38 @@ TEST(functions_should_refuse_bad_declarations_with_file_and_line){
     Room *room = testRoomOpen(migrations, badFiles[i].file, 0);
     REQUIRE(room != NULL);
     CHECK_EQ_INT(nt_room_status(room), NT_UNAVAILABLE);
-    CHECK_STR_CONTAINS(room->statusMsg, "app.sql:");
+    REQUIRE(room->statusMsg != NULL);
+    if( strncmp(room->statusMsg, badFiles[i].where, strlen(badFiles[i].where))!=0 ){
+      CHECK_STR_EQ(room->statusMsg, badFiles[i].where);   /* prints what it said */
+    }
     CHECK_STR_CONTAINS(room->statusMsg, badFiles[i].mention);
     fakehostRoomFree();
   }
+}
+
+TEST(functions_should_name_the_file_by_its_path_when_the_bundle_gives_one){
+  cJSON *cfg = cJSON_Parse("{\"room\":\"r\",\"migrations\":[],\"functions\":["
+    "{\"file\":\"tasks.sql\",\"path\":\"functions/tasks.sql\",\"sql\":\"-- name: a :many\\n-- param: x txt\\nSELECT :x;\\n\"}]}");
+  char *text = cJSON_PrintUnformatted(cfg);
+  cJSON_Delete(cfg);
+  Room *room = fakehostRoomNew(text);
+  free(text);
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_UNAVAILABLE);
+  CHECK_STR_EQ(room->statusMsg, "functions/tasks.sql:2: param: unknown type \"txt\""
+                                " (text, integer, real, boolean, json or any)");
+  fakehostRoomFree();
+}
+
+TEST(functions_should_keep_working_when_directives_sit_between_sql_lines){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  REQUIRE(testRoomOpen(migrations, "-- name: titles :many\nSELECT title\n-- param: s text?\n"
+                                   "  FROM tasks WHERE :s IS NULL OR status = :s;\n", 0) != NULL);
+  CHECK_EQ_INT(nt_room_status(fakehostRoom()), NT_OK);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "titles", "{\"s\":\"done\"}", got, sizeof got), "");
+  fakehostRoomFree();
 }
 
 TEST(functions_should_make_an_unavailable_room_say_why){

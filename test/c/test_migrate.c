@@ -1,8 +1,26 @@
 /*
 ** test_migrate.c — migrations run in order, exactly once, each in its own
-** transaction; a failing one leaves the room unchanged and says why.
+** transaction; a failing one leaves the room unchanged and says where and
+** why; an applied one that changed (beyond comments and whitespace) keeps
+** the room from starting.
 */
 #include "testroom.h"
+
+/* Open a room on one migration named 0001_a.sql, path migrations/room/0001_a.sql. */
+static Room *openOne(const char *sql){
+  cJSON *cfg = cJSON_CreateObject();
+  cJSON_AddStringToObject(cfg, "room", "test-room");
+  cJSON *m = cJSON_CreateObject();
+  cJSON_AddStringToObject(m, "name", "0001_a.sql");
+  cJSON_AddStringToObject(m, "path", "migrations/room/0001_a.sql");
+  cJSON_AddStringToObject(m, "sql", sql);
+  cJSON_AddItemToArray(cJSON_AddArrayToObject(cfg, "migrations"), m);
+  char *text = cJSON_PrintUnformatted(cfg);
+  cJSON_Delete(cfg);
+  Room *room = fakehostRoomNew(text);
+  free(text);
+  return room;
+}
 
 TEST(migrations_should_apply_once_across_reopens){
   const char *const migrations[] = { "CREATE TABLE a (x);", "CREATE TABLE b (y);", NULL };
@@ -70,6 +88,170 @@ TEST(a_failed_commit_should_leave_no_trace){
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 0);
   CHECK_EQ_INT(fakehostQueryInt("SELECT version FROM _room"), version);
   CHECK_EQ_INT(fakehostRoom()->version, version);
+  fakehostRoomFree();
+}
+
+/* Pairs of SQL texts and whether they must have the same checksum. */
+static const struct { const char *a, *b; int same; } checksumCases[] = {
+  /* comments and whitespace outside literals do not count */
+  { "CREATE TABLE t (x);",                 "CREATE TABLE t(x);",                         1 },
+  { "CREATE TABLE t (x);",                 "  create_placeholder",                        0 },
+  { "CREATE TABLE t (x);",                 "-- the t table\nCREATE TABLE t (\n  x\n);\n", 1 },
+  { "CREATE TABLE t (x);",                 "CREATE /* inline */ TABLE t (x); -- end",     1 },
+  { "CREATE TABLE t (x);",                 "CREATE\tTABLE\r\nt (x) ;",                    1 },
+  { "SELECT a+b;",                         "SELECT a + b;",                               1 },
+  /* but words stay apart, and so do operators */
+  { "CREATE TABLE t (x);",                 "CREATETABLE t (x);",                          0 },
+  { "SELECT a - -b;",                      "SELECT a --b;",                               0 },
+  { "SELECT a < = b;",                     "SELECT a <= b;",                              0 },
+  /* literals and quoted names are kept exactly */
+  { "INSERT INTO t VALUES ('a  b');",      "INSERT INTO t VALUES ('a b');",               0 },
+  { "INSERT INTO t VALUES ('-- x');",      "INSERT INTO t VALUES ('');",                  0 },
+  { "INSERT INTO t VALUES ('it''s');",     "INSERT INTO t VALUES ('it' 's');",            0 },
+  { "CREATE TABLE \"a b\" (x);",           "CREATE TABLE \"a  b\" (x);",                  0 },
+  { "SELECT x '00';",                      "SELECT x'00';",                               0 },
+  /* anything else is a change */
+  { "CREATE TABLE t (x);",                 "CREATE TABLE t (y);",                         0 },
+  { "CREATE TABLE t (x);",                 "create table t (x);",                         0 },
+};
+
+TEST(checksums_should_ignore_comments_and_whitespace_only){
+  for(size_t i = 0; i < sizeof checksumCases / sizeof checksumCases[0]; i++){
+    char a[17], b[17];
+    REQUIRE(migrateChecksum(checksumCases[i].a, a)==NT_OK);
+    REQUIRE(migrateChecksum(checksumCases[i].b, b)==NT_OK);
+    if( (strcmp(a, b)==0)!=checksumCases[i].same ){
+      char *na = migrateNormalize(checksumCases[i].a), *nb = migrateNormalize(checksumCases[i].b);
+      CHECK_STR_EQ(na, checksumCases[i].same ? nb : "(a different normal form)");
+      free(na);
+      free(nb);
+    }
+  }
+}
+
+/* SQL and its normal form. */
+static const struct { const char *sql, *normal; } normalCases[] = {
+  { "",                                              "" },
+  { "  -- only a comment\n /* and another */ ",      "" },
+  { "CREATE TABLE t (\n  id TEXT PRIMARY KEY, -- key\n  n INTEGER\n);\n",
+    "CREATE TABLE t(id TEXT PRIMARY KEY,n INTEGER);" },
+  { "SELECT 'a  -- b' ,  \"c  d\" , [e  f] , `g  h`;", "SELECT 'a  -- b',\"c  d\",[e  f],`g  h`;" },
+  { "SELECT a/**/b, 1 - - 2;",                       "SELECT a b,1- -2;" },
+  { "SELECT 'unterminated  ",                        "SELECT 'unterminated  " },
+};
+
+TEST(the_normal_form_should_drop_only_what_cannot_change_the_meaning){
+  for(size_t i = 0; i < sizeof normalCases / sizeof normalCases[0]; i++){
+    char *got = migrateNormalize(normalCases[i].sql);
+    REQUIRE(got != NULL);
+    CHECK_STR_EQ(got, normalCases[i].normal);
+    free(got);
+  }
+}
+
+TEST(applied_migrations_should_be_recorded_with_their_checksum){
+  REQUIRE(openOne("CREATE TABLE a (x);") != NULL);
+  char want[17];
+  REQUIRE(migrateChecksum("CREATE TABLE a (x);", want)==NT_OK);
+  char *json = fakehostSql("SELECT checksum FROM _migrations WHERE name = '0001_a.sql'", "[]", NULL);
+  CHECK_STR_CONTAINS(json, want);
+  free(json);
+  fakehostRoomFree();
+}
+
+TEST(an_applied_migration_edited_in_whitespace_and_comments_should_still_open){
+  REQUIRE(openOne("CREATE TABLE a (x);") != NULL);
+  fakehostRoomFree();
+  Room *room = openOne("-- the a table, reformatted\nCREATE TABLE a(\n  x\n);\n");
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_OK);
+  fakehostRoomFree();
+}
+
+TEST(an_applied_migration_that_changed_should_keep_the_room_from_starting){
+  REQUIRE(openOne("CREATE TABLE a (x);") != NULL);
+  fakehostRoomFree();
+  Room *room = openOne("CREATE TABLE a (x, y);");
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_UNAVAILABLE);
+  CHECK_STR_CONTAINS(room->statusMsg, "migrations/room/0001_a.sql: changed after it was applied");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM pragma_table_info('a')"), 1);   /* untouched */
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[256];
+  CHECK_STR_EQ(testRpc(1, "getRoomInfo", "{}", got, sizeof got), "UNAVAILABLE");
+  CHECK_STR_CONTAINS(testFrameField(1, "error.message", got, sizeof got), "0001_a.sql");
+  fakehostRoomFree();
+}
+
+TEST(a_changed_migration_should_stop_the_ones_after_it_from_running){
+  const char *const first[] = { "CREATE TABLE a (x);", NULL };
+  REQUIRE(testRoomOpen(first, NULL, 0) != NULL);
+  fakehostRoomFree();
+  const char *const later[] = { "CREATE TABLE a (z);", "CREATE TABLE b (y);", NULL };
+  Room *room = testRoomOpen(later, NULL, 0);
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_UNAVAILABLE);
+  CHECK_STR_CONTAINS(room->statusMsg, "0001.sql: changed");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = 'b'"), 0);
+  fakehostRoomFree();
+}
+
+TEST(rooms_from_before_checksums_should_take_the_current_one_on_first_open){
+  REQUIRE(openOne("CREATE TABLE a (x);") != NULL);
+  fakehostRoomFree();
+  /* what such a room holds: the old _migrations, without the column */
+  REQUIRE(fakehostExec("ALTER TABLE _migrations DROP COLUMN checksum")==SQLITE_OK);
+  Room *room = openOne("CREATE TABLE a (x); -- edited before checksums existed");
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_OK);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _migrations WHERE checksum IS NOT NULL"), 1);
+  fakehostRoomFree();
+  room = openOne("CREATE TABLE a (x, y);");       /* from now on it is watched */
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_UNAVAILABLE);
+  fakehostRoomFree();
+}
+
+/* Migrations that fail, and the message: path, the line SQLite points at. */
+static const struct { const char *sql; const char *message; } failCases[] = {
+  { "CREATE TABLE a (x);\n\n-- next\nCREATE TABL b (y);\n",
+    "migrations/room/0001_a.sql:4: near \"TABL\": syntax error" },
+  { "CREATE TABLE a (x);\nCREATE INDEX a_y\n  ON a (x,\n      y);\n",
+    "migrations/room/0001_a.sql:4: no such column: y" },
+  /* SQLite gives no position: the statement's first line */
+  { "CREATE TABLE a (x);\n\nINSERT INTO\n  nowhere VALUES (1);\n",
+    "migrations/room/0001_a.sql:3: no such table: nowhere" },
+  { "CREATE TABLE a (x);\n\n  BEGIN;\n",
+    "migrations/room/0001_a.sql:3: " },
+  /* a trigger's inner semicolons do not end the statement */
+  { "CREATE TABLE a (x);\nCREATE TRIGGER a_t AFTER INSERT ON a BEGIN\n  SELECT 1;\n  SELECT 2;\nEND;\n"
+    "INSERT INTO a VALUES (1, 2);\n",
+    "migrations/room/0001_a.sql:6: table a has 1 columns but 2 values were supplied" },
+};
+
+TEST(a_failing_migration_should_name_its_file_and_line){
+  for(size_t i = 0; i < sizeof failCases / sizeof failCases[0]; i++){
+    fakehostReset();
+    Room *room = openOne(failCases[i].sql);
+    REQUIRE(room != NULL);
+    CHECK_EQ_INT(nt_room_status(room), NT_UNAVAILABLE);
+    REQUIRE(room->statusMsg != NULL);
+    if( strncmp(room->statusMsg, failCases[i].message, strlen(failCases[i].message))!=0 ){
+      CHECK_STR_EQ(room->statusMsg, failCases[i].message);
+    }
+    CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = 'a'"), 0);
+    fakehostRoomFree();
+  }
+}
+
+TEST(a_migration_should_run_every_statement_of_its_file){
+  Room *room = openOne("CREATE TABLE a (x);\nINSERT INTO a VALUES ('one;two');;\n"
+                       "CREATE TRIGGER a_t AFTER INSERT ON a BEGIN\n  INSERT INTO b VALUES (1);\nEND;\n"
+                       "CREATE TABLE b (y); INSERT INTO a VALUES (2) -- no semicolon at the end");
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_OK);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM a"), 2);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM b"), 1);
   fakehostRoomFree();
 }
 

@@ -251,13 +251,16 @@ static const char *const gadgetsFunctions =
   "-- param: b integer\n"
   "DELETE FROM pairs WHERE a = :a AND b = :b;\n";
 
-/* The gadgets app as room name (migrations 0001-0002, and 0003 when
-** withColour). */
-static Room *gadgetsOpenAs(const char *name, int withColour){
-  const char *const migrations[] = { testTasksMigration, gadgetsMigration, withColour ? colourMigration : NULL, NULL };
+/* A room named name with migrations (NULL-terminated, named 0001.sql, …) and
+** one functions file, as testRoomOpen opens it but with the directory of
+** rooms off: its upserts are D1 requests too, and these tests count and read
+** replication's alone. */
+static Room *syncRoomOpenAs(const char *name, const char *const *migrations, const char *functions,
+                            int testHooks){
   cJSON *cfg = cJSON_CreateObject();
   cJSON_AddStringToObject(cfg, "room", name);
-  cJSON_AddBoolToObject(cfg, "testHooks", 1);
+  cJSON_AddBoolToObject(cfg, "testHooks", testHooks);
+  cJSON_AddNumberToObject(cfg, "directoryMs", 0);
   cJSON *ms = cJSON_AddArrayToObject(cfg, "migrations");
   for(int i = 0; migrations[i]; i++){
     char file[32];
@@ -267,17 +270,33 @@ static Room *gadgetsOpenAs(const char *name, int withColour){
     cJSON_AddStringToObject(m, "sql", migrations[i]);
     cJSON_AddItemToArray(ms, m);
   }
-  char *functions = malloc(strlen(testTasksFunctions) + strlen(gadgetsFunctions) + 2);
-  sprintf(functions, "%s\n%s", testTasksFunctions, gadgetsFunctions);
   cJSON *f = cJSON_CreateObject();
   cJSON_AddStringToObject(f, "file", "app.sql");
   cJSON_AddStringToObject(f, "sql", functions);
   cJSON_AddItemToArray(cJSON_AddArrayToObject(cfg, "functions"), f);
-  free(functions);
   char *text = cJSON_PrintUnformatted(cfg);
   cJSON_Delete(cfg);
   Room *room = fakehostRoomNew(text);
   free(text);
+  return room;
+}
+static Room *syncRoomOpen(const char *const *migrations, const char *functions, int testHooks){
+  return syncRoomOpenAs("test-room", migrations, functions, testHooks);
+}
+/* The example app. */
+static Room *syncAppOpen(void){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  return syncRoomOpen(migrations, testTasksFunctions, 1);
+}
+
+/* The gadgets app as room name (migrations 0001-0002, and 0003 when
+** withColour). */
+static Room *gadgetsOpenAs(const char *name, int withColour){
+  const char *const migrations[] = { testTasksMigration, gadgetsMigration, withColour ? colourMigration : NULL, NULL };
+  char *functions = malloc(strlen(testTasksFunctions) + strlen(gadgetsFunctions) + 2);
+  sprintf(functions, "%s\n%s", testTasksFunctions, gadgetsFunctions);
+  Room *room = syncRoomOpenAs(name, migrations, functions, 1);
+  free(functions);
   return room;
 }
 static Room *gadgetsOpen(int withColour){ return gadgetsOpenAs("test-room", withColour); }
@@ -285,7 +304,7 @@ static Room *gadgetsOpen(int withColour){ return gadgetsOpenAs("test-room", with
 /* ---- capture ------------------------------------------------------------------ */
 
 TEST(every_change_should_be_captured_as_one_small_key_row_in_its_transaction){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();                                          /* the empty first copy */
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64], id[64], payload[128];
@@ -310,7 +329,7 @@ TEST(every_change_should_be_captured_as_one_small_key_row_in_its_transaction){
 }
 
 TEST(the_sequence_should_go_on_rising_after_the_outbox_is_trimmed_empty_and_after_a_restart){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
@@ -319,7 +338,7 @@ TEST(the_sequence_should_go_on_rising_after_the_outbox_is_trimmed_empty_and_afte
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _outbox"), 0);
   CHECK_EQ_INT(d1Int("SELECT last_seq FROM _sync_state"), 3);
   fakehostRoomFree();
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   testRpc(1, "createTask", "{\"title\":\"y\"}", got, sizeof got);
   CHECK_EQ_INT(fakehostQueryInt("SELECT seq FROM _outbox"), 4);
@@ -332,7 +351,7 @@ TEST(the_sequence_should_go_on_rising_after_the_outbox_is_trimmed_empty_and_afte
 /* ---- the schema step ------------------------------------------------------------ */
 
 TEST(a_fresh_replica_should_get_every_table_from_the_rooms_schema_and_then_its_rows){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   char got[256];
   CHECK_STR_EQ(d1Text("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name)",
@@ -361,11 +380,11 @@ TEST(a_fresh_replica_should_get_every_table_from_the_rooms_schema_and_then_its_r
 }
 
 TEST(what_d1_was_given_should_be_remembered_and_not_sent_again){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _sync_tables WHERE given LIKE 'CREATE TABLE IF NOT EXISTS%'"), 2);
   fakehostRoomFree();
-  REQUIRE(testAppOpen() != NULL);                     /* a new instance */
+  REQUIRE(syncAppOpen() != NULL);                     /* a new instance */
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
   testRpc(1, "createTask", "{\"title\":\"again\"}", got, sizeof got);
@@ -520,7 +539,7 @@ TEST(a_table_d1_refuses_should_stop_alone_and_say_why_while_the_others_replicate
   sqlite3_exec(d1, "CREATE TABLE tags (room_id TEXT NOT NULL, name TEXT CHECK (length(name) > 5),"
                    " _seq INTEGER NOT NULL, PRIMARY KEY (room_id, name))", NULL, NULL, NULL);
   const char *const migrations[] = { testTasksMigration, "INSERT INTO tags VALUES ('red');", NULL };
-  REQUIRE(testRoomOpen(migrations, testTasksFunctions, 1) != NULL);
+  REQUIRE(syncRoomOpen(migrations, testTasksFunctions, 1) != NULL);
   int logsBefore = fakehostLogCount(NT_LOG_ERROR);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
@@ -541,7 +560,7 @@ TEST(a_table_d1_refuses_should_stop_alone_and_say_why_while_the_others_replicate
   /* A new instance remembers, and says nothing more. */
   fakehostRoomFree();
   int logsNow = fakehostLogCount(NT_LOG_ERROR);
-  REQUIRE(testRoomOpen(migrations, testTasksFunctions, 1) != NULL);
+  REQUIRE(syncRoomOpen(migrations, testTasksFunctions, 1) != NULL);
   d1Drain();
   CHECK_EQ_INT(fakehostLogCount(NT_LOG_ERROR), logsNow);
   REQUIRE(fakehostConnOpen(1, ADMIN)==NT_OK);
@@ -591,7 +610,7 @@ TEST(a_batch_of_several_tables_that_fails_should_be_split_to_find_the_one_d1_ref
 }
 
 TEST(a_table_d1_lost_should_be_created_again_not_stopped){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[128];
@@ -607,7 +626,7 @@ TEST(a_table_d1_lost_should_be_created_again_not_stopped){
 
 TEST(a_column_the_replica_reserves_should_stop_only_its_table){
   const char *const migrations[] = { testTasksMigration, "CREATE TABLE clash (id TEXT PRIMARY KEY, _seq INTEGER);", NULL };
-  REQUIRE(testRoomOpen(migrations, testTasksFunctions, 1) != NULL);
+  REQUIRE(syncRoomOpen(migrations, testTasksFunctions, 1) != NULL);
   d1Drain();
   CHECK_EQ_INT(d1Int("SELECT count(*) FROM sqlite_schema WHERE name = 'clash'"), 0);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'clash'"), 0);
@@ -623,7 +642,7 @@ TEST(a_column_the_replica_reserves_should_stop_only_its_table){
 
 TEST(a_d1_table_of_the_same_name_that_is_not_a_replica_should_stop_that_table){
   sqlite3_exec(d1, "CREATE TABLE tags (name TEXT PRIMARY KEY)", NULL, NULL, NULL);
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[256];
@@ -635,7 +654,7 @@ TEST(a_d1_table_of_the_same_name_that_is_not_a_replica_should_stop_that_table){
 }
 
 TEST(a_failing_replica_should_keep_the_outbox_and_retry_with_backoff){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
@@ -663,7 +682,7 @@ TEST(a_failing_replica_should_keep_the_outbox_and_retry_with_backoff){
 }
 
 TEST(a_batch_that_fails_after_its_backoff_has_passed_should_back_off_again_not_spin){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
@@ -689,7 +708,7 @@ TEST(a_batch_that_fails_after_its_backoff_has_passed_should_back_off_again_not_s
 /* ---- batches ------------------------------------------------------------------------ */
 
 TEST(replication_should_send_one_batch_at_a_time_and_trim_only_after_d1_confirms){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[128];
@@ -718,7 +737,7 @@ TEST(replication_should_send_one_batch_at_a_time_and_trim_only_after_d1_confirms
 }
 
 TEST(replication_should_fold_repeated_changes_to_a_row_into_the_last){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[128], id[64], payload[128];
@@ -763,7 +782,7 @@ TEST(rows_too_big_for_one_statement_should_go_in_smaller_windows){
 
 TEST(a_room_with_data_never_replicated_should_be_copied_in_pages){
   const char *const migrations[] = { testTasksMigration, NULL };
-  REQUIRE(testRoomOpen(migrations, testTasksFunctions, 0) != NULL);
+  REQUIRE(syncRoomOpen(migrations, testTasksFunctions, 0) != NULL);
   d1Drain();
   fakehostRoomFree();
   fakehostExec("INSERT INTO tags VALUES ('one change')");
@@ -773,7 +792,7 @@ TEST(a_room_with_data_never_replicated_should_be_copied_in_pages){
                " INSERT INTO tasks SELECT 't' || i, 'old ' || i, 'pending', NULL, 0, 0 FROM n");
   sqlite3_exec(d1, "INSERT INTO tasks (room_id, id, title, status, created_at, updated_at, _seq)"
                    " VALUES ('test-room', 'stray', 'not in the room', 'x', 0, 0, 0)", NULL, NULL, NULL);
-  REQUIRE(testRoomOpen(migrations, testTasksFunctions, 0) != NULL);
+  REQUIRE(syncRoomOpen(migrations, testTasksFunctions, 0) != NULL);
   int batches = d1Drain();
   CHECK(batches >= 3);                                /* 1200 rows, 500 a page */
   CHECK_EQ_INT(d1Int("SELECT count(*) FROM tasks WHERE room_id = 'test-room'"), 1200);   /* the stray went */
@@ -788,7 +807,7 @@ TEST(a_room_with_data_never_replicated_should_be_copied_in_pages){
 }
 
 TEST(a_room_made_again_under_an_old_name_should_clear_what_d1_kept_of_the_old_one){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
@@ -797,7 +816,7 @@ TEST(a_room_made_again_under_an_old_name_should_clear_what_d1_kept_of_the_old_on
   CHECK_EQ_INT(d1Int("SELECT last_seq FROM _sync_state"), 5);
   fakehostRoomFree();
   fakehostReset();                                    /* deleted: the same name, empty storage */
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   testRpc(1, "createTask", "{\"title\":\"new room\"}", got, sizeof got);
   d1Drain();
@@ -808,7 +827,7 @@ TEST(a_room_made_again_under_an_old_name_should_clear_what_d1_kept_of_the_old_on
 
 TEST(a_copy_should_end_at_the_rows_the_table_had_when_it_began){
   const char *const migrations[] = { testTasksMigration, NULL };
-  REQUIRE(testRoomOpen(migrations, testTasksFunctions, 1) != NULL);
+  REQUIRE(syncRoomOpen(migrations, testTasksFunctions, 1) != NULL);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ADMIN)==NT_OK);
   char got[64];
@@ -831,14 +850,14 @@ TEST(a_copy_should_end_at_the_rows_the_table_had_when_it_began){
 }
 
 TEST(an_outbox_of_the_first_form_should_be_upgraded_without_reusing_a_sequence_number){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   fakehostRoomFree();
   fakehostExec("DROP TABLE _outbox;"
                "CREATE TABLE _outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL,"
                " pk TEXT NOT NULL, row TEXT, at INTEGER NOT NULL);"
                "INSERT INTO _outbox (seq, tbl, op, pk, row, at) VALUES (41, 'tasks', 'delete', '[\"gone\"]', NULL, 0);");
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM pragma_table_info('_outbox') WHERE name = 'k'"), 1);
   CHECK(fakehostQueryInt("SELECT seq FROM _sync") >= 41);
   d1Drain();
@@ -854,7 +873,7 @@ TEST(an_outbox_of_the_first_form_should_be_upgraded_without_reusing_a_sequence_n
 /* ---- reads from the replica ----------------------------------------------------------- */
 
 TEST(a_replica_query_should_read_d1_when_current_and_fall_back_when_not){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(syncAppOpen() != NULL);
   d1Drain();
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];

@@ -1,5 +1,5 @@
 /*
-** cron_diff.test.js — differential test of wasm/cron.c against cron-parser
+** cron_diff.test.js — differential test of wasm/lib/cron.c against cron-parser
 ** (npm, MIT, pinned in package.json), the usual JavaScript cron library.
 **
 ** Hundreds of expressions (random lists, ranges, steps and names, plus a fixed

@@ -360,8 +360,9 @@ export class Server {
         if (r.status === 200) break;
       } catch { /* not listening yet */ }
       if (Date.now() > deadline) {
+        const tail = this.logTail();   /* before stop(), which removes the log */
         await this.stop();
-        throw new Error(`wrangler dev (${this.name}) did not answer GET /health within ${BOOT_WAIT_MS} ms:\n${this.logTail()}`);
+        throw new Error(`wrangler dev (${this.name}) did not answer GET /health within ${BOOT_WAIT_MS} ms:\n${tail}`);
       }
       await sleep(150);
     }

@@ -76,6 +76,7 @@ const browser = {
   async start() {
     const files = {
       '/nanotype.js': () => readFileSync(join(REPO, 'client', 'nanotype.js')),
+      '/protocol.js': () => readFileSync(join(REPO, 'client', 'protocol.js')),   /* nanotype.js imports it */
       '/hooks.js': await bundleHooksApp(),
     };
     this.site = createServer((req, res) => {

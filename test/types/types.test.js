@@ -16,7 +16,7 @@
 **     examples call declared in readme-globals.d.ts;
 **   - the facts the declarations repeat match their one source: the
 **     built-in methods (wasm/room/methods.def), the error codes and their HTTP
-**     statuses (wasm/host/reply.c);
+**     statuses (client/protocol.js, generated from wasm/include/protocol.def);
 **   - node resolves both entry points of the package.
 */
 import { test, before } from 'node:test';
@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { STATUS_CODES } from '../../client/nanotype.js';
+import { ERROR_CODES, STATUS } from '../../client/protocol.js';
 
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -128,15 +129,12 @@ test('the built-in methods typed in nanotype.d.ts are exactly the public ones of
   assert.deepEqual([...interfaces.get('BuiltinMethods')].sort(), [...methods].sort());
 });
 
-test('the error codes and the status table of the SDK match the error table of wasm/host/reply.c', () => {
-  const rpc = readFileSync(join(REPO, 'wasm', 'host', 'reply.c'), 'utf8');
-  const table = [...rpc.matchAll(/\{\s*NT_[A-Z_]+\s*,\s*"([A-Z_]+)"\s*,\s*(\d+)\s*\}/g)].map(([, code, http]) => [code, Number(http)]);
-  assert.ok(table.length > 10, 'the error table was read');
-  const codes = [...new Set(table.map(([code]) => code))];
-  const { literals } = declared(join(REPO, 'client', 'nanotype.d.ts'));
-  assert.deepEqual([...literals.get('ErrorCode')].sort(), [...codes, 'CLOSED'].sort(), 'ErrorCode lists every code');
+test('the SDK takes its error codes and status table from the generated protocol facts', () => {
+  const { literals } = declared(join(REPO, 'client', 'protocol.d.ts'));
+  assert.deepEqual([...literals.get('ErrorCode')].sort(), [...ERROR_CODES].sort(), 'ErrorCode lists every code');
+  assert.ok(ERROR_CODES.length > 10, 'the generated codes were read');
   const firstPerStatus = {};
-  for (const [code, http] of table) firstPerStatus[http] ??= code;
+  for (const code of ERROR_CODES) firstPerStatus[STATUS[code]] ??= code;
   assert.deepEqual({ ...STATUS_CODES }, firstPerStatus, 'STATUS_CODES maps each status to its first code');
 });
 

@@ -27,6 +27,8 @@ struct Conn {
   double presenceAt;               /* when it was set */
   struct RateWindow *rate;         /* per-connection windows [room->rate.nConn], owned,
                                       allocated at the first limited call (ratelimit.c) */
+  double connectedAt;              /* when the socket opened (kept in the attachment) */
+  double lastFrameAt;              /* when its last frame arrived; 0: none since the wake */
   struct Conn *next;               /* next in room->conns */
 };
 void connCaller(const Conn *c, Caller *out);   /* strings borrowed from c */

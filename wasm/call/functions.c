@@ -16,8 +16,16 @@
 ** positionally, wrapped for row-level security, and run; a WRITE goes through
 ** the one write path (host/write.c), which bumps the room's commit counter
 ** and tells the modules what it touched.
+**
+** A block that does not load stops the room (UNAVAILABLE) with
+** "<path>:<line>: <reason>", the line being the directive at fault, or where
+** the embedded SQLite's parser stopped in the statement (directive lines are
+** kept as empty lines of the SQL, so its offsets count the file's lines).
+** The build runs the same parser (scripts/sqlinfo.c --check), so these
+** messages normally reach the developer before any room sees them.
 */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +54,7 @@ typedef struct FnParam {
   int reserved;                    /* RES_* when bound by the server */
   int hasMin, hasMax;              /* bounds given */
   double min, max;                 /* text: length in characters; numbers: value */
+  int line;                        /* its "-- param:" line; 0 when undeclared */
 } FnParam;
 
 typedef struct FnCast {
@@ -67,6 +76,7 @@ struct Fn {
   int nCasts;
   GuardPlan plan;                  /* what SQLite said: tables read and written */
   int replica;                     /* "-- replica: true": read from D1 when it is current */
+  int replicaLine;                 /* the line that said so */
 };
 
 /* The module's state (room->fns): every function of the app, in load order. */
@@ -127,47 +137,65 @@ static FnParam *fnParamAdd(Fn *fn, const char *name){
   return p;
 }
 
-/* "-- param: name type[?] [min=N] [max=N]" */
-static int fnParseParam(Fn *fn, const char *z, char *err, size_t errLen){
+/* The parser's place in a file, and what it says when it refuses a block:
+** every message becomes "<path>:<line>: <err>", the line being the one the
+** complaint is about (a directive, or where SQLite's parser stopped). */
+typedef struct FnParse {
+  Room *room;                      /* whose functions */
+  const char *path;                /* the file as the app names it; borrowed */
+  int line;                        /* 1-based line the message is about */
+  char err[400];                   /* the message */
+} FnParse;
+
+static int fnRefuse(FnParse *ps, int line, const char *fmt, ...){
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(ps->err, sizeof ps->err, fmt, ap);
+  va_end(ap);
+  ps->line = line;
+  return NT_BAD_REQUEST;
+}
+
+/* "-- param: name type[?] [min=N] [max=N]" on line `line`. */
+static int fnParseParam(FnParse *ps, Fn *fn, const char *z, int line){
   char name[64], type[32], opt[64];
   if( !nextWord(&z, name, sizeof name) || !nextWord(&z, type, sizeof type) ){
-    snprintf(err, errLen, "param: expected a name and a type");
-    return NT_BAD_REQUEST;
+    return fnRefuse(ps, line, "param: expected a name and a type");
   }
-  if( fnParamFind(fn, name) ){ snprintf(err, errLen, "param %s declared twice", name); return NT_BAD_REQUEST; }
+  if( fnParamFind(fn, name) ) return fnRefuse(ps, line, "param %s declared twice", name);
   size_t tl = strlen(type);
   int optional = tl > 0 && type[tl-1]=='?';
   if( optional ) type[tl-1] = 0;
   int t = LOOKUP(paramTypes, type);
-  if( t==0 ){ snprintf(err, errLen, "param %s: unknown type '%s'", name, type); return NT_BAD_REQUEST; }
+  if( t==0 ){
+    return fnRefuse(ps, line, "param: unknown type \"%s\" (text, integer, real, boolean, json or any)", type);
+  }
   FnParam *p = fnParamAdd(fn, name);
   if( p==NULL ) return NT_NOMEM;
-  if( p->reserved ){ snprintf(err, errLen, "param %s is bound by the server", name); return NT_BAD_REQUEST; }
+  if( p->reserved ) return fnRefuse(ps, line, "param %s is bound by the server", name);
   p->type = t;
   p->optional = optional;
+  p->line = line;
   while( nextWord(&z, opt, sizeof opt) ){
     char *end = NULL;
     if( strncmp(opt, "min=", 4)==0 ){ p->hasMin = 1; p->min = strtod(opt + 4, &end); }
     else if( strncmp(opt, "max=", 4)==0 ){ p->hasMax = 1; p->max = strtod(opt + 4, &end); }
     if( end==NULL || *end || end==opt + 4 ){
-      snprintf(err, errLen, "param %s: bad option '%s'", name, opt);
-      return NT_BAD_REQUEST;
+      return fnRefuse(ps, line, "param %s: bad option \"%s\" (min=N or max=N)", name, opt);
     }
   }
   return NT_OK;
 }
 
-/* "-- cast: column boolean|json" */
-static int fnParseCast(Fn *fn, const char *z, char *err, size_t errLen){
+/* "-- cast: column boolean|json" on line `line`. */
+static int fnParseCast(FnParse *ps, Fn *fn, const char *z, int line){
   char column[64], type[32];
   if( !nextWord(&z, column, sizeof column) || !nextWord(&z, type, sizeof type) ){
-    snprintf(err, errLen, "cast: expected a column and a type");
-    return NT_BAD_REQUEST;
+    return fnRefuse(ps, line, "cast: expected a column and a type");
   }
   int t = LOOKUP(paramTypes, type);
   if( t!=PT_BOOLEAN && t!=PT_JSON ){
-    snprintf(err, errLen, "cast %s: type must be boolean or json", column);
-    return NT_BAD_REQUEST;
+    return fnRefuse(ps, line, "cast %s: type must be boolean or json, not \"%s\"", column, type);
   }
   FnCast *grown = realloc(fn->casts, sizeof(FnCast) * (size_t)(fn->nCasts + 1));
   if( grown==NULL ) return NT_NOMEM;
@@ -177,11 +205,46 @@ static int fnParseCast(Fn *fn, const char *z, char *err, size_t errLen){
   return NT_OK;
 }
 
-/* Analyse the SQL and map each positional binding to a parameter. */
-static int fnResolve(Room *room, Fn *fn, char *err, size_t errLen){
+/* "-- replica: true|false" on line `line`. */
+static int fnParseReplica(FnParse *ps, Fn *fn, const char *z, int line){
+  char word[16];
+  if( !nextWord(&z, word, sizeof word) || (strcmp(word, "true")!=0 && strcmp(word, "false")!=0) ){
+    return fnRefuse(ps, line, "replica: expected true or false");
+  }
+  fn->replica = strcmp(word, "true")==0;
+  fn->replicaLine = line;
+  return NT_OK;
+}
+
+/* The directives a block may hold, by their prefix. */
+static const struct {
+  const char *prefix;
+  int (*xParse)(FnParse *ps, Fn *fn, const char *rest, int line);
+} fnDirectives[] = {
+  { "-- param:",   fnParseParam },
+  { "-- cast:",    fnParseCast },
+  { "-- replica:", fnParseReplica },
+};
+
+/* The file line of byte `at` of fn->sql, whose first line is the rest of
+** the name line `line` (directive lines are kept as empty lines). */
+static int fnSqlLine(const Fn *fn, int line, size_t at){
+  for(size_t i = 0; i < at && fn->sql[i]; i++) line += fn->sql[i]=='\n';
+  return line;
+}
+
+/* Analyse the SQL and map each positional binding to a parameter. line is
+** the block's name line. */
+static int fnResolve(FnParse *ps, Fn *fn, int line){
+  Room *room = ps->room;
+  int first = fnSqlLine(fn, line, (size_t)(sqlSkipSpace(fn->sql) - fn->sql));
   GuardPlan plan;
-  int rc = guardAnalyse(room, fn->sql, GUARD_TRUSTED, &plan, err, errLen);
-  if( rc ) return rc;
+  int rc = guardAnalyse(room, fn->sql, GUARD_TRUSTED, &plan, ps->err, sizeof ps->err);
+  if( rc ){
+    int off = guardErrorOffset(room, fn->sql, ps->err);
+    ps->line = off >= 0 ? fnSqlLine(fn, line, (size_t)off) : first;
+    return rc;
+  }
   fn->flags = plan.readonly ? NT_M_READ : NT_M_WRITE;
   fn->nSlots = plan.nParam;
   fn->slots = calloc((size_t)(plan.nParam ? plan.nParam : 1), sizeof(int));
@@ -190,8 +253,7 @@ static int fnResolve(Room *room, Fn *fn, char *err, size_t errLen){
   for(int i = 0; rc==NT_OK && i < plan.nParam; i++){
     const char *nm = plan.paramNames[i];
     if( nm==NULL || (nm[0]!=':' && nm[0]!='@' && nm[0]!='$') ){
-      snprintf(err, errLen, "use named parameters (:name), not ?");
-      rc = NT_BAD_REQUEST;
+      rc = fnRefuse(ps, first, "use named parameters (:name), not ?");
       break;
     }
     FnParam *p = fnParamFind(fn, nm + 1);
@@ -202,17 +264,17 @@ static int fnResolve(Room *room, Fn *fn, char *err, size_t errLen){
     int used = 0;
     for(int k = 0; k < fn->nSlots; k++) used |= fn->slots[k]==i;
     if( !used ){
-      snprintf(err, errLen, "param %s is declared but not used", fn->params[i].name);
-      rc = NT_BAD_REQUEST;
+      rc = fnRefuse(ps, fn->params[i].line, "param %s is declared but not used", fn->params[i].name);
     }
   }
   fn->plan = plan;                 /* kept: reads and writes drive reactivity */
-  if( fn->replica && fn->flags!=NT_M_READ ){
-    snprintf(err, errLen, "replica: only a query may read from the replica");
-    return NT_BAD_REQUEST;
+  if( rc==NT_OK && fn->replica && fn->flags!=NT_M_READ ){
+    rc = fnRefuse(ps, fn->replicaLine, "replica: only a query may read from the replica");
   }
   char *positional = NULL;
-  if( rc==NT_OK ) rc = guardPositional(room, fn->sql, &positional, err, errLen);
+  if( rc==NT_OK && (rc = guardPositional(room, fn->sql, &positional, ps->err, sizeof ps->err)) ){
+    ps->line = first;
+  }
   if( rc==NT_OK ){
     free(fn->sql);
     fn->sql = positional;
@@ -220,59 +282,55 @@ static int fnResolve(Room *room, Fn *fn, char *err, size_t errLen){
   return rc;
 }
 
-/* Finish the block [start, end) of file as function fn. */
-static int fnParseBlock(Room *room, Fn *fn, const char *file, int line,
-                        const char *start, const char *end, char *err, size_t errLen){
+/* Finish the block [start, end) of the file, whose name line is `line`, as
+** function fn. */
+static int fnParseBlock(FnParse *ps, Fn *fn, int line, const char *start, const char *end){
   char where[160], kind[16];
   const char *z = start;
-  snprintf(where, sizeof where, "%s:%d", file, line);
+  snprintf(where, sizeof where, "%s:%d", ps->path, line);
   if( (fn->where = ntStrdup(where))==NULL ) return NT_NOMEM;
   /* The first line is "-- name: X :kind". */
   z = strchr(z, ':') + 1;
   char name[NT_MAX_ID_LEN + 1];
   if( !nextWord(&z, name, sizeof name) || !nextWord(&z, kind, sizeof kind)
       || (fn->kind = LOOKUP(fnKinds, kind))==0 ){
-    snprintf(err, errLen, "expected '-- name: <method> :many|:one|:exec'");
-    return NT_BAD_REQUEST;
+    return fnRefuse(ps, line, "expected \"-- name: <method> :many|:one|:exec\"");
   }
   if( (fn->name = ntStrdup(name))==NULL ) return NT_NOMEM;
   while( z < end && *z!='\n' ) z++;
+  /* Directive lines become empty lines of the SQL, so that an offset into
+  ** it still counts the file's lines. */
   Buf sql = {0};
-  while( z < end ){
+  for(int at = line; z < end; at++){
     const char *eol = z;
     while( eol < end && *eol!='\n' ) eol++;
     const char *t = z;
     while( t < eol && (*t==' ' || *t=='\t') ) t++;
-    int rc = NT_OK;
-    char lineBuf[512];
-    size_t n = (size_t)(eol - t);
-    if( n < sizeof lineBuf && strncmp(t, "-- replica:", 11)==0 ){
-      memcpy(lineBuf, t, n);
-      lineBuf[n] = 0;
-      char word[16];
-      const char *z2 = lineBuf + 11;
-      if( !nextWord(&z2, word, sizeof word) || (strcmp(word, "true")!=0 && strcmp(word, "false")!=0) ){
-        snprintf(err, errLen, "replica: expected true or false");
-        rc = NT_BAD_REQUEST;
+    int rc = NT_OK, directive = 0;
+    for(size_t i = 0; i < sizeof fnDirectives / sizeof fnDirectives[0]; i++){
+      size_t np = strlen(fnDirectives[i].prefix);
+      if( (size_t)(eol - t) < np || strncmp(t, fnDirectives[i].prefix, np)!=0 ) continue;
+      char lineBuf[512];
+      size_t n = (size_t)(eol - t);
+      if( n >= sizeof lineBuf ){
+        rc = fnRefuse(ps, at, "line too long for a directive (at most %d characters)", (int)sizeof lineBuf - 1);
       }else{
-        fn->replica = strcmp(word, "true")==0;
+        memcpy(lineBuf, t, n);
+        lineBuf[n] = 0;
+        rc = fnDirectives[i].xParse(ps, fn, lineBuf + np, at);
       }
-    }else if( n < sizeof lineBuf && (strncmp(t, "-- param:", 9)==0 || strncmp(t, "-- cast:", 8)==0) ){
-      memcpy(lineBuf, t, n);
-      lineBuf[n] = 0;
-      rc = t[3]=='p' ? fnParseParam(fn, lineBuf + 9, err, errLen)
-                     : fnParseCast(fn, lineBuf + 8, err, errLen);
-    }else{
-      bufAppend(&sql, z, (size_t)(eol - z));
-      bufAppend(&sql, "\n", 1);
+      directive = 1;
+      break;
     }
+    if( !directive ) bufAppend(&sql, z, (size_t)(eol - z));
+    bufAppend(&sql, "\n", 1);
     if( rc ){ bufFree(&sql); return rc; }
     z = eol < end ? eol + 1 : eol;
   }
   fn->sql = bufFinish(&sql);
   if( fn->sql==NULL ) return NT_NOMEM;
-  if( *sqlSkipSpace(fn->sql)==0 ){ snprintf(err, errLen, "no SQL after the name line"); return NT_BAD_REQUEST; }
-  return fnResolve(room, fn, err, errLen);
+  if( *sqlSkipSpace(fn->sql)==0 ) return fnRefuse(ps, line, "no SQL after the name line");
+  return fnResolve(ps, fn, line);
 }
 
 static int isNameLine(const char *z){
@@ -280,11 +338,11 @@ static int isNameLine(const char *z){
   return strncmp(z, "-- name:", 8)==0;
 }
 
-/* Parse the block [start, end) as a new function of the room; on failure the
-** room stops serving with a message naming file and line. */
-static int fnAddBlock(Room *room, const char *file, int line, const char *start, const char *end){
-  char err[400];
-  err[0] = 0;
+/* Parse the block [start, end), whose name line is `line`, as a new
+** function of the room; on failure the room stops serving with a message
+** naming file and line. */
+static int fnAddBlock(FnParse *ps, int line, const char *start, const char *end){
+  Room *room = ps->room;
   Fns *fns = room->fns;
   Fn *grown = realloc(fns->list, sizeof(Fn) * (size_t)(fns->n + 1));
   if( grown==NULL ) return NT_NOMEM;
@@ -292,17 +350,21 @@ static int fnAddBlock(Room *room, const char *file, int line, const char *start,
   Fn *fn = &grown[fns->n];
   memset(fn, 0, sizeof *fn);
   fns->n++;
-  int rc = fnParseBlock(room, fn, file, line, start, end, err, sizeof err);
+  ps->err[0] = 0;
+  ps->line = line;
+  int rc = fnParseBlock(ps, fn, line, start, end);
   if( rc==NT_OK ){
-    int clash = fnFind(room, fn->name)!=fn || room->xIsMethod(room, fn->name);
-    if( clash ){
-      rc = NT_BAD_REQUEST;
-      snprintf(err, sizeof err, "method %s is defined twice", fn->name);
+    const Fn *first = fnFind(room, fn->name);
+    if( first!=fn ){
+      rc = fnRefuse(ps, line, "method %s is defined twice (first at %s)", fn->name, first->where);
+    }else if( room->xIsMethod(room, fn->name) ){
+      rc = fnRefuse(ps, line, "method %s is defined twice (it is a built-in method)", fn->name);
     }
   }
   if( rc ){
     char msg[600];
-    snprintf(msg, sizeof msg, "%s:%d: %s", file, line, err);
+    if( rc==NT_NOMEM ) snprintf(ps->err, sizeof ps->err, "out of memory");
+    snprintf(msg, sizeof msg, "%s:%d: %s", ps->path, ps->line, ps->err);
     statusFail(room, NT_UNAVAILABLE, "%s", msg);
     ntLog(NT_LOG_ERROR, "functions: %s", msg);
   }
@@ -311,13 +373,14 @@ static int fnAddBlock(Room *room, const char *file, int line, const char *start,
 
 /* Parse one file: every "-- name:" line starts a block that runs to the next
 ** one or to the end of the file; text before the first is ignored. */
-static int fnLoadFile(Room *room, const char *file, const char *text){
+static int fnLoadFile(Room *room, const char *path, const char *text){
+  FnParse ps = { room, path, 0, "" };
   const char *start = NULL;
   int startLine = 0, line = 1;
   for(const char *z = text; ; line++){
     if( *z==0 || isNameLine(z) ){
       if( start ){
-        int rc = fnAddBlock(room, file, startLine, start, z);
+        int rc = fnAddBlock(&ps, startLine, start, z);
         if( rc ) return rc;
       }
       if( *z==0 ) break;
@@ -336,9 +399,11 @@ int fnOpen(Room *room, const cJSON *config){
   const cJSON *f;
   cJSON_ArrayForEach(f, files){
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(f, "file");
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(f, "path");
     const cJSON *sql = cJSON_GetObjectItemCaseSensitive(f, "sql");
     if( !cJSON_IsString(file) || !cJSON_IsString(sql) ) continue;
-    int rc = fnLoadFile(room, file->valuestring, sql->valuestring);
+    int rc = fnLoadFile(room, cJSON_IsString(path) ? path->valuestring : file->valuestring,
+                        sql->valuestring);
     if( rc ) return rc;
   }
   return NT_OK;

@@ -17,7 +17,7 @@
 #include <string.h>
 #include "call.h"
 
-#define RAW_MAX_SQL    10000            /* characters */
+#define RAW_MAX_SQL    NT_MAX_SQL_LEN   /* characters (protocol.def) */
 #define RAW_MAX_ROWS   1000             /* rows executeSQL returns */
 #define RAW_MAX_BYTES  (1u << 20)       /* bytes of rows executeSQL returns */
 #define RAW_FRAME_SLACK 8192            /* room left for columns and the frame */

@@ -161,17 +161,25 @@ int cronJobSchedule(Call *call, cJSON **ppResult){
   return NT_OK;
 }
 
-/* listCronJobs {} -> the caller's jobs */
+/* listCronJobs {all?} -> the caller's jobs; with all: true (ADMIN) every
+** user's, each with its owner as userId. */
 int cronJobList(Call *call, cJSON **ppResult){
-  int rc0 = callOnlyKeys(call, NULL, 0);
+  static const char *const keys[] = { "all" };
+  int rc0 = CALL_ONLY_KEYS(call, keys);
   if( rc0 ) return rc0;
+  const cJSON *all = cJSON_GetObjectItemCaseSensitive(call->payload, "all");
+  if( all && !cJSON_IsBool(all) ) return callFail(call, NT_INVALID_ARGUMENT, "all: expected a boolean");
+  int every = cJSON_IsTrue(all);
+  if( every && !call->caller->isAdmin ){
+    return callFail(call, NT_PERMISSION_DENIED, "listCronJobs with all requires an admin token");
+  }
   SqlResult res;
-  cJSON *args = cronArgs("s", call->caller->userId);
+  cJSON *args = cronArgs("ns", (double)every, call->caller->userId);
   int rc = storeExec(call->room,
     "SELECT id AS cronId, name, schedule, rpc_method AS rpcMethod, payload,"
     " next_run_at AS nextRunAt, last_run_at AS lastRunAt, last_status AS lastStatus,"
-    " last_error AS lastError, runs, created_at AS createdAt"
-    " FROM _cron_jobs WHERE owner_id = ?1 ORDER BY created_at, id",
+    " last_error AS lastError, runs, created_at AS createdAt, owner_id AS userId"
+    " FROM _cron_jobs WHERE ?1 OR owner_id = ?2 ORDER BY created_at, id",
     args, &res, call->err, sizeof call->err);
   cJSON_Delete(args);
   if( rc ) return rc;
@@ -183,6 +191,7 @@ int cronJobList(Call *call, cJSON **ppResult){
     cJSON *p = cJSON_GetObjectItemCaseSensitive(job, "payload");
     cJSON *parsed = cJSON_IsString(p) ? cJSON_Parse(p->valuestring) : NULL;
     if( parsed ) cJSON_ReplaceItemInObjectCaseSensitive(job, "payload", parsed);
+    if( !every ) cJSON_DeleteItemFromObjectCaseSensitive(job, "userId");   /* the caller's own */
   }
   *ppResult = jobs;
   return NT_OK;

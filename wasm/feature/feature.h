@@ -2,8 +2,9 @@
 ** feature.h — the feature layer: what a room offers on top of calls.
 **
 ** Live queries, the memory store's methods (cursors, presence, ephemeral
-** keys), debounced writes, user cron jobs, and replication to the D1 read
-** replica. Each keeps its state behind its own pointer in the Room and
+** keys), debounced writes, user cron jobs, files in object storage, replication to the D1 read
+** replica, the room's entry in the D1 directory of rooms, and the
+** per-second history of its counters. Each keeps its state behind its own pointer in the Room and
 ** reaches the layers below through their headers only.
 */
 #ifndef NT_FEATURE_H
@@ -28,6 +29,26 @@ int liveRestore(Room *room, Conn *conn, const cJSON *attachment);
 void liveAttach(Room *room, Conn *conn, cJSON *attachment);   /* "nextSub", "subs" */
 void liveConnGone(Room *room, Conn *conn);
 void liveStats(Room *room, cJSON *stats);              /* "subscriptions", "liveQueries" */
+int liveListMethod(Call *call, cJSON **ppResult);      /* listSubscriptions {clientId?} */
+
+/* ---- reason.c: why a live query re-ran ---------------------------------- */
+typedef struct LiveReason {
+  int64_t version;                 /* commit that last invalidated it; 0: none yet */
+  char *table;                     /* the table of it the query reads, owned */
+  char *method;                    /* the method whose call wrote, owned; NULL: the room's */
+  char *userId;                    /* the user of that call, owned; NULL: none */
+  double *reruns;                  /* [nReads] runs each table read caused, owned */
+  unsigned char *pending;          /* [nReads] written since the last run, owned */
+} LiveReason;
+int reasonInit(LiveReason *r, int nReads);             /* NT_OK or NT_NOMEM */
+void reasonFree(LiveReason *r);
+/* Commit version touched t: note it, and the method and user whose call
+** wrote (NULL: the room's own), if it wrote any of reads[0..nReads). */
+void reasonNote(LiveReason *r, char *const *reads, int nReads, const Touched *t,
+                int64_t version, const char *method, const char *userId);
+void reasonRan(LiveReason *r, int nReads);             /* a run took in what was pending */
+cJSON *reasonLastJson(const LiveReason *r);            /* {version, table, method, userId} | null */
+cJSON *reasonRerunsJson(const LiveReason *r, char *const *reads, int nReads);  /* [{table, count}] */
 
 /* ---- presence.c: the memory store's methods ----------------------------- */
 int presenceSetCursor(Call *call, cJSON **ppResult);
@@ -63,6 +84,18 @@ int cronJobDelete(Call *call, cJSON **ppResult);
 int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen);     /* task cron.run */
 extern const char cronJobSchema[];        /* the module's table (Module.schema) */
 
+/* ---- files.c: files in object storage ----------------------------------- */
+extern const char filesSchema[];          /* its table, _files */
+int filesOpen(Room *room, const cJSON *config);   /* config "files": {maxBytes, graceMs} */
+void filesFree(Room *room);
+int filesUploadUrl(Call *call, cJSON **ppResult);
+int filesCompleteUpload(Call *call, cJSON **ppResult);
+int filesUploaded(Call *call, cJSON **ppResult);  /* _fileUploaded: the Worker's route */
+int filesDownloadUrl(Call *call, cJSON **ppResult);
+int filesDelete(Call *call, cJSON **ppResult);
+int filesList(Call *call, cJSON **ppResult);
+int filesSweepTask(Room *room, const cJSON *payload, char *err, size_t errLen); /* task files.sweep */
+
 /* ---- sync.c (and syncint.h's files): replication to the D1 read replica --- */
 extern const char syncSchema[];           /* the module's tables (Module.schema) */
 int syncOpen(Room *room, const cJSON *config);     /* "sync": triggers, first copy, first batch */
@@ -81,5 +114,145 @@ int syncForceAllMethod(Call *call, cJSON **ppResult);
 int syncSetD1FailureMethod(Call *call, cJSON **ppResult);
 double syncNextDue(Room *room);           /* the next batch's start, 0 if none is timed */
 void syncOnTimer(Room *room, double nowMs);
+
+/* ---- directory.c: the room's entry in the D1 directory of rooms ---------- */
+int directoryOpen(Room *room, const cJSON *config);    /* "directoryMs"; the first upsert */
+void directoryFree(Room *room);
+void directoryOnCommit(Room *room, const Touched *t);
+void directoryConnAttach(Room *room, Conn *conn, cJSON *attachment);
+void directoryConnGone(Room *room, Conn *conn);
+void directoryDone(Room *room);           /* the end of an export: send when due */
+double directoryNextDue(Room *room);
+void directoryOnTimer(Room *room, double nowMs);
+int directoryListMethod(Call *call, cJSON **ppResult); /* listRooms {limit?, after?, prefix?} */
+extern const char directoryD1Schema[];    /* the D1 table, created by the first upsert */
+
+/* ---- metrics.c: per-second history of the room's counters --------------- */
+int metricsOpen(Room *room, const cJSON *config);
+void metricsFree(Room *room);
+void metricsOnCommit(Room *room, const Touched *t);
+void metricsDone(Room *room);             /* the end of an export: sample the counters */
+void metricsQueryRan(Room *room, double ms);          /* a live query ran for ms */
+int metricsMethod(Call *call, cJSON **ppResult);      /* getMetrics {seconds?} */
+/* ---- outq.c: the queue outbox (rows that must reach a Cloudflare Queue) -- */
+/* One queue, as data: its module's table and the SQL that moves its rows. */
+typedef struct OutQueue {
+  const char *name;                /* "webhook", "embed": the queue the host sends to */
+  const char *table;               /* the system table the triggers write */
+  const char *task;                /* its task in the durable schedule (retries, sweeps) */
+  const char *due;                 /* SELECT id, …: pending rows, and unfinished ones
+                                      older than ?1; ?2 the room, ?3 a limit */
+  cJSON *(*xMessage)(Room *room, const cJSON *row);  /* a due row's message (new), or
+                                      NULL: the row's second column is the message JSON */
+  const char *markSent;            /* UPDATE: ?1 a JSON array of ids the queue took, ?2 now */
+  const char *oldest;              /* SELECT min(updated_at) of the unfinished rows */
+} OutQueue;
+/* Its state, inside its module's state. */
+typedef struct OutState {
+  const OutQueue *q;               /* borrowed, static */
+  double leaseMs;                  /* a sent row with no news this long is sent again */
+  int busy;                        /* a send is in flight */
+  int more;                        /* send again when it completes: rows were left or came */
+  cJSON *inFlight;                 /* the ids of that send, owned */
+  int failures;                    /* sends failed in a row */
+  double kickAt;                   /* the next send (in-memory timer), 0 if none */
+  double taskAt;                   /* the schedule runs the task then, 0 if not */
+  double sent, sendErrors;         /* messages the queue took, and failed sends */
+} OutState;
+void outqInit(OutState *s, const OutQueue *q, double leaseMs);
+void outqOpen(Room *room, OutState *s);      /* send what was never sent; arm the sweep */
+void outqFree(OutState *s);
+void outqCommitted(Room *room, OutState *s, const Touched *t);   /* a write touched the table */
+void outqSoon(Room *room, OutState *s);      /* send within the gather window */
+void outqKick(Room *room, OutState *s);      /* send now */
+double outqNextDue(const OutState *s);
+void outqOnTimer(Room *room, OutState *s, double nowMs);
+int outqTask(Room *room, OutState *s);       /* the queue's scheduled task */
+
+/* ---- webhook.c: webhooks, captured in the write's transaction ----------- */
+extern const char webhookSchema[];        /* the module's tables (Module.schema) */
+int webhookOpen(Room *room, const cJSON *config);
+void webhookFree(Room *room);
+void webhookOnCommit(Room *room, const Touched *t);
+double webhookNextDue(Room *room);
+void webhookOnTimer(Room *room, double nowMs);
+int webhookTask(Room *room, const cJSON *payload, char *err, size_t errLen);   /* task webhook.outbox */
+int webhookRegister(Call *call, cJSON **ppResult);
+int webhookList(Call *call, cJSON **ppResult);
+int webhookDelete(Call *call, cJSON **ppResult);
+int webhookDeliveries(Call *call, cJSON **ppResult);
+int webhookRedeliver(Call *call, cJSON **ppResult);
+int webhookClaim(Call *call, cJSON **ppResult);       /* the consumer: read deliveries */
+int webhookReport(Call *call, cJSON **ppResult);      /* the consumer: an attempt's outcome */
+int webhookDead(Call *call, cJSON **ppResult);        /* the dead-letter consumer */
+/* The URL rules of registration: NT_OK, or NT_INVALID_ARGUMENT with err.
+** allow: hosts exempt from the address rules (and from https), may be NULL.
+** pName (may be NULL) gets the host when it is a name left to resolve, else "". */
+int webhookCheckUrl(const char *url, const cJSON *allow, char *pName, size_t nameLen, char *err, size_t errLen);
+/* Why a resolved address (IPv4 dotted or IPv6 text) may not be reached, or NULL. */
+const char *webhookCheckAddress(const char *addr);
+/* The body of a delivery, as signed and posted (caller frees). row is JSON text. */
+char *webhookBody(const char *id, const char *event, const char *room, const char *table,
+                  const char *row, double version, double atMs);
+/* The delay before attempt+1 after attempt failed: base * 2^(attempt-1), at most capSec. */
+double webhookRetryDelay(int attempt, double baseSec, double capSec);
+
+/* ---- embed.c: embeddings of declared text columns ----------------------- */
+#define EMBED_LOCAL_DIM 256        /* dimensions of the local embedder */
+/* The local embedder: hashed word and character-trigram features of text
+** (n bytes of UTF-8) in EMBED_LOCAL_DIM dimensions, L2-normalised (all zero
+** for text without a word). Deterministic: same text, same vector. */
+void embedLocal(const char *text, size_t n, float out[EMBED_LOCAL_DIM]);
+/* v[0..dim) scaled to unit length in place; 0 when it is all zero. */
+int embedNormalise(float *v, int dim);
+/* The stored form of v: int8 components scaled by the largest |v[i]|, in
+** base64 (caller frees). */
+char *embedEncode(const float *v, int dim);
+/* Decode text (embedEncode's form) into out[0..max): the dimension, or -1. */
+int embedDecode(const char *text, int8_t *out, int max);
+/* 64-bit FNV-1a of the text and the embedder's name, as 16 hex characters. */
+void embedHash(const char *embedder, const char *text, size_t n, char out[17]);
+extern const char embedSchema[];          /* the module's table (Module.schema) */
+int embedOpen(Room *room, const cJSON *config);
+void embedFree(Room *room);
+void embedOnCommit(Room *room, const Touched *t);
+double embedNextDue(Room *room);
+void embedOnTimer(Room *room, double nowMs);
+int embedTask(Room *room, const cJSON *payload, char *err, size_t errLen);       /* task embed.outbox */
+int embedStatusMethod(Call *call, cJSON **ppResult);
+int embedClaim(Call *call, cJSON **ppResult);         /* the consumer: run or hand out jobs */
+int embedStore(Call *call, cJSON **ppResult);         /* the consumer: a model's vectors */
+int embedReport(Call *call, cJSON **ppResult);        /* the consumer: a failed attempt */
+int embedDead(Call *call, cJSON **ppResult);          /* the dead-letter consumer */
+int embedSetFailureMethod(Call *call, cJSON **ppResult);
+/* The declared columns of table, or NULL when it is not embedded. */
+typedef struct EmbedDecl {
+  char *table;                     /* owned */
+  char **cols;                     /* owned */
+  int nCols;
+  char **pk;                       /* the table's primary key columns, owned */
+  int nPk;
+} EmbedDecl;
+const EmbedDecl *embedFind(Room *room, const char *table);
+const char *embedEmbedder(Room *room);                /* "local" or "workers-ai" */
+
+/* ---- search.c: semantic search over the room's vectors ------------------ */
+/* A ranking of n candidates by cosine similarity to a unit query vector. */
+typedef struct Ranked {
+  double score;                    /* cosine similarity */
+  char *key;                       /* the candidate's key, owned */
+} Ranked;
+typedef struct TopK {
+  Ranked *items;                   /* a min-heap on score, [k] */
+  int n, k;
+} TopK;
+int topkInit(TopK *t, int k);
+/* Offer a candidate: kept (key copied) when it is among the k best so far. */
+void topkOffer(TopK *t, double score, const char *key);
+void topkSort(TopK *t);            /* best first */
+void topkFree(TopK *t);
+/* Cosine similarity of a unit float vector and an int8 one, both [dim]. */
+double searchCosine(const float *q, const int8_t *v, int dim);
+int searchMethod(Call *call, cJSON **ppResult);
 
 #endif /* NT_FEATURE_H */

@@ -42,12 +42,13 @@
 ** WebSocket attachment, so they survive hibernation; seq values are reserved
 ** in blocks recorded there, so seq keeps growing across a wake-up.
 */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "feature.h"
 
-#define LIVE_MAX_SUBS      64       /* subscriptions per connection */
+#define LIVE_MAX_SUBS      NT_MAX_SUBS_PER_CONN   /* subscriptions per connection (protocol.def) */
 #define LIVE_RESEND_MS     5000.0   /* ack deadline before a resend */
 #define LIVE_MAX_RESENDS   3        /* resends per update */
 #define LIVE_IDLE_KEEP_MS  60000.0  /* keep an unsubscribed query this long */
@@ -75,6 +76,8 @@ struct LiveQuery {
   double lastRunAt;                /* when a commit's re-run last finished; 0: never */
   double dueAt;                    /* scheduled re-run (a commit touched it); 0: none */
   int ended;                       /* ended for its cost: refuses subscribers */
+  double lastRunMs;                /* work of its last run, ms */
+  LiveReason why;                  /* what made it re-run (reason.c) */
   LiveQuery *next;
 };
 
@@ -93,6 +96,7 @@ struct Sub {
   double pendingSeq;               /* seq of the unacked update, 0 if none */
   double sentAt;                   /* when it went out */
   int resends;                     /* resends of the pending update */
+  double updates;                  /* query_update frames sent for it */
   Sub *next;
 };
 
@@ -111,6 +115,7 @@ static void liveQueryFree(LiveQuery *q){
   cJSON_Delete(q->args);
   for(int i = 0; i < q->nReads; i++) free(q->reads[i]);
   free(q->reads);
+  reasonFree(&q->why);
   free(q);
 }
 
@@ -195,6 +200,9 @@ static int liveRun(Room *room, const Caller *caller, LiveQuery *q, double *pWork
   double ms = rateWorkEnd(room, &work);
   *pWorkMs = ms;
   q->costMs = q->nRuns++ ? (q->costMs + ms) / 2 : ms;
+  q->lastRunMs = ms;
+  reasonRan(&q->why, q->nReads);
+  metricsQueryRan(room, ms);
   if( text==NULL ){ snprintf(err, errLen, "out of memory"); return NT_NOMEM; }
   uint64_t h = liveHash(text) ^ (truncated ? 0x9e3779b97f4a7c15ULL : 0);
   int changed = q->result==NULL || h!=q->hash;
@@ -298,6 +306,7 @@ static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
     q->dirty = 1;
     q->idleSince = host_now_ms();
     rc = liveCopyNames(reads->reads, reads->nReads, &q->reads);
+    if( rc==NT_OK ) rc = reasonInit(&q->why, q->nReads);
   }
   guardPlanFree(&plan);
   if( q==NULL || q->sql==NULL || rc ){
@@ -351,6 +360,7 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   free(text);
   s->pendingSeq = seq;
   s->sentAt = host_now_ms();
+  s->updates++;
   if( !isResend ) s->resends = 0;
   room->stats.updatesSent++;
 }
@@ -500,6 +510,7 @@ void liveOnCommit(Room *room, const Touched *t){
   for(LiveQuery *q = room->live->queries; q; q = q->next){
     if( !liveTouches(q->reads, q->nReads, t->tables, t->nTables) ) continue;
     q->dirty = 1;
+    reasonNote(&q->why, q->reads, q->nReads, t, room->version, room->callMethod, room->callUserId);
     if( q->nSubs==0 || q->ended ) continue;
     double due = liveDueAt(room, q, now, t->deletes);
     if( q->dueAt==0 || due < q->dueAt ) q->dueAt = due;
@@ -683,7 +694,10 @@ void liveAttach(Room *room, Conn *conn, cJSON *attachment){
 int liveRestore(Room *room, Conn *conn, const cJSON *attachment){
   const cJSON *subs = cJSON_GetObjectItemCaseSensitive(attachment, "subs");
   const cJSON *next = cJSON_GetObjectItemCaseSensitive(attachment, "nextSub");
-  if( cJSON_IsNumber(next) ) conn->nextSubId = (uint32_t)next->valuedouble;
+  /* Storage the core does not control: only numbers it could have written. */
+  if( cJSON_IsNumber(next) && next->valuedouble >= 0 && next->valuedouble <= UINT32_MAX ){
+    conn->nextSubId = (uint32_t)next->valuedouble;
+  }
   if( room->live==NULL ) return NT_OK;
   Caller caller;
   connCaller(conn, &caller);
@@ -739,4 +753,57 @@ void liveStats(Room *room, cJSON *stats){
   for(const Conn *c = room->conns; c; c = c->next) subs += c->nSubs;
   cJSON_AddNumberToObject(stats, "subscriptions", subs);
   cJSON_AddNumberToObject(stats, "liveQueries", room->live ? room->live->nQueries : 0);
+}
+
+/* One subscription as listSubscriptions shows it. */
+static cJSON *liveDescribe(const Conn *c, const Sub *s){
+  const LiveQuery *q = s->q;
+  static const char *const spec[] = { "query", "args", "sql" };
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "subscriptionId", s->id);
+  cJSON_AddStringToObject(o, "clientId", c->clientId);
+  cJSON_AddStringToObject(o, "userId", c->userId);
+  for(size_t i = 0; i < sizeof spec / sizeof spec[0]; i++){
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(s->spec, spec[i]);
+    cJSON_AddItemToObject(o, spec[i], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+  }
+  cJSON *reads = cJSON_AddArrayToObject(o, "readSet");
+  for(int i = 0; i < q->nReads; i++){
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "table", q->reads[i]);
+    cJSON_AddNullToObject(r, "columns");         /* reactivity is per table */
+    cJSON_AddItemToArray(reads, r);
+  }
+  cJSON_AddNumberToObject(o, "runs", q->nRuns);
+  cJSON_AddNumberToObject(o, "updatesSent", s->updates);
+  if( q->nRuns ) cJSON_AddNumberToObject(o, "lastRunMs", q->lastRunMs);
+  else cJSON_AddNullToObject(o, "lastRunMs");
+  cJSON_AddItemToObject(o, "lastReason", reasonLastJson(&q->why));
+  cJSON_AddItemToObject(o, "reruns", reasonRerunsJson(&q->why, q->reads, q->nReads));
+  return o;
+}
+
+/* listSubscriptions {clientId?} -> every live subscription of the room, or
+** of one client, oldest connection and subscription first (ADMIN). */
+int liveListMethod(Call *call, cJSON **ppResult){
+  static const char *const keys[] = { "clientId" };
+  int rc = CALL_ONLY_KEYS(call, keys);
+  if( rc ) return rc;
+  const char *client = NULL;
+  if( cJSON_GetObjectItemCaseSensitive(call->payload, "clientId")
+      && (client = callString(call, "clientId", NT_MAX_ID_LEN))==NULL ) return NT_INVALID_ARGUMENT;
+  cJSON *out = cJSON_CreateArray();
+  if( out==NULL ) return callFail(call, NT_NOMEM, "out of memory");
+  /* Both lists hold the newest first: prepending turns them around. */
+  for(const Conn *c = call->room->conns; c; c = c->next){
+    if( client && strcmp(c->clientId, client)!=0 ) continue;
+    cJSON *mine = cJSON_CreateArray();
+    for(const Sub *s = c->subs; s; s = s->next) cJSON_InsertItemInArray(mine, 0, liveDescribe(c, s));
+    while( cJSON_GetArraySize(mine) > 0 ){
+      cJSON_InsertItemInArray(out, 0, cJSON_DetachItemFromArray(mine, cJSON_GetArraySize(mine) - 1));
+    }
+    cJSON_Delete(mine);
+  }
+  *ppResult = out;
+  return NT_OK;
 }

@@ -196,13 +196,14 @@ int presenceRestore(Room *room, Conn *conn, const cJSON *attachment){
   const cJSON *at = cJSON_GetObjectItemCaseSensitive(p, "at");
   if( status==NULL || !cJSON_IsNumber(at) || room->presence==NULL ) return NT_OK;
   double now = host_now_ms();
-  double left = at->valuedouble + KIND_PRESENCE->ttlMs - now;
+  double setAt = at->valuedouble < now ? at->valuedouble : now;   /* never in the future */
+  double left = setAt + KIND_PRESENCE->ttlMs - now;
   if( left <= 0 ) return NT_OK;                       /* it would have expired */
   char *text = cJSON_PrintUnformatted(status);
   if( text==NULL ) return NT_NOMEM;
   free(conn->presence);
   conn->presence = text;
-  conn->presenceAt = at->valuedouble;
+  conn->presenceAt = setAt;
   return memSet(room->presence->mem, KIND_PRESENCE->ns, conn->userId, text, now, left);
 }
 

@@ -16,11 +16,12 @@
 
 #define NT_PENDING            1    /* handler will answer later (async) */
 #define NT_NOCHANGE           2    /* transaction body wrote nothing: roll back, succeed */
-#define NT_MAX_FRAME    (1u << 20) /* largest accepted frame / HTTP body, bytes */
-#define NT_MAX_ID_LEN        128   /* client ids, room names, mutation ids (bytes) */
-#define NT_MAX_USER_ID_LEN   255   /* a token's sub, bytes of UTF-8 (shim/auth.js MAX_SUB) */
-#define NT_MAX_ROLE_LEN       64   /* a token's role, bytes of UTF-8 (shim/auth.js MAX_ROLE) */
-#define NT_RESULT_MAX_ROWS  1000   /* rows one executeSQL answer or live-query result holds */
+/* The protocol's limits (NT_MAX_FRAME, NT_MAX_ID_LEN, …): protocol.def. */
+#define PROTO_ERROR(code, http, what)
+#define PROTO_LIMIT(name, value, what) enum { NT_##name = value };
+#include "protocol.def"
+#undef PROTO_ERROR
+#undef PROTO_LIMIT
 #define NT_MAX_VALUE     2000000   /* DO SQLite's largest string or blob, bytes */
 
 /* ---- alloc.c: log, fresh ids -------------------------------------------- */
@@ -174,6 +175,8 @@ typedef struct Module {
   void (*xConnGone)(Room *room, Conn *conn);      /* a connection closes, before it is freed */
   void (*xIdle)(Room *room);       /* the room's last connection closed */
   void (*xStats)(Room *room, cJSON *stats);       /* add its figures to getStats */
+  void (*xDone)(Room *room);       /* the end of every export (room.c, roomDone), after
+                                      the call's answer went out */
   const ModuleTask *tasks;         /* the schedule's tasks it runs, ending with {NULL}; or NULL */
   const struct ReplicaReader *replica;   /* it answers replica reads (call/functions.c), or NULL */
 } Module;
@@ -189,6 +192,7 @@ typedef struct Stats {
   double replicaReads;             /* queries answered by the D1 replica */
   double replicaFallbacks;         /* replica queries answered locally after D1 failed */
   double updatesSent;              /* query_update frames sent */
+  double browseReads;              /* browseTable calls recorded (room/admin.c) */
 } Stats;
 
 struct Room {
@@ -198,6 +202,10 @@ struct Room {
   ** (room/method.c) when the room is made. */
   int (*xIsMethod)(Room *room, const char *name);   /* a built-in method has this name */
   int (*xCall)(Call *call, const char *name, cJSON **ppResult);  /* run it as any RPC */
+  const char *callMethod;          /* the method the method table is running, or NULL
+                                      (borrowed for the call; room/method.c): an
+                                      on-commit hook reads whose call wrote here */
+  const char *callUserId;          /* who calls it (borrowed likewise) */
   char *name;                      /* room name, owned */
   cJSON *config;                   /* config until nt_room_open, owned */
   int status;                      /* 0 or why the room cannot serve */
@@ -220,8 +228,13 @@ struct Room {
   double alarmAt;                  /* what host_alarm_set was last given */
   int d1Fail;                      /* test hook: make every D1 request fail */
   struct Sync *sync;               /* replication state (sync.c) */
+  struct Webhooks *webhooks;       /* webhooks and their outbox (webhook.c) */
+  struct Embeds *embeds;           /* embedded columns and their jobs (embed.c) */
   struct Debounce *debounce;       /* debounced keys held in memory (debounce.c) */
   struct Presence *presence;       /* the memory store and its events (presence.c) */
+  struct Directory *directory;     /* the room's entry in the D1 directory (directory.c) */
+  struct Metrics *metrics;         /* per-second samples of the counters (metrics.c) */
+  struct Files *files;             /* files' configuration (feature/files.c) */
   struct RateLimits *rate;         /* rate limits and their counters (ratelimit.c) */
   struct SqlLimits *sqlLimits;     /* bounds on client SQL (sqlcost.c) */
   struct CostCounts *costCounts;   /* cached row counts per table (sqlcost.c) */

@@ -11,19 +11,14 @@
 #include <string.h>
 #include "host.h"
 
+/* The error codes, from protocol.def. NT_NOMEM, last, is reported as
+** INTERNAL, and is what errorIndex falls back to for an unknown rc. */
 static const struct { int rc; const char *code; int http; } errorTable[] = {
-  { NT_BAD_REQUEST,       "BAD_REQUEST",       400 },
-  { NT_UNAUTHENTICATED,   "UNAUTHENTICATED",   401 },
-  { NT_PERMISSION_DENIED, "PERMISSION_DENIED", 403 },
-  { NT_NOT_FOUND,         "NOT_FOUND",         404 },
-  { NT_UNKNOWN_METHOD,    "UNKNOWN_METHOD",    404 },
-  { NT_INVALID_ARGUMENT,  "INVALID_ARGUMENT",  400 },
-  { NT_PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", 413 },
-  { NT_SQL_REJECTED,      "SQL_REJECTED",      422 },
-  { NT_CONFLICT,          "CONFLICT",          409 },
-  { NT_RATE_LIMITED,      "RATE_LIMITED",      429 },
-  { NT_UNAVAILABLE,       "UNAVAILABLE",       503 },
-  { NT_INTERNAL,          "INTERNAL",          500 },
+#define PROTO_ERROR(code, http, what) { NT_##code, #code, http },
+#define PROTO_LIMIT(name, value, what)
+#include "protocol.def"
+#undef PROTO_ERROR
+#undef PROTO_LIMIT
   { NT_NOMEM,             "INTERNAL",          500 },
 };
 

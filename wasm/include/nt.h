@@ -59,6 +59,22 @@
 #define NT_ASYNC_D1_QUERY      1   /* req: {"sql":…,"params":[…]}; result: {"rows":[{…}]} */
 #define NT_ASYNC_D1_BATCH      2   /* req: {"statements":[{"sql","params"}]}; all or nothing;
                                       result: {"statements":n} */
+/* Files in object storage (R2), from 16. fileId is 32 lowercase hex; the host
+** names the object from room and fileId. */
+#define NT_ASYNC_FILE_SIGN    16   /* req: {"op":"upload"|"download","room","fileId",
+                                      "contentType","size"?,"maxBytes","expiresAt",
+                                      "expiresInSec"}; result: {"url","method","headers"} */
+#define NT_ASYNC_R2_HEAD      17   /* req: {"room","fileId"}; result: {"exists":bool,
+                                      "size","etag","contentType"} */
+#define NT_ASYNC_R2_DELETE    18   /* req: {"room","fileId"}; result: {} (absent is fine) */
+#define NT_ASYNC_QUEUE_SEND   10   /* req: {"queue":"webhook"|"embed","messages":[{…}]}, at
+                                      most 100; result: {"sent":n} once the queue took them all */
+#define NT_ASYNC_WEBHOOK_PREPARE 11 /* req: {"plain","aad","resolve"?}: AES-GCM under the
+                                      Worker's NT_WEBHOOK_KEY, and the addresses of the host
+                                      name resolve (when the Worker resolves names);
+                                      result: {"sealed","addresses"?:[…]} */
+#define NT_ASYNC_AI_EMBED     12   /* req: {"texts":[…]}: the AI binding's embedding model;
+                                      result: {"vectors":[[…]]} */
 /* Any async request may carry "fail":true: a host running with test hooks
 ** fails it without doing it (the test-only D1 failure switch). */
 

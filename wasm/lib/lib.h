@@ -2,12 +2,13 @@
 ** lib.h — the bottom layer of the core: libraries that know no Room.
 **
 ** Everything here works on plain values and its own structs: a growable
-** buffer and string helpers, five-field cron expressions, and the in-memory
-** store, SQL text split as SQLite's tokenizer splits it. None of it reaches
-** the room's state, so each piece is tested on its own (test/c/test_buf.c,
-** test_cron.c, test_memstore.c, test_sqltok.c) and reused by any layer
-** above. The only outside things it touches are the ABI's return codes and,
-** for the embedded SQLite's VFS (memvfs.c), the host's clock and randomness.
+** buffer and string helpers, five-field cron expressions, the in-memory
+** store, SQL text split as SQLite's tokenizer splits it, and a ring of
+** per-second samples. None of it reaches the room's state, so each piece is
+** tested on its own (test/c/test_buf.c, test_cron.c, test_memstore.c,
+** test_sqltok.c, test_ring.c) and reused by any layer above. The only
+** outside things it touches are the ABI's return codes and, for the embedded
+** SQLite's VFS (memvfs.c), the host's clock and randomness.
 **
 ** The layers, bottom to top, each including only its own header and the
 ** ones below it (scripts/check-layers holds them to that):
@@ -129,5 +130,25 @@ int sqlTokIsOp(const SqlToks *toks, int i, const char *op);
 /* Token i as a name (identifier dequoted, or a string), into out; 0 if it
 ** is neither or does not fit. */
 int sqlTokName(const SqlToks *toks, int i, char *out, size_t n);
+
+/* ---- ring.c: per-second samples in a fixed ring ------------------------ */
+#define RING_MAX_FIELDS 16
+typedef struct SecRing SecRing;
+/* A ring of nSlots seconds of nFields numbers (at most RING_MAX_FIELDS),
+** covering seconds from the one of startMs on; bit f of gauges marks field f
+** as a level that carries forward over seconds nothing was written in
+** (others read 0 there). NULL when out of memory or the sizes are wrong;
+** caller frees with ringFree. */
+SecRing *ringNew(int nSlots, int nFields, uint32_t gauges, double startMs);
+void ringFree(SecRing *r);                    /* NULL is a no-op */
+/* The slot of the second of nowMs (borrowed: nFields numbers), moving the
+** ring on to it first; a time before the newest second reached gives that
+** second's slot. */
+double *ringAt(SecRing *r, double nowMs);
+/* Second sec (ms / 1000, floored) into out[nFields]: 1 when known, 0 when
+** it is before the ring's first second or has fallen out of it. A second
+** after the newest reached reads as idle: counters 0, gauges carried. */
+int ringGet(const SecRing *r, int64_t sec, double *out);
+int ringSlots(const SecRing *r);
 
 #endif /* NT_LIB_H */

@@ -16,6 +16,7 @@
 ** were admitted before the room slept.
 */
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "room.h"
@@ -128,7 +129,9 @@ static int connRestore(Room *room, uint32_t id, const uint8_t *attachment, uint3
   int rc = connAdd(room, id, attachment, len, &c, &doc);
   if( rc ) return rc;
   const cJSON *seq = cJSON_GetObjectItemCaseSensitive(doc, "seq");
-  if( cJSON_IsNumber(seq) ) c->seq = c->seqReserved = seq->valuedouble;
+  /* Storage the core does not control: only a seq it could have written. */
+  if( cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble <= 9007199254740991.0
+      && seq->valuedouble==floor(seq->valuedouble) ) c->seq = c->seqReserved = seq->valuedouble;
   for(int i = 0; rc==NT_OK && i < room->nModules; i++){
     if( room->modules[i].xConnRestore ) rc = room->modules[i].xConnRestore(room, c, doc);
   }

@@ -78,9 +78,14 @@ int methodCall(Call *call, const char *name, cJSON **ppResult){
     /* RATE_LIMITED: call->err and call->retryAfterMs say why and when */
   }else{
     RateWork work;
+    const char *outerMethod = room->callMethod, *outerUser = room->callUserId;
+    room->callMethod = m.name;             /* for the commit hooks: who wrote */
+    room->callUserId = call->caller->userId;
     rateWorkBegin(room, &work);
     rc = m.fn ? fnCall(call, m.fn, ppResult) : m.xCall(call, ppResult);
     rateCharge(call, &m, rateWorkEnd(room, &work));
+    room->callMethod = outerMethod;        /* a cron run calls from inside the alarm */
+    room->callUserId = outerUser;
   }
   if( rc < 0 ) room->stats.rpcErrors++;
   return rc;

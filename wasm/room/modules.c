@@ -14,10 +14,11 @@
 ** database first, then the migrations (which also lay down every row's
 ** schema), the commit counter, row-level security, and the outbox triggers
 ** before the named functions are analysed, so each function's plan lists the
-** outbox among what it writes. Commits and timer ticks reach rows in this
-** order: live queries hear a commit before replication does, and a tick
-** flushes live queries before debounced writes commit. Rows are freed in the
-** reverse order.
+** outbox among what it writes; the directory's first upsert goes out
+** before replication's first batch. Commits and timer ticks reach rows in
+** this order: live queries hear a commit before replication does, and a
+** tick flushes live queries before debounced writes commit. Rows are freed
+** in the reverse order.
 */
 #include "room.h"
 
@@ -32,10 +33,15 @@ static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, s
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
 static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL, NULL } };
+static const ModuleTask filesTasks[] = { { "files.sweep", filesSweepTask }, { NULL, NULL } };
+static const ModuleTask webhookTasks[] = { { "webhook.outbox", webhookTask }, { NULL, NULL } };
+static const ModuleTask embedTasks[] = { { "embed.outbox", embedTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
   { .name = "cost",      .xFree = costClose },
   { .name = "schema",    .xOpen = schemaOpened, .xFree = schemaClose },
+  { .name = "metrics",   .xOpen = metricsOpen, .xFree = metricsFree, .xOnCommit = metricsOnCommit,
+    .xDone = metricsDone },
   { .name = "live",      .xOpen = liveOpen, .xFree = liveFreeAll, .xOnCommit = liveOnCommit,
     .xNextDue = liveNextDue, .xOnTimer = liveOnTimer, .xConnRestore = liveRestore,
     .xConnAttach = liveAttach, .xConnGone = liveConnGone, .xStats = liveStats },
@@ -49,10 +55,22 @@ const Module roomModules[] = {
   { .name = "presence",  .xOpen = presenceOpen, .xFree = presenceFree,
     .xNextDue = presenceNextDue, .xOnTimer = presenceOnTimer, .xConnRestore = presenceRestore,
     .xConnAttach = presenceAttach, .xConnGone = presenceConnGone },
+  { .name = "directory", .xOpen = directoryOpen, .xFree = directoryFree,
+    .xOnCommit = directoryOnCommit, .xNextDue = directoryNextDue, .xOnTimer = directoryOnTimer,
+    .xConnAttach = directoryConnAttach, .xConnGone = directoryConnGone, .xDone = directoryDone },
+  { .name = "admin",     .xConnRestore = adminConnRestore, .xConnAttach = adminConnAttach },
   { .name = "sync",      .schema = syncSchema, .xOpen = syncOpen, .xFree = syncFree, .xOnCommit = syncOnCommit,
     .xNextDue = syncNextDue, .xOnTimer = syncOnTimer, .tasks = syncTasks, .replica = &syncReplica },
+  { .name = "webhook",   .schema = webhookSchema, .xOpen = webhookOpen, .xFree = webhookFree,
+    .xOnCommit = webhookOnCommit, .xNextDue = webhookNextDue, .xOnTimer = webhookOnTimer,
+    .tasks = webhookTasks },
+  { .name = "embed",     .schema = embedSchema, .xOpen = embedOpen, .xFree = embedFree,
+    .xOnCommit = embedOnCommit, .xNextDue = embedNextDue, .xOnTimer = embedOnTimer,
+    .tasks = embedTasks },
   { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
   { .name = "cronjobs",  .schema = cronJobSchema, .tasks = cronTasks },
+  { .name = "files",     .schema = filesSchema, .xOpen = filesOpen, .xFree = filesFree,
+    .tasks = filesTasks },
   { .name = "sched",     .schema = schedSchema, .xOpen = schedOpen, .tasks = schedTasks },
 };
 const int roomModuleCount = (int)(sizeof roomModules / sizeof roomModules[0]);

@@ -16,8 +16,9 @@
 ** The file also owns the one in-memory timer: each module says when it next
 ** needs to run (Module.xNextDue), the host gets one setTimeout for the
 ** earliest, and nt_timer lets every module do what is due. Every export ends
-** in roomDone, which re-arms that timer from what the call left behind, so no
-** module arms it by hand.
+** in roomDone, which tells the modules the call is done (Module.xDone: work
+** that must never delay an answer) and re-arms that timer from what the call
+** left behind, so no module arms it by hand.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +129,11 @@ static void roomTimerSet(Room *room){
 }
 
 int roomDone(Room *room, int rc){
-  if( room ) roomTimerSet(room);
+  if( room==NULL ) return rc;
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xDone ) room->modules[i].xDone(room);
+  }
+  roomTimerSet(room);
   return rc;
 }
 

@@ -27,6 +27,16 @@ int roomOpenState(Room *room, const cJSON *config);
 Conn *connFind(Room *room, uint32_t id);
 void connFreeAll(Room *room);
 
+/* ---- admin.c: the dashboard's questions about the room (ADMIN) ---------- */
+int adminConnections(Call *call, cJSON **ppResult);   /* getConnections {} */
+int adminListTables(Call *call, cJSON **ppResult);    /* listTables {} */
+int adminBrowseTable(Call *call, cJSON **ppResult);   /* browseTable {table, limit?, offset?} */
+int adminRateLimits(Call *call, cJSON **ppResult);    /* getRateLimits {} */
+int adminListSchedule(Call *call, cJSON **ppResult);  /* listSchedule {} */
+/* The module's hooks: each socket's connectedAt, in its attachment. */
+void adminConnAttach(Room *room, Conn *conn, cJSON *attachment);
+int adminConnRestore(Room *room, Conn *conn, const cJSON *attachment);
+
 /* ---- method.c + methods.def: the method table ---------------------------- */
 int methodLookup(Room *room, const char *name, Method *out);
 /* The single door every RPC goes through: look up, authorize, admit, run. */

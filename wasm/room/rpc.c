@@ -194,6 +194,7 @@ static const struct { const char *name; ActionFn xAction; } actions[] = {
 static int rpcMessage(Room *room, uint32_t connId, const uint8_t *data, uint32_t len, int isBinary){
   Conn *conn = connFind(room, connId);
   if( conn==NULL ) return NT_NOT_FOUND;
+  conn->lastFrameAt = host_now_ms();
   Reply reply = { 0, connId, NULL, 0 };
   if( isBinary ){
     replyError(room, &reply, NT_BAD_REQUEST, "binary frames are not supported; send JSON text");

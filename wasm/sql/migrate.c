@@ -1,5 +1,6 @@
 /*
-** migrate.c — the room's schema, applied in order, exactly once.
+** migrate.c — the room's schema, applied in order, exactly once, and never
+** silently rewritten.
 **
 ** The core first makes sure its own system tables exist (_room: the commit
 ** counter and the RLS context; _migrations: what has been applied; and each
@@ -11,7 +12,23 @@
 ** that records it, so a failing migration leaves the room exactly as it was.
 ** The room then refuses to serve (UNAVAILABLE) and says which migration failed
 ** and why, rather than serve a half-migrated schema.
+**
+** A migration runs statement by statement (split where sqlite3_complete
+** says a statement ends), so the runner knows which statement failed. The
+** position inside it is SQLite's error offset, which workerd (and the fake
+** host, like it) appends to the message as " at offset N": it is taken off
+** again, N counting from the start of the statement, and turned into a line
+** of the file. An error without one (a constraint, "no such table") points
+** at the statement's first line.
+**
+** The checksum is FNV-1a (64 bits, 16 hex digits) of the migration's normal
+** form: comments dropped, whitespace outside string literals and quoted
+** names dropped except a single space where two words or two operators would
+** otherwise run together. An applied migration whose checksum no longer
+** matches makes the room refuse to start, naming the file; rows recorded
+** before checksums existed take the current one on first sight.
 */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +53,8 @@ static const char systemSchema[] =
   " name TEXT);"
   "CREATE TABLE IF NOT EXISTS _migrations ("
   " name TEXT PRIMARY KEY,"
-  " applied_at INTEGER NOT NULL);";
+  " applied_at INTEGER NOT NULL,"
+  " checksum TEXT);";                         /* migrateChecksum; NULL: not yet taken */
 
 /* Columns added to system tables after their first form: rooms created
 ** before get them here, new rooms right after the CREATE above. */
@@ -44,10 +62,96 @@ static const struct { const char *table, *column, *decl; } systemColumns[] = {
   { "_room", "rls_admin", "INTEGER NOT NULL DEFAULT 0" },  /* the running write's caller is an admin */
 };
 
+/* ------------------------------------------------------------------------
+** The normal form and the checksum.
+*/
+
+/* Character classes for the normal form: a space survives only between two
+** characters of the same class, WORD or OP. Quotes and parameter prefixes
+** count as WORD so that x'00' and x '00', or 'a' 'b' and 'a''b', stay apart. */
+enum { NC_OTHER = 0, NC_WORD, NC_OP };
+static int migrateClass(unsigned char c){
+  if( c>=0x80 || (c>='a' && c<='z') || (c>='A' && c<='Z') || (c>='0' && c<='9') ) return NC_WORD;
+  if( c && strchr("_$'\"`[]:@?#", c) ) return NC_WORD;
+  if( c && strchr("-+*/<>=!|&%~^", c) ) return NC_OP;
+  return NC_OTHER;
+}
+
+/* Length of the literal or quoted name at z: '…' "…" `…` with the quote
+** doubled to escape it, […] without; an unterminated one runs to the end. */
+static size_t migrateQuoted(const char *z){
+  char close = z[0]=='[' ? ']' : z[0];
+  size_t i = 1;
+  for(;;){
+    if( z[i]==0 ) return i;
+    if( z[i]==close ){
+      if( close!=']' && z[i+1]==close ){ i += 2; continue; }
+      return i + 1;
+    }
+    i++;
+  }
+}
+
+/* Length of the comment or whitespace run at z, 0 if there is none. */
+static size_t migrateBlank(const char *z){
+  const char *p = z;
+  for(;;){
+    if( *p==' ' || *p=='\t' || *p=='\n' || *p=='\r' || *p=='\f' || *p=='\v' ){
+      p++;
+    }else if( p[0]=='-' && p[1]=='-' ){
+      while( *p && *p!='\n' ) p++;
+    }else if( p[0]=='/' && p[1]=='*' ){
+      const char *end = strstr(p + 2, "*/");
+      p = end ? end + 2 : p + strlen(p);
+    }else{
+      return (size_t)(p - z);
+    }
+  }
+}
+
+char *migrateNormalize(const char *sql){
+  Buf b = {0};
+  bufAppend(&b, "", 0);            /* "" for empty input, not NULL */
+  const char *z = sql;
+  while( *z ){
+    size_t blank = migrateBlank(z);
+    if( blank ){
+      z += blank;
+      int before = b.n ? migrateClass((unsigned char)b.p[b.n-1]) : NC_OTHER;
+      if( *z && before!=NC_OTHER && before==migrateClass((unsigned char)*z) ) bufAppend(&b, " ", 1);
+      continue;
+    }
+    size_t n = (*z=='\'' || *z=='"' || *z=='`' || *z=='[') ? migrateQuoted(z) : 1;
+    bufAppend(&b, z, n);
+    z += n;
+  }
+  return bufFinish(&b);
+}
+
+int migrateChecksum(const char *sql, char out[17]){
+  char *norm = migrateNormalize(sql);
+  if( norm==NULL ) return NT_NOMEM;
+  uint64_t h = 0xcbf29ce484222325ull;        /* FNV-1a, 64 bits */
+  for(const unsigned char *p = (const unsigned char*)norm; *p; p++){
+    h ^= *p;
+    h *= 0x100000001b3ull;
+  }
+  free(norm);
+  snprintf(out, 17, "%016llx", (unsigned long long)h);
+  return NT_OK;
+}
+
+/* ------------------------------------------------------------------------
+** Applying.
+*/
+
 /* One migration being applied. */
 typedef struct Step {
-  const char *name;                /* file name, borrowed */
+  const char *name;                /* file name, the key in _migrations; borrowed */
+  const char *path;                /* where it lives, for messages; borrowed */
   const char *sql;                 /* its SQL, borrowed */
+  char checksum[17];               /* migrateChecksum of sql */
+  int line;                        /* 1-based line of the failure, 0 if none */
   char err[512];                   /* why it failed */
 } Step;
 
@@ -79,6 +183,21 @@ static int migrateSystemBody(Room *room, void *arg){
     rc = storeRunFree(room, sql, NULL, step->err, sizeof step->err);
   }
   if( rc ) return rc;
+  /* Rooms created before checksums were recorded lack the column; the
+  ** columns of an empty result say (no pragma: the fake host's in-memory
+  ** database cannot run one inside a transaction). */
+  SqlResult res;
+  rc = storeExec(room, "SELECT * FROM _migrations LIMIT 0", NULL, &res, step->err, sizeof step->err);
+  if( rc ) return rc;
+  int hasChecksum = 0;
+  const cJSON *col;
+  cJSON_ArrayForEach(col, res.columns) hasChecksum |= cJSON_IsString(col) && strcmp(col->valuestring, "checksum")==0;
+  storeResultFree(&res);
+  if( !hasChecksum ){
+    rc = storeRunFree(room, "ALTER TABLE _migrations ADD COLUMN checksum TEXT", NULL,
+                      step->err, sizeof step->err);
+    if( rc ) return rc;
+  }
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
   rc = storeRunFree(room, "INSERT OR IGNORE INTO _room (id, created_at) VALUES (1, ?1)",
@@ -86,79 +205,196 @@ static int migrateSystemBody(Room *room, void *arg){
   return rc;
 }
 
+/* Length of the statement at the start of z: up to and including the ';'
+** where sqlite3_complete says it ends, or the rest of z. Only a ';' outside
+** literals, quoted names and comments is put to sqlite3_complete (a trigger
+** body holds several), so a long string full of them costs nothing extra. */
+static size_t migrateStatementLength(const char *z){
+  Buf b = {0};
+  size_t i = 0, n = strlen(z);
+  while( z[i] ){
+    size_t skip = migrateBlank(z + i);
+    if( skip ){ i += skip; continue; }
+    char c = z[i];
+    if( c=='\'' || c=='"' || c=='`' || c=='[' ){ i += migrateQuoted(z + i); continue; }
+    i++;
+    if( c!=';' ) continue;
+    b.n = 0;
+    bufAppend(&b, z, i);
+    if( b.oom || sqlite3_complete(b.p) ){ n = i; break; }
+  }
+  bufFree(&b);
+  return n;
+}
+
+/* Does the statement hold nothing but blanks, comments and ';'? */
+static int migrateIsEmpty(const char *z){
+  for(z = sqlSkipSpace(z); *z==';'; z = sqlSkipSpace(z + 1)){}
+  return *z==0;
+}
+
+/* The " at offset N" workerd appends to SQLite's message, taken off err;
+** N, or -1 when the message has none. */
+static int migrateHostOffset(char *err){
+  char *at = strstr(err, " at offset ");
+  if( at==NULL ) return -1;
+  const char *digits = at + strlen(" at offset ");
+  char *end = NULL;
+  long n = strtol(digits, &end, 10);
+  if( end==digits || *end ) return -1;
+  *at = 0;
+  return n >= 0 && n < 0x7fffffff ? (int)n : -1;
+}
+
+/* step->line for the statement stmt, at byte `at` of the migration, which
+** the room's SQLite refused with step->err (see the file's header). */
+static void migrateLocate(Step *step, size_t at, const char *stmt){
+  size_t pos = at + (size_t)(sqlSkipSpace(stmt) - stmt);
+  int off = migrateHostOffset(step->err);
+  if( off >= 0 && (size_t)off < strlen(stmt) ) pos = at + (size_t)off;
+  step->line = 1;
+  for(size_t i = 0; i < pos && step->sql[i]; i++) step->line += step->sql[i]=='\n';
+}
+
 static int migrateStepBody(Room *room, void *arg){
   Step *step = arg;
-  char *err = step->err;
-  size_t errLen = sizeof step->err;
   int rc = NT_OK;
-  if( *sqlSkipSpace(step->sql) ){
-    rc = storeRunFree(room, step->sql, NULL, err, errLen);
+  for(const char *z = step->sql; rc==NT_OK && *z; ){
+    size_t n = migrateStatementLength(z);
+    char *stmt = ntStrndup(z, n);
+    if( stmt==NULL ){
+      snprintf(step->err, sizeof step->err, "out of memory");
+      return NT_NOMEM;
+    }
+    if( !migrateIsEmpty(stmt) ){
+      rc = storeRunFree(room, stmt, NULL, step->err, sizeof step->err);
+      if( rc ) migrateLocate(step, (size_t)(z - step->sql), stmt);
+    }
+    free(stmt);
+    z += n;
   }
   if( rc==NT_OK ){
     cJSON *args = cJSON_CreateArray();
     cJSON_AddItemToArray(args, cJSON_CreateString(step->name));
     cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
-    rc = storeRunFree(room, "INSERT INTO _migrations (name, applied_at) VALUES (?1, ?2)",
-                      args, err, errLen);
+    cJSON_AddItemToArray(args, cJSON_CreateString(step->checksum));
+    rc = storeRunFree(room, "INSERT INTO _migrations (name, applied_at, checksum) VALUES (?1, ?2, ?3)",
+                      args, step->err, sizeof step->err);
   }
   return rc;
 }
 
 /* Mark the room unable to serve, with a message saying why. */
-static int migrateFail(Room *room, int rc, const char *fmt, const char *a, const char *b){
+static int migrateFail(Room *room, int rc, const char *fmt, ...){
   char msg[768];
-  snprintf(msg, sizeof msg, fmt, a, b);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
   statusFail(room, NT_UNAVAILABLE, "%s", msg);
   ntLog(NT_LOG_ERROR, "%s", msg);
   return rc ? rc : NT_UNAVAILABLE;
 }
 
-/* Is name already recorded in the applied set (rows of one column)? */
-static int migrateApplied(const SqlResult *applied, const char *name){
+/* The row of _migrations (name, checksum) recorded for name, or NULL. */
+static const cJSON *migrateApplied(const SqlResult *applied, const char *name){
   const cJSON *row;
   cJSON_ArrayForEach(row, applied->rows){
     const cJSON *v = cJSON_GetArrayItem(row, 0);
-    if( cJSON_IsString(v) && strcmp(v->valuestring, name)==0 ) return 1;
+    if( cJSON_IsString(v) && strcmp(v->valuestring, name)==0 ) return row;
   }
-  return 0;
+  return NULL;
+}
+
+/* Fill step from one entry of the bundle; 0, or the room refused. */
+static int migrateEntry(Room *room, const cJSON *m, const char *previous, Step *step){
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
+  const cJSON *path = cJSON_GetObjectItemCaseSensitive(m, "path");
+  const cJSON *sql = cJSON_GetObjectItemCaseSensitive(m, "sql");
+  memset(step, 0, sizeof *step);
+  if( !cJSON_IsString(name) || !cJSON_IsString(sql) ){
+    return migrateFail(room, NT_BAD_REQUEST, "migration entry without name or sql");
+  }
+  step->name = name->valuestring;
+  step->path = cJSON_IsString(path) ? path->valuestring : name->valuestring;
+  step->sql = sql->valuestring;
+  if( strcmp(step->name, previous) <= 0 ){
+    return migrateFail(room, NT_BAD_REQUEST, "migration %s is out of order (after %s)",
+                       step->name, previous);
+  }
+  if( migrateChecksum(step->sql, step->checksum) ){
+    return migrateFail(room, NT_NOMEM, "out of memory");
+  }
+  return NT_OK;
+}
+
+/* Give the applied migrations recorded without a checksum the one of their
+** file as it is now: the JSON object arg maps name to checksum. */
+static int migrateAdoptBody(Room *room, void *arg){
+  const char *json = arg;
+  char err[256];
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(json));
+  int rc = storeRunFree(room,
+    "UPDATE _migrations SET checksum = (SELECT value FROM json_each(?1) WHERE key = _migrations.name)"
+    " WHERE checksum IS NULL", args, err, sizeof err);
+  if( rc ) ntLog(NT_LOG_ERROR, "recording migration checksums failed: %s", err);
+  return rc;
 }
 
 int migrateOpen(Room *room, const cJSON *config){
   const cJSON *migrations = cJSON_GetObjectItemCaseSensitive(config, "migrations");
   Step step = {0};
   int rc = storeTxn(room, migrateSystemBody, &step);
-  if( rc ) return migrateFail(room, rc, "system schema failed: %s%s", step.err, "");
+  if( rc ) return migrateFail(room, rc, "system schema failed: %s", step.err);
 
   SqlResult applied;
-  rc = storeExec(room, "SELECT name FROM _migrations", NULL, &applied, step.err, sizeof step.err);
-  if( rc ) return migrateFail(room, rc, "reading _migrations failed: %s%s", step.err, "");
+  rc = storeExec(room, "SELECT name, checksum FROM _migrations", NULL, &applied,
+                 step.err, sizeof step.err);
+  if( rc ) return migrateFail(room, rc, "reading _migrations failed: %s", step.err);
 
+  /* First every entry is checked, and every applied one against its record:
+  ** nothing runs unless the history is intact. */
+  cJSON *adopt = cJSON_CreateObject();
   const char *previous = "";
   const cJSON *m;
+  if( adopt==NULL ) rc = migrateFail(room, NT_NOMEM, "out of memory");
   cJSON_ArrayForEach(m, migrations){
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
-    const cJSON *sql = cJSON_GetObjectItemCaseSensitive(m, "sql");
-    if( !cJSON_IsString(name) || !cJSON_IsString(sql) ){
-      rc = migrateFail(room, NT_BAD_REQUEST, "migration entry without name or sql%s%s", "", "");
-      break;
+    if( rc ) break;
+    if( (rc = migrateEntry(room, m, previous, &step)) ) break;
+    previous = step.name;
+    const cJSON *row = migrateApplied(&applied, step.name);
+    const cJSON *sum = row ? cJSON_GetArrayItem(row, 1) : NULL;
+    if( row && !cJSON_IsString(sum) ){
+      cJSON_AddStringToObject(adopt, step.name, step.checksum);
+    }else if( row && strcmp(sum->valuestring, step.checksum)!=0 ){
+      rc = migrateFail(room, NT_UNAVAILABLE,
+        "%s: changed after it was applied (checksum %s, applied as %s); "
+        "restore it and put the change in a new migration", step.path, step.checksum, sum->valuestring);
     }
-    if( strcmp(name->valuestring, previous) <= 0 ){
-      rc = migrateFail(room, NT_BAD_REQUEST, "migration %s is out of order (after %s)",
-                       name->valuestring, previous);
-      break;
-    }
-    previous = name->valuestring;
-    if( migrateApplied(&applied, name->valuestring) ) continue;
-    memset(&step, 0, sizeof step);
-    step.name = name->valuestring;
-    step.sql = sql->valuestring;
+  }
+  if( rc==NT_OK && adopt->child ){
+    char *json = cJSON_PrintUnformatted(adopt);
+    rc = json ? storeTxn(room, migrateAdoptBody, json) : NT_NOMEM;
+    cJSON_free(json);
+    if( rc ) rc = migrateFail(room, rc, "recording migration checksums failed");
+  }
+  cJSON_Delete(adopt);
+
+  /* Then the ones not applied yet run, in order. */
+  cJSON_ArrayForEach(m, migrations){
+    if( rc ) break;
+    if( (rc = migrateEntry(room, m, "", &step)) ) break;
+    if( migrateApplied(&applied, step.name) ) continue;
     Write w = { NULL, 1, migrateStepBody, &step, { NULL, 0, 0 }, step.err, sizeof step.err };
     rc = storeWrite(room, &w);
-    if( rc ){
-      rc = migrateFail(room, rc, "migration %s failed: %s", step.name, step.err);
-      break;
+    if( rc && step.line ){
+      rc = migrateFail(room, rc, "%s:%d: %s", step.path, step.line, step.err);
+    }else if( rc ){
+      rc = migrateFail(room, rc, "%s: %s", step.path, step.err);
+    }else{
+      ntLog(NT_LOG_INFO, "applied migration %s", step.name);
     }
-    ntLog(NT_LOG_INFO, "applied migration %s", step.name);
   }
   storeResultFree(&applied);
   return rc;

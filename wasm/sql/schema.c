@@ -35,6 +35,14 @@ static int schemaNamesAdd(char ***pNames, int *pn, const char *s){
   return NT_OK;
 }
 
+/* The Durable Object's SQLite limits that a statement meets when it is
+** prepared, so that what the guard prepares is what the room can. */
+static const struct { int id; int value; } schemaLimits[] = {
+  { SQLITE_LIMIT_VARIABLE_NUMBER, 100 },   /* bound parameters */
+  { SQLITE_LIMIT_COLUMN, 100 },            /* columns of a table or a result */
+  { SQLITE_LIMIT_FUNCTION_ARG, 32 },       /* arguments of one function call */
+};
+
 int schemaOpen(Room *room){
   if( room->guardDb ) return NT_OK;
   int rc = sqlite3_open_v2(":memory:", &room->guardDb,
@@ -47,6 +55,9 @@ int schemaOpen(Room *room){
   sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
   sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_STMT_SCANSTATUS, 1, NULL);   /* plans, sqlcost.c */
   sqlite3_limit(room->guardDb, SQLITE_LIMIT_LENGTH, NT_MAX_VALUE);             /* constants, sqlcost.c */
+  for(size_t i = 0; i < sizeof schemaLimits / sizeof schemaLimits[0]; i++){
+    sqlite3_limit(room->guardDb, schemaLimits[i].id, schemaLimits[i].value);
+  }
   return NT_OK;
 }
 

@@ -85,6 +85,10 @@ char *costCapRows(Room *room, const char *sql, const cJSON *args, int maxRows,
                   char *err, size_t errLen);
 void costFree(Room *room);         /* forget cached row counts */
 void costClose(Room *room);        /* free the limits and the counts (the room goes) */
+/* Where SQLite's parser puts the error in sql (one statement): its byte
+** offset when preparing sql on the mirror fails with exactly the message msg,
+** else -1. */
+int guardErrorOffset(Room *room, const char *sql, const char *msg);
 
 /* ---- rls.c: row-level security ----------------------------------------- */
 /* The module's hooks: install the views and triggers of every table with an
@@ -104,5 +108,11 @@ const char *sqlSkipSpace(const char *z);   /* skips blanks and comments */
 /* The module's open: the system tables (its own and every module's
 ** Module.schema), then the app's migrations from config "migrations". */
 int migrateOpen(Room *room, const cJSON *config);
+/* sql without comments, and without whitespace outside literals and quoted
+** names except one space where two words or two operators meet; caller
+** frees; NULL when out of memory. */
+char *migrateNormalize(const char *sql);
+/* FNV-1a (64 bits) of migrateNormalize(sql), as 16 lowercase hex digits. */
+int migrateChecksum(const char *sql, char out[17]);
 
 #endif /* NT_SQL_H */

@@ -477,3 +477,15 @@ int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t 
   *pOut = out;
   return NT_OK;
 }
+
+int guardErrorOffset(Room *room, const char *sql, const char *msg){
+  sqlite3_stmt *st = NULL;
+  int off = -1;
+  if( room->guardDb==NULL && schemaOpen(room) ) return -1;
+  if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, NULL)!=SQLITE_OK
+      && strcmp(sqlite3_errmsg(room->guardDb), msg)==0 ){
+    off = sqlite3_error_offset(room->guardDb);
+  }
+  sqlite3_finalize(st);
+  return off;
+}

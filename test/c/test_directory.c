@@ -1,0 +1,264 @@
+/*
+** test_directory.c — the room's entry in the D1 directory of rooms
+** (wasm/feature/directory.c): the first upsert as the room opens creates
+** the table, later activity is coalesced into at most one upsert per
+** interval and never two at a time, a failure is retried after a backoff,
+** and listRooms reads the directory for admins, page by page.
+*/
+#include "testadmin.h"
+
+#define INTERVAL 10000.0           /* the directory's default, ms */
+
+/* How many upserts of the directory the core has started. */
+static int upserts(void){
+  int n = 0;
+  for(int i = 0; i < fakehostAsyncCount(); i++) n += strstr(fakehostAsync(i)->req, "INSERT INTO _rooms")!=NULL;
+  return n;
+}
+
+/* The newest upsert, or NULL. */
+static const FakeAsync *lastUpsert(void){
+  for(int i = fakehostAsyncCount() - 1; i >= 0; i--){
+    if( strstr(fakehostAsync(i)->req, "INSERT INTO _rooms") ) return fakehostAsync(i);
+  }
+  return NULL;
+}
+
+/* The parameters of the newest upsert: [room, lastActiveAt, version, connections]. */
+static cJSON *lastParams(void){
+  const FakeAsync *a = lastUpsert();
+  cJSON *req = a ? cJSON_Parse(a->req) : NULL;
+  cJSON *stmts = cJSON_GetObjectItemCaseSensitive(req, "statements");
+  cJSON *last = cJSON_GetArrayItem(stmts, cJSON_GetArraySize(stmts) - 1);
+  cJSON *params = cJSON_DetachItemFromObjectCaseSensitive(last, "params");
+  cJSON_Delete(req);
+  return params;
+}
+
+/* Fire the timer while it is due at or before t, with the clock at t. */
+static void runUntil(double t){
+  while( fakehostTimerAt() > 0 && fakehostTimerAt() <= t ) fakehostFireTimer();
+  if( fakehostNow() < t ) fakehostSetNow(t);
+}
+
+TEST(a_room_should_register_itself_as_it_opens_and_create_the_table){
+  REQUIRE(testAppOpen() != NULL);
+  CHECK_EQ_INT(upserts(), 1);
+  const FakeAsync *a = lastUpsert();
+  CHECK_EQ_INT(a->kind, NT_ASYNC_D1_BATCH);
+  CHECK_STR_CONTAINS(a->req, "CREATE TABLE IF NOT EXISTS _rooms");
+  CHECK_STR_CONTAINS(a->req, "WHERE excluded.last_active_at >= _rooms.last_active_at");
+  cJSON *p = lastParams();
+  CHECK_STR_EQ(testString(p, "0"), "test-room");
+  CHECK(testNumber(p, "1")==FAKEHOST_EPOCH_MS);      /* the wake is activity */
+  CHECK_EQ_INT(testNumber(p, "3"), 0);               /* nobody connected yet */
+  cJSON_Delete(p);
+  fakehostRoomFree();
+}
+
+TEST(a_room_without_a_name_should_never_register){
+  REQUIRE(testAppOpenWith("", NULL) != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  runUntil(fakehostNow() + 5 * INTERVAL);
+  CHECK_EQ_INT(upserts(), 0);
+  fakehostRoomFree();
+}
+
+TEST(directory_ms_zero_should_turn_the_directory_off){
+  REQUIRE(testAppOpenWith("quiet", "{\"directoryMs\":0}") != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  runUntil(fakehostNow() + 5 * INTERVAL);
+  CHECK_EQ_INT(upserts(), 0);
+  fakehostRoomFree();
+}
+
+#define SETTLE 1000.0             /* the wait of the upsert after the wake's */
+
+TEST(the_socket_that_woke_the_room_should_be_recorded_a_second_later){
+  REQUIRE(testAppOpen() != NULL);
+  fakehostAsyncDone(lastUpsert()->asyncId, 0, "{\"statements\":2}");
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE - 1);
+  CHECK_EQ_INT(upserts(), 1);
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE);
+  REQUIRE(upserts()==2);
+  CHECK_STR_LACKS(lastUpsert()->req, "CREATE TABLE");   /* D1 confirmed it */
+  cJSON *p = lastParams();
+  CHECK_EQ_INT(testNumber(p, "3"), 1);
+  cJSON_Delete(p);
+  fakehostRoomFree();
+}
+
+TEST(later_activity_should_be_coalesced_into_at_most_one_upsert_per_interval){
+  REQUIRE(testAppOpen() != NULL);
+  fakehostAsyncDone(lastUpsert()->asyncId, 0, "{\"statements\":2}");
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE);
+  REQUIRE(upserts()==2);
+  double second = fakehostNow();
+  fakehostAsyncDone(lastUpsert()->asyncId, 0, "{\"statements\":1}");
+  char got[64];
+  for(int i = 0; i < 3; i++){
+    fakehostAdvance(100);
+    CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"t\"}", got, sizeof got), "");
+  }
+  double lastWrite = fakehostNow();
+  CHECK_EQ_INT(upserts(), 2);                        /* none of the writes waited for D1 */
+  runUntil(second + INTERVAL - 1);
+  CHECK_EQ_INT(upserts(), 2);                        /* not before the interval */
+  runUntil(second + INTERVAL);
+  REQUIRE(upserts()==3);
+  cJSON *p = lastParams();
+  CHECK(testNumber(p, "1")==lastWrite);              /* the last activity */
+  CHECK_EQ_INT(testNumber(p, "2"), fakehostRoom()->version);
+  CHECK_EQ_INT(testNumber(p, "3"), 1);
+  cJSON_Delete(p);
+  fakehostAsyncDone(lastUpsert()->asyncId, 0, "{\"statements\":1}");
+  runUntil(fakehostNow() + 5 * INTERVAL);
+  CHECK_EQ_INT(upserts(), 3);                        /* nothing new happened */
+  fakehostRoomFree();
+}
+
+TEST(an_upsert_in_flight_should_hold_the_next_back_until_it_is_answered){
+  REQUIRE(testAppOpen() != NULL);
+  const FakeAsync *first = lastUpsert();
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  runUntil(fakehostNow() + 3 * INTERVAL);
+  CHECK_EQ_INT(upserts(), 1);                        /* one at a time */
+  fakehostAsyncDone(first->asyncId, 0, "{\"statements\":2}");
+  CHECK_EQ_INT(upserts(), 2);                        /* the interval is over: at once */
+  cJSON *p = lastParams();
+  CHECK_EQ_INT(testNumber(p, "3"), 1);
+  cJSON_Delete(p);
+  fakehostRoomFree();
+}
+
+TEST(a_closing_socket_should_be_recorded_with_the_connections_left){
+  REQUIRE(testAppOpen() != NULL);
+  fakehostAsyncDone(lastUpsert()->asyncId, 0, "{}");
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
+  runUntil(FAKEHOST_EPOCH_MS + INTERVAL);
+  REQUIRE(upserts()==2);
+  fakehostAsyncDone(lastUpsert()->asyncId, 0, "{}");
+  fakehostAdvance(1000);
+  fakehostConnClose(2);
+  runUntil(FAKEHOST_EPOCH_MS + 2 * INTERVAL);
+  REQUIRE(upserts()==3);
+  cJSON *p = lastParams();
+  CHECK_EQ_INT(testNumber(p, "3"), 1);
+  CHECK(testNumber(p, "1")==FAKEHOST_EPOCH_MS + INTERVAL + 1000);
+  cJSON_Delete(p);
+  fakehostRoomFree();
+}
+
+TEST(a_failed_upsert_should_be_tried_again_after_a_backoff){
+  REQUIRE(testAppOpen() != NULL);
+  int warnings = fakehostLogCount(NT_LOG_WARN);
+  fakehostAsyncDone(lastUpsert()->asyncId, NT_INTERNAL, "{\"message\":\"no D1 binding DB\"}");
+  CHECK_EQ_INT(fakehostLogCount(NT_LOG_WARN), warnings + 1);
+  CHECK_STR_CONTAINS(fakehostLastLog(), "no D1 binding DB");
+  runUntil(FAKEHOST_EPOCH_MS + INTERVAL - 1);
+  CHECK_EQ_INT(upserts(), 1);
+  runUntil(FAKEHOST_EPOCH_MS + INTERVAL);
+  REQUIRE(upserts()==2);                             /* the open, once more */
+  CHECK_STR_CONTAINS(lastUpsert()->req, "CREATE TABLE IF NOT EXISTS _rooms");
+  cJSON *p = lastParams();
+  CHECK(testNumber(p, "1")==FAKEHOST_EPOCH_MS);
+  cJSON_Delete(p);
+  /* A second failure in a row doubles the wait, and is not logged again. */
+  fakehostAsyncDone(lastUpsert()->asyncId, NT_INTERNAL, "{\"message\":\"still down\"}");
+  CHECK_EQ_INT(fakehostLogCount(NT_LOG_WARN), warnings + 1);
+  runUntil(fakehostNow() + 2 * INTERVAL - 1);
+  CHECK_EQ_INT(upserts(), 2);
+  runUntil(fakehostNow() + 1);
+  CHECK_EQ_INT(upserts(), 3);
+  fakehostRoomFree();
+}
+
+/* ---- listRooms ------------------------------------------------------------- */
+
+/* The newest D1 query (listRooms'), or NULL. */
+static const FakeAsync *lastQuery(void){
+  const FakeAsync *a = fakehostAsync(-1);
+  return a && a->kind==NT_ASYNC_D1_QUERY && !a->done ? a : NULL;
+}
+
+static const char threeRooms[] =
+  "{\"rows\":["
+  "{\"room\":\"team:a\",\"createdAt\":1,\"lastActiveAt\":5,\"version\":3,\"connections\":2},"
+  "{\"room\":\"team:b\",\"createdAt\":2,\"lastActiveAt\":6,\"version\":0,\"connections\":0},"
+  "{\"room\":\"team:c\",\"createdAt\":3,\"lastActiveAt\":7,\"version\":9,\"connections\":1}]}";
+
+/* Ask listRooms over HTTP as the admin; returns the request's id. */
+static uint32_t askListRooms(const char *payload){
+  static uint32_t req = 5000;
+  char body[512];
+  snprintf(body, sizeof body, "{\"method\":\"listRooms\",\"payload\":%s}", payload);
+  fakehostHttpRpc(++req, ADMIN, body);
+  return req;
+}
+
+/* Ask, let D1 answer with rc and json, and return the HTTP body. */
+static const char *listRoomsAnswered(const char *payload, int rc, const char *json){
+  uint32_t id = askListRooms(payload);
+  const FakeAsync *q = lastQuery();
+  if( q ) fakehostAsyncDone(q->asyncId, rc, json);
+  return fakehostResponse(id) ? fakehostResponse(id)->body : "";
+}
+
+TEST(list_rooms_should_read_the_directory_by_name_one_page_at_a_time){
+  REQUIRE(testAppOpen() != NULL);
+  uint32_t id = askListRooms("{\"limit\":2,\"after\":\"team:\",\"prefix\":\"team:\"}");
+  CHECK(fakehostResponse(id)==NULL);                 /* waiting for D1 */
+  const FakeAsync *q = lastQuery();
+  REQUIRE(q != NULL);
+  CHECK_STR_CONTAINS(q->req, "FROM _rooms WHERE room > ?1 AND substr(room, 1, length(?2)) = ?2 ORDER BY room LIMIT ?3");
+  CHECK_STR_CONTAINS(q->req, "\"params\":[\"team:\",\"team:\",3]");   /* one more than asked */
+  fakehostAsyncDone(q->asyncId, 0, threeRooms);
+  REQUIRE(fakehostResponse(id) != NULL);
+  cJSON *doc = cJSON_Parse(fakehostResponse(id)->body);
+  CHECK_EQ_INT(cJSON_GetArraySize(testAt(doc, "result.rooms")), 2);
+  CHECK_STR_EQ(testString(doc, "result.rooms.0.room"), "team:a");
+  CHECK_EQ_INT(testNumber(doc, "result.rooms.0.connections"), 2);
+  CHECK_EQ_INT(testNumber(doc, "result.rooms.1.lastActiveAt"), 6);
+  CHECK_STR_EQ(testString(doc, "result.next"), "team:b");   /* the after of the next page */
+  cJSON_Delete(doc);
+  fakehostRoomFree();
+}
+
+TEST(list_rooms_should_answer_the_last_page_with_next_null_and_an_empty_directory_with_none){
+  REQUIRE(testAppOpen() != NULL);
+  CHECK_STR_CONTAINS(listRoomsAnswered("{}", 0, threeRooms), "\"next\":null");
+  CHECK_STR_CONTAINS(listRoomsAnswered("{}", 0, threeRooms), "\"room\":\"team:c\"");
+  /* before any room registered, D1 has no table: nothing to list */
+  CHECK_STR_EQ(listRoomsAnswered("{}", NT_INTERNAL, "{\"message\":\"D1_ERROR: no such table: _rooms: SQLITE_ERROR\"}"),
+               "{\"result\":{\"next\":null,\"rooms\":[]}}");
+  const char *down = listRoomsAnswered("{}", NT_INTERNAL, "{\"message\":\"network lost\"}");
+  CHECK_STR_CONTAINS(down, "UNAVAILABLE");
+  CHECK_STR_CONTAINS(down, "network lost");
+  fakehostRoomFree();
+}
+
+TEST(list_rooms_should_refuse_bad_arguments_and_anyone_but_an_admin){
+  REQUIRE(testAppOpen() != NULL);
+  static const struct { const char *who, *payload, *code; } cases[] = {
+    { ALICE, "{}",                    "PERMISSION_DENIED" },
+    { ADMIN, "{\"limit\":0}",         "INVALID_ARGUMENT" },
+    { ADMIN, "{\"limit\":1001}",      "INVALID_ARGUMENT" },
+    { ADMIN, "{\"limit\":1.5}",       "INVALID_ARGUMENT" },
+    { ADMIN, "{\"limit\":\"10\"}",    "INVALID_ARGUMENT" },
+    { ADMIN, "{\"after\":5}",         "INVALID_ARGUMENT" },
+    { ADMIN, "{\"prefix\":[]}",       "INVALID_ARGUMENT" },
+    { ADMIN, "{\"cursor\":\"x\"}",    "INVALID_ARGUMENT" },
+  };
+  int asyncs = fakehostAsyncCount();
+  for(size_t i = 0; i < sizeof cases / sizeof cases[0]; i++){
+    char code[64];
+    CHECK_STR_EQ(testCallCode(cases[i].who, "listRooms", cases[i].payload, code, sizeof code), cases[i].code);
+  }
+  CHECK_EQ_INT(fakehostAsyncCount(), asyncs);        /* none of them reached D1 */
+  fakehostRoomFree();
+}
+
+TEST_MAIN(fakehostReset)
