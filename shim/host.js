@@ -599,9 +599,12 @@ async function d1Query(env, { sql, params = [], session }) {
   const db = d1Session(env, session);
   const { results } = await db.prepare(sql).bind(...d1Bindings(params)).all();
   const rows = (results ?? []).map((r) =>           /* blobs as base64, as for DO SQL */
-    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, cellValue(v)])));
+    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, d1Cell(v)])));
   return { rows, bookmark: d1Bookmark(db) };
 }
+
+/* D1 gives a BLOB as an array of byte values (no other value is an array). */
+const d1Cell = (v) => (Array.isArray(v) ? cellValue(Uint8Array.from(v)) : cellValue(v));
 
 /* NT_ASYNC_D1_BATCH: {"statements":[{"sql","params"}],"session"?} run as one
 ** D1 batch (one implicit transaction: all or nothing) → {"statements","bookmark"}. */

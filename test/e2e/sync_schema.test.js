@@ -20,7 +20,7 @@
 */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, Server, uniqueRoom, sleep } from './harness.js';
@@ -62,6 +62,10 @@ DELETE FROM gadgets WHERE id = :id RETURNING 1 AS deleted;
 -- name: listGadgets :many
 SELECT id, name, owner_id, created_at FROM gadgets ORDER BY created_at, id;
 
+-- name: listGadgetsFromReplica :many
+-- replica: true
+SELECT id, name, photo, owner_id FROM gadgets ORDER BY name, id;
+
 -- name: logEvent :exec
 -- param: kind text
 INSERT INTO events (kind, at) VALUES (:kind, :now);
@@ -98,6 +102,7 @@ function makeProject() {
   writeFileSync(join(migrations, '0900_gadgets.sql'), MIGRATION);
   writeFileSync(join(functions, 'gadgets.sql'), FUNCTIONS);
   cpSync(join(REPO, 'shim'), join(work, 'shim'), { recursive: true });
+  symlinkSync(realpathSync(join(REPO, 'node_modules')), join(work, 'node_modules'));   /* the shim's npm imports */
   mkdirSync(join(work, 'build', 'public'), { recursive: true });     /* [assets]: none needed here */
   cpSync(join(REPO, 'build', 'core.wasm'), join(work, 'build', 'core.wasm'));
   const env = { NT_MIGRATIONS_DIR: migrations, NT_FUNCTIONS_DIR: functions, NT_BUNDLE_OUT: join(work, 'build', 'bundle.js') };
@@ -261,6 +266,33 @@ test('a write is read back from the reader with the bookmark getSyncStatus gives
   assert.equal(got.status, 200, got.text);
   assert.ok(got.body.gadgets.some((r) => r.id === g.id), short(got.body));
   assert.equal(typeof got.body.bookmark, 'string');
+});
+
+test('a query marked replica: true and executeSQL {replica: true} read the new table from D1 once it is current', async () => {
+  const room = uniqueRoom('schema-replica-read');
+  const alice = await open(room, 'alice');
+  const bob = await open(room, 'bob');
+  await alice.c.call('addGadget', { name: 'lamp', photo: '0001feff' });
+  await bob.c.call('addGadget', { name: 'bob only' });
+  await synced(alice.c, (s) => s.tables.gadgets.state === 'ok');
+  const fromRoom = await alice.c.call('listGadgets', {});
+  /* A row only D1 holds: an answer that shows it came from D1. */
+  await server.d1Execute(`INSERT INTO gadgets (room_id, id, name, owner_id, created_at, _seq)
+    VALUES ('${room}', 'only-in-d1', 'marker', 'alice', 0, 0)`);
+  const viaFn = await alice.c.call('listGadgetsFromReplica', {});
+  assert.deepEqual(viaFn.map((g) => g.name), ['lamp', 'marker'], 'from D1, with row-level security');
+  const lamp = viaFn.find((g) => g.name === 'lamp');
+  assert.equal(lamp.photo, Buffer.from('0001feff', 'hex').toString('base64'), 'a blob from D1 is base64, as from the room');
+  assert.equal(lamp.id, fromRoom[0].id);
+  const viaSql = await bob.c.call('executeSQL', { sql: 'SELECT name, owner_id FROM gadgets ORDER BY name', replica: true });
+  assert.deepEqual(viaSql.rows, [{ name: 'bob only', owner_id: 'bob' }]);
+  const counted = await alice.c.call('executeSQL', { sql: 'SELECT count(*) AS n FROM gadgets', replica: true });
+  assert.deepEqual(counted.rows, [{ n: 2 }], 'alice counts hers on D1: lamp and the marker');
+  /* A table that is stopped is never read from D1: the room answers. */
+  await alice.c.call('putRefused', { id: 'x', n: 1 });
+  await until('refused to stop', () => alice.c.call('getSyncStatus', {}), (s) => s.tables.refused?.state === 'failed');
+  const local = await alice.c.call('executeSQL', { sql: 'SELECT id, n FROM refused', replica: true });
+  assert.deepEqual(local.rows, [{ id: 'x', n: 1 }]);
 });
 
 test('a column added by a later migration appears in D1, filled for the rows already there', async () => {
