@@ -867,16 +867,17 @@ static int syncDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
   if( s->last.table==NULL ) syncSetError(s, NULL, NULL);
   if( p ) s->pageRows = s->pageRows * 2 > SYNC_PAGE_ROWS ? SYNC_PAGE_ROWS : s->pageRows * 2;
   else s->windowRows = s->windowRows * 2 > SYNC_WINDOW_ROWS ? SYNC_WINDOW_ROWS : s->windowRows * 2;
-  /* The next batch: at once while behind; else once the interval since
-  ** this one began is over, so a busy room sends fewer, fuller batches
-  ** (D1 costs about as much per batch as per hundreds of rows). */
+  /* The next batch: while behind, on the timer's next turn (due now), never
+  ** from inside this completion: a chain of batches started from their own
+  ** completions keeps the host busy from one D1 answer to the next, and the
+  ** clients' frames would wait for the whole copy. Else once the interval
+  ** since this one began is over, so a busy room sends fewer, fuller
+  ** batches (D1 costs about as much per batch as per hundreds of rows). */
   int behind = p!=NULL || s->windowFull;
   for(int i = 0; i < s->nTables && !behind; i++) behind = s->tables[i].copy && syncReplicating(&s->tables[i]);
   syncBatchReset(s);
-  double due = s->startedAt + SYNC_BATCH_EVERY;
-  if( behind || due <= host_now_ms() ){
-    syncKick(room);
-  }else if( s->kickAt==0 || due < s->kickAt ){
+  double due = behind ? host_now_ms() : s->startedAt + SYNC_BATCH_EVERY;
+  if( s->kickAt==0 || due < s->kickAt ){
     s->kickAt = due;                           /* the export's epilogue arms the timer */
   }
   return NT_OK;
