@@ -20,10 +20,10 @@
 */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO, Server, uniqueRoom, sleep } from './harness.js';
+import { REPO, Server, sqlProject, uniqueRoom, sleep } from './harness.js';
 
 const WAIT = 60_000;                 /* safety net for one convergence */
 const READER = join(REPO, 'examples', 'reader', 'wrangler.toml');
@@ -91,34 +91,11 @@ const LATER_FUNCTIONS = `-- name: paintGadget :one
 UPDATE gadgets SET colour = :colour WHERE id = :id RETURNING id, colour;
 `;
 
-/* A project running the repository's Worker on the repository's SQL plus
-** this suite's, with [build] bundling the project's SQL. */
 const work = mkdtempSync(join(tmpdir(), 'nt-sync-schema-'));
-function makeProject() {
-  const migrations = join(work, 'migrations', 'room');
-  const functions = join(work, 'functions');
-  cpSync(join(REPO, 'migrations', 'room'), migrations, { recursive: true });
-  cpSync(join(REPO, 'functions'), functions, { recursive: true });
-  writeFileSync(join(migrations, '0900_gadgets.sql'), MIGRATION);
-  writeFileSync(join(functions, 'gadgets.sql'), FUNCTIONS);
-  cpSync(join(REPO, 'shim'), join(work, 'shim'), { recursive: true });
-  symlinkSync(realpathSync(join(REPO, 'node_modules')), join(work, 'node_modules'));   /* the shim's npm imports */
-  mkdirSync(join(work, 'build', 'public'), { recursive: true });     /* [assets]: none needed here */
-  cpSync(join(REPO, 'build', 'core.wasm'), join(work, 'build', 'core.wasm'));
-  const env = { NT_MIGRATIONS_DIR: migrations, NT_FUNCTIONS_DIR: functions, NT_BUNDLE_OUT: join(work, 'build', 'bundle.js') };
-  const command = Object.entries(env).map(([k, v]) => `${k}='${v}'`)
-    .concat([`'${process.execPath}'`, `'${join(REPO, 'scripts', 'bundle.mjs')}'`]).join(' ');
-  const toml = readFileSync(join(REPO, 'wrangler.toml'), 'utf8')
-    .replace(/^command = .*$/m, `command = ${JSON.stringify(command)}`)
-    .replace(/^watch_dir = .*$/m, 'watch_dir = ["migrations/room", "functions"]');
-  assert.ok(toml.includes('bundle.mjs'), 'wrangler.toml has a [build] command to replace');
-  writeFileSync(join(work, 'wrangler.toml'), toml);
-  return { config: join(work, 'wrangler.toml'), migrations, functions };
-}
 
 let project, server;
 before(async () => {
-  project = makeProject();
+  project = sqlProject(work, { migrations: { '0900_gadgets.sql': MIGRATION }, functions: { 'gadgets.sql': FUNCTIONS } });
   server = new Server({ config: project.config, configs: [READER], d1Migrations: false, name: 'sync-schema' });
   /* The one table made by hand: keyed like a replica, but its CHECK refuses
   ** every row the room has (n >= 0). */

@@ -486,8 +486,8 @@ static int syncPageStatements(Room *room, SyncTable *t, int big, cJSON *stmts){
 }
 
 /* Append 'a', 'b' for every table that is stopped or no longer replicated
-** among parts (and every stopped table), for the trim. */
-static void syncAppendDropped(Buf *b, Sync *s, const SyncPart *parts, int nParts){
+** among parts (and every stopped table), for the trim. Returns how many. */
+static int syncAppendDropped(Buf *b, Sync *s, const SyncPart *parts, int nParts){
   int n = 0;
   for(int i = 0; i < nParts; i++){
     if( parts[i].t && syncReplicating(parts[i].t) ) continue;
@@ -499,7 +499,7 @@ static void syncAppendDropped(Buf *b, Sync *s, const SyncPart *parts, int nParts
     bufAppendStr(b, n++ ? ", " : "");
     bufAppendSqlString(b, s->tables[i].name);
   }
-  if( n==0 ) bufAppendStr(b, "NULL");
+  return n;
 }
 
 void syncBatchReset(Sync *s){
@@ -561,20 +561,28 @@ static int syncWindowRead(Room *room, SyncWindow *w){
 }
 
 /* The trim of a confirmed window: all of it, or in a split the one
-** table's part; and whatever stopped or dropped tables left. Caller frees. */
+** table's part (a range of the key: the outbox is never scanned whole);
+** then, only when there are any, whatever stopped or dropped tables left.
+** Caller frees. */
 static char *syncTrimSql(Sync *s, const SyncWindow *w){
-  Buf b = {0};
+  Buf b = {0}, dropped = {0};
   char num[40];
   snprintf(num, sizeof num, "%.0f", w->max);
-  bufAppendStr(&b, SYNC_KEEP_HIGH_WATER " DELETE FROM _outbox WHERE (seq <= ");
+  bufAppendStr(&b, SYNC_KEEP_HIGH_WATER " DELETE FROM _outbox WHERE seq <= ");
   bufAppendStr(&b, num);
   if( s->split ){
     bufAppendStr(&b, " AND tbl = ");
     bufAppendSqlString(&b, w->first >= 0 ? w->parts[w->first].name : "");
   }
-  bufAppendStr(&b, ") OR tbl IN (");
-  syncAppendDropped(&b, s, w->parts, w->nParts);
-  bufAppendStr(&b, ")");
+  if( syncAppendDropped(&dropped, s, w->parts, w->nParts) > 0 ){
+    char *list = bufFinish(&dropped);
+    bufAppendStr(&b, "; DELETE FROM _outbox WHERE tbl IN (");
+    bufAppendStr(&b, list ? list : "NULL");
+    bufAppendStr(&b, ")");
+    free(list);
+  }else{
+    bufFree(&dropped);
+  }
   return bufFinish(&b);
 }
 
