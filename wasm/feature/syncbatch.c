@@ -843,7 +843,7 @@ static int syncDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
   s->busy = 0;
   if( rc ){
     const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "message"));
-    if( syncFailed(room, m ? m : "D1 batch failed") ) syncKick(room);
+    if( syncFailed(room, m ? m : "D1 batch failed") ) s->kickAt = host_now_ms();   /* the timer's next turn */
     snprintf(err, errLen, "replication batch failed");
     return NT_OK;
   }
