@@ -45,6 +45,7 @@ RETURNING id, title, content, owner_id, created_at, updated_at;
 -- shared one or the admin's own.
 -- param: id text
 -- param: owner text? min=1 max=255
+-- offline: refuse
 UPDATE notes
    SET owner_id = :owner,
        updated_at = :now

@@ -31,6 +31,7 @@
 
 import { ASYMMETRIC, JwksUnavailable, keySet } from "./jwks.js";
 import { LIMITS } from "./protocol.js";
+import { b64urlDecode, b64urlEncode } from "./base64url.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true }); /* bad UTF-8 throws */
@@ -46,29 +47,17 @@ const MAX_TOKEN = 8192;            /* longest accepted token (chars) */
 /* Control characters (C0, DEL, C1) and UTF-16 code units that do not pair. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const B64URL = /^[A-Za-z0-9_-]*$/; /* base64url alphabet, no padding */
 
-/* ---- base64url ------------------------------------------------------- */
+/* ---- base64url (base64url.js: strict, one spelling per signature) ---- */
 
-function b64urlEncode(bytes) {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/* Decode strictly: only the base64url alphabet, no padding, and a length
-** that base64 can produce (len % 4 != 1). Throws on anything else. */
-function b64urlDecode(str) {
-  if (!B64URL.test(str) || str.length % 4 === 1) throw new Error("bad base64url");
-  const b64 = str.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((str.length + 3) % 4);
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+function bytesOf(part) {
+  const bytes = b64urlDecode(part);
+  if (!bytes) throw new Error("bad base64url");
+  return bytes;
 }
 
 function decodeJsonPart(part) {
-  const v = JSON.parse(dec.decode(b64urlDecode(part)));
+  const v = JSON.parse(dec.decode(bytesOf(part)));
   if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("not an object");
   return v;
 }
@@ -158,7 +147,7 @@ export async function verifyToken(token, policy = {}) {
   try {
     header = decodeJsonPart(parts[0]);
     claims = decodeJsonPart(parts[1]);
-    sig = b64urlDecode(parts[2]);
+    sig = bytesOf(parts[2]);
   } catch {
     return refuse("malformed token");
   }

@@ -33,6 +33,7 @@
 import { AwsV4Signer } from "aws4fetch";
 import { errorResponse } from "./http.js";
 import { envName } from "./env.js";
+import { b64urlDecode, b64urlEncode } from "./base64url.js";
 
 export const FILE_ID_RE = /^[0-9a-f]{32}$/;
 const enc = new TextEncoder();
@@ -137,17 +138,6 @@ function signedText(method, room, fileId, p) {
   return [SIG_VERSION, method, room, fileId, p.exp ?? "", p.ct ?? "", p.len ?? "", p.max ?? ""].join("\n");
 }
 
-const b64url = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)))
-  .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-function unb64url(s) {
-  try {
-    const bin = atob(s.replace(/-/g, "+").replace(/_/g, "/"));
-    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
-}
-
 async function signLocal(env, host, req) {
   const upload = req.op === "upload";
   const method = upload ? "PUT" : "GET";
@@ -159,7 +149,7 @@ async function signLocal(env, host, req) {
   }
   const sig = await crypto.subtle.sign("HMAC", await routeKey(env),
     enc.encode(signedText(method, req.room, req.fileId, p)));
-  const q = new URLSearchParams({ ...p, sig: b64url(sig) });
+  const q = new URLSearchParams({ ...p, sig: b64urlEncode(sig) });
   const origin = await publicOrigin(env, host);
   const url = `${origin}/files/${encodeURIComponent(req.room)}/${req.fileId}?${q}`;
   return { url, method, headers: upload ? { "content-type": req.contentType } : {} };
@@ -170,7 +160,7 @@ async function signLocal(env, host, req) {
 async function checkLocal(env, method, room, fileId, q) {
   const p = {};
   for (const k of ["exp", "ct", "len", "max"]) if (q.has(k)) p[k] = q.get(k);
-  const sig = unb64url(q.get("sig") ?? "");
+  const sig = b64urlDecode(q.get("sig") ?? "");
   if (!sig || !p.exp) return errorResponse("PERMISSION_DENIED", "this file URL is not signed");
   const genuine = await crypto.subtle.verify("HMAC", await routeKey(env), sig,
     enc.encode(signedText(method, room, fileId, p)));

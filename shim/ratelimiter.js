@@ -11,7 +11,7 @@
 ** no system schema, migrations, functions, sync or schedule). It calls the
 ** built-in method _rateCheck {key, cost} with the identity role "system",
 ** which no client token can carry (auth.js refuses it). The core keeps a
-** sliding window over time buckets (wasm/ratelimit.c) and answers {ok:true}
+** sliding window over time buckets (wasm/call/ratelimit.c) and answers {ok:true}
 ** or RATE_LIMITED with retryAfterMs.
 **
 ** Housekeeping: a key's object is worthless once its windows are empty, and
@@ -55,7 +55,7 @@ function limitOf(env, name) {
 }
 
 /* The costs of work, the live-query budgets and the connections per user
-** (wasm/ratelimit.c, rateKnobs): [group, key, variable]. Passed only when
+** (wasm/call/ratelimit.c, rateKnobs): [group, key, variable]. Passed only when
 ** set, so the core's defaults (docs/PROTOCOL.md) are the only ones; "0"
 ** turns each off. */
 const COST_VARS = [
@@ -68,7 +68,7 @@ const COST_VARS = [
   [null, "connsPerUser", "NT_RATE_CONNS_PER_USER"],
 ];
 
-/* The room's "rateLimits" config (wasm/ratelimit.c, rateConfigure). */
+/* The room's "rateLimits" config (wasm/call/ratelimit.c, rateConfigure). */
 export function roomRateLimits(env) {
   const out = {
     conn: { perSecond: limitOf(env, "NT_RATE_CONN_PER_SEC"),

@@ -146,7 +146,7 @@ export class BaselineRoom {
 
   /* Validate like the core (title required, 1-1000 characters; status
   ** optional text; no other keys), then bump the version and insert in one
-  ** transaction, in the core's order (wasm/store.c storeWriteBegin first). */
+  ** transaction, in the core's order (wasm/host/store.c storeWriteBegin first). */
   createTask(p, userId) {
     for (const k of Object.keys(p)) {
       if (k !== 'title' && k !== 'status') return { error: { code: 'INVALID_ARGUMENT', message: `${k}: unknown parameter` } };

@@ -240,6 +240,9 @@ describe('offline', () => {
 
   it('going offline shows reconnecting; a task added meanwhile reaches the server exactly once when the network returns', async () => {
     const title = `written offline ${randomBytes(3).toString('hex')}`;
+    /* the board has its first result (an optimistic change applies to a
+    ** loaded list; a slow machine may still be loading it after sign-in) */
+    await waitText(page, '.board .count', (x) => x !== 'loading…');
     await page.setOfflineMode(true);
     await waitText(page, '[data-testid=connection-status]', (x) => x === 'reconnecting');
 

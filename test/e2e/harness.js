@@ -149,6 +149,13 @@ export const FORGERIES = {
     const [h, , s] = signJwt({ ...c, sub: 'someone-else' }, secret).split('.');
     return `${h}.${b64url(c)}.${s}`;
   },
+  /* the genuine signature spelt differently: its last character's two unused
+  ** low bits flipped, so a lenient base64 decoder reads the same 32 bytes */
+  signatureRespelt: (c, secret) => {
+    const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const [h, p, sig] = signJwt(c, secret).split('.');
+    return `${h}.${p}.${sig.slice(0, -1)}${A[A.indexOf(sig.at(-1)) ^ 1]}`;
+  },
   garbage: () => 'this.is-not-a.jwt',
   notThreeParts: () => 'abc',
   emptyString: () => '',

@@ -449,16 +449,9 @@ static int embedInstall(Room *room, Embeds *e){
     /* Compare each CREATE with the mirror: rewrite all three when one differs. */
     char name[NT_MAX_ID_LEN + 16];
     snprintf(name, sizeof name, "_emb_%s_upd", e->decls[i].table);
-    sqlite3_stmt *q = NULL;
-    int same = 0;
-    if( sqlite3_prepare_v2(room->guardDb, "SELECT sql FROM sqlite_master WHERE name = ?1", -1, &q, NULL)==SQLITE_OK ){
-      sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-      if( sqlite3_step(q)==SQLITE_ROW ){
-        const char *have = (const char*)sqlite3_column_text(q, 0);
-        same = have && strstr(want, have)!=NULL;
-      }
-    }
-    sqlite3_finalize(q);
+    char *have = schemaObjectSql(room, name);
+    int same = have && strstr(want, have)!=NULL;
+    free(have);
     if( !same ){ bufAppendStr(&script, want); changed = 1; }
     free(want);
   }

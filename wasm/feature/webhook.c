@@ -458,18 +458,6 @@ static char *whTriggerSql(const char *table, char **cols, int nCols, int k, char
   return bufFinish(&b);
 }
 
-/* The SQL text of the schema object name in the mirror (caller frees), or NULL. */
-static char *whExisting(Room *room, const char *name){
-  sqlite3_stmt *st = NULL;
-  char *sql = NULL;
-  if( sqlite3_prepare_v2(room->guardDb, "SELECT sql FROM sqlite_master WHERE name = ?1", -1, &st, NULL)==SQLITE_OK ){
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if( sqlite3_step(st)==SQLITE_ROW ) sql = ntStrdup((const char*)sqlite3_column_text(st, 0));
-  }
-  sqlite3_finalize(st);
-  return sql;
-}
-
 /* Does one of the room's webhooks (events, strings) want event? */
 static int whWanted(const cJSON *events, const char *event){
   const cJSON *e;
@@ -489,7 +477,7 @@ static void whTableTriggers(Room *room, Buf *script, const cJSON *events, const 
     snprintf(event, sizeof event, "%s.%s", table, whKinds[k].event);
     char *want = whWanted(events, event) ? whTriggerSql(table, cols, nCols, k, name, sizeof name) : NULL;
     if( want==NULL ) snprintf(name, sizeof name, "_wh_%s%s", table, whKinds[k].suffix);
-    char *have = whExisting(room, name);
+    char *have = schemaObjectSql(room, name);
     if( have && (want==NULL || strcmp(have, want)!=0) ){
       bufAppendStr(script, "DROP TRIGGER ");
       bufAppendSqlIdent(script, name);

@@ -139,6 +139,20 @@ int schemaHas(Room *room, const char *name){
   return found;
 }
 
+char *schemaObjectSql(Room *room, const char *name){
+  sqlite3_stmt *st = NULL;
+  char *sql = NULL;
+  if( sqlite3_prepare_v2(room->guardDb, "SELECT sql FROM sqlite_master WHERE name = ?1",
+                         -1, &st, NULL)==SQLITE_OK ){
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if( sqlite3_step(st)==SQLITE_ROW && sqlite3_column_text(st, 0) ){
+      sql = ntStrdup((const char*)sqlite3_column_text(st, 0));
+    }
+  }
+  sqlite3_finalize(st);
+  return sql;
+}
+
 int schemaUserTables(Room *room, const char *column, char ***pNames, int *pn){
   return schemaList(room, column
     ? "SELECT m.name FROM sqlite_master m WHERE m.type = 'table'"

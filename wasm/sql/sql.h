@@ -18,6 +18,9 @@ void schemaClose(Room *room);
 ** to the room's schema. */
 int schemaSync(Room *room);
 int schemaHas(Room *room, const char *name);        /* an object of that name exists */
+/* The CREATE text of the object name in the mirror (caller frees), or NULL
+** when there is none (or no memory). */
+char *schemaObjectSql(Room *room, const char *name);
 int schemaIsTrigger(Room *room, const char *name);  /* name is one of the schema's triggers */
 /* The room's own tables (not "_…", not "sqlite_…"), each having column when
 ** it is not NULL: a list the caller frees with schemaNamesFree. */
