@@ -324,18 +324,6 @@ static char *syncTriggerSql(const SyncTable *t, int kind, char *name, size_t nam
   return bufFinish(&b);
 }
 
-/* The SQL text of object name in the mirror (caller frees), or NULL. */
-static char *syncExisting(Room *room, const char *name){
-  sqlite3_stmt *st = NULL;
-  char *sql = NULL;
-  if( sqlite3_prepare_v2(room->guardDb, "SELECT sql FROM sqlite_master WHERE name = ?1", -1, &st, NULL)==SQLITE_OK ){
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if( sqlite3_step(st)==SQLITE_ROW ) sql = ntStrdup((const char*)sqlite3_column_text(st, 0));
-  }
-  sqlite3_finalize(st);
-  return sql;
-}
-
 static int syncApplyScript(Room *room, void *arg){
   char err[256];
   int rc = storeRunFree(room, (const char*)arg, NULL, err, sizeof err);
@@ -365,7 +353,7 @@ int syncInstallTriggers(Room *room, Sync *s){
     for(int kind = 0; kind < 3; kind++){
       char name[NT_MAX_ID_LEN + 32];
       char *want = syncTriggerSql(t, kind, name, sizeof name);
-      char *have = syncExisting(room, name);
+      char *have = schemaObjectSql(room, name);
       if( have==NULL ) t->copy = 1;            /* changes went uncaptured: copy it */
       if( want && (have==NULL || strcmp(have, want)!=0) ){
         if( have ){
