@@ -194,6 +194,28 @@ export interface BuiltinMethods {
   };
   /** rows best first, each with its cosine similarity as score */
   semanticSearch: { kind: 'builtin'; payload: { table: string; query: string; limit?: number }; result: (Record<string, Json> & { score: number })[] };
+  /** ADMIN: one page of the audit log, as JSON records or CSV text */
+  exportAuditLog: {
+    kind: 'builtin';
+    payload: { format?: 'json' | 'csv'; since?: number; until?: number; after?: number; limit?: number; columns?: string[]; header?: boolean };
+    result:
+      | { format: 'json'; records: AuditRecord[]; truncated: boolean; next?: number }
+      | { format: 'csv'; csv: string; columns: string[]; rows: number; truncated: boolean; next?: number };
+  };
+  /** ADMIN: walk the audit log's hash chain; firstBad names the first record that does not hold */
+  verifyAuditLog: {
+    kind: 'builtin'; payload: { after?: number; limit?: number };
+    result: {
+      ok: boolean; records: number; firstBad?: number; reason?: 'altered' | 'missing' | 'unexpected';
+      complete: boolean; next?: number; head: { seq: number; hash: string }; anchor: { seq: number; hash: string };
+    };
+  };
+}
+
+/** One record of the audit log (exportAuditLog; docs/PROTOCOL.md "Audit log"). */
+export interface AuditRecord {
+  seq: number; at: number; time: string; userId: string; clientId: string; method: string;
+  args: Json; outcome: string; version: number | null; hash: string;
 }
 
 /** A webhook delivery's state (listWebhookDeliveries; docs/PROTOCOL.md "Webhooks"). */
@@ -286,6 +308,15 @@ export interface ConnectOptions {
   pongTimeoutMs?: number;
   /** how long an answered optimistic layer may wait for its server result (default 200) */
   optimisticGraceMs?: number;
+  /** live queries v2: after the first result the server sends only row diffs,
+   *  which the client applies (subscribers still get whole arrays); default false */
+  diffs?: boolean;
+  /** live queries v2: the updates of one commit arrive in one frame and are
+   *  applied together before any subscriber hears of them; default false */
+  transitions?: boolean;
+  /** with getToken: replace the token on the open socket this long (ms) before
+   *  it expires, at most half its remaining life ahead (default 60000) */
+  tokenRefreshLeadMs?: number;
 }
 
 export interface ResultMeta {
@@ -398,6 +429,9 @@ export class NanotypeClient<A = UntypedApi> {
   on(name: 'error', fn: (error: NanotypeError | Error) => void): () => void;
   on(name: 'presence', fn: (data: Presence[], frame: EventFrame<Presence[]>) => void): () => void;
   on(name: 'cursors', fn: (data: Cursor[], frame: EventFrame<Cursor[]>) => void): () => void;
+  /** the server's warning that this socket's token expires at expiresAt (ms);
+   *  with getToken the SDK has already asked for the next one */
+  on(name: 'token_expiring', fn: (data: { expiresAt: number }, frame: EventFrame<{ expiresAt: number }>) => void): () => void;
   on(name: 'event', fn: (event: string, data: unknown, frame: EventFrame) => void): () => void;
   on(name: string, fn: (data: unknown, frame: EventFrame) => void): () => void;
   off(name: string, fn: (...args: any[]) => void): void;
@@ -406,7 +440,8 @@ export class NanotypeClient<A = UntypedApi> {
    *  after a refusal, try again (getToken is asked for a token). */
   reconnect(): void;
   /** A new token (or getToken function) for the next attempts; a client
-   *  that is not open connects with it now. */
+   *  that is not open connects with it now, one that is open hands it to the
+   *  server on its socket (same user only; a refusal is an 'error' event). */
   setToken(token: string | TokenGetter): void;
   /** Close for good; pending calls reject with code CLOSED. */
   close(): void;

@@ -47,6 +47,26 @@
 **     the call is in flight can still make this guess early; the commit
 **     version makes it exact.
 **
+** Live queries v2, asked for with connect({diffs, transitions}); a client
+** that asks for neither sends and reads the frames it always did:
+**   - diffs: after the first result of a subscription the server sends only
+**     the segments that rebuild the new array from the one this client holds
+**     (applyDiff below); the client applies them to its server result and
+**     subscribers still get whole arrays. A diff whose base is not the
+**     version this client holds (which in-order delivery makes rare) is not
+**     applied: the subscription is made again for a whole result.
+**   - transitions: the updates one commit causes (one server tick) arrive in
+**     one frame (or in several, all but the last marked "more", when they
+**     would not fit one); the client applies all of them, settles the
+**     optimistic layers, and only then renders, so no subscriber sees one
+**     query at the new version beside another at the old one.
+** Tokens: with getToken, a token about to expire (its `exp`, read from the
+** JWT, or the server's token_expiring event) is replaced on the open socket
+** ({"action":"auth"}) instead of reconnecting; setToken() on an open client
+** does the same. A token the server refuses there is reported as an `error`
+** event and the socket keeps its identity until it expires (the server then
+** closes it with 4401 and the client reconnects, asking getToken again).
+**
 ** Names starting with an underscore (_socket, _dropConnection, _testHooks)
 ** are test hooks, not API.
 */
@@ -61,6 +81,9 @@ const DEFAULTS = {
   pingIntervalMs: 25_000,    /* idle "ping" to notice half-open sockets; 0 disables */
   pongTimeoutMs: 10_000,     /* no frame at all this long after a ping = dead socket */
   optimisticGraceMs: 200,    /* see the optimistic-layer rule above */
+  diffs: false,              /* ask for row diffs (live queries v2) */
+  transitions: false,        /* ask for one frame per commit (live queries v2) */
+  tokenRefreshLeadMs: 60_000, /* replace a token this long before it expires (at most half its life) */
 };
 
 const OPEN = 1;              /* WebSocket.OPEN, the same in every implementation */
@@ -153,6 +176,40 @@ const sqlKey = (sql, params) => `s:${stableJson(params ?? [])}:${sql}`;
 const clone = (v) => (v === undefined ? v
   : typeof structuredClone === 'function' ? structuredClone(v) : JSON.parse(JSON.stringify(v)));
 
+/* The array a diff rebuilds from prev (docs/PROTOCOL.md, "Live queries v2"):
+** [s,n] copies prev's rows s..s+n-1, [s,{…}] is prev's row s with those
+** members replaced, and anything else is a row given whole. Rows copied are
+** the same objects as in prev. Throws on a diff that does not fit prev. */
+function applyDiff(prev, diff) {
+  if (!Array.isArray(prev) || !Array.isArray(diff)) throw new TypeError('nanotype: a diff applies to an array');
+  const out = [];
+  for (const seg of diff) {
+    if (!Array.isArray(seg)) { out.push(seg); continue; }
+    const [s, x] = seg;
+    if (!Number.isInteger(s) || s < 0 || s >= prev.length) throw new RangeError('nanotype: a diff names a row the result lacks');
+    if (typeof x === 'number') {
+      if (!Number.isInteger(x) || x < 1 || s + x > prev.length) throw new RangeError('nanotype: a diff copies rows the result lacks');
+      for (let k = s; k < s + x; k++) out.push(prev[k]);
+    } else {
+      out.push({ ...prev[s], ...x });
+    }
+  }
+  return out;
+}
+
+/* A JWT's exp in ms, or null when the token is not a JWT that carries one
+** (read, not verified: only to know when to ask for the next one). */
+function tokenExpiry(token) {
+  if (typeof token !== 'string') return null;
+  const part = token.split('.')[1];
+  if (!part) return null;
+  try {
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((part.length + 3) % 4);
+    const exp = JSON.parse(atob(b64))?.exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : null;
+  } catch { return null; }
+}
+
 /* n random bytes as lowercase hex, from WebCrypto (browsers, Node 20). */
 function randomHex(n) {
   const b = new Uint8Array(n);
@@ -219,7 +276,10 @@ export class NanotypeClient {
     stable: null,      /* resets the backoff once the connection has held */
     ping: null,        /* the ping interval */
     pong: null,        /* waiting for any frame after a ping */
+    refresh: null,     /* replacing the token before it expires */
   };
+  #tokenExp = null;    /* when the current socket's token expires, ms, if known */
+  #authId = null;      /* id of the auth frame in flight (-1: getToken asked), else null */
   #onlineHandler = null;
 
   /* requests */
@@ -234,6 +294,7 @@ export class NanotypeClient {
   #subRequests = new Map();    /* subscribe frame id -> record, this socket only */
   #layers = [];                /* optimistic layers, oldest first */
   #maxVersion = -1;            /* the newest room version seen in any frame */
+  #transitionParts = [];       /* frames of a transition marked "more", this socket only */
 
   /* acknowledgements, per socket */
   #maxSeq = 0;                 /* highest seq processed */
@@ -336,6 +397,7 @@ export class NanotypeClient {
     }
     if (seq !== this.#connectSeq || this.#closed) return;  /* superseded while awaiting */
 
+    this.#tokenExp = tokenExpiry(token);
     let ws;
     try {
       ws = new this.#WebSocket(roomSocketUrl(this.#url, this.#room, token, this.clientId));
@@ -370,7 +432,8 @@ export class NanotypeClient {
     const ws = this.#ws;
     this.#ws = null;
     this.#welcomed = false;
-    for (const t of ['connect', 'stable', 'ping', 'pong']) this.#clearTimer(t);
+    for (const t of ['connect', 'stable', 'ping', 'pong', 'refresh']) this.#clearTimer(t);
+    this.#authId = null;
     if (!ws) return;
     ws.onmessage = ws.onclose = ws.onopen = null;
     ws.onerror = () => {};                     /* `ws` throws on an unheard 'error' */
@@ -411,6 +474,7 @@ export class NanotypeClient {
     this.#bySid.clear();
     this.#subRequests.clear();
     this.#ignore.clear();
+    this.#transitionParts = [];
     for (const rec of this.#records.values()) { rec.serverId = null; rec.requestId = null; }
     if (this.#closed || this.#refusal) return;
     if (refusal) { this.#afterRefusal(refusal); return; }
@@ -490,11 +554,62 @@ export class NanotypeClient {
   }
 
   /* A new token (a string, or a getToken function) for the next attempts.
-  ** A client that is open keeps its socket; any other connects now. */
+  ** A client that is open keeps its socket and hands the server the new
+  ** token on it; any other connects now. */
   setToken(token) {
     if (this.#closed) throw new NanotypeError('CLOSED', 'the client is closed');
     this.#token = token;
-    if (this.#status !== 'open') this.reconnect();
+    if (this.#status !== 'open') { this.reconnect(); return; }
+    if (typeof token === 'function') { this.#authId = null; this.#refreshToken(); }
+    else if (typeof token === 'string') this.#sendAuth(token);
+  }
+
+  /* ------------------------------------------------------------- tokens */
+
+  /* Replace the token ahead of expMs (at most half its remaining life
+  ** ahead), when getToken can give a new one. */
+  #scheduleRefresh(expMs) {
+    this.#clearTimer('refresh');
+    if (typeof this.#token !== 'function' || typeof expMs !== 'number') return;
+    const left = expMs - Date.now();
+    const wait = Math.max(0, left - Math.min(this.#opt.tokenRefreshLeadMs, left / 2));
+    this.#timers.refresh = setTimeout(() => { this.#timers.refresh = null; this.#refreshToken(); }, wait);
+  }
+
+  /* Ask getToken for a token and hand it to the server on this socket. */
+  async #refreshToken() {
+    if (this.#authId !== null || !this.#welcomed || typeof this.#token !== 'function') return;
+    const ws = this.#ws;
+    this.#authId = -1;
+    let token;
+    try {
+      token = await this.#token();
+    } catch (e) {
+      if (ws === this.#ws) this.#authId = null;
+      this.#report(e);
+      return;
+    }
+    if (ws !== this.#ws || !this.#welcomed) return;
+    this.#authId = null;
+    if (typeof token === 'string' && token) this.#sendAuth(token);
+  }
+
+  #sendAuth(token) {
+    const id = this.#nextId++;
+    if (this.#send({ action: 'auth', id, token })) this.#authId = id;
+  }
+
+  /* The server's answer to an auth frame: the socket now lives as long as
+  ** the new token, or the token was refused (the socket keeps the old one). */
+  #onAuthAnswer(f, error) {
+    this.#authId = null;
+    if (error) {
+      this.#report(new NanotypeError(error.code ?? 'INTERNAL', error.message ?? '', error));
+      return;
+    }
+    if (typeof f.result?.userId === 'string') this.userId = f.result.userId;
+    this.#tokenExp = typeof f.result?.expiresAt === 'number' ? f.result.expiresAt : null;
+    this.#scheduleRefresh(this.#tokenExp);
   }
 
   /* Close for good: pending calls reject with CLOSED, nothing reconnects. */
@@ -544,6 +659,7 @@ export class NanotypeClient {
       case 'rpc_error': this.#onAnswer(f, f.error ?? {}); break;
       case 'query_result': this.#onQueryResult(f); break;
       case 'query_update': this.#onQueryUpdate(f); break;
+      case 'transition': this.#onTransition(f); break;
       case 'event': this.#onEvent(f); break;
       case 'error': {
         const e = f.error ?? {};
@@ -575,6 +691,7 @@ export class NanotypeClient {
     }
     this.#setStatus('open');
     if (!this.#welcomed) return;               /* a status listener closed or dropped us */
+    this.#scheduleRefresh(this.#tokenExp);
 
     /* Replay, RPCs first: a mutation lost with the old socket is applied (or
     ** recognised by its mutationId) before the subscriptions are answered, so
@@ -597,6 +714,7 @@ export class NanotypeClient {
 
   #onAnswer(f, error) {
     if (this.#ignore.delete(f.id)) return;
+    if (f.id === this.#authId) { this.#onAuthAnswer(f, error); return; }
     const rec = this.#subRequests.get(f.id);
     if (rec) { this.#subRequests.delete(f.id); if (error) this.#onSubscribeRefused(rec, error); return; }
     const call = this.#calls.get(f.id);
@@ -612,6 +730,7 @@ export class NanotypeClient {
   }
 
   #onEvent(f) {
+    if (f.event === 'token_expiring') this.#refreshToken();
     if (typeof f.event === 'string' && !OWN_EVENTS.has(f.event)) this.#emit(f.event, f.data, f);
     this.#emit('event', f.event, f.data, f);
     this.#processed(f.seq);
@@ -764,6 +883,9 @@ export class NanotypeClient {
         try { layer.fn(store); } catch (e) { this.#report(e); }
       }
     }
+    /* Everything shown changes first, then listeners hear: one that peeks
+    ** at another subscription sees it as of the same moment. */
+    const changed = [];
     for (const rec of this.#records.values()) {
       const optimistic = work.has(rec.key);
       if (!optimistic && !rec.hasResult) continue;        /* still loading */
@@ -773,7 +895,9 @@ export class NanotypeClient {
       rec.shown = value;
       rec.shownJson = json;
       rec.shownOptimistic = optimistic;
-      const meta = { version: rec.version, optimistic };
+      changed.push([rec, value, { version: rec.version, optimistic }]);
+    }
+    for (const [rec, value, meta] of changed) {
       for (const l of [...rec.listeners]) {
         if (!rec.listeners.has(l)) continue;               /* removed by an earlier listener */
         try { l.onResult(value, meta); } catch (e) { this.#report(e); }
@@ -809,6 +933,7 @@ export class NanotypeClient {
         shownOptimistic: false,
         failed: null,                          /* the refusal, if the server refused it */
         dead: false,                           /* unsubscribed while its subscribe was in flight */
+        resync: false,                         /* the next subscribe asks for a whole result */
       };
       this.#records.set(key, rec);
       this.#sendSubscribe(rec);
@@ -844,7 +969,10 @@ export class NanotypeClient {
     const frame = { action: 'subscribe_query', id };
     if (rec.sql !== null) { frame.sql = rec.sql; frame.params = rec.params; }
     else { frame.query = rec.query; frame.args = rec.args; }
-    if (rec.hasResult && rec.version !== null) frame.version = rec.version;
+    if (rec.hasResult && rec.version !== null && !rec.resync) frame.version = rec.version;
+    if (this.#opt.diffs) frame.diff = true;
+    if (this.#opt.transitions) frame.transition = true;
+    rec.resync = false;
     rec.requestId = id;
     this.#subRequests.set(id, rec);
     this.#send(frame);
@@ -878,10 +1006,8 @@ export class NanotypeClient {
     rec.failed = null;
     if (f.unchanged === true && rec.hasResult) {
       rec.version = f.version;                 /* still true at this version: keep the result */
-    } else if ('result' in f) {
-      rec.serverResult = f.result;
-      rec.hasResult = true;
-      rec.version = f.version;
+    } else if (('result' in f || 'diff' in f) && !this.#takeResult(rec, f, f.version)) {
+      return;                                  /* a diff from a base it lacks: subscribed again */
     }
     this.#serverResultArrived(rec);
     this.#render();
@@ -889,14 +1015,76 @@ export class NanotypeClient {
 
   #onQueryUpdate(f) {
     const rec = this.#bySid.get(f.subscriptionId);
-    if (rec && !(typeof f.version === 'number' && rec.version !== null && f.version < rec.version)) {
-      rec.serverResult = f.result;
-      rec.hasResult = true;
-      rec.version = f.version;
+    if (rec && this.#takeUpdate(rec, f, f.version)) {
       this.#serverResultArrived(rec);
       this.#render();
     }
     this.#processed(f.seq);                    /* ack even an update nobody wants, or it comes again */
+  }
+
+  /* Every update of one commit, applied together: subscribers hear them
+  ** after the last is in, never one query at the new version beside
+  ** another at the old one. */
+  #onTransition(f) {
+    if (f.more === true) {                     /* one part of a transition too large for a frame */
+      this.#transitionParts.push(f);
+      this.#processed(f.seq);
+      return;
+    }
+    const parts = this.#transitionParts.filter((p) => p.version === f.version);
+    this.#transitionParts = [];
+    const taken = [];
+    for (const u of [...parts, f].flatMap((p) => (Array.isArray(p.updates) ? p.updates : []))) {
+      const rec = this.#bySid.get(u?.subscriptionId);
+      if (rec && this.#takeUpdate(rec, u, f.version)) taken.push(rec);
+    }
+    for (const rec of taken) this.#serverResultArrived(rec);
+    if (taken.length) this.#render();
+    this.#processed(f.seq);
+  }
+
+  /* An update u (a query_update, or one of a transition's) for rec at
+  ** version: older ones and ones it has are passed over. True when taken. */
+  #takeUpdate(rec, u, version) {
+    if (typeof version === 'number' && rec.version !== null && version <= rec.version
+        && !(version === rec.version && 'result' in u)) return false;
+    return this.#takeResult(rec, u, version);
+  }
+
+  /* rec's server result from u: its whole result, or its diff applied to
+  ** the result of its base version. A diff from a base this client does not
+  ** hold is not applied: the subscription is made again (for a whole
+  ** result) and false returned. */
+  #takeResult(rec, u, version) {
+    let result;
+    if ('diff' in u) {
+      try {
+        if (!rec.hasResult || u.base !== rec.version) throw new RangeError('not the base this client holds');
+        result = applyDiff(rec.serverResult, u.diff);
+      } catch {
+        this.#resubscribe(rec);
+        return false;
+      }
+    } else if ('result' in u) {
+      result = u.result;
+    } else {
+      return false;
+    }
+    rec.serverResult = result;
+    rec.hasResult = true;
+    rec.version = version;
+    return true;
+  }
+
+  /* Subscribe rec again on this socket, for a whole result. */
+  #resubscribe(rec) {
+    if (rec.serverId !== null) {
+      this.#bySid.delete(rec.serverId);
+      this.#sendUnsubscribe(rec.serverId);
+      rec.serverId = null;
+    }
+    rec.resync = true;
+    this.#sendSubscribe(rec);
   }
 
   #onSubscribeRefused(rec, error) {

@@ -20,3 +20,13 @@ RETURNING id, title, status, owner_id, created_at, updated_at;
 SELECT key, value, updated_at
   FROM _debounced_state
  WHERE key = :key;
+
+-- name: createTaskWithNote :one
+-- param: title text min=1 max=1000
+-- param: content text max=100000
+-- A task and a note about it (same id and title) in one call, one commit:
+-- the view _task_with_note writes both tables. A client subscribed to
+-- listTasks and listNotes sees both change in one transition.
+INSERT INTO _task_with_note (id, title, content, owner_id, created_at)
+VALUES (:new_id, :title, :content, :auth_uid, :now)
+RETURNING id, title, content, owner_id, created_at;

@@ -18,6 +18,13 @@
 ** once they are an hour old. Prints the size of each page (script +
 ** stylesheet + HTML), raw and gzipped.
 **
+** The app's notes run on the offline-first client (client/local), whose
+** core is build/local/core-local.wasm (scripts/build-local): it is copied
+** to assets/ under a content-hashed name, which the app's script knows as
+** __NT_LOCAL_WASM__ (an esbuild define). web/sw.js, the app's service
+** worker, is written to sw.js with the list of files it keeps for offline
+** reloads (`/`, the app's script and stylesheet, the wasm, the icon).
+**
 ** Usage: node scripts/build-web.mjs [outDir]      (default build/public)
 **        NT_WEB_DEV=1 keeps the bundles unminified, with React's dev build.
 */
@@ -25,6 +32,7 @@
 import { build } from "esbuild";
 import { readFileSync, writeFileSync, mkdirSync, mkdtempSync, rmSync, renameSync, existsSync, copyFileSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { gzipSync } from "node:zlib";
+import { createHash } from "node:crypto";
 import { join, dirname, resolve, relative, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -40,11 +48,23 @@ const PAGES = [
 ];
 /* Files copied as they are. */
 const STATIC = ["web/favicon.svg", "web/_headers"];
+const LOCAL_WASM = "build/local/core-local.wasm";   /* scripts/build-local */
+const SW = { src: "web/sw.js", file: "sw.js", page: "app", marker: "/* precache */" };
 
 const STALE_MS = 3600_000;  /* an unreferenced bundle older than this is removed */
 
 mkdirSync(join(out, "assets"), { recursive: true });
 const tmp = mkdtempSync(join(dirname(out), ".build-web-"));   /* same file system as out */
+mkdirSync(join(tmp, "assets"));
+
+const hashOf = (bytes) => createHash("sha256").update(bytes).digest("hex").slice(0, 8).toUpperCase();
+if (!existsSync(join(root, LOCAL_WASM))) {
+  rmSync(tmp, { recursive: true, force: true });
+  throw new Error(`build-web: ${LOCAL_WASM} is missing (bash scripts/build-local makes it)`);
+}
+const wasmBytes = readFileSync(join(root, LOCAL_WASM));
+const wasmName = `core-local-${hashOf(wasmBytes)}.wasm`;
+writeFileSync(join(tmp, "assets", wasmName), wasmBytes);
 
 const result = await build({
   absWorkingDir: root,
@@ -61,7 +81,10 @@ const result = await build({
   minify: !dev,
   sourcemap: false,
   legalComments: "none",
-  define: { "process.env.NODE_ENV": JSON.stringify(dev ? "development" : "production") },
+  define: {
+    "process.env.NODE_ENV": JSON.stringify(dev ? "development" : "production"),
+    __NT_LOCAL_WASM__: JSON.stringify(`/assets/${wasmName}`),
+  },
   metafile: true,
   logLevel: "warning",
 });
@@ -100,6 +123,18 @@ for (const f of STATIC) {
   if (existsSync(src)) copyFileSync(src, join(tmp, basename(f)));
 }
 
+/* The service worker, with the list of files it keeps. */
+{
+  const page = PAGES.find((p) => p.name === SW.page);
+  const { js, css } = filesOf(page);
+  const asset = (f) => "/assets/" + basename(f);
+  const keep = ["/", asset(js), ...(css ? [asset(css)] : []), `/assets/${wasmName}`, "/favicon.svg"];
+  const src = readFileSync(join(root, SW.src), "utf8");
+  if (!src.includes(SW.marker)) throw new Error(`build-web: ${SW.src} has no ${SW.marker} marker`);
+  const list = `const PRECACHE = ${JSON.stringify(keep)};\nconst VERSION = ${JSON.stringify(hashOf(keep.join("\n")))};`;
+  writeFileSync(join(tmp, SW.file), src.replace(SW.marker, list));
+}
+
 /* Move every new file into place, bundles first, then the pages that name them. */
 for (const dir of ["assets", "."]) {
   for (const f of readdirSync(join(tmp, dir))) {
@@ -111,7 +146,7 @@ for (const dir of ["assets", "."]) {
 rmSync(tmp, { recursive: true, force: true });
 
 /* Old bundles: not named by any page, and an hour old. */
-const pages = PAGES.map((p) => readFileSync(join(out, p.file), "utf8")).join("\n");
+const pages = [...PAGES.map((p) => p.file), SW.file].map((f) => readFileSync(join(out, f), "utf8")).join("\n");
 for (const f of readdirSync(join(out, "assets"))) {
   const path = join(out, "assets", f);
   try {
@@ -123,4 +158,5 @@ const kib = (n) => (n / 1024).toFixed(1) + " KiB";
 for (const s of sizes) {
   console.log(`build-web: ${s.page.padEnd(15)} ${kib(s.raw).padStart(10)} raw, ${kib(s.gz).padStart(9)} gzip -9  (${s.js}, ${s.css}, html)`);
 }
+console.log(`build-web: ${("assets/" + wasmName).padEnd(15)} ${kib(wasmBytes.length).padStart(10)} raw, ${kib(gzipSync(wasmBytes, { level: 9 }).length).padStart(9)} gzip -9  (the notes' local core, loaded by the app)`);
 console.log(`build-web: ${dev ? "development" : "production"} build -> ${relative(root, out) || out}`);

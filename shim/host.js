@@ -42,6 +42,8 @@
 import { Core, NT, base64 } from "./core.js";
 import { LIMITS } from "./protocol.js";
 import { errorResponse, errorText, coreResponse, readCapped, STATUS } from "./http.js";
+import { AnalyticsSink } from "./analytics.js";
+import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 import { FILES_ASYNC_KINDS, noteOrigin } from "./files.js";
 import { testHooksEnabled } from "./env.js";
 import { QUEUE_ASYNC_KINDS } from "./queues.js";
@@ -60,6 +62,7 @@ const ASYNC_KINDS = {
   2: d1Batch,                      /* NT_ASYNC_D1_BATCH */
   ...FILES_ASYNC_KINDS,            /* NT_ASYNC_FILE_SIGN, _R2_HEAD, _R2_DELETE (files.js) */
   ...QUEUE_ASYNC_KINDS,            /* queue sends, webhook secrets, the embedding model (queues.js) */
+  20: verifySocketToken,           /* NT_ASYNC_VERIFY_TOKEN */
 };
 
 const LOGFN = [console.debug, console.info, console.warn, console.error]; /* by nt.h level */
@@ -105,6 +108,8 @@ export class Host {
     this.storageOps = [];          /* alarm and deleteAll promises not yet settled */
     this.alarmArmed = false;       /* armAlarm has run in this instance */
     this.erased = false;           /* storage erased: drop the instance after this call */
+    /* host_analytics: the core's data points, within a budget per entry point */
+    this.analytics = new AnalyticsSink(env, (p) => this.storageOps.push(p));
   }
 
   /* ---- entry points (one per platform event of the shell) --------------- */
@@ -112,6 +117,7 @@ export class Host {
   /* fetch: a WebSocket upgrade or an HTTP RPC, from the Worker, which has
   ** authenticated the caller and says who it is in trusted X-NT-* headers. */
   async fetch(request) {
+    this.analytics.begin();
     const h = request.headers;
     const room = h.get("x-nt-room");
     const userId = decodeHeader(h.get("x-nt-user"));
@@ -119,7 +125,7 @@ export class Host {
     if (!this.name) this.name = room;
     noteOrigin(this, request);     /* the base of the Worker's own file URLs */
     const who = { userId, role: decodeHeader(h.get("x-nt-role")) || "user",
-                  clientId: h.get("x-nt-client") };
+                  clientId: h.get("x-nt-client"), exp: Number(h.get("x-nt-exp") ?? NaN) };
     const path = new URL(request.url).pathname;
     if (path.endsWith("/ws")) return this.acceptSocket(who);
     if (path.endsWith("/rpc")) return this.httpRpc(request, who);
@@ -128,6 +134,7 @@ export class Host {
 
   /* webSocketMessage: one frame, to nt_ws_message. */
   async message(ws, message) {
+    this.analytics.begin();
     if (typeof message !== "string" && !(message instanceof ArrayBuffer))
       message = await new Response(message).arrayBuffer();    /* Blob, if ever */
     const isBinary = typeof message !== "string";
@@ -152,6 +159,7 @@ export class Host {
 
   /* webSocketClose: the client closed; tell the core, echo the close. */
   close(ws, code, reason) {
+    this.analytics.begin();
     this.dropSocket(ws);
     closeQuietly(ws, code, reason);  /* a no-op when the runtime already replied */
     this.keepAlive();
@@ -159,6 +167,7 @@ export class Host {
 
   /* webSocketError: the socket failed; tell the core. */
   error(ws, error) {
+    this.analytics.begin();
     this.log(WARN, `websocket error: ${error?.message ?? error}`);
     this.dropSocket(ws);
     this.keepAlive();
@@ -166,6 +175,7 @@ export class Host {
 
   /* alarm: the core's schedule (sched.c) multiplexes the one alarm. */
   async alarm() {
+    this.analytics.begin();
     try {
       this.enter("nt_alarm", (core) => core.ex.nt_alarm(core.roomPtr));
     } catch (e) {
@@ -178,6 +188,7 @@ export class Host {
   ** check): one RPC with identity (JSON text). Resolves to {status, body}
   ** with body parsed; a fault is a 500 answer, as over HTTP. */
   async call(identity, method, payload) {
+    this.analytics.begin();
     const { status, text } = await this.rpc(identity, JSON.stringify({ method, payload }));
     return { status, body: JSON.parse(text) };
   }
@@ -321,6 +332,7 @@ export class Host {
     this.connIds.set(server, conn);
     const identity = JSON.stringify({
       userId: who.userId, role: who.role, clientId: who.clientId ?? newClientId(),
+      ...(Number.isFinite(who.exp) ? { exp: who.exp } : {}),   /* the token's expiry, seconds */
     });
     this.opening = { conn, first: null };       /* host_ws_send keeps the first frame */
     try {
@@ -614,6 +626,18 @@ async function d1Batch(env, { statements = [], session }) {
   return { statements: results.length, bookmark: d1Bookmark(db) };
 }
 
+/* NT_ASYNC_VERIFY_TOKEN: {"token"}, sent on an open socket, checked by the
+** Worker's own rules (auth.js) and for this room: {"ok":true, "identity":
+** the JSON text of {userId, role, exp}} or {"ok":false, code, message}. The
+** core swaps the connection's identity only for the same user. */
+async function verifySocketToken(env, { token }, host) {
+  const v = await verifyToken(token, tokenPolicy(env));
+  if (!v.ok) return { ok: false, code: v.code, message: v.reason };
+  if (!host.name || !canOpenRoom(v.user, host.name))
+    return { ok: false, code: "PERMISSION_DENIED", message: "this token may not open room " + host.name };
+  return { ok: true, identity: JSON.stringify({ ...identityOf(v.user), exp: v.claims.exp }) };
+}
+
 /* D1 would bind true as the text 'true': booleans as 1/0, as for DO SQL. */
 function d1Bindings(params = []) {
   return params.map((v) => (v === true ? 1 : v === false ? 0 : v));
@@ -693,6 +717,11 @@ function ntImports(host) {
     /* int host_async(asyncId, kind, req, len) */
     host_async(asyncId, kind, ptr, len) {
       return host.host_async(core, asyncId, kind, core.str(ptr, len));
+    },
+
+    /* int host_analytics(points, len): how many points the sink took */
+    host_analytics(ptr, len) {
+      return host.analytics.write(core.str(ptr, len));
     },
 
     /* void host_log(level, msg, len) */

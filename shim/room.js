@@ -16,6 +16,8 @@ import coreModule from "../build/core.wasm";            /* a WebAssembly.Module 
 import { migrations, functions } from "../build/bundle.js";
 import { Host } from "./host.js";
 import { roomRateLimits } from "./ratelimiter.js";
+import { auditConfig } from "./audit.js";
+import { analyticsMode } from "./analytics.js";
 import { testHooksEnabled } from "./env.js";
 import { filesConfig } from "./files.js";
 import { queueConfig } from "./queues.js";
@@ -53,6 +55,8 @@ export function roomConfig(env, name) {
     batchMs: batchWindow(env.NT_BATCH_MS),
     sync: env.NT_SYNC !== "0",           /* replication to D1 (NT_SYNC=0 turns it off) */
     rateLimits: roomRateLimits(env),     /* NT_RATE_CONN_* and NT_RATE_USER_* */
+    audit: auditConfig(env),             /* NT_AUDIT, NT_AUDIT_RETENTION_DAYS */
+    analytics: analyticsMode(env) !== "off",   /* NT_ANALYTICS */
     sqlLimits: { maxCost: Number(env.NT_SQL_MAX_COST), replicaMaxCost: Number(env.NT_SQL_REPLICA_MAX_COST),
                  maxRecursion: Number(env.NT_SQL_MAX_RECURSION) },   /* unset: the core's defaults */
     files: filesConfig(env),             /* NT_FILES_MAX_BYTES, NT_FILES_GRACE_SEC */

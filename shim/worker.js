@@ -19,6 +19,8 @@
 import { verifyToken, canOpenRoom, identityOf, tokenPolicy } from "./auth.js";
 import { errorResponse, readCapped } from "./room.js";  /* shared with the room */
 import { edgeRateLimits } from "./ratelimiter.js";
+import { auditStream } from "./audit.js";
+import { roomUsage, usageMinutes, USAGE_MAX_MINUTES } from "./analytics.js";
 import { envName } from "./env.js";
 import { fileRoute, FILE_ID_RE } from "./files.js";
 import { devLogin } from "./devlogin.js";    /* POST /auth/dev-login, off unless NT_DEV_LOGIN=1 */
@@ -37,6 +39,7 @@ const H = {
   user: "X-NT-User",
   role: "X-NT-Role",
   client: "X-NT-Client",
+  exp: "X-NT-Exp",                 /* the token's exp: the room closes the socket then */
 };
 
 /* Route table: path pattern, allowed method (or methods), handler, and
@@ -45,6 +48,8 @@ const ROUTES = [
   { re: /^\/health$/,                method: "GET",  run: health },
   { re: /^\/rooms\/([^/]*)\/ws$/,    method: "GET",  run: roomSocket },
   { re: /^\/rooms\/([^/]*)\/rpc$/,   method: "POST", run: roomRpc, cors: true },
+  { re: /^\/rooms\/([^/]*)\/audit$/, method: "GET",  run: roomAudit },
+  { re: /^\/rooms\/([^/]*)\/analytics$/, method: "GET", run: roomAnalytics },
   { re: /^\/replica\/rooms\/([^/]*)(\/[^?#]*)$/, method: "GET", run: replica, cors: true },
   { re: /^\/files\/([^/]*)\/([^/]*)$/,  method: ["GET", "PUT"], run: files, cors: true },
   { re: /^\/auth\/dev-login$/,       method: "POST", run: devLogin },
@@ -233,6 +238,44 @@ async function roomRpc(request, env, ctx, url, m) {
   return forward(request, env, room, who, clientId, body);
 }
 
+/* GET /rooms/:room/audit — the room's audit log, streamed to an admin
+** (shim/audit.js pages through it with exportAuditLog, as the caller; the
+** room refuses a caller who is not an admin, with 403). */
+async function roomAudit(request, env, ctx, url, m) {
+  const room = roomName(m[1]);
+  if (!room) return errorResponse("BAD_REQUEST", "bad room name");
+  const who = await authenticate(request, env, url, room);
+  if (who instanceof Response) return who;
+  const limited = await rateLimit(env, who, room, "audit", request);
+  if (limited) return limited;
+  const rpc = new Request(new URL(`/rooms/${encodeURIComponent(room)}/rpc`, url),
+    { method: "POST", headers: { "content-type": "application/json" } });
+  return auditStream(url, room, (payload) =>
+    forward(rpc, env, room, who, null, JSON.stringify({ method: "exportAuditLog", payload })));
+}
+
+/* GET /rooms/:room/analytics?minutes=N — the room's usage from the
+** analytics sink (shim/analytics.js, roomUsage), for the dashboard: admins
+** only (the room is not asked; the points live outside it). */
+async function roomAnalytics(request, env, ctx, url, m) {
+  const room = roomName(m[1]);
+  if (!room) return errorResponse("BAD_REQUEST", "bad room name");
+  const who = await authenticate(request, env, url, room);
+  if (who instanceof Response) return who;
+  if (who.role !== "admin") return errorResponse("PERMISSION_DENIED", "the room's analytics are for admins");
+  const limited = await rateLimit(env, who, room, "analytics", request);
+  if (limited) return limited;
+  const minutes = usageMinutes(url.searchParams.get("minutes"));
+  if (minutes === null) return errorResponse("INVALID_ARGUMENT", `minutes: expected a whole number from 1 to ${USAGE_MAX_MINUTES}`);
+  try {
+    return json(await roomUsage(env, room, minutes));
+  } catch (e) {
+    if (e?.code) return errorResponse(e.code, e.message);
+    console.error("worker: reading analytics failed:", e?.stack ?? e);
+    return errorResponse("INTERNAL", "reading analytics failed");
+  }
+}
+
 /* GET /replica/rooms/:room/<path> — a read from the D1 read replica, served
 ** by the reader Worker (examples/reader/, service binding READER) at
 ** /rooms/:room/<path>. Authenticated and rate limited like an HTTP RPC; the
@@ -284,7 +327,7 @@ function systemRpc(env, url, room, method, payload) {
 
 /* The token comes from `Authorization: Bearer …`, or for WebSockets (browsers
 ** cannot set headers on an upgrade) from `?token=`. Returns the identity
-** {userId, role} or an error Response (401, 403). */
+** {userId, role, exp} or an error Response (401, 403). */
 async function authenticate(request, env, url, room) {
   const token = bearer(request) ?? url.searchParams.get("token");
   if (!token) return errorResponse("UNAUTHENTICATED", "missing token");
@@ -298,7 +341,7 @@ async function authenticate(request, env, url, room) {
     v.code === "UNAVAILABLE" ? { "retry-after": "1" } : {});
   if (!canOpenRoom(v.user, room))
     return errorResponse("PERMISSION_DENIED", "this token may not open room " + room);
-  return identityOf(v.user);
+  return { ...identityOf(v.user), exp: v.claims.exp };
 }
 
 function bearer(request) {
@@ -358,6 +401,7 @@ function forward(request, env, room, who, clientId, body) {
   headers.set(H.user, encodeURIComponent(who.userId));
   headers.set(H.role, encodeURIComponent(who.role));
   if (clientId !== null) headers.set(H.client, clientId);
+  if (Number.isFinite(who.exp)) headers.set(H.exp, String(who.exp));
   /* A buffered body (RPC) makes a new request, framed by its own length; an
   ** upgrade keeps the original request. */
   if (body !== undefined) for (const k of ["content-length", "transfer-encoding"]) headers.delete(k);

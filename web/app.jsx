@@ -10,13 +10,20 @@
 ** Every write goes through the SDK's mutate() (a mutationId each), so a write
 ** made offline waits in the SDK and is sent once when the socket is back.
 ** The page's state is the SDK's: React renders what the hooks of
-** client/react.js hand it.
+** client/react.js hand it. The notes go further (offline-first): a local
+** copy of user:<you> in the browser (client/local, its hooks in
+** client/local/react.js) answers their list and runs their writes, online
+** or not, across reloads; a service worker (web/sw.js) keeps the page's
+** files so that a reload works with the network off.
 */
 import { useEffect, useMemo, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { useStatus } from '../client/react.js';
+import { connect } from '../client/nanotype.js';
+import { useLocalRoom, useLocalState } from '../client/local/react.js';
+import { migrations, functions } from '../build/bundle.js';
 import { devLogin, loadSession, saveSession, clearSession, tokenSource, pastedSession } from './lib/session.js';
-import { Avatar, Logo, StatusBadge, Toasts, worstStatus, describe } from './lib/ui.jsx';
+import { Avatar, Logo, StatusBadge, Toasts, worstStatus, describe, toast } from './lib/ui.jsx';
 import { useRoomClient, usePendingWrites, usePresence } from './app/hooks.js';
 import { Tasks } from './app/Tasks.jsx';
 import { Notes } from './app/Notes.jsx';
@@ -129,7 +136,15 @@ function Workspace({ session, team, onSignOut }) {
   const teamStatus = useStatus(teamClient);
   const notesStatus = useStatus(notesClient);
   const status = teamClient && notesClient ? worstStatus(teamStatus, notesStatus) : 'connecting';
-  const [pending, track] = usePendingWrites();
+  const [tracked, track] = usePendingWrites();
+  const localOpts = useMemo(() => ({
+    url: location.origin, room: `user:${me}`, userId: me, role: session.role ?? 'user', token, connect,
+    migrations, functions, module: LOCAL_WASM,
+    onError: (e) => toast(`The local copy of your notes could not open: ${describe(e)}`, { kind: 'error' }),
+  }), [me, session.role, token]);
+  const local = useLocalRoom(localOpts);
+  const localState = useLocalState(local);
+  const pending = tracked + localState.pending;
   const people = usePresence(teamClient);
   const clients = useMemo(() => (teamClient && notesClient ? { team: teamClient, notes: notesClient } : null),
     [teamClient, notesClient]);
@@ -167,7 +182,7 @@ function Workspace({ session, team, onSignOut }) {
           <div className="col side-col">
             <Presence people={people} me={me} room={clients.team.room} />
             <SharedSlider client={clients.team} />
-            <Notes client={clients.notes} track={track} />
+            <Notes local={local} room={clients.notes.room} state={localState} />
           </div>
         </main>
       ) : <main className="grid"><p className="muted">Connecting…</p></main>}
@@ -177,6 +192,16 @@ function Workspace({ session, team, onSignOut }) {
       </footer>
     </div>
   );
+}
+
+/* core-local.wasm, copied into build/public/assets/ with a content hash by
+** scripts/build-web.mjs, which defines this name. */
+/* global __NT_LOCAL_WASM__ */
+const LOCAL_WASM = __NT_LOCAL_WASM__;
+
+/* The service worker that keeps the page's files for offline reloads. */
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register('/sw.js').catch((e) => console.warn('service worker:', e?.message ?? e));
 }
 
 createRoot(document.getElementById('root')).render(<App />);

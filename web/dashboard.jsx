@@ -167,7 +167,7 @@ function Console({ session, onSignOut }) {
           )}
         </aside>
         <main className="dash-main">
-          {client && <RoomView key={room} client={client} room={room} />}
+          {client && <RoomView key={room} client={client} room={room} token={session.token} />}
         </main>
       </div>
     </div>

@@ -129,7 +129,8 @@ export class LocalRoom {
     this.sending = null;           /* the send loop, while it runs */
     this.inflight = new Map();     /* mutationId -> promise of its answer */
     const config = { room, migrations, functions, sync: false, batchMs: 0, directoryMs: 0,
-                     embed: { embedder: "off" }, testHooks: false };
+                     embed: { embedder: "off" }, testHooks: false,
+                     audit: { enabled: false }, analytics: false };   /* the server keeps both */
     const identity = { userId, role, clientId: "local" };
     this.core = new LocalCore(module, { config, identity, image, log });
     if (this.core.status !== 0) throw new Error(`the local room failed to open (rc ${this.core.status})`);
@@ -444,6 +445,13 @@ export class LocalRoom {
 
   /* Mutations not yet reflected in the server's rows. */
   get pending() { return this.queue.length; }
+
+  /* The queue as plain data, oldest first: {mutationId, method, payload,
+  ** result (the local run's), state}; a page marks the rows they touch. */
+  get queued() {
+    return this.queue.map((m) => ({ mutationId: m.mutationId, method: m.method, payload: m.payload,
+                                    result: m.localResult, state: m.state }));
+  }
 
   /* ---- local live queries ---------------------------------------------- */
 

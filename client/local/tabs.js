@@ -111,6 +111,7 @@ export class SharedRoom {
   mutate(method, payload = {}) { return this.#call("mutate", { method, payload }); }
   setOnline(on) { return this.#call("setOnline", { on }); }
   pending() { return this.#call("pending", {}); }
+  queued() { return this.#call("queued", {}); }
   /* {status, role, store, pending}: role is this tab's, the rest the owner's. */
   async status() { return { ...(await this.#call("status", {})), role: this.role }; }
   synced() { return this.#call("synced", {}); }
@@ -167,6 +168,7 @@ export class SharedRoom {
       case "mutate": return l.mutate(a.method, a.payload);
       case "setOnline": l.setOnline(a.on); return l.status;
       case "pending": return l.pending;
+      case "queued": return l.queued;
       case "status": return { status: l.status, role: this.role, store: this.storeKind, pending: l.pending };
       case "synced": return l.synced();
       case "dump": return l.dump();

@@ -95,6 +95,12 @@ describe('the dashboard, signed in as admin', () => {
     await dash.waitForSelector('[data-testid=chart-lag] polyline');
   });
 
+  it('shows the calls per method of the room from the analytics data points', async () => {
+    /* the demo pages' calls reach the local D1 stand-in within a second or so */
+    const usage = await waitText(dash, '[data-testid=usage-list]', (x) => x.includes('createSharedTask'));
+    assert.match(usage, /createSharedTask\s*\d/);
+  });
+
   it("with browseTable, shows alice's private notes to the admin", async (t) => {
     if (await dash.$('[data-testid=needs][data-method=browseTable]')) {
       t.skip('the core has no browseTable yet (the page says so)');

@@ -48,6 +48,8 @@ static struct {
   FakeConnNote *attach; int nAttach, aAttach;  /* host_ws_attach, latest per conn */
   FakeConnNote *closes; int nClose, aClose;    /* host_ws_close */
   uint32_t *gone;      int nGone, aGone;       /* connections that are closed */
+  FakeAnalytics *points; int nPoints, aPoints; /* host_analytics */
+  int analyticsBudget;             /* points host_analytics takes per call; < 0: refuses */
 
   int nLog[4];                     /* lines per level */
   char *lastLog;                   /* newest log line */
@@ -250,7 +252,8 @@ static void recordsFree(void){
   for(int i = 0; i < F.nAsync; i++) free(F.asyncs[i].req);
   for(int i = 0; i < F.nAttach; i++) free(F.attach[i].text);
   for(int i = 0; i < F.nClose; i++) free(F.closes[i].text);
-  F.nFrame = F.nResp = F.nAsync = F.nAttach = F.nClose = F.nGone = 0;
+  for(int i = 0; i < F.nPoints; i++) free(F.points[i].json);
+  F.nFrame = F.nResp = F.nAsync = F.nAttach = F.nClose = F.nGone = F.nPoints = 0;
   memset(F.nLog, 0, sizeof F.nLog);
   free(F.lastLog); F.lastLog = NULL;
 }
@@ -258,7 +261,7 @@ static void recordsFree(void){
 static void fakehostAtExit(void){
   recordsFree();
   free(F.frames); free(F.resps); free(F.asyncs);
-  free(F.attach); free(F.closes); free(F.gone);
+  free(F.attach); free(F.closes); free(F.gone); free(F.points);
   free(F.failSqlMsg);
   if( F.db ) sqlite3_close(F.db);
   Room *room = F.room;
@@ -275,6 +278,7 @@ static void ensureInit(void){
   F.timerAt = 0;
   F.alarmAt = 0;
   F.deletedAll = 0;
+  F.analyticsBudget = FAKEHOST_ANALYTICS_BUDGET;
   F.rng = 0x9E3779B97F4A7C15ull;
   dbOpen();
 }
@@ -291,6 +295,7 @@ void fakehostReset(void){
   F.allowTxnSql = F.deniedTxn = 0;
   F.room = NULL;
   F.now = FAKEHOST_EPOCH_MS;
+  F.analyticsBudget = FAKEHOST_ANALYTICS_BUDGET;
   F.timerAt = F.alarmAt = 0;       /* the old room's requests, at the old clock */
   F.rng = 0x9E3779B97F4A7C15ull;
   dbOpen();
@@ -632,6 +637,27 @@ int host_async(uint32_t asyncId, int kind, const uint8_t *req, uint32_t len){
   a->done = 0;
   if( verbose() ) fprintf(stderr, "  -> async %u kind %d: %s\n", asyncId, kind, a->req);
   return 0;
+}
+
+int host_analytics(const uint8_t *points, uint32_t len){
+  ensureInit();
+  FakeAnalytics *a = PUSH(F.points, F.nPoints, F.aPoints);
+  a->json = xstrndup(points, len);
+  cJSON *doc = cJSON_ParseWithLength((const char*)points, len);
+  a->offered = cJSON_IsArray(doc) ? cJSON_GetArraySize(doc) : -1;
+  cJSON_Delete(doc);
+  if( F.analyticsBudget < 0 ){ a->taken = -1; return NT_INTERNAL; }
+  a->taken = a->offered < F.analyticsBudget ? a->offered : F.analyticsBudget;
+  if( a->taken < 0 ) a->taken = 0;
+  if( verbose() ) fprintf(stderr, "  -> analytics: %d offered, %d taken\n", a->offered, a->taken);
+  return a->taken;
+}
+
+void fakehostSetAnalyticsBudget(int n){ ensureInit(); F.analyticsBudget = n; }
+int fakehostAnalyticsCalls(void){ return F.nPoints; }
+const FakeAnalytics *fakehostAnalyticsCall(int i){
+  if( i < 0 ) i += F.nPoints;
+  return i >= 0 && i < F.nPoints ? &F.points[i] : NULL;
 }
 
 void host_log(int level, const uint8_t *msg, uint32_t len){

@@ -11,6 +11,7 @@
 **   host_ws_send / _close / _attach, host_http_respond
 **                                  recorded in lists the test inspects
 **   host_async                     recorded; the test completes it by hand
+**   host_analytics                 recorded; takes up to a settable budget
 **   host_now_ms / host_random      a settable clock, a seeded generator
 **   host_log                       to stderr when NT_TEST_VERBOSE is set
 **
@@ -54,6 +55,13 @@ typedef struct FakeAsync {
   uint32_t len;                    /* bytes, excluding the NUL */
   int done;                        /* completed with fakehostAsyncDone */
 } FakeAsync;
+
+/* One batch of data points the core offered with host_analytics. */
+typedef struct FakeAnalytics {
+  char *json;                      /* the points, NUL-terminated copy */
+  int offered;                     /* how many (-1: not a JSON array) */
+  int taken;                       /* how many the fake host took (-1: it refused) */
+} FakeAnalytics;
 
 /* ---- lifecycle --------------------------------------------------------- */
 /* Forget everything: records, clock (back to FAKEHOST_EPOCH_MS), timer and
@@ -107,6 +115,14 @@ int fakehostResponseCount(uint32_t req);
 
 int fakehostAsyncCount(void);                      /* requests recorded */
 const FakeAsync *fakehostAsync(int i);             /* i-th (-1 = newest) */
+
+/* host_analytics: each call's batch (i-th, -1 = newest), and how many
+** points a call takes: FAKEHOST_ANALYTICS_BUDGET (the platform's 25) unless
+** set; a negative budget makes it refuse (NT_INTERNAL). */
+#define FAKEHOST_ANALYTICS_BUDGET 25
+int fakehostAnalyticsCalls(void);
+const FakeAnalytics *fakehostAnalyticsCall(int i);
+void fakehostSetAnalyticsBudget(int n);
 
 int fakehostLogCount(int level);                   /* lines at level; -1 = all */
 const char *fakehostLastLog(void);                 /* newest line or NULL */

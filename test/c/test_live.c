@@ -2,7 +2,9 @@
 ** test_live.c — live queries: read sets come from SQLite, only touched
 ** queries re-run, identical subscriptions share one execution, updates are
 ** batched, acknowledged, resent, and survive a restore; mutation ids make
-** retries harmless.
+** retries harmless. Subscribers that ask for diffs hold, after every change,
+** exactly what full-result subscribers hold; those that ask for transitions
+** get all of one commit's updates in one frame, resent whole.
 */
 #include "testroom.h"
 
@@ -471,6 +473,390 @@ TEST(subscription_frames_should_stay_under_one_mebibyte_in_results_and_updates){
   CHECK_STR_CONTAINS(text, "\"type\":\"query_update\"");
   CHECK_STR_CONTAINS(text, "\"truncated\":true");
   CHECK(strlen(text) <= NT_MAX_FRAME);
+  fakehostRoomFree();
+}
+
+/* ---- diffs and transitions ------------------------------------------------ */
+
+/* What a client holds of one subscription, rebuilt from the frames it got
+** as the SDK does: a result replaces, a diff applies to the result of its
+** base version. */
+typedef struct Held {
+  char sid[16];
+  char *text;                      /* the result as printed JSON */
+  long long version;
+  int diffs;                       /* diffs applied */
+} Held;
+
+static Held *heldFind(Held *h, int n, const char *sid){
+  for(int i = 0; i < n; i++) if( strcmp(h[i].sid, sid)==0 ) return &h[i];
+  return NULL;
+}
+
+/* Apply one update (an object with result or base + diff) at version. */
+static void heldApply(Held *h, const cJSON *u, long long version){
+  const cJSON *result = cJSON_GetObjectItem(u, "result");
+  const cJSON *diff = cJSON_GetObjectItem(u, "diff");
+  if( cJSON_GetObjectItem(u, "unchanged") ){ h->version = version; return; }
+  char *next = NULL;
+  if( result ){
+    next = cJSON_PrintUnformatted(result);
+  }else if( diff ){
+    CHECK_EQ_INT((long long)cJSON_GetNumberValue(cJSON_GetObjectItem(u, "base")), h->version);
+    char *d = cJSON_PrintUnformatted(diff);
+    Buf b = {0};
+    CHECK_EQ_INT(diffApply(h->text, strlen(h->text), d, strlen(d), &b), NT_OK);
+    cJSON *reparsed = cJSON_Parse(b.p ? b.p : "null");
+    next = cJSON_PrintUnformatted(reparsed);
+    cJSON_Delete(reparsed);
+    bufFree(&b);
+    free(d);
+    h->diffs++;
+  }
+  if( next ){ free(h->text); h->text = next; }
+  h->version = version;
+}
+
+/* Read conn's frames from *pSeen on into the held results h[0..*pn). */
+static void heldRead(uint32_t conn, int *pSeen, Held *h, int *pn){
+  int n = fakehostFrameCount(conn);
+  for(; *pSeen < n; (*pSeen)++){
+    cJSON *f = cJSON_Parse(fakehostFrame(conn, *pSeen));
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(f, "type"));
+    long long version = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(f, "version"));
+    if( type && strcmp(type, "transition")==0 ){
+      const cJSON *u;
+      cJSON_ArrayForEach(u, cJSON_GetObjectItem(f, "updates")){
+        Held *x = heldFind(h, *pn, cJSON_GetStringValue(cJSON_GetObjectItem(u, "subscriptionId")));
+        if( x ) heldApply(x, u, version);
+      }
+    }else if( type && (strcmp(type, "query_result")==0 || strcmp(type, "query_update")==0) ){
+      const char *sid = cJSON_GetStringValue(cJSON_GetObjectItem(f, "subscriptionId"));
+      Held *x = heldFind(h, *pn, sid);
+      if( x==NULL ){
+        x = &h[(*pn)++];
+        memset(x, 0, sizeof *x);
+        snprintf(x->sid, sizeof x->sid, "%s", sid);
+      }
+      heldApply(x, f, version);
+    }
+    cJSON_Delete(f);
+  }
+}
+
+static void heldFree(Held *h, int n){
+  for(int i = 0; i < n; i++) free(h[i].text);
+}
+
+#define SUB_BY_TITLE(extra) "{\"action\":\"subscribe_query\",\"id\":1,\"sql\":" \
+  "\"SELECT id, title, status FROM tasks ORDER BY title, id\",\"params\":[]" extra "}"
+
+TEST(live_diff_subscribers_should_hold_what_full_subscribers_hold_after_every_change){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);       /* diffs */
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);       /* whole results */
+  fakehostMessage(1, SUB_BY_TITLE(",\"diff\":true"));
+  fakehostMessage(2, SUB_BY_TITLE(""));
+  Held a[4], b[4];
+  int na = 0, nb = 0, seenA = 0, seenB = 0;
+  char got[64], payload[160], ids[6][40];
+  static const char *const titles[] = { "m", "c", "x", "a", "q", "f" };
+  for(int i = 0; i < 6; i++){
+    snprintf(payload, sizeof payload, "{\"title\":\"%s\"}", titles[i]);
+    testRpc(2, "createTask", payload, got, sizeof got);
+    testFrameField(2, "result.id", ids[i], sizeof ids[i]);
+    fakehostAdvance(200);
+    testSettle();
+  }
+  /* renames that move rows under ORDER BY title, a delete, a rename in place */
+  static const struct { int row; const char *title; } renames[] = { { 0, "b" }, { 3, "z" }, { 5, "f2" } };
+  for(size_t i = 0; i < sizeof renames / sizeof renames[0]; i++){
+    snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"title\":\"%s\"}", ids[renames[i].row], renames[i].title);
+    testRpc(2, "updateTask", payload, got, sizeof got);
+    fakehostAdvance(200);
+    testSettle();
+    heldRead(1, &seenA, a, &na);
+    heldRead(2, &seenB, b, &nb);
+    REQUIRE(na==1 && nb==1);
+    CHECK_STR_EQ(a[0].text, b[0].text);
+  }
+  snprintf(payload, sizeof payload, "{\"id\":\"%s\"}", ids[2]);
+  testRpc(2, "deleteTask", payload, got, sizeof got);
+  testSettle();
+  heldRead(1, &seenA, a, &na);
+  heldRead(2, &seenB, b, &nb);
+  CHECK_STR_EQ(a[0].text, b[0].text);
+  CHECK_EQ_INT(a[0].version, b[0].version);
+  CHECK(a[0].diffs >= 8);                            /* every update after the first result */
+  CHECK_EQ_INT(b[0].diffs, 0);
+  CHECK(framesWith(2, "\"diff\"")==0);              /* who did not ask sees no diff */
+  /* A rename of a keyed row is a patch of its title alone. */
+  CHECK(fakehostFindFrame(1, ",{\"title\":\"f2\"}]") != NULL);
+  heldFree(a, na);
+  heldFree(b, nb);
+  fakehostRoomFree();
+}
+
+TEST(a_diff_should_match_rows_by_the_primary_key_only_when_the_result_carries_it){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64], id[40], payload[160];
+  testRpc(1, "createTask", "{\"title\":\"first title\"}", got, sizeof got);
+  testFrameField(1, "result.id", id, sizeof id);
+  testRpc(1, "createTask", "{\"title\":\"second title\"}", got, sizeof got);
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"sql\":\"SELECT title, status FROM tasks ORDER BY created_at\",\"params\":[],\"diff\":true}");
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":2,\"query\":\"listTasks\",\"args\":{},\"diff\":true}");
+  snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"title\":\"renamed title\"}", id);
+  fakehostAdvance(200);
+  testRpc(1, "updateTask", payload, got, sizeof got);
+  testSettle();
+  /* listTasks returns id: the row is patched in place */
+  CHECK_STR_CONTAINS(fakehostFindFrame(1, "\"subscriptionId\":\"s2\""), "\"diff\":[[0,{\"title\":\"renamed title\"}],[1,1]]");
+  /* without the key the changed row is given whole */
+  CHECK_STR_CONTAINS(fakehostFindFrame(1, "\"subscriptionId\":\"s1\""),
+                     "\"diff\":[{\"title\":\"renamed title\",\"status\":\"pending\"},[1,1]]");
+  fakehostRoomFree();
+}
+
+TEST(a_diff_no_smaller_than_the_result_should_send_the_result){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"sql\":\"SELECT count(*) AS n FROM tasks\",\"params\":[],\"diff\":true}");
+  char got[64];
+  testRpc(1, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  testSettle();
+  const char *u = fakehostLastFrame(1);
+  CHECK_STR_CONTAINS(u, "\"type\":\"query_update\"");
+  CHECK_STR_CONTAINS(u, "\"result\":[{\"n\":1}]");
+  CHECK_STR_LACKS(u, "\"diff\"");
+  fakehostRoomFree();
+}
+
+TEST(a_subscribe_naming_a_kept_version_should_get_the_diff_from_it){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  for(int i = 0; i < 20; i++) testRpc(1, "createTask", "{\"title\":\"a fairly long title to keep\"}", got, sizeof got);
+  fakehostMessage(1, SUB_BY_TITLE(",\"diff\":true"));
+  Held h[2];
+  int n = 0, seen = 0;
+  heldRead(1, &seen, h, &n);
+  long long before = h[0].version;
+  fakehostAdvance(200);
+  testRpc(1, "createTask", "{\"title\":\"while away\"}", got, sizeof got);
+  testSettle();
+  /* the client lost that update with its socket and comes back on another */
+  fakehostConnClose(1);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  char frame[256];
+  snprintf(frame, sizeof frame, "{\"action\":\"subscribe_query\",\"id\":7,\"sql\":"
+           "\"SELECT id, title, status FROM tasks ORDER BY title, id\",\"params\":[],\"diff\":true,\"version\":%lld}", before);
+  fakehostMessage(2, frame);
+  cJSON *f = testLastFrame(2);
+  CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(f, "type")), "query_result");
+  CHECK_EQ_INT((long long)cJSON_GetNumberValue(cJSON_GetObjectItem(f, "base")), before);
+  CHECK(cJSON_GetObjectItem(f, "result")==NULL);
+  heldApply(&h[0], f, (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(f, "version")));
+  cJSON_Delete(f);
+  /* a whole-result subscriber of the same query holds the same */
+  fakehostMessage(2, SUB_BY_TITLE(""));
+  Held full[2];
+  int nFull = 0, seenFull = fakehostFrameCount(2) - 1;
+  heldRead(2, &seenFull, full, &nFull);
+  CHECK_STR_EQ(h[0].text, full[0].text);
+  /* a version from before anything kept gets the whole result */
+  snprintf(frame, sizeof frame, "{\"action\":\"subscribe_query\",\"id\":8,\"sql\":"
+           "\"SELECT id, title, status FROM tasks ORDER BY title, id\",\"params\":[],\"diff\":true,\"version\":1}");
+  fakehostMessage(2, frame);
+  CHECK_STR_CONTAINS(fakehostLastFrame(2), "\"result\":[");
+  heldFree(h, n);
+  heldFree(full, nFull);
+  fakehostRoomFree();
+}
+
+/* A table of tags whose inserts also add a task: one commit, two tables. */
+static const char *const tagTaskTrigger =
+  "CREATE TRIGGER tag_adds_task AFTER INSERT ON tags BEGIN"
+  " INSERT INTO tasks VALUES ('t-' || NEW.name, NEW.name, 'pending', NULL, 0, 0); END;";
+static const char *const tagFunctions =
+  "-- name: listTasks :many\nSELECT id, title FROM tasks ORDER BY id;\n"
+  "-- name: listTags :many\nSELECT name FROM tags ORDER BY name;\n"
+  "-- name: addTag :exec\n-- param: name text\nINSERT INTO tags VALUES (:name);\n";
+
+TEST(one_commit_touching_two_tables_should_reach_a_transition_subscriber_in_one_frame){
+  const char *const migrations[] = { testTasksMigration, tagTaskTrigger, NULL };
+  REQUIRE(testRoomOpen(migrations, tagFunctions, 0) != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);       /* transitions */
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);       /* as before */
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"transition\":true,\"diff\":true}");
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":2,\"query\":\"listTags\",\"transition\":true}");
+  fakehostMessage(2, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\"}");
+  fakehostMessage(2, "{\"action\":\"subscribe_query\",\"id\":2,\"query\":\"listTags\"}");
+  int before1 = fakehostFrameCount(1), before2 = fakehostFrameCount(2);
+  char got[64], version[32];
+  testRpc(2, "addTag", "{\"name\":\"red\"}", got, sizeof got);
+  testFrameField(2, "version", version, sizeof version);
+  testSettle();
+  CHECK_EQ_INT(fakehostFrameCount(1), before1 + 1);  /* one frame */
+  cJSON *t = testLastFrame(1);
+  CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(t, "type")), "transition");
+  CHECK_EQ_INT((long long)cJSON_GetNumberValue(cJSON_GetObjectItem(t, "version")), atoll(version));
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(t, "seq")) >= 1);
+  const cJSON *updates = cJSON_GetObjectItem(t, "updates");
+  REQUIRE(cJSON_GetArraySize(updates)==2);
+  CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(updates, 0), "subscriptionId")), "s1");
+  CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(updates, 1), "subscriptionId")), "s2");
+  cJSON_Delete(t);
+  /* the other client gets its two query_update frames, as before */
+  CHECK_EQ_INT(fakehostFrameCount(2), before2 + 1 + 2);
+  CHECK_EQ_INT(framesWith(2, "\"type\":\"query_update\""), 2);
+  CHECK_EQ_INT(framesWith(2, "transition"), 0);
+  fakehostRoomFree();
+}
+
+#define COSTLY_TRANSITION "{\"action\":\"subscribe_query\",\"id\":1,\"sql\":" \
+  "\"SELECT count(*) AS n, 'costly' AS c FROM tasks\",\"params\":[],\"transition\":true}"
+
+TEST(the_queries_of_one_commit_should_rerun_together_for_transition_subscribers){
+  REQUIRE(testAppOpen() != NULL);
+  useCostlyClock(40);                                 /* a window of 600 ms */
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  fakehostMessage(1, COSTLY_TRANSITION);
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":2,\"query\":\"listTasks\",\"transition\":true}");
+  char got[64];
+  testRpc(2, "createTask", "{\"title\":\"a\"}", got, sizeof got);
+  testSettle();                                       /* first change after quiet: at once */
+  CHECK_EQ_INT(framesWith(1, "\"type\":\"transition\""), 1);
+  double ranAt = fakehostNow() - 40;                  /* the costly run's work moved the clock */
+  fakehostAdvance(10);
+  testRpc(2, "createTask", "{\"title\":\"b\"}", got, sizeof got);
+  /* the cheap query would go at its own window; with the costly one it waits */
+  CHECK(fakehostTimerAt() >= ranAt + 600);
+  fakehostFireTimer();
+  CHECK_EQ_INT(framesWith(1, "\"type\":\"transition\""), 2);
+  cJSON *t = testLastFrame(1);
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(t, "updates")), 2);
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"n\":2");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"title\":\"b\"");
+  cJSON_Delete(t);
+  fakehostRoomFree();
+}
+
+TEST(an_unacknowledged_transition_should_be_sent_again_whole_with_its_version){
+  const char *const migrations[] = { testTasksMigration, tagTaskTrigger, NULL };
+  REQUIRE(testRoomOpen(migrations, tagFunctions, 0) != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"transition\":true}");
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":2,\"query\":\"listTags\",\"transition\":true}");
+  char got[64], v1[32], v2[32], seq1[32], seq2[32];
+  testRpc(1, "addTag", "{\"name\":\"red\"}", got, sizeof got);
+  testSettle();
+  testFrameField(1, "version", v1, sizeof v1);
+  testFrameField(1, "seq", seq1, sizeof seq1);
+  char *first = strdup(strstr(fakehostLastFrame(1), "\"updates\""));
+  REQUIRE(fakehostFireTimer()==NT_OK);                /* 5 s later */
+  CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "transition");
+  testFrameField(1, "version", v2, sizeof v2);
+  testFrameField(1, "seq", seq2, sizeof seq2);
+  CHECK_STR_EQ(v2, v1);
+  CHECK(atoll(seq2) > atoll(seq1));
+  CHECK_STR_EQ(strstr(fakehostLastFrame(1), "\"updates\""), first);
+  free(first);
+  char ack[64];
+  snprintf(ack, sizeof ack, "{\"action\":\"ack\",\"seq\":%s}", seq2);
+  fakehostMessage(1, ack);
+  CHECK(fakehostTimerAt() == 0);
+  fakehostRoomFree();
+}
+
+TEST(a_resend_to_a_diff_subscriber_should_start_from_what_it_acknowledged){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  for(int i = 0; i < 10; i++) testRpc(1, "createTask", "{\"title\":\"a title long enough\"}", got, sizeof got);
+  fakehostMessage(1, SUB_BY_TITLE(",\"diff\":true"));
+  char base[32], ack[64], version[32];
+  testFrameField(1, "version", base, sizeof base);
+  fakehostAdvance(200);
+  testRpc(1, "createTask", "{\"title\":\"one\"}", got, sizeof got);
+  testSettle();
+  CHECK_STR_EQ(testFrameField(1, "base", got, sizeof got), base);
+  snprintf(ack, sizeof ack, "{\"action\":\"ack\",\"seq\":%s}", testFrameField(1, "seq", got, sizeof got));
+  fakehostMessage(1, ack);
+  testFrameField(1, "version", version, sizeof version);
+  testFrameField(1, "version", version, sizeof version);
+  cJSON *acked = cJSON_Parse(fakehostFindFrame(1, "query_update"));
+  snprintf(version, sizeof version, "%lld", (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(acked, "version")));
+  cJSON_Delete(acked);
+  fakehostAdvance(200);
+  testRpc(1, "createTask", "{\"title\":\"two\"}", got, sizeof got);
+  testSettle();                                       /* not acknowledged */
+  REQUIRE(fakehostFireTimer()==NT_OK);
+  CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "query_update");
+  CHECK_STR_EQ(testFrameField(1, "base", got, sizeof got), version);   /* the acknowledged one */
+  fakehostRoomFree();
+}
+
+TEST(diffs_and_transitions_should_survive_a_restore_with_a_whole_result_first){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  fakehostMessage(1, SUB_BY_TITLE(",\"diff\":true,\"transition\":true"));
+  char *attachment = strdup(fakehostAttachment(1));
+  CHECK_STR_CONTAINS(attachment, "\"diff\":true,\"transition\":true");
+  fakehostRoomFree();
+  REQUIRE(testAppOpen() != NULL);
+  fakehostClear();
+  REQUIRE(fakehostConnRestore(1, attachment)==NT_OK);
+  free(attachment);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  char got[64];
+  testRpc(2, "createTask", "{\"title\":\"after wake\"}", got, sizeof got);
+  testSettle();
+  CHECK_STR_EQ(testFrameField(1, "type", got, sizeof got), "transition");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"result\":[{");   /* no base survives */
+  fakehostRoomFree();
+}
+
+TEST(what_a_subscriber_asks_for_should_be_a_boolean){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"diff\":1}");
+  CHECK_STR_EQ(testFrameField(1, "error.code", got, sizeof got), "BAD_REQUEST");
+  CHECK_STR_CONTAINS(testFrameField(1, "error.message", got, sizeof got), "diff");
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"transition\":\"yes\"}");
+  CHECK_STR_EQ(testFrameField(1, "error.code", got, sizeof got), "BAD_REQUEST");
+  fakehostRoomFree();
+}
+
+TEST(a_transition_too_large_for_one_frame_should_go_out_in_parts_marked_more){
+  REQUIRE(testAppOpen() != NULL);
+  for(int i = 0; i < 3; i++){                         /* 1.2 MB of shared rows */
+    char sql[256];
+    snprintf(sql, sizeof sql, "INSERT INTO tasks VALUES ('big%d', hex(zeroblob(200000)), 'p', NULL, %d, %d)", i, i, i);
+    fakehostExec(sql);
+  }
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"sql\":\"SELECT id, title FROM tasks ORDER BY id\",\"params\":[],\"transition\":true}");
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":2,\"sql\":\"SELECT title, id FROM tasks ORDER BY id\",\"params\":[],\"transition\":true}");
+  int before = fakehostFrameCount(1);
+  char got[64];
+  testRpc(2, "createTask", "{\"title\":\"small\"}", got, sizeof got);
+  testSettle();
+  REQUIRE(fakehostFrameCount(1)==before + 2);
+  const char *first = fakehostFrame(1, -2), *last = fakehostFrame(1, -1);
+  CHECK(strlen(first) <= NT_MAX_FRAME && strlen(last) <= NT_MAX_FRAME);
+  CHECK_STR_CONTAINS(first, "\"more\":true");
+  CHECK_STR_CONTAINS(first, "\"subscriptionId\":\"s1\"");
+  CHECK_STR_LACKS(last, "\"more\"");
+  CHECK_STR_CONTAINS(last, "\"subscriptionId\":\"s2\"");
+  cJSON *a = cJSON_Parse(first), *b = cJSON_Parse(last);
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "version"))==cJSON_GetNumberValue(cJSON_GetObjectItem(b, "version")));
+  CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(b, "seq")) > cJSON_GetNumberValue(cJSON_GetObjectItem(a, "seq")));
+  cJSON_Delete(a);
+  cJSON_Delete(b);
   fakehostRoomFree();
 }
 

@@ -255,4 +255,43 @@ TEST(a_migration_should_run_every_statement_of_its_file){
   fakehostRoomFree();
 }
 
+/* The schema's part of a room's open, alone: the migrations and the room's
+** state, in a room made from cfg on the fake host. Answers the statements
+** the open ran (the room's own count, as getStats reports it). */
+static const Module schemaModules[] = {
+  { .name = "cost",    .xFree = costClose },
+  { .name = "migrate", .xOpen = migrateOpen },
+  { .name = "room",    .xOpen = roomOpenState },
+  { .name = "idem",    .schema = idemSchema },
+  { .name = "rate",    .schema = rateSchema, .xFree = rateFree },
+};
+static double openSchemaOnly(const char *cfg){
+  fakehostRoomFree();
+  Room *room = nt_room_new((const uint8_t*)cfg, (uint32_t)strlen(cfg));
+  if( room==NULL ) return -1;
+  room->modules = schemaModules;
+  room->nModules = (int)(sizeof schemaModules / sizeof schemaModules[0]);
+  fakehostSetRoom(room);
+  nt_room_open(room);
+  return nt_room_status(room)==NT_OK ? room->stats.sqlStatements : -1;
+}
+
+TEST(a_room_reopened_with_its_recorded_schema_should_open_with_one_read){
+  const char *cfg = "{\"room\":\"r\",\"migrations\":[{\"name\":\"0001_a.sql\",\"sql\":\"CREATE TABLE a (x);\"}]}";
+  CHECK(openSchemaOnly(cfg) > 1);                               /* the full path, first */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _room WHERE schema_hash IS NOT NULL"), 1);
+  int writes = fakehostQueryInt("SELECT total_changes()");
+  CHECK_EQ_INT((long long)openSchemaOnly(cfg), 1);              /* a restart: _room's row, nothing else */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT total_changes()"), writes);
+  CHECK_EQ_INT(fakehostRoom()->version, fakehostQueryInt("SELECT version FROM _room"));
+  CHECK_STR_EQ(fakehostRoom()->name, "r");
+  /* a new migration changes the hash: the full path runs it */
+  const char *more = "{\"room\":\"r\",\"migrations\":[{\"name\":\"0001_a.sql\",\"sql\":\"CREATE TABLE a (x);\"},"
+                     "{\"name\":\"0002_b.sql\",\"sql\":\"CREATE TABLE b (y);\"}]}";
+  CHECK(openSchemaOnly(more) > 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = 'b'"), 1);
+  CHECK_EQ_INT((long long)openSchemaOnly(more), 1);
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

@@ -382,7 +382,8 @@ TEST(long_user_ids_sharing_a_long_prefix_should_keep_their_own_mutation_ids){
 TEST(a_room_of_the_earlier_form_should_open_with_answers_keyed_by_user){
   REQUIRE(testAppOpen() != NULL);
   fakehostRoomFree();
-  /* the system tables as the earlier release left them */
+  /* the system tables as the earlier release left them (no schema hash either) */
+  CHECK_EQ_INT(fakehostExec("ALTER TABLE _room DROP COLUMN schema_hash"), SQLITE_OK);
   CHECK_EQ_INT(fakehostExec("DROP TABLE _idempotency; DROP TRIGGER _rls_tasks_insert;"
     " DROP TRIGGER _rls_tasks_owner; ALTER TABLE _room DROP COLUMN rls_admin;"
     " CREATE TABLE _mutations (client_id TEXT NOT NULL, mutation_id TEXT NOT NULL,"

@@ -12,7 +12,7 @@
 ** are rebased when the client returns; an edit or delete of a note the
 ** other deleted meanwhile is refused by the server and rolled back. The
 ** sequences come from a seeded generator (NT_OFFLINE_SEED, default fixed;
-** NT_OFFLINE_SEQUENCES, default 100, of NT_OFFLINE_STEPS, default 8), and
+** NT_OFFLINE_SEQUENCES, default 200, of NT_OFFLINE_STEPS, default 8), and
 ** a failure names the sequence, the seed and the steps so far.
 **
 ** The server runs with NT_BATCH_MS=0 so live updates leave at the next
@@ -28,7 +28,7 @@ import { LocalRoom } from '../../client/local/replica.js';
 import { loadModule } from '../../client/local/core.js';
 import { migrations, functions } from '../../build/bundle.js';
 
-const SEQUENCES = Number(process.env.NT_OFFLINE_SEQUENCES ?? 100);
+const SEQUENCES = Number(process.env.NT_OFFLINE_SEQUENCES ?? 200);
 const STEPS = Number(process.env.NT_OFFLINE_STEPS ?? 8);
 const SEED = Number(process.env.NT_OFFLINE_SEED ?? 20261202);
 

@@ -459,8 +459,9 @@ static int embedInstall(Room *room, Embeds *e){
   char *sql = bufFinish(&script);
   if( sql==NULL ) return NT_NOMEM;
   int rc = storeTxn(room, embedApplyScript, sql);
+  if( rc==NT_OK ) rc = schemaApply(room, sql);
   free(sql);
-  return rc ? rc : schemaSync(room);
+  return rc;
 }
 
 /* ---- the module ----------------------------------------------------------- */

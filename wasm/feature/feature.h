@@ -2,9 +2,11 @@
 ** feature.h — the feature layer: what a room offers on top of calls.
 **
 ** Live queries, the memory store's methods (cursors, presence, ephemeral
-** keys), debounced writes, user cron jobs, files in object storage, replication to the D1 read
-** replica, the room's entry in the D1 directory of rooms, and the
-** per-second history of its counters. Each keeps its state behind its own pointer in the Room and
+** keys), debounced writes, user cron jobs, files in object storage,
+** replication to the D1 read replica, the room's entry in the D1 directory
+** of rooms, the per-second history of its counters, webhooks and
+** embeddings, the audit log and analytics. Each keeps its state behind its
+** own pointer in the Room and
 ** reaches the layers below through their headers only.
 */
 #ifndef NT_FEATURE_H
@@ -115,6 +117,46 @@ int syncSetD1FailureMethod(Call *call, cJSON **ppResult);
 double syncNextDue(Room *room);           /* the next batch's start, 0 if none is timed */
 void syncOnTimer(Room *room, double nowMs);
 
+/* ---- audit.c: the audit log, a hash chain of every WRITE and ADMIN call -- */
+#define AUDIT_REDACTED "[redacted]"       /* what a secret-looking field's value becomes */
+/* The module's hooks (room/modules.c). */
+int auditOpen(Room *room, const cJSON *config);   /* "audit": {enabled, retentionDays} */
+void auditFree(Room *room);
+int auditWriteEnd(Room *room, const Write *w);    /* the running call's record, in its write */
+void auditOnCommit(Room *room, const Touched *t);
+void auditCallEnd(Room *room, const Trace *t, int rc);  /* a record of its own when needed */
+int auditTrimTask(Room *room, const cJSON *payload, char *err, size_t errLen);  /* task audit.trim */
+extern const char auditSchema[];          /* the module's tables (Module.schema) */
+int auditExportMethod(Call *call, cJSON **ppResult);   /* exportAuditLog */
+int auditVerifyMethod(Call *call, cJSON **ppResult);   /* verifyAuditLog */
+int auditTamperMethod(Call *call, cJSON **ppResult);   /* _auditTamper (test hook) */
+/* Does the log record calls (config "audit".enabled)? Other records of a
+** call (room/admin.c's browseRecord) stand aside when it does. */
+int auditEnabled(const Room *room);
+/* The pieces, for the native tests: redact secret-looking fields in place
+** (names containing secret, token, password, key, authorization, … in any
+** case, at any depth); the stored arguments of a payload (caller frees;
+** NULL when out of memory); a record's hash after prevHash; trim what is past
+** retention at nowMs; one CSV cell (RFC 4180 quoting, formula-like text
+** neutralised with a leading '). */
+void auditRedact(cJSON *item);
+char *auditArgs(const cJSON *payload);
+void auditHash(const char prevHash[65], int64_t seq, double at, const char *userId,
+               const char *clientId, const char *method, const char *args,
+               const char *outcome, double version, char out[65]);
+int auditTrim(Room *room, double nowMs, int *pTrimmed, char *err, size_t errLen);
+void auditCsvCell(Buf *b, const char *s);
+
+/* ---- analytics.c: data points for Workers Analytics Engine -------------- */
+int analyticsOpen(Room *room, const cJSON *config);   /* "analytics": false turns it off */
+void analyticsFree(Room *room);
+void analyticsCallEnd(Room *room, const Trace *t, int rc);   /* one point per RPC */
+void analyticsOnCommit(Room *room, const Touched *t);       /* one per committed write */
+void analyticsDone(Room *room);           /* end of an export: offer the points to the host */
+/* The room's name as the sampling index: at most 96 bytes. */
+void analyticsIndex(const char *room, char out[97]);
+/* Points made, taken by the host, dropped, and waiting, since the instance started. */
+void analyticsCounts(const Room *room, double *pMade, double *pSent, double *pDropped, int *pWaiting);
 /* ---- directory.c: the room's entry in the D1 directory of rooms ---------- */
 int directoryOpen(Room *room, const cJSON *config);    /* "directoryMs"; the first upsert */
 void directoryFree(Room *room);

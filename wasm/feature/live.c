@@ -41,6 +41,32 @@
 ** the subscription's latest state, at most 3 times. Subscriptions live in the
 ** WebSocket attachment, so they survive hibernation; seq values are reserved
 ** in blocks recorded there, so seq keeps growing across a wake-up.
+**
+** Two things a subscriber may ask for, each on its own (subscribe_query
+** "diff" and "transition"); a subscriber that asks for neither gets exactly
+** the frames above.
+**
+**   Diffs. Each subscription knows which of its query's results its client
+**   holds (the last one sent: frames arrive in order) and which it last
+**   acknowledged. A query keeps its recent results (LIVE_HISTORY of them,
+**   while it has or had a diff subscriber), so an update is the diff from
+**   the result the client holds to the new one (lib/diff.c; rows matched by
+**   the primary key the result carries, found from the result columns'
+**   origins in the analysis database), a resend the diff from the result it
+**   acknowledged, and a subscribe that names the version it has (a
+**   reconnect) the diff from the result of that version. When the base is
+**   no longer kept, or the diff would not be smaller, the whole result goes.
+**   Subscribers of one query at one base share one computed diff.
+**
+**   Transitions. The updates of one tick for one connection go out in one
+**   frame under one seq (in several marked "more" when they would not fit
+**   one frame), tagged with the room's version, which every result in it
+**   is the result at. So that one commit's updates are in one tick,
+**   the queries a commit touches that have transition subscribers re-run
+**   together: they form a group whose re-run is due when the last of them
+**   would be (each query's window still holds; a query already in a group
+**   brings that group along), and a tick runs a group whole. A resend
+**   repeats a transition's updates under a new seq and the same version.
 */
 #include <math.h>
 #include <stdio.h>
@@ -54,6 +80,23 @@
 #define LIVE_IDLE_KEEP_MS  60000.0  /* keep an unsubscribed query this long */
 #define LIVE_BASE_WINDOW_MS 150.0   /* least window a costly query's is stretched from */
 #define LIVE_FRAME_SLACK   4096     /* bytes of a frame beside its result */
+#define LIVE_HISTORY       4        /* earlier results a query keeps as diff bases */
+#define LIVE_HISTORY_BYTES (4u << 20)  /* ... in at most this many bytes */
+#define LIVE_MAX_KEYS      8        /* primary-key columns a result's rows are matched by */
+
+/* A result a query had, and from which version on: the base a diff starts
+** from. */
+typedef struct LiveResult LiveResult;
+struct LiveResult {
+  char *text;                      /* the result as JSON text, owned */
+  size_t len;
+  uint64_t hash;                   /* hash of text and truncated */
+  int64_t changedAt;               /* room version from which it held */
+  int truncated;                   /* it was capped (rows or bytes) */
+  int split;                       /* rows: 0 not yet, 1 split, -1 not an array of objects */
+  DiffRows rows;                   /* its rows, once split */
+  LiveResult *older;               /* the result before it, or NULL */
+};
 
 typedef struct LiveQuery LiveQuery;
 struct LiveQuery {
@@ -63,13 +106,18 @@ struct LiveQuery {
   const Fn *fn;                    /* the named query, or NULL for raw SQL */
   char **reads;                    /* tables it reads, owned */
   int nReads;
-  char *result;                    /* last result as JSON text; NULL if unknown */
-  uint64_t hash;                   /* hash of result */
-  int64_t version;                 /* room version when result was computed */
-  int64_t changedAt;               /* room version when result last changed */
-  int truncated;                   /* result was capped (rows or bytes) */
+  LiveResult *results;             /* the current result, then earlier ones; NULL unknown */
+  int64_t version;                 /* room version when the result was computed */
+  char *keys[LIVE_MAX_KEYS];       /* result members holding a primary key, owned */
+  int nKeys;                       /* 0: rows are matched whole */
+  int keepHistory;                 /* it has had a diff subscriber: keep earlier results */
+  const LiveResult *diffBase;      /* the base of the diff last computed to the current */
+  char *diffText;                  /* that diff, owned; NULL with diffBase: not smaller */
   int dirty;                       /* a write touched what it reads */
   int nSubs;                       /* subscriptions using it */
+  int nTransitionSubs;             /* of them, asking for transitions */
+  uint32_t group;                  /* the group it re-runs with (transitions); 0 none */
+  int inBatch;                     /* ran (or was due) in the tick being delivered */
   double idleSince;                /* when nSubs fell to 0 */
   double costMs;                   /* smoothed work of one run, ms */
   int nRuns;                       /* runs measured */
@@ -87,12 +135,22 @@ typedef struct Live {
   int nQueries;
   double batchMs;                  /* the batch window changes are coalesced over */
   double restUntil;                /* no re-runs before this: the last tick's rest */
+  double resendDue;                /* at or before the earliest resend due, 0: none;
+                                      exact again after each timer tick */
+  int nPending;                    /* subscriptions awaiting an ack (at least) */
+  uint32_t lastGroup;              /* the last group id handed out */
 } Live;
 
 struct Sub {
   char id[16];                     /* "s1", "s2", … per connection */
   LiveQuery *q;                    /* shared execution */
   cJSON *spec;                     /* {"query","args"} or {"sql","params"}, owned */
+  int diff;                        /* asked for diffs */
+  int transition;                  /* asked for transitions */
+  int64_t haveAt;                  /* changedAt of the result last sent; -1 unknown */
+  int64_t haveVersion;             /* the version it was sent with */
+  int64_t ackedAt;                 /* changedAt of the result last acknowledged; -1 none */
+  int64_t ackedVersion;            /* the version it was acknowledged at */
   double pendingSeq;               /* seq of the unacked update, 0 if none */
   double sentAt;                   /* when it went out */
   int resends;                     /* resends of the pending update */
@@ -109,9 +167,22 @@ static uint64_t liveHash(const char *s){
   return h;
 }
 
+static void liveResultFree(LiveResult *r){
+  while( r ){
+    LiveResult *older = r->older;
+    free(r->text);
+    diffRowsFree(&r->rows);
+    free(r);
+    r = older;
+  }
+}
+
 static void liveQueryFree(LiveQuery *q){
   if( q==NULL ) return;
-  free(q->key); free(q->sql); free(q->result);
+  free(q->key); free(q->sql);
+  liveResultFree(q->results);
+  free(q->diffText);
+  for(int i = 0; i < q->nKeys; i++) free(q->keys[i]);
   cJSON_Delete(q->args);
   for(int i = 0; i < q->nReads; i++) free(q->reads[i]);
   free(q->reads);
@@ -166,6 +237,74 @@ static int liveFit(cJSON **pResult, char **pText, size_t max){
   return 1;
 }
 
+/* A new current result: forget the diff computed to the old one, and keep
+** the earlier results a diff may start from (none for a query no diff
+** subscriber ever asked; else the one before the current always, and up to
+** LIVE_HISTORY within LIVE_HISTORY_BYTES). */
+static void liveTrim(LiveQuery *q){
+  free(q->diffText);
+  q->diffText = NULL;
+  q->diffBase = NULL;
+  LiveResult *r = q->results;
+  size_t bytes = r->len;
+  int kept = 0;
+  while( r->older ){
+    LiveResult *o = r->older;
+    bytes += o->len;
+    if( !q->keepHistory || (kept > 0 && (kept >= LIVE_HISTORY || bytes > LIVE_HISTORY_BYTES)) ){
+      r->older = NULL;
+      liveResultFree(o);
+      break;
+    }
+    kept++;
+    r = o;
+  }
+}
+
+/* The kept result that changedAt names, or NULL. */
+static LiveResult *liveResultAt(const LiveQuery *q, int64_t changedAt){
+  LiveResult *r = q->results;
+  while( r && r->changedAt!=changedAt ) r = r->older;
+  return r;
+}
+
+/* The kept result that held at version v: the newest from v or before,
+** or NULL when none is kept from that far back. */
+static LiveResult *liveResultOf(const LiveQuery *q, int64_t v){
+  LiveResult *r = q->results;
+  while( r && r->changedAt > v ) r = r->older;
+  return r;
+}
+
+/* r's rows, split (and keyed by q's primary key); NULL when r is not an
+** array of objects (a :one result), which is always sent whole. */
+static const DiffRows *liveRows(const LiveQuery *q, LiveResult *r){
+  if( r->split==0 ){
+    int rc = diffRowsParse(r->text, r->len, (const char *const*)q->keys, q->nKeys, &r->rows);
+    r->split = rc==NT_OK ? 1 : -1;
+  }
+  return r->split > 0 ? &r->rows : NULL;
+}
+
+/* The diff from base to q's current result, computed once per base (the
+** subscribers at one base share it); NULL when it would not be smaller
+** than the result, or could not be made. Borrowed until q's result
+** changes. */
+static const char *liveDiff(LiveQuery *q, LiveResult *base){
+  LiveResult *cur = q->results;
+  if( base==NULL || base==cur ) return NULL;
+  if( q->diffBase==base ) return q->diffText;
+  free(q->diffText);
+  q->diffText = NULL;
+  q->diffBase = base;
+  const DiffRows *from = liveRows(q, base), *to = liveRows(q, cur);
+  if( from==NULL || to==NULL ) return NULL;
+  Buf b = {0};
+  if( diffMake(from, to, cur->len, &b)==NT_OK ) q->diffText = bufFinish(&b);
+  else bufFree(&b);
+  return q->diffText;
+}
+
 /* Run q and keep its result, capped; *pWorkMs is the run's measured work,
 ** folded into q's smoothed cost. Returns 1 if the result changed, 0 if not,
 ** or a negative code (err set). */
@@ -205,15 +344,20 @@ static int liveRun(Room *room, const Caller *caller, LiveQuery *q, double *pWork
   metricsQueryRan(room, ms);
   if( text==NULL ){ snprintf(err, errLen, "out of memory"); return NT_NOMEM; }
   uint64_t h = liveHash(text) ^ (truncated ? 0x9e3779b97f4a7c15ULL : 0);
-  int changed = q->result==NULL || h!=q->hash;
-  free(q->result);
-  q->result = text;                /* cJSON allocates with malloc (room.c) */
-  q->hash = h;
-  q->truncated = truncated;
   q->version = room->version;
-  if( changed ) q->changedAt = room->version;
   q->dirty = 0;
-  return changed;
+  if( q->results && h==q->results->hash ){ free(text); return 0; }
+  LiveResult *r = calloc(1, sizeof *r);
+  if( r==NULL ){ free(text); snprintf(err, errLen, "out of memory"); return NT_NOMEM; }
+  r->text = text;                  /* cJSON allocates with malloc (room.c) */
+  r->len = strlen(text);
+  r->hash = h;
+  r->changedAt = room->version;
+  r->truncated = truncated;
+  r->older = q->results;
+  q->results = r;
+  liveTrim(q);
+  return 1;
 }
 
 /* Does any table in reads appear in writes? */
@@ -230,6 +374,58 @@ static int liveCopyNames(char **from, int n, char ***pTo){
   if( *pTo==NULL ) return NT_NOMEM;
   for(int i = 0; i < n; i++) if( ((*pTo)[i] = ntStrdup(from[i]))==NULL ) return NT_NOMEM;
   return NT_OK;
+}
+
+/* Add to q's key the result columns (st's, n of them) that hold the whole
+** primary key of table, when they all are there. */
+static void liveTableKey(Room *room, sqlite3_stmt *st, int n, const char *table, LiveQuery *q){
+  sqlite3_stmt *pk = NULL;
+  char *found[LIVE_MAX_KEYS];
+  int nFound = 0, whole = 1;
+  if( sqlite3_prepare_v2(room->guardDb, "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
+                         -1, &pk, NULL)!=SQLITE_OK ){
+    sqlite3_finalize(pk);
+    return;
+  }
+  sqlite3_bind_text(pk, 1, table, -1, SQLITE_STATIC);
+  while( whole && sqlite3_step(pk)==SQLITE_ROW ){
+    const char *col = (const char*)sqlite3_column_text(pk, 0);
+    int j = 0;
+    for(; j < n; j++){
+      const char *t = sqlite3_column_table_name(st, j), *o = sqlite3_column_origin_name(st, j);
+      if( t && o && col && strcmp(t, table)==0 && sqlite3_stricmp(o, col)==0 ) break;
+    }
+    whole = j < n && nFound + q->nKeys < LIVE_MAX_KEYS;
+    if( whole ) found[nFound++] = (char*)sqlite3_column_name(st, j);
+  }
+  sqlite3_finalize(pk);
+  for(int i = 0; whole && i < nFound; i++){
+    if( (q->keys[q->nKeys] = ntStrdup(found[i]))!=NULL ) q->nKeys++;
+  }
+}
+
+/* The result members a diff matches q's rows by: every table whose whole
+** primary key is among the result columns (their origins, through views
+** and CTEs, as SQLite reports them) adds its key columns. None, or a
+** statement the analysis database cannot prepare: rows are matched whole,
+** which is always correct, only larger. */
+static void liveFindKey(Room *room, LiveQuery *q){
+  sqlite3_stmt *st = NULL;
+  if( room->guardDb==NULL || sqlite3_prepare_v2(room->guardDb, q->sql, -1, &st, NULL)!=SQLITE_OK || st==NULL ){
+    sqlite3_finalize(st);
+    return;
+  }
+  int n = sqlite3_column_count(st);
+  for(int i = 0; i < n; i++){
+    const char *table = sqlite3_column_table_name(st, i);
+    int first = table!=NULL;
+    for(int k = 0; first && k < i; k++){
+      const char *t = sqlite3_column_table_name(st, k);
+      first = !(t && strcmp(t, table)==0);
+    }
+    if( first ) liveTableKey(room, st, n, table, q);
+  }
+  sqlite3_finalize(st);
 }
 
 /* Find or create the LiveQuery for spec as seen by call's caller. */
@@ -313,6 +509,7 @@ static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
     if( q ) liveQueryFree(q); else { free(key); cJSON_Delete(args); }
     return callFail(call, NT_NOMEM, "out of memory");
   }
+  liveFindKey(room, q);
   q->next = room->live->queries;
   room->live->queries = q;
   room->live->nQueries++;
@@ -320,9 +517,29 @@ static int liveQueryFor(Call *call, const cJSON *spec, LiveQuery **ppQ){
   return NT_OK;
 }
 
-/* Append a frame's text to b: {"type":…,<id>,"subscriptionId":…,"version":…[,"seq":…], result}. */
-static void liveFrame(Buf *b, const char *type, const cJSON *id, const Sub *s,
-                      double seq, int unchanged){
+/* Append the result part of an update of s: "truncated" when q's result
+** was capped, then the diff from base, the result the client holds at
+** baseVersion (when s asked for diffs and the diff is smaller), or the
+** result. */
+static void liveAppendResult(Buf *b, LiveQuery *q, const Sub *s, LiveResult *base, int64_t baseVersion){
+  LiveResult *cur = q->results;
+  if( cur && cur->truncated ) bufAppendStr(b, ",\"truncated\":true");
+  const char *diff = s->diff && cur ? liveDiff(q, base) : NULL;
+  if( diff ){
+    char num[48];
+    snprintf(num, sizeof num, ",\"base\":%lld,\"diff\":", (long long)baseVersion);
+    bufAppendStr(b, num);
+    bufAppendStr(b, diff);
+  }else{
+    bufAppendStr(b, ",\"result\":");
+    bufAppendStr(b, cur ? cur->text : "null");
+  }
+}
+
+/* Append a frame's text to b: {"type":…,<id>,"subscriptionId":…,"version":…[,"seq":…],
+** result or diff from base (see liveAppendResult) or "unchanged"}. */
+static void liveFrame(Buf *b, const char *type, const cJSON *id, Sub *s, double seq,
+                      int unchanged, LiveResult *base, int64_t baseVersion){
   char num[64];
   bufAppendStr(b, "{\"type\":\"");
   bufAppendStr(b, type);
@@ -341,28 +558,100 @@ static void liveFrame(Buf *b, const char *type, const cJSON *id, const Sub *s,
     snprintf(num, sizeof num, ",\"seq\":%.0f", seq);
     bufAppendStr(b, num);
   }
-  if( s->q->truncated && !unchanged ) bufAppendStr(b, ",\"truncated\":true");
-  bufAppendStr(b, unchanged ? ",\"unchanged\":true}" : ",\"result\":");
-  if( !unchanged ){
-    bufAppendStr(b, s->q->result ? s->q->result : "null");
-    bufAppendStr(b, "}");
-  }
+  if( unchanged ) bufAppendStr(b, ",\"unchanged\":true");
+  else liveAppendResult(b, s->q, s, base, baseVersion);
+  bufAppendStr(b, "}");
 }
 
-/* Push the subscription's current result as a query_update. */
+/* Lower live->resendDue to s's resend time, if s is waiting for an ack. */
+static void liveResendNote(Live *live, const Sub *s){
+  if( s->pendingSeq==0 || s->resends >= LIVE_MAX_RESENDS ) return;
+  double due = s->sentAt + LIVE_RESEND_MS;
+  if( live->resendDue==0 || due < live->resendDue ) live->resendDue = due;
+}
+
+/* s's client holds q's current result now, tagged version. */
+static void liveSent(Sub *s, int64_t version){
+  s->haveAt = s->q->results ? s->q->results->changedAt : -1;
+  s->haveVersion = version;
+}
+
+/* Push the subscription's current result as a query_update: the diff from
+** what its client holds (a resend: from what it acknowledged) when it asked
+** for diffs. */
 static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   double seq = connNextSeq(room, conn);
   Buf b = {0};
-  liveFrame(&b, "query_update", NULL, s, seq, 0);
+  LiveResult *base = liveResultAt(s->q, isResend ? s->ackedAt : s->haveAt);
+  liveFrame(&b, "query_update", NULL, s, seq, 0, base, isResend ? s->ackedVersion : s->haveVersion);
   char *text = bufFinish(&b);
   if( text==NULL ) return;
   host_ws_send(conn->id, (const uint8_t*)text, (uint32_t)strlen(text));
   free(text);
+  room->live->nPending += s->pendingSeq==0;
   s->pendingSeq = seq;
   s->sentAt = host_now_ms();
+  liveResendNote(room->live, s);
   s->updates++;
   if( !isResend ) s->resends = 0;
   room->stats.updatesSent++;
+  liveSent(s, s->q->version);
+}
+
+/* Send one frame of a transition: the updates text holds those of
+** subs[lo..hi] (more: another frame of the same transition follows). */
+static void liveSendPart(Room *room, Conn *conn, Sub **subs, int lo, int hi, const Buf *updates,
+                         int64_t version, int more, int isResend){
+  double seq = connNextSeq(room, conn);
+  char num[128];
+  Buf b = {0};
+  snprintf(num, sizeof num, "{\"type\":\"transition\",\"version\":%lld,\"seq\":%.0f%s,\"updates\":[",
+           (long long)version, seq, more ? ",\"more\":true" : "");
+  bufAppendStr(&b, num);
+  if( updates->p ) bufAppend(&b, updates->p, updates->n);
+  bufAppendStr(&b, "]}");
+  char *text = bufFinish(&b);
+  if( text==NULL ) return;
+  host_ws_send(conn->id, (const uint8_t*)text, (uint32_t)strlen(text));
+  free(text);
+  double now = host_now_ms();
+  for(int i = lo; i <= hi; i++){
+    subs[i]->pendingSeq = seq;
+    subs[i]->sentAt = now;
+    if( !isResend ) subs[i]->resends = 0;
+    room->stats.updatesSent++;
+    liveSent(subs[i], version);
+  }
+}
+
+/* Send the updates of subs[0..n) (one connection's, newest first) as one
+** transition at version: each the diff from what the client holds (a
+** resend: from what it acknowledged) or the result, oldest subscription
+** first. A transition that would not fit one frame goes out in several,
+** all but the last marked "more". */
+static void liveSendTransition(Room *room, Conn *conn, Sub **subs, int n, int64_t version, int isResend){
+  Buf part = {0};
+  int hi = n - 1;                                  /* the part holds subs[i+1..hi] */
+  for(int i = n - 1; i >= 0; i--){
+    Sub *s = subs[i];
+    Buf u = {0};
+    bufAppendStr(&u, "{\"subscriptionId\":\"");
+    bufAppendStr(&u, s->id);
+    bufAppendStr(&u, "\"");
+    LiveResult *base = liveResultAt(s->q, isResend ? s->ackedAt : s->haveAt);
+    liveAppendResult(&u, s->q, s, base, isResend ? s->ackedVersion : s->haveVersion);
+    bufAppendStr(&u, "}");
+    if( i < hi && part.n + u.n + LIVE_FRAME_SLACK > NT_MAX_FRAME ){
+      liveSendPart(room, conn, subs, i + 1, hi, &part, version, 1, isResend);
+      bufFree(&part);
+      hi = i;
+    }
+    if( i < hi ) bufAppend(&part, ",", 1);
+    if( u.p ) bufAppend(&part, u.p, u.n);
+    bufFree(&u);
+  }
+  liveSendPart(room, conn, subs, 0, hi, &part, version, 0, isResend);
+  bufFree(&part);
 }
 
 /* The window q's changes are coalesced over: the batch window, or for a
@@ -427,11 +716,34 @@ static void liveEnd(Room *room, LiveQuery *q){
   }
 }
 
-/* Push q's current result to each of its subscribers but except. */
+/* Does s's client lack q's current result? */
+static int liveLacks(const Sub *s){
+  return s->q->results!=NULL && s->haveAt!=s->q->results->changedAt;
+}
+
+/* Push q's current result to each of its subscribers but except that lacks
+** it and takes query_update frames (transitions go out with their tick). */
 static void livePush(Room *room, LiveQuery *q, const Sub *except){
   for(Conn *c = room->conns; c; c = c->next){
-    for(Sub *s = c->subs; s; s = s->next) if( s->q==q && s!=except ) liveSendUpdate(room, c, s, 0);
+    for(Sub *s = c->subs; s; s = s->next){
+      if( s->q==q && s!=except && !s->transition && liveLacks(s) ) liveSendUpdate(room, c, s, 0);
+    }
   }
+}
+
+/* The end of a tick: every connection gets, in one transition at the
+** room's version, the results its transition subscriptions lack of the
+** queries that ran (or were due) in it. */
+static void liveDeliver(Room *room){
+  for(Conn *c = room->conns; c; c = c->next){
+    Sub *subs[LIVE_MAX_SUBS];
+    int n = 0;
+    for(Sub *s = c->subs; s && n < LIVE_MAX_SUBS; s = s->next){
+      if( s->transition && s->q->inBatch && liveLacks(s) ) subs[n++] = s;
+    }
+    if( n ) liveSendTransition(room, c, subs, n, room->version, 0);
+  }
+  for(LiveQuery *q = room->live->queries; q; q = q->next) q->inBatch = 0;
 }
 
 double liveNextDue(Room *room){
@@ -441,14 +753,8 @@ double liveNextDue(Room *room){
     if( q->dueAt > 0 && q->nSubs > 0 && (runs==0 || q->dueAt < runs) ) runs = q->dueAt;
   }
   if( runs > 0 && runs < room->live->restUntil ) runs = room->live->restUntil;
-  double next = runs;
-  for(Conn *c = room->conns; c; c = c->next){
-    for(Sub *s = c->subs; s; s = s->next){
-      if( s->pendingSeq==0 || s->resends >= LIVE_MAX_RESENDS ) continue;
-      double due = s->sentAt + LIVE_RESEND_MS;
-      if( next==0 || due < next ) next = due;
-    }
-  }
+  double next = runs, due = room->live->resendDue;   /* no walk: every export asks */
+  if( due > 0 && (next==0 || due < next) ) next = due;
   return next;
 }
 
@@ -465,22 +771,36 @@ static void liveRotate(Room *room, LiveQuery *first){
   room->live->queries = first;
 }
 
-/* Re-run q (a commit touched it) and push what changed, or end it. */
+/* Re-run q (a commit touched it; a query already current is not run
+** again) and push what changed, or end it. Its transition subscribers hear
+** it when the tick is delivered. */
 static void liveRerun(Room *room, LiveQuery *q){
   Caller caller = { "", "", "", 0 };     /* the scope is in the SQL already */
   char err[256];
   double work;
   q->dueAt = 0;
+  q->group = 0;
+  q->inBatch = 1;
+  if( !q->dirty && q->results ){ livePush(room, q, NULL); return; }
   int changed = liveRun(room, &caller, q, &work, err, sizeof err);
   q->lastRunAt = host_now_ms();
   if( changed < 0 ){ ntLog(NT_LOG_ERROR, "live query failed: %s", err); return; }
   if( liveOverLimit(room, q) ) liveEnd(room, q);
-  else if( changed ) livePush(room, q, NULL);
+  else livePush(room, q, NULL);
 }
 
-/* One tick of re-runs: every due query, until the tick's budget of work is
-** spent (at least one runs); the rest wait for the next tick, which comes
-** no sooner than this one took. */
+/* Re-run every query of group g: one commit's queries run in one tick. */
+static void liveRerunGroup(Room *room, uint32_t g){
+  for(LiveQuery *q = room->live->queries; q; q = q->next){
+    if( q->group!=g ) continue;
+    if( q->nSubs==0 || q->ended ){ q->dueAt = 0; q->group = 0; continue; }
+    liveRerun(room, q);
+  }
+}
+
+/* One tick of re-runs: every due query (a group whole), until the tick's
+** budget of work is spent (at least one runs); the rest wait for the next
+** tick, which comes no sooner than this one took. Then the transitions. */
 static void liveFlush(Room *room, double now){
   if( now < room->live->restUntil ) return;
   double tick = room->rate->liveTickMs;
@@ -490,15 +810,17 @@ static void liveFlush(Room *room, double now){
   LiveQuery *left = NULL;          /* the first due query this tick did not reach */
   for(LiveQuery *q = room->live->queries; q; q = q->next){
     if( !(q->dueAt > 0 && q->dueAt <= now) ) continue;
-    if( q->nSubs==0 || q->ended ){ q->dueAt = 0; continue; }
+    if( q->nSubs==0 || q->ended ){ q->dueAt = 0; q->group = 0; continue; }
     if( ran && tick > 0 && rateWorkEnd(room, &work) >= tick ){
       if( left==NULL ) left = q;
       room->stats.queryDeferrals++;
       continue;
     }
-    liveRerun(room, q);
+    if( q->group ) liveRerunGroup(room, q->group);
+    else liveRerun(room, q);
     ran++;
   }
+  liveDeliver(room);
   double spent = rateWorkEnd(room, &work);
   if( spent >= 1 ) room->live->restUntil = host_now_ms() + spent;   /* sub-ms ticks need no rest */
   if( left ) liveRotate(room, left);
@@ -507,6 +829,7 @@ static void liveFlush(Room *room, double now){
 void liveOnCommit(Room *room, const Touched *t){
   if( room->live==NULL ) return;
   double now = host_now_ms();
+  uint32_t g = 0;                  /* this commit's group, once it has a member */
   for(LiveQuery *q = room->live->queries; q; q = q->next){
     if( !liveTouches(q->reads, q->nReads, t->tables, t->nTables) ) continue;
     q->dirty = 1;
@@ -514,25 +837,72 @@ void liveOnCommit(Room *room, const Touched *t){
     if( q->nSubs==0 || q->ended ) continue;
     double due = liveDueAt(room, q, now, t->deletes);
     if( q->dueAt==0 || due < q->dueAt ) q->dueAt = due;
+    if( q->nTransitionSubs==0 ) continue;
+    /* It joins this commit's group, with the group it was in. */
+    if( g==0 ){
+      if( ++room->live->lastGroup==0 ) room->live->lastGroup = 1;   /* 0 is no group */
+      g = room->live->lastGroup;
+    }
+    if( q->group && q->group!=g ){
+      uint32_t old = q->group;
+      for(LiveQuery *r = room->live->queries; r; r = r->next) if( r->group==old ) r->group = g;
+    }
+    q->group = g;
+  }
+  if( g==0 ) return;
+  /* The group re-runs when the last of it would. */
+  double at = 0;
+  for(const LiveQuery *q = room->live->queries; q; q = q->next) if( q->group==g && q->dueAt > at ) at = q->dueAt;
+  for(LiveQuery *q = room->live->queries; q; q = q->next) if( q->group==g ) q->dueAt = at;
+}
+
+/* Send again what conn's transition subscriptions due for a resend were
+** last sent: one transition per version they were sent at. A subscription
+** whose query has moved on since (its update goes out with the next tick)
+** waits another LIVE_RESEND_MS instead. */
+static void liveResendTransitions(Room *room, Conn *c, Sub **due, int n, double now){
+  for(int i = 0; i < n; i++){
+    if( due[i]==NULL ) continue;
+    if( liveLacks(due[i]) ){ due[i]->sentAt = now; continue; }
+    Sub *same[LIVE_MAX_SUBS];
+    int k = 0;
+    for(int j = i; j < n; j++){
+      if( due[j] && !liveLacks(due[j]) && due[j]->haveVersion==due[i]->haveVersion ){
+        same[k++] = due[j];
+        due[j]->resends++;
+        if( j > i ) due[j] = NULL;
+      }
+    }
+    liveSendTransition(room, c, same, k, same[0]->haveVersion, 1);
   }
 }
 
 void liveOnTimer(Room *room, double now){
   if( room->live==NULL ) return;
   liveFlush(room, now);
+  room->live->resendDue = 0;                          /* exact again after this walk */
+  room->live->nPending = 0;
   for(Conn *c = room->conns; c; c = c->next){
+    Sub *due[LIVE_MAX_SUBS];
+    int nDue = 0;
     for(Sub *s = c->subs; s; s = s->next){
+      room->live->nPending += s->pendingSeq!=0;
       if( s->pendingSeq==0 || s->resends >= LIVE_MAX_RESENDS ) continue;
-      if( now - s->sentAt < LIVE_RESEND_MS ) continue;
-      if( s->q->result==NULL ){
+      if( now - s->sentAt < LIVE_RESEND_MS ){ liveResendNote(room->live, s); continue; }
+      if( s->q->results==NULL ){
         char err[256];
         double work;
         Caller caller = { "", "", "", 0 };
-        if( liveRun(room, &caller, s->q, &work, err, sizeof err) < 0 ) continue;
+        if( liveRun(room, &caller, s->q, &work, err, sizeof err) < 0 ){ liveResendNote(room->live, s); continue; }
+      }
+      if( s->transition ){
+        if( nDue < LIVE_MAX_SUBS ) due[nDue++] = s;
+        continue;
       }
       s->resends++;
       liveSendUpdate(room, c, s, 1);
     }
+    liveResendTransitions(room, c, due, nDue, now);
   }
   liveCollect(room, now);
 }
@@ -542,14 +912,25 @@ static int liveAdd(Call *call, Conn *conn, const cJSON *spec, const char *id, Su
   if( conn->nSubs >= LIVE_MAX_SUBS ){
     return callFail(call, NT_INVALID_ARGUMENT, "at most %d subscriptions per connection", LIVE_MAX_SUBS);
   }
+  /* What the subscriber asks for beyond the protocol's first frames. */
+  static const char *const asks[] = { "diff", "transition" };
+  int asked[2] = { 0, 0 };
+  for(size_t i = 0; i < sizeof asks / sizeof asks[0]; i++){
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, asks[i]);
+    if( v && !cJSON_IsBool(v) ) return callFail(call, NT_BAD_REQUEST, "%s: expected a boolean", asks[i]);
+    asked[i] = cJSON_IsTrue(v);
+  }
   LiveQuery *q = NULL;
   int rc = liveQueryFor(call, spec, &q);
   if( rc ) return rc;
   if( q->ended ) return liveEndedError(call, q);
   Sub *s = calloc(1, sizeof *s);
   if( s==NULL ) return callFail(call, NT_NOMEM, "out of memory");
+  s->diff = asked[0];
+  s->transition = asked[1];
+  s->haveAt = s->ackedAt = -1;
   s->spec = cJSON_CreateObject();
-  static const char *const keep[] = { "query", "args", "sql", "params" };
+  static const char *const keep[] = { "query", "args", "sql", "params", "diff", "transition" };
   for(size_t i = 0; i < sizeof keep / sizeof keep[0]; i++){
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, keep[i]);
     if( v ) cJSON_AddItemToObject(s->spec, keep[i], cJSON_Duplicate(v, 1));
@@ -558,6 +939,8 @@ static int liveAdd(Call *call, Conn *conn, const cJSON *spec, const char *id, Su
   else snprintf(s->id, sizeof s->id, "s%u", ++conn->nextSubId);
   s->q = q;
   q->nSubs++;
+  q->nTransitionSubs += s->transition;
+  q->keepHistory |= s->diff;
   s->next = conn->subs;
   conn->subs = s;
   conn->nSubs++;
@@ -571,6 +954,7 @@ static void liveRemove(Conn *conn, Sub *s){
     if( *pp==s ){ *pp = s->next; break; }
   }
   conn->nSubs--;
+  s->q->nTransitionSubs -= s->transition;
   if( --s->q->nSubs==0 ) s->q->idleSince = host_now_ms();
   liveSubFree(s);
 }
@@ -587,7 +971,7 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cos
   if( rc==NT_OK && room->live==NULL ) rc = callFail(&call, NT_UNAVAILABLE, "this room has no live queries");
   if( rc==NT_OK ) rc = rateConnAdmit(room, conn, cost, call.err, sizeof call.err, &call.retryAfterMs);
   if( rc==NT_OK ) rc = liveAdd(&call, conn, frame, NULL, &s);
-  if( rc==NT_OK && (s->q->dirty || s->q->result==NULL) ){
+  if( rc==NT_OK && (s->q->dirty || s->q->results==NULL) ){
     LiveQuery *q = s->q;
     double work;
     int ran = liveRun(room, &caller, q, &work, call.err, sizeof call.err);
@@ -600,8 +984,16 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cos
       liveEnd(room, q);                 /* and any other subscriber of it */
       rc = liveEndedError(&call, q);
     }else{
-      q->dueAt = 0;                     /* this run saw every commit so far: */
-      if( ran ) livePush(room, q, s);   /* its other subscribers hear it now */
+      /* This run saw every commit so far: its other subscribers hear it
+      ** now, but those taking transitions, which hear it with its group
+      ** (so it stays due for them). */
+      if( ran ) livePush(room, q, s);
+      int lags = 0;
+      for(const Conn *c = room->conns; c && !lags; c = c->next){
+        for(const Sub *o = c->subs; o && !lags; o = o->next) lags = o->q==q && o!=s && o->transition && liveLacks(o);
+      }
+      if( !lags ){ q->dueAt = 0; q->group = 0; }
+      else if( q->dueAt==0 ) q->dueAt = host_now_ms();
     }
   }
   if( rc==NT_OK && (rc = connAttach(room, conn))!=NT_OK ){
@@ -613,10 +1005,16 @@ int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cos
     replyErrorRetry(room, reply, rc, call.err, call.retryAfterMs);
     return rc;
   }
+  /* A client that names the version it holds gets "unchanged", or the
+  ** diff from that version's result while it is kept (when it asks for
+  ** diffs), or the result. */
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(frame, "version");
-  int unchanged = cJSON_IsNumber(v) && s->q->changedAt <= (int64_t)v->valuedouble;
+  int known = cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9e15;
+  int64_t held = known ? (int64_t)v->valuedouble : -1;
+  int unchanged = known && s->q->results->changedAt <= held;
   Buf b = {0};
-  liveFrame(&b, "query_result", reply->id, s, 0, unchanged);
+  liveFrame(&b, "query_result", reply->id, s, 0, unchanged, known ? liveResultOf(s->q, held) : NULL, held);
+  liveSent(s, s->q->version);
   char *text = bufFinish(&b);
   if( text ){
     host_ws_send(conn->id, (const uint8_t*)text, (uint32_t)strlen(text));
@@ -658,7 +1056,7 @@ int liveAck(Room *room, Conn *conn, cJSON *frame, double cost){
   const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
   int valid = cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble <= conn->seq
            && seq->valuedouble==(double)(int64_t)seq->valuedouble;
-  Reply reply = { 0, conn->id, NULL, 0 };
+  Reply reply = { 0, conn->id, NULL, 0, NULL };
   if( valid && seq->valuedouble > conn->ackedSeq ){
     rateConnCharge(room, conn, cost);                /* acknowledges something new: never refused */
     conn->ackedSeq = seq->valuedouble;
@@ -672,8 +1070,11 @@ int liveAck(Room *room, Conn *conn, cJSON *frame, double cost){
   }
   for(Sub *s = conn->subs; s; s = s->next){
     if( s->pendingSeq && s->pendingSeq <= seq->valuedouble ){
+      if( room->live && --room->live->nPending <= 0 ) room->live->nPending = 0, room->live->resendDue = 0;
       s->pendingSeq = 0;
       s->resends = 0;
+      s->ackedAt = s->haveAt;          /* what the client holds is acknowledged */
+      s->ackedVersion = s->haveVersion;
     }
   }
   return NT_OK;

@@ -567,8 +567,9 @@ static int whInstall(Room *room){
   char *sql = bufFinish(&script);
   if( sql==NULL ) return NT_NOMEM;
   rc = storeTxn(room, whApplyScript, sql);
+  if( rc==NT_OK ) rc = schemaApply(room, sql);
   free(sql);
-  return rc ? rc : schemaSync(room);
+  return rc;
 }
 
 /* ---- the module ------------------------------------------------------------- */

@@ -7,8 +7,10 @@
 ** entry. When the host calls nt_async_done (room/room.c: asyncDone) with
 ** that id, the entry's
 ** completion turns the host's answer into a result or an error, and the
-** reply goes out to the WebSocket or HTTP request that asked. Unknown or
-** repeated ids are ignored.
+** reply goes out to the WebSocket or HTTP request that asked. The call's
+** trace travels in the reply: the completion runs as the call's own code
+** (a write it makes is the call's, for the audit log), and the reply ends
+** the trace. Unknown or repeated ids are ignored.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +77,9 @@ int asyncDone(Room *room, uint32_t asyncId, int rc, const uint8_t *data, uint32_
   cJSON *doc = data && len ? cJSON_ParseWithLength((const char*)data, len) : NULL;
   char err[256] = "";
   cJSON *result = NULL;
+  traceEnter(room, a->reply.trace);
   int out = a->xDone(room, a->state, rc, doc, &result, err, sizeof err);
+  traceLeave(room, a->reply.trace);
   cJSON_Delete(doc);
   if( a->internal ) cJSON_Delete(result);
   else if( out==NT_OK ) replyResult(room, &a->reply, result);

@@ -32,6 +32,7 @@ void ntRandomId(char out[33]);     /* 32 lowercase hex characters from host_rand
 typedef struct Fn Fn;
 typedef struct Conn Conn;
 typedef struct Call Call;
+typedef struct Trace Trace;        /* what one call did (trace.c, below) */
 
 /* ---- who calls, and where the answer goes ------------------------------ */
 typedef struct Caller {
@@ -46,6 +47,8 @@ typedef struct Reply {
   uint32_t target;                 /* request id or connection id */
   cJSON *id;                       /* the frame's id, owned; NULL for HTTP */
   double version;                  /* commit version of the call's write, 0 if none */
+  Trace *trace;                    /* the call's trace, owned, or NULL; moves with the
+                                      reply and ends when the answer goes out */
 } Reply;
 
 /* ---- reply.c: replies and the error table ------------------------------- */
@@ -98,6 +101,11 @@ typedef struct Touched {
   int nTables;
   int deletes;                     /* rows were deleted */
 } Touched;
+/* What a committed write cost: room->lastWrite while its hooks run. */
+typedef struct WriteCost {
+  double ms;                       /* how long the transaction took */
+  double rowsRead, rowsWritten;    /* what it made the room's SQLite do */
+} WriteCost;
 /* One write to the room's data. */
 typedef struct Write {
   const Caller *who;               /* whose rows row-level security lets it touch;
@@ -110,8 +118,10 @@ typedef struct Write {
   size_t errLen;
 } Write;
 /* Begin (bump the commit counter in _room, name the caller for the RLS
-** triggers), run the body, end, commit; then add one to room->version and
-** fire every module's on-commit hook with w->touched. NT_OK once committed;
+** triggers), run the body, let every module add its statements
+** (Module.xWriteEnd), end, commit; then add one to room->version (and give
+** it to the running call's trace) and fire every module's on-commit hook
+** with w->touched (and what the write cost in room->lastWrite). NT_OK once committed;
 ** NT_NOCHANGE when the body wrote nothing (rolled back: no version, no
 ** hooks); else the error, with nothing written. */
 int storeWrite(Room *room, const Write *w);
@@ -141,6 +151,48 @@ int statusFail(Room *room, int code, const char *fmt, ...);
 /* config[key] as a number, or fallback when absent, not a number or negative. */
 double ntConfigNumber(const cJSON *config, const char *key, double fallback);
 
+/* ---- trace.c: what one call did, from its start to its answer ----------- */
+/* A trace is made when an RPC enters the core (room/rpc.c; methodCall makes
+** its own for calls no transport brought, such as cron runs). It follows the
+** call's answer (Reply.trace), through an asynchronous request when the call
+** goes pending, and ends when the answer goes out (replyResult, replyError)
+** or when methodCall returns for a call nobody answers. Its end is the
+** modules' xCallEnd event: the audit log records the call, analytics makes
+** its data point. While the call's own code runs (the handler, an async
+** completion) room->trace points at it, so the one write path can add the
+** call's audit record to the call's own transaction. */
+struct Trace {
+  char method[NT_MAX_ID_LEN + 1];  /* the method's wire name (cut to 128 bytes), "" if none */
+  int flags;                       /* its NT_M_* flags (call/call.h), 0 until known */
+  const char *transport;           /* "ws", "http" or "internal" (static) */
+  const char *userId;              /* the caller: borrowed, or owned once kept */
+  const char *clientId;            /* the same */
+  const cJSON *payload;            /* the payload: borrowed, or owned once kept; may be NULL */
+  int kept;                        /* traceKeep copied the three above */
+  uint32_t conn;                   /* the WebSocket it came on, 0 if none */
+  double startMs;                  /* host clock when the call entered the core */
+  double rowsRead, rowsWritten;    /* what its own code made the room's SQLite do */
+  double segRead, segWritten;      /* the room's counters when its current stretch began */
+  double bytes;                    /* bytes of its answer, once sent */
+  double version;                  /* commit version of its last write, 0 if none */
+  int audited;                     /* its audit record committed with its write (audit.c) */
+  Trace *outer;                    /* room->trace before this one was entered */
+};
+Trace *traceNew(const char *transport, uint32_t conn);    /* NULL when out of memory */
+/* The call is known: its method (wire name) and flags, and the caller and
+** payload, borrowed until traceKeep. t NULL is a no-op. */
+void traceMethod(Trace *t, const char *method, int flags, const Caller *who, const cJSON *payload);
+/* The call goes pending: copy what was borrowed, to outlive the event. */
+void traceKeep(Trace *t);
+/* A stretch of the call's own code begins (room->trace = t) and ends; its
+** rows are counted between the two. t NULL is a no-op. */
+void traceEnter(Room *room, Trace *t);
+void traceLeave(Room *room, Trace *t);
+/* The call is over with rc: every module's xCallEnd, then t is freed.
+** t NULL is a no-op. */
+void traceEnd(Room *room, Trace *t, int rc);
+void traceFree(Trace *t);                 /* without the event; NULL is a no-op */
+
 /* ---- the modules: what the layers above register ------------------------ */
 /* A task the durable schedule runs (call/sched.c) when its row is due. */
 typedef int (*SchedTask)(Room *room, const cJSON *payload, char *err, size_t errLen);
@@ -168,6 +220,10 @@ typedef struct Module {
   int (*xOpen)(Room *room, const cJSON *config);  /* nt_room_open; non-zero stops the open */
   void (*xFree)(Room *room);       /* nt_room_free */
   void (*xOnCommit)(Room *room, const Touched *t);/* after every committed write (storeWrite) */
+  /* Inside a write's transaction, after its body (storeWrite): add the
+  ** module's own statements; non-zero rolls the whole write back. */
+  int (*xWriteEnd)(Room *room, const Write *w);
+  void (*xCallEnd)(Room *room, const Trace *t, int rc);   /* a call is over (traceEnd) */
   double (*xNextDue)(Room *room);  /* when the in-memory timer must call it; 0: not needed */
   void (*xOnTimer)(Room *room, double nowMs);     /* the timer fired: do what is due */
   int (*xConnRestore)(Room *room, Conn *conn, const cJSON *attachment);  /* after a wake */
@@ -192,7 +248,6 @@ typedef struct Stats {
   double replicaReads;             /* queries answered by the D1 replica */
   double replicaFallbacks;         /* replica queries answered locally after D1 failed */
   double updatesSent;              /* query_update frames sent */
-  double browseReads;              /* browseTable calls recorded (room/admin.c) */
 } Stats;
 
 struct Room {
@@ -212,6 +267,9 @@ struct Room {
   char *statusMsg;                 /* owned message for status */
   int testHooks;                   /* test-only methods enabled */
   int64_t version;                 /* commit counter, mirrors _room.version */
+  char schemaHash[17];             /* what the open's schema work is made of (migrate.c) */
+  int schemaCurrent;               /* 1: _room says that work is done; 2: and under
+                                      this room's name (the open skipped it) */
   sqlite3 *guardDb;                /* embedded analysis database */
   char **triggers;                 /* names of the schema's triggers */
   int nTriggers;
@@ -220,6 +278,8 @@ struct Room {
   struct Fns *fns;                 /* the app's named functions (functions.c) */
   Conn *conns;                     /* open WebSocket connections */
   int nConns;
+  Conn **connSlots;                /* the same, indexed by id (conn.c), owned; NULL: walk the list */
+  uint32_t connMask;               /* slots - 1 (a power of two minus one) */
   struct AsyncQueue *async;        /* async host calls in flight (async.c) */
   StoreTxn txn;                    /* the running transaction (store.c) */
   struct Live *live;               /* live queries and their batching (live.c) */
@@ -238,6 +298,10 @@ struct Room {
   struct RateLimits *rate;         /* rate limits and their counters (ratelimit.c) */
   struct SqlLimits *sqlLimits;     /* bounds on client SQL (sqlcost.c) */
   struct CostCounts *costCounts;   /* cached row counts per table (sqlcost.c) */
+  Trace *trace;                    /* the call whose code is running, or NULL (trace.c) */
+  WriteCost lastWrite;             /* the commit whose hooks run (write.c) */
+  struct Audit *audit;             /* the audit log's chain head (audit.c) */
+  struct Analytics *analytics;     /* data points waiting for the host (analytics.c) */
   Stats stats;                     /* counters for getStats */
 };
 

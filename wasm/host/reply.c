@@ -4,7 +4,9 @@
 **
 ** A Reply knows where a call's answer goes: an rpc_result / rpc_error frame
 ** on a connection, or the one response of an HTTP request. The table of
-** error codes (name on the wire, HTTP status) lives here, once.
+** error codes (name on the wire, HTTP status) lives here, once. A reply that
+** carries the call's trace ends it once the answer is out (trace.c), with
+** the outcome and the answer's size.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,31 +43,54 @@ int sendJson(Room *room, uint32_t conn, cJSON *frame){
   return rc;
 }
 
-/* Send doc as the HTTP answer with status. */
-static void respondJson(uint32_t req, int status, cJSON *doc){
+/* Send doc as the HTTP answer with status; the bytes sent. */
+static size_t respondJson(uint32_t req, int status, cJSON *doc){
   char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
   if( text==NULL ){
     static const char oom[] = "{\"error\":{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}}";
     host_http_respond(req, 500, (const uint8_t*)oom, sizeof oom - 1);
-    return;
+    return sizeof oom - 1;
   }
-  host_http_respond(req, status, (const uint8_t*)text, (uint32_t)strlen(text));
+  size_t n = strlen(text);
+  host_http_respond(req, status, (const uint8_t*)text, (uint32_t)n);
   cJSON_free(text);
+  return n;
+}
+
+/* Send doc as a frame on the reply's connection; the bytes sent. */
+static size_t replyFrame(const Reply *reply, cJSON *doc){
+  char *text = cJSON_PrintUnformatted(doc);
+  if( text==NULL ) return 0;
+  size_t n = strlen(text);
+  host_ws_send(reply->target, (const uint8_t*)text, (uint32_t)n);
+  cJSON_free(text);
+  return n;
+}
+
+/* The answer is out: end the call's trace with its outcome and size. */
+static void replyTraced(Room *room, Reply *reply, int rc, size_t bytes){
+  Trace *t = reply->trace;
+  if( t==NULL ) return;
+  reply->trace = NULL;
+  t->bytes = (double)bytes;
+  traceEnd(room, t, rc);
 }
 
 void replyResult(Room *room, Reply *reply, cJSON *result){
+  size_t bytes;
   cJSON *doc = cJSON_CreateObject();
   if( reply->toHttp ){
     cJSON_AddItemToObject(doc, "result", result ? result : cJSON_CreateNull());
-    respondJson(reply->target, 200, doc);
+    bytes = respondJson(reply->target, 200, doc);
   }else{
     cJSON_AddStringToObject(doc, "type", "rpc_result");
     cJSON_AddItemToObject(doc, "id", reply->id ? cJSON_Duplicate(reply->id, 1) : cJSON_CreateNull());
     cJSON_AddItemToObject(doc, "result", result ? result : cJSON_CreateNull());
     if( reply->version > 0 ) cJSON_AddNumberToObject(doc, "version", reply->version);
-    sendJson(room, reply->target, doc);
+    bytes = replyFrame(reply, doc);
   }
   cJSON_Delete(doc);
+  replyTraced(room, reply, NT_OK, bytes);
 }
 
 void replyError(Room *room, Reply *reply, int rc, const char *message){
@@ -73,6 +98,7 @@ void replyError(Room *room, Reply *reply, int rc, const char *message){
 }
 
 void replyErrorRetry(Room *room, Reply *reply, int rc, const char *message, double retryAfterMs){
+  size_t bytes;
   cJSON *doc = cJSON_CreateObject();
   cJSON *err = cJSON_CreateObject();
   cJSON_AddStringToObject(err, "code", rpcCodeName(rc));
@@ -82,17 +108,20 @@ void replyErrorRetry(Room *room, Reply *reply, int rc, const char *message, doub
   }
   if( reply->toHttp ){
     cJSON_AddItemToObject(doc, "error", err);
-    respondJson(reply->target, rpcHttpStatus(rc), doc);
+    bytes = respondJson(reply->target, rpcHttpStatus(rc), doc);
   }else{
     cJSON_AddStringToObject(doc, "type", reply->id ? "rpc_error" : "error");
     if( reply->id ) cJSON_AddItemToObject(doc, "id", cJSON_Duplicate(reply->id, 1));
     cJSON_AddItemToObject(doc, "error", err);
-    sendJson(room, reply->target, doc);
+    bytes = replyFrame(reply, doc);
   }
   cJSON_Delete(doc);
+  replyTraced(room, reply, rc, bytes);
 }
 
 void replyFree(Reply *reply){
   cJSON_Delete(reply->id);
   reply->id = NULL;
+  traceFree(reply->trace);         /* a call that was never answered (room freed) */
+  reply->trace = NULL;
 }

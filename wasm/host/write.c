@@ -4,11 +4,13 @@
 ** A write is one transaction: a first statement that bumps the commit
 ** counter in _room and names the caller whose rows the row-level-security
 ** triggers let it touch (or, for a migration, lets those triggers stand
-** aside), the body's statements, and for a migration a last statement that
-** puts the triggers back. When the host has committed it, room->version
-** moves on by one and every module's on-commit hook hears what the write
-** touched: live queries re-run what read those tables, replication sends
-** the outbox. Nothing above this layer bumps the version or calls a hook by
+** aside), the body's statements, each module's own statements
+** (Module.xWriteEnd: the audit log's record of the call that writes), and
+** for a migration a last statement that puts the triggers back. When the
+** host has committed it, room->version moves on by one and every module's
+** on-commit hook hears what the write touched, how long it took and the
+** rows it cost: live queries re-run what read those tables, replication
+** sends the outbox, analytics counts the commit. Nothing above this layer bumps the version or calls a hook by
 ** hand, so the epilogue of a write cannot drift between callers.
 */
 #include "host.h"
@@ -21,6 +23,9 @@ static int writeBody(Room *room, void *arg){
                    NULL, w->err, w->errLen)
     : storeWriteBegin(room, w->who, w->err, w->errLen);
   if( rc==NT_OK ) rc = w->xBody(room, w->arg);
+  for(int i = 0; rc==NT_OK && i < room->nModules; i++){
+    if( room->modules[i].xWriteEnd ) rc = room->modules[i].xWriteEnd(room, w);
+  }
   if( rc==NT_OK && w->schema ){
     rc = storeRunFree(room, "UPDATE _room SET rls_bypass = 0 WHERE id = 1", NULL, w->err, w->errLen);
   }
@@ -28,9 +33,15 @@ static int writeBody(Room *room, void *arg){
 }
 
 int storeWrite(Room *room, const Write *w){
+  double startMs = host_now_ms();
+  double startRead = room->stats.rowsRead, startWritten = room->stats.rowsWritten;
   int rc = storeTxn(room, writeBody, (void*)w);
   if( rc ) return rc;                      /* NT_NOCHANGE included: rolled back */
   room->version++;
+  if( room->trace ) room->trace->version = (double)room->version;
+  room->lastWrite.ms = host_now_ms() - startMs;
+  room->lastWrite.rowsRead = room->stats.rowsRead - startRead;
+  room->lastWrite.rowsWritten = room->stats.rowsWritten - startWritten;
   for(int i = 0; i < room->nModules; i++){
     if( room->modules[i].xOnCommit ) room->modules[i].xOnCommit(room, &w->touched);
   }

@@ -16,8 +16,8 @@
 **     parameter says "ownership passes to the core".
 **   - Outbound buffers (core -> host) are borrowed for the duration of the
 **     import call: the host copies what it keeps before returning.
-**   - Synchronous platform calls (DO SQLite, WebSocket send, time, randomness)
-**     are direct imports. Asynchronous ones (D1, Queues, R2, fetch) are started
+**   - Synchronous platform calls (DO SQLite, WebSocket send, Analytics Engine,
+**     time, randomness) are direct imports. Asynchronous ones (D1, Queues, R2, fetch) are started
 **     with host_async() and finished by the host calling nt_async_done().
 **   - Time and randomness always come from the host, so the core is
 **     deterministic under a fake host.
@@ -75,6 +75,14 @@
                                       result: {"sealed","addresses"?:[…]} */
 #define NT_ASYNC_AI_EMBED     12   /* req: {"texts":[…]}: the AI binding's embedding model;
                                       result: {"vectors":[[…]]} */
+/* Tokens on an open socket, from 20. */
+#define NT_ASYNC_VERIFY_TOKEN 20   /* req: {"token":"…"}, a token sent on an open socket;
+                                      the host checks it as it checks one at an upgrade
+                                      (and that it may open this room); result:
+                                      {"ok":true,"identity":"<JSON text of {userId, role,
+                                      exp}>"} (exp in seconds; text, so that the core reads
+                                      it with its strict parser) or {"ok":false,"code",
+                                      "message"} */
 /* Any async request may carry "fail":true: a host running with test hooks
 ** fails it without doing it (the test-only D1 failure switch). */
 
@@ -99,7 +107,8 @@ NT_EXPORT(nt_free) void nt_free(void *p);
 /* Create the room from config (JSON, borrowed for the call):
 **   {"room":"name","migrations":[{"name":"0001_x.sql","sql":"…"}],
 **    "functions":[{"file":"tasks.sql","sql":"…"}], "testHooks":false,
-**    "batchMs":150, "sync":true, "rateLimits":{…}, "limiter":false}
+**    "batchMs":150, "sync":true, "rateLimits":{…}, "limiter":false,
+**    "audit":{"enabled":true,"retentionDays":90}, "analytics":true}
 ** "limiter":true opens a rate-limiter room instead of a full one (see
 ** nt_room_open).
 ** Only allocates and keeps the config: nothing touches storage until
@@ -121,7 +130,8 @@ NT_EXPORT(nt_room_status) int nt_room_status(Room *room);
 NT_EXPORT(nt_room_free) void nt_room_free(Room *room);
 
 /* A WebSocket was accepted. conn is the host's id for it (unique in the room
-** until closed). identity is JSON, borrowed: {"userId":…,"role":…,"clientId":…}.
+** until closed). identity is JSON, borrowed: {"userId":…,"role":…,"clientId":…,
+** "exp":…}, exp (optional) the token's expiry in seconds since the epoch.
 ** The core sends the welcome frame and stores the connection's state with
 ** host_ws_attach. */
 NT_EXPORT(nt_conn_open) int nt_conn_open(Room *room, uint32_t conn,
@@ -220,6 +230,15 @@ NT_IMPORT(host_async) int host_async(uint32_t asyncId, int kind,
 ** atMs <= 0 cancels it. Short in-memory work only (batch windows, resends);
 ** durable schedules use the Durable Object alarm. */
 NT_IMPORT(host_timer_set) void host_timer_set(double atMs);
+
+/* Hand data points to the analytics dataset (Workers Analytics Engine, or
+** the sink configuration names): points is a JSON array (copied) of
+**   {"timestamp":ms,"indexes":[…],"blobs":[…],"doubles":[…]}
+** in the order they were made. The host takes the first n it may still send
+** in this invocation (the platform allows 25 per invocation) and returns n
+** (0 when its budget is spent); the core keeps the rest for its next call.
+** Negative: the host cannot take points at all (the core drops them). */
+NT_IMPORT(host_analytics) int host_analytics(const uint8_t *points, uint32_t len);
 
 /* Log a line (copied). */
 NT_IMPORT(host_log) void host_log(int level, const uint8_t *msg, uint32_t len);

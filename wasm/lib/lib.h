@@ -2,13 +2,17 @@
 ** lib.h — the bottom layer of the core: libraries that know no Room.
 **
 ** Everything here works on plain values and its own structs: a growable
-** buffer and string helpers, five-field cron expressions, the in-memory
-** store, SQL text split as SQLite's tokenizer splits it, and a ring of
-** per-second samples. None of it reaches the room's state, so each piece is
-** tested on its own (test/c/test_buf.c, test_cron.c, test_memstore.c,
-** test_sqltok.c, test_ring.c) and reused by any layer above. The only
-** outside things it touches are the ABI's return codes and, for the embedded
-** SQLite's VFS (memvfs.c), the host's clock and randomness.
+** buffer and string helpers, five-field cron expressions, SHA-256, the
+** in-memory store, SQL text split as SQLite's tokenizer splits it, and a
+** ring of per-second samples. None of it reaches the room's state, so each
+** piece is tested on its own (test/c/test_buf.c, test_cron.c,
+** test_memstore.c, test_sqltok.c, test_ring.c, test_sha256.c) and reused by
+** any layer above. The only outside things it touches are the ABI's return
+** codes and, for the embedded SQLite's VFS (memvfs.c), the host's clock and
+** randomness.
+**
+** Live queries' row diffs are here too (diff.c, tested by test_diff.c): two
+** JSON results in, the segments that rebuild one from the other out.
 **
 ** The layers, bottom to top, each including only its own header and the
 ** ones below it (scripts/check-layers holds them to that):
@@ -66,6 +70,18 @@ int cronParse(const char *expr, Cron *out, char *err, size_t errLen);
 ** cron rule). */
 double cronNext(const Cron *cron, double afterMs);
 
+/* ---- sha256.c: SHA-256 (FIPS 180-4) ----------------------------------- */
+typedef struct Sha256 {
+  uint32_t h[8];                   /* the running state */
+  uint64_t bytes;                  /* message bytes hashed so far */
+  uint8_t buf[64];                 /* a partial block */
+  size_t nBuf;                     /* bytes in buf */
+} Sha256;
+void sha256Init(Sha256 *s);
+void sha256Update(Sha256 *s, const void *data, size_t n);   /* data borrowed */
+void sha256Final(Sha256 *s, uint8_t out[32]);  /* s is spent: Init it again to reuse */
+void sha256Hex(const uint8_t digest[32], char out[65]);     /* lowercase, NUL-terminated */
+
 /* ---- memstore.c: the in-memory store (never written to SQLite) ---------- */
 typedef struct MemStore MemStore;
 typedef struct MemStats {
@@ -99,6 +115,38 @@ int memForEach(MemStore *m, const char *ns, double nowMs, MemEach xEach, void *a
 int memSweep(MemStore *m, double nowMs, int budget);
 double memNextExpiry(const MemStore *m);      /* earliest expiresAt, 0 if none */
 void memStats(const MemStore *m, MemStats *out);
+
+/* ---- diff.c: row diffs between two JSON arrays of objects ------------- */
+typedef struct DiffRow {
+  const char *text;                /* the row's JSON text (borrowed from the array's) */
+  size_t len;
+  const char *id;                  /* what identifies it: its key members' values, or its text */
+  size_t idLen;
+} DiffRow;
+typedef struct DiffRows {
+  DiffRow *a;                      /* the rows in order, owned */
+  int n;
+  char *ids;                       /* the key texts the ids point into, owned; NULL unkeyed */
+  int keyed;                       /* every row has the key members (ids are keys) */
+} DiffRows;
+/* Split json (len bytes, borrowed: it must outlive *out) into its rows: an
+** array whose elements are all objects. With nKeys > 0 each row's id is the
+** values of the members named keys[0..nKeys) (UTF-8 names), and out->keyed
+** is set when every row has them. NT_OK, NT_NOMEM, or NT_INVALID_ARGUMENT
+** for anything but an array of objects. diffRowsFree after. */
+int diffRowsParse(const char *json, size_t len, const char *const *keys, int nKeys, DiffRows *out);
+void diffRowsFree(DiffRows *rows);      /* NULL and empty are no-ops */
+/* Append to out the segments that rebuild `to` from `from` (a JSON array:
+** [s,n] copies old rows s..s+n-1, [s,{…}] is old row s with those members
+** replaced, {…} is a row given whole). Rows match by key when both are
+** keyed and no key repeats, else by whole text. NT_OK; NT_PAYLOAD_TOO_LARGE
+** when limit > 0 and the segments would take limit bytes or more (out is
+** left as it was: send the whole result instead); NT_NOMEM. */
+int diffMake(const DiffRows *from, const DiffRows *to, size_t limit, Buf *out);
+/* Apply the segments diff (diffLen bytes) to the array from, appending the
+** new array's text to out: the reference every applier follows. NT_OK,
+** NT_NOMEM, or NT_INVALID_ARGUMENT for a diff that does not fit from. */
+int diffApply(const char *from, size_t fromLen, const char *diff, size_t diffLen, Buf *out);
 
 /* ---- sqltok.c: SQL text as SQLite's tokenizer splits it ----------------- */
 #define SQLTOK_WORD    1           /* identifier or keyword, unquoted */

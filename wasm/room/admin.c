@@ -11,7 +11,9 @@
 ** browseTable reads a table's rows without row-level security, so it is
 ** limited to the tables listTables lists (the app's own: never a system
 ** table, whose names begin with "_" or "sqlite_"), identifiers are quoted,
-** and every call is recorded by browseRecord.
+** and every call is recorded: as an ADMIN call its record is the audit
+** log's (feature/audit.c), and browseRecord writes a log line in its place
+** only when the audit log is off.
 **
 ** The module part of this file keeps when each socket opened: the first
 ** attachment of a connection is written as it opens (conn.c), and the time
@@ -159,10 +161,11 @@ static int adminIsAppTable(Room *room, const char *name, int *pRowid){
 }
 
 /* The record of one browseTable call: who read which rows, and how it
-** ended. A log line and a counter (Stats.browseReads) for now; the audit log
-** takes this function over. */
+** ended. It is the call's own record in the audit log (every ADMIN call has
+** one, with its arguments and outcome), so there is one record of each read;
+** with the audit log off, a log line stands in for it. */
 static void browseRecord(Call *call, const char *table, double offset, double limit, int rc){
-  call->room->stats.browseReads++;
+  if( auditEnabled(call->room) ) return;
   ntLog(NT_LOG_INFO, "browseTable: admin %s read %s of room %s without row-level security"
         " (offset %.0f, limit %.0f): %s", call->caller->userId, table, call->room->name,
         offset, limit, rc==NT_OK ? "OK" : rpcCodeName(rc));

@@ -9,7 +9,9 @@
 ** call the handler. The handler's work is measured around it (the host clock
 ** and the rows SQLite touched, ratelimit.c) and charged to the same limits
 ** afterwards, so every method, built-in or named, pays for what it used.
-** Later features (audit, reactivity) hook in here, keyed by the same flags.
+** The call's trace (host/trace.c) learns the method and its flags here, and
+** is entered while the handler runs: the audit log and analytics hear of
+** every call through it, keyed by the same flags.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +62,38 @@ int methodIsBuiltin(Room *room, const char *name){
   return methodLookup(room, name, &m)==NT_OK && m.fn==NULL;
 }
 
+/* A method that exists for this caller: authorize, admit, run, measure. */
+static int methodRun(Call *call, const Method *m, Trace *trace, cJSON **ppResult){
+  Room *room = call->room;
+  int rc;
+  if( (m->flags & NT_M_ADMIN) && !call->caller->isAdmin ){
+    return callFail(call, NT_PERMISSION_DENIED, "%s requires an admin token", m->name);
+  }
+  if( (rc = rateAdmit(call, m))!=NT_OK ) return rc;   /* call->err and retryAfterMs say why */
+  RateWork work;
+  const char *outerMethod = room->callMethod, *outerUser = room->callUserId;
+  room->callMethod = m->name;              /* for the commit hooks: who wrote */
+  room->callUserId = call->caller->userId;
+  rateWorkBegin(room, &work);
+  traceEnter(room, trace);
+  rc = m->fn ? fnCall(call, m->fn, ppResult) : m->xCall(call, ppResult);
+  traceLeave(room, trace);
+  if( rc==NT_PENDING ) traceKeep(trace);      /* it now rides in the async request */
+  rateCharge(call, m, rateWorkEnd(room, &work));
+  room->callMethod = outerMethod;          /* a cron run calls from inside the alarm */
+  room->callUserId = outerUser;
+  return rc;
+}
+
 int methodCall(Call *call, const char *name, cJSON **ppResult){
   Room *room = call->room;
   Method m;
   *ppResult = NULL;
   room->stats.rpcCalls++;
+  Trace *own = NULL;               /* a trace for a call no transport brought (cron) */
+  if( call->reply.trace==NULL ) own = call->reply.trace = traceNew("internal", 0);
+  Trace *trace = call->reply.trace;
+  traceMethod(trace, name, 0, call->caller, NULL);   /* as asked, until it is found */
   int rc;
   if( (rc = callStatus(call))!=NT_OK ){
     /* the room does not serve: call->err says why */
@@ -72,22 +101,15 @@ int methodCall(Call *call, const char *name, cJSON **ppResult){
             || ((m.flags & NT_M_SYSTEM)
                 && !(call->caller->role && strcmp(call->caller->role, "system")==0)) ){
     rc = callFail(call, NT_UNKNOWN_METHOD, "unknown method: %.128s", name);
-  }else if( (m.flags & NT_M_ADMIN) && !call->caller->isAdmin ){
-    rc = callFail(call, NT_PERMISSION_DENIED, "%s requires an admin token", m.name);
-  }else if( (rc = rateAdmit(call, &m))!=NT_OK ){
-    /* RATE_LIMITED: call->err and call->retryAfterMs say why and when */
   }else{
-    RateWork work;
-    const char *outerMethod = room->callMethod, *outerUser = room->callUserId;
-    room->callMethod = m.name;             /* for the commit hooks: who wrote */
-    room->callUserId = call->caller->userId;
-    rateWorkBegin(room, &work);
-    rc = m.fn ? fnCall(call, m.fn, ppResult) : m.xCall(call, ppResult);
-    rateCharge(call, &m, rateWorkEnd(room, &work));
-    room->callMethod = outerMethod;        /* a cron run calls from inside the alarm */
-    room->callUserId = outerUser;
+    traceMethod(trace, m.name, m.flags, call->caller, call->payload);
+    rc = methodRun(call, &m, trace, ppResult);
   }
   if( rc < 0 ) room->stats.rpcErrors++;
+  if( own && call->reply.trace==own ){       /* nobody answers it: it ends here */
+    call->reply.trace = NULL;
+    traceEnd(room, own, rc);
+  }
   return rc;
 }
 

@@ -33,9 +33,11 @@ static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, s
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
 static const ModuleTask cronTasks[]  = { { "cron.run", cronJobRun }, { NULL, NULL } };
 static const ModuleTask syncTasks[]  = { { "sync.retry", syncRetryTask }, { NULL, NULL } };
+static const ModuleTask auditTasks[] = { { "audit.trim", auditTrimTask }, { NULL, NULL } };
 static const ModuleTask filesTasks[] = { { "files.sweep", filesSweepTask }, { NULL, NULL } };
 static const ModuleTask webhookTasks[] = { { "webhook.outbox", webhookTask }, { NULL, NULL } };
 static const ModuleTask embedTasks[] = { { "embed.outbox", embedTask }, { NULL, NULL } };
+static const ModuleTask tokenTasks[] = { { "conn.expiry", connExpiryTask }, { NULL, NULL } };
 
 const Module roomModules[] = {
   { .name = "cost",      .xFree = costClose },
@@ -69,8 +71,15 @@ const Module roomModules[] = {
     .tasks = embedTasks },
   { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
   { .name = "cronjobs",  .schema = cronJobSchema, .tasks = cronTasks },
+  { .name = "audit",     .schema = auditSchema, .xOpen = auditOpen, .xFree = auditFree,
+    .xWriteEnd = auditWriteEnd, .xOnCommit = auditOnCommit, .xCallEnd = auditCallEnd,
+    .tasks = auditTasks },
+  { .name = "analytics", .xOpen = analyticsOpen, .xFree = analyticsFree,
+    .xOnCommit = analyticsOnCommit, .xCallEnd = analyticsCallEnd, .xDone = analyticsDone },
   { .name = "files",     .schema = filesSchema, .xOpen = filesOpen, .xFree = filesFree,
     .tasks = filesTasks },
   { .name = "sched",     .schema = schedSchema, .xOpen = schedOpen, .tasks = schedTasks },
+  { .name = "tokens",    .xConnRestore = connTokenRestore, .xConnAttach = connTokenAttach,
+    .tasks = tokenTasks },
 };
 const int roomModuleCount = (int)(sizeof roomModules / sizeof roomModules[0]);

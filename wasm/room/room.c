@@ -17,7 +17,8 @@
 ** needs to run (Module.xNextDue), the host gets one setTimeout for the
 ** earliest, and nt_timer lets every module do what is due. Every export ends
 ** in roomDone, which tells the modules the call is done (Module.xDone: work
-** that must never delay an answer) and re-arms that timer from what the call
+** that must never delay an answer, such as analytics handing the host the
+** data points the export made) and re-arms that timer from what the call
 ** left behind, so no module arms it by hand.
 */
 #include <stdlib.h>
@@ -26,24 +27,31 @@
 
 /* Read the commit counter from _room, and the room's name: an instance
 ** woken by its alarm may not be told its name by the host, so the first
-** named open records it. */
+** named open records it. A room whose schema was current (migrate.c) had
+** that row read with its schema hash already. */
 int roomOpenState(Room *room, const cJSON *config){
   (void)config;
   char err[256];
   SqlResult res;
-  int rc = storeExec(room, "SELECT version, name FROM _room WHERE id = 1", NULL, &res, err, sizeof err);
-  if( rc ) return rc;
-  const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
-  const cJSON *v = cJSON_GetArrayItem(row, 0), *name = cJSON_GetArrayItem(row, 1);
-  room->version = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
-  int known = cJSON_IsString(name) && name->valuestring[0];
-  if( room->name[0]==0 && known ){
-    free(room->name);
-    room->name = ntStrdup(name->valuestring);
+  int rc, record;
+  if( room->schemaCurrent ){
+    record = room->schemaCurrent==1 && room->name[0];
+  }else{
+    rc = storeExec(room, "SELECT version, name FROM _room WHERE id = 1", NULL, &res, err, sizeof err);
+    if( rc ) return rc;
+    const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
+    const cJSON *v = cJSON_GetArrayItem(row, 0), *name = cJSON_GetArrayItem(row, 1);
+    room->version = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+    int known = cJSON_IsString(name) && name->valuestring[0];
+    if( room->name[0]==0 && known ){
+      free(room->name);
+      room->name = ntStrdup(name->valuestring);
+    }
+    record = room->name && room->name[0] && (!known || strcmp(name->valuestring, room->name)!=0);
+    storeResultFree(&res);
   }
-  int record = room->name && room->name[0] && (!known || strcmp(name->valuestring, room->name)!=0);
-  storeResultFree(&res);
   if( room->name==NULL ) return NT_NOMEM;
+  rc = NT_OK;
   if( record ){
     cJSON *args = cJSON_CreateArray();
     cJSON_AddItemToArray(args, cJSON_CreateString(room->name));
@@ -96,7 +104,7 @@ static int roomOpenFull(Room *room, const cJSON *cfg){
   for(int i = 0; rc==NT_OK && i < room->nModules; i++){
     if( room->modules[i].xOpen ) rc = room->modules[i].xOpen(room, cfg);
   }
-  return rc;
+  return rc==NT_OK ? migrateRecordHash(room) : rc;
 }
 
 int nt_room_open(Room *room){

@@ -26,6 +26,18 @@ int roomOpenState(Room *room, const cJSON *config);
 /* ---- conn.c: WebSocket connections -------------------------------------- */
 Conn *connFind(Room *room, uint32_t id);
 void connFreeAll(Room *room);
+/* A fresh token for conn (borrowed): the host verifies it
+** (NT_ASYNC_VERIFY_TOKEN) and reply, moved to the pending request, gets
+** {userId, role, expiresAt} once the connection's identity is swapped, or
+** the refusal (a token of another user: PERMISSION_DENIED, and the
+** connection keeps its identity). NT_PENDING, or an error with err set. */
+int connReauth(Room *room, Conn *conn, const char *token, Reply *reply, char *err, size_t errLen);
+/* The token module's hooks (modules.c): its part of the attachment, and the
+** schedule's task that warns a client whose token is about to expire and
+** closes its socket once it has. */
+void connTokenAttach(Room *room, Conn *conn, cJSON *attachment);  /* "tokenExp", "tokenWarnAt" */
+int connTokenRestore(Room *room, Conn *conn, const cJSON *attachment);
+int connExpiryTask(Room *room, const cJSON *payload, char *err, size_t errLen);   /* task conn.expiry */
 
 /* ---- admin.c: the dashboard's questions about the room (ADMIN) ---------- */
 int adminConnections(Call *call, cJSON **ppResult);   /* getConnections {} */
@@ -45,7 +57,7 @@ int methodCall(Call *call, const char *name, cJSON **ppResult);
 int methodIsBuiltin(Room *room, const char *name);
 /* Flat costs of the frames that are not RPCs, from methods.def (ACTION
 ** lines): counted in the connection's windows only. */
-extern const double rateCostSubscribe, rateCostUnsubscribe, rateCostAck;
+extern const double rateCostSubscribe, rateCostUnsubscribe, rateCostAck, rateCostAuth;
 
 /* ---- rpc.c: frames ------------------------------------------------------ */
 /* The one parser for JSON entering the core from outside (frames, HTTP

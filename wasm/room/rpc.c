@@ -27,6 +27,8 @@
 #include <string.h>
 #include "room.h"
 
+#define RPC_MAX_TOKEN 8192          /* longest token an auth frame may carry (shim/auth.js MAX_TOKEN) */
+
 /* The message for input that rpcJsonParse refused, naming what it was. */
 #define RPC_NOT_JSON(what) what " is not valid JSON (UTF-8 text, no raw control" \
   " characters such as NUL inside strings, nothing after the value)"
@@ -102,6 +104,7 @@ static int rpcDispatch(Room *room, Conn *conn, const Caller *caller, Reply *repl
   call.caller = caller;
   call.reply = *reply;
   memset(reply, 0, sizeof *reply);
+  call.reply.trace = traceNew(conn ? "ws" : "http", conn ? conn->id : 0);   /* ends with the answer */
 
   const cJSON *method = cJSON_GetObjectItemCaseSensitive(doc, "method");
   cJSON *payload = cJSON_GetObjectItemCaseSensitive(doc, "payload");
@@ -183,11 +186,36 @@ static int actionAck(Room *room, Conn *conn, cJSON *frame, int hasNul){
   return liveAck(room, conn, frame, rateCostAck);
 }
 
+/* auth: a fresh token for the connection's user ({"action":"auth","id":…,
+** "token":…}), counted in the connection's windows; answered with the
+** frame's id once the host has verified it (connReauth). */
+static int actionAuth(Room *room, Conn *conn, cJSON *frame, int hasNul){
+  Reply reply;
+  int rc = frameReply(room, conn, frame, &reply);
+  if( rc ) return rc;
+  const cJSON *token = cJSON_GetObjectItemCaseSensitive(frame, "token");
+  char err[256] = "";
+  double retry = 0;
+  if( hasNul ){
+    rc = NT_INVALID_ARGUMENT;
+    snprintf(err, sizeof err, "strings may not contain the NUL character (\\u0000)");
+  }else if( !cJSON_IsString(token) || token->valuestring[0]==0 || strlen(token->valuestring) > RPC_MAX_TOKEN ){
+    rc = NT_BAD_REQUEST;
+    snprintf(err, sizeof err, "token: expected a string of 1 to %d characters", RPC_MAX_TOKEN);
+  }else if( (rc = rateConnAdmit(room, conn, rateCostAuth, err, sizeof err, &retry))==NT_OK ){
+    rc = connReauth(room, conn, token->valuestring, &reply, err, sizeof err);
+  }
+  if( rc && rc!=NT_PENDING ) replyErrorRetry(room, &reply, rc, err, retry);
+  replyFree(&reply);
+  return rc==NT_PENDING ? NT_OK : rc;
+}
+
 static const struct { const char *name; ActionFn xAction; } actions[] = {
   { "rpc",               actionRpc },
   { "subscribe_query",   actionSubscribe },
   { "unsubscribe_query", actionUnsubscribe },
   { "ack",               actionAck },
+  { "auth",              actionAuth },
 };
 
 /* One WebSocket message: checked, parsed, handed to its action. */
@@ -195,7 +223,7 @@ static int rpcMessage(Room *room, uint32_t connId, const uint8_t *data, uint32_t
   Conn *conn = connFind(room, connId);
   if( conn==NULL ) return NT_NOT_FOUND;
   conn->lastFrameAt = host_now_ms();
-  Reply reply = { 0, connId, NULL, 0 };
+  Reply reply = { 0, connId, NULL, 0, NULL };
   if( isBinary ){
     replyError(room, &reply, NT_BAD_REQUEST, "binary frames are not supported; send JSON text");
     return NT_BAD_REQUEST;
@@ -272,7 +300,7 @@ int identityParse(const uint8_t *data, uint32_t len, cJSON **ppDoc, Caller *call
 /* One HTTP RPC: identity, body, dispatch. */
 static int rpcHttp(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLen,
                    const uint8_t *body, uint32_t len){
-  Reply reply = { 1, req, NULL, 0 };
+  Reply reply = { 1, req, NULL, 0, NULL };
   cJSON *who = NULL;
   Caller caller;
   int rc = identityParse(identity, idLen, &who, &caller);
@@ -300,7 +328,7 @@ static int rpcHttp(Room *room, uint32_t req, const uint8_t *identity, uint32_t i
 int nt_http_rpc(Room *room, uint32_t req, const uint8_t *identity, uint32_t idLen,
                 const uint8_t *body, uint32_t len){
   if( room==NULL ){
-    Reply reply = { 1, req, NULL, 0 };
+    Reply reply = { 1, req, NULL, 0, NULL };
     replyError(room, &reply, NT_INTERNAL, "no room");
     return NT_INTERNAL;
   }

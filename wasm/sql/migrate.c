@@ -27,6 +27,16 @@
 ** otherwise run together. An applied migration whose checksum no longer
 ** matches makes the room refuse to start, naming the file; rows recorded
 ** before checksums existed take the current one on first sight.
+**
+** All of that is skipped when nothing it works from changed since the room
+** last opened: the schema hash (FNV-1a again, room->schemaHash) covers the
+** system schema, the columns added since, every module's tables and each
+** migration's name and text; once every module has opened, the room records
+** it in _room.schema_hash (room.c). The open then starts with one read of
+** _room (version, name, schema_hash), and when the hash is the one recorded,
+** that read is all the migrations cost: nothing is created, probed or
+** written. Any other answer (no _room yet, no such column, another hash)
+** takes the full path above, which is idempotent.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,7 +60,8 @@ static const char systemSchema[] =
   " sync_errors INTEGER NOT NULL DEFAULT 0,"  /* sync.c: batches failed */
   " sync_last_at INTEGER,"                    /* sync.c: last confirmed batch */
   " created_at INTEGER NOT NULL,"
-  " name TEXT);"
+  " name TEXT,"
+  " schema_hash TEXT);"                       /* migrate.c: the schema hash of the last full open */
   "CREATE TABLE IF NOT EXISTS _migrations ("
   " name TEXT PRIMARY KEY,"
   " applied_at INTEGER NOT NULL,"
@@ -60,6 +71,7 @@ static const char systemSchema[] =
 ** before get them here, new rooms right after the CREATE above. */
 static const struct { const char *table, *column, *decl; } systemColumns[] = {
   { "_room", "rls_admin", "INTEGER NOT NULL DEFAULT 0" },  /* the running write's caller is an admin */
+  { "_room", "schema_hash", "TEXT" },                      /* the schema hash of the last full open */
 };
 
 /* ------------------------------------------------------------------------
@@ -342,8 +354,72 @@ static int migrateAdoptBody(Room *room, void *arg){
   return rc;
 }
 
+/* FNV-1a (64 bits) of s and its terminating 0 into *h. */
+static void migrateHashAdd(uint64_t *h, const char *s){
+  const unsigned char *p = (const unsigned char*)(s ? s : "");
+  do{
+    *h ^= *p;
+    *h *= 0x100000001b3ull;
+  }while( *p++ );
+}
+
+/* room->schemaHash: what the full path below works from. */
+static void migrateSchemaHash(Room *room, const cJSON *migrations){
+  uint64_t h = 0xcbf29ce484222325ull;
+  migrateHashAdd(&h, systemSchema);
+  for(size_t i = 0; i < sizeof systemColumns / sizeof systemColumns[0]; i++){
+    migrateHashAdd(&h, systemColumns[i].table);
+    migrateHashAdd(&h, systemColumns[i].column);
+    migrateHashAdd(&h, systemColumns[i].decl);
+  }
+  for(int i = 0; i < room->nModules; i++) migrateHashAdd(&h, room->modules[i].schema);
+  const cJSON *m;
+  cJSON_ArrayForEach(m, migrations){
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
+    const cJSON *sql = cJSON_GetObjectItemCaseSensitive(m, "sql");
+    migrateHashAdd(&h, cJSON_IsString(name) ? name->valuestring : "");
+    migrateHashAdd(&h, cJSON_IsString(sql) ? sql->valuestring : "");
+  }
+  snprintf(room->schemaHash, sizeof room->schemaHash, "%016llx", (unsigned long long)h);
+}
+
+/* The one read of a room whose schema is current: _room's row. Sets
+** room->version, takes the recorded name when the host gave none, and
+** room->schemaCurrent (1, or 2 when the recorded name is the room's);
+** leaves room->schemaCurrent 0 on any other answer. */
+static void migrateCurrent(Room *room){
+  char err[128];
+  SqlResult res;
+  if( storeExec(room, "SELECT version, name, schema_hash FROM _room WHERE id = 1", NULL, &res,
+                err, sizeof err) ) return;
+  const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
+  const cJSON *v = cJSON_GetArrayItem(row, 0), *name = cJSON_GetArrayItem(row, 1);
+  const cJSON *hash = cJSON_GetArrayItem(row, 2);
+  if( cJSON_IsString(hash) && strcmp(hash->valuestring, room->schemaHash)==0 && cJSON_IsNumber(v) ){
+    int known = cJSON_IsString(name) && name->valuestring[0];
+    char *adopt = room->name[0]==0 && known ? ntStrdup(name->valuestring) : NULL;
+    if( adopt ){ free(room->name); room->name = adopt; }
+    room->version = (int64_t)v->valuedouble;
+    room->schemaCurrent = known && strcmp(name->valuestring, room->name)==0 ? 2 : 1;
+  }
+  storeResultFree(&res);
+}
+
+int migrateRecordHash(Room *room){
+  if( room->schemaCurrent || room->schemaHash[0]==0 ) return NT_OK;
+  char err[256];
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(room->schemaHash));
+  int rc = storeRunFree(room, "UPDATE _room SET schema_hash = ?1 WHERE id = 1", args, err, sizeof err);
+  if( rc ) ntLog(NT_LOG_ERROR, "recording the schema hash failed: %s", err);
+  return rc;
+}
+
 int migrateOpen(Room *room, const cJSON *config){
   const cJSON *migrations = cJSON_GetObjectItemCaseSensitive(config, "migrations");
+  migrateSchemaHash(room, migrations);
+  migrateCurrent(room);
+  if( room->schemaCurrent ) return NT_OK;
   Step step = {0};
   int rc = storeTxn(room, migrateSystemBody, &step);
   if( rc ) return migrateFail(room, rc, "system schema failed: %s", step.err);

@@ -25,7 +25,7 @@
 **           first rule: another user's row is invisible to them too.
 **
 ** rlsOpen creates the views and triggers after migrations, idempotently,
-** and the schema mirror in sqlguard.c is resynced afterwards.
+** and runs the same script on the schema mirror (schemaApply).
 */
 #include <ctype.h>
 #include <stdio.h>
@@ -214,6 +214,7 @@ int rlsOpen(Room *room, const cJSON *config){
   char *sql = bufFinish(&script);
   if( sql==NULL ) return NT_NOMEM;
   rc = storeTxn(room, rlsApply, sql);
+  if( rc==NT_OK ) rc = schemaApply(room, sql);
   free(sql);
-  return rc ? rc : schemaSync(room);
+  return rc;
 }

@@ -8,9 +8,14 @@
 ** against it (sqlguard.c), the cost model reads its plans (sqlcost.c), and
 ** the modules that derive objects from the schema (row-level security, the
 ** outbox) ask it what exists. schemaSync rebuilds it from the room's
-** sqlite_master; whoever changes the room's schema (migrations, the RLS
-** install, the outbox triggers) calls it afterwards. Objects the embedded
-** SQLite cannot create (a module it lacks) are skipped with a log.
+** sqlite_master (one read, the objects created in one transaction of the
+** mirror); whoever changes the room's schema by running SQL it did not
+** write itself (migrations) calls it afterwards. A module that installs
+** objects from a script of its own (the RLS views and triggers, the outbox,
+** webhook and embedding triggers) calls schemaApply instead, which runs the
+** same script on the mirror: no read of the room's schema, no rebuild.
+** Objects the embedded SQLite cannot create (a module it lacks) are skipped
+** with a log.
 **
 ** The mirror's database is room->guardDb; the names of the schema's
 ** triggers are kept beside it, because the guard lets trusted SQL read a
@@ -52,6 +57,9 @@ int schemaOpen(Room *room){
     room->guardDb = NULL;
     return NT_INTERNAL;
   }
+  /* the mirror holds no rows: every table and index is one empty root page,
+  ** so the smallest page keeps it (and its cache) small */
+  sqlite3_exec(room->guardDb, "PRAGMA page_size = 512", NULL, NULL, NULL);
   sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
   sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_STMT_SCANSTATUS, 1, NULL);   /* plans, sqlcost.c */
   sqlite3_limit(room->guardDb, SQLITE_LIMIT_LENGTH, NT_MAX_VALUE);             /* constants, sqlcost.c */
@@ -89,6 +97,15 @@ static int schemaList(Room *room, const char *sql, const char *arg, char ***pNam
   return rc;
 }
 
+/* What the modules keep beside the mirror, from the mirror: the replica
+** pass's views and the names of the triggers. */
+static int schemaDerive(Room *room){
+  int rc = guardReplicaViews(room);
+  if( rc==NT_OK ) rc = schemaList(room, "SELECT name FROM sqlite_master WHERE type = 'trigger'",
+                                  NULL, &room->triggers, &room->nTriggers);
+  return rc;
+}
+
 int schemaSync(Room *room){
   char err[256];
   SqlResult res;
@@ -103,6 +120,8 @@ int schemaSync(Room *room){
   if( rc ) { ntLog(NT_LOG_ERROR, "schema read failed: %s", err); return rc; }
   schemaClose(room);
   rc = schemaOpen(room);
+  /* one transaction of the mirror for every object: no commit per CREATE */
+  if( rc==NT_OK ) sqlite3_exec(room->guardDb, "BEGIN", NULL, NULL, NULL);
   const cJSON *row;
   cJSON_ArrayForEach(row, res.rows){
     if( rc ) break;
@@ -115,11 +134,29 @@ int schemaSync(Room *room){
     }
     sqlite3_free(msg);
   }
+  if( room->guardDb && sqlite3_get_autocommit(room->guardDb)==0 ){
+    sqlite3_exec(room->guardDb, "COMMIT", NULL, NULL, NULL);
+  }
   storeResultFree(&res);
-  if( rc==NT_OK ) rc = guardReplicaViews(room);
-  if( rc==NT_OK ) rc = schemaList(room, "SELECT name FROM sqlite_master WHERE type = 'trigger'",
-                                  NULL, &room->triggers, &room->nTriggers);
-  return rc;
+  return rc ? rc : schemaDerive(room);
+}
+
+int schemaApply(Room *room, const char *script){
+  if( room->guardDb==NULL ) return schemaSync(room);
+  char *msg = NULL;
+  int src = sqlite3_exec(room->guardDb, script, NULL, NULL, &msg);
+  if( src!=SQLITE_OK ){
+    /* the room ran it, so the mirror should have: read the room's schema */
+    ntLog(NT_LOG_WARN, "schema mirror could not apply a script (%s); rebuilding it", msg ? msg : "?");
+    sqlite3_free(msg);
+    if( sqlite3_get_autocommit(room->guardDb)==0 ) sqlite3_exec(room->guardDb, "ROLLBACK", NULL, NULL, NULL);
+    return schemaSync(room);
+  }
+  costFree(room);                  /* counts belong to the schema they were taken for */
+  schemaNamesFree(room->triggers, room->nTriggers);
+  room->triggers = NULL;
+  room->nTriggers = 0;
+  return schemaDerive(room);
 }
 
 int schemaIsTrigger(Room *room, const char *name){

@@ -17,6 +17,10 @@ void schemaClose(Room *room);
 /* Rebuild the mirror from the room's sqlite_master; call it after any change
 ** to the room's schema. */
 int schemaSync(Room *room);
+/* The room just ran script (borrowed), SQL of the core's own that creates or
+** drops schema objects: run it on the mirror too (schemaSync when the mirror
+** cannot). */
+int schemaApply(Room *room, const char *script);
 int schemaHas(Room *room, const char *name);        /* an object of that name exists */
 /* The CREATE text of the object name in the mirror (caller frees), or NULL
 ** when there is none (or no memory). */
@@ -111,6 +115,9 @@ const char *sqlSkipSpace(const char *z);   /* skips blanks and comments */
 /* The module's open: the system tables (its own and every module's
 ** Module.schema), then the app's migrations from config "migrations". */
 int migrateOpen(Room *room, const cJSON *config);
+/* Record room->schemaHash in _room once every module has opened, unless the
+** open found it recorded already (migrate.c's header). */
+int migrateRecordHash(Room *room);
 /* sql without comments, and without whitespace outside literals and quoted
 ** names except one space where two words or two operators meet; caller
 ** frees; NULL when out of memory. */

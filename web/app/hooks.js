@@ -8,11 +8,12 @@ import { connect } from '../../client/nanotype.js';
 import { describe, toast } from '../lib/ui.jsx';
 
 /* A client for `room`, closed when the component goes or the room changes.
-** null until created. */
+** null until created. Its live queries take row diffs and one transition
+** per commit (the SDK hands the hooks whole arrays either way). */
 export function useRoomClient(room, token) {
   const [client, setClient] = useState(null);
   useEffect(() => {
-    const c = connect({ url: location.origin, room, token });
+    const c = connect({ url: location.origin, room, token, diffs: true, transitions: true });
     /* error frames and failures nobody awaited: tell the user, not the console */
     c.on('error', (e) => toast(`${room}: ${describe(e)}`, { kind: 'error' }));
     /* The browser says the network is gone: the socket is as good as dead,

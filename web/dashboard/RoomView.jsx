@@ -27,7 +27,7 @@ function Kpi({ label, value, small }) {
   return <div className="kpi"><dt>{label}</dt><dd>{value}{small && <small> {small}</small>}</dd></div>;
 }
 
-export function RoomView({ client, room }) {
+export function RoomView({ client, room, token }) {
   const status = useStatus(client);
   const { snap, missing, series } = useRoomWatch(client);
   const now = useTick(2000);
@@ -58,6 +58,7 @@ export function RoomView({ client, room }) {
         <Sync snap={snap} now={now} />
         <Memory snap={snap} />
         <Schedule snap={snap} now={now} />
+        <Usage room={room} token={token} />
       </div>
 
       <DataBrowser client={client} missing={missing} tables={snap.tables} version={st?.version} />
@@ -252,6 +253,53 @@ function Schedule({ snap, now }) {
       {Array.isArray(sched)
         ? <DataTable columns={['kind', 'key', 'runAt', 'attempts', 'lastError']} rows={sched} empty="Nothing scheduled" />
         : snap.schedule?.missing && <Needs method="listSchedule" />}
+    </section>
+  );
+}
+
+/* ---- usage, from the analytics sink ------------------------------------------------ */
+
+const USAGE_MINUTES = 60;
+
+/* The room's calls per method over the last hour, from the data points the
+** rooms send to Analytics Engine (or, locally, its D1 stand-in): the
+** Worker's GET /rooms/:room/analytics, every 10 s. */
+function Usage({ room, token }) {
+  const [usage, setUsage] = useState(null);   /* {result} | {error} */
+  useEffect(() => {
+    if (!token) return undefined;
+    let live = true;
+    const load = async () => {
+      if (document.hidden) return;
+      try {
+        const res = await fetch(`/rooms/${encodeURIComponent(room)}/analytics?minutes=${USAGE_MINUTES}`,
+          { headers: { authorization: `Bearer ${token}` } });
+        const body = await res.json();
+        if (live) setUsage(res.ok ? { result: body } : { error: body?.error ?? { message: `HTTP ${res.status}` } });
+      } catch (e) {
+        if (live) setUsage({ error: e });
+      }
+    };
+    load();
+    const t = setInterval(load, 10_000);
+    return () => { live = false; clearInterval(t); };
+  }, [room, token]);
+  const u = usage?.result;
+  const errors = (m) => (u?.failures ?? []).filter((f) => f.method === m).map((f) => `${f.code} ${f.calls}`).join(', ');
+  return (
+    <section className="card" aria-labelledby="usage-h" data-testid="usage">
+      <header className="card-head">
+        <div><h2 id="usage-h">Usage</h2><p className="sub">Calls per method in the last hour, from the analytics
+          data points{u ? ` (${u.sink === 'd1' ? 'the local D1 table' : 'Analytics Engine'})` : ''}.</p></div>
+        <span className="count">{u ? u.methods.reduce((s, m) => s + m.calls, 0) : '—'}</span>
+      </header>
+      <Failed answer={usage} />
+      {u && (
+        <DataTable testid="usage-list" columns={['method', 'calls', 'errors', 'mean ms', 'max ms', 'rows read', 'rows written', 'bytes']}
+          rows={u.methods.map((m) => ({ method: m.method, calls: m.calls, 'mean ms': fmt(m.meanMs, 1), 'max ms': fmt(m.maxMs, 1),
+            'rows read': m.rowsRead, 'rows written': m.rowsWritten, bytes: m.bytes, errors: errors(m.method) }))}
+          empty="No calls in the last hour" />
+      )}
     </section>
   );
 }

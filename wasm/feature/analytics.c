@@ -1,0 +1,201 @@
+/*
+** analytics.c — one data point per RPC and per committed write, for the
+** host to send to Workers Analytics Engine.
+**
+** The core knows what each call cost (its trace: duration, rows the room's
+** SQLite read and wrote, bytes of the answer, outcome) and what each commit
+** cost (the write path's room->lastWrite and Touched: time, rows, tables); the host knows the
+** platform's binding and its rule of at most 25 points per invocation. So
+** the core makes the points and buffers them, and at the end of every export
+** (Module.xDone) offers them all to the host in one host_analytics call; the
+** host takes what its invocation may still send and says how many, and the
+** rest wait for the next export. The buffer is bounded: past
+** ANALYTICS_MAX_POINTS new points are dropped and counted.
+**
+** A point is the shape writeDataPoint takes, plus the time the core made it
+** (the host's D1 sink keeps it; Analytics Engine sets its own):
+**   {"timestamp":ms,"indexes":[room],"blobs":[kind,room,method,outcome,transport],
+**    "doubles":[durationMs,rowsRead,rowsWritten,bytes,version,tables]}
+** docs/ANALYTICS.md maps the fields and gives queries. The room is the
+** sampling index, cut to the platform's 96 bytes when longer (its first 63
+** bytes, '#', then 32 hex digits of its SHA-256, so distinct rooms stay
+** distinct); the whole name is blob2.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "feature.h"
+
+#define ANALYTICS_MAX_POINTS 512       /* buffered at most; beyond, points are dropped */
+#define ANALYTICS_INDEX_MAX  96        /* bytes of the sampling index (the platform's limit) */
+#define ANALYTICS_DOUBLES    6
+
+/* One data point, until the host takes it. */
+typedef struct Point {
+  double at;                       /* ms since the epoch */
+  const char *kind;                /* "rpc" or "commit" (static) */
+  char method[NT_MAX_ID_LEN + 1];  /* the method, "" for a write outside any call */
+  const char *outcome;             /* "ok" or an error code (static) */
+  const char *transport;           /* "ws", "http", "internal", "room" (static) */
+  double d[ANALYTICS_DOUBLES];     /* duration ms, rows read, rows written, bytes, version, tables */
+} Point;
+
+/* The module's state (room->analytics). */
+typedef struct Analytics {
+  int enabled;                     /* config "analytics" is not false */
+  Point *points;                   /* waiting for the host, oldest first */
+  int nPoints;
+  char index[ANALYTICS_INDEX_MAX + 1];   /* the room as the sampling index */
+  double made, sent, dropped;      /* since the instance started */
+} Analytics;
+
+int analyticsOpen(Room *room, const cJSON *config){
+  Analytics *an = calloc(1, sizeof *an);
+  if( an==NULL ) return NT_NOMEM;
+  room->analytics = an;
+  an->enabled = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(config, "analytics"));
+  return NT_OK;
+}
+
+void analyticsFree(Room *room){
+  Analytics *an = room->analytics;
+  if( an==NULL ) return;
+  if( an->nPoints ) ntLog(NT_LOG_WARN, "analytics: %d points never sent", an->nPoints);
+  free(an->points);
+  free(an);
+  room->analytics = NULL;
+}
+
+void analyticsIndex(const char *room, char out[ANALYTICS_INDEX_MAX + 1]){
+  size_t n = strlen(room);
+  if( n <= ANALYTICS_INDEX_MAX ){
+    memcpy(out, room, n + 1);
+    return;
+  }
+  Sha256 s;
+  uint8_t d[32];
+  char hex[65];
+  sha256Init(&s);
+  sha256Update(&s, room, n);
+  sha256Final(&s, d);
+  sha256Hex(d, hex);
+  snprintf(out, ANALYTICS_INDEX_MAX + 1, "%.63s#%.32s", room, hex);
+}
+
+/* A new point at the end of the buffer, or NULL (off, full, out of memory). */
+static Point *analyticsPoint(Room *room, const char *kind, const char *method, const char *outcome,
+                             const char *transport){
+  Analytics *an = room->analytics;
+  if( an==NULL || !an->enabled ) return NULL;
+  if( an->nPoints >= ANALYTICS_MAX_POINTS ){ an->dropped++; return NULL; }
+  if( an->points==NULL && (an->points = calloc(ANALYTICS_MAX_POINTS, sizeof *an->points))==NULL ){
+    an->dropped++;
+    return NULL;
+  }
+  Point *p = &an->points[an->nPoints++];
+  memset(p, 0, sizeof *p);
+  p->at = floor(host_now_ms());
+  p->kind = kind;
+  snprintf(p->method, sizeof p->method, "%s", method ? method : "");
+  p->outcome = outcome;
+  p->transport = transport;
+  an->made++;
+  return p;
+}
+
+void analyticsCallEnd(Room *room, const Trace *t, int rc){
+  Point *p = analyticsPoint(room, "rpc", t->method, rc==NT_OK ? "ok" : rpcCodeName(rc),
+                            t->transport);
+  if( p==NULL ) return;
+  p->d[0] = fmax(0, host_now_ms() - t->startMs);
+  p->d[1] = t->rowsRead;
+  p->d[2] = t->rowsWritten;
+  p->d[3] = t->bytes;
+  p->d[4] = t->version;
+}
+
+void analyticsOnCommit(Room *room, const Touched *touched){
+  const Trace *t = room->trace;
+  Point *p = analyticsPoint(room, "commit", t ? t->method : "", "ok", t ? t->transport : "room");
+  if( p==NULL ) return;
+  p->d[0] = fmax(0, room->lastWrite.ms);
+  p->d[1] = room->lastWrite.rowsRead;
+  p->d[2] = room->lastWrite.rowsWritten;
+  p->d[4] = (double)room->version;
+  p->d[5] = touched->nTables;
+}
+
+/* s as a JSON string. Written by hand rather than through a cJSON tree:
+** this runs for every point, and only the method name (which an unknown
+** method's caller chose) can hold a character that needs escaping. */
+static void analyticsString(Buf *b, const char *s){
+  static const char hex[] = "0123456789abcdef";
+  bufAppend(b, "\"", 1);
+  for(const char *p = s; *p; ){
+    size_t k = strcspn(p, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
+                          "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f");
+    bufAppend(b, p, k);
+    p += k;
+    if( *p==0 ) break;
+    unsigned char c = (unsigned char)*p++;
+    char esc[6] = { '\\', (char)c, 0, 0, 0, 0 };
+    if( c < 0x20 ){ esc[1] = 'u'; esc[2] = '0'; esc[3] = '0'; esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; }
+    bufAppend(b, esc, c < 0x20 ? 6 : 2);
+  }
+  bufAppend(b, "\"", 1);
+}
+
+/* The buffered points as the JSON array host_analytics takes (caller frees). */
+static char *analyticsJson(Analytics *an, const char *room){
+  Buf b = { 0 };
+  char num[40];
+  bufAppend(&b, "[", 1);
+  for(int i = 0; i < an->nPoints; i++){
+    const Point *p = &an->points[i];
+    snprintf(num, sizeof num, "%s{\"timestamp\":%.0f,\"indexes\":[", i ? "," : "", p->at);
+    bufAppendStr(&b, num);
+    analyticsString(&b, an->index);
+    bufAppendStr(&b, "],\"blobs\":[");
+    const char *blobs[] = { p->kind, room, p->method, p->outcome, p->transport };
+    for(size_t k = 0; k < sizeof blobs / sizeof blobs[0]; k++){
+      if( k ) bufAppend(&b, ",", 1);
+      analyticsString(&b, blobs[k]);
+    }
+    bufAppendStr(&b, "],\"doubles\":[");
+    for(int k = 0; k < ANALYTICS_DOUBLES; k++){
+      snprintf(num, sizeof num, "%s%.15g", k ? "," : "", p->d[k]);
+      bufAppendStr(&b, num);
+    }
+    bufAppendStr(&b, "]}");
+  }
+  bufAppend(&b, "]", 1);
+  return bufFinish(&b);
+}
+
+void analyticsDone(Room *room){
+  Analytics *an = room->analytics;
+  if( an==NULL || an->nPoints==0 ) return;
+  if( an->index[0]==0 && room->name ) analyticsIndex(room->name, an->index);
+  char *batch = analyticsJson(an, room->name ? room->name : "");
+  if( batch==NULL ) return;                    /* out of memory: try at the next export */
+  int took = host_analytics((const uint8_t*)batch, (uint32_t)strlen(batch));
+  free(batch);
+  if( took < 0 ){                              /* the host cannot take them at all */
+    an->dropped += an->nPoints;
+    an->nPoints = 0;
+    return;
+  }
+  if( took > an->nPoints ) took = an->nPoints;
+  an->sent += took;
+  an->nPoints -= took;
+  memmove(an->points, an->points + took, (size_t)an->nPoints * sizeof *an->points);
+}
+
+void analyticsCounts(const Room *room, double *pMade, double *pSent, double *pDropped, int *pWaiting){
+  const Analytics *an = room->analytics;
+  *pMade = an ? an->made : 0;
+  *pSent = an ? an->sent : 0;
+  *pDropped = an ? an->dropped : 0;
+  *pWaiting = an ? an->nPoints : 0;
+}
