@@ -79,6 +79,12 @@ export interface RoomStats {
 export interface SyncStatus {
   isHealthy: boolean; lastSyncTime: number | null; totalSyncs: number; syncErrors: number;
   errorRate: number; pending: number; lagMs: number;
+  /** the last failure: a stopped table's, or the whole batch's (table null) while it is retried */
+  lastError?: { message: string; table: string | null; at: number } | null;
+  /** D1's bookmark after the last confirmed batch: pass it to the reader for read-your-writes */
+  bookmark?: string | null;
+  /** every replicated table */
+  tables?: Record<string, { state: 'ok' | 'copying' | 'failed' | 'off'; pending: number; error?: string }>;
   /** fields added by newer servers */
   [field: string]: unknown;
 }

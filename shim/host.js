@@ -597,21 +597,33 @@ export class Host {
 
 /* ---- asynchronous kinds --------------------------------------------------- */
 
-/* NT_ASYNC_D1_QUERY: {"sql","params"} → {"rows":[{…}]} on the D1 replica. */
-async function d1Query(env, { sql, params = [] }) {
+/* A request runs in a D1 session (D1's Sessions API) when it names one:
+** "session" is a constraint ("first-primary", "first-unconstrained") or a
+** bookmark; the answer carries the session's bookmark after it. */
+function d1Session(env, session) {
   if (!env.DB) throw new Error("no D1 binding DB");
-  const { results } = await env.DB.prepare(sql).bind(...d1Bindings(params)).all();
+  return session && env.DB.withSession ? env.DB.withSession(session) : env.DB;
+}
+const d1Bookmark = (db) => db.getBookmark?.() ?? null;
+
+/* NT_ASYNC_D1_QUERY: {"sql","params","session"?} → {"rows":[{…}],"bookmark"} on the D1 replica. */
+async function d1Query(env, { sql, params = [], session }) {
+  const db = d1Session(env, session);
+  const { results } = await db.prepare(sql).bind(...d1Bindings(params)).all();
   const rows = (results ?? []).map((r) =>           /* blobs as base64, as for DO SQL */
-    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, cellValue(v)])));
-  return { rows };
+    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, d1Cell(v)])));
+  return { rows, bookmark: d1Bookmark(db) };
 }
 
-/* NT_ASYNC_D1_BATCH: {"statements":[{"sql","params"}]} run as one D1 batch
-** (one implicit transaction: all or nothing). */
-async function d1Batch(env, { statements = [] }) {
-  if (!env.DB) throw new Error("no D1 binding DB");
-  const results = await env.DB.batch(statements.map((s) => env.DB.prepare(s.sql).bind(...d1Bindings(s.params))));
-  return { statements: results.length };
+/* D1 gives a BLOB as an array of byte values (no other value is an array). */
+const d1Cell = (v) => (Array.isArray(v) ? cellValue(Uint8Array.from(v)) : cellValue(v));
+
+/* NT_ASYNC_D1_BATCH: {"statements":[{"sql","params"}],"session"?} run as one
+** D1 batch (one implicit transaction: all or nothing) → {"statements","bookmark"}. */
+async function d1Batch(env, { statements = [], session }) {
+  const db = d1Session(env, session);
+  const results = await db.batch(statements.map((s) => db.prepare(s.sql).bind(...d1Bindings(s.params))));
+  return { statements: results.length, bookmark: d1Bookmark(db) };
 }
 
 /* NT_ASYNC_VERIFY_TOKEN: {"token"}, sent on an open socket, checked by the

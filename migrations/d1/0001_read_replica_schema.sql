@@ -1,37 +1,37 @@
--- 0001_read_replica_schema.sql — the D1 read replica of every room (seed 001).
+-- 0001_read_replica_schema.sql — indexes for the example app's replica.
 --
--- Each room is a Durable Object whose SQLite is the source of truth; the sync
--- engine (wasm/sync.c) copies every change of every replicated room table
--- (a table whose name does not start with "_") into the table of the same
--- name here, in commit order per room, through the room's transactional
--- outbox. One D1 database holds all rooms, so each replica table has the room
--- table's columns plus:
---   room_id  the room the row belongs to (part of the primary key);
---   _seq     the outbox sequence of the change that last wrote the row. The
---            core's upserts only overwrite a row whose _seq is not newer
---            (`… DO UPDATE SET … WHERE excluded._seq >= tasks._seq`) and its
---            deletes only remove one that is not newer (`_seq <= ?`), so a
---            batch sent twice (a retry after a lost answer) changes nothing.
--- _sync_state keeps, per room, the last outbox sequence D1 has applied and
--- when (milliseconds since the Unix epoch, the room's clock).
+-- The D1 read replica is made by the sync engine itself (wasm/feature/
+-- synccapture.c and syncbatch.c; docs/PROTOCOL.md, "Sync to D1"): for every
+-- replicated room table it creates, with CREATE TABLE IF NOT EXISTS, a table
+-- of the same name with the room's columns and declared types plus
+--   room_id  the room the row belongs to (first in the primary key);
+--   _seq     the outbox sequence of the change that last wrote the row (the
+--            engine's upserts only overwrite a row whose _seq is not newer,
+--            its deletes only remove one that is not newer, so a batch sent
+--            twice changes nothing);
+-- keyed by (room_id, <primary key>), and adds the columns a later room
+-- migration adds. _sync_state keeps, per room, the last sequence D1 has
+-- applied. Nothing here is needed for replication: a fresh D1 with no
+-- migration applied works.
 --
--- Columns and NOT NULL mirror migrations/room/*.sql; CHECK constraints are
--- left to the room, which has already enforced them: a replica must never
--- refuse a change its source committed. When a room migration adds a table or
--- a column, add the matching D1 migration here (0002_…), or that table's
--- batches fail and the room keeps retrying them.
+-- What the engine does not make is indexes for the reader's queries; this
+-- file adds the example app's. It creates the two tables first, in the shape
+-- the engine gives them (a hand-made table must keep room_id, _seq and the
+-- (room_id, <key>) primary key), so it applies before or after the engine has
+-- run; on an engine-made table its CREATE TABLE does nothing. Add your own
+-- indexes the same way, in 0002_… and on.
 --
--- Applied with `wrangler d1 migrations apply DB` (--local by scripts/dev and
--- the e2e harness; --remote before a deploy).
+-- Applied with `wrangler d1 migrations apply DB` (--local for local state,
+-- --remote for the deployed database).
 
 CREATE TABLE IF NOT EXISTS tasks (
   room_id    TEXT    NOT NULL,
-  id         TEXT    NOT NULL,
-  title      TEXT    NOT NULL,
-  status     TEXT    NOT NULL DEFAULT 'pending',
+  id         TEXT,
+  title      TEXT,
+  status     TEXT,
   owner_id   TEXT,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
+  created_at INTEGER,
+  updated_at INTEGER,
   _seq       INTEGER NOT NULL,
   PRIMARY KEY (room_id, id)
 );
@@ -40,12 +40,12 @@ CREATE INDEX IF NOT EXISTS tasks_room_created ON tasks (room_id, created_at, id)
 
 CREATE TABLE IF NOT EXISTS notes (
   room_id    TEXT    NOT NULL,
-  id         TEXT    NOT NULL,
-  title      TEXT    NOT NULL,
-  content    TEXT    NOT NULL DEFAULT '',
+  id         TEXT,
+  title      TEXT,
+  content    TEXT,
   owner_id   TEXT,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
+  created_at INTEGER,
+  updated_at INTEGER,
   _seq       INTEGER NOT NULL,
   PRIMARY KEY (room_id, id)
 );

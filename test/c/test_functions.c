@@ -157,6 +157,22 @@ TEST(functions_should_keep_working_when_directives_sit_between_sql_lines){
   fakehostRoomFree();
 }
 
+TEST(functions_should_end_at_their_statement_leaving_out_comments_after_it){
+  /* The Durable Object's SQL API takes a trailing comment for a second
+  ** statement and refuses parameters before it: what runs must end at ";". */
+  const char *const migrations[] = { testTasksMigration, NULL };
+  REQUIRE(testRoomOpen(migrations, "-- name: byStatus :many\n-- param: s text\n"
+                                   "SELECT title FROM tasks WHERE status = :s; -- after it\n"
+                                   "\n-- a note before the next function\n/* and a block */\n"
+                                   "-- name: other :many\nSELECT 1 AS one;\n", 0) != NULL);
+  CHECK_EQ_INT(nt_room_status(fakehostRoom()), NT_OK);
+  const Fn *fn = fnFind(fakehostRoom(), "byStatus");
+  REQUIRE(fn != NULL);
+  CHECK_STR_EQ(strrchr(fnSql(fn), ';'), ";");
+  CHECK_STR_CONTAINS(fnSql(fn), "status = ?1");
+  fakehostRoomFree();
+}
+
 TEST(functions_should_make_an_unavailable_room_say_why){
   const char *const migrations[] = { testTasksMigration, NULL };
   REQUIRE(testRoomOpen(migrations, "-- name: a :many\nSELECT * FROM nowhere;\n", 0) != NULL);

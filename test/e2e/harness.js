@@ -33,7 +33,8 @@
 */
 import { spawn, execFile } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, openSync, closeSync, readFileSync, readdirSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, openSync, closeSync, readFileSync, readdirSync, appendFileSync,
+  cpSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -598,6 +599,35 @@ function hasSqlFiles(dir) {
 }
 
 /* Start a server; for `before(async () => { server = await startServer() })`. */
+/* A project in dir running the repository's Worker (its shim, core.wasm,
+** wrangler.toml and reader) on the repository's room SQL plus more: extra
+** is {migrations: {name: sql}, functions: {name: sql}}, written beside the
+** repository's files. Its wrangler [build] bundles the project's SQL
+** (scripts/bundle.mjs with NT_MIGRATIONS_DIR and friends) and watches only
+** it. Returns {config, migrations, functions}: the wrangler.toml to start
+** (new Server({config})) and the two directories, to add files later. */
+export function sqlProject(dir, extra = {}) {
+  const migrations = join(dir, 'migrations', 'room');
+  const functions = join(dir, 'functions');
+  cpSync(join(REPO, 'migrations', 'room'), migrations, { recursive: true });
+  cpSync(join(REPO, 'functions'), functions, { recursive: true });
+  for (const [name, sql] of Object.entries(extra.migrations ?? {})) writeFileSync(join(migrations, name), sql);
+  for (const [name, sql] of Object.entries(extra.functions ?? {})) writeFileSync(join(functions, name), sql);
+  cpSync(join(REPO, 'shim'), join(dir, 'shim'), { recursive: true });
+  symlinkSync(realpathSync(join(REPO, 'node_modules')), join(dir, 'node_modules'));   /* the shim's npm imports */
+  mkdirSync(join(dir, 'build', 'public'), { recursive: true });     /* [assets]: none needed */
+  cpSync(WASM_PATH, join(dir, 'build', 'core.wasm'));
+  const env = { NT_MIGRATIONS_DIR: migrations, NT_FUNCTIONS_DIR: functions, NT_BUNDLE_OUT: join(dir, 'build', 'bundle.js') };
+  const command = Object.entries(env).map(([k, v]) => `${k}='${v}'`)
+    .concat([`'${process.execPath}'`, `'${join(REPO, 'scripts', 'bundle.mjs')}'`]).join(' ');
+  const toml = readFileSync(join(REPO, 'wrangler.toml'), 'utf8')
+    .replace(/^command = .*$/m, `command = ${JSON.stringify(command)}`)
+    .replace(/^watch_dir = .*$/m, 'watch_dir = ["migrations/room", "functions"]');
+  if (!/^command = /m.test(toml)) throw new Error('wrangler.toml has no [build] command to replace');
+  writeFileSync(join(dir, 'wrangler.toml'), toml);
+  return { config: join(dir, 'wrangler.toml'), migrations, functions };
+}
+
 export async function startServer(opts) {
   const s = new Server(opts);
   try {

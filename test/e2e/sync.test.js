@@ -154,7 +154,7 @@ test('creates, updates and deletes reach the replica, for tasks and notes', asyn
   assert.ok(status.totalSyncs >= 1, short(status));
   assert.equal(typeof status.lastSyncTime, 'number');
   assert.deepEqual(Object.keys(status).sort(),
-    ['errorRate', 'isHealthy', 'lagMs', 'lastSyncTime', 'pending', 'syncErrors', 'totalSyncs']);
+    ['bookmark', 'errorRate', 'isHealthy', 'lagMs', 'lastError', 'lastSyncTime', 'pending', 'syncErrors', 'tables', 'totalSyncs']);
 });
 
 test('the replica path is authenticated and shows only what row-level security shows', async () => {
@@ -267,23 +267,32 @@ test('forceSyncAll queues every row and the replica still equals the room', asyn
   assert.equal(s.replica.tasks.length, 30);
 });
 
-test('forceSyncAll copies a room whose replica rows were lost (initial sync)', async () => {
+test('forceSyncAll copies a room whose replica rows were lost (initial sync), serving clients between its pages', async () => {
+  const ROWS = 2000;                             /* four pages of 500 */
   const { room, token, c, admin } = await openRoom('sync-lost');
-  for (let i = 0; i < 450; i++) c.sendJson({ action: 'rpc', id: `w${i}`, method: 'createTask', payload: { title: `r${i}` } });
-  await c.call('getRoomInfo', {});               /* answered after the 450 writes */
-  await converged(c, room, token, { lastSeq: 450 });
+  for (let i = 0; i < ROWS; i++) c.sendJson({ action: 'rpc', id: `w${i}`, method: 'createTask', payload: { title: `r${i}` } });
+  await c.call('getRoomInfo', {});               /* answered after the writes */
+  /* more rows than one answer of listTasks or the reader holds: counted */
+  const counted = (n) => until(`the reader to count ${n} tasks`, () => replica(room, token, 'count'),
+    (v) => v.tasks === n && v.lastSeq === n);
+  await counted(ROWS);
 
   /* behind the engine's back: the replica loses the room's rows and state */
   await server.d1Execute(`DELETE FROM tasks WHERE room_id = '${room}'; DELETE FROM _sync_state WHERE room_id = '${room}'`);
   const lost = await replica(room, token);
   assert.deepEqual([lost.tasks.length, lost.lastSeq], [0, null]);
 
-  assert.deepEqual(await admin.call('forceSyncAll', {}), { queued: 450 });
-  /* more than two pages of rows; clients are served meanwhile */
+  assert.deepEqual(await admin.call('forceSyncAll', {}), { queued: ROWS });
+  /* frames sent meanwhile are answered between pages, not after the copy */
+  const mid = await c.call('getSyncStatus', {});
+  assert.equal(mid.tables.tasks.state, 'copying', `answered during the copy: ${short(mid)}`);
   const during = await c.call('createTask', { title: 'during the copy' });
   assert.equal(during.title, 'during the copy');
-  const s = await converged(c, room, token, { lastSeq: 451 });
-  assert.equal(s.replica.tasks.length, 451);
+  await counted(ROWS + 1);
+  const done = await until('the copy to end', () => c.call('getSyncStatus', {}),
+    (v) => v.pending === 0 && v.tables.tasks.state === 'ok');
+  assert.equal(done.isHealthy, true, short(done));
+  assert.equal((await replica(room, token, 'count')).tasks, ROWS + 1);
 });
 
 test('forceSyncAll removes replica rows the room does not have', async () => {

@@ -98,9 +98,10 @@ int filesDelete(Call *call, cJSON **ppResult);
 int filesList(Call *call, cJSON **ppResult);
 int filesSweepTask(Room *room, const cJSON *payload, char *err, size_t errLen); /* task files.sweep */
 
-/* ---- sync.c: replication to the D1 read replica ------------------------ */
-int syncOpen(Room *room, int enabled);    /* triggers, initial sync, first batch */
-void syncOnCommit(Room *room, const GuardPlan *plan);
+/* ---- sync.c (and syncint.h's files): replication to the D1 read replica --- */
+extern const char syncSchema[];           /* the module's tables (Module.schema) */
+int syncOpen(Room *room, const cJSON *config);     /* "sync": triggers, first copy, first batch */
+void syncOnCommit(Room *room, const Touched *t);   /* gather the next batch */
 void syncFree(Room *room);
 int syncRetryTask(Room *room, const cJSON *payload, char *err, size_t errLen);  /* task sync.retry */
 /* May a query reading plan's tables be answered by the replica now? */
@@ -113,7 +114,7 @@ int syncReplicaRaw(Call *call, const GuardPlan *plan, const char *sql, cJSON *ar
 int syncStatusMethod(Call *call, cJSON **ppResult);
 int syncForceAllMethod(Call *call, cJSON **ppResult);
 int syncSetD1FailureMethod(Call *call, cJSON **ppResult);
-double syncNextDue(Room *room);
+double syncNextDue(Room *room);           /* the next batch's start, 0 if none is timed */
 void syncOnTimer(Room *room, double nowMs);
 
 /* ---- audit.c: the audit log, a hash chain of every WRITE and ADMIN call -- */
@@ -295,9 +296,5 @@ void topkFree(TopK *t);
 /* Cosine similarity of a unit float vector and an int8 one, both [dim]. */
 double searchCosine(const float *q, const int8_t *v, int dim);
 int searchMethod(Call *call, cJSON **ppResult);
-
-/* ---- Defined above this layer and still called from it (by sync.c, which
-** its own change turns into the module hooks). ----------------------------- */
-void roomTimerArm(Room *room);            /* room/room.c: host_timer_set(earliest due) */
 
 #endif /* NT_FEATURE_H */

@@ -27,16 +27,6 @@ static int schemaOpened(Room *room, const cJSON *config){
   (void)config;
   return schemaOpen(room);
 }
-static int syncOpened(Room *room, const cJSON *config){
-  return syncOpen(room, !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(config, "sync")));
-}
-static void syncCommitted(Room *room, const Touched *t){
-  GuardPlan plan = { 0 };
-  plan.writes = (char**)t->tables;
-  plan.nWrites = t->nTables;
-  plan.deletes = t->deletes;
-  syncOnCommit(room, &plan);
-}
 
 static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, syncReplicaRaw };
 
@@ -71,7 +61,7 @@ const Module roomModules[] = {
     .xOnCommit = directoryOnCommit, .xNextDue = directoryNextDue, .xOnTimer = directoryOnTimer,
     .xConnAttach = directoryConnAttach, .xConnGone = directoryConnGone, .xDone = directoryDone },
   { .name = "admin",     .xConnRestore = adminConnRestore, .xConnAttach = adminConnAttach },
-  { .name = "sync",      .xOpen = syncOpened, .xFree = syncFree, .xOnCommit = syncCommitted,
+  { .name = "sync",      .schema = syncSchema, .xOpen = syncOpen, .xFree = syncFree, .xOnCommit = syncOnCommit,
     .xNextDue = syncNextDue, .xOnTimer = syncOnTimer, .tasks = syncTasks, .replica = &syncReplica },
   { .name = "webhook",   .schema = webhookSchema, .xOpen = webhookOpen, .xFree = webhookFree,
     .xOnCommit = webhookOnCommit, .xNextDue = webhookNextDue, .xOnTimer = webhookOnTimer,

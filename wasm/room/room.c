@@ -136,10 +136,6 @@ static void roomTimerSet(Room *room){
   }
 }
 
-void roomTimerArm(Room *room){
-  roomTimerSet(room);
-}
-
 int roomDone(Room *room, int rc){
   if( room==NULL ) return rc;
   for(int i = 0; i < room->nModules; i++){

@@ -44,8 +44,8 @@
 #include <string.h>
 #include "sql.h"
 
-/* The migrations' own tables, and the outbox (sync.c). Every other module's
-** system tables are its own (Module.schema), run after these. */
+/* The migrations' own tables. Every module's system tables are its own
+** (Module.schema), run after these. */
 static const char systemSchema[] =
   "CREATE TABLE IF NOT EXISTS _room ("
   " id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -65,14 +65,7 @@ static const char systemSchema[] =
   "CREATE TABLE IF NOT EXISTS _migrations ("
   " name TEXT PRIMARY KEY,"
   " applied_at INTEGER NOT NULL,"
-  " checksum TEXT);"                          /* migrateChecksum; NULL: not yet taken */
-  "CREATE TABLE IF NOT EXISTS _outbox ("       /* sync.c: changes not yet in D1 */
-  " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-  " tbl TEXT NOT NULL,"
-  " op TEXT NOT NULL,"                        /* 'upsert' or 'delete' */
-  " pk TEXT NOT NULL,"                        /* JSON array of the key */
-  " row TEXT,"                                /* JSON object of the row (upsert) */
-  " at INTEGER NOT NULL);";                   /* when it was captured, ms */
+  " checksum TEXT);";                         /* migrateChecksum; NULL: not yet taken */
 
 /* Columns added to system tables after their first form: rooms created
 ** before get them here, new rooms right after the CREATE above. */

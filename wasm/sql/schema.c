@@ -159,10 +159,6 @@ int schemaApply(Room *room, const char *script){
   return schemaDerive(room);
 }
 
-int guardSync(Room *room){
-  return schemaSync(room);
-}
-
 int schemaIsTrigger(Room *room, const char *name){
   for(int i = 0; i < room->nTriggers; i++) if( strcmp(room->triggers[i], name)==0 ) return 1;
   return 0;

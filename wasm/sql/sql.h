@@ -21,9 +21,6 @@ int schemaSync(Room *room);
 ** drops schema objects: run it on the mirror too (schemaSync when the mirror
 ** cannot). */
 int schemaApply(Room *room, const char *script);
-/* schemaSync under the name feature/sync.c still calls; it goes with that
-** file's rewrite. */
-int guardSync(Room *room);
 int schemaHas(Room *room, const char *name);        /* an object of that name exists */
 /* The CREATE text of the object name in the mirror (caller frees), or NULL
 ** when there is none (or no memory). */

@@ -125,7 +125,7 @@ static int costTableIndex(const CostCounts *c, const char *name){
   return -1;
 }
 
-/* Read the mirror's tables and indexes (once after every guardSync). */
+/* Read the mirror's tables and indexes (once after every schemaSync). */
 static int costLoadSchema(Room *room){
   if( room->costCounts ) return NT_OK;
   CostCounts *c = calloc(1, sizeof *c);

@@ -424,15 +424,21 @@ static int isParamChar(char c){
 
 int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen){
   sqlite3_stmt *st = NULL;
+  const char *tail = NULL;
   *pOut = NULL;
   if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
-  if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, NULL)!=SQLITE_OK ){
+  if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, &tail)!=SQLITE_OK ){
     snprintf(err, errLen, "%s", sqlite3_errmsg(room->guardDb));
     return NT_SQL_REJECTED;
   }
+  if( tail==NULL ) tail = sql + strlen(sql);
   int nParam = sqlite3_bind_parameter_count(st);
   Buf b = {0};
-  for(const char *z = sql; *z; ){
+  /* Up to the end of the statement: what follows its ";" (blanks and
+  ** comments, the guard allows nothing else) is left out, since the
+  ** Durable Object's SQL API counts a trailing comment as a second
+  ** statement and refuses parameters in any but the last. */
+  for(const char *z = sql; z < tail && *z; ){
     size_t n = 1;
     if( *z=='\'' || *z=='"' || *z=='`' ) n = quotedLength(z, *z);
     else if( *z=='[' ) n = quotedLength(z, ']');

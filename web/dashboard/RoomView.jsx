@@ -190,10 +190,12 @@ function Sync({ snap, now }) {
         <dt>last confirmed batch</dt><dd>{s ? relTime(s.lastSyncTime, now) : '—'}</dd>
         <dt>batches</dt><dd>{s ? s.totalSyncs : '—'}</dd>
         <dt>errors</dt><dd>{s ? `${s.syncErrors} (${(100 * (s.errorRate ?? 0)).toFixed(1)}%)` : '—'}</dd>
+        <dt>last error</dt><dd data-testid="sync-error">{!s ? '—' : s.lastError ? `${s.lastError.table ?? 'batch'}: ${s.lastError.message}` : 'none'}</dd>
       </dl>
-      {Array.isArray(s?.tables) ? (
-        <DataTable columns={['table', 'pending', 'lastSeq', 'lastError']} rows={s.tables} />
-      ) : s && <p className="needs">Needs <code>getSyncStatus</code> to answer <code>tables: [{'{'}table, pending, lastSeq, lastError{'}'}]</code>: sync state per table.</p>}
+      {s?.tables && typeof s.tables === 'object' ? (
+        <DataTable columns={['table', 'state', 'pending', 'error']}
+          rows={Object.entries(s.tables).map(([table, t]) => ({ table, ...t }))} />
+      ) : s && <p className="needs">Needs <code>getSyncStatus</code> to answer <code>tables</code>: sync state per table.</p>}
     </section>
   );
 }
