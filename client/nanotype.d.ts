@@ -326,12 +326,24 @@ export interface ResultMeta {
   optimistic: boolean;
 }
 
-export interface SubscribeOptions {
-  /** the server refused the subscription (UNKNOWN_METHOD, INVALID_ARGUMENT, SQL_REJECTED) */
-  onError?: (error: NanotypeError) => void;
+/** A result kept from an earlier client (across a reload) and its version. */
+export interface ResumeFrom<R = unknown> {
+  /** the room version of `result` (the `version` its subscriber was given) */
+  version: number;
+  /** the result at that version, exactly as the server sent it (diffs apply to it) */
+  result: R;
 }
 
-export interface SqlSubscribeOptions extends SubscribeOptions {
+export interface SubscribeOptions<R = unknown> {
+  /** the server refused the subscription (UNKNOWN_METHOD, INVALID_ARGUMENT, SQL_REJECTED) */
+  onError?: (error: NanotypeError) => void;
+  /** start from a kept result: the first subscribe names its version, and an
+   *  `unchanged` answer (or a diff from it) is served from it; ignored when the
+   *  query is already subscribed on this client */
+  resume?: ResumeFrom<R> | null;
+}
+
+export interface SqlSubscribeOptions<R = SqlRows> extends SubscribeOptions<R> {
   /** subscribe to this read-only SQL instead of a named query */
   sql: string;
   /** positional parameters of `sql` */
@@ -404,14 +416,14 @@ export class NanotypeClient<A = UntypedApi> {
   /** Live query by name and args. onResult runs with the first result and
    *  whenever what is shown changes. Returns unsubscribe. */
   subscribe<K extends QueryName<A>>(query: K, args: QueryArgs<PayloadOf<A, K>>,
-    onResult: (result: ResultOf<A, K>, meta: ResultMeta) => void, options?: SubscribeOptions): () => void;
+    onResult: (result: ResultOf<A, K>, meta: ResultMeta) => void, options?: SubscribeOptions<ResultOf<A, K>>): () => void;
   /** Live read-only SQL given in options (the same as subscribeSql). */
   subscribe<T = SqlRows>(query: null, args: null | undefined,
-    onResult: (result: T, meta: ResultMeta) => void, options: SqlSubscribeOptions): () => void;
+    onResult: (result: T, meta: ResultMeta) => void, options: SqlSubscribeOptions<T>): () => void;
 
   /** Live read-only SQL. */
   subscribeSql<T = SqlRows>(sql: string, params: SqlParam[] | undefined,
-    onResult: (result: T, meta: ResultMeta) => void, options?: SubscribeOptions): () => void;
+    onResult: (result: T, meta: ResultMeta) => void, options?: SubscribeOptions<T>): () => void;
 
   /** What a subscription currently shows; undefined while loading or unknown. */
   peek<K extends QueryName<A>>(query: K, args?: PayloadOf<A, K> | null): ResultOf<A, K> | undefined;

@@ -16,6 +16,9 @@
 **   - a reconnect loop with exponential backoff and full jitter that, after
 **     each `welcome`, replays pending RPCs and then every subscription (with
 **     the last version seen, so the server may answer `unchanged:true`);
+**   - a subscription that starts from a result kept across a reload
+**     (subscribe's `resume`: {version, result}), resumed exactly as after a
+**     reconnect;
 **   - refused connections: a handshake the server refuses (bad token, a room
 **     the token may not open, a bad name, a rate limit) is read from the
 **     handshake's HTTP answer where the WebSocket implementation shows it
@@ -909,9 +912,18 @@ export class NanotypeClient {
 
   /* Subscribe to a named query (or, with {sql, params}, to read-only SQL).
   ** onResult(result, {version, optimistic}) runs with the first result and
-  ** whenever what is shown changes. Returns unsubscribe(). */
-  subscribe(query, args, onResult, { sql, params, onError } = {}) {
+  ** whenever what is shown changes. Returns unsubscribe().
+  ** resume: {version, result}, a result this caller kept from an earlier
+  ** client (a reload): the first subscribe_query names that version, and
+  ** when the server answers "unchanged" (or a diff from it) that result is
+  ** what the first delivery is built from. Ignored when the query is
+  ** already subscribed on this client (its own result is newer). */
+  subscribe(query, args, onResult, { sql, params, onError, resume } = {}) {
     if (typeof onResult !== 'function') throw new TypeError('nanotype: subscribe needs an onResult function');
+    if (resume != null && (typeof resume !== 'object' || !Number.isSafeInteger(resume.version)
+        || resume.version < 0 || resume.result === undefined)) {
+      throw new TypeError('nanotype: resume needs {version: a non-negative integer, result}');
+    }
     const isSql = typeof sql === 'string';
     const key = isSql ? sqlKey(sql, params) : queryKey(query, args);
     let rec = this.#records.get(key);
@@ -934,6 +946,7 @@ export class NanotypeClient {
         failed: null,                          /* the refusal, if the server refused it */
         dead: false,                           /* unsubscribed while its subscribe was in flight */
         resync: false,                         /* the next subscribe asks for a whole result */
+        resume: resume ?? null,                /* {version, result} held before the first answer */
       };
       this.#records.set(key, rec);
       this.#sendSubscribe(rec);
@@ -969,7 +982,8 @@ export class NanotypeClient {
     const frame = { action: 'subscribe_query', id };
     if (rec.sql !== null) { frame.sql = rec.sql; frame.params = rec.params; }
     else { frame.query = rec.query; frame.args = rec.args; }
-    if (rec.hasResult && rec.version !== null && !rec.resync) frame.version = rec.version;
+    const held = rec.resync ? null : this.#held(rec);
+    if (held) frame.version = held.version;
     if (this.#opt.diffs) frame.diff = true;
     if (this.#opt.transitions) frame.transition = true;
     rec.resync = false;
@@ -1004,8 +1018,12 @@ export class NanotypeClient {
     rec.serverId = f.subscriptionId;
     this.#bySid.set(f.subscriptionId, rec);
     rec.failed = null;
-    if (f.unchanged === true && rec.hasResult) {
-      rec.version = f.version;                 /* still true at this version: keep the result */
+    const held = this.#held(rec);
+    if (f.unchanged === true && held) {
+      rec.serverResult = held.result;          /* still true at this version: keep the result */
+      rec.hasResult = true;
+      rec.version = f.version;
+      rec.resume = null;
     } else if (('result' in f || 'diff' in f) && !this.#takeResult(rec, f, f.version)) {
       return;                                  /* a diff from a base it lacks: subscribed again */
     }
@@ -1059,9 +1077,11 @@ export class NanotypeClient {
     let result;
     if ('diff' in u) {
       try {
-        if (!rec.hasResult || u.base !== rec.version) throw new RangeError('not the base this client holds');
-        result = applyDiff(rec.serverResult, u.diff);
+        const held = this.#held(rec);
+        if (!held || u.base !== held.version) throw new RangeError('not the base this client holds');
+        result = applyDiff(held.result, u.diff);
       } catch {
+        rec.resume = null;                     /* a resumed result the diff does not fit: not kept */
         this.#resubscribe(rec);
         return false;
       }
@@ -1073,7 +1093,15 @@ export class NanotypeClient {
     rec.serverResult = result;
     rec.hasResult = true;
     rec.version = version;
+    rec.resume = null;
     return true;
+  }
+
+  /* The result rec holds and its version, {version, result}: the server's
+  ** last, or before the first the one it resumes from; null for none. */
+  #held(rec) {
+    if (rec.hasResult) return rec.version !== null ? { version: rec.version, result: rec.serverResult } : null;
+    return rec.resume;
   }
 
   /* Subscribe rec again on this socket, for a whole result. */

@@ -193,13 +193,15 @@ export class LocalRoom {
   /* ---- the server ------------------------------------------------------ */
 
   /* Start syncing through an SDK client: one subscription per app table,
-  ** and the queue sent in order. */
+  ** each resumed from the base and version held (so a table the server
+  ** has not changed since answers "unchanged" instead of its rows), and the
+  ** queue sent in order. */
   attach(client) {
     this.client = client;
     for (const t of this.tables) {
       this.serverSubs.push(client.subscribeSql(`SELECT * FROM ${q(t)}`, [],
         (rows, info) => this.#onServerRows(t, rows, info?.version ?? null),
-        { onError: (e) => this.#emit("error", e) }));
+        { onError: (e) => this.#emit("error", e), resume: this.#held(t) }));
     }
     client.on("status", (s) => { if (s === "open") this.#send(); this.#emit("status", this.status); });
     this.#send();
@@ -226,9 +228,18 @@ export class LocalRoom {
     return v === null ? null : Number(v);
   }
 
+  /* The server's rows of table t held locally, in the order they came, with
+  ** their version: {version, result}, or null before the first result. */
+  #held(t) {
+    const version = this.version(t);
+    if (version === null) return null;
+    return { version, result: this.core.rows(`SELECT * FROM ${q("_ntl_base_" + t)} ORDER BY _rowid_`) };
+  }
+
   /* A server result for table t: it becomes the base, the queue is replayed
-  ** on it. The first result after a reload may repeat the version held:
-  ** applied all the same (it is the server's truth). */
+  ** on it. The first result after a reload (the held rows, confirmed
+  ** unchanged, or a diff applied to them, or whole) may repeat the version
+  ** held: applied all the same (it is the server's truth). */
   #onServerRows(t, rows, version) {
     if (this.closed) return;
     const held = this.version(t);

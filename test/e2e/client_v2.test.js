@@ -201,3 +201,54 @@ test('getToken is asked ahead of expiry and the new token goes on the open socke
   assert.ok(sent.filter((f) => f.action === 'auth').length >= 2, `tokens replaced on the socket: ${sent.map((f) => f.action)}`);
   assert.ok(asked >= 3, `getToken asked ahead of each expiry (${asked})`);
 });
+
+/* Subscribe listTasks on c from resume; resolves with the first delivery,
+** its meta and the answer to the subscribe_query. */
+async function resumed(c, resume) {
+  const first = new Promise((ok) => {
+    const off = c.subscribe('listTasks', {}, (result, meta) => { off(); ok({ result, meta }); }, { resume });
+  });
+  const got = await within(first, 'the first result');
+  const sent = c.sent.find((f) => f.action === 'subscribe_query');
+  return { ...got, sent, answer: c.received.find((f) => f.type === 'query_result' && f.id === sent.id) };
+}
+
+test('a subscription resumed from a kept result: "unchanged" at its version, the change (diff or whole) from an older one', async () => {
+  const room = uniqueRoom('sdk2-resume');
+  const writer = sdk(room, { v2: false });
+  for (let i = 0; i < 6; i++) await writer.rpc('createTask', { title: `task ${i}` });
+  /* what an earlier client (before a reload) kept */
+  const before = sdk(room);
+  const kept = await within(new Promise((ok) => before.subscribe('listTasks', {}, (result, { version }) => ok({ version, result }))), 'a result');
+  before.close();
+
+  const same = await resumed(sdk(room), kept);
+  assert.equal(same.sent.version, kept.version, 'the first subscribe names the kept version');
+  assert.equal(same.answer.unchanged, true, `the server proves it unchanged: ${JSON.stringify(same.answer)}`);
+  assert.deepEqual(same.result, kept.result, 'and the kept result is served');
+  assert.ok(same.meta.version >= kept.version);
+
+  const tasks = await writer.rpc('listTasks', {});
+  await writer.rpc('updateTask', { id: tasks[2].id, title: 'changed since' });
+  const truth = await writer.rpc('listTasks', {});
+  const cases = [
+    ['with diffs', {}, (a) => ('diff' in a ? a.base === kept.version : 'result' in a)],
+    ['without diffs', { v2: false }, (a) => 'result' in a],
+  ];
+  for (const [what, opts, shape] of cases) {
+    const stale = await resumed(sdk(room, opts), kept);
+    assert.equal(stale.sent.version, kept.version, `${what}: the kept version is named`);
+    assert.ok(!stale.answer.unchanged && shape(stale.answer), `${what}: ${JSON.stringify(stale.answer)}`);
+    assert.deepEqual(stale.result, truth, `${what}: the current result`);
+  }
+
+  /* a kept result a diff does not fit: subscribed again for a whole result */
+  const wrong = sdk(room);
+  const seen = [];
+  wrong.subscribe('listTasks', {}, (r) => seen.push(r), { resume: { version: kept.version, result: [] } });
+  await within((async () => { while (!seen.length) await sleep(20); })(), 'a result');
+  assert.deepEqual(seen, [truth], 'exactly the current result, and nothing before it');
+
+  assert.throws(() => sdk(room).subscribe('listTasks', {}, () => {}, { resume: { version: -1, result: [] } }), TypeError);
+  assert.throws(() => sdk(room).subscribe('listTasks', {}, () => {}, { resume: { version: 3 } }), TypeError);
+});

@@ -44,11 +44,16 @@ function within(p, what, ms = WAIT_MS) {
   return Promise.race([p, guard]).finally(() => clearTimeout(timer));
 }
 
-/* A local room for sub in room, synced through its own SDK client. */
-async function open(room, sub, { store = memoryStore(), online = true } = {}) {
+/* A local room for sub in room, synced through its own SDK client (whose
+** frames, sent and received, are kept in local.sent and local.received). */
+async function open(room, sub, { store = memoryStore(), online = true, sdk = {} } = {}) {
   const token = server.token({ sub, rooms: [room] });
   const local = await LocalRoom.open({ room, userId: sub, migrations, functions, module: MODULE, store });
-  const client = connect({ url: server.url, room, token, WebSocket, storage: null, clientId: local.clientId });
+  const client = connect({ url: server.url, room, token, WebSocket, storage: null, clientId: local.clientId, ...sdk });
+  local.sent = [];
+  local.received = [];
+  client._testHooks.onSend = (f) => { if (typeof f === 'object') local.sent.push(f); };
+  client._testHooks.onFrame = (f) => { local.received.push(f); return true; };
   if (!online) client._dropConnection({ hold: true });
   local.attach(client);
   if (!online) local.offline = true;
@@ -126,6 +131,70 @@ test('create, update and delete offline, reload, go online: the server has each 
   assert.notEqual(notes[0].id, kept.id, 'the server made its own id; the local one was replaced');
   await b.closeAll();
 });
+
+/* The answers to the table subscriptions sent so far, by table. */
+function answers(local) {
+  const out = {};
+  for (const f of local.sent.filter((x) => x.action === 'subscribe_query')) {
+    const t = /^SELECT \* FROM "(.+)"$/.exec(f.sql)?.[1];
+    const a = local.received.find((x) => x.type === 'query_result' && x.id === f.id);
+    if (t && a) out[t] = { sent: f, answer: a };
+  }
+  return out;
+}
+
+test('a reload resumes every table from its saved rows: an unchanged server answers "unchanged" and the rows are served', async () => {
+  const room = uniqueRoom('resume');
+  const store = fileStore(join(dir, 'resume.sqlite'));
+  await serverCall(room, 'alice', 'createNote', { title: 'kept across the reload', content: '' });
+  await serverCall(room, 'alice', 'createTask', { title: 'a task' });
+  const a = await open(room, 'alice', { store });
+  await settled(a);
+  const held = Object.fromEntries(a.tables.map((t) => [t, a.version(t)]));
+  const notes = a.query('listNotes');
+  await a.closeAll();                                   /* the reload */
+
+  const b = await open(room, 'alice', { store });
+  await until(b, () => Object.keys(answers(b)).length === b.tables.length, 'every table answered');
+  for (const [t, { sent, answer }] of Object.entries(answers(b))) {
+    assert.equal(sent.version, held[t], `${t}: the subscription names the version saved`);
+    assert.equal(answer.unchanged, true, `${t}: the server proves it unchanged: ${JSON.stringify(answer)}`);
+    assert.ok(!('result' in answer) && !('diff' in answer), `${t}: no rows on the wire`);
+    assert.ok(b.version(t) >= held[t]);
+  }
+  assert.deepEqual(b.query('listNotes'), notes, 'the saved rows are served');
+  assert.deepEqual(b.query('listNotes'), await serverCall(room, 'alice', 'listNotes'));
+  await b.closeAll();
+});
+
+for (const [mode, sdk] of [['whole results', {}], ['row diffs', { diffs: true, transitions: true }]]) {
+  test(`a reload after the server changed converges to the server's rows (${mode})`, async () => {
+    const room = uniqueRoom('resume-changed');
+    const store = fileStore(join(dir, `resume-changed-${sdk.diffs ? 'diffs' : 'whole'}.sqlite`));
+    const first = await serverCall(room, 'alice', 'createNote', { title: 'edited meanwhile', content: 'v1' });
+    const doomed = await serverCall(room, 'alice', 'createNote', { title: 'deleted meanwhile', content: '' });
+    for (const title of ['stays one', 'stays two', 'stays three']) await serverCall(room, 'alice', 'createNote', { title, content: '' });
+    const a = await open(room, 'alice', { store, sdk });
+    await settled(a);
+    const held = a.version('notes');
+    await a.closeAll();
+
+    await serverCall(room, 'alice', 'updateNote', { id: first.id, content: 'v2' });
+    await serverCall(room, 'alice', 'deleteNote', { id: doomed.id });
+    await serverCall(room, 'alice', 'createNote', { title: 'added meanwhile', content: '' });
+    const truth = await serverCall(room, 'alice', 'listNotes');
+
+    const b = await open(room, 'alice', { store, sdk });
+    await until(b, () => JSON.stringify(b.query('listNotes')) === JSON.stringify(truth), 'the server\'s notes');
+    const { sent, answer } = answers(b).notes;
+    assert.equal(sent.version, held, 'resumed from the version saved');
+    assert.ok(!answer.unchanged, 'the notes changed meanwhile');
+    if (sdk.diffs) assert.ok('diff' in answer ? answer.base === held : 'result' in answer, `a diff from the saved rows, or whole: ${JSON.stringify(answer)}`);
+    assert.ok(b.version('notes') > held);
+    assert.deepEqual(b.query('listNotes'), truth);
+    await b.closeAll();
+  });
+}
 
 test('two clients editing the same row offline end with the server order, identical on both', async () => {
   const room = uniqueRoom('both');
