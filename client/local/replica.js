@@ -11,7 +11,8 @@
 **            server's rows: the result of the server subscription
 **            `SELECT * FROM "T"`, which row-level security filters on the
 **            server, so no row this user may not see ever arrives. The
-**            server's version of each is kept in "_ntl_meta".
+**            server's version of each is kept in "_ntl_meta"; a new client
+**            (after a reload) resumes each subscription from both.
 **   queue    "_ntl_queue": the mutations not yet reflected in the base, in
 **            order, each with its mutationId, seed and time (so replaying it
 **            makes the same ids and timestamps) and its state: pending (not
