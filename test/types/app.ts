@@ -107,6 +107,13 @@ db.subscribe('listTasks', { status: 'pending' }, (tasks, meta) => {
   void v;
 });
 db.subscribe('listNotes', null, (notes) => { expectType<Equal<typeof notes, NotesRow[]>>(); });
+declare const keptNotes: NotesRow[];
+db.subscribe('listNotes', null, () => {}, { resume: { version: 41, result: keptNotes } });
+db.subscribeSql('SELECT * FROM notes', [], () => {}, { resume: { version: 41, result: [{ id: 'n1' }] } });
+// @ts-expect-error: a resumed result has the query's result type
+db.subscribe('listNotes', null, () => {}, { resume: { version: 41, result: 'not rows' } });
+// @ts-expect-error: a resume needs its version
+db.subscribe('listNotes', null, () => {}, { resume: { result: keptNotes } });
 // @ts-expect-error: a mutation cannot be subscribed to
 db.subscribe('createTask', { title: 'x' }, () => {});
 // @ts-expect-error: a built-in method cannot be subscribed to
