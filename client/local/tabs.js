@@ -115,6 +115,10 @@ export class SharedRoom {
   /* {status, role, store, pending}: role is this tab's, the rest the owner's. */
   async status() { return { ...(await this.#call("status", {})), role: this.role }; }
   synced() { return this.#call("synced", {}); }
+  /* Resolves once the owner's newest image is in its store (a page about
+  ** to close waits for it: a write still on its way to IndexedDB or OPFS
+  ** when the page goes is lost with it). */
+  flushed() { return this.#call("flushed", {}); }
   dump() { return this.#call("dump", {}); }
 
   subscribe(query, args, onResult, { onError } = {}) {
@@ -171,6 +175,7 @@ export class SharedRoom {
       case "queued": return l.queued;
       case "status": return { status: l.status, role: this.role, store: this.storeKind, pending: l.pending };
       case "synced": return l.synced();
+      case "flushed": return l.flushed();
       case "dump": return l.dump();
       default: throw new LocalError("BAD_REQUEST", `unknown operation ${op}`);
     }

@@ -82,7 +82,8 @@ test('offline writes in two tabs, a reload, and back online: the server has each
     await a.bringToFront();
     await screenshot(a, 'offline-two-tabs');
 
-    /* reload both, still offline */
+    /* reload both, still offline (once the owner's image is stored) */
+    await a.evaluate(() => window.nt.flushed());
     await a.close(); await b.close();
     const c = await tab(context, room, { offline: true });
     await waitText(c, '#role', (t) => t === 'owner');
@@ -124,6 +125,7 @@ test('where OPFS is not used, IndexedDB keeps the database across a reload', asy
     await waitText(a, '#store', (t) => t === 'indexeddb');
     await a.evaluate(() => window.nt.setOnline(false));
     await a.evaluate(() => window.nt.mutate('createTask', { title: 'kept in IndexedDB' }));
+    await a.evaluate(() => window.nt.flushed());      /* the image reached IndexedDB before the tab goes */
     await a.close();
     const b = await tab(context, room, { store: 'indexeddb', offline: true });
     await waitText(b, '#pending', (t) => t === '1');
