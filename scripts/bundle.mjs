@@ -90,7 +90,8 @@ function newest(paths) {
 function checkerBinary() {
   const dir = join(root, "build", "tools");
   const bin = join(dir, "nt_sqlinfo");
-  const sources = ["CMakeLists.txt", "wasm", "scripts/sqlinfo.c", "test/c/fakehost.c", "test/c/fakehost.h"]
+  const sources = ["CMakeLists.txt", "wasm", "scripts/sqlinfo.c", "test/c/fakehost.c", "test/c/fakehost.h",
+    "client/local/dosql.c", "client/local/dosql.h"]
     .map((p) => join(root, p));
   if (existsSync(join(dir, "CMakeCache.txt")) && existsSync(bin) && statSync(bin).mtimeMs >= newest(sources)) {
     return bin;

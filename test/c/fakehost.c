@@ -11,22 +11,23 @@
 **     statements allowed but only the last may take parameters, BEGIN and
 **     SAVEPOINT refused (transactionSync is the only way), Cloudflare's
 **     limits set with sqlite3_limit, foreign keys enforced, errors worded
-**     "<sqlite message>: SQLITE_<CODE>" as workerd words them.
-**   - host_sql_txn uses a SAVEPOINT per call, so nested calls nest the way
-**     nested transactionSync calls do.
+**     "<sqlite message>: SQLITE_<CODE>" as workerd words them. The rules
+**     themselves are client/local/dosql.c, shared with the local host; this
+**     file adds the connection, its authorizer and the test's faults.
+**   - host_sql_txn uses a SAVEPOINT per call (dosqlTxn), so nested calls
+**     nest the way nested transactionSync calls do.
 **   - sends, closes, attachments, HTTP answers, async requests and log lines
 **     are recorded for the test to inspect (fakehost.h).
 **
 ** Test code: state lives in one static struct, and running out of memory
 ** aborts the process rather than being reported.
 */
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cJSON.h"
 #include "fakehost.h"
+#include "dosql.h"
 
 #define FAKEHOST_MAX_ATTACH 16384  /* Cloudflare's per-socket attachment limit */
 
@@ -39,7 +40,7 @@ typedef struct FakeConnNote {
 
 static struct {
   int init;                        /* state below is set up */
-  sqlite3 *db;                     /* the "Durable Object" database */
+  DoSql sql;                       /* the "Durable Object" database and its rules */
   Room *room;                      /* passed to nt_txn_body */
 
   FakeFrame *frames;   int nFrame, aFrame;     /* host_ws_send */
@@ -69,9 +70,6 @@ static struct {
   int stepHits;                    /* statements stopped at the bound */
 
   int nSqlCall, nTxnCall;          /* calls since reset */
-  int txnDepth;                    /* nesting of host_sql_txn */
-  int allowTxnSql;                 /* authorizer lets BEGIN/SAVEPOINT through */
-  int deniedTxn;                   /* authorizer refused a transaction statement */
 } F;
 
 /* ------------------------------------------------------------------------
@@ -96,104 +94,9 @@ static char *xstrndup(const void *p, size_t n){
                  (arr) = xrealloc((arr), (size_t)(a) * sizeof *(arr))) : (arr), \
    &(arr)[(n)++])
 
-typedef struct Str { char *z; size_t n, cap; } Str;
-
-static void strAppend(Str *s, const char *p, size_t n){
-  if( s->n + n + 1 > s->cap ){
-    s->cap = (s->n + n + 1) * 2;
-    s->z = xrealloc(s->z, s->cap);
-  }
-  memcpy(s->z + s->n, p, n);
-  s->n += n;
-  s->z[s->n] = 0;
-}
-static void strPuts(Str *s, const char *z){ strAppend(s, z, strlen(z)); }
-static void strPrintf(Str *s, const char *fmt, ...){
-  char buf[256];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  if( n < 0 ) return;
-  if( (size_t)n >= sizeof buf ){   /* longer than usual: format again, exactly */
-    char *big = xrealloc(NULL, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    strAppend(s, big, (size_t)n);
-    free(big);
-    return;
-  }
-  strAppend(s, buf, (size_t)n);
-}
-
-/* Append z as a JSON string literal. Bytes >= 0x80 pass through: SQLite text
-** is UTF-8 already. */
-static void strJsonString(Str *s, const char *z, size_t n){
-  strAppend(s, "\"", 1);
-  for(size_t i = 0; i < n; i++){
-    unsigned char c = (unsigned char)z[i];
-    switch( c ){
-      case '"':  strAppend(s, "\\\"", 2); break;
-      case '\\': strAppend(s, "\\\\", 2); break;
-      case '\n': strAppend(s, "\\n", 2); break;
-      case '\r': strAppend(s, "\\r", 2); break;
-      case '\t': strAppend(s, "\\t", 2); break;
-      default:
-        if( c < 0x20 ) strPrintf(s, "\\u%04x", c);
-        else strAppend(s, (const char*)&z[i], 1);
-    }
-  }
-  strAppend(s, "\"", 1);
-}
-
-/* A REAL the way JSON.stringify prints a JS number: integral values without
-** a fraction, others in the fewest digits that read back exactly, and
-** non-finite values as null. */
-static void strJsonDouble(Str *s, double v){
-  if( !isfinite(v) ){ strPuts(s, "null"); return; }
-  if( v==0 ){ strPuts(s, "0"); return; }              /* also -0 */
-  if( v==floor(v) && fabs(v) < 1e21 ){ strPrintf(s, "%.0f", v); return; }
-  char buf[40];
-  for(int prec = 1; prec <= 17; prec++){
-    snprintf(buf, sizeof buf, "%.*g", prec, v);
-    if( strtod(buf, NULL)==v ) break;
-  }
-  strPuts(s, buf);
-}
-
-static void strBase64(Str *s, const unsigned char *p, size_t n){
-  static const char tab[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  strAppend(s, "\"", 1);
-  for(size_t i = 0; i < n; i += 3){
-    unsigned v = (unsigned)p[i] << 16;
-    if( i+1 < n ) v |= (unsigned)p[i+1] << 8;
-    if( i+2 < n ) v |= p[i+2];
-    char q[4] = { tab[(v>>18)&63], tab[(v>>12)&63],
-                  i+1 < n ? tab[(v>>6)&63] : '=', i+2 < n ? tab[v&63] : '=' };
-    strAppend(s, q, 4);
-  }
-  strAppend(s, "\"", 1);
-}
-
 /* ------------------------------------------------------------------------
 ** The database.
 */
-static const char *errName(int rc){
-  static const char *const names[] = {
-    "SQLITE_OK", "SQLITE_ERROR", "SQLITE_INTERNAL", "SQLITE_PERM", "SQLITE_ABORT",
-    "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_NOMEM", "SQLITE_READONLY",
-    "SQLITE_INTERRUPT", "SQLITE_IOERR", "SQLITE_CORRUPT", "SQLITE_NOTFOUND",
-    "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_PROTOCOL", "SQLITE_EMPTY",
-    "SQLITE_SCHEMA", "SQLITE_TOOBIG", "SQLITE_CONSTRAINT", "SQLITE_MISMATCH",
-    "SQLITE_MISUSE", "SQLITE_NOLFS", "SQLITE_AUTH", "SQLITE_FORMAT",
-    "SQLITE_RANGE", "SQLITE_NOTADB", "SQLITE_NOTICE", "SQLITE_WARNING" };
-  int primary = rc & 0xff;         /* workerd names the primary code only */
-  if( primary >= 0 && primary < (int)(sizeof names / sizeof names[0]) ) return names[primary];
-  return "SQLITE_ERROR";
-}
-
 /* Durable Objects refuse transaction statements in sql.exec; transactions
 ** are made with transactionSync only. */
 static int fakeAuthorizer(void *arg, int action, const char *a, const char *b,
@@ -202,16 +105,16 @@ static int fakeAuthorizer(void *arg, int action, const char *a, const char *b,
   switch( action ){
     case SQLITE_TRANSACTION:
     case SQLITE_SAVEPOINT:
-      if( F.allowTxnSql ) return SQLITE_OK;
-      F.deniedTxn = 1;
+      if( F.sql.internal ) return SQLITE_OK;
+      F.sql.deniedTxn = 1;
       return SQLITE_DENY;
     case SQLITE_ATTACH:
     case SQLITE_DETACH:
-      return F.allowTxnSql ? SQLITE_OK : SQLITE_DENY;
+      return F.sql.internal ? SQLITE_OK : SQLITE_DENY;
     case SQLITE_READ: case SQLITE_INSERT: case SQLITE_UPDATE: case SQLITE_DELETE:
     case SQLITE_CREATE_TABLE: case SQLITE_DROP_TABLE:
       /* Cloudflare reserves tables named _cf_*. */
-      if( a && sqlite3_strnicmp(a, "_cf_", 4)==0 && !F.allowTxnSql ) return SQLITE_DENY;
+      if( a && sqlite3_strnicmp(a, "_cf_", 4)==0 && !F.sql.internal ) return SQLITE_DENY;
       return SQLITE_OK;
   }
   return SQLITE_OK;
@@ -228,22 +131,40 @@ static int fakeProgress(void *arg){
   return 1;
 }
 
+/* The hooks of F.sql: the step bound is per statement; a commit fails
+** once when the test asked for it. */
+static void fakeStatement(void *arg){ (void)arg; F.steps = 0; }
+static int fakeCommit(void *arg){
+  (void)arg;
+  if( !F.failCommit ) return 0;
+  F.failCommit = 0;
+  return 1;
+}
+
 static void dbOpen(void){
-  if( sqlite3_open(":memory:", &F.db)!=SQLITE_OK ){
+  if( sqlite3_open(":memory:", &F.sql.db)!=SQLITE_OK ){
     fprintf(stderr, "fakehost: cannot open SQLite: %s\n",
-            F.db ? sqlite3_errmsg(F.db) : "no memory (is a default VFS registered?)");
+            F.sql.db ? sqlite3_errmsg(F.sql.db) : "no memory (is a default VFS registered?)");
     abort();
   }
   /* Cloudflare's documented limits for Durable Object SQLite. */
-  sqlite3_limit(F.db, SQLITE_LIMIT_LENGTH, 2000000);         /* string/blob/row 2 MB */
-  sqlite3_limit(F.db, SQLITE_LIMIT_SQL_LENGTH, 100000);      /* statement 100 KB */
-  sqlite3_limit(F.db, SQLITE_LIMIT_COLUMN, 100);             /* columns per table */
-  sqlite3_limit(F.db, SQLITE_LIMIT_VARIABLE_NUMBER, 100);    /* bound parameters */
-  sqlite3_limit(F.db, SQLITE_LIMIT_FUNCTION_ARG, 32);
-  sqlite3_limit(F.db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50);
-  sqlite3_exec(F.db, "PRAGMA foreign_keys=ON", 0, 0, 0);     /* enforced, as in D1/DO */
-  sqlite3_set_authorizer(F.db, fakeAuthorizer, NULL);
-  if( F.stepLimit > 0 ) sqlite3_progress_handler(F.db, FAKEHOST_STEP_TICK, fakeProgress, NULL);
+  sqlite3_limit(F.sql.db, SQLITE_LIMIT_LENGTH, 2000000);         /* string/blob/row 2 MB */
+  sqlite3_limit(F.sql.db, SQLITE_LIMIT_SQL_LENGTH, 100000);      /* statement 100 KB */
+  sqlite3_limit(F.sql.db, SQLITE_LIMIT_COLUMN, 100);             /* columns per table */
+  sqlite3_limit(F.sql.db, SQLITE_LIMIT_VARIABLE_NUMBER, 100);    /* bound parameters */
+  sqlite3_limit(F.sql.db, SQLITE_LIMIT_FUNCTION_ARG, 32);
+  sqlite3_limit(F.sql.db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50);
+  sqlite3_exec(F.sql.db, "PRAGMA foreign_keys=ON", 0, 0, 0);     /* enforced, as in D1/DO */
+  sqlite3_set_authorizer(F.sql.db, fakeAuthorizer, NULL);
+  F.sql.deniedMsg =
+    "To execute a transaction, please use the state.storage.transaction() or "
+    "state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION "
+    "or SAVEPOINT statements. The JavaScript API is safer because it will "
+    "automatically roll back on exceptions, and because it interacts correctly "
+    "with Durable Objects' automatic atomic write coalescing.: SQLITE_AUTH";
+  F.sql.xStatement = fakeStatement;
+  F.sql.xCommit = fakeCommit;
+  if( F.stepLimit > 0 ) sqlite3_progress_handler(F.sql.db, FAKEHOST_STEP_TICK, fakeProgress, NULL);
 }
 
 static void recordsFree(void){
@@ -263,7 +184,7 @@ static void fakehostAtExit(void){
   free(F.frames); free(F.resps); free(F.asyncs);
   free(F.attach); free(F.closes); free(F.gone); free(F.points);
   free(F.failSqlMsg);
-  if( F.db ) sqlite3_close(F.db);
+  if( F.sql.db ) sqlite3_close(F.sql.db);
   Room *room = F.room;
   memset(&F, 0, sizeof F);
   F.room = room;                   /* a room still open stays reachable, not "leaked" */
@@ -286,13 +207,13 @@ static void ensureInit(void){
 void fakehostReset(void){
   ensureInit();
   recordsFree();
-  if( F.db ){ sqlite3_close(F.db); F.db = NULL; }
+  if( F.sql.db ){ sqlite3_close(F.sql.db); F.sql.db = NULL; }
   free(F.failSqlMsg); F.failSqlMsg = NULL;
   F.failSqlIn = F.failCommit = 0;
   F.stepLimit = F.steps = 0;
   F.stepHits = 0;
-  F.nSqlCall = F.nTxnCall = F.txnDepth = 0;
-  F.allowTxnSql = F.deniedTxn = 0;
+  F.nSqlCall = F.nTxnCall = F.sql.depth = 0;
+  F.sql.internal = F.sql.deniedTxn = 0;
   F.room = NULL;
   F.now = FAKEHOST_EPOCH_MS;
   F.analyticsBudget = FAKEHOST_ANALYTICS_BUDGET;
@@ -304,112 +225,11 @@ void fakehostReset(void){
 void fakehostClear(void){ ensureInit(); recordsFree(); }
 void fakehostSetRoom(Room *room){ ensureInit(); F.room = room; }
 Room *fakehostRoom(void){ return F.room; }
-sqlite3 *fakehostDb(void){ ensureInit(); return F.db; }
+sqlite3 *fakehostDb(void){ ensureInit(); return F.sql.db; }
 
 /* ------------------------------------------------------------------------
 ** host_sql_exec
 */
-
-/* Hand out a JSON document the way the host must: in a buffer from nt_alloc
-** that the core frees. Takes ownership of s. */
-static int deliver(Str *s, int rc, uint8_t **ppOut, uint32_t *pnOut){
-  uint8_t *out = nt_alloc((uint32_t)s->n);
-  if( out==NULL ){ free(s->z); return NT_NOMEM; }
-  if( s->n ) memcpy(out, s->z, s->n);
-  *ppOut = out;
-  *pnOut = (uint32_t)s->n;
-  free(s->z);
-  return rc;
-}
-
-static int deliverError(int rc, const char *msg, uint8_t **ppOut, uint32_t *pnOut){
-  Str s = {0};
-  strPuts(&s, "{\"message\":");
-  strJsonString(&s, msg, strlen(msg));
-  strPuts(&s, "}");
-  return deliver(&s, rc, ppOut, pnOut);
-}
-
-/* The error of the last failed SQLite call, worded like workerd's. */
-static int deliverSqliteError(int rc, uint8_t **ppOut, uint32_t *pnOut){
-  char msg[1024];
-  if( F.deniedTxn ){
-    F.deniedTxn = 0;
-    snprintf(msg, sizeof msg,
-      "To execute a transaction, please use the state.storage.transaction() or "
-      "state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION "
-      "or SAVEPOINT statements. The JavaScript API is safer because it will "
-      "automatically roll back on exceptions, and because it interacts correctly "
-      "with Durable Objects' automatic atomic write coalescing.: SQLITE_AUTH");
-  }else if( sqlite3_error_offset(F.db) >= 0 ){   /* workerd says where, too */
-    snprintf(msg, sizeof msg, "%s at offset %d: %s", sqlite3_errmsg(F.db),
-             sqlite3_error_offset(F.db), errName(rc));
-  }else{
-    snprintf(msg, sizeof msg, "%s: %s", sqlite3_errmsg(F.db), errName(rc));
-  }
-  return deliverError(NT_INTERNAL, msg, ppOut, pnOut);
-}
-
-/* True when z[0..n) holds more than blanks, comments and semicolons. A lexical
-** look-ahead only: whether the rest is valid SQL is SQLite's to say. */
-static int moreSql(const char *z, const char *end){
-  while( z < end ){
-    if( *z==0 ) return 0;          /* SQLite reads no further than a NUL */
-    if( *z==' ' || *z=='\t' || *z=='\n' || *z=='\r' || *z=='\f' || *z==';' ){ z++; continue; }
-    if( z+1 < end && z[0]=='-' && z[1]=='-' ){
-      while( z < end && *z!='\n' ) z++;
-      continue;
-    }
-    if( z+1 < end && z[0]=='/' && z[1]=='*' ){
-      z += 2;
-      while( z+1 < end && !(z[0]=='*' && z[1]=='/') ) z++;
-      z = z+1 < end ? z+2 : end;
-      continue;
-    }
-    return 1;
-  }
-  return 0;
-}
-
-/* Bind the JSON array of arguments; returns an error message or NULL. */
-static const char *bindArgs(sqlite3_stmt *st, cJSON *args){
-  int n = sqlite3_bind_parameter_count(st);
-  for(int i = 1; i <= n; i++){
-    const char *name = sqlite3_bind_parameter_name(st, i);
-    if( name && name[0]!='?' ) return "Named SQL parameters are not supported.";
-  }
-  if( n != cJSON_GetArraySize(args) ) return "Wrong number of parameter bindings for SQL query.";
-  int i = 1;
-  for(cJSON *a = args->child; a; a = a->next, i++){
-    int rc;
-    if( cJSON_IsNumber(a) )      rc = sqlite3_bind_double(st, i, a->valuedouble);  /* JS number */
-    else if( cJSON_IsString(a) ) rc = sqlite3_bind_text(st, i, a->valuestring, -1, SQLITE_TRANSIENT);
-    else if( cJSON_IsTrue(a) )   rc = sqlite3_bind_int(st, i, 1);
-    else if( cJSON_IsFalse(a) )  rc = sqlite3_bind_int(st, i, 0);
-    else if( cJSON_IsNull(a) )   rc = sqlite3_bind_null(st, i);
-    else return "Unsupported SQL binding type (an array or object).";
-    if( rc!=SQLITE_OK ){
-      static char msg[256];        /* the message must outlive sqlite3_finalize */
-      snprintf(msg, sizeof msg, "%s: %s", sqlite3_errmsg(F.db), errName(rc));
-      return msg;
-    }
-  }
-  return NULL;
-}
-
-static void appendValue(Str *s, sqlite3_stmt *st, int i){
-  switch( sqlite3_column_type(st, i) ){
-    case SQLITE_INTEGER: strPrintf(s, "%lld", (long long)sqlite3_column_int64(st, i)); break;
-    case SQLITE_FLOAT:   strJsonDouble(s, sqlite3_column_double(st, i)); break;
-    case SQLITE_TEXT:
-      strJsonString(s, (const char*)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
-      break;
-    case SQLITE_BLOB:
-      strBase64(s, sqlite3_column_blob(st, i), (size_t)sqlite3_column_bytes(st, i));
-      break;
-    default: strPuts(s, "null");
-  }
-}
 
 int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
                   const uint8_t *args, uint32_t argsLen,
@@ -417,141 +237,21 @@ int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
                   uint8_t **ppOut, uint32_t *pnOut){
   ensureInit();
   F.nSqlCall++;
-  F.deniedTxn = 0;
   *ppOut = NULL;
   *pnOut = 0;
   if( F.failSqlIn > 0 && --F.failSqlIn==0 ){
-    return deliverError(F.failSqlRc, F.failSqlMsg ? F.failSqlMsg : "injected fault", ppOut, pnOut);
+    return dosqlError(F.failSqlRc, F.failSqlMsg ? F.failSqlMsg : "injected fault", ppOut, pnOut);
   }
-
-  cJSON *argv = cJSON_ParseWithLength((const char*)args, argsLen);
-  if( !cJSON_IsArray(argv) ){
-    cJSON_Delete(argv);
-    return deliverError(NT_INTERNAL, "host_sql_exec: args is not a JSON array", ppOut, pnOut);
-  }
-
-  const char *z = (const char*)sql, *end = z + sqlLen;
-  Str cols = {0}, rows = {0};      /* of the last statement */
-  long long nRead = 0;
-  sqlite3_int64 changesBefore = sqlite3_total_changes64(F.db);
-  int rc = SQLITE_OK;
-  const char *fail = NULL;         /* our own error message, not SQLite's */
-  int sawLast = 0;                 /* the statement taking the bindings ran */
-  int truncated = 0;               /* stopped at maxRows / maxBytes */
-
-  strPuts(&cols, "[");
-  strPuts(&rows, "[");
-  while( z < end ){
-    sqlite3_stmt *st = NULL;
-    const char *tail = NULL;
-    F.steps = 0;                   /* the step bound is per statement */
-    rc = sqlite3_prepare_v2(F.db, z, (int)(end - z), &st, &tail);
-    if( rc!=SQLITE_OK ) break;
-    if( st==NULL && tail==z ) break; /* a NUL byte ends the SQL text */
-    z = tail;
-    if( st==NULL ) continue;       /* only blanks or comments */
-    /* Earlier statements run to completion without parameters; the last
-    ** one takes the bindings and gives the result. */
-    int last = !moreSql(z, end);
-    if( last ){
-      sawLast = 1;
-      fail = bindArgs(st, argv);
-    }else if( sqlite3_bind_parameter_count(st) > 0 ){
-      fail = "When executing multiple SQL statements in a single call, "
-             "only the last statement can have parameters.";
-    }
-    if( fail ){ sqlite3_finalize(st); break; }
-
-    if( last ){
-      int nCol = sqlite3_column_count(st);
-      for(int i = 0; i < nCol; i++){
-        const char *name = sqlite3_column_name(st, i);
-        if( i ) strPuts(&cols, ",");
-        strJsonString(&cols, name ? name : "", name ? strlen(name) : 0);
-      }
-    }
-    int nRow = 0;
-    while( (rc = sqlite3_step(st))==SQLITE_ROW ){
-      nRead++;
-      if( !last ) continue;
-      if( maxRows && (uint32_t)nRow >= maxRows ){ truncated = 1; rc = SQLITE_DONE; break; }
-      size_t mark = rows.n;
-      strPuts(&rows, nRow ? ",[" : "[");
-      for(int i = 0; i < sqlite3_column_count(st); i++){
-        if( i ) strPuts(&rows, ",");
-        appendValue(&rows, st, i);
-      }
-      strPuts(&rows, "]");
-      if( maxBytes && rows.n > maxBytes ){ rows.n = mark; truncated = 1; rc = SQLITE_DONE; break; }
-      nRow++;
-    }
-    if( rc==SQLITE_DONE ) rc = SQLITE_OK;
-    sqlite3_finalize(st);          /* keeps the error message of a failed step */
-    if( rc!=SQLITE_OK ) break;
-  }
-  if( rc==SQLITE_OK && fail==NULL && !sawLast && cJSON_GetArraySize(argv) > 0 ){
-    fail = "Wrong number of parameter bindings for SQL query.";  /* no statement took them */
-  }
-  cJSON_Delete(argv);
-
-  if( fail || rc!=SQLITE_OK ){
-    free(cols.z);
-    free(rows.z);
-    if( fail ) return deliverError(NT_INTERNAL, fail, ppOut, pnOut);
-    return deliverSqliteError(rc, ppOut, pnOut);
-  }
-  strPuts(&cols, "]");
-  strPuts(&rows, "]");
-  Str out = {0};
-  strPuts(&out, "{\"columns\":");
-  strAppend(&out, cols.z, cols.n);
-  strPuts(&out, ",\"rows\":");
-  strAppend(&out, rows.z, rows.n);
-  strPrintf(&out, ",\"rowsRead\":%lld,\"rowsWritten\":%lld%s}", nRead,
-            (long long)(sqlite3_total_changes64(F.db) - changesBefore),
-            truncated ? ",\"truncated\":true" : "");
-  free(cols.z);
-  free(rows.z);
-  return deliver(&out, NT_OK, ppOut, pnOut);
+  return dosqlExec(&F.sql, sql, sqlLen, args, argsLen, maxRows, maxBytes, ppOut, pnOut);
 }
 
-/* ------------------------------------------------------------------------
-** host_sql_txn: one SAVEPOINT per call, so calls nest.
-*/
-static int txnExec(const char *fmt, int depth){
-  char sql[64];
-  snprintf(sql, sizeof sql, fmt, depth);
-  F.steps = 0;
-  F.allowTxnSql = 1;
-  int rc = sqlite3_exec(F.db, sql, 0, 0, 0);
-  F.allowTxnSql = 0;
-  return rc;
-}
-
+/* host_sql_txn: one SAVEPOINT per call, so calls nest. The room is the
+** one the host knows: set by fakehostRoomNew between nt_room_new and
+** nt_room_open, like shim/room.js. */
 int host_sql_txn(uint32_t token){
   ensureInit();
   F.nTxnCall++;
-  int depth = ++F.txnDepth;
-  if( txnExec("SAVEPOINT nt_txn_%d", depth)!=SQLITE_OK ){
-    F.txnDepth--;
-    return NT_INTERNAL;
-  }
-  /* The room as the host knows it: set by fakehostRoomNew between
-  ** nt_room_new and nt_room_open, like shim/room.js. */
-  int rc = nt_txn_body(F.room, token);
-  if( rc==0 && F.failCommit ){
-    F.failCommit = 0;
-    rc = NT_INTERNAL;              /* as if the commit failed */
-  }else if( rc==0 && txnExec("RELEASE nt_txn_%d", depth)!=SQLITE_OK ){
-    rc = NT_INTERNAL;              /* e.g. a deferred foreign key */
-  }else if( rc==0 ){
-    F.txnDepth--;
-    return 0;
-  }
-  txnExec("ROLLBACK TO nt_txn_%d", depth);
-  txnExec("RELEASE nt_txn_%d", depth);
-  F.txnDepth--;
-  return rc;
+  return dosqlTxn(&F.sql, F.room, token);
 }
 
 /* ------------------------------------------------------------------------
@@ -698,7 +398,7 @@ int fakehostFireAlarm(void){
 
 int host_storage_delete_all(void){
   ensureInit();
-  if( F.db ){ sqlite3_close(F.db); F.db = NULL; }
+  if( F.sql.db ){ sqlite3_close(F.sql.db); F.sql.db = NULL; }
   dbOpen();                                          /* an empty database */
   F.alarmAt = 0;
   F.deletedAll++;
@@ -901,9 +601,9 @@ void fakehostSeed(uint64_t seed){ ensureInit(); F.rng = seed ? seed : 1; }
 int fakehostExec(const char *sql){
   ensureInit();
   char *err = NULL;
-  F.allowTxnSql = 1;               /* the test may do anything */
-  int rc = sqlite3_exec(F.db, sql, 0, 0, &err);
-  F.allowTxnSql = 0;
+  F.sql.internal = 1;               /* the test may do anything */
+  int rc = sqlite3_exec(F.sql.db, sql, 0, 0, &err);
+  F.sql.internal = 0;
   if( rc!=SQLITE_OK ){
     fprintf(stderr, "fakehostExec: %s\n  in: %s\n", err ? err : "?", sql);
     sqlite3_free(err);
@@ -915,14 +615,14 @@ long long fakehostQueryInt(const char *sql){
   ensureInit();
   sqlite3_stmt *st = NULL;
   long long v = 0;
-  F.allowTxnSql = 1;
-  if( sqlite3_prepare_v2(F.db, sql, -1, &st, NULL)==SQLITE_OK && st
+  F.sql.internal = 1;
+  if( sqlite3_prepare_v2(F.sql.db, sql, -1, &st, NULL)==SQLITE_OK && st
       && sqlite3_step(st)==SQLITE_ROW ){
     v = sqlite3_column_int64(st, 0);
   }else if( st==NULL ){
-    fprintf(stderr, "fakehostQueryInt: %s\n  in: %s\n", sqlite3_errmsg(F.db), sql);
+    fprintf(stderr, "fakehostQueryInt: %s\n  in: %s\n", sqlite3_errmsg(F.sql.db), sql);
   }
-  F.allowTxnSql = 0;
+  F.sql.internal = 0;
   sqlite3_finalize(st);
   return v;
 }
@@ -952,7 +652,7 @@ void fakehostFailCommit(void){ ensureInit(); F.failCommit = 1; }
 void fakehostSetStepLimit(long long steps){
   ensureInit();
   F.stepLimit = steps > 0 ? steps : 0;
-  sqlite3_progress_handler(F.db, F.stepLimit ? FAKEHOST_STEP_TICK : 0,
+  sqlite3_progress_handler(F.sql.db, F.stepLimit ? FAKEHOST_STEP_TICK : 0,
                            F.stepLimit ? fakeProgress : NULL, NULL);
 }
 
