@@ -108,21 +108,27 @@ static void syncPath(char *out, size_t n, int i, int j){
 
 /* ---- the statements of one table, made once per shape --------------------- */
 
-/* Room side: the window's rows (present keys) and deletes (gone keys).
-** ?1 table, ?2 the window's last seq. */
-static char *syncRowsSql(const SyncTable *t){
-  Buf b = {0};
-  bufAppendStr(&b, "SELECT json_group_array(json_array(w.tag");
-  if( t->nPk==0 ){ bufAppendStr(&b, ", t."); bufAppendStr(&b, t->rid); }
+/* ", <rowid>" for a table without a key, then ", <value>" for each column of
+** the row aliased t, as the JSON array elements a replicated row is sent as. */
+static void syncAppendRowValues(Buf *b, const SyncTable *t){
+  if( t->nPk==0 ){ bufAppendStr(b, ", t."); bufAppendStr(b, t->rid); }
   for(int k = 0; k < t->nCols; k++){
     Buf col = {0};
     bufAppendStr(&col, "t.");
     bufAppendSqlIdent(&col, t->cols[k]);
     char *c = bufFinish(&col);
-    bufAppendStr(&b, ", ");
-    syncAppendJsonValue(&b, c ? c : "NULL");
+    bufAppendStr(b, ", ");
+    syncAppendJsonValue(b, c ? c : "NULL");
     free(c);
   }
+}
+
+/* Room side: the window's rows (present keys) and deletes (gone keys).
+** ?1 table, ?2 the window's last seq. */
+static char *syncRowsSql(const SyncTable *t){
+  Buf b = {0};
+  bufAppendStr(&b, "SELECT json_group_array(json_array(w.tag");
+  syncAppendRowValues(&b, t);
   bufAppendStr(&b, ")) FILTER (WHERE t.");
   bufAppendStr(&b, t->rid);
   bufAppendStr(&b, " IS NOT NULL), json_group_array(json_array(w.tag, ");
@@ -156,16 +162,7 @@ static char *syncRowsSql(const SyncTable *t){
 static char *syncPageSql(const SyncTable *t){
   Buf b = {0};
   bufAppendStr(&b, "SELECT json_group_array(json_array(?2");
-  if( t->nPk==0 ){ bufAppendStr(&b, ", t."); bufAppendStr(&b, t->rid); }
-  for(int k = 0; k < t->nCols; k++){
-    Buf col = {0};
-    bufAppendStr(&col, "t.");
-    bufAppendSqlIdent(&col, t->cols[k]);
-    char *c = bufFinish(&col);
-    bufAppendStr(&b, ", ");
-    syncAppendJsonValue(&b, c ? c : "NULL");
-    free(c);
-  }
+  syncAppendRowValues(&b, t);
   bufAppendStr(&b, ")), count(*), max(t.");
   bufAppendStr(&b, t->rid);
   bufAppendStr(&b, ") FROM ");
