@@ -11,9 +11,9 @@
 ** the core puts in front of every message about the file.
 **
 ** Before anything is written, the SQL is judged by the core itself:
-** build/tools/nt_sqlinfo --check (scripts/sqlinfo.c, built here with CMake
-** on first use) opens a room on the native fake host with these migrations
-** and functions, exactly as the Worker would. Any complaint fails the build,
+** build/tools/nt_sqlinfo --check (scripts/sqlinfo.c, built on first use by
+** scripts/sqlinfo.mjs) opens a room on the native fake host with these
+** migrations and functions, exactly as the Worker would. Any complaint fails the build,
 ** one line each, as "<path>:<line>: <reason>", and the previous bundle stays
 ** in place. Run by scripts/build and by wrangler's [build] command
 ** (scripts/wrangler-build). The output is written atomically and only when
@@ -26,12 +26,9 @@
 **   same (options win), for runs through wrangler.
 */
 
-import { readdirSync, readFileSync, writeFileSync, renameSync, mkdirSync, existsSync, statSync } from "node:fs";
+import { readFileSync, writeFileSync, renameSync, mkdirSync, existsSync } from "node:fs";
 import { join, dirname, resolve, relative, isAbsolute } from "node:path";
-import { fileURLToPath } from "node:url";
-import { spawnSync } from "node:child_process";
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+import { root, sqlFiles, runSqlinfo } from "./sqlinfo.mjs";
 
 function fail(msg) {
   console.error(`bundle: ${msg}`);
@@ -61,56 +58,9 @@ function displayPath(abs) {
   return rel.startsWith("..") || isAbsolute(rel) ? abs : rel;
 }
 
-/* [{name, path, sql}] for every *.sql file of dir, sorted by name (byte
-** order, so 0002_x.sql comes before 0010_y.sql whatever the locale). */
-function sqlFiles(dir) {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".sql"))
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-    .map((f) => ({ name: f, path: displayPath(join(dir, f)), sql: readFileSync(join(dir, f), "utf8") }));
-}
-
-/* The newest modification time among paths, directories walked (their own
-** time counts too: it changes when a file is removed). */
-function newest(paths) {
-  let t = 0;
-  for (const p of paths) {
-    if (!existsSync(p)) continue;
-    const st = statSync(p);
-    t = Math.max(t, st.mtimeMs, st.isDirectory() ? newest(readdirSync(p).map((f) => join(p, f))) : 0);
-  }
-  return t;
-}
-
-/* Build (when needed) and return the path of the native checker, in the
-** same build directory scripts/gen-types.mjs uses. cmake runs only when a
-** source of the tool is newer than it (make's rule, without the time its
-** Makefiles take to say so), and its build is incremental. */
-function checkerBinary() {
-  const dir = join(root, "build", "tools");
-  const bin = join(dir, "nt_sqlinfo");
-  const sources = ["CMakeLists.txt", "wasm", "scripts/sqlinfo.c", "test/c/fakehost.c", "test/c/fakehost.h",
-    "client/local/dosql.c", "client/local/dosql.h"]
-    .map((p) => join(root, p));
-  if (existsSync(join(dir, "CMakeCache.txt")) && existsSync(bin) && statSync(bin).mtimeMs >= newest(sources)) {
-    return bin;
-  }
-  const run = (args) => {
-    const r = spawnSync("cmake", args, { cwd: root, encoding: "utf8" });
-    if (r.error) fail(`cannot run cmake (${r.error.message}); scripts/setup installs it`);
-    if (r.status !== 0) fail(`cmake ${args.join(" ")} failed:\n${r.stdout}${r.stderr}`);
-  };
-  if (!existsSync(join(dir, "CMakeCache.txt"))) run(["-S", root, "-B", dir, "-DCMAKE_BUILD_TYPE=Debug"]);
-  run(["--build", dir, "--target", "nt_sqlinfo"]);
-  return bin;
-}
-
 /* The core's complaints about this SQL: ["<path>:<line>: <reason>", …]. */
 function checkSql(migrations, functions) {
-  const input = JSON.stringify({ migrations, functions });
-  const r = spawnSync(checkerBinary(), ["--check"], { input, encoding: "utf8", maxBuffer: 256 << 20 });
-  if (r.error) fail(`nt_sqlinfo: ${r.error.message}`);
+  const r = runSqlinfo(["--check"], { migrations, functions }, fail);
   let out;
   try { out = JSON.parse(r.stdout); } catch { fail(`nt_sqlinfo --check (exit ${r.status}): ${r.stderr || r.stdout}`); }
   if (!Array.isArray(out.errors) || (r.status !== 0) !== (out.errors.length > 0)) {
@@ -120,8 +70,8 @@ function checkSql(migrations, functions) {
 }
 
 const opts = parseArgs(process.argv.slice(2), process.env);
-const migrations = sqlFiles(opts.migrations);
-const functions = sqlFiles(opts.functions).map(({ name, path, sql }) => ({ file: name, path, sql }));
+const migrations = sqlFiles(opts.migrations, displayPath);
+const functions = sqlFiles(opts.functions, displayPath).map(({ name, path, sql }) => ({ file: name, path, sql }));
 
 const errors = checkSql(migrations, functions);
 if (errors.length) {

@@ -8,10 +8,10 @@
 ** optional ones with `?`; the server-bound :auth_uid, :now, :new_id left
 ** out) and its result (`:many` an array of rows, `:one` a row, `:exec`
 ** {changes}). Rows come from SQLite itself: scripts/sqlinfo.c (built on
-** first use into build/tools with CMake) applies the migrations to an
-** in-memory database and prepares each statement, reporting every result
-** column's declared type and, for a table column, its NOT NULL and PRIMARY
-** KEY flags. The mapping (also in client/README.md):
+** first use into build/tools by scripts/sqlinfo.mjs) applies the
+** migrations to an in-memory database and prepares each statement,
+** reporting every result column's declared type and, for a table column,
+** its NOT NULL and PRIMARY KEY flags. The mapping (also in client/README.md):
 **
 **   declared type (SQLite's affinity rules)   TypeScript
 **   contains INT                               number
@@ -38,12 +38,9 @@
 ** Run by scripts/build; the file is written atomically and only when it changed.
 */
 
-import { readdirSync, readFileSync, writeFileSync, renameSync, mkdirSync, existsSync } from "node:fs";
+import { readFileSync, writeFileSync, renameSync, mkdirSync, existsSync } from "node:fs";
 import { join, dirname, resolve, relative } from "node:path";
-import { fileURLToPath } from "node:url";
-import { spawnSync } from "node:child_process";
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+import { root, sqlFiles, runSqlinfo } from "./sqlinfo.mjs";
 
 /* ---- arguments ---------------------------------------------------------- */
 
@@ -61,16 +58,6 @@ function parseArgs(argv) {
 function fail(msg) {
   console.error(`gen-types: ${msg}`);
   process.exit(1);
-}
-
-/* [{name, path, sql}] for every *.sql file of dir, in byte order of names
-** (the order the room applies migrations in). */
-function sqlFiles(dir) {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".sql"))
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-    .map((f) => ({ name: f, path: join(dir, f), sql: readFileSync(join(dir, f), "utf8") }));
 }
 
 /* ---- function files, read as the core reads them ------------------------ */
@@ -123,24 +110,8 @@ function parseFunctions(file) {
 
 /* ---- what SQLite says ----------------------------------------------------- */
 
-/* Build (when needed) and return the path of the native helper. */
-function sqlinfoBinary() {
-  const dir = join(root, "build", "tools");
-  const bin = join(dir, "nt_sqlinfo");
-  const run = (args) => {
-    const r = spawnSync("cmake", args, { cwd: root, encoding: "utf8" });
-    if (r.error) fail(`cannot run cmake (${r.error.message}); scripts/setup installs it`);
-    if (r.status !== 0) fail(`cmake ${args.join(" ")} failed:\n${r.stdout}${r.stderr}`);
-  };
-  if (!existsSync(join(dir, "CMakeCache.txt"))) run(["-S", root, "-B", dir, "-DCMAKE_BUILD_TYPE=Debug"]);
-  run(["--build", dir, "--target", "nt_sqlinfo"]);
-  return bin;
-}
-
 function askSqlite(migrationsDir, migrations, statements) {
-  const input = JSON.stringify({ migrations: migrations.map(({ name, sql }) => ({ name, sql })), statements });
-  const r = spawnSync(sqlinfoBinary(), [], { input, encoding: "utf8", maxBuffer: 256 << 20 });
-  if (r.error) fail(`sqlinfo: ${r.error.message}`);
+  const r = runSqlinfo([], { migrations: migrations.map(({ name, sql }) => ({ name, sql })), statements }, fail);
   let out;
   try { out = JSON.parse(r.stdout); } catch { fail(`sqlinfo (exit ${r.status}): ${r.stderr || r.stdout}`); }
   if (out.error) fail(`${relative(root, migrationsDir)}/${out.error}`);
