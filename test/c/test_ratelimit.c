@@ -204,23 +204,12 @@ TEST(sql_windows_should_keep_keys_apart_and_write_nothing_when_refusing){
 
 /* A config with rate limits for the example app and extra functions. */
 static Room *openWithFunctions(const char *limitsJson, const char *functions){
-  cJSON *cfg = cJSON_CreateObject();
-  cJSON_AddStringToObject(cfg, "room", "rl-room");
-  cJSON *ms = cJSON_AddArrayToObject(cfg, "migrations");
-  cJSON *m = cJSON_CreateObject();
-  cJSON_AddStringToObject(m, "name", "0001.sql");
-  cJSON_AddStringToObject(m, "sql", testTasksMigration);
-  cJSON_AddItemToArray(ms, m);
-  cJSON *fs = cJSON_AddArrayToObject(cfg, "functions");
-  cJSON *f = cJSON_CreateObject();
-  cJSON_AddStringToObject(f, "file", "app.sql");
-  cJSON_AddStringToObject(f, "sql", functions);
-  cJSON_AddItemToArray(fs, f);
-  cJSON_AddItemToObject(cfg, "rateLimits", cJSON_Parse(limitsJson));
-  char *text = cJSON_PrintUnformatted(cfg);
-  cJSON_Delete(cfg);
-  Room *room = fakehostRoomNew(text);
-  free(text);
+  const char *const migrations[] = { testTasksMigration, NULL };
+  size_t n = strlen(limitsJson) + 32;
+  char *extra = malloc(n);
+  snprintf(extra, n, "{\"rateLimits\":%s}", limitsJson);
+  Room *room = testRoomOpenWith("rl-room", migrations, functions, 0, extra);
+  free(extra);
   return room;
 }
 

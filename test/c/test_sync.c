@@ -257,28 +257,7 @@ static const char *const gadgetsFunctions =
 ** replication's alone. */
 static Room *syncRoomOpenAs(const char *name, const char *const *migrations, const char *functions,
                             int testHooks){
-  cJSON *cfg = cJSON_CreateObject();
-  cJSON_AddStringToObject(cfg, "room", name);
-  cJSON_AddBoolToObject(cfg, "testHooks", testHooks);
-  cJSON_AddNumberToObject(cfg, "directoryMs", 0);
-  cJSON *ms = cJSON_AddArrayToObject(cfg, "migrations");
-  for(int i = 0; migrations[i]; i++){
-    char file[32];
-    snprintf(file, sizeof file, "%04d.sql", i + 1);
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "name", file);
-    cJSON_AddStringToObject(m, "sql", migrations[i]);
-    cJSON_AddItemToArray(ms, m);
-  }
-  cJSON *f = cJSON_CreateObject();
-  cJSON_AddStringToObject(f, "file", "app.sql");
-  cJSON_AddStringToObject(f, "sql", functions);
-  cJSON_AddItemToArray(cJSON_AddArrayToObject(cfg, "functions"), f);
-  char *text = cJSON_PrintUnformatted(cfg);
-  cJSON_Delete(cfg);
-  Room *room = fakehostRoomNew(text);
-  free(text);
-  return room;
+  return testRoomOpenWith(name, migrations, functions, testHooks, "{\"directoryMs\":0}");
 }
 static Room *syncRoomOpen(const char *const *migrations, const char *functions, int testHooks){
   return syncRoomOpenAs("test-room", migrations, functions, testHooks);

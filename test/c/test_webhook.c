@@ -150,24 +150,9 @@ TEST(retry_delays_should_double_up_to_the_cap){
 #define OWNER  "{\"userId\":\"alice\",\"role\":\"\",\"clientId\":\"c-a\"}"
 
 static Room *ownRoom(void){
-  cJSON *cfg = cJSON_CreateObject();
-  cJSON_AddStringToObject(cfg, "room", "user:alice");
-  cJSON_AddBoolToObject(cfg, "testHooks", 1);
-  cJSON *m = cJSON_CreateObject();
-  cJSON_AddStringToObject(m, "name", "0001.sql");
-  cJSON_AddStringToObject(m, "sql", testTasksMigration);
-  cJSON_AddItemToArray(cJSON_AddArrayToObject(cfg, "migrations"), m);
-  cJSON *f = cJSON_CreateObject();
-  cJSON_AddStringToObject(f, "file", "app.sql");
-  cJSON_AddStringToObject(f, "sql", testTasksFunctions);
-  cJSON_AddItemToArray(cJSON_AddArrayToObject(cfg, "functions"), f);
-  cJSON *wh = cJSON_Parse("{\"maxAttempts\":3,\"retryBaseSec\":10,\"leaseSec\":600,\"timeoutMs\":5000}");
-  cJSON_AddItemToObject(cfg, "webhooks", wh);
-  char *text = cJSON_PrintUnformatted(cfg);
-  cJSON_Delete(cfg);
-  Room *room = fakehostRoomNew(text);
-  free(text);
-  return room;
+  const char *const migrations[] = { testTasksMigration, NULL };
+  return testRoomOpenWith("user:alice", migrations, testTasksFunctions, 1,
+                          "{\"webhooks\":{\"maxAttempts\":3,\"retryBaseSec\":10,\"leaseSec\":600,\"timeoutMs\":5000}}");
 }
 
 static const char *systemCall(uint32_t req, const char *method, const char *payload){

@@ -45,31 +45,7 @@ static inline const char *testCallCode(const char *identityJson, const char *met
 ** object whose members are added), under the given room name. */
 static inline Room *testAppOpenWith(const char *roomName, const char *extraJson){
   const char *const migrations[] = { testTasksMigration, NULL };
-  cJSON *cfg = cJSON_CreateObject();
-  cJSON_AddStringToObject(cfg, "room", roomName);
-  cJSON_AddBoolToObject(cfg, "testHooks", 1);
-  cJSON *ms = cJSON_AddArrayToObject(cfg, "migrations");
-  cJSON *m = cJSON_CreateObject();
-  cJSON_AddStringToObject(m, "name", "0001.sql");
-  cJSON_AddStringToObject(m, "sql", migrations[0]);
-  cJSON_AddItemToArray(ms, m);
-  cJSON *fs = cJSON_AddArrayToObject(cfg, "functions");
-  cJSON *f = cJSON_CreateObject();
-  cJSON_AddStringToObject(f, "file", "app.sql");
-  cJSON_AddStringToObject(f, "sql", testTasksFunctions);
-  cJSON_AddItemToArray(fs, f);
-  cJSON *extra = extraJson ? cJSON_Parse(extraJson) : NULL;
-  while( extra && extra->child ){
-    cJSON *item = cJSON_DetachItemViaPointer(extra, extra->child);
-    cJSON_AddItemToObject(cfg, item->string, cJSON_Duplicate(item, 1));
-    cJSON_Delete(item);
-  }
-  cJSON_Delete(extra);
-  char *text = cJSON_PrintUnformatted(cfg);
-  cJSON_Delete(cfg);
-  Room *room = fakehostRoomNew(text);
-  free(text);
-  return room;
+  return testRoomOpenWith(roomName, migrations, testTasksFunctions, 1, extraJson);
 }
 
 /* The item at a dotted path of doc ("rooms.0.room": numbers index

@@ -51,18 +51,20 @@ static const char *const testTasksFunctions =
   "-- replica: true\n"
   "SELECT id, title FROM tasks ORDER BY id;\n";
 
-/* Open a room with the given migrations (NULL-terminated list, each named
-** 0001.sql, 0002.sql, …) and one functions file. */
-static inline Room *testRoomOpen(const char *const *migrations, const char *functions, int testHooks){
+/* Open room name with the given migrations (NULL-terminated list, each
+** named 0001.sql, 0002.sql, …), one functions file (or none when NULL), and
+** the members of extraJson (an object, or NULL) added to the config. */
+static inline Room *testRoomOpenWith(const char *name, const char *const *migrations, const char *functions,
+                                     int testHooks, const char *extraJson){
   cJSON *cfg = cJSON_CreateObject();
-  cJSON_AddStringToObject(cfg, "room", "test-room");
+  cJSON_AddStringToObject(cfg, "room", name);
   cJSON_AddBoolToObject(cfg, "testHooks", testHooks);
   cJSON *ms = cJSON_AddArrayToObject(cfg, "migrations");
   for(int i = 0; migrations && migrations[i]; i++){
-    char name[32];
-    snprintf(name, sizeof name, "%04d.sql", i + 1);
+    char file[32];
+    snprintf(file, sizeof file, "%04d.sql", i + 1);
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "name", name);
+    cJSON_AddStringToObject(m, "name", file);
     cJSON_AddStringToObject(m, "sql", migrations[i]);
     cJSON_AddItemToArray(ms, m);
   }
@@ -73,11 +75,23 @@ static inline Room *testRoomOpen(const char *const *migrations, const char *func
     cJSON_AddStringToObject(f, "sql", functions);
     cJSON_AddItemToArray(fs, f);
   }
+  cJSON *extra = extraJson ? cJSON_Parse(extraJson) : NULL;
+  while( extra && extra->child ){
+    cJSON *item = cJSON_DetachItemViaPointer(extra, extra->child);
+    cJSON_AddItemToObject(cfg, item->string, cJSON_Duplicate(item, 1));
+    cJSON_Delete(item);
+  }
+  cJSON_Delete(extra);
   char *text = cJSON_PrintUnformatted(cfg);
   cJSON_Delete(cfg);
   Room *room = fakehostRoomNew(text);
   free(text);
   return room;
+}
+
+/* The same as room "test-room" with nothing more in its config. */
+static inline Room *testRoomOpen(const char *const *migrations, const char *functions, int testHooks){
+  return testRoomOpenWith("test-room", migrations, functions, testHooks, NULL);
 }
 
 /* The example app, open and serving. */
