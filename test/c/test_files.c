@@ -340,4 +340,53 @@ TEST(one_user_should_hold_at_most_a_hundred_pending_uploads){
   fakehostRoomFree();
 }
 
+/* The newest frame to conn names the room's version (its write committed):
+** 1 when it does, 0 when it carries no version. */
+static int answerHasRoomVersion(uint32_t conn){
+  char v[32], want[32];
+  testFrameField(conn, "version", v, sizeof v);
+  snprintf(want, sizeof want, "%lld", (long long)fakehostRoom()->version);
+  return strcmp(v, want)==0;
+}
+
+TEST(every_write_that_committed_should_answer_its_commit_version_and_reads_none){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char id[40], got[64];
+  long long before = fakehostRoom()->version;
+  CHECK_STR_EQ(upload(1, "{\"filename\":\"a\",\"contentType\":\"text/plain\"}", id), "");
+  CHECK_EQ_INT(fakehostRoom()->version, before + 1);
+  CHECK(answerHasRoomVersion(1));                     /* written in the signing's completion */
+
+  CHECK_STR_EQ(aboutFile(1, "completeUpload", id, got, sizeof got), "");
+  REQUIRE(complete(NT_ASYNC_R2_HEAD, NT_OK, ABSENT)==NT_NOT_FOUND);     /* the completion's own code */
+  CHECK_STR_EQ(testFrameField(1, "error.code", got, sizeof got), "NOT_FOUND");
+  CHECK_EQ_INT(fakehostRoom()->version, before + 1);  /* refused: nothing committed */
+  CHECK_STR_EQ(testFrameField(1, "version", got, sizeof got), "");
+  aboutFile(1, "completeUpload", id, got, sizeof got);
+  REQUIRE(complete(NT_ASYNC_R2_HEAD, NT_OK, HELD(3, "text/plain"))==NT_OK);
+  CHECK_STR_EQ(testFrameField(1, "result.status", got, sizeof got), "uploaded");
+  CHECK_EQ_INT(fakehostRoom()->version, before + 2);
+  CHECK(answerHasRoomVersion(1));
+
+  aboutFile(1, "getDownloadUrl", id, got, sizeof got);
+  REQUIRE(complete(NT_ASYNC_FILE_SIGN, NT_OK, SIGNED_GET)==NT_OK);
+  CHECK_STR_EQ(testFrameField(1, "result.url", got, sizeof got), "https://files.test/d");
+  CHECK_STR_EQ(testFrameField(1, "version", got, sizeof got), "");   /* a read */
+
+  CHECK_STR_EQ(aboutFile(1, "deleteFile", id, got, sizeof got), "");
+  REQUIRE(complete(NT_ASYNC_R2_DELETE, NT_OK, "{}")==NT_OK);
+  CHECK_STR_EQ(testFrameField(1, "result.deleted", got, sizeof got), "true");
+  CHECK_EQ_INT(fakehostRoom()->version, before + 3);
+  CHECK(answerHasRoomVersion(1));                     /* written before the bucket was asked */
+
+  /* HTTP answers stay {"result":…} */
+  fakehostHttpRpc(7, ALICE, "{\"method\":\"getUploadUrl\",\"payload\":{\"filename\":\"b\",\"contentType\":\"text/plain\"}}");
+  REQUIRE(complete(NT_ASYNC_FILE_SIGN, NT_OK, SIGNED_PUT)==NT_OK);
+  REQUIRE(fakehostResponse(7) != NULL);
+  CHECK_STR_CONTAINS(fakehostResponse(7)->body, "\"fileId\"");
+  CHECK_STR_LACKS(fakehostResponse(7)->body, "\"version\"");
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

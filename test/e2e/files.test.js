@@ -7,7 +7,8 @@
 ** altered, has expired, or is sent with another content type is 403, a
 ** body larger than signed 413; one user cannot list, download, complete or
 ** delete another's file in a shared room (an admin can); a deleted file
-** leaves the bucket; an upload never completed is swept.
+** leaves the bucket; an upload never completed is swept; the rpc_result of
+** getUploadUrl, completeUpload and deleteFile names the commit's version.
 **
 ** Presigned R2 URLs: the SigV4 signer (shim/files.js, over aws4fetch)
 ** reproduces AWS's published example of query-string presigning, with no
@@ -270,6 +271,31 @@ describe('files through the Worker\'s own signed route', () => {
     await alice.call('deleteFile', { fileId: late.fileId });
     assert.deepEqual(await errorOf(await put(late, 'too late')), { status: 404, code: 'NOT_FOUND' });
     assert.ok(!(await alice.call('listFiles')).some((f) => f.fileId === late.fileId));
+  });
+
+  it('names the commit version in the rpc_result of every write that committed, and in no read\'s', async () => {
+    const frame = async (method, payload) => {
+      const f = await alice.rpc(method, payload);
+      assert.equal(f.type, 'rpc_result', `${method}: ${JSON.stringify(f)}`);
+      return f;
+    };
+    const versioned = (f, after, what) => {
+      assert.ok(Number.isSafeInteger(f.version) && f.version > after, `${what} answered ${JSON.stringify(f)} (after version ${after})`);
+      return f.version;
+    };
+    const start = (await alice.call('getRoomInfo')).version;
+    const up = await frame('getUploadUrl', { filename: 'v.txt', contentType: 'text/plain', size: 2 });
+    let v = versioned(up, start, 'getUploadUrl');
+    await uploaded(put(up.result, 'v2'));                 /* the route completes it: another commit */
+    const done = await frame('completeUpload', { fileId: up.result.fileId });
+    assert.equal(done.result.status, 'uploaded');
+    v = versioned(done, v + 1, 'completeUpload');
+    const reads = [await frame('listFiles', {}), await frame('getDownloadUrl', { fileId: up.result.fileId })];
+    for (const f of reads) assert.ok(!('version' in f), `a read answered ${JSON.stringify(f)}`);
+    const gone = await frame('deleteFile', { fileId: up.result.fileId });
+    assert.deepEqual(gone.result, { deleted: true });
+    v = versioned(gone, v, 'deleteFile');
+    assert.ok((await alice.call('getRoomInfo')).version >= v, 'the room has reached the version answered');
   });
 
   it('sweeps an upload never completed once its URL has expired', async () => {

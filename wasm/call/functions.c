@@ -615,8 +615,7 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
   }else if( fn->flags & NT_M_WRITE ){
     Write w = { call->caller, 0, fnWriteBody, &run,
                 { fn->plan.writes, fn->plan.nWrites, fn->plan.deletes }, call->err, sizeof call->err };
-    rc = storeWrite(room, &w);
-    if( rc==NT_OK ) call->reply.version = (double)room->version;
+    rc = storeWrite(room, &w);                        /* its version reaches the reply by the trace */
     if( rc==NT_NOCHANGE ) rc = NT_OK;
   }else if( fn->replica && (reader = callReplica(room))!=NULL && reader->xReady(room, &fn->plan) ){
     rc = reader->xQuery(call, fn, run.args, sql);      /* answers later */

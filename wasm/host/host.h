@@ -46,7 +46,8 @@ typedef struct Reply {
   int toHttp;                      /* 1: HTTP request, 0: WebSocket */
   uint32_t target;                 /* request id or connection id */
   cJSON *id;                       /* the frame's id, owned; NULL for HTTP */
-  double version;                  /* commit version of the call's write, 0 if none */
+  double version;                  /* commit version of a replayed answer (idem.c), 0 if none;
+                                      a fresh write's is its trace's */
   Trace *trace;                    /* the call's trace, owned, or NULL; moves with the
                                       reply and ends when the answer goes out */
 } Reply;

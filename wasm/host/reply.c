@@ -6,7 +6,10 @@
 ** on a connection, or the one response of an HTTP request. The table of
 ** error codes (name on the wire, HTTP status) lives here, once. A reply that
 ** carries the call's trace ends it once the answer is out (trace.c), with
-** the outcome and the answer's size.
+** the outcome and the answer's size. An rpc_result names the commit version
+** of the call's write, whichever method made it and whether the write came
+** in the handler or in an async completion: the trace holds it (the one
+** write path records it there, host/write.c).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +79,13 @@ static void replyTraced(Room *room, Reply *reply, int rc, size_t bytes){
   traceEnd(room, t, rc);
 }
 
+/* The version an rpc_result carries: the one given with a replayed answer
+** (idem.c), else the commit version of the call's own last write; 0: none. */
+static double replyVersion(const Reply *reply){
+  if( reply->version > 0 ) return reply->version;
+  return reply->trace ? reply->trace->version : 0;
+}
+
 void replyResult(Room *room, Reply *reply, cJSON *result){
   size_t bytes;
   cJSON *doc = cJSON_CreateObject();
@@ -86,7 +96,8 @@ void replyResult(Room *room, Reply *reply, cJSON *result){
     cJSON_AddStringToObject(doc, "type", "rpc_result");
     cJSON_AddItemToObject(doc, "id", reply->id ? cJSON_Duplicate(reply->id, 1) : cJSON_CreateNull());
     cJSON_AddItemToObject(doc, "result", result ? result : cJSON_CreateNull());
-    if( reply->version > 0 ) cJSON_AddNumberToObject(doc, "version", reply->version);
+    double version = replyVersion(reply);
+    if( version > 0 ) cJSON_AddNumberToObject(doc, "version", version);
     bytes = replyFrame(reply, doc);
   }
   cJSON_Delete(doc);
