@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO, Server, sqlProject, uniqueRoom, sleep } from './harness.js';
+import { REPO, Server, sqlProject, uniqueRoom, short, until } from './harness.js';
 
 const WAIT = 60_000;                 /* safety net for one convergence */
 const READER = join(REPO, 'examples', 'reader', 'wrangler.toml');
@@ -55,18 +55,8 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const short = (v, n = 2000) => { const s = JSON.stringify(v); return s.length > n ? s.slice(0, n) + '…' : s; };
-async function until(what, probe, ok, ms = WAIT) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}; last seen: ${short(v)}`);
-    await sleep(100);
-  }
-}
 const synced = () => until('every change in D1', () => alice.call('getSyncStatus', {}),
-  (s) => s.pending === 0 && s.tables.comments?.state === 'ok');
+  (s) => s.pending === 0 && s.tables.comments?.state === 'ok', WAIT);
 const reader = (path, token = aliceToken) => server.request(`/replica/rooms/${room}/${path}`,
   { headers: { authorization: `Bearer ${token}` } });
 /* The error code an rpc answers (its frame shown when it is not `want`). */

@@ -19,7 +19,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startServer, uniqueRoom, WAIT_MS } from './harness.js';
+import { startServer, uniqueRoom, within } from './harness.js';
 import { connect, NanotypeError } from '../../client/nanotype.js';
 
 let server;
@@ -41,13 +41,6 @@ function sdk(room, { sub = 'alice', ...opts } = {}) {
   c._testHooks.onFrame = (f) => { c.received.push(f); return c.onFrame ? c.onFrame(f) : true; };
   clients.add(c);
   return c;
-}
-
-/* Resolve with p, or fail naming what we waited for. */
-function within(p, what, ms = WAIT_MS) {
-  let timer;
-  const guard = new Promise((_, fail) => { timer = setTimeout(() => fail(new Error(`timed out waiting for ${what}`)), ms); });
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
 }
 
 /* A list that grows, with "wait until an item like this has arrived". */

@@ -17,7 +17,7 @@ import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
-import { startServer, uniqueRoom, WAIT_MS, claims, signJwt, sleep } from './harness.js';
+import { startServer, uniqueRoom, claims, signJwt, sleep, within } from './harness.js';
 import { connect } from '../../client/nanotype.js';
 
 let server;
@@ -40,12 +40,6 @@ function sdk(room, { sub = 'alice', v2 = true, ...opts } = {}) {
   c._testHooks.onFrame = (f) => { c.received.push(f); return c.onFrame ? c.onFrame(f) : true; };
   clients.add(c);
   return c;
-}
-
-function within(p, what, ms = WAIT_MS) {
-  let timer;
-  const guard = new Promise((_, fail) => { timer = setTimeout(() => fail(new Error(`timed out waiting for ${what}`)), ms); });
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
 }
 
 /* Subscribe and keep every result delivered; until(pred) waits for one. */

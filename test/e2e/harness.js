@@ -103,6 +103,24 @@ function withTimeout(p, ms, what) {
   return Promise.race([p, guard]).finally(() => clearTimeout(timer));
 }
 
+/* The same for tests: within(p, what[, ms]). */
+export const within = (p, what, ms = WAIT_MS) => withTimeout(p, ms, what);
+
+/* A value as JSON for a failure message, cut to n characters. */
+export const short = (v, n = 2000) => { const s = JSON.stringify(v); return s.length > n ? s.slice(0, n) + '…' : s; };
+
+/* Poll probe() every everyMs until ok(value) holds; that value. Past ms (a
+** safety net), fail with the last value seen. */
+export async function until(what, probe, ok, ms = WAIT_MS, everyMs = 100) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}; last seen: ${short(v)}`);
+    await sleep(everyMs);
+  }
+}
+
 /* ------------------------------------------------------------------------
 ** JSON Web Tokens. Only what the tests need: HS256 signing, and forgeries.
 */

@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { startServer, uniqueRoom, WAIT_MS, REPO } from './harness.js';
+import { startServer, uniqueRoom, REPO, within } from './harness.js';
 import { connect } from '../../client/nanotype.js';
 import { LocalRoom } from '../../client/local/replica.js';
 import { fileStore, memoryStore } from '../../client/local/store.js';
@@ -36,13 +36,6 @@ after(async () => {
   await server?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/* Resolve with p, or fail naming what we waited for. */
-function within(p, what, ms = WAIT_MS) {
-  let timer;
-  const guard = new Promise((_, fail) => { timer = setTimeout(() => fail(new Error(`timed out waiting for ${what}`)), ms); });
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
 
 /* A local room for sub in room, synced through its own SDK client (whose
 ** frames, sent and received, are kept in local.sent and local.received). */

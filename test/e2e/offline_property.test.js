@@ -22,7 +22,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { startServer, uniqueRoom, WAIT_MS, REPO } from './harness.js';
+import { startServer, uniqueRoom, REPO, within } from './harness.js';
 import { connect } from '../../client/nanotype.js';
 import { LocalRoom } from '../../client/local/replica.js';
 import { loadModule } from '../../client/local/core.js';
@@ -49,12 +49,6 @@ function rng(seed) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function within(p, what, ms = WAIT_MS) {
-  let timer;
-  const guard = new Promise((_, fail) => { timer = setTimeout(() => fail(new Error(`timed out waiting for ${what}`)), ms); });
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
 }
 
 async function until(local, pred, what) {

@@ -23,7 +23,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO, Server, sqlProject, uniqueRoom, sleep } from './harness.js';
+import { REPO, Server, sqlProject, uniqueRoom, short, until } from './harness.js';
 
 const WAIT = 60_000;                 /* safety net for one convergence */
 const READER = join(REPO, 'examples', 'reader', 'wrangler.toml');
@@ -108,19 +108,6 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const short = (v, n = 2000) => { const s = JSON.stringify(v); return s.length > n ? s.slice(0, n) + '…' : s; };
-
-/* Poll probe() until ok(value); on the safety net, fail with the last value. */
-async function until(what, probe, ok, ms = WAIT) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}; last seen: ${short(v)}`);
-    await sleep(100);
-  }
-}
-
 /* A room and a socket into it for user sub. */
 async function open(room, sub = 'alice') {
   const token = server.token({ sub, rooms: [room] });
@@ -129,7 +116,7 @@ async function open(room, sub = 'alice') {
 
 /* getSyncStatus once every change of the room is confirmed by D1. */
 const synced = (c, ok = () => true) => until('pending 0', () => c.call('getSyncStatus', {}),
-  (s) => s.pending === 0 && s.lastSyncTime !== null && !Object.values(s.tables).some((t) => t.state === 'copying') && ok(s));
+  (s) => s.pending === 0 && s.lastSyncTime !== null && !Object.values(s.tables).some((t) => t.state === 'copying') && ok(s), WAIT);
 
 /* The replica's rows of a table for one room, from D1 itself. */
 const d1Rows = (table, room, cols = '*', order = 'rowid') =>
@@ -193,7 +180,7 @@ test('a table D1 cannot take stops alone and is reported, while the others repli
   await c.call('putRefused', { id: 'r1', n: 1 });
   await c.call('addGadget', { name: 'beside' });
   const status = await until('refused to stop', () => c.call('getSyncStatus', {}),
-    (s) => s.tables.refused?.state === 'failed' && s.pending === 0);
+    (s) => s.tables.refused?.state === 'failed' && s.pending === 0, WAIT);
   assert.match(status.tables.refused.error, /CHECK constraint failed/, short(status));
   assert.equal(status.lastError.table, 'refused', short(status));
   assert.match(status.lastError.message, /CHECK constraint failed/);
@@ -202,7 +189,7 @@ test('a table D1 cannot take stops alone and is reported, while the others repli
   /* the others go on: what was written beside it, and what comes after */
   await c.call('putRefused', { id: 'r2', n: 2 });
   const after = await c.call('addGadget', { name: 'after' });
-  await until('the gadget written after it', () => d1Rows('gadgets', room, 'id'), (r) => r.some((x) => x.id === after.id));
+  await until('the gadget written after it', () => d1Rows('gadgets', room, 'id'), (r) => r.some((x) => x.id === after.id), WAIT);
   assert.deepEqual((await d1Rows('gadgets', room, 'name', 'name')).map((r) => r.name), ['after', 'before', 'beside']);
   assert.deepEqual(await d1Rows('refused', room), []);
   const later = await synced(c, (s) => s.tables.refused.state === 'failed');
@@ -267,7 +254,7 @@ test('a query marked replica: true and executeSQL {replica: true} read the new t
   assert.deepEqual(counted.rows, [{ n: 2 }], 'alice counts hers on D1: lamp and the marker');
   /* A table that is stopped is never read from D1: the room answers. */
   await alice.c.call('putRefused', { id: 'x', n: 1 });
-  await until('refused to stop', () => alice.c.call('getSyncStatus', {}), (s) => s.tables.refused?.state === 'failed');
+  await until('refused to stop', () => alice.c.call('getSyncStatus', {}), (s) => s.tables.refused?.state === 'failed', WAIT);
   const local = await alice.c.call('executeSQL', { sql: 'SELECT id, n FROM refused', replica: true });
   assert.deepEqual(local.rows, [{ id: 'x', n: 1 }]);
 });
@@ -299,6 +286,6 @@ test('a column added by a later migration appears in D1, filled for the rows alr
   assert.equal(st.tables.gadgets.state, 'ok', short(st));
   assert.deepEqual(await d1Rows('gadgets', B.room, 'name, colour'), [{ name: 'old in b', colour: 'grey' }]);
   const seen = await until('the reader to show colour', () => reader(B.room, B.token, 'gadgets'),
-    (r) => r.status === 200 && r.body.gadgets[0]?.colour === 'grey');
+    (r) => r.status === 200 && r.body.gadgets[0]?.colour === 'grey', WAIT);
   assert.equal(seen.body.gadgets.length, 1);
 });
