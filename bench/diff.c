@@ -31,24 +31,9 @@
 #include <time.h>
 #include "cJSON.h"
 #include "lib.h"
+#include "benchclock.h"
 
 #define BENCH_ROWS 1000
-
-static double nowUs(void){
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmpDouble(const void *a, const void *b){
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
-
-static double medianOf(double *v, int n){
-  qsort(v, (size_t)n, sizeof *v, cmpDouble);
-  return v[n / 2];
-}
 
 /* Row i of a task list: id, title, status, owner, times. */
 static void appendRow(Buf *b, int id, const char *status, long long at){
@@ -124,13 +109,13 @@ int main(void){
       }
     }
   }
-  double base = medianOf(print, nPrint);
+  double base = median(print, nPrint);
   printf("bench/diff (native): a %d-row result (%zu bytes), %d diffs per change x %d rounds\n",
          BENCH_ROWS, strlen(old), N, ROUNDS);
   printf("  baseline: cJSON prints the result (every re-run does)  %8.1f us\n", base);
   printf("  %-8s %10s %10s %10s %14s %16s\n", "change", "split us", "diff us", "total us", "vs print", "diff bytes");
   for(int c = 0; c < NCHANGE; c++){
-    double s = medianOf(split[c], N * ROUNDS), d = medianOf(diff[c], N * ROUNDS);
+    double s = median(split[c], N * ROUNDS), d = median(diff[c], N * ROUNDS);
     char size[48];
     if( refused[c] ) snprintf(size, sizeof size, "(whole: %zu)", strlen(to[c]));
     else snprintf(size, sizeof size, "%zu", diffBytes[c]);

@@ -26,6 +26,7 @@
 #include <time.h>
 #include "fakehost.h"
 #include "room.h"
+#include "benchclock.h"
 
 #define BENCH_TASKS 2000
 
@@ -38,22 +39,6 @@ static const char *const statements[] = {
   " ORDER BY created_at DESC LIMIT 20",
 };
 static const char *const params[] = { "[\"done\"]", NULL, "[\"%x%\"]", NULL, NULL };
-
-static double nowUs(void){
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmpDouble(const void *a, const void *b){
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n){
-  qsort(v, (size_t)n, sizeof(double), cmpDouble);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* One measure of statement sql, n times; microseconds per call. */
 static double measure(Room *room, int what, const char *sql, const char *paramsJson, int n){
