@@ -45,10 +45,11 @@
 **
 ** A room without _room was never opened: its system schema and _room's
 ** row go to the host as one statement list with nothing to probe, nothing
-** is read from _migrations, and room->schemaCurrent says so (3) to the
-** modules that open after it (roomIsNew: their tables are empty) until
-** the open ends.
+** is read from _migrations, and, when its migrations only defined schema
+** (migrateSchemaOnly), room->schemaCurrent says so (3) to the modules that
+** open after it (roomIsNew: their tables are empty) until the open ends.
 */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,6 +280,26 @@ static size_t migrateStatementLength(const char *z){
 static int migrateIsEmpty(const char *z){
   for(z = sqlSkipSpace(z); *z==';'; z = sqlSkipSpace(z + 1)){}
   return *z==0;
+}
+
+/* Does every statement of sql only define schema (CREATE, ALTER, DROP)?
+** A migration that runs anything else (an INSERT, an UPDATE, a PRAGMA...)
+** may have written a system table, so a never-used room that applied it
+** is not taken for one whose system tables are empty (roomIsNew). */
+static int migrateSchemaOnly(const char *sql){
+  static const char *const kinds[] = { "CREATE", "ALTER", "DROP" };
+  for(const char *z = sql; *z; ){
+    size_t n = migrateStatementLength(z);
+    const char *t = sqlSkipSpace(z);
+    int ok = *t==0 || *t==';';
+    for(size_t i = 0; !ok && i < sizeof kinds / sizeof kinds[0]; i++){
+      size_t k = strlen(kinds[i]);
+      ok = sqlite3_strnicmp(t, kinds[i], (int)k)==0 && !isalnum((unsigned char)t[k]) && t[k]!='_';
+    }
+    if( !ok ) return 0;
+    z += n;
+  }
+  return 1;
 }
 
 /* The " at offset N" workerd appends to SQLite's message, taken off err;
@@ -544,10 +565,12 @@ int migrateOpen(Room *room, const cJSON *config){
 
   /* Then the ones not applied yet run, in order; one log line names them. */
   Buf done = {0};
+  int schemaOnly = 1;              /* every one applied only defined schema */
   cJSON_ArrayForEach(m, migrations){
     if( rc ) break;
     if( (rc = migrateEntry(room, m, "", &step)) ) break;
     if( migrateApplied(&applied, step.name) ) continue;
+    schemaOnly &= migrateSchemaOnly(step.sql);
     Write w = { NULL, 1, migrateBatchBody, &step, { NULL, 0, 0 }, step.err, sizeof step.err };
     if( storeWrite(room, &w) ){
       step.err[0] = 0;
@@ -567,6 +590,6 @@ int migrateOpen(Room *room, const cJSON *config){
                                   (int)done.n, done.p);
   bufFree(&done);
   storeResultFree(&applied);
-  if( rc==NT_OK && fresh ) room->schemaCurrent = 3;
+  if( rc==NT_OK && fresh && schemaOnly ) room->schemaCurrent = 3;
   return rc;
 }
