@@ -56,6 +56,7 @@ export const METHODS = Object.freeze({
   d1Ping: { flags: ["READ","ASYNC"], cost: 2 },
   getStats: { flags: ["ADMIN"], cost: 0 },
   _trap: { flags: ["ADMIN","TESTHOOK"], cost: 0 },
+  _openStats: { flags: ["ADMIN","TESTHOOK"], cost: 0 },
   deleteRoom: { flags: ["ADMIN","WRITE"], cost: 2 },
   executeSQL: { flags: ["READ"], cost: 2 },
   setCursor: { flags: ["MEMORY"], cost: 1 },

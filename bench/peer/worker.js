@@ -25,6 +25,12 @@
 ** Each update is serialised once and broadcast; its seq is the room's version,
 ** which every subscriber sees grow by one per write (no per-connection
 ** counter, which would cost a per-connection serialisation).
+**
+** PEER_EXTRA_OBJECTS (a var, default 0) makes every room also create that
+** many schema objects of its own at start, tables with an index, a view or
+** a trigger among them, the mix of a nanotypeDB room's system schema: what
+** the size of the room's schema alone costs (bench/partyserver,
+** NT_PEER_EXTRA).
 */
 import { Server, routePartykitRequest } from 'partyserver';
 
@@ -47,11 +53,25 @@ const SCHEMA = [
 const randomHex = (n) => [...crypto.getRandomValues(new Uint8Array(n))]
   .map((b) => b.toString(16).padStart(2, '0')).join('');
 
+/* n more schema objects as one statement list (PEER_EXTRA_OBJECTS): of
+** every 6, 4 tables, an index and a trigger; "" for none. */
+function extraObjects(n) {
+  const out = [];
+  for (let i = 0; out.length < n; i++) {
+    out.push(`CREATE TABLE IF NOT EXISTS _extra${i} (id TEXT PRIMARY KEY, a INTEGER NOT NULL DEFAULT 0, b TEXT, c INTEGER, d TEXT)`);
+    if (i % 4 === 3 && out.length < n) out.push(`CREATE INDEX IF NOT EXISTS _extra${i}_a ON _extra${i} (a, c)`);
+    if (i % 4 === 3 && out.length < n) out.push(`CREATE TRIGGER IF NOT EXISTS _extra${i}_t AFTER UPDATE ON _extra${i} BEGIN UPDATE _extra${i - 1} SET a = a + 1 WHERE id = NEW.id; END`);
+  }
+  return out.join(';\n');
+}
+
 export class Tasks extends Server {
   static options = { hibernate: true };
 
   onStart() {
     for (const s of SCHEMA) this.ctx.storage.sql.exec(s);
+    const extra = extraObjects(Number(this.env.PEER_EXTRA_OBJECTS ?? 0));
+    if (extra) this.ctx.storage.sql.exec(extra);
   }
 
   version() {

@@ -294,4 +294,31 @@ TEST(a_room_reopened_with_its_recorded_schema_should_open_with_one_read){
   fakehostRoomFree();
 }
 
+TEST(a_never_used_room_should_lay_its_schema_in_one_statement_and_each_migration_in_one){
+  const char *cfg = "{\"room\":\"r\",\"migrations\":[{\"name\":\"0001_a.sql\",\"sql\":"
+                    "\"CREATE TABLE a (x);\\nCREATE INDEX a_x ON a (x) -- no semicolon\"}]}";
+  /* the read that finds no _room, the system schema with _room's row, the
+  ** migration's begin, its statements with its record, its end, the hash */
+  CHECK_EQ_INT((long long)openSchemaOnly(cfg), 6);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('a', 'a_x')"), 2);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _migrations WHERE checksum IS NOT NULL"), 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _room WHERE name = 'r' AND schema_hash IS NOT NULL"
+                                " AND rls_admin = 0 AND version = 1"), 1);
+  CHECK_EQ_INT(fakehostRoom()->version, 1);
+  CHECK_EQ_INT((long long)openSchemaOnly(cfg), 1);              /* and reopened: one read */
+  CHECK_STR_EQ(fakehostRoom()->name, "r");
+  fakehostRoomFree();
+}
+
+TEST(a_never_used_room_whose_migration_writes_rows_should_not_be_taken_for_an_empty_one){
+  /* the INSERT may have written a system table: the room's state is read
+  ** back (one statement more) and the modules read theirs */
+  const char *cfg = "{\"room\":\"r\",\"migrations\":[{\"name\":\"0001_a.sql\",\"sql\":"
+                    "\"CREATE TABLE a (x);\\n-- seed\\ninsert into a values (1);\"}]}";
+  CHECK_EQ_INT((long long)openSchemaOnly(cfg), 7);
+  CHECK_EQ_INT(fakehostRoom()->version, 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _room WHERE name = 'r'"), 1);
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

@@ -146,9 +146,10 @@ int schedOpen(Room *room, const cJSON *config){
   /* Every room keeps one maintenance row; on first start (or if it was ever
   ** lost) create it, then make sure the alarm matches the schedule. */
   char err[256];
-  SqlResult res;
-  int rc = storeExec(room, "SELECT count(*) FROM _schedule WHERE task = 'room.maintenance'",
-                     NULL, &res, err, sizeof err);
+  SqlResult res = {0};             /* a new room's schedule is empty */
+  int rc = roomIsNew(room) ? NT_OK
+    : storeExec(room, "SELECT count(*) FROM _schedule WHERE task = 'room.maintenance'",
+                NULL, &res, err, sizeof err);
   if( rc ) return rc;
   const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
   int missing = !cJSON_IsNumber(n) || n->valuedouble==0;

@@ -370,9 +370,10 @@ typedef struct AuditEnds {
 } AuditEnds;
 
 static int auditReadEnds(Room *room, AuditEnds *ends, char *err, size_t errLen){
-  SqlResult res;
-  int rc = storeExec(room, "SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM _audit_chain"
-                     " WHERE id = 1", NULL, &res, err, errLen);
+  SqlResult res = {0};             /* a new room's chain is empty (no row) */
+  int rc = roomIsNew(room) ? NT_OK
+    : storeExec(room, "SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM _audit_chain"
+                " WHERE id = 1", NULL, &res, err, errLen);
   if( rc ) return rc;
   const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
   const cJSON *v[4];
@@ -403,6 +404,7 @@ int auditOpen(Room *room, const cJSON *config){
   }
   au->headSeq = ends.headSeq;
   memcpy(au->headHash, ends.headHash, sizeof au->headHash);
+  if( roomIsNew(room) ) return NT_OK;   /* no record, no trim task: au is zeroed */
   SqlResult res;
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber((double)ends.headSeq));

@@ -185,6 +185,7 @@ static void outqSend(Room *room, OutState *s){
 }
 
 void outqOpen(Room *room, OutState *s){
+  if( roomIsNew(room) ) return;    /* nothing captured, scheduled or leased yet */
   s->taskAt = outqScheduled(room, s->q);
   /* A fresh instance: what was captured but never sent goes now; what was
   ** sent and not finished waits for its lease (the queue may still hold it). */

@@ -196,8 +196,9 @@ int syncOpen(Room *room, const cJSON *config){
   if( !enabled ){
     /* Changes made now are not captured: the replica must be copied in
     ** full once replication is back. */
-    return storeRunFree(room, "UPDATE _room SET sync_initialized = 0 WHERE id = 1 AND sync_initialized <> 0",
-                        NULL, err, sizeof err);
+    return roomIsNew(room) ? NT_OK    /* sync_initialized is 0 already */
+      : storeRunFree(room, "UPDATE _room SET sync_initialized = 0 WHERE id = 1 AND sync_initialized <> 0",
+                     NULL, err, sizeof err);
   }
   if( (rc = syncLoad(room, s))!=NT_OK ) return rc;
   SqlResult res;

@@ -502,8 +502,9 @@ static int whApplyScript(Room *room, void *arg){
 /* The events of the room's webhooks (a new array), or NULL on error. */
 static cJSON *whEvents(Room *room, int *pCount){
   char err[256];
-  SqlResult res;
-  if( storeExec(room, "SELECT DISTINCT event FROM _webhooks", NULL, &res, err, sizeof err) ) return NULL;
+  SqlResult res = {0};             /* a new room has no webhooks */
+  if( !roomIsNew(room)
+      && storeExec(room, "SELECT DISTINCT event FROM _webhooks", NULL, &res, err, sizeof err) ) return NULL;
   cJSON *out = cJSON_CreateArray();
   const cJSON *row;
   cJSON_ArrayForEach(row, res.rows) cJSON_AddItemToArray(out, cJSON_Duplicate(row->child, 0));

@@ -251,6 +251,15 @@ typedef struct Stats {
   double updatesSent;              /* query_update frames sent */
 } Stats;
 
+/* The room had no _room table and this open made its schema (migrate.c):
+** every system table is empty, so a module's open skips reading them. */
+#define roomIsNew(room) ((room)->schemaCurrent==3)
+
+/* What one step of a room's open cost in DO SQLite (room.c, _openStats). */
+typedef struct OpenCost {
+  double sqlStatements, rowsRead, rowsWritten;
+} OpenCost;
+
 struct Room {
   const Module *modules;           /* the room's modules, in open order (room/modules.c) */
   int nModules;
@@ -267,11 +276,16 @@ struct Room {
   int status;                      /* 0 or why the room cannot serve */
   char *statusMsg;                 /* owned message for status */
   int testHooks;                   /* test-only methods enabled */
+  OpenCost *openCosts;             /* with testHooks: [nModules + 1], each module's open,
+                                      then the open's end (room.c); owned */
   int64_t version;                 /* commit counter, mirrors _room.version */
   char schemaHash[17];             /* what the open's schema work is made of (migrate.c) */
   int schemaCurrent;               /* 1: _room says that work is done; 2: and under
-                                      this room's name (the open skipped it) */
+                                      this room's name (the open skipped it); 3: the
+                                      room had no _room and this open did it all,
+                                      its row named (migrate.c); 0: otherwise */
   sqlite3 *guardDb;                /* embedded analysis database */
+  int mirrorCurrent;               /* guardDb already holds the room's schema (schema.c) */
   char **triggers;                 /* names of the schema's triggers */
   int nTriggers;
   char **owned;                    /* tables under row-level security */

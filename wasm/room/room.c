@@ -34,7 +34,7 @@ int roomOpenState(Room *room, const cJSON *config){
   char err[256];
   SqlResult res;
   int rc, record;
-  if( room->schemaCurrent ){
+  if( room->schemaCurrent ){         /* read (1, 2) or written (3) by migrate.c */
     record = room->schemaCurrent==1 && room->name[0];
   }else{
     rc = storeExec(room, "SELECT version, name FROM _room WHERE id = 1", NULL, &res, err, sizeof err);
@@ -98,13 +98,47 @@ static int roomOpenLimiter(Room *room){
   return rc;
 }
 
-/* The full open of a room: every module, in dependency order. */
+/* With testHooks, what step i of the open cost: the counters since *from,
+** which moves on to now. */
+static void roomOpenCost(Room *room, int i, Stats *from){
+  if( room->openCosts==NULL ) return;
+  OpenCost *c = &room->openCosts[i];
+  c->sqlStatements = room->stats.sqlStatements - from->sqlStatements;
+  c->rowsRead = room->stats.rowsRead - from->rowsRead;
+  c->rowsWritten = room->stats.rowsWritten - from->rowsWritten;
+  *from = room->stats;
+}
+
+/* The full open of a room: every module, in dependency order, then the
+** schema hash recorded. */
 static int roomOpenFull(Room *room, const cJSON *cfg){
   int rc = NT_OK;
+  Stats from = room->stats;
+  if( room->testHooks ) room->openCosts = calloc((size_t)room->nModules + 1, sizeof(OpenCost));
   for(int i = 0; rc==NT_OK && i < room->nModules; i++){
     if( room->modules[i].xOpen ) rc = room->modules[i].xOpen(room, cfg);
+    roomOpenCost(room, i, &from);
   }
-  return rc==NT_OK ? migrateRecordHash(room) : rc;
+  if( rc==NT_OK ) rc = migrateRecordHash(room);
+  roomOpenCost(room, room->nModules, &from);
+  if( roomIsNew(room) ) room->schemaCurrent = 0;   /* the open is over: its tables fill now */
+  return rc;
+}
+
+int roomOpenStats(Call *call, cJSON **ppResult){
+  Room *room = call->room;
+  cJSON *r = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(r, "steps");
+  for(int i = 0; room->openCosts && i <= room->nModules; i++){
+    const OpenCost *c = &room->openCosts[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", i < room->nModules ? room->modules[i].name : "(end)");
+    cJSON_AddNumberToObject(o, "sqlStatements", c->sqlStatements);
+    cJSON_AddNumberToObject(o, "rowsRead", c->rowsRead);
+    cJSON_AddNumberToObject(o, "rowsWritten", c->rowsWritten);
+    cJSON_AddItemToArray(list, o);
+  }
+  *ppResult = r;
+  return NT_OK;
 }
 
 int nt_room_open(Room *room){
@@ -178,6 +212,7 @@ void nt_room_free(Room *room){
   connFreeAll(room);
   free(room->name);
   free(room->statusMsg);
+  free(room->openCosts);
   cJSON_Delete(room->config);
   free(room);
 }

@@ -22,6 +22,10 @@ extern const int roomModuleCount;
 int roomDone(Room *room, int rc);
 /* The open step that reads the commit counter and records the room's name. */
 int roomOpenState(Room *room, const cJSON *config);
+/* _openStats {} (testHooks): {"steps":[{name, sqlStatements, rowsRead,
+** rowsWritten}]}, what each module's open cost, then "(end)", the schema
+** hash's record. */
+int roomOpenStats(Call *call, cJSON **ppResult);
 
 /* ---- conn.c: WebSocket connections -------------------------------------- */
 Conn *connFind(Room *room, uint32_t id);

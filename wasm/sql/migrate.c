@@ -13,8 +13,11 @@
 ** The room then refuses to serve (UNAVAILABLE) and says which migration failed
 ** and why, rather than serve a half-migrated schema.
 **
-** A migration runs statement by statement (split where sqlite3_complete
-** says a statement ends), so the runner knows which statement failed. The
+** A migration goes to the host as one statement list with its record in
+** _migrations bound to the last statement (migrateBatchBody). When that
+** fails, its transaction rolled back, it runs again statement by statement
+** (split where sqlite3_complete says a statement ends), so the runner
+** knows which statement failed. The
 ** position inside it is SQLite's error offset, which workerd (and the fake
 ** host, like it) appends to the message as " at offset N": it is taken off
 ** again, N counting from the start of the statement, and turned into a line
@@ -33,11 +36,20 @@
 ** system schema, the columns added since, every module's tables and each
 ** migration's name and text; once every module has opened, the room records
 ** it in _room.schema_hash (room.c). The open then starts with one read of
-** _room (version, name, schema_hash), and when the hash is the one recorded,
-** that read is all the migrations cost: nothing is created, probed or
-** written. Any other answer (no _room yet, no such column, another hash)
-** takes the full path above, which is idempotent.
+** _room (version, name, schema_hash) and, in the same statement, the
+** objects of sqlite_master the schema mirror copies (schema.c); when the
+** hash is the one recorded, that read is all the migrations and the
+** mirror cost: nothing is created, probed or written. Any other answer
+** (no such column, another hash) takes the full path above, which is
+** idempotent.
+**
+** A room without _room was never opened: its system schema and _room's
+** row go to the host as one statement list with nothing to probe, nothing
+** is read from _migrations, and, when its migrations only defined schema
+** (migrateSchemaOnly), room->schemaCurrent says so (3) to the modules that
+** open after it (roomIsNew: their tables are empty) until the open ends.
 */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +64,7 @@ static const char systemSchema[] =
   " version INTEGER NOT NULL DEFAULT 0,"      /* commit counter */
   " rls_uid TEXT,"                            /* caller of the running write */
   " rls_bypass INTEGER NOT NULL DEFAULT 0,"   /* 1 only while migrations run */
+  " rls_admin INTEGER NOT NULL DEFAULT 0,"    /* the running write's caller is an admin */
   " sync_initialized INTEGER NOT NULL DEFAULT 0,"  /* sync.c: first full copy started */
   " sync_resync_table TEXT,"                  /* sync.c: full copy cursor */
   " sync_resync_rowid INTEGER NOT NULL DEFAULT 0,"
@@ -217,6 +230,30 @@ static int migrateSystemBody(Room *room, void *arg){
   return rc;
 }
 
+/* The system body of a room that has no _room table (migrateCurrent): the
+** script creates every table in its current form, so there is nothing to
+** probe; the script and _room's row (with the room's name) go to the host
+** as one statement list, the row's values bound to its last statement. */
+static int migrateFreshBody(Room *room, void *arg){
+  Step *step = arg;
+  Buf b = {0};
+  char *script = migrateSystemScript(room);
+  if( script ) bufAppendStr(&b, script);
+  free(script);
+  bufAppendStr(&b, "\nINSERT OR IGNORE INTO _room (id, created_at, name) VALUES (1, ?1, ?2)");
+  char *sql = script ? bufFinish(&b) : (bufFree(&b), NULL);
+  if( sql==NULL ){
+    snprintf(step->err, sizeof step->err, "out of memory");
+    return NT_NOMEM;
+  }
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
+  cJSON_AddItemToArray(args, room->name[0] ? cJSON_CreateString(room->name) : cJSON_CreateNull());
+  int rc = storeRunFree(room, sql, args, step->err, sizeof step->err);   /* consumes args */
+  free(sql);
+  return rc;
+}
+
 /* Length of the statement at the start of z: up to and including the ';'
 ** where sqlite3_complete says it ends, or the rest of z. Only a ';' outside
 ** literals, quoted names and comments is put to sqlite3_complete (a trigger
@@ -243,6 +280,26 @@ static size_t migrateStatementLength(const char *z){
 static int migrateIsEmpty(const char *z){
   for(z = sqlSkipSpace(z); *z==';'; z = sqlSkipSpace(z + 1)){}
   return *z==0;
+}
+
+/* Does every statement of sql only define schema (CREATE, ALTER, DROP)?
+** A migration that runs anything else (an INSERT, an UPDATE, a PRAGMA...)
+** may have written a system table, so a never-used room that applied it
+** is not taken for one whose system tables are empty (roomIsNew). */
+static int migrateSchemaOnly(const char *sql){
+  static const char *const kinds[] = { "CREATE", "ALTER", "DROP" };
+  for(const char *z = sql; *z; ){
+    size_t n = migrateStatementLength(z);
+    const char *t = sqlSkipSpace(z);
+    int ok = *t==0 || *t==';';
+    for(size_t i = 0; !ok && i < sizeof kinds / sizeof kinds[0]; i++){
+      size_t k = strlen(kinds[i]);
+      ok = sqlite3_strnicmp(t, kinds[i], (int)k)==0 && !isalnum((unsigned char)t[k]) && t[k]!='_';
+    }
+    if( !ok ) return 0;
+    z += n;
+  }
+  return 1;
 }
 
 /* The " at offset N" workerd appends to SQLite's message, taken off err;
@@ -293,6 +350,31 @@ static int migrateStepBody(Room *room, void *arg){
     rc = storeRunFree(room, "INSERT INTO _migrations (name, applied_at, checksum) VALUES (?1, ?2, ?3)",
                       args, step->err, sizeof step->err);
   }
+  return rc;
+}
+
+/* The migration as one statement list, its record in _migrations bound to
+** the last: one call to the host instead of one per statement. A
+** migration that fails so is applied again by migrateStepBody (its
+** transaction rolled back), which says which statement failed. */
+static int migrateBatchBody(Room *room, void *arg){
+  Step *step = arg;
+  Buf b = {0};
+  bufAppendStr(&b, step->sql);
+  bufAppend(&b, "\n", 1);         /* out of a trailing "--" comment */
+  if( !b.oom && !migrateIsEmpty(b.p) && !sqlite3_complete(b.p) ) bufAppend(&b, ";\n", 2);
+  bufAppendStr(&b, "INSERT INTO _migrations (name, applied_at, checksum) VALUES (?1, ?2, ?3)");
+  char *sql = bufFinish(&b);
+  if( sql==NULL ){
+    snprintf(step->err, sizeof step->err, "out of memory");
+    return NT_NOMEM;
+  }
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(step->name));
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
+  cJSON_AddItemToArray(args, cJSON_CreateString(step->checksum));
+  int rc = storeRunFree(room, sql, args, step->err, sizeof step->err);   /* consumes args */
+  free(sql);
   return rc;
 }
 
@@ -383,19 +465,39 @@ static void migrateSchemaHash(Room *room, const cJSON *migrations){
   snprintf(room->schemaHash, sizeof room->schemaHash, "%016llx", (unsigned long long)h);
 }
 
-/* The one read of a room whose schema is current: _room's row. Sets
-** room->version, takes the recorded name when the host gave none, and
-** room->schemaCurrent (1, or 2 when the recorded name is the room's);
-** leaves room->schemaCurrent 0 on any other answer. */
-static void migrateCurrent(Room *room){
+/* The one read of a room whose schema is current: _room's row, then the
+** objects of sqlite_master that the schema mirror copies (schema.c), in
+** one statement: the first column tells them apart (0: _room, 1: an
+** object), the next two order the objects as schemaSync does. */
+static const char migrateCurrentSql[] =
+  "SELECT 0, 0, 0, version, name, schema_hash FROM _room WHERE id = 1"
+  " UNION ALL SELECT 1, " SCHEMA_OBJECTS_ORDER ", rowid, NULL, name, sql FROM sqlite_master"
+  " WHERE " SCHEMA_OBJECTS_WHERE
+  " ORDER BY 1, 2, 3";
+
+/* Run migrateCurrentSql. When the hash is the room's: sets room->version,
+** takes the recorded name when the host gave none, sets
+** room->schemaCurrent (1, or 2 when the recorded name is the room's) and
+** builds the mirror from the objects read (when the room has one: the
+** schema module opened it). Any other answer (no _room, no
+** such column, another hash, a mirror that failed) leaves
+** room->schemaCurrent 0 and the full path to run. *pFresh: the room has
+** no _room table at all (it was never opened). */
+static void migrateCurrent(Room *room, int *pFresh){
   char err[128];
   SqlResult res;
-  if( storeExec(room, "SELECT version, name, schema_hash FROM _room WHERE id = 1", NULL, &res,
-                err, sizeof err) ) return;
-  const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
-  const cJSON *v = cJSON_GetArrayItem(row, 0), *name = cJSON_GetArrayItem(row, 1);
-  const cJSON *hash = cJSON_GetArrayItem(row, 2);
-  if( cJSON_IsString(hash) && strcmp(hash->valuestring, room->schemaHash)==0 && cJSON_IsNumber(v) ){
+  *pFresh = 0;
+  if( storeExec(room, migrateCurrentSql, NULL, &res, err, sizeof err) ){
+    *pFresh = strstr(err, "no such table: _room")!=NULL;
+    return;
+  }
+  const cJSON *row = res.rows ? res.rows->child : NULL;
+  const cJSON *kind = cJSON_GetArrayItem(row, 0);
+  const cJSON *v = cJSON_GetArrayItem(row, 3), *name = cJSON_GetArrayItem(row, 4);
+  const cJSON *hash = cJSON_GetArrayItem(row, 5);
+  if( cJSON_IsNumber(kind) && kind->valuedouble==0 && cJSON_IsString(hash)
+      && strcmp(hash->valuestring, room->schemaHash)==0 && cJSON_IsNumber(v)
+      && (room->guardDb==NULL || schemaBuild(room, row->next, 4, 5)==NT_OK) ){
     int known = cJSON_IsString(name) && name->valuestring[0];
     char *adopt = room->name[0]==0 && known ? ntStrdup(name->valuestring) : NULL;
     if( adopt ){ free(room->name); room->name = adopt; }
@@ -406,7 +508,7 @@ static void migrateCurrent(Room *room){
 }
 
 int migrateRecordHash(Room *room){
-  if( room->schemaCurrent || room->schemaHash[0]==0 ) return NT_OK;
+  if( room->schemaCurrent==1 || room->schemaCurrent==2 || room->schemaHash[0]==0 ) return NT_OK;
   char err[256];
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateString(room->schemaHash));
@@ -418,16 +520,20 @@ int migrateRecordHash(Room *room){
 int migrateOpen(Room *room, const cJSON *config){
   const cJSON *migrations = cJSON_GetObjectItemCaseSensitive(config, "migrations");
   migrateSchemaHash(room, migrations);
-  migrateCurrent(room);
+  int fresh;
+  migrateCurrent(room, &fresh);
   if( room->schemaCurrent ) return NT_OK;
   Step step = {0};
-  int rc = storeTxn(room, migrateSystemBody, &step);
+  int rc = storeTxn(room, fresh ? migrateFreshBody : migrateSystemBody, &step);
   if( rc ) return migrateFail(room, rc, "system schema failed: %s", step.err);
 
-  SqlResult applied;
-  rc = storeExec(room, "SELECT name, checksum FROM _migrations", NULL, &applied,
-                 step.err, sizeof step.err);
-  if( rc ) return migrateFail(room, rc, "reading _migrations failed: %s", step.err);
+  /* a room that had no _room has applied nothing */
+  SqlResult applied = {0};
+  if( !fresh ){
+    rc = storeExec(room, "SELECT name, checksum FROM _migrations", NULL, &applied,
+                   step.err, sizeof step.err);
+    if( rc ) return migrateFail(room, rc, "reading _migrations failed: %s", step.err);
+  }
 
   /* First every entry is checked, and every applied one against its record:
   ** nothing runs unless the history is intact. */
@@ -457,21 +563,33 @@ int migrateOpen(Room *room, const cJSON *config){
   }
   cJSON_Delete(adopt);
 
-  /* Then the ones not applied yet run, in order. */
+  /* Then the ones not applied yet run, in order; one log line names them. */
+  Buf done = {0};
+  int schemaOnly = 1;              /* every one applied only defined schema */
   cJSON_ArrayForEach(m, migrations){
     if( rc ) break;
     if( (rc = migrateEntry(room, m, "", &step)) ) break;
     if( migrateApplied(&applied, step.name) ) continue;
-    Write w = { NULL, 1, migrateStepBody, &step, { NULL, 0, 0 }, step.err, sizeof step.err };
-    rc = storeWrite(room, &w);
+    schemaOnly &= migrateSchemaOnly(step.sql);
+    Write w = { NULL, 1, migrateBatchBody, &step, { NULL, 0, 0 }, step.err, sizeof step.err };
+    if( storeWrite(room, &w) ){
+      step.err[0] = 0;
+      w.xBody = migrateStepBody;
+      rc = storeWrite(room, &w);
+    }
     if( rc && step.line ){
       rc = migrateFail(room, rc, "%s:%d: %s", step.path, step.line, step.err);
     }else if( rc ){
       rc = migrateFail(room, rc, "%s: %s", step.path, step.err);
     }else{
-      ntLog(NT_LOG_INFO, "applied migration %s", step.name);
+      bufAppendStr(&done, done.n ? ", " : "");
+      bufAppendStr(&done, step.name);
     }
   }
+  if( done.n && !done.oom ) ntLog(NT_LOG_INFO, "applied migration%s %.*s", strchr(done.p, ',') ? "s" : "",
+                                  (int)done.n, done.p);
+  bufFree(&done);
   storeResultFree(&applied);
+  if( rc==NT_OK && fresh && schemaOnly ) room->schemaCurrent = 3;
   return rc;
 }

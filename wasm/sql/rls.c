@@ -25,7 +25,9 @@
 **           first rule: another user's row is invisible to them too.
 **
 ** rlsOpen creates the views and triggers after migrations, idempotently,
-** and runs the same script on the schema mirror (schemaApply).
+** and runs the same script on the schema mirror (schemaApply). It reads
+** the room's schema into the mirror first, unless a reopened room's one
+** read did (room->mirrorCurrent).
 */
 #include <ctype.h>
 #include <stdio.h>
@@ -190,7 +192,8 @@ void rlsFree(Room *room){
 
 int rlsOpen(Room *room, const cJSON *config){
   (void)config;
-  int rc = schemaSync(room);
+  /* a reopened room's one read built the mirror already (migrate.c) */
+  int rc = room->mirrorCurrent ? NT_OK : schemaSync(room);
   if( rc==NT_OK ) rc = rlsDiscover(room);
   if( rc ) return rc;
   Buf script = {0};

@@ -9,11 +9,13 @@
 ** the modules that derive objects from the schema (row-level security, the
 ** outbox) ask it what exists. schemaSync rebuilds it from the room's
 ** sqlite_master (one read, the objects created in one transaction of the
-** mirror); whoever changes the room's schema by running SQL it did not
-** write itself (migrations) calls it afterwards. A module that installs
-** objects from a script of its own (the RLS views and triggers, the outbox,
-** webhook and embedding triggers) calls schemaApply instead, which runs the
-** same script on the mirror: no read of the room's schema, no rebuild.
+** mirror; schemaBuild when a reopened room's first read brought the
+** objects along, migrate.c); whoever changes the room's schema by running
+** SQL it did not write itself (migrations) calls it afterwards. A module
+** that installs objects from a script of its own (the RLS views and
+** triggers, the outbox, webhook and embedding triggers) calls schemaApply
+** instead, which runs the same script on the mirror: no read of the room's
+** schema, no rebuild.
 ** Objects the embedded SQLite cannot create (a module it lacks) are skipped
 ** with a log.
 **
@@ -57,6 +59,10 @@ int schemaOpen(Room *room){
     room->guardDb = NULL;
     return NT_INTERNAL;
   }
+  /* no lookaside: SQLite's default (1200 slots of 100 bytes) is laid out
+  ** and touched at open, 120 KiB of every room's memory for a database
+  ** that only prepares statements */
+  sqlite3_db_config(room->guardDb, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);
   /* the mirror holds no rows: every table and index is one empty root page,
   ** so the smallest page keeps it (and its cache) small */
   sqlite3_exec(room->guardDb, "PRAGMA page_size = 512", NULL, NULL, NULL);
@@ -72,6 +78,7 @@ int schemaOpen(Room *room){
 void schemaClose(Room *room){
   sqlite3_close(room->guardDb);
   room->guardDb = NULL;
+  room->mirrorCurrent = 0;
   schemaNamesFree(room->triggers, room->nTriggers);
   room->triggers = NULL;
   room->nTriggers = 0;
@@ -106,27 +113,14 @@ static int schemaDerive(Room *room){
   return rc;
 }
 
-int schemaSync(Room *room){
-  char err[256];
-  SqlResult res;
-  int rc = storeExec(room,
-    "SELECT name, sql FROM sqlite_master"
-    " WHERE sql IS NOT NULL"
-    "   AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"
-    "   AND name NOT LIKE '^_^_%' ESCAPE '^'"
-    "   AND name NOT LIKE '^_cf^_%' ESCAPE '^'"
-    " ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'view' THEN 1 ELSE 2 END, rowid",
-    NULL, &res, err, sizeof err);
-  if( rc ) { ntLog(NT_LOG_ERROR, "schema read failed: %s", err); return rc; }
+int schemaBuild(Room *room, const cJSON *row, int nameCol, int sqlCol){
   schemaClose(room);
-  rc = schemaOpen(room);
+  int rc = schemaOpen(room);
   /* one transaction of the mirror for every object: no commit per CREATE */
   if( rc==NT_OK ) sqlite3_exec(room->guardDb, "BEGIN", NULL, NULL, NULL);
-  const cJSON *row;
-  cJSON_ArrayForEach(row, res.rows){
-    if( rc ) break;
-    const cJSON *name = cJSON_GetArrayItem(row, 0);
-    const cJSON *sql = cJSON_GetArrayItem(row, 1);
+  for(; rc==NT_OK && row; row = row->next){
+    const cJSON *name = cJSON_GetArrayItem(row, nameCol);
+    const cJSON *sql = cJSON_GetArrayItem(row, sqlCol);
     if( !cJSON_IsString(name) || !cJSON_IsString(sql) ) continue;
     char *msg = NULL;
     if( sqlite3_exec(room->guardDb, sql->valuestring, NULL, NULL, &msg)!=SQLITE_OK ){
@@ -137,8 +131,22 @@ int schemaSync(Room *room){
   if( room->guardDb && sqlite3_get_autocommit(room->guardDb)==0 ){
     sqlite3_exec(room->guardDb, "COMMIT", NULL, NULL, NULL);
   }
+  if( rc==NT_OK ) rc = schemaDerive(room);
+  room->mirrorCurrent = rc==NT_OK;
+  return rc;
+}
+
+int schemaSync(Room *room){
+  char err[256];
+  SqlResult res;
+  int rc = storeExec(room,
+    "SELECT name, sql FROM sqlite_master WHERE " SCHEMA_OBJECTS_WHERE
+    " ORDER BY " SCHEMA_OBJECTS_ORDER ", rowid",
+    NULL, &res, err, sizeof err);
+  if( rc ) { ntLog(NT_LOG_ERROR, "schema read failed: %s", err); return rc; }
+  rc = schemaBuild(room, res.rows ? res.rows->child : NULL, 0, 1);
   storeResultFree(&res);
-  return rc ? rc : schemaDerive(room);
+  return rc;
 }
 
 int schemaApply(Room *room, const char *script){

@@ -17,6 +17,19 @@ void schemaClose(Room *room);
 /* Rebuild the mirror from the room's sqlite_master; call it after any change
 ** to the room's schema. */
 int schemaSync(Room *room);
+/* The objects of sqlite_master the mirror copies: a WHERE clause, and the
+** order they are created in (tables, views, the rest), then rowid. One
+** source for schemaSync's read and the one read of a reopened room
+** (migrate.c), which hands its rows to schemaBuild. */
+#define SCHEMA_OBJECTS_WHERE "sql IS NOT NULL" \
+  " AND name NOT LIKE 'sqlite^_%' ESCAPE '^'" \
+  " AND name NOT LIKE '^_^_%' ESCAPE '^'" \
+  " AND name NOT LIKE '^_cf^_%' ESCAPE '^'"
+#define SCHEMA_OBJECTS_ORDER "CASE type WHEN 'table' THEN 0 WHEN 'view' THEN 1 ELSE 2 END"
+/* Rebuild the mirror from rows of the room's sqlite_master, from row on
+** (a cJSON list), whose columns nameCol and sqlCol hold name and sql; sets
+** room->mirrorCurrent. */
+int schemaBuild(Room *room, const cJSON *row, int nameCol, int sqlCol);
 /* The room just ran script (borrowed), SQL of the core's own that creates or
 ** drops schema objects: run it on the mirror too (schemaSync when the mirror
 ** cannot). */
