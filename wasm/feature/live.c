@@ -41,6 +41,15 @@
 ** the subscription's latest state, at most 3 times. Subscriptions live in the
 ** WebSocket attachment, so they survive hibernation; seq values are reserved
 ** in blocks recorded there, so seq keeps growing across a wake-up.
+
+** An update that many subscribers get is built once: livePush groups the
+** subscribers of a query that get the same body (the whole result, or the
+** diff from one base) and hands the host each one's head (subscription id,
+** seq) and the one body in one crossing (host_ws_fanout). An ack costs
+** O(1) unless it settles something: a connection counts its subscriptions
+** awaiting an ack and knows the lowest seq they await, so an ack below it
+** (or repeated, or stale) visits no subscription. The shim hands over the
+** acks of many sockets in one call (nt_ws_acks, room/rpc.c).
 **
 ** Two things a subscriber may ask for, each on its own (subscribe_query
 ** "diff" and "transition"); a subscriber that asks for neither gets exactly
@@ -536,10 +545,9 @@ static void liveAppendResult(Buf *b, LiveQuery *q, const Sub *s, LiveResult *bas
   }
 }
 
-/* Append a frame's text to b: {"type":…,<id>,"subscriptionId":…,"version":…[,"seq":…],
-** result or diff from base (see liveAppendResult) or "unchanged"}. */
-static void liveFrame(Buf *b, const char *type, const cJSON *id, Sub *s, double seq,
-                      int unchanged, LiveResult *base, int64_t baseVersion){
+/* Append the head of a frame of s to b: {"type":…,<id>,"subscriptionId":…,
+** "version":…[,"seq":…] (the rest, liveFrame's, says what it carries). */
+static void liveHead(Buf *b, const char *type, const cJSON *id, const Sub *s, double seq){
   char num[64];
   bufAppendStr(b, "{\"type\":\"");
   bufAppendStr(b, type);
@@ -558,6 +566,13 @@ static void liveFrame(Buf *b, const char *type, const cJSON *id, Sub *s, double 
     snprintf(num, sizeof num, ",\"seq\":%.0f", seq);
     bufAppendStr(b, num);
   }
+}
+
+/* Append a frame's text to b: the head (liveHead), then the result or the
+** diff from base (see liveAppendResult) or "unchanged", and the brace. */
+static void liveFrame(Buf *b, const char *type, const cJSON *id, Sub *s, double seq,
+                      int unchanged, LiveResult *base, int64_t baseVersion){
+  liveHead(b, type, id, s, seq);
   if( unchanged ) bufAppendStr(b, ",\"unchanged\":true");
   else liveAppendResult(b, s->q, s, base, baseVersion);
   bufAppendStr(b, "}");
@@ -576,10 +591,12 @@ static void liveSent(Sub *s, int64_t version){
   s->haveVersion = version;
 }
 
-/* s was sent an update in frame seq at now: it waits for the ack (counted
-** in nPending, its resend noted in resendDue). */
-static void liveAwaitAck(Room *room, Sub *s, double seq, double now, int isResend){
+/* s, of conn, was sent an update in frame seq at now: it waits for the ack
+** (counted in nPending and conn's nAwaiting, its resend noted in resendDue). */
+static void liveAwaitAck(Room *room, Conn *conn, Sub *s, double seq, double now, int isResend){
   room->live->nPending += s->pendingSeq==0;
+  conn->nAwaiting += s->pendingSeq==0;
+  if( conn->awaitLow==0 || seq < conn->awaitLow ) conn->awaitLow = seq;
   s->pendingSeq = seq;
   s->sentAt = now;
   if( !isResend ) s->resends = 0;
@@ -599,7 +616,7 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   if( text==NULL ) return;
   host_ws_send(conn->id, (const uint8_t*)text, (uint32_t)strlen(text));
   free(text);
-  liveAwaitAck(room, s, seq, host_now_ms(), isResend);
+  liveAwaitAck(room, conn, s, seq, host_now_ms(), isResend);
   s->updates++;
   liveSent(s, s->q->version);
 }
@@ -622,7 +639,7 @@ static void liveSendPart(Room *room, Conn *conn, Sub **subs, int lo, int hi, con
   free(text);
   double now = host_now_ms();
   for(int i = lo; i <= hi; i++){
-    liveAwaitAck(room, subs[i], seq, now, isResend);
+    liveAwaitAck(room, conn, subs[i], seq, now, isResend);
     liveSent(subs[i], version);
   }
 }
@@ -724,14 +741,95 @@ static int liveLacks(const Sub *s){
   return s->q->results!=NULL && s->haveAt!=s->q->results->changedAt;
 }
 
-/* Push q's current result to each of its subscribers but except that lacks
-** it and takes query_update frames (transitions go out with their tick). */
-static void livePush(Room *room, LiveQuery *q, const Sub *except){
-  for(Conn *c = room->conns; c; c = c->next){
-    for(Sub *s = c->subs; s; s = s->next){
-      if( s->q==q && s!=except && !s->transition && liveLacks(s) ) liveSendUpdate(room, c, s, 0);
+/* Does s take q's current result as a query_update now (it lacks it, and
+** transitions go out with their tick)? */
+static int liveWants(const Sub *s, const LiveQuery *q, const Sub *except){
+  return s->q==q && s!=except && !s->transition && liveLacks(s);
+}
+
+/* Do a and b, of one query, get the same update after the head: the whole
+** result, or the diff from the same base? */
+static int liveSameBody(const Sub *a, const Sub *b){
+  return a->diff==b->diff && (!a->diff || (a->haveAt==b->haveAt && a->haveVersion==b->haveVersion));
+}
+
+static int liveAscii(const char *z){
+  while( *z && (unsigned char)*z < 0x80 ) z++;
+  return *z==0;
+}
+
+/* Send the update of subs[0..n) (conns[i] holding subs[i]; entries left
+** NULL are skipped) to those among them that get the same body as the first,
+** in one crossing (host_ws_fanout): the body is built once, each frame has
+** its own head (subscription id, seq). Those sent are set to NULL. */
+static void liveFanGroup(Room *room, LiveQuery *q, Conn **conns, Sub **subs, int n,
+                         uint32_t *ids, uint32_t *ends, double *seqs, int *who){
+  const Sub *first = NULL;
+  for(int i = 0; i < n && first==NULL; i++) first = subs[i];
+  if( first==NULL ) return;
+  Buf body = {0}, heads = {0};
+  liveAppendResult(&body, q, first, liveResultAt(q, first->haveAt), first->haveVersion);
+  bufAppendStr(&body, "}");
+  int k = 0;
+  for(int i = 0; i < n; i++){
+    if( subs[i]==NULL || !liveSameBody(first, subs[i]) ) continue;
+    seqs[k] = connNextSeq(room, conns[i]);
+    liveHead(&heads, "query_update", NULL, subs[i], seqs[k]);
+    ends[k] = (uint32_t)heads.n;
+    ids[k] = conns[i]->id;
+    who[k++] = i;
+  }
+  if( !body.oom && !heads.oom ){
+    host_ws_fanout(ids, (uint32_t)k, (const uint8_t*)heads.p, ends, (const uint8_t*)body.p, (uint32_t)body.n);
+    double now = host_now_ms();
+    for(int m = 0; m < k; m++){
+      Sub *s = subs[who[m]];
+      liveAwaitAck(room, conns[who[m]], s, seqs[m], now, 0);
+      s->updates++;
+      liveSent(s, q->version);
     }
   }
+  for(int m = 0; m < k; m++) subs[who[m]] = NULL;   /* sent, or lost as a send without memory is */
+  bufFree(&body);
+  bufFree(&heads);
+}
+
+/* Push q's current result to each of its subscribers but except that lacks
+** it and takes query_update frames (transitions go out with their tick).
+** Subscribers that get the same body (all but diff subscribers at other
+** bases: often every one) get it in one crossing (liveFanGroup); one alone,
+** or without memory for the lists, gets its frame as before. */
+static void livePush(Room *room, LiveQuery *q, const Sub *except){
+  int n = 0;
+  for(Conn *c = room->conns; c; c = c->next){
+    for(Sub *s = c->subs; s; s = s->next) n += liveWants(s, q, except);
+  }
+  if( n==0 ) return;
+  size_t each = sizeof(Conn*) + sizeof(Sub*) + 2 * sizeof(uint32_t) + sizeof(double) + sizeof(int);
+  char *mem = n > 1 ? malloc((size_t)n * each) : NULL;
+  if( mem==NULL ){
+    for(Conn *c = room->conns; c; c = c->next){
+      for(Sub *s = c->subs; s; s = s->next) if( liveWants(s, q, except) ) liveSendUpdate(room, c, s, 0);
+    }
+    return;
+  }
+  double *seqs = (double*)mem;                     /* the widest first: all aligned */
+  Conn **conns = (Conn**)(seqs + n);
+  Sub **subs = (Sub**)(conns + n);
+  uint32_t *ids = (uint32_t*)(subs + n), *ends = ids + n;
+  int *who = (int*)(ends + n);
+  int k = 0;
+  for(Conn *c = room->conns; c; c = c->next){
+    for(Sub *s = c->subs; s; s = s->next){
+      if( !liveWants(s, q, except) ) continue;
+      if( liveAscii(s->id) ){ conns[k] = c; subs[k++] = s; }
+      else liveSendUpdate(room, c, s, 0);           /* heads are ASCII (nt.h) */
+    }
+  }
+  for(int i = 0; i < k; i++){
+    if( subs[i] ) liveFanGroup(room, q, conns + i, subs + i, k - i, ids, ends, seqs, who);
+  }
+  free(mem);
 }
 
 /* The end of a tick: every connection gets, in one transition at the
@@ -957,6 +1055,7 @@ static void liveRemove(Conn *conn, Sub *s){
     if( *pp==s ){ *pp = s->next; break; }
   }
   conn->nSubs--;
+  if( s->pendingSeq && --conn->nAwaiting==0 ) conn->awaitLow = 0;
   s->q->nTransitionSubs -= s->transition;
   if( --s->q->nSubs==0 ) s->q->idleSince = host_now_ms();
   liveSubFree(s);
@@ -1055,31 +1154,36 @@ int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double c
   return NT_OK;
 }
 
-int liveAck(Room *room, Conn *conn, cJSON *frame, double cost){
-  const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
-  int valid = cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble <= conn->seq
-           && seq->valuedouble==(double)(int64_t)seq->valuedouble;
+int liveAck(Room *room, Conn *conn, double seq, double cost){
+  int valid = seq >= 0 && seq <= conn->seq && seq==floor(seq);   /* NAN: none holds */
   Reply reply = { 0, conn->id, NULL, 0, NULL };
-  if( valid && seq->valuedouble > conn->ackedSeq ){
-    rateConnCharge(room, conn, cost);                /* acknowledges something new: never refused */
-    conn->ackedSeq = seq->valuedouble;
-  }else{
+  if( !valid || seq <= conn->ackedSeq ){
     int rc = liveRefused(room, conn, cost, &reply);
     if( rc ) return rc;
     if( !valid ){
       replyError(room, &reply, NT_BAD_REQUEST, "seq: expected a sequence number this connection was sent");
       return NT_BAD_REQUEST;
     }
+    return NT_OK;   /* repeated or stale: every update awaiting an ack went out after ackedSeq */
   }
+  rateConnCharge(room, conn, cost);                  /* acknowledges something new: never refused */
+  conn->ackedSeq = seq;
+  if( conn->nAwaiting==0 || seq < conn->awaitLow ) return NT_OK;    /* it settles none: no walk */
+  double low = 0;
   for(Sub *s = conn->subs; s; s = s->next){
-    if( s->pendingSeq && s->pendingSeq <= seq->valuedouble ){
-      if( room->live && --room->live->nPending <= 0 ) room->live->nPending = 0, room->live->resendDue = 0;
-      s->pendingSeq = 0;
-      s->resends = 0;
-      s->ackedAt = s->haveAt;          /* what the client holds is acknowledged */
-      s->ackedVersion = s->haveVersion;
+    if( s->pendingSeq==0 ) continue;
+    if( s->pendingSeq > seq ){
+      if( low==0 || s->pendingSeq < low ) low = s->pendingSeq;
+      continue;
     }
+    if( room->live && --room->live->nPending <= 0 ) room->live->nPending = 0, room->live->resendDue = 0;
+    conn->nAwaiting--;
+    s->pendingSeq = 0;
+    s->resends = 0;
+    s->ackedAt = s->haveAt;          /* what the client holds is acknowledged */
+    s->ackedVersion = s->haveVersion;
   }
+  conn->awaitLow = low;
   return NT_OK;
 }
 
