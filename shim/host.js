@@ -758,10 +758,14 @@ function ntImports(host) {
       const v = core.dv();
       const heads = core.str(headsPtr, n ? v.getUint32(endsPtr + 4 * (n - 1), true) : 0);
       const body = core.str(bodyPtr, bodyLen);
+      const frames = new Map();   /* head -> its frame: subscribers with the same head share one string */
       let sent = 0, start = 0;
       for (let i = 0; i < n; i++) {
         const end = v.getUint32(endsPtr + 4 * i, true);
-        if (host.host_ws_send(v.getUint32(connsPtr + 4 * i, true), heads.slice(start, end) + body) === NT.OK) sent++;
+        const head = heads.slice(start, end);
+        let frame = frames.get(head);
+        if (frame === undefined) frames.set(head, frame = head + body);
+        if (host.host_ws_send(v.getUint32(connsPtr + 4 * i, true), frame) === NT.OK) sent++;
         start = end;
       }
       return sent;
