@@ -73,6 +73,7 @@ const enc = new TextEncoder();
 const ACK_HEAD = '{"action":"ack","seq":';
 const ACK_FRAME = /^\{"action":"ack","seq":(0|[1-9][0-9]{0,15})\}$/;
 const ACK_MAX = ACK_HEAD.length + 17;
+const ACK_HOLD_MS = 10;            /* gathered acks reach the core at most this much later */
 
 /* A call into the core failed (trap, proc_exit, exception from wasm, or the
 ** core could not be started). The host has already recovered when this is
@@ -314,8 +315,9 @@ export class Host {
   /* Acks: the frame {"action":"ack","seq":n} exactly (what every client
   ** sends after each update) is not a call of its own. The seq is kept in
   ** arrival order and the acks of every socket go to the core together
-  ** (nt_ws_acks) on the next turn, or before any other call into the core,
-  ** whichever comes first: the core sees them in the order they came and
+  ** (nt_ws_acks) ACK_HOLD_MS after the first, or before any other call into
+  ** the core, whichever comes first (a burst of acks after a fan-out is then
+  ** one call, not one per socket): the core sees them in the order they came and
   ** before anything that came after them, and judges each as it would the
   ** frame (stale, forged, rate limits). Any other text is a frame. */
   gatherAck(conn, seq) {
@@ -328,7 +330,7 @@ export class Host {
       } catch (e) {
         if (!(e instanceof CoreFault)) throw e;
       }
-    }, 0);
+    }, ACK_HOLD_MS);
   }
 
   /* Hand the gathered acks to core: pairs (conn, seq) as doubles. */
