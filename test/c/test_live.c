@@ -979,4 +979,47 @@ TEST(an_ack_should_settle_only_the_updates_sent_up_to_its_seq){
   fakehostRoomFree();
 }
 
+TEST(transition_subscribers_with_one_update_each_should_share_its_frame_text){
+  REQUIRE(testAppOpen() != NULL);
+  for(uint32_t c = 1; c <= 10; c++){
+    REQUIRE(fakehostConnOpen(c, ALICE)==NT_OK);
+    fakehostMessage(c, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"args\":{},\"transition\":true}");
+  }
+  REQUIRE(fakehostConnOpen(11, ALICE)==NT_OK);        /* two updates: a frame of its own */
+  fakehostMessage(11, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"args\":{},\"transition\":true}");
+  fakehostMessage(11, "{\"action\":\"subscribe_query\",\"id\":2,\"sql\":\"SELECT count(*) AS n FROM tasks\",\"params\":[],\"transition\":true}");
+  char got[64];
+  testRpc(11, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  long long version = atoll(testFrameField(11, "version", got, sizeof got));
+  int calls = fakehostFanoutCalls();
+  testSettle();
+  CHECK_EQ_INT(fakehostFanoutCalls() - calls, 1);
+  char want[160];
+  snprintf(want, sizeof want, "{\"type\":\"transition\",\"version\":%lld,\"seq\":1,\"updates\":[{\"subscriptionId\":\"s1\",\"result\":[{", version);
+  for(uint32_t c = 1; c <= 10; c++){
+    CHECK(strncmp(fakehostLastFrame(c), want, strlen(want))==0);
+    CHECK_STR_EQ(fakehostLastFrame(c), fakehostLastFrame(1));
+    CHECK_STR_CONTAINS(fakehostLastFrame(c), "\"owner_id\":\"alice\"}]}]}");
+  }
+  /* The update inside is the one a connection's own transition carries. */
+  const char *one = strstr(fakehostLastFrame(1), "{\"subscriptionId\"");
+  REQUIRE(one != NULL);
+  char update[512];
+  snprintf(update, sizeof update, "%.*s", (int)(strlen(one) - 2), one);
+  CHECK_STR_CONTAINS(fakehostLastFrame(11), update);
+  cJSON *own = cJSON_Parse(fakehostLastFrame(11));
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(own, "updates")), 2);
+  cJSON_Delete(own);
+  /* Acknowledged: nothing again; unacknowledged: the transition again. */
+  for(uint32_t c = 1; c <= 9; c++) fakehostMessage(c, "{\"action\":\"ack\",\"seq\":1}");
+  fakehostMessage(11, "{\"action\":\"ack\",\"seq\":1}");
+  int frames = fakehostFrameCount(1);
+  fakehostAdvance(5001);
+  testSettle();
+  CHECK_EQ_INT(fakehostFrameCount(1), frames);
+  CHECK_STR_EQ(testFrameField(10, "type", got, sizeof got), "transition");
+  CHECK_STR_EQ(testFrameField(10, "seq", got, sizeof got), "2");
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

@@ -747,10 +747,11 @@ static int liveWants(const Sub *s, const LiveQuery *q, const Sub *except){
   return s->q==q && s!=except && !s->transition && liveLacks(s);
 }
 
-/* Do a and b, of one query, get the same update after the head: the whole
-** result, or the diff from the same base? */
+/* Do a and b get the same update after the head: of the same query, the
+** whole result, or the diff from the same base? */
 static int liveSameBody(const Sub *a, const Sub *b){
-  return a->diff==b->diff && (!a->diff || (a->haveAt==b->haveAt && a->haveVersion==b->haveVersion));
+  return a->q==b->q && a->diff==b->diff
+      && (!a->diff || (a->haveAt==b->haveAt && a->haveVersion==b->haveVersion));
 }
 
 static int liveAscii(const char *z){
@@ -758,40 +759,81 @@ static int liveAscii(const char *z){
   return *z==0;
 }
 
-/* Send the update of subs[0..n) (conns[i] holding subs[i]; entries left
-** NULL are skipped) to those among them that get the same body as the first,
-** in one crossing (host_ws_fanout): the body is built once, each frame has
-** its own head (subscription id, seq). Those sent are set to NULL. */
-static void liveFanGroup(Room *room, LiveQuery *q, Conn **conns, Sub **subs, int n,
-                         uint32_t *ids, uint32_t *ends, double *seqs, int *who){
-  const Sub *first = NULL;
-  for(int i = 0; i < n && first==NULL; i++) first = subs[i];
-  if( first==NULL ) return;
+/* The lists of one fan-out: subscriptions and their connections, and for
+** one crossing the ids, heads' ends, seqs and list positions. */
+typedef struct LiveFan {
+  double *seqs;
+  Conn **conns;
+  Sub **subs;
+  uint32_t *ids, *ends;
+  int *who;
+  int n;                           /* entries in conns/subs */
+} LiveFan;
+
+/* Room for n entries; 0, or NT_NOMEM (nothing to free). */
+static int liveFanAlloc(LiveFan *f, int n){
+  size_t each = sizeof(double) + sizeof(Conn*) + sizeof(Sub*) + 2 * sizeof(uint32_t) + sizeof(int);
+  memset(f, 0, sizeof *f);
+  f->seqs = malloc((size_t)n * each);             /* the widest first: all aligned */
+  if( f->seqs==NULL ) return NT_NOMEM;
+  f->conns = (Conn**)(f->seqs + n);
+  f->subs = (Sub**)(f->conns + n);
+  f->ids = (uint32_t*)(f->subs + n);
+  f->ends = f->ids + n;
+  f->who = (int*)(f->ends + n);
+  return NT_OK;
+}
+
+/* Send the update of f->subs[i] to it and to every later one that gets
+** the same body, in one crossing (host_ws_fanout): the body is built once,
+** each frame has its own head (subscription id, seq). A query_update, or
+** with version >= 0 a transition at version holding that one update, the
+** frame liveSendTransition would send. Those sent are set to NULL. */
+static void liveFanGroup(Room *room, LiveFan *f, int i, int64_t version){
+  const Sub *first = f->subs[i];
+  LiveQuery *q = first->q;
   Buf body = {0}, heads = {0};
   liveAppendResult(&body, q, first, liveResultAt(q, first->haveAt), first->haveVersion);
-  bufAppendStr(&body, "}");
+  bufAppendStr(&body, version < 0 ? "}" : "}]}");
   int k = 0;
-  for(int i = 0; i < n; i++){
-    if( subs[i]==NULL || !liveSameBody(first, subs[i]) ) continue;
-    seqs[k] = connNextSeq(room, conns[i]);
-    liveHead(&heads, "query_update", NULL, subs[i], seqs[k]);
-    ends[k] = (uint32_t)heads.n;
-    ids[k] = conns[i]->id;
-    who[k++] = i;
+  for(int j = i; j < f->n; j++){
+    Sub *s = f->subs[j];
+    if( s==NULL || !liveSameBody(first, s) ) continue;
+    f->seqs[k] = connNextSeq(room, f->conns[j]);
+    if( version < 0 ){
+      liveHead(&heads, "query_update", NULL, s, f->seqs[k]);
+    }else{
+      char num[96];
+      snprintf(num, sizeof num, "{\"type\":\"transition\",\"version\":%lld,\"seq\":%.0f,\"updates\":[",
+               (long long)version, f->seqs[k]);
+      bufAppendStr(&heads, num);
+      bufAppendStr(&heads, "{\"subscriptionId\":\"");
+      bufAppendStr(&heads, s->id);
+      bufAppendStr(&heads, "\"");
+    }
+    f->ends[k] = (uint32_t)heads.n;
+    f->ids[k] = f->conns[j]->id;
+    f->who[k++] = j;
   }
   if( !body.oom && !heads.oom ){
-    host_ws_fanout(ids, (uint32_t)k, (const uint8_t*)heads.p, ends, (const uint8_t*)body.p, (uint32_t)body.n);
+    host_ws_fanout(f->ids, (uint32_t)k, (const uint8_t*)heads.p, f->ends, (const uint8_t*)body.p, (uint32_t)body.n);
     double now = host_now_ms();
     for(int m = 0; m < k; m++){
-      Sub *s = subs[who[m]];
-      liveAwaitAck(room, conns[who[m]], s, seqs[m], now, 0);
-      s->updates++;
-      liveSent(s, q->version);
+      Sub *s = f->subs[f->who[m]];
+      liveAwaitAck(room, f->conns[f->who[m]], s, f->seqs[m], now, 0);
+      if( version < 0 ) s->updates++;
+      liveSent(s, version < 0 ? q->version : version);
     }
   }
-  for(int m = 0; m < k; m++) subs[who[m]] = NULL;   /* sent, or lost as a send without memory is */
+  for(int m = 0; m < k; m++) f->subs[f->who[m]] = NULL;   /* sent, or lost as a send without memory is */
   bufFree(&body);
   bufFree(&heads);
+}
+
+/* Send every update in f, those with the same body together. */
+static void liveFanAll(Room *room, LiveFan *f, int64_t version){
+  for(int i = 0; i < f->n; i++) if( f->subs[i] ) liveFanGroup(room, f, i, version);
+  free(f->seqs);
 }
 
 /* Push q's current result to each of its subscribers but except that lacks
@@ -804,46 +846,48 @@ static void livePush(Room *room, LiveQuery *q, const Sub *except){
   for(Conn *c = room->conns; c; c = c->next){
     for(Sub *s = c->subs; s; s = s->next) n += liveWants(s, q, except);
   }
+  LiveFan f;
   if( n==0 ) return;
-  size_t each = sizeof(Conn*) + sizeof(Sub*) + 2 * sizeof(uint32_t) + sizeof(double) + sizeof(int);
-  char *mem = n > 1 ? malloc((size_t)n * each) : NULL;
-  if( mem==NULL ){
+  if( n==1 || liveFanAlloc(&f, n) ){
     for(Conn *c = room->conns; c; c = c->next){
       for(Sub *s = c->subs; s; s = s->next) if( liveWants(s, q, except) ) liveSendUpdate(room, c, s, 0);
     }
     return;
   }
-  double *seqs = (double*)mem;                     /* the widest first: all aligned */
-  Conn **conns = (Conn**)(seqs + n);
-  Sub **subs = (Sub**)(conns + n);
-  uint32_t *ids = (uint32_t*)(subs + n), *ends = ids + n;
-  int *who = (int*)(ends + n);
-  int k = 0;
   for(Conn *c = room->conns; c; c = c->next){
     for(Sub *s = c->subs; s; s = s->next){
       if( !liveWants(s, q, except) ) continue;
-      if( liveAscii(s->id) ){ conns[k] = c; subs[k++] = s; }
+      if( liveAscii(s->id) ){ f.conns[f.n] = c; f.subs[f.n++] = s; }
       else liveSendUpdate(room, c, s, 0);           /* heads are ASCII (nt.h) */
     }
   }
-  for(int i = 0; i < k; i++){
-    if( subs[i] ) liveFanGroup(room, q, conns + i, subs + i, k - i, ids, ends, seqs, who);
-  }
-  free(mem);
+  liveFanAll(room, &f, -1);
 }
 
 /* The end of a tick: every connection gets, in one transition at the
 ** room's version, the results its transition subscriptions lack of the
-** queries that ran (or were due) in it. */
+** queries that ran (or were due) in it. A connection with one such update
+** (the usual case: one subscription) has its frame sent with the others'
+** that carry the same update (liveFanGroup). */
 static void liveDeliver(Room *room){
+  int nOne = 0;
+  for(Conn *c = room->conns; c; c = c->next){
+    int n = 0;
+    for(Sub *s = c->subs; s && n < 2; s = s->next) n += s->transition && s->q->inBatch && liveLacks(s);
+    nOne += n==1;
+  }
+  LiveFan f;
+  int fan = nOne > 1 && liveFanAlloc(&f, nOne)==NT_OK;
   for(Conn *c = room->conns; c; c = c->next){
     Sub *subs[LIVE_MAX_SUBS];
     int n = 0;
     for(Sub *s = c->subs; s && n < LIVE_MAX_SUBS; s = s->next){
       if( s->transition && s->q->inBatch && liveLacks(s) ) subs[n++] = s;
     }
-    if( n ) liveSendTransition(room, c, subs, n, room->version, 0);
+    if( fan && n==1 && liveAscii(subs[0]->id) ){ f.conns[f.n] = c; f.subs[f.n++] = subs[0]; }
+    else if( n ) liveSendTransition(room, c, subs, n, room->version, 0);
   }
+  if( fan ) liveFanAll(room, &f, room->version);
   for(LiveQuery *q = room->live->queries; q; q = q->next) q->inBatch = 0;
 }
 
