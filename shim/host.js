@@ -39,7 +39,7 @@
 ** and "SQLite-backed Durable Object Storage" (sql.exec, transactionSync).
 */
 
-import { Core, NT, base64 } from "./core.js";
+import { Core, CoreNoMem, NT, base64 } from "./core.js";
 import { LIMITS } from "./protocol.js";
 import { errorResponse, errorText, coreResponse, readCapped, STATUS } from "./http.js";
 import { AnalyticsSink } from "./analytics.js";
@@ -68,6 +68,12 @@ const ASYNC_KINDS = {
 const LOGFN = [console.debug, console.info, console.warn, console.error]; /* by nt.h level */
 const INFO = 1, WARN = 2, ERROR = 3;  /* nt.h NT_LOG_* levels, for our own lines */
 const enc = new TextEncoder();
+/* An ack frame exactly as clients send it (PROTOCOL.md, ack); a seq of up to
+** 16 digits reads as JSON would read it. */
+const ACK_HEAD = '{"action":"ack","seq":';
+const ACK_FRAME = /^\{"action":"ack","seq":(0|[1-9][0-9]{0,15})\}$/;
+const ACK_MAX = ACK_HEAD.length + 17;
+const ACK_HOLD_MS = 10;            /* gathered acks reach the core at most this much later */
 
 /* A call into the core failed (trap, proc_exit, exception from wasm, or the
 ** core could not be started). The host has already recovered when this is
@@ -108,6 +114,8 @@ export class Host {
     this.storageOps = [];          /* alarm and deleteAll promises not yet settled */
     this.alarmArmed = false;       /* armAlarm has run in this instance */
     this.erased = false;           /* storage erased: drop the instance after this call */
+    this.acks = [];                /* gathered acks, conn and seq in turn (gatherAck) */
+    this.ackTimer = null;          /* the turn that hands them to the core */
     /* host_analytics: the core's data points, within a budget per entry point */
     this.analytics = new AnalyticsSink(env, (p) => this.storageOps.push(p));
   }
@@ -132,8 +140,18 @@ export class Host {
     return errorResponse("NOT_FOUND", "no such path");
   }
 
-  /* webSocketMessage: one frame, to nt_ws_message. */
-  async message(ws, message) {
+  /* webSocketMessage: one frame, to nt_ws_message. An ack in its exact
+  ** form is gathered instead (gatherAck): not a Promise, no call. */
+  message(ws, message) {
+    if (typeof message === "string" && message.length <= ACK_MAX && message.startsWith(ACK_HEAD)) {
+      const m = ACK_FRAME.exec(message);
+      const conn = m ? this.connOf(ws) : null;
+      if (conn != null) return this.gatherAck(conn, Number(m[1]));
+    }
+    return this.frame(ws, message);
+  }
+
+  async frame(ws, message) {
     this.analytics.begin();
     if (typeof message !== "string" && !(message instanceof ArrayBuffer))
       message = await new Response(message).arrayBuffer();    /* Blob, if ever */
@@ -279,6 +297,7 @@ export class Host {
       throw new CoreFault(what, e);
     }
     try {
+      if (this.acks.length) this.handAcks(core);
       return fn(core);
     } catch (e) {
       this.recover(core, what, e);
@@ -290,6 +309,42 @@ export class Host {
         this.erased = false;
         this.dropCore();
       }
+    }
+  }
+
+  /* Acks: the frame {"action":"ack","seq":n} exactly (what every client
+  ** sends after each update) is not a call of its own. The seq is kept in
+  ** arrival order and the acks of every socket go to the core together
+  ** (nt_ws_acks) ACK_HOLD_MS after the first, or before any other call into
+  ** the core, whichever comes first (a burst of acks after a fan-out is then
+  ** one call, not one per socket): the core sees them in the order they came and
+  ** before anything that came after them, and judges each as it would the
+  ** frame (stale, forged, rate limits). Any other text is a frame. */
+  gatherAck(conn, seq) {
+    this.acks.push(conn, seq);
+    if (this.ackTimer == null) this.ackTimer = setTimeout(() => {
+      this.ackTimer = null;
+      if (!this.acks.length) return;
+      try {
+        this.enter("nt_ws_acks", () => 0);
+      } catch (e) {
+        if (!(e instanceof CoreFault)) throw e;
+      }
+    }, ACK_HOLD_MS);
+  }
+
+  /* Hand the gathered acks to core: pairs (conn, seq) as doubles. */
+  handAcks(core) {
+    const acks = this.acks;
+    this.acks = [];
+    const p = core.ex.nt_alloc(8 * acks.length);
+    if (!p) throw new CoreNoMem(8 * acks.length);
+    try {
+      const v = core.dv();
+      for (let i = 0; i < acks.length; i++) v.setFloat64(p + 8 * i, acks[i], true);
+      core.ex.nt_ws_acks(core.roomPtr, p, acks.length / 2);
+    } finally {
+      core.ex.nt_free(p);
     }
   }
 
@@ -696,6 +751,26 @@ function ntImports(host) {
     /* int host_ws_send(conn, data, len) */
     host_ws_send(conn, ptr, len) {
       return host.host_ws_send(conn, core.str(ptr, len));
+    },
+
+    /* int host_ws_fanout(conns, n, heads, headEnds, body, bodyLen): frame i
+    ** is head i + body; heads are ASCII, so their byte offsets are string
+    ** offsets, and the body is decoded once for every frame. */
+    host_ws_fanout(connsPtr, n, headsPtr, endsPtr, bodyPtr, bodyLen) {
+      const v = core.dv();
+      const heads = core.str(headsPtr, n ? v.getUint32(endsPtr + 4 * (n - 1), true) : 0);
+      const body = core.str(bodyPtr, bodyLen);
+      const frames = new Map();   /* head -> its frame: subscribers with the same head share one string */
+      let sent = 0, start = 0;
+      for (let i = 0; i < n; i++) {
+        const end = v.getUint32(endsPtr + 4 * i, true);
+        const head = heads.slice(start, end);
+        let frame = frames.get(head);
+        if (frame === undefined) frames.set(head, frame = head + body);
+        if (host.host_ws_send(v.getUint32(connsPtr + 4 * i, true), frame) === NT.OK) sent++;
+        start = end;
+      }
+      return sent;
     },
 
     /* int host_ws_close(conn, code, reason, len) */

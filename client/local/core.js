@@ -221,6 +221,7 @@ export class LocalCore {
       host_async: () => NT_UNAVAILABLE,            /* D1, queues, R2: the server's */
       host_analytics: () => -1,                    /* no data points locally (the core drops them) */
       host_ws_send: () => NT_NOT_FOUND,            /* no sockets locally */
+      host_ws_fanout: () => 0,                     /* ... nor frames sent to them */
       host_ws_close: () => NT_OK,
       host_ws_attach: () => NT_OK,
       host_alarm_set: () => {},                    /* the durable schedule is the server's */

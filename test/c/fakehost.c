@@ -70,6 +70,7 @@ static struct {
   int stepHits;                    /* statements stopped at the bound */
 
   int nSqlCall, nTxnCall;          /* calls since reset */
+  int nFanout;                     /* host_ws_fanout calls since reset */
 } F;
 
 /* ------------------------------------------------------------------------
@@ -213,6 +214,7 @@ void fakehostReset(void){
   F.stepLimit = F.steps = 0;
   F.stepHits = 0;
   F.nSqlCall = F.nTxnCall = F.sql.depth = 0;
+  F.nFanout = 0;
   F.sql.internal = F.sql.deniedTxn = 0;
   F.room = NULL;
   F.now = FAKEHOST_EPOCH_MS;
@@ -286,6 +288,38 @@ int host_ws_send(uint32_t conn, const uint8_t *data, uint32_t len){
   f->len = len;
   if( verbose() ) fprintf(stderr, "  -> ws %u: %s\n", conn, f->text);
   return 0;
+}
+
+/* Each frame as host_ws_send would record it: head i, then the body. */
+int host_ws_fanout(const uint32_t *conns, uint32_t n, const uint8_t *heads, const uint32_t *headEnds,
+                   const uint8_t *body, uint32_t bodyLen){
+  ensureInit();
+  F.nFanout++;
+  int sent = 0;
+  uint32_t start = 0;
+  for(uint32_t i = 0; i < n; i++){
+    uint32_t headLen = headEnds[i] - start;
+    for(uint32_t k = start; k < headEnds[i]; k++) if( heads[k] >= 0x80 ) abort();   /* nt.h: ASCII */
+    uint8_t *text = malloc((size_t)headLen + bodyLen + 1);
+    if( text==NULL ) abort();
+    memcpy(text, heads + start, headLen);
+    memcpy(text + headLen, body, bodyLen);
+    sent += host_ws_send(conns[i], text, headLen + bodyLen)==0;
+    free(text);
+    start = headEnds[i];
+  }
+  return sent;
+}
+
+int fakehostFanoutCalls(void){ return F.nFanout; }
+
+int fakehostAcks(const uint32_t *conns, const double *seqs, int n){
+  double *pairs = nt_alloc((uint32_t)((size_t)(n ? n : 1) * 2 * sizeof(double)));
+  if( pairs==NULL ) return NT_NOMEM;
+  for(int i = 0; i < n; i++){ pairs[2*i] = conns[i]; pairs[2*i + 1] = seqs[i]; }
+  int rc = nt_ws_acks(F.room, pairs, (uint32_t)n);
+  nt_free(pairs);
+  return rc;
 }
 
 int host_ws_close(uint32_t conn, int code, const uint8_t *reason, uint32_t len){

@@ -88,6 +88,9 @@ int fakehostConnRestore(uint32_t conn, const char *attachment);
 int fakehostMessage(uint32_t conn, const char *text);
 int fakehostMessageBinary(uint32_t conn, const uint8_t *data, uint32_t len);
 int fakehostConnClose(uint32_t conn);
+/* Acks handed over in one call, as the shim gathers them (nt_ws_acks):
+** conns[i] acknowledged seqs[i]. Returns what nt_ws_acks returned. */
+int fakehostAcks(const uint32_t *conns, const double *seqs, int n);
 int fakehostHttpRpc(uint32_t req, const char *identityJson, const char *body);
 /* Complete a recorded host_async request: nt_async_done(room, asyncId, rc,
 ** json). Returns what nt_async_done returned. */
@@ -96,6 +99,7 @@ int fakehostAsyncDone(uint32_t asyncId, int rc, const char *json);
 /* ---- inspecting what the core did -------------------------------------- */
 const FakeFrame *fakehostFrames(int *pnFrame);     /* all frames, oldest first */
 int fakehostFrameCount(uint32_t conn);             /* conn or FAKEHOST_ANY */
+int fakehostFanoutCalls(void);                    /* host_ws_fanout calls since reset */
 /* The i-th frame sent to conn (0 = oldest; -1 = newest), or NULL. */
 const char *fakehostFrame(uint32_t conn, int i);
 const char *fakehostLastFrame(uint32_t conn);

@@ -860,4 +860,166 @@ TEST(a_transition_too_large_for_one_frame_should_go_out_in_parts_marked_more){
   fakehostRoomFree();
 }
 
+/* ---- fan-out in one crossing, acks handed over together ------------------ */
+
+#define FAN_FULL  24                /* whole-result subscribers, conns 1..24 (32 per user) */
+#define FAN_DIFF  3                 /* diff subscribers, conns 25..27 */
+
+TEST(many_subscribers_of_one_query_should_get_identical_updates_built_once){
+  REQUIRE(testAppOpen() != NULL);
+  for(uint32_t c = 1; c <= FAN_FULL + FAN_DIFF; c++){
+    REQUIRE(fakehostConnOpen(c, ALICE)==NT_OK);
+    fakehostMessage(c, c <= FAN_FULL ? SUB_BY_TITLE("") : SUB_BY_TITLE(",\"diff\":true"));
+  }
+  REQUIRE(fakehostConnOpen(90, ALICE)==NT_OK);      /* the writer, no subscription */
+  Held full[FAN_FULL + FAN_DIFF][1];
+  int nHeld[FAN_FULL + FAN_DIFF] = {0}, seen[FAN_FULL + FAN_DIFF] = {0};
+  char got[64], payload[64];
+  for(int w = 0; w < 4; w++){
+    snprintf(payload, sizeof payload, "{\"title\":\"t%d\"}", 3 - w);   /* rows move under ORDER BY title */
+    testRpc(90, "createTask", payload, got, sizeof got);
+    long long version = atoll(testFrameField(90, "version", got, sizeof got));
+    int calls = fakehostFanoutCalls();
+    fakehostAdvance(200);
+    testSettle();
+    /* One crossing for the whole results, one for the diffs from one base. */
+    CHECK_EQ_INT(fakehostFanoutCalls() - calls, 2);
+    const char *first = fakehostLastFrame(1);
+    for(uint32_t c = 1; c <= FAN_FULL + FAN_DIFF; c++){
+      const char *f = fakehostLastFrame(c);
+      char want[128];
+      snprintf(want, sizeof want, "{\"type\":\"query_update\",\"subscriptionId\":\"s1\",\"version\":%lld,\"seq\":%d,",
+               version, w + 1);
+      CHECK(strncmp(f, want, strlen(want))==0);
+      if( c <= FAN_FULL ) CHECK_STR_EQ(f, first);     /* byte for byte */
+      else if( w >= 2 ) CHECK_STR_CONTAINS(f, "\"diff\":");  /* once it is smaller than the result */
+      heldRead(c, &seen[c - 1], full[c - 1], &nHeld[c - 1]);
+      REQUIRE(nHeld[c - 1]==1);
+      CHECK_STR_EQ(full[c - 1][0].text, full[0][0].text);   /* diffs hold what results hold */
+      CHECK_EQ_INT(full[c - 1][0].version, version);
+    }
+    cJSON *doc = cJSON_Parse(first);
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "result")), w + 1);
+    cJSON_Delete(doc);
+    /* Acks in one call; then nothing is resent. */
+    uint32_t conns[FAN_FULL + FAN_DIFF];
+    double seqs[FAN_FULL + FAN_DIFF];
+    for(int i = 0; i < FAN_FULL + FAN_DIFF; i++){ conns[i] = (uint32_t)i + 1; seqs[i] = w + 1; }
+    CHECK_EQ_INT(fakehostAcks(conns, seqs, FAN_FULL + FAN_DIFF), NT_OK);
+    CHECK(fakehostTimerAt() == 0);
+  }
+  for(int c = 0; c < FAN_FULL + FAN_DIFF; c++) heldFree(full[c], nHeld[c]);
+  fakehostRoomFree();
+}
+
+TEST(acks_handed_over_together_should_be_judged_one_by_one_as_frames_are){
+  REQUIRE(testAppOpen() != NULL);
+  for(uint32_t c = 1; c <= 3; c++){
+    REQUIRE(fakehostConnOpen(c, ALICE)==NT_OK);
+    fakehostMessage(c, SUB_TASKS);
+  }
+  char got[64];
+  testRpc(3, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  testSettle();                                     /* seq 1 to each */
+  int f1 = fakehostFrameCount(1), f2 = fakehostFrameCount(2), f3 = fakehostFrameCount(3);
+  /* conn 1 acks, conn 2 acks a stale 0 then nothing, conn 3 forges 99, conn 77 is gone */
+  const uint32_t conns[] = { 1, 2, 3, 77, 1 };
+  const double seqs[] = { 1, 0, 99, 1, 1 };
+  CHECK_EQ_INT(fakehostAcks(conns, seqs, 5), NT_OK);
+  CHECK_EQ_INT(fakehostFrameCount(1), f1);          /* an ack has no answer, a repeat neither */
+  CHECK_EQ_INT(fakehostFrameCount(2), f2);
+  CHECK_EQ_INT(fakehostFrameCount(3), f3 + 1);
+  CHECK_STR_EQ(testFrameField(3, "error.code", got, sizeof got), "BAD_REQUEST");
+  /* The unsettled get their resend, the settled none. */
+  fakehostAdvance(5001);
+  testSettle();
+  CHECK_EQ_INT(fakehostFrameCount(1), f1);
+  CHECK_STR_EQ(testFrameField(2, "seq", got, sizeof got), "2");
+  CHECK_STR_EQ(testFrameField(3, "seq", got, sizeof got), "2");
+  /* Out of order: the resend's ack first, then the first update's. */
+  const uint32_t late[] = { 2, 2, 3 };
+  const double lateSeqs[] = { 2, 1, 2 };
+  CHECK_EQ_INT(fakehostAcks(late, lateSeqs, 3), NT_OK);
+  CHECK(fakehostTimerAt() == 0);
+  fakehostAdvance(5001);
+  testSettle();
+  CHECK_STR_EQ(testFrameField(2, "seq", got, sizeof got), "2");   /* nothing more */
+  fakehostRoomFree();
+}
+
+TEST(an_ack_should_settle_only_the_updates_sent_up_to_its_seq){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"args\":{\"status\":\"pending\"}}");
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":2,\"query\":\"listTasks\",\"args\":{\"status\":\"done\"}}");
+  char got[64];
+  testRpc(2, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  testSettle();                                                   /* s1: seq 1 */
+  CHECK_STR_EQ(testFrameField(1, "subscriptionId", got, sizeof got), "s1");
+  fakehostAdvance(1000);
+  testRpc(2, "createTask", "{\"title\":\"y\",\"status\":\"done\"}", got, sizeof got);
+  testSettle();                                                   /* s2: seq 2 */
+  CHECK_STR_EQ(testFrameField(1, "subscriptionId", got, sizeof got), "s2");
+  CHECK_STR_EQ(testFrameField(1, "seq", got, sizeof got), "2");
+  fakehostMessage(1, "{\"action\":\"ack\",\"seq\":1}");
+  int frames = fakehostFrameCount(1);
+  fakehostAdvance(5001);
+  testSettle();
+  CHECK_EQ_INT(fakehostFrameCount(1), frames + 1);                /* s2 again, s1 settled */
+  CHECK_STR_EQ(testFrameField(1, "subscriptionId", got, sizeof got), "s2");
+  CHECK_STR_EQ(testFrameField(1, "seq", got, sizeof got), "3");
+  fakehostMessage(1, "{\"action\":\"ack\",\"seq\":2}");           /* new, but s2 awaits 3 */
+  fakehostAdvance(5001);
+  testSettle();
+  CHECK_EQ_INT(fakehostFrameCount(1), frames + 2);
+  CHECK_STR_EQ(testFrameField(1, "seq", got, sizeof got), "4");
+  fakehostMessage(1, "{\"action\":\"ack\",\"seq\":4}");
+  CHECK(fakehostTimerAt() == 0);
+  fakehostRoomFree();
+}
+
+TEST(transition_subscribers_with_one_update_each_should_share_its_frame_text){
+  REQUIRE(testAppOpen() != NULL);
+  for(uint32_t c = 1; c <= 10; c++){
+    REQUIRE(fakehostConnOpen(c, ALICE)==NT_OK);
+    fakehostMessage(c, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"args\":{},\"transition\":true}");
+  }
+  REQUIRE(fakehostConnOpen(11, ALICE)==NT_OK);        /* two updates: a frame of its own */
+  fakehostMessage(11, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"args\":{},\"transition\":true}");
+  fakehostMessage(11, "{\"action\":\"subscribe_query\",\"id\":2,\"sql\":\"SELECT count(*) AS n FROM tasks\",\"params\":[],\"transition\":true}");
+  char got[64];
+  testRpc(11, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  long long version = atoll(testFrameField(11, "version", got, sizeof got));
+  int calls = fakehostFanoutCalls();
+  testSettle();
+  CHECK_EQ_INT(fakehostFanoutCalls() - calls, 1);
+  char want[160];
+  snprintf(want, sizeof want, "{\"type\":\"transition\",\"version\":%lld,\"seq\":1,\"updates\":[{\"subscriptionId\":\"s1\",\"result\":[{", version);
+  for(uint32_t c = 1; c <= 10; c++){
+    CHECK(strncmp(fakehostLastFrame(c), want, strlen(want))==0);
+    CHECK_STR_EQ(fakehostLastFrame(c), fakehostLastFrame(1));
+    CHECK_STR_CONTAINS(fakehostLastFrame(c), "\"owner_id\":\"alice\"}]}]}");
+  }
+  /* The update inside is the one a connection's own transition carries. */
+  const char *one = strstr(fakehostLastFrame(1), "{\"subscriptionId\"");
+  REQUIRE(one != NULL);
+  char update[512];
+  snprintf(update, sizeof update, "%.*s", (int)(strlen(one) - 2), one);
+  CHECK_STR_CONTAINS(fakehostLastFrame(11), update);
+  cJSON *own = cJSON_Parse(fakehostLastFrame(11));
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(own, "updates")), 2);
+  cJSON_Delete(own);
+  /* Acknowledged: nothing again; unacknowledged: the transition again. */
+  for(uint32_t c = 1; c <= 9; c++) fakehostMessage(c, "{\"action\":\"ack\",\"seq\":1}");
+  fakehostMessage(11, "{\"action\":\"ack\",\"seq\":1}");
+  int frames = fakehostFrameCount(1);
+  fakehostAdvance(5001);
+  testSettle();
+  CHECK_EQ_INT(fakehostFrameCount(1), frames);
+  CHECK_STR_EQ(testFrameField(10, "type", got, sizeof got), "transition");
+  CHECK_STR_EQ(testFrameField(10, "seq", got, sizeof got), "2");
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

@@ -23,6 +23,8 @@ struct Conn {
   double seq;                      /* last seq sent on this connection */
   double seqReserved;              /* seq values below this are on record (attachment) */
   double ackedSeq;                 /* highest seq the client acknowledged (live.c) */
+  int nAwaiting;                   /* of its subscriptions, those awaiting an ack (live.c) */
+  double awaitLow;                 /* no subscription awaits an ack of a seq below this (live.c) */
   double expiresAt;                /* when its token expires, ms; 0: not known (room/conn.c) */
   double warnAt;                   /* when to tell the client so, ms; 0: told, or never */
   char *presence;                  /* JSON of the status this conn set, owned (presence.c) */

@@ -20,7 +20,8 @@ typedef struct Sub Sub;
 ** rate-limit windows (methods.def, ACTION lines). */
 int liveSubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cost);
 int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double cost);
-int liveAck(Room *room, Conn *conn, cJSON *frame, double cost);
+/* An ack of seq (NAN: the frame had no number) from conn, counted at cost. */
+int liveAck(Room *room, Conn *conn, double seq, double cost);
 /* The module's hooks (room/modules.c). */
 int liveOpen(Room *room, const cJSON *config);          /* "batchMs" */
 void liveFreeAll(Room *room);

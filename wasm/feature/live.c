@@ -41,6 +41,15 @@
 ** the subscription's latest state, at most 3 times. Subscriptions live in the
 ** WebSocket attachment, so they survive hibernation; seq values are reserved
 ** in blocks recorded there, so seq keeps growing across a wake-up.
+
+** An update that many subscribers get is built once: livePush groups the
+** subscribers of a query that get the same body (the whole result, or the
+** diff from one base) and hands the host each one's head (subscription id,
+** seq) and the one body in one crossing (host_ws_fanout). An ack costs
+** O(1) unless it settles something: a connection counts its subscriptions
+** awaiting an ack and knows the lowest seq they await, so an ack below it
+** (or repeated, or stale) visits no subscription. The shim hands over the
+** acks of many sockets in one call (nt_ws_acks, room/rpc.c).
 **
 ** Two things a subscriber may ask for, each on its own (subscribe_query
 ** "diff" and "transition"); a subscriber that asks for neither gets exactly
@@ -536,10 +545,9 @@ static void liveAppendResult(Buf *b, LiveQuery *q, const Sub *s, LiveResult *bas
   }
 }
 
-/* Append a frame's text to b: {"type":…,<id>,"subscriptionId":…,"version":…[,"seq":…],
-** result or diff from base (see liveAppendResult) or "unchanged"}. */
-static void liveFrame(Buf *b, const char *type, const cJSON *id, Sub *s, double seq,
-                      int unchanged, LiveResult *base, int64_t baseVersion){
+/* Append the head of a frame of s to b: {"type":…,<id>,"subscriptionId":…,
+** "version":…[,"seq":…] (the rest, liveFrame's, says what it carries). */
+static void liveHead(Buf *b, const char *type, const cJSON *id, const Sub *s, double seq){
   char num[64];
   bufAppendStr(b, "{\"type\":\"");
   bufAppendStr(b, type);
@@ -558,6 +566,13 @@ static void liveFrame(Buf *b, const char *type, const cJSON *id, Sub *s, double 
     snprintf(num, sizeof num, ",\"seq\":%.0f", seq);
     bufAppendStr(b, num);
   }
+}
+
+/* Append a frame's text to b: the head (liveHead), then the result or the
+** diff from base (see liveAppendResult) or "unchanged", and the brace. */
+static void liveFrame(Buf *b, const char *type, const cJSON *id, Sub *s, double seq,
+                      int unchanged, LiveResult *base, int64_t baseVersion){
+  liveHead(b, type, id, s, seq);
   if( unchanged ) bufAppendStr(b, ",\"unchanged\":true");
   else liveAppendResult(b, s->q, s, base, baseVersion);
   bufAppendStr(b, "}");
@@ -576,10 +591,12 @@ static void liveSent(Sub *s, int64_t version){
   s->haveVersion = version;
 }
 
-/* s was sent an update in frame seq at now: it waits for the ack (counted
-** in nPending, its resend noted in resendDue). */
-static void liveAwaitAck(Room *room, Sub *s, double seq, double now, int isResend){
+/* s, of conn, was sent an update in frame seq at now: it waits for the ack
+** (counted in nPending and conn's nAwaiting, its resend noted in resendDue). */
+static void liveAwaitAck(Room *room, Conn *conn, Sub *s, double seq, double now, int isResend){
   room->live->nPending += s->pendingSeq==0;
+  conn->nAwaiting += s->pendingSeq==0;
+  if( conn->awaitLow==0 || seq < conn->awaitLow ) conn->awaitLow = seq;
   s->pendingSeq = seq;
   s->sentAt = now;
   if( !isResend ) s->resends = 0;
@@ -599,7 +616,7 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   if( text==NULL ) return;
   host_ws_send(conn->id, (const uint8_t*)text, (uint32_t)strlen(text));
   free(text);
-  liveAwaitAck(room, s, seq, host_now_ms(), isResend);
+  liveAwaitAck(room, conn, s, seq, host_now_ms(), isResend);
   s->updates++;
   liveSent(s, s->q->version);
 }
@@ -622,7 +639,7 @@ static void liveSendPart(Room *room, Conn *conn, Sub **subs, int lo, int hi, con
   free(text);
   double now = host_now_ms();
   for(int i = lo; i <= hi; i++){
-    liveAwaitAck(room, subs[i], seq, now, isResend);
+    liveAwaitAck(room, conn, subs[i], seq, now, isResend);
     liveSent(subs[i], version);
   }
 }
@@ -724,28 +741,153 @@ static int liveLacks(const Sub *s){
   return s->q->results!=NULL && s->haveAt!=s->q->results->changedAt;
 }
 
-/* Push q's current result to each of its subscribers but except that lacks
-** it and takes query_update frames (transitions go out with their tick). */
-static void livePush(Room *room, LiveQuery *q, const Sub *except){
-  for(Conn *c = room->conns; c; c = c->next){
-    for(Sub *s = c->subs; s; s = s->next){
-      if( s->q==q && s!=except && !s->transition && liveLacks(s) ) liveSendUpdate(room, c, s, 0);
+/* Does s take q's current result as a query_update now (it lacks it, and
+** transitions go out with their tick)? */
+static int liveWants(const Sub *s, const LiveQuery *q, const Sub *except){
+  return s->q==q && s!=except && !s->transition && liveLacks(s);
+}
+
+/* Do a and b get the same update after the head: of the same query, the
+** whole result, or the diff from the same base? */
+static int liveSameBody(const Sub *a, const Sub *b){
+  return a->q==b->q && a->diff==b->diff
+      && (!a->diff || (a->haveAt==b->haveAt && a->haveVersion==b->haveVersion));
+}
+
+static int liveAscii(const char *z){
+  while( *z && (unsigned char)*z < 0x80 ) z++;
+  return *z==0;
+}
+
+/* The lists of one fan-out: subscriptions and their connections, and for
+** one crossing the ids, heads' ends, seqs and list positions. */
+typedef struct LiveFan {
+  double *seqs;
+  Conn **conns;
+  Sub **subs;
+  uint32_t *ids, *ends;
+  int *who;
+  int n;                           /* entries in conns/subs */
+} LiveFan;
+
+/* Room for n entries; 0, or NT_NOMEM (nothing to free). */
+static int liveFanAlloc(LiveFan *f, int n){
+  size_t each = sizeof(double) + sizeof(Conn*) + sizeof(Sub*) + 2 * sizeof(uint32_t) + sizeof(int);
+  memset(f, 0, sizeof *f);
+  f->seqs = malloc((size_t)n * each);             /* the widest first: all aligned */
+  if( f->seqs==NULL ) return NT_NOMEM;
+  f->conns = (Conn**)(f->seqs + n);
+  f->subs = (Sub**)(f->conns + n);
+  f->ids = (uint32_t*)(f->subs + n);
+  f->ends = f->ids + n;
+  f->who = (int*)(f->ends + n);
+  return NT_OK;
+}
+
+/* Send the update of f->subs[i] to it and to every later one that gets
+** the same body, in one crossing (host_ws_fanout): the body is built once,
+** each frame has its own head (subscription id, seq). A query_update, or
+** with version >= 0 a transition at version holding that one update, the
+** frame liveSendTransition would send. Those sent are set to NULL. */
+static void liveFanGroup(Room *room, LiveFan *f, int i, int64_t version){
+  const Sub *first = f->subs[i];
+  LiveQuery *q = first->q;
+  Buf body = {0}, heads = {0};
+  liveAppendResult(&body, q, first, liveResultAt(q, first->haveAt), first->haveVersion);
+  bufAppendStr(&body, version < 0 ? "}" : "}]}");
+  int k = 0;
+  for(int j = i; j < f->n; j++){
+    Sub *s = f->subs[j];
+    if( s==NULL || !liveSameBody(first, s) ) continue;
+    f->seqs[k] = connNextSeq(room, f->conns[j]);
+    if( version < 0 ){
+      liveHead(&heads, "query_update", NULL, s, f->seqs[k]);
+    }else{
+      char num[96];
+      snprintf(num, sizeof num, "{\"type\":\"transition\",\"version\":%lld,\"seq\":%.0f,\"updates\":[",
+               (long long)version, f->seqs[k]);
+      bufAppendStr(&heads, num);
+      bufAppendStr(&heads, "{\"subscriptionId\":\"");
+      bufAppendStr(&heads, s->id);
+      bufAppendStr(&heads, "\"");
+    }
+    f->ends[k] = (uint32_t)heads.n;
+    f->ids[k] = f->conns[j]->id;
+    f->who[k++] = j;
+  }
+  if( !body.oom && !heads.oom ){
+    host_ws_fanout(f->ids, (uint32_t)k, (const uint8_t*)heads.p, f->ends, (const uint8_t*)body.p, (uint32_t)body.n);
+    double now = host_now_ms();
+    for(int m = 0; m < k; m++){
+      Sub *s = f->subs[f->who[m]];
+      liveAwaitAck(room, f->conns[f->who[m]], s, f->seqs[m], now, 0);
+      if( version < 0 ) s->updates++;
+      liveSent(s, version < 0 ? q->version : version);
     }
   }
+  for(int m = 0; m < k; m++) f->subs[f->who[m]] = NULL;   /* sent, or lost as a send without memory is */
+  bufFree(&body);
+  bufFree(&heads);
+}
+
+/* Send every update in f, those with the same body together. */
+static void liveFanAll(Room *room, LiveFan *f, int64_t version){
+  for(int i = 0; i < f->n; i++) if( f->subs[i] ) liveFanGroup(room, f, i, version);
+  free(f->seqs);
+}
+
+/* Push q's current result to each of its subscribers but except that lacks
+** it and takes query_update frames (transitions go out with their tick).
+** Subscribers that get the same body (all but diff subscribers at other
+** bases: often every one) get it in one crossing (liveFanGroup); one alone,
+** or without memory for the lists, gets its frame as before. */
+static void livePush(Room *room, LiveQuery *q, const Sub *except){
+  int n = 0;
+  for(Conn *c = room->conns; c; c = c->next){
+    for(Sub *s = c->subs; s; s = s->next) n += liveWants(s, q, except);
+  }
+  LiveFan f;
+  if( n==0 ) return;
+  if( n==1 || liveFanAlloc(&f, n) ){
+    for(Conn *c = room->conns; c; c = c->next){
+      for(Sub *s = c->subs; s; s = s->next) if( liveWants(s, q, except) ) liveSendUpdate(room, c, s, 0);
+    }
+    return;
+  }
+  for(Conn *c = room->conns; c; c = c->next){
+    for(Sub *s = c->subs; s; s = s->next){
+      if( !liveWants(s, q, except) ) continue;
+      if( liveAscii(s->id) ){ f.conns[f.n] = c; f.subs[f.n++] = s; }
+      else liveSendUpdate(room, c, s, 0);           /* heads are ASCII (nt.h) */
+    }
+  }
+  liveFanAll(room, &f, -1);
 }
 
 /* The end of a tick: every connection gets, in one transition at the
 ** room's version, the results its transition subscriptions lack of the
-** queries that ran (or were due) in it. */
+** queries that ran (or were due) in it. A connection with one such update
+** (the usual case: one subscription) has its frame sent with the others'
+** that carry the same update (liveFanGroup). */
 static void liveDeliver(Room *room){
+  int nOne = 0;
+  for(Conn *c = room->conns; c; c = c->next){
+    int n = 0;
+    for(Sub *s = c->subs; s && n < 2; s = s->next) n += s->transition && s->q->inBatch && liveLacks(s);
+    nOne += n==1;
+  }
+  LiveFan f;
+  int fan = nOne > 1 && liveFanAlloc(&f, nOne)==NT_OK;
   for(Conn *c = room->conns; c; c = c->next){
     Sub *subs[LIVE_MAX_SUBS];
     int n = 0;
     for(Sub *s = c->subs; s && n < LIVE_MAX_SUBS; s = s->next){
       if( s->transition && s->q->inBatch && liveLacks(s) ) subs[n++] = s;
     }
-    if( n ) liveSendTransition(room, c, subs, n, room->version, 0);
+    if( fan && n==1 && liveAscii(subs[0]->id) ){ f.conns[f.n] = c; f.subs[f.n++] = subs[0]; }
+    else if( n ) liveSendTransition(room, c, subs, n, room->version, 0);
   }
+  if( fan ) liveFanAll(room, &f, room->version);
   for(LiveQuery *q = room->live->queries; q; q = q->next) q->inBatch = 0;
 }
 
@@ -957,6 +1099,7 @@ static void liveRemove(Conn *conn, Sub *s){
     if( *pp==s ){ *pp = s->next; break; }
   }
   conn->nSubs--;
+  if( s->pendingSeq && --conn->nAwaiting==0 ) conn->awaitLow = 0;
   s->q->nTransitionSubs -= s->transition;
   if( --s->q->nSubs==0 ) s->q->idleSince = host_now_ms();
   liveSubFree(s);
@@ -1055,31 +1198,36 @@ int liveUnsubscribe(Room *room, Conn *conn, cJSON *frame, Reply *reply, double c
   return NT_OK;
 }
 
-int liveAck(Room *room, Conn *conn, cJSON *frame, double cost){
-  const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
-  int valid = cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble <= conn->seq
-           && seq->valuedouble==(double)(int64_t)seq->valuedouble;
+int liveAck(Room *room, Conn *conn, double seq, double cost){
+  int valid = seq >= 0 && seq <= conn->seq && seq==floor(seq);   /* NAN: none holds */
   Reply reply = { 0, conn->id, NULL, 0, NULL };
-  if( valid && seq->valuedouble > conn->ackedSeq ){
-    rateConnCharge(room, conn, cost);                /* acknowledges something new: never refused */
-    conn->ackedSeq = seq->valuedouble;
-  }else{
+  if( !valid || seq <= conn->ackedSeq ){
     int rc = liveRefused(room, conn, cost, &reply);
     if( rc ) return rc;
     if( !valid ){
       replyError(room, &reply, NT_BAD_REQUEST, "seq: expected a sequence number this connection was sent");
       return NT_BAD_REQUEST;
     }
+    return NT_OK;   /* repeated or stale: every update awaiting an ack went out after ackedSeq */
   }
+  rateConnCharge(room, conn, cost);                  /* acknowledges something new: never refused */
+  conn->ackedSeq = seq;
+  if( conn->nAwaiting==0 || seq < conn->awaitLow ) return NT_OK;    /* it settles none: no walk */
+  double low = 0;
   for(Sub *s = conn->subs; s; s = s->next){
-    if( s->pendingSeq && s->pendingSeq <= seq->valuedouble ){
-      if( room->live && --room->live->nPending <= 0 ) room->live->nPending = 0, room->live->resendDue = 0;
-      s->pendingSeq = 0;
-      s->resends = 0;
-      s->ackedAt = s->haveAt;          /* what the client holds is acknowledged */
-      s->ackedVersion = s->haveVersion;
+    if( s->pendingSeq==0 ) continue;
+    if( s->pendingSeq > seq ){
+      if( low==0 || s->pendingSeq < low ) low = s->pendingSeq;
+      continue;
     }
+    if( room->live && --room->live->nPending <= 0 ) room->live->nPending = 0, room->live->resendDue = 0;
+    conn->nAwaiting--;
+    s->pendingSeq = 0;
+    s->resends = 0;
+    s->ackedAt = s->haveAt;          /* what the client holds is acknowledged */
+    s->ackedVersion = s->haveVersion;
   }
+  conn->awaitLow = low;
   return NT_OK;
 }
 

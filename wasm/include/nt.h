@@ -145,6 +145,13 @@ NT_EXPORT(nt_conn_restore) int nt_conn_restore(Room *room, uint32_t conn,
 ** of the error frame it sent; the connection stays open either way. */
 NT_EXPORT(nt_ws_message) int nt_ws_message(Room *room, uint32_t conn,
                                            const uint8_t *data, uint32_t len, int isBinary);
+/* Acks that arrived as the frame {"action":"ack","seq":n} exactly (the host
+** may hold such frames back and hand over those of many connections in one
+** call, in arrival order, before any other call into the core): acks holds n
+** pairs (connection id, seq) as 2n doubles (borrowed). Each is handled as
+** nt_ws_message would handle its frame; a connection that is gone is
+** skipped. Returns 0. */
+NT_EXPORT(nt_ws_acks) int nt_ws_acks(Room *room, const double *acks, uint32_t n);
 /* The WebSocket closed (by either side). */
 NT_EXPORT(nt_conn_close) int nt_conn_close(Room *room, uint32_t conn);
 
@@ -202,6 +209,15 @@ NT_IMPORT(host_sql_txn) int host_sql_txn(uint32_t token);
 /* Send one text frame to a WebSocket (copied). Returns 0, or NT_NOT_FOUND for
 ** a connection that is gone. */
 NT_IMPORT(host_ws_send) int host_ws_send(uint32_t conn, const uint8_t *data, uint32_t len);
+/* Send n text frames that share their end: frame i, to conns[i], is head i
+** followed by body. The heads lie one after another in heads, head i ending
+** at byte headEnds[i] (starting where head i-1 ended, head 0 at 0); heads are
+** ASCII, body is UTF-8. All copied. One crossing for an update that many
+** subscribers get: the body is serialised once. Returns the number of frames
+** sent (connections that are gone are skipped). */
+NT_IMPORT(host_ws_fanout) int host_ws_fanout(const uint32_t *conns, uint32_t n,
+                                             const uint8_t *heads, const uint32_t *headEnds,
+                                             const uint8_t *body, uint32_t bodyLen);
 /* Close a WebSocket with a close code and reason (copied). */
 NT_IMPORT(host_ws_close) int host_ws_close(uint32_t conn, int code,
                                            const uint8_t *reason, uint32_t len);

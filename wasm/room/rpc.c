@@ -10,6 +10,10 @@
 **
 ** Bad input never traps: each check answers with a code and a message, and
 ** the connection stays open.
+
+** Acks may also arrive without their frame: the shim gathers the acks sent
+** in their exact form and hands them over together (nt_ws_acks), each then
+** handled as the "ack" action handles its frame.
 **
 ** Every frame rule lives here too. JSON from outside the core (frames, HTTP
 ** bodies, the identity the host vouches for, connection attachments) is read
@@ -22,6 +26,7 @@
 ** their C length is their length, so no identity or payload string is ever
 ** read shorter than it was sent.
 */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,7 +188,8 @@ static int actionUnsubscribe(Room *room, Conn *conn, cJSON *frame, int hasNul){
 }
 static int actionAck(Room *room, Conn *conn, cJSON *frame, int hasNul){
   (void)hasNul;
-  return liveAck(room, conn, frame, rateCostAck);
+  const cJSON *seq = cJSON_GetObjectItemCaseSensitive(frame, "seq");
+  return liveAck(room, conn, cJSON_IsNumber(seq) ? seq->valuedouble : NAN, rateCostAck);
 }
 
 /* auth: a fresh token for the connection's user ({"action":"auth","id":…,
@@ -253,6 +259,21 @@ static int rpcMessage(Room *room, uint32_t connId, const uint8_t *data, uint32_t
 int nt_ws_message(Room *room, uint32_t connId, const uint8_t *data, uint32_t len, int isBinary){
   if( room==NULL ) return NT_INTERNAL;
   return roomDone(room, rpcMessage(room, connId, data, len, isBinary));
+}
+
+/* Acks the host gathered (nt.h): each as rpcMessage would handle its frame,
+** without the frame (the host passed only the exact text of an ack). */
+int nt_ws_acks(Room *room, const double *acks, uint32_t n){
+  if( room==NULL ) return NT_INTERNAL;
+  double now = host_now_ms();
+  for(uint32_t i = 0; i < n; i++){
+    double id = acks[2*i];
+    Conn *conn = id >= 0 && id <= UINT32_MAX ? connFind(room, (uint32_t)id) : NULL;
+    if( conn==NULL ) continue;
+    conn->lastFrameAt = now;
+    liveAck(room, conn, acks[2*i + 1], rateCostAck);
+  }
+  return roomDone(room, NT_OK);
 }
 
 /* Is the exact string s (n bytes) free of control characters: C0
