@@ -1011,14 +1011,16 @@ static void liveResendTransitions(Room *room, Conn *c, Sub **due, int n, double 
     if( liveLacks(due[i]) ){ due[i]->sentAt = now; continue; }
     Sub *same[LIVE_MAX_SUBS];
     int k = 0;
-    for(int j = i; j < n; j++){
+    same[k++] = due[i];
+    due[i]->resends++;
+    for(int j = i + 1; j < n; j++){
       if( due[j] && !liveLacks(due[j]) && due[j]->haveVersion==due[i]->haveVersion ){
         same[k++] = due[j];
         due[j]->resends++;
-        if( j > i ) due[j] = NULL;
+        due[j] = NULL;
       }
     }
-    liveSendTransition(room, c, same, k, same[0]->haveVersion, 1);
+    liveSendTransition(room, c, same, k, due[i]->haveVersion, 1);
   }
 }
 
