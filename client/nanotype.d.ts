@@ -317,6 +317,9 @@ export interface ConnectOptions {
   /** with getToken: replace the token on the open socket this long (ms) before
    *  it expires, at most half its remaining life ahead (default 60000) */
   tokenRefreshLeadMs?: number;
+  /** at most one ack of live updates per this many ms: the first at once,
+   *  the rest at the interval's end as one (default 1000; 0 acks every update) */
+  ackIntervalMs?: number;
 }
 
 export interface ResultMeta {

@@ -87,7 +87,10 @@ const DEFAULTS = {
   diffs: false,              /* ask for row diffs (live queries v2) */
   transitions: false,        /* ask for one frame per commit (live queries v2) */
   tokenRefreshLeadMs: 60_000, /* replace a token this long before it expires (at most half its life) */
+  ackIntervalMs: 1_000,      /* at most one ack per interval (the first at once); 0 acks every update */
 };
+
+export { DEFAULTS as CLIENT_DEFAULTS };     /* the defaults, for benchmarks that model the SDK */
 
 const OPEN = 1;              /* WebSocket.OPEN, the same in every implementation */
 const MAX_REFUSAL_BODY = 65_536;  /* bytes of a refused handshake's body we read */
@@ -280,6 +283,7 @@ export class NanotypeClient {
     ping: null,        /* the ping interval */
     pong: null,        /* waiting for any frame after a ping */
     refresh: null,     /* replacing the token before it expires */
+    ack: null,         /* the ack interval: acks wait for its end */
   };
   #tokenExp = null;    /* when the current socket's token expires, ms, if known */
   #authId = null;      /* id of the auth frame in flight (-1: getToken asked), else null */
@@ -435,7 +439,7 @@ export class NanotypeClient {
     const ws = this.#ws;
     this.#ws = null;
     this.#welcomed = false;
-    for (const t of ['connect', 'stable', 'ping', 'pong', 'refresh']) this.#clearTimer(t);
+    for (const t of ['connect', 'stable', 'ping', 'pong', 'refresh', 'ack']) this.#clearTimer(t);
     this.#authId = null;
     if (!ws) return;
     ws.onmessage = ws.onclose = ws.onopen = null;
@@ -739,18 +743,27 @@ export class NanotypeClient {
     this.#processed(f.seq);
   }
 
-  /* Note a processed seq; one ack per microtask carries the highest. */
+  /* Note a processed seq. An ack carries the highest processed: the first
+  ** after a quiet interval goes at the end of this microtask, later ones wait
+  ** for the interval's end and go as one (a delayed ack, as TCP's: the
+  ** server resends only after 5 s, and each ack is a frame it must handle;
+  ** docs/PROTOCOL.md, "Live queries, in detail"). */
   #processed(seq) {
     if (typeof seq !== 'number' || seq <= this.#maxSeq) return;
     this.#maxSeq = seq;
-    if (this.#ackQueued) return;
+    if (this.#ackQueued || this.#timers.ack) return;     /* an ack is on its way */
     this.#ackQueued = true;
-    queueMicrotask(() => {
-      this.#ackQueued = false;
-      if (this.#maxSeq > this.#ackedSeq && this.#send({ action: 'ack', seq: this.#maxSeq })) {
-        this.#ackedSeq = this.#maxSeq;
-      }
-    });
+    queueMicrotask(() => { this.#ackQueued = false; this.#sendAck(); });
+  }
+
+  /* Ack what was processed and not yet acked; then hold the next ack for
+  ** ackIntervalMs, at whose end whatever arrived meanwhile is acked. */
+  #sendAck() {
+    if (this.#maxSeq <= this.#ackedSeq || !this.#send({ action: 'ack', seq: this.#maxSeq })) return;
+    this.#ackedSeq = this.#maxSeq;
+    if (this.#opt.ackIntervalMs > 0) {
+      this.#timers.ack = setTimeout(() => { this.#timers.ack = null; this.#sendAck(); }, this.#opt.ackIntervalMs);
+    }
   }
 
   /* ------------------------------------------------------------------ RPC */

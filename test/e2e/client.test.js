@@ -19,7 +19,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startServer, uniqueRoom, within } from './harness.js';
+import { startServer, uniqueRoom, within, until } from './harness.js';
 import { connect, NanotypeError } from '../../client/nanotype.js';
 
 let server;
@@ -493,6 +493,33 @@ test('presence and cursors helpers send the protocol methods and events reach on
   c.reconnect();
   FakeSocket.last().open();
   assert.deepEqual(FakeSocket.last().sent.map((f) => f.method), ['setPresence']);
+});
+
+test('acks are delayed: the first at once, those within the interval as one ack of the highest seq', async () => {
+  const acks = (s) => s.sent.filter((f) => f.action === 'ack');
+  const c = fake({ ackIntervalMs: 300 });
+  FakeSocket.last().open();
+  const s = FakeSocket.last();
+  const update = (seq) => s.receive({ type: 'event', event: 'ping-like', seq, data: null });
+  update(1);
+  await Promise.resolve();
+  assert.deepEqual(acks(s), [{ action: 'ack', seq: 1 }], 'the first after a quiet interval goes at once');
+  update(2);
+  update(3);
+  await Promise.resolve();
+  assert.deepEqual(acks(s), [{ action: 'ack', seq: 1 }], 'later ones wait for the interval');
+  await until('the held ack', () => acks(s), (a) => a.length === 2, 5_000, 20);
+  assert.deepEqual(acks(s), [{ action: 'ack', seq: 1 }, { action: 'ack', seq: 3 }], 'one ack carries the highest seq');
+  c.close();
+
+  const every = fake({ ackIntervalMs: 0 });
+  FakeSocket.last().open();
+  const e = FakeSocket.last();
+  for (const seq of [1, 2, 3]) {
+    e.receive({ type: 'event', event: 'ping-like', seq, data: null });
+    await Promise.resolve();
+  }
+  assert.deepEqual(acks(e).map((f) => f.seq), [1, 2, 3], 'ackIntervalMs 0 acks every update');
 });
 
 test('an unchanged:true answer keeps the result and names the last version seen', async () => {
