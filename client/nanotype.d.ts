@@ -396,6 +396,10 @@ export interface EventFrame<D = unknown> {
 
 export class NanotypeClient<A = UntypedApi> {
   constructor(options: ConnectOptions);
+  /** the tuning knobs' defaults (read-only) */
+  static readonly defaults: Readonly<Required<Pick<ConnectOptions, 'backoffBaseMs' | 'backoffCapMs' | 'stableAfterMs' |
+    'connectTimeoutMs' | 'pingIntervalMs' | 'pongTimeoutMs' | 'optimisticGraceMs' | 'diffs' | 'transitions' |
+    'tokenRefreshLeadMs' | 'ackIntervalMs'>>>;
   /** kept across reconnects, persisted per room in `storage` */
   clientId: string;
   /** from the last welcome */

@@ -90,8 +90,6 @@ const DEFAULTS = {
   ackIntervalMs: 1_000,      /* at most one ack per interval (the first at once); 0 acks every update */
 };
 
-export { DEFAULTS as CLIENT_DEFAULTS };     /* the defaults, for benchmarks that model the SDK */
-
 const OPEN = 1;              /* WebSocket.OPEN, the same in every implementation */
 const MAX_REFUSAL_BODY = 65_536;  /* bytes of a refused handshake's body we read */
 const NAME_RE = /^[A-Za-z0-9._:-]{1,128}$/;   /* a valid clientId, as PROTOCOL.md says */
@@ -257,6 +255,9 @@ export function connect(options) {
 }
 
 export class NanotypeClient {
+  /** the tuning knobs' defaults (read-only; benchmarks that model the SDK read them) */
+  static defaults = Object.freeze({ ...DEFAULTS });
+
   /* options */
   #url;                /* server base URL, http(s) or ws(s) */
   #room;               /* room name */
