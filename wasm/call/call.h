@@ -157,7 +157,8 @@ typedef struct RateWindow {
 typedef struct RateLimits {
   RateRule conn[RATE_MAX_RULES];   /* per WebSocket, in memory (Conn.rate) */
   int nConn;
-  RateRule user[RATE_MAX_RULES];   /* per user in this room, in SQL, key "user:<id>" */
+  RateRule user[RATE_MAX_RULES];   /* per user in this room, key "user:<id>": decided in
+                                      memory, written to SQL at the end of each call */
   int nUser;
   RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
   int nKey;
@@ -168,7 +169,10 @@ typedef struct RateLimits {
   double liveBudgetMs;             /* re-run work above which a live query is coalesced longer */
   double liveMaxMs;                /* smoothed re-run work above which it is ended; 0: never */
   double liveTickMs;               /* live-query work per timer tick before yielding */
-  double checks;                   /* rateCheckSql calls by this instance */
+  struct RateUser *users;          /* [nUsers] users' windows kept in memory, owned (ratelimit.c) */
+  int nUsers;
+  double checks;                   /* rateCheckSql calls and user checks by this instance */
+  double cleanupAt;                /* checks at the users' last cleanup (ratelimit.c) */
   double cleanups;                 /* rateCleanupSql runs by this instance */
   double chargedUnits;             /* units charged for measured work */
 } RateLimits;
