@@ -245,6 +245,13 @@ int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
   return dosqlExec(&F.sql, sql, sqlLen, args, argsLen, maxRows, maxBytes, ppOut, pnOut);
 }
 
+/* host_sql_batch: each statement through host_sql_exec (its faults and
+** counts per statement). */
+int host_sql_batch(const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_t *pnOut){
+  ensureInit();
+  return dosqlBatch(host_sql_exec, req, reqLen, ppOut, pnOut);
+}
+
 /* host_sql_txn: one SAVEPOINT per call, so calls nest. The room is the
 ** one the host knows: set by fakehostRoomNew between nt_room_new and
 ** nt_room_open, like shim/room.js. */

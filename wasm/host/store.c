@@ -3,7 +3,8 @@
 **
 ** The Durable Object's SQLite is the source of truth. Every statement goes
 ** through host_sql_exec as SQL text plus a JSON array of positional bindings,
-** and comes back as {"columns","rows","rowsRead","rowsWritten"}. Writes are
+** and comes back as {"columns","rows","rowsRead","rowsWritten"}; statements
+** whose results can wait (storeQueue) go several to one host_sql_batch. Writes are
 ** grouped with storeTxn, which asks the host to run a body inside
 ** ctx.storage.transactionSync; a body that fails rolls everything back.
 ** storeMapError turns SQLite's messages into protocol error codes, from a
@@ -73,6 +74,14 @@ static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t 
 
 int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows,
                     uint32_t maxBytes, SqlResult *res, char *err, size_t errLen){
+  if( room->txn.nQueued ){         /* what was queued runs first, in order */
+    int rc = storeFlush(room);
+    if( rc ){
+      memset(res, 0, sizeof *res);
+      storeSetErr(err, errLen, "an earlier statement of the transaction failed");
+      return rc;
+    }
+  }
   if( args==NULL ) return storeRun(room, sql, "[]", maxRows, maxBytes, res, err, errLen);
   char *json = cJSON_PrintUnformatted(args);
   if( json==NULL ){ storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
@@ -118,6 +127,135 @@ cJSON *storeRowsAsObjects(const SqlResult *res){
   return out;
 }
 
+/* ------------------------------------------------------------------------
+** The queue: statements known before their results are needed, run in one
+** host call (host_sql_batch) instead of one each. A write's begin, its
+** body and the audit record cross into the host and back as one JSON
+** request and one JSON answer.
+*/
+
+/* Drop the queue without running it. */
+static void storeDiscard(Room *room){
+  StoreTxn *t = &room->txn;
+  cJSON_Delete(t->queue);
+  t->queue = NULL;
+  t->nQueued = 0;
+}
+
+int storeQueue(Room *room, const char *sql, cJSON *args, SqlResult *out, char *err, size_t errLen){
+  return storeQueueThen(room, sql, args, out, err, errLen, NULL, NULL);
+}
+
+int storeQueueThen(Room *room, const char *sql, cJSON *args, SqlResult *out, char *err, size_t errLen,
+                   TxnBody xThen, void *arg){
+  StoreTxn *t = &room->txn;
+  if( out ) memset(out, 0, sizeof *out);
+  if( t->queue==NULL && (t->queue = cJSON_CreateArray())==NULL ){
+    cJSON_Delete(args);
+    storeSetErr(err, errLen, "out of memory");
+    return NT_NOMEM;
+  }
+  if( t->nQueued==t->nDest ){
+    int cap = t->nDest ? 2 * t->nDest : 8;
+    StoreDest *grown = realloc(t->dest, sizeof *grown * (size_t)cap);
+    if( grown==NULL ){ cJSON_Delete(args); storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
+    t->dest = grown;
+    t->nDest = cap;
+  }
+  cJSON *item = cJSON_CreateArray();
+  if( item==NULL || !cJSON_AddItemToArray(t->queue, item) ){
+    cJSON_Delete(item);
+    cJSON_Delete(args);
+    storeSetErr(err, errLen, "out of memory");
+    return NT_NOMEM;
+  }
+  cJSON_AddItemToArray(item, cJSON_CreateString(sql));
+  cJSON_AddItemToArray(item, args ? args : cJSON_CreateArray());
+  cJSON_AddItemToArray(item, cJSON_CreateNumber(out ? 1 : 0));
+  t->dest[t->nQueued].out = out;
+  t->dest[t->nQueued].err = err;
+  t->dest[t->nQueued].errLen = errLen;
+  t->dest[t->nQueued].xThen = xThen;
+  t->dest[t->nQueued].arg = arg;
+  t->nQueued++;
+  if( cJSON_GetArraySize(item)!=3 ){ storeDiscard(room); storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
+  return t->token ? NT_OK : storeFlush(room);
+}
+
+/* The batch's answer given to its statements; then their xThen in order. */
+static int storeDeliver(Room *room, StoreDest *dest, int n, int rc, cJSON *doc);
+
+int storeFlush(Room *room){
+  StoreTxn *t = &room->txn;
+  int n = t->nQueued;
+  if( n==0 ) return NT_OK;
+  char *req = cJSON_PrintUnformatted(t->queue);
+  StoreDest *dest = t->dest;       /* taken: an xThen may queue anew */
+  t->dest = NULL;
+  t->nDest = 0;
+  storeDiscard(room);
+  if( req==NULL ){
+    storeSetErr(dest[0].err, dest[0].errLen, "out of memory");
+    free(dest);
+    return NT_NOMEM;
+  }
+  uint8_t *out = NULL;
+  uint32_t nOut = 0;
+  int rc = host_sql_batch((const uint8_t*)req, (uint32_t)strlen(req), &out, &nOut);
+  cJSON_free(req);
+  room->stats.sqlStatements += n;
+  cJSON *doc = out ? cJSON_ParseWithLength((const char*)out, nOut) : NULL;
+  nt_free(out);
+  rc = storeDeliver(room, dest, n, rc, doc);
+  free(dest);
+  return rc;
+}
+
+static int storeDeliver(Room *room, StoreDest *dest, int n, int rc, cJSON *doc){
+  if( rc!=NT_OK ){
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "message");
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(doc, "index");
+    const char *msg = cJSON_IsString(m) ? m->valuestring : "storage error";
+    int i = cJSON_IsNumber(at) && at->valuedouble >= 0 && at->valuedouble < n ? (int)at->valuedouble : 0;
+    storeSetErr(dest[i].err, dest[i].errLen, msg);
+    int code = storeMapError(msg);
+    cJSON_Delete(doc);
+    return code;
+  }
+  if( !cJSON_IsArray(doc) || cJSON_GetArraySize(doc)!=n ){
+    cJSON_Delete(doc);
+    storeSetErr(dest[0].err, dest[0].errLen, "storage answered a batch with malformed JSON");
+    return NT_INTERNAL;
+  }
+  rc = NT_OK;
+  for(int i = 0; i < n; i++){
+    cJSON *item = cJSON_DetachItemFromArray(doc, 0);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(item, "rowsRead");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(item, "rowsWritten");
+    double rowsRead = cJSON_IsNumber(r) ? r->valuedouble : 0;
+    double rowsWritten = cJSON_IsNumber(w) ? w->valuedouble : 0;
+    room->stats.rowsRead += rowsRead;
+    room->stats.rowsWritten += rowsWritten;
+    SqlResult *res = dest[i].out;
+    if( res==NULL ){ cJSON_Delete(item); continue; }
+    res->doc = item;
+    res->columns = cJSON_GetObjectItemCaseSensitive(item, "columns");
+    res->rows = cJSON_GetObjectItemCaseSensitive(item, "rows");
+    res->rowsRead = rowsRead;
+    res->rowsWritten = rowsWritten;
+    if( !cJSON_IsArray(res->columns) || !cJSON_IsArray(res->rows) ){
+      storeResultFree(res);
+      storeSetErr(dest[i].err, dest[i].errLen, "storage answer lacks columns or rows");
+      if( rc==NT_OK ) rc = NT_INTERNAL;
+    }
+  }
+  cJSON_Delete(doc);
+  for(int i = 0; rc==NT_OK && i < n; i++){
+    if( dest[i].xThen ) rc = dest[i].xThen(room, dest[i].arg);
+  }
+  return rc;
+}
+
 /* SQLite's messages, as Cloudflare passes them on, mapped to protocol codes.
 ** The first needle found in the message wins. */
 static const struct { const char *needle; int code; } sqlErrorMap[] = {
@@ -150,6 +288,7 @@ int storeTxn(Room *room, TxnBody body, void *arg){
   room->txn.arg = arg;
   room->txn.token = 1;                             /* one transaction at a time */
   int rc = host_sql_txn(room->txn.token);
+  storeDiscard(room);                              /* a body that failed left its queue */
   room->txn.xBody = NULL;
   room->txn.arg = NULL;
   room->txn.token = 0;
@@ -164,7 +303,10 @@ int nt_txn_body(Room *room, uint32_t token){
   if( room==NULL || token==0 || token!=room->txn.token || room->txn.xBody==NULL ){
     return NT_INTERNAL;
   }
-  return room->txn.xBody(room, room->txn.arg);
+  int rc = room->txn.xBody(room, room->txn.arg);
+  if( rc==NT_OK ) rc = storeFlush(room);           /* the body's last statements */
+  else storeDiscard(room);
+  return rc;
 }
 
 /* First statement of every write transaction: bump the commit counter and
@@ -176,7 +318,7 @@ int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen){
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, who ? cJSON_CreateString(who->userId) : cJSON_CreateNull());
   cJSON_AddItemToArray(args, cJSON_CreateNumber(who && who->isAdmin ? 1 : 0));
-  return storeRunFree(room,
+  return storeQueue(room,
     "UPDATE _room SET version = version + 1, rls_uid = ?1, rls_admin = ?2 WHERE id = 1",
-    args, err, errLen);
+    args, NULL, err, errLen);
 }
