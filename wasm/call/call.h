@@ -196,6 +196,8 @@ int rateCleanupSql(Room *room, double nowMs);
 ** "maxMs","tickMs"}, "connsPerUser": n}, each defaulting when absent. */
 int rateConfigure(Room *room, const cJSON *cfg);     /* makes room->rate; NT_NOMEM */
 void rateFree(Room *room);
+int rateWriteEnd(Room *room, const Write *w);        /* Module.xWriteEnd: the call's counts join its write */
+void rateOnCommit(Room *room, const Touched *t);     /* Module.xOnCommit */
 /* The work a stretch of the core's time did: the host clock before and
 ** after, and the rows the room's SQLite read and wrote meanwhile (a measure
 ** that advances even where the platform's clock stands still while code

@@ -25,8 +25,9 @@
 **     "user:<id>"), decided in memory: the instance reads a user's buckets
 **     once (one SELECT, at the user's first call; RATE_USERS_MAX users are
 **     kept, the least recently seen dropped first), decides and counts in
-**     its copy, and writes what the call counted at the call's end (one
-**     upsert of deltas, no transaction of its own: rateCharge). SQLite thus
+**     its copy, and writes what the call counted with the call's write (one
+**     upsert of deltas among the write's statements: rateWriteEnd) or, for
+**     a call that commits nothing, at the call's end (rateCharge). SQLite thus
 **     holds every call's count once the call is over, and a call no longer
 **     reads its user's windows back.
 **   - the RateLimiter Durable Object (shim/ratelimiter.js) runs this same core
@@ -75,6 +76,7 @@ typedef struct RateUser {
   RateWindow win[RATE_MAX_RULES];  /* one per rule of RateLimits.user */
   struct { int rule; double bucket, count; } pending[RATE_PENDING_MAX];  /* counted, not yet in SQL */
   int nPending;
+  int inFlight;                    /* the first of them, queued in a write not yet committed */
   double seenAt;                   /* its last check, for eviction */
 } RateUser;
 
@@ -634,26 +636,33 @@ static void rateUserCount(Room *room, RateUser *u, double now, double cost){
   }
 }
 
-/* Write what u counted since it was last written: one upsert adding the
-** deltas (so rows another path counted meanwhile stay right). */
-static int rateUserSave(Room *room, RateUser *u, char *err, size_t errLen){
-  if( u->nPending==0 ) return NT_OK;
-  const RateLimits *rl = room->rate;
-  Buf sql = {0};
-  cJSON *args = cJSON_CreateArray();
+/* The upsert that adds u's first n pending counts to its rows (deltas, so
+** rows another path counted meanwhile stay right). Caller frees both;
+** NT_NOMEM. */
+static int rateUserUpsert(const RateLimits *rl, const RateUser *u, int n, Buf *sql, cJSON **ppArgs){
+  cJSON *args = *ppArgs = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateString(u->key));
-  bufAppendStr(&sql, "INSERT INTO _rate_limits (key, rule, bucket, count) VALUES ");
-  for(int j = 0, p = 2; j < u->nPending; j++, p += 3){
+  bufAppendStr(sql, "INSERT INTO _rate_limits (key, rule, bucket, count) VALUES ");
+  for(int j = 0, p = 2; j < n; j++, p += 3){
     char term[64];
     snprintf(term, sizeof term, "%s(?1, ?%d, ?%d, ?%d)", j ? ", " : "", p, p + 1, p + 2);
-    bufAppendStr(&sql, term);
+    bufAppendStr(sql, term);
     cJSON_AddItemToArray(args, cJSON_CreateString(rl->user[u->pending[j].rule].name));
     cJSON_AddItemToArray(args, cJSON_CreateNumber(u->pending[j].bucket));
     cJSON_AddItemToArray(args, cJSON_CreateNumber(u->pending[j].count));
   }
-  bufAppendStr(&sql, " ON CONFLICT (key, rule, bucket) DO UPDATE SET count = count + excluded.count");
+  bufAppendStr(sql, " ON CONFLICT (key, rule, bucket) DO UPDATE SET count = count + excluded.count");
+  return sql->oom || args==NULL || cJSON_GetArraySize(args)!=1 + 3 * n ? NT_NOMEM : NT_OK;
+}
+
+/* Write what u counted since it was last written, on its own. */
+static int rateUserSave(Room *room, RateUser *u, char *err, size_t errLen){
+  if( u->nPending==0 ) return NT_OK;
+  Buf sql = {0};
+  cJSON *args = NULL;
   SqlResult res;
-  int rc = sql.oom || args==NULL ? NT_NOMEM : storeExec(room, sql.p, args, &res, err, errLen);
+  int rc = rateUserUpsert(room->rate, u, u->nPending, &sql, &args);
+  if( rc==NT_OK ) rc = storeExec(room, sql.p, args, &res, err, errLen);
   if( rc==NT_OK ) storeResultFree(&res);
   else if( rc==NT_NOMEM ) snprintf(err, errLen, "out of memory");
   bufFree(&sql);
@@ -662,11 +671,50 @@ static int rateUserSave(Room *room, RateUser *u, char *err, size_t errLen){
   return rc;
 }
 
+/* A write of the call is about to commit (Module.xWriteEnd): its counts
+** join the write's statements, so the write and its count are one commit
+** and the call's end has nothing left to write. Rolled back, they stay
+** pending and the call's end writes them on their own. */
+int rateWriteEnd(Room *room, const Write *w){
+  RateLimits *rl = room->rate;
+  if( rl==NULL || w->schema ) return NT_OK;
+  for(int i = 0; i < rl->nUsers; i++){
+    RateUser *u = &rl->users[i];
+    if( u->nPending==0 || u->inFlight ) continue;
+    Buf sql = {0};
+    cJSON *args = NULL;
+    int rc = rateUserUpsert(rl, u, u->nPending, &sql, &args);
+    if( rc==NT_OK ){
+      rc = storeQueue(room, sql.p, args, NULL, w->err, w->errLen);
+      args = NULL;                 /* taken */
+    }
+    bufFree(&sql);
+    cJSON_Delete(args);
+    if( rc ) return rc;
+    u->inFlight = u->nPending;
+  }
+  return NT_OK;
+}
+
+/* The write committed (Module.xOnCommit): what it carried is written. */
+void rateOnCommit(Room *room, const Touched *t){
+  (void)t;
+  RateLimits *rl = room->rate;
+  for(int i = 0; rl && i < rl->nUsers; i++){
+    RateUser *u = &rl->users[i];
+    if( u->inFlight==0 ) continue;
+    u->nPending -= u->inFlight;
+    memmove(u->pending, u->pending + u->inFlight, sizeof u->pending[0] * (size_t)u->nPending);
+    u->inFlight = 0;
+  }
+}
+
 /* The end of a call: every user's counts to SQL, and every
 ** RATE_CLEANUP_EVERY-th check the old buckets away. */
 static void rateUsersSave(Room *room){
   RateLimits *rl = room->rate;
   for(int i = 0; i < rl->nUsers; i++){
+    rl->users[i].inFlight = 0;     /* a write that carried them rolled back */
     if( rl->users[i].nPending==0 ) continue;
     char err[256] = "";
     if( room->status ){ rl->users[i].nPending = 0; continue; }   /* the room was erased */
