@@ -70,6 +70,7 @@ static struct {
   int stepHits;                    /* statements stopped at the bound */
 
   int nSqlCall, nTxnCall;          /* calls since reset */
+  int nBatchCall;                  /* host_sql_batch calls since reset */
 } F;
 
 /* ------------------------------------------------------------------------
@@ -212,7 +213,7 @@ void fakehostReset(void){
   F.failSqlIn = F.failCommit = 0;
   F.stepLimit = F.steps = 0;
   F.stepHits = 0;
-  F.nSqlCall = F.nTxnCall = F.sql.depth = 0;
+  F.nSqlCall = F.nTxnCall = F.nBatchCall = F.sql.depth = 0;
   F.sql.internal = F.sql.deniedTxn = 0;
   F.room = NULL;
   F.now = FAKEHOST_EPOCH_MS;
@@ -249,6 +250,7 @@ int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
 ** counts per statement). */
 int host_sql_batch(const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_t *pnOut){
   ensureInit();
+  F.nBatchCall++;
   return dosqlBatch(host_sql_exec, req, reqLen, ppOut, pnOut);
 }
 
@@ -666,3 +668,4 @@ void fakehostSetStepLimit(long long steps){
 int fakehostStepLimitHits(void){ return F.stepHits; }
 int fakehostSqlCalls(void){ return F.nSqlCall; }
 int fakehostTxnCalls(void){ return F.nTxnCall; }
+int fakehostBatchCalls(void){ return F.nBatchCall; }

@@ -111,7 +111,8 @@ typedef struct StoreTxn {
   TxnBody xBody;                   /* body for the running host_sql_txn */
   void *arg;                       /* its argument */
   uint32_t token;                  /* token of the running transaction, 0 if none */
-  cJSON *queue;                    /* statements queued for storeFlush, owned, or NULL */
+  Buf queue;                       /* statements queued for storeFlush: the JSON of
+                                      host_sql_batch's request, without its brackets */
   StoreDest *dest;                 /* [nQueued] where their results go, owned */
   int nQueued, nDest;              /* queued; dest's capacity */
 } StoreTxn;

@@ -10,6 +10,7 @@
 ** storeMapError turns SQLite's messages into protocol error codes, from a
 ** table rather than a chain of branches.
 */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ static void storeSetErr(char *err, size_t errLen, const char *msg){
   char *code = strstr(err, ": SQLITE_");
   if( code ) *code = 0;
 }
+
+static void storeJsonArgs(Buf *b, const cJSON *args);
 
 /* One host_sql_exec and the parse of its answer. */
 static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t maxRows,
@@ -83,10 +86,12 @@ int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows,
     }
   }
   if( args==NULL ) return storeRun(room, sql, "[]", maxRows, maxBytes, res, err, errLen);
-  char *json = cJSON_PrintUnformatted(args);
-  if( json==NULL ){ storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
+  Buf b = {0};
+  storeJsonArgs(&b, args);
+  char *json = bufFinish(&b);
+  if( json==NULL ){ memset(res, 0, sizeof *res); storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
   int rc = storeRun(room, sql, json, maxRows, maxBytes, res, err, errLen);
-  cJSON_free(json);
+  free(json);
   return rc;
 }
 
@@ -134,11 +139,75 @@ cJSON *storeRowsAsObjects(const SqlResult *res){
 ** request and one JSON answer.
 */
 
+/* JSON text as JSON.parse reads it back, written without cJSON's printer
+** (whose numbers go through printf and back through sscanf): strings
+** escaped, integers digit by digit, other numbers in 17 digits. */
+static void storeJsonString(Buf *b, const char *z){
+  bufAppend(b, "\"", 1);
+  const char *run = z;
+  for(; *z; z++){
+    unsigned char c = (unsigned char)*z;
+    if( c!='"' && c!='\\' && c >= 0x20 ) continue;
+    bufAppend(b, run, (size_t)(z - run));
+    char esc[8];
+    if( c=='"' || c=='\\' ){ esc[0] = '\\'; esc[1] = (char)c; bufAppend(b, esc, 2); }
+    else{ snprintf(esc, sizeof esc, "\\u%04x", c); bufAppend(b, esc, 6); }
+    run = z + 1;
+  }
+  bufAppend(b, run, (size_t)(z - run));
+  bufAppend(b, "\"", 1);
+}
+
+static void storeJsonNumber(Buf *b, double d){
+  char tmp[32];
+  if( !isfinite(d) ){ bufAppendStr(b, "null"); return; }
+  if( d==floor(d) && fabs(d) < 1e15 ){
+    long long v = (long long)d;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    char *p = tmp + sizeof tmp;
+    *--p = 0;
+    do{ *--p = (char)('0' + u % 10); u /= 10; }while( u );
+    if( v < 0 ) *--p = '-';
+    bufAppendStr(b, p);
+    return;
+  }
+  snprintf(tmp, sizeof tmp, "%.17g", d);
+  bufAppendStr(b, tmp);
+}
+
+/* The bindings array; NULL is []. Anything but an array is printed as it
+** is (and refused by the host). */
+static void storeJsonArgs(Buf *b, const cJSON *args){
+  if( args && !cJSON_IsArray(args) ){
+    char *json = cJSON_PrintUnformatted(args);
+    if( json==NULL ){ b->oom = 1; return; }
+    bufAppendStr(b, json);
+    cJSON_free(json);
+    return;
+  }
+  bufAppend(b, "[", 1);
+  int first = 1;
+  for(const cJSON *v = args ? args->child : NULL; v; v = v->next, first = 0){
+    if( !first ) bufAppend(b, ",", 1);
+    if( cJSON_IsString(v) ) storeJsonString(b, v->valuestring);
+    else if( cJSON_IsNumber(v) ) storeJsonNumber(b, v->valuedouble);
+    else if( cJSON_IsTrue(v) ) bufAppendStr(b, "true");
+    else if( cJSON_IsFalse(v) ) bufAppendStr(b, "false");
+    else if( cJSON_IsNull(v) ) bufAppendStr(b, "null");
+    else{
+      char *json = cJSON_PrintUnformatted(v);
+      if( json==NULL ){ b->oom = 1; return; }
+      bufAppendStr(b, json);
+      cJSON_free(json);
+    }
+  }
+  bufAppend(b, "]", 1);
+}
+
 /* Drop the queue without running it. */
 static void storeDiscard(Room *room){
   StoreTxn *t = &room->txn;
-  cJSON_Delete(t->queue);
-  t->queue = NULL;
+  bufFree(&t->queue);
   t->nQueued = 0;
 }
 
@@ -150,11 +219,6 @@ int storeQueueThen(Room *room, const char *sql, cJSON *args, SqlResult *out, cha
                    TxnBody xThen, void *arg){
   StoreTxn *t = &room->txn;
   if( out ) memset(out, 0, sizeof *out);
-  if( t->queue==NULL && (t->queue = cJSON_CreateArray())==NULL ){
-    cJSON_Delete(args);
-    storeSetErr(err, errLen, "out of memory");
-    return NT_NOMEM;
-  }
   if( t->nQueued==t->nDest ){
     int cap = t->nDest ? 2 * t->nDest : 8;
     StoreDest *grown = realloc(t->dest, sizeof *grown * (size_t)cap);
@@ -162,23 +226,20 @@ int storeQueueThen(Room *room, const char *sql, cJSON *args, SqlResult *out, cha
     t->dest = grown;
     t->nDest = cap;
   }
-  cJSON *item = cJSON_CreateArray();
-  if( item==NULL || !cJSON_AddItemToArray(t->queue, item) ){
-    cJSON_Delete(item);
-    cJSON_Delete(args);
-    storeSetErr(err, errLen, "out of memory");
-    return NT_NOMEM;
-  }
-  cJSON_AddItemToArray(item, cJSON_CreateString(sql));
-  cJSON_AddItemToArray(item, args ? args : cJSON_CreateArray());
-  cJSON_AddItemToArray(item, cJSON_CreateNumber(out ? 1 : 0));
+  Buf *b = &t->queue;
+  bufAppendStr(b, t->nQueued ? ",[" : "[");
+  storeJsonString(b, sql);
+  bufAppend(b, ",", 1);
+  storeJsonArgs(b, args);
+  bufAppendStr(b, out ? ",1]" : ",0]");
+  cJSON_Delete(args);
+  if( b->oom ){ storeDiscard(room); storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
   t->dest[t->nQueued].out = out;
   t->dest[t->nQueued].err = err;
   t->dest[t->nQueued].errLen = errLen;
   t->dest[t->nQueued].xThen = xThen;
   t->dest[t->nQueued].arg = arg;
   t->nQueued++;
-  if( cJSON_GetArraySize(item)!=3 ){ storeDiscard(room); storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
   return t->token ? NT_OK : storeFlush(room);
 }
 
@@ -189,11 +250,21 @@ int storeFlush(Room *room){
   StoreTxn *t = &room->txn;
   int n = t->nQueued;
   if( n==0 ) return NT_OK;
-  char *req = cJSON_PrintUnformatted(t->queue);
-  StoreDest *dest = t->dest;       /* taken: an xThen may queue anew */
+  Buf q = t->queue;                /* taken, with dest: an xThen may queue anew */
+  memset(&t->queue, 0, sizeof t->queue);
+  StoreDest *dest = t->dest;
   t->dest = NULL;
   t->nDest = 0;
-  storeDiscard(room);
+  t->nQueued = 0;
+  char *req = NULL;
+  if( !q.oom ){
+    Buf r = {0};
+    bufAppend(&r, "[", 1);
+    bufAppend(&r, q.p, q.n);
+    bufAppend(&r, "]", 1);
+    req = bufFinish(&r);
+  }
+  bufFree(&q);
   if( req==NULL ){
     storeSetErr(dest[0].err, dest[0].errLen, "out of memory");
     free(dest);
@@ -202,7 +273,7 @@ int storeFlush(Room *room){
   uint8_t *out = NULL;
   uint32_t nOut = 0;
   int rc = host_sql_batch((const uint8_t*)req, (uint32_t)strlen(req), &out, &nOut);
-  cJSON_free(req);
+  free(req);
   room->stats.sqlStatements += n;
   cJSON *doc = out ? cJSON_ParseWithLength((const char*)out, nOut) : NULL;
   nt_free(out);
