@@ -4,6 +4,7 @@
 ** in order, with bindings that survive the trip exactly, and a write that
 ** fails or writes nothing anywhere in the batch leaves nothing behind.
 */
+#include <math.h>
 #include "testroom.h"
 
 /* _room.version, as SQLite holds it. */
@@ -88,4 +89,47 @@ TEST(a_statement_failing_inside_the_batch_should_undo_the_whole_write){
   CHECK_EQ_INT(storedVersion(), version + 1);
   fakehostRoomFree();
 }
+/* ---- the JSON the core hands the host ------------------------------------ */
+
+/* ntJsonPrint(v) must be cJSON_PrintUnformatted(v), byte for byte. */
+static void checkSamePrint(const cJSON *v){
+  char *want = cJSON_PrintUnformatted(v);
+  char *got = ntJsonPrint(v);
+  REQUIRE(want != NULL && got != NULL);
+  if( strcmp(want, got)!=0 ) fprintf(stderr, "cJSON %s\nours  %s\n", want, got);
+  CHECK_STR_EQ(got, want);
+  cJSON_free(want);
+  free(got);
+}
+
+TEST(the_json_printer_should_write_what_cjson_writes){
+  static const char *const docs[] = {
+    "{\"type\":\"rpc_result\",\"id\":7,\"result\":{\"id\":\"ab\",\"created_at\":1764670000123,\"n\":null,\"ok\":true,\"no\":false}}",
+    "[0,-0,1,-1,2147483647,2147483648,-2147483649,999999999999999,1000000000000000,9007199254740991,1e21,1e300,-1e-300]",
+    "[0.1,0.5,-0.25,1.5,3.14159,0.30000000000000004,1e-7,123456.789,5e-324,1.7976931348623157e308]",
+    "[\"\",\"plain\",\"q\\\"uote\",\"back\\\\slash\",\"\\b\\f\\n\\r\\t\",\"\\u0001\\u001f\\u007f\",\"\u00e9\u20ac\",\"/\"]",
+    "{\"\":{},\"a\":[],\"b\":[[],[{}]],\"k\\\"ey\":\"v\",\"\\n\":1}",
+  };
+  for(size_t i = 0; i < sizeof docs / sizeof docs[0]; i++){
+    cJSON *doc = cJSON_Parse(docs[i]);
+    REQUIRE(doc != NULL);
+    checkSamePrint(doc);
+    cJSON_Delete(doc);
+  }
+  /* numbers over many magnitudes, from a fixed pseudo-random walk */
+  cJSON *arr = cJSON_CreateArray();
+  uint64_t x = 88172645463325252ull;
+  for(int i = 0; i < 2000; i++){
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    double m = (double)(x >> 11) / 9007199254740992.0;        /* [0, 1) */
+    double v = ldexp(m, (int)(x % 120) - 60) * ((x >> 7) & 1 ? -1 : 1);
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber(i % 3 ? v : floor(v * 1000)));
+  }
+  cJSON_AddItemToArray(arr, cJSON_CreateNumber(NAN));
+  cJSON_AddItemToArray(arr, cJSON_CreateNumber(INFINITY));
+  cJSON_AddItemToArray(arr, cJSON_CreateRaw("{\"raw\":1}"));
+  checkSamePrint(arr);
+  cJSON_Delete(arr);
+}
+
 TEST_MAIN(fakehostReset)

@@ -118,6 +118,11 @@ typedef struct StoreTxn {
 } StoreTxn;
 int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen);  /* who NULL: the room */
 int storeMapError(const char *message);
+/* v as cJSON_PrintUnformatted writes it, byte for byte, at less cost (its
+** integers without sprintf and sscanf); malloc'd, caller frees with free();
+** NULL when out of memory or v cannot be printed. The JSON the core hands
+** the host: batches, frames, answers. */
+char *ntJsonPrint(const cJSON *v);
 cJSON *storeRowsAsObjects(const SqlResult *res);
 
 /* ---- write.c: the one write path ---------------------------------------- */

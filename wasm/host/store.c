@@ -10,6 +10,7 @@
 ** storeMapError turns SQLite's messages into protocol error codes, from a
 ** table rather than a chain of branches.
 */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,18 +140,23 @@ cJSON *storeRowsAsObjects(const SqlResult *res){
 ** request and one JSON answer.
 */
 
-/* JSON text as JSON.parse reads it back, written without cJSON's printer
-** (whose numbers go through printf and back through sscanf): strings
-** escaped, integers digit by digit, other numbers in 17 digits. */
+/* JSON text byte for byte as cJSON_PrintUnformatted writes it, without
+** its printer's cost on the common values: an integral number is written
+** digit by digit (cJSON prints every number with sprintf and reads it back
+** with sscanf); other numbers take cJSON's own way, 15 digits when they
+** read back, else 17 (bindings: exactly, see storeJsonValue). Strings
+** escaped as cJSON escapes them. */
 static void storeJsonString(Buf *b, const char *z){
+  static const char shortEsc[] = { ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't' };
   bufAppend(b, "\"", 1);
-  const char *run = z;
-  for(; *z; z++){
+  const char *run = z ? z : "";
+  for(z = run; *z; z++){
     unsigned char c = (unsigned char)*z;
     if( c!='"' && c!='\\' && c >= 0x20 ) continue;
     bufAppend(b, run, (size_t)(z - run));
     char esc[8];
     if( c=='"' || c=='\\' ){ esc[0] = '\\'; esc[1] = (char)c; bufAppend(b, esc, 2); }
+    else if( c < sizeof shortEsc && shortEsc[c] ){ esc[0] = '\\'; esc[1] = shortEsc[c]; bufAppend(b, esc, 2); }
     else{ snprintf(esc, sizeof esc, "\\u%04x", c); bufAppend(b, esc, 6); }
     run = z + 1;
   }
@@ -158,10 +164,10 @@ static void storeJsonString(Buf *b, const char *z){
   bufAppend(b, "\"", 1);
 }
 
-static void storeJsonNumber(Buf *b, double d){
+static void storeJsonNumber(Buf *b, double d, int exact){
   char tmp[32];
-  if( !isfinite(d) ){ bufAppendStr(b, "null"); return; }
-  if( d==floor(d) && fabs(d) < 1e15 ){
+  if( isnan(d) || isinf(d) ){ bufAppendStr(b, "null"); return; }
+  if( d==floor(d) && fabs(d) < 1e15 && !(d==0 && signbit(d)) ){
     long long v = (long long)d;
     unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
     char *p = tmp + sizeof tmp;
@@ -171,37 +177,67 @@ static void storeJsonNumber(Buf *b, double d){
     bufAppendStr(b, p);
     return;
   }
-  snprintf(tmp, sizeof tmp, "%.17g", d);
+  if( exact ){                     /* the fewest digits that read back exactly */
+    for(int prec = 15; prec <= 17; prec++){
+      snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+      if( strtod(tmp, NULL)==d ) break;
+    }
+  }else{
+    snprintf(tmp, sizeof tmp, "%1.15g", d);
+    double back = strtod(tmp, NULL);
+    double scale = fmax(fabs(back), fabs(d));
+    if( !(fabs(back - d) <= scale * DBL_EPSILON) ) snprintf(tmp, sizeof tmp, "%1.17g", d);
+  }
   bufAppendStr(b, tmp);
+}
+
+/* Any cJSON value; sets b->oom for one cJSON cannot print either. exact:
+** numbers in the fewest digits that read back exactly (bindings), where
+** cJSON settles for 15 digits within a rounding error (frames). */
+static void storeJsonValue(Buf *b, const cJSON *v, int exact){
+  switch( v->type & 0xFF ){
+    case cJSON_NULL:   bufAppendStr(b, "null"); return;
+    case cJSON_False:  bufAppendStr(b, "false"); return;
+    case cJSON_True:   bufAppendStr(b, "true"); return;
+    case cJSON_Number: storeJsonNumber(b, v->valuedouble, exact); return;
+    case cJSON_String: storeJsonString(b, v->valuestring); return;
+    case cJSON_Raw:
+      if( v->valuestring==NULL ){ b->oom = 1; return; }
+      bufAppendStr(b, v->valuestring);
+      return;
+    case cJSON_Array:
+    case cJSON_Object: {
+      int obj = (v->type & 0xFF)==cJSON_Object;
+      bufAppend(b, obj ? "{" : "[", 1);
+      for(const cJSON *c = v->child; c && !b->oom; c = c->next){
+        if( c!=v->child ) bufAppend(b, ",", 1);
+        if( obj ){
+          if( c->string==NULL ){ b->oom = 1; return; }
+          storeJsonString(b, c->string);
+          bufAppend(b, ":", 1);
+        }
+        storeJsonValue(b, c, exact);
+      }
+      bufAppend(b, obj ? "}" : "]", 1);
+      return;
+    }
+    default: b->oom = 1;
+  }
+}
+
+char *ntJsonPrint(const cJSON *v){
+  if( v==NULL ) return NULL;
+  Buf b = {0};
+  storeJsonValue(&b, v, 0);
+  if( b.oom ){ bufFree(&b); return NULL; }
+  return bufFinish(&b);
 }
 
 /* The bindings array; NULL is []. Anything but an array is printed as it
 ** is (and refused by the host). */
 static void storeJsonArgs(Buf *b, const cJSON *args){
-  if( args && !cJSON_IsArray(args) ){
-    char *json = cJSON_PrintUnformatted(args);
-    if( json==NULL ){ b->oom = 1; return; }
-    bufAppendStr(b, json);
-    cJSON_free(json);
-    return;
-  }
-  bufAppend(b, "[", 1);
-  int first = 1;
-  for(const cJSON *v = args ? args->child : NULL; v; v = v->next, first = 0){
-    if( !first ) bufAppend(b, ",", 1);
-    if( cJSON_IsString(v) ) storeJsonString(b, v->valuestring);
-    else if( cJSON_IsNumber(v) ) storeJsonNumber(b, v->valuedouble);
-    else if( cJSON_IsTrue(v) ) bufAppendStr(b, "true");
-    else if( cJSON_IsFalse(v) ) bufAppendStr(b, "false");
-    else if( cJSON_IsNull(v) ) bufAppendStr(b, "null");
-    else{
-      char *json = cJSON_PrintUnformatted(v);
-      if( json==NULL ){ b->oom = 1; return; }
-      bufAppendStr(b, json);
-      cJSON_free(json);
-    }
-  }
-  bufAppend(b, "]", 1);
+  if( args==NULL ){ bufAppendStr(b, "[]"); return; }
+  storeJsonValue(b, args, 1);
 }
 
 /* Drop the queue without running it. */
