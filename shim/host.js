@@ -727,6 +727,23 @@ function ntImports(host) {
       return core.handOut(out, ppOut, pnOut, rc);
     },
 
+    /* int host_sql_batch(req, reqLen, **ppOut, *pnOut): [[sql, args, want], …]
+    ** run in order, one answer each; the first failure stops it. */
+    host_sql_batch(reqPtr, reqLen, ppOut, pnOut) {
+      const stmts = JSON.parse(core.str(reqPtr, reqLen));
+      const results = [];
+      let out, rc;
+      try {
+        for (const [text, args, want] of stmts) results.push(sqlRun(host.ctx.storage.sql, text, args, want));
+        out = JSON.stringify(results);
+        rc = NT.OK;
+      } catch (e) {
+        out = JSON.stringify({ message: String(e?.message ?? e), index: results.length });
+        rc = NT.INTERNAL;
+      }
+      return core.handOut(out, ppOut, pnOut, rc);
+    },
+
     /* int host_sql_txn(token): run nt_txn_body(room, token) in a transaction. */
     host_sql_txn(token) {
       try {
@@ -842,6 +859,16 @@ export function sqlExec(sql, text, args, maxRows = 0, maxBytes = 0) {
   const out = { columns: cur.columnNames, rows, rowsRead: cur.rowsRead, rowsWritten: cur.rowsWritten };
   if (truncated) out.truncated = true;
   return out;
+}
+
+/* One statement of a batch: its counters, and its columns and rows when
+** the core wants them (host_sql_batch). */
+function sqlRun(sql, text, args, want) {
+  if (want) return sqlExec(sql, text, args);
+  if (!Array.isArray(args)) throw new Error("bindings must be a JSON array");
+  const cur = args.length ? sql.exec(text, ...args.map(bindValue)) : sql.exec(text);
+  for (const _ of cur.raw()) { /* consume before reading counters */ }
+  return { rowsRead: cur.rowsRead, rowsWritten: cur.rowsWritten };
 }
 
 /* DO SQLite would bind true as the text 'true': bind booleans as 1/0. */

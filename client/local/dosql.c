@@ -291,6 +291,56 @@ int dosqlExec(DoSql *d, const uint8_t *sql, uint32_t sqlLen,
 }
 
 /* ------------------------------------------------------------------------
+** Batches: each statement through the host's own host_sql_exec, so its
+** faults and counts apply per statement as they do on workerd's.
+*/
+int dosqlBatch(DoSqlExec xExec, const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_t *pnOut){
+  *ppOut = NULL;
+  *pnOut = 0;
+  cJSON *stmts = cJSON_ParseWithLength((const char*)req, reqLen);
+  if( !cJSON_IsArray(stmts) ){
+    cJSON_Delete(stmts);
+    return dosqlError(NT_INTERNAL, "host_sql_batch: not a JSON array", ppOut, pnOut);
+  }
+  DoSqlStr s = {0};
+  dosqlPuts(&s, "[");
+  int i = 0, rc = NT_OK;
+  for(const cJSON *st = stmts->child; st; st = st->next, i++){
+    const cJSON *sql = cJSON_GetArrayItem(st, 0);
+    char *args = cJSON_PrintUnformatted(cJSON_GetArrayItem(st, 1));
+    uint8_t *out = NULL;
+    uint32_t nOut = 0;
+    rc = cJSON_IsString(sql) && args
+       ? xExec((const uint8_t*)sql->valuestring, (uint32_t)strlen(sql->valuestring),
+               (const uint8_t*)args, (uint32_t)strlen(args), 0, 0, &out, &nOut)
+       : NT_INTERNAL;
+    cJSON_free(args);
+    if( rc!=NT_OK ){
+      cJSON *doc = out ? cJSON_ParseWithLength((const char*)out, nOut) : NULL;
+      const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "message");
+      DoSqlStr e = {0};
+      char tail[32];
+      dosqlPuts(&e, "{\"message\":");
+      const char *msg = cJSON_IsString(m) ? m->valuestring : "host_sql_batch: bad statement";
+      dosqlJsonString(&e, msg, strlen(msg));
+      snprintf(tail, sizeof tail, ",\"index\":%d}", i);
+      dosqlPuts(&e, tail);
+      cJSON_Delete(doc);
+      nt_free(out);
+      free(s.z);
+      cJSON_Delete(stmts);
+      return dosqlDeliver(&e, rc, ppOut, pnOut);
+    }
+    if( i ) dosqlPuts(&s, ",");
+    dosqlAppend(&s, (const char*)out, nOut);
+    nt_free(out);
+  }
+  dosqlPuts(&s, "]");
+  cJSON_Delete(stmts);
+  return dosqlDeliver(&s, NT_OK, ppOut, pnOut);
+}
+
+/* ------------------------------------------------------------------------
 ** Transactions: one SAVEPOINT per call, so calls nest.
 */
 int dosqlInternalExec(DoSql *d, const char *sql){

@@ -72,6 +72,12 @@ int dosqlExec(DoSql *d, const uint8_t *sql, uint32_t sqlLen,
               uint32_t maxRows, uint32_t maxBytes,
               uint8_t **ppOut, uint32_t *pnOut);
 
+/* host_sql_batch (nt.h has the contract) over xExec, the host's own
+** host_sql_exec, called once per statement in order. */
+typedef int (*DoSqlExec)(const uint8_t *sql, uint32_t sqlLen, const uint8_t *args, uint32_t argsLen,
+                         uint32_t maxRows, uint32_t maxBytes, uint8_t **ppOut, uint32_t *pnOut);
+int dosqlBatch(DoSqlExec xExec, const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_t *pnOut);
+
 /* host_sql_txn over d: SAVEPOINT, nt_txn_body(room, token), RELEASE, or
 ** ROLLBACK TO on failure. room: borrowed. Returns 0 or the failure's code. */
 int dosqlTxn(DoSql *d, Room *room, uint32_t token);

@@ -6,7 +6,7 @@
 ** browser or in Node there is no such database, but the core already carries
 ** a whole SQLite: core-local.wasm is the core's own objects, unchanged, linked
 ** with this file, which defines the two storage imports of nt.h
-** (host_sql_exec, host_sql_txn) over a second connection of that SQLite. The
+** (host_sql_exec, host_sql_batch, host_sql_txn) over a second connection of that SQLite. The
 ** linker resolves the core's calls to these definitions, so they are not
 ** imports of core-local.wasm; every other import (time, randomness, sends,
 ** timers, async work) stays with the JavaScript host (client/local/core.js).
@@ -213,6 +213,11 @@ NT_EXPORT(nt_local_exec) int nt_local_exec(const uint8_t *sql, uint32_t sqlLen,
                                            const uint8_t *args, uint32_t argsLen,
                                            uint8_t **ppOut, uint32_t *pnOut){
   return host_sql_exec(sql, sqlLen, args, argsLen, 0, 0, ppOut, pnOut);
+}
+
+/* host_sql_batch: each statement through host_sql_exec. */
+int host_sql_batch(const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_t *pnOut){
+  return dosqlBatch(host_sql_exec, req, reqLen, ppOut, pnOut);
 }
 
 /* ------------------------------------------------------------------------

@@ -71,6 +71,7 @@ static struct {
 
   int nSqlCall, nTxnCall;          /* calls since reset */
   int nFanout;                     /* host_ws_fanout calls since reset */
+  int nBatchCall;                  /* host_sql_batch calls since reset */
 } F;
 
 /* ------------------------------------------------------------------------
@@ -213,7 +214,7 @@ void fakehostReset(void){
   F.failSqlIn = F.failCommit = 0;
   F.stepLimit = F.steps = 0;
   F.stepHits = 0;
-  F.nSqlCall = F.nTxnCall = F.sql.depth = 0;
+  F.nSqlCall = F.nTxnCall = F.nBatchCall = F.sql.depth = 0;
   F.nFanout = 0;
   F.sql.internal = F.sql.deniedTxn = 0;
   F.room = NULL;
@@ -245,6 +246,14 @@ int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
     return dosqlError(F.failSqlRc, F.failSqlMsg ? F.failSqlMsg : "injected fault", ppOut, pnOut);
   }
   return dosqlExec(&F.sql, sql, sqlLen, args, argsLen, maxRows, maxBytes, ppOut, pnOut);
+}
+
+/* host_sql_batch: each statement through host_sql_exec (its faults and
+** counts per statement). */
+int host_sql_batch(const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_t *pnOut){
+  ensureInit();
+  F.nBatchCall++;
+  return dosqlBatch(host_sql_exec, req, reqLen, ppOut, pnOut);
 }
 
 /* host_sql_txn: one SAVEPOINT per call, so calls nest. The room is the
@@ -693,3 +702,4 @@ void fakehostSetStepLimit(long long steps){
 int fakehostStepLimitHits(void){ return F.stepHits; }
 int fakehostSqlCalls(void){ return F.nSqlCall; }
 int fakehostTxnCalls(void){ return F.nTxnCall; }
+int fakehostBatchCalls(void){ return F.nBatchCall; }

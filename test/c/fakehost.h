@@ -175,8 +175,10 @@ void fakehostFailCommit(void);
 ** targets use it so that no input can hang them. */
 void fakehostSetStepLimit(long long steps);
 int fakehostStepLimitHits(void);                   /* statements stopped so far */
-/* Calls to host_sql_exec / host_sql_txn since the last reset. */
+/* Calls to host_sql_exec / host_sql_txn since the last reset (a
+** host_sql_batch's statements count as host_sql_exec calls each). */
 int fakehostSqlCalls(void);
 int fakehostTxnCalls(void);
+int fakehostBatchCalls(void);                      /* host_sql_batch calls */
 
 #endif /* NT_FAKEHOST_H */

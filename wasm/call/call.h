@@ -159,7 +159,8 @@ typedef struct RateWindow {
 typedef struct RateLimits {
   RateRule conn[RATE_MAX_RULES];   /* per WebSocket, in memory (Conn.rate) */
   int nConn;
-  RateRule user[RATE_MAX_RULES];   /* per user in this room, in SQL, key "user:<id>" */
+  RateRule user[RATE_MAX_RULES];   /* per user in this room, key "user:<id>": decided in
+                                      memory, written to SQL at the end of each call */
   int nUser;
   RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
   int nKey;
@@ -170,7 +171,10 @@ typedef struct RateLimits {
   double liveBudgetMs;             /* re-run work above which a live query is coalesced longer */
   double liveMaxMs;                /* smoothed re-run work above which it is ended; 0: never */
   double liveTickMs;               /* live-query work per timer tick before yielding */
-  double checks;                   /* rateCheckSql calls by this instance */
+  struct RateUser *users;          /* [nUsers] users' windows kept in memory, owned (ratelimit.c) */
+  int nUsers;
+  double checks;                   /* rateCheckSql calls and user checks by this instance */
+  double cleanupAt;                /* checks at the users' last cleanup (ratelimit.c) */
   double cleanups;                 /* rateCleanupSql runs by this instance */
   double chargedUnits;             /* units charged for measured work */
 } RateLimits;
@@ -194,6 +198,8 @@ int rateCleanupSql(Room *room, double nowMs);
 ** "maxMs","tickMs"}, "connsPerUser": n}, each defaulting when absent. */
 int rateConfigure(Room *room, const cJSON *cfg);     /* makes room->rate; NT_NOMEM */
 void rateFree(Room *room);
+int rateWriteEnd(Room *room, const Write *w);        /* Module.xWriteEnd: the call's counts join its write */
+void rateOnCommit(Room *room, const Touched *t);     /* Module.xOnCommit */
 /* The work a stretch of the core's time did: the host clock before and
 ** after, and the rows the room's SQLite read and wrote meanwhile (a measure
 ** that advances even where the platform's clock stands still while code

@@ -587,14 +587,26 @@ typedef struct FnRun {
   cJSON *result;                   /* shaped result, owned */
 } FnRun;
 
-static int fnWriteBody(Room *room, void *arg){
+/* Its result, still inside the transaction: shaped, and the write undone
+** when it wrote nothing. */
+static int fnWriteAfter(Room *room, void *arg){
+  (void)room;
   FnRun *run = arg;
   Call *call = run->call;
-  int rc = storeExec(room, run->sql, run->args, &run->res, call->err, sizeof call->err);
-  if( rc==NT_OK ) rc = fnShape(call, run->fn, &run->res, &run->result);
+  int rc = fnShape(call, run->fn, &run->res, &run->result);
   if( rc==NT_OK && run->res.rowsWritten==0 ) rc = NT_NOCHANGE;
   if( rc==NT_OK && call->mutationId ) rc = idemRecord(call, run->result);
   return rc;
+}
+
+/* The statement, queued: it crosses to the host with the write's begin and
+** the audit record in one call (write.c), and fnWriteAfter reads its answer. */
+static int fnWriteBody(Room *room, void *arg){
+  FnRun *run = arg;
+  Call *call = run->call;
+  cJSON *args = run->args;
+  run->args = NULL;                /* taken by the queue */
+  return storeQueueThen(room, run->sql, args, &run->res, call->err, sizeof call->err, fnWriteAfter, run);
 }
 
 int fnCall(Call *call, const Fn *fn, cJSON **ppResult){

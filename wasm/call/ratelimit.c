@@ -22,8 +22,14 @@
 **     and a flood on one socket is refused without touching SQLite. Lost when
 **     the room hibernates, which only forgives.
 **   - per user of the room, durable, in the room's SQLite (_rate_limits, key
-**     "user:<id>", rateCheckSql): one SELECT and one upsert in one
-**     transaction.
+**     "user:<id>"), decided in memory: the instance reads a user's buckets
+**     once (one SELECT, at the user's first call; RATE_USERS_MAX users are
+**     kept, the least recently seen dropped first), decides and counts in
+**     its copy, and writes what the call counted with the call's write (one
+**     upsert of deltas among the write's statements: rateWriteEnd) or, for
+**     a call that commits nothing, at the call's end (rateCharge). SQLite thus
+**     holds every call's count once the call is over, and a call no longer
+**     reads its user's windows back.
 **   - the RateLimiter Durable Object (shim/ratelimiter.js) runs this same core
 **     with no migrations; the Worker asks it _rateCheck {key, cost} before
 **     opening a WebSocket or serving an HTTP RPC (keys "user:<sub>" and
@@ -60,6 +66,19 @@
 #define RATE_ROWS_PER_MS   4000.0 /* default: rows DO SQLite reads in about 1 ms */
 #define RATE_EPS           1e-6   /* slack for floating-point sums of counts */
 #define RATE_MAX_KEY       512    /* longest key _rateCheck accepts */
+#define RATE_USERS_MAX     64     /* users whose windows an instance keeps in memory */
+#define RATE_PENDING_MAX   16     /* a user's counts not yet written (a call makes at most 6) */
+
+/* One user's windows in memory (RateLimits.users): the copy of its rows in
+** _rate_limits, plus what was counted since they were last written. */
+typedef struct RateUser {
+  char *key;                       /* "user:<id>", owned */
+  RateWindow win[RATE_MAX_RULES];  /* one per rule of RateLimits.user */
+  struct { int rule; double bucket, count; } pending[RATE_PENDING_MAX];  /* counted, not yet in SQL */
+  int nPending;
+  int inFlight;                    /* the first of them, queued in a write not yet committed */
+  double seenAt;                   /* its last check, for eviction */
+} RateUser;
 
 /* The module's table (Module.schema): part of a room's system schema, and
 ** all a rate-limiter room has (room/room.c, the limiter open). */
@@ -120,9 +139,17 @@ static int rateRulesFrom(const cJSON *group, RateRule *out){
   return n;
 }
 
+static void rateUsersFree(RateLimits *rl){
+  for(int i = 0; i < rl->nUsers; i++) free(rl->users[i].key);
+  free(rl->users);
+  rl->users = NULL;
+  rl->nUsers = 0;
+}
+
 int rateConfigure(Room *room, const cJSON *cfg){
   RateLimits *rl = room->rate;
   if( rl==NULL && (rl = room->rate = calloc(1, sizeof *rl))==NULL ) return NT_NOMEM;
+  rateUsersFree(rl);
   memset(rl, 0, sizeof *rl);
   rl->nConn = rateRulesFrom(cJSON_GetObjectItemCaseSensitive(cfg, "conn"), rl->conn);
   rl->nUser = rateRulesFrom(cJSON_GetObjectItemCaseSensitive(cfg, "user"), rl->user);
@@ -286,48 +313,49 @@ typedef struct RateSql {
   char err[256];                   /* out: storage error */
 } RateSql;
 
-/* Read the key's buckets of every rule (one SELECT), decide, and when every
-** rule admits, count cost in each current bucket (one upsert). */
-static int rateSqlBody(Room *room, void *arg){
-  RateSql *st = arg;
-  double counts[RATE_MAX_RULES][RATE_MAX_BUCKETS];
-  double cur[RATE_MAX_RULES] = {0};
-  memset(counts, 0, sizeof counts);
+/* Read key's buckets in the windows of rules[0..n) at now: counts[i][k] is
+** rule i's bucket k widths older than cur[i], the start of its current one.
+** One SELECT per rule, joined by UNION ALL: each is a range of the primary
+** key, so it reads the window's buckets and nothing else (an OR of the
+** ranges would read every bucket the key has, old ones too). */
+static int rateSqlRead(Room *room, const char *key, const RateRule *rules, int n, double now,
+                       double counts[RATE_MAX_RULES][RATE_MAX_BUCKETS], double *cur,
+                       char *err, size_t errLen){
+  memset(counts, 0, sizeof(double) * RATE_MAX_RULES * RATE_MAX_BUCKETS);
   Buf sql = {0};
   cJSON *args = cJSON_CreateArray();
-  cJSON_AddItemToArray(args, cJSON_CreateString(st->key));
-  bufAppendStr(&sql, "SELECT rule, bucket, count FROM _rate_limits WHERE key = ?1 AND (");
+  cJSON_AddItemToArray(args, cJSON_CreateString(key));
   int p = 2;
-  for(int i = 0; i < st->n; i++){
-    const RateRule *r = &st->rules[i];
+  for(int i = 0; i < n; i++){
+    const RateRule *r = &rules[i];
+    cur[i] = 0;
     if( !ruleOn(r) ) continue;
     double bs = ruleBucketMs(r);
-    cur[i] = floor(st->now / bs) * bs;
-    char term[96];
-    snprintf(term, sizeof term, "%s(rule = ?%d AND bucket BETWEEN ?%d AND ?%d)",
-             p==2 ? "" : " OR ", p, p + 1, p + 2);
+    cur[i] = floor(now / bs) * bs;
+    char term[160];
+    snprintf(term, sizeof term, "%sSELECT rule, bucket, count FROM _rate_limits"
+             " WHERE key = ?1 AND rule = ?%d AND bucket BETWEEN ?%d AND ?%d",
+             p==2 ? "" : " UNION ALL ", p, p + 1, p + 2);
     bufAppendStr(&sql, term);
     cJSON_AddItemToArray(args, cJSON_CreateString(r->name));
     cJSON_AddItemToArray(args, cJSON_CreateNumber(cur[i] - ruleBuckets(r) * bs));
     cJSON_AddItemToArray(args, cJSON_CreateNumber(cur[i]));
     p += 3;
   }
-  bufAppendStr(&sql, ")");
+  if( p==2 ){ bufFree(&sql); cJSON_Delete(args); return NT_OK; }   /* no rule on */
   SqlResult res;
-  int rc = sql.oom || args==NULL ? NT_NOMEM
-         : storeExec(room, sql.p, args, &res, st->err, sizeof st->err);
+  int rc = sql.oom || args==NULL ? NT_NOMEM : storeExec(room, sql.p, args, &res, err, errLen);
   bufFree(&sql);
   cJSON_Delete(args);
   if( rc ) return rc;
-
   const cJSON *row;
   cJSON_ArrayForEach(row, res.rows){
     const cJSON *name = cJSON_GetArrayItem(row, 0);
     const cJSON *bucket = cJSON_GetArrayItem(row, 1);
     const cJSON *count = cJSON_GetArrayItem(row, 2);
     if( !cJSON_IsString(name) || !cJSON_IsNumber(bucket) || !cJSON_IsNumber(count) ) continue;
-    for(int i = 0; i < st->n; i++){
-      const RateRule *r = &st->rules[i];
+    for(int i = 0; i < n; i++){
+      const RateRule *r = &rules[i];
       if( !ruleOn(r) || strcmp(r->name, name->valuestring)!=0 ) continue;
       double k = (cur[i] - bucket->valuedouble) / ruleBucketMs(r);
       if( k >= 0 && k <= ruleBuckets(r) && k==floor(k) ) counts[i][(int)k] += count->valuedouble;
@@ -335,6 +363,21 @@ static int rateSqlBody(Room *room, void *arg){
     }
   }
   storeResultFree(&res);
+  return NT_OK;
+}
+
+/* Read the key's buckets of every rule (one SELECT), decide, and when every
+** rule admits, count cost in each current bucket (one upsert). */
+static int rateSqlBody(Room *room, void *arg){
+  RateSql *st = arg;
+  double counts[RATE_MAX_RULES][RATE_MAX_BUCKETS];
+  double cur[RATE_MAX_RULES] = {0};
+  int rc = rateSqlRead(room, st->key, st->rules, st->n, st->now, counts, cur, st->err, sizeof st->err);
+  if( rc ) return rc;
+  Buf sql = {0};
+  cJSON *args;
+  SqlResult res;
+  int p;
 
   st->refused = -1;
   for(int i = 0; i < st->n; i++){
@@ -522,8 +565,171 @@ static void rateConnCount(Room *room, Conn *conn, double now, double cost){
   for(int i = 0; i < rl->nConn; i++) windowCount(&conn->rate[i], &rl->conn[i], now, cost);
 }
 
-/* The user's windows in this room, in SQL: check (force 0) or count
-** (force 1) cost. Storage trouble in the bookkeeping must not make the room
+/* ------------------------------------------------------------------------
+** The users' windows, in memory with SQL behind them.
+*/
+
+/* The windows of key (made from its rows at its first call in this
+** instance), or NULL when memory or storage fails. Full, the user seen
+** longest ago makes room: its counts are all written (rateUsersSave runs at
+** the end of every call), so dropping it loses nothing. */
+static RateUser *rateUserFind(Room *room, const char *key, double now, char *err, size_t errLen){
+  RateLimits *rl = room->rate;
+  for(int i = 0; i < rl->nUsers; i++){
+    if( strcmp(rl->users[i].key, key)==0 ) return &rl->users[i];
+  }
+  double counts[RATE_MAX_RULES][RATE_MAX_BUCKETS];
+  double cur[RATE_MAX_RULES];
+  int rc = rateSqlRead(room, key, rl->user, rl->nUser, now, counts, cur, err, errLen);
+  if( rc ){
+    if( rc==NT_NOMEM ) snprintf(err, errLen, "out of memory");
+    return NULL;
+  }
+  char *copy = ntStrdup(key);
+  if( copy==NULL ){ snprintf(err, errLen, "out of memory"); return NULL; }
+  RateUser *u;
+  if( rl->nUsers < RATE_USERS_MAX ){
+    RateUser *grown = realloc(rl->users, sizeof *grown * (size_t)(rl->nUsers + 1));
+    if( grown==NULL ){ free(copy); snprintf(err, errLen, "out of memory"); return NULL; }
+    rl->users = grown;
+    u = &grown[rl->nUsers++];
+  }else{
+    u = &rl->users[0];
+    for(int i = 1; i < rl->nUsers; i++) if( rl->users[i].seenAt < u->seenAt ) u = &rl->users[i];
+    free(u->key);
+  }
+  memset(u, 0, sizeof *u);
+  u->key = copy;
+  for(int i = 0; i < rl->nUser; i++){
+    const RateRule *r = &rl->user[i];
+    if( !ruleOn(r) ) continue;
+    int B = ruleBuckets(r);
+    double bs = ruleBucketMs(r);
+    for(int k = 0; k <= B; k++){
+      double start = cur[i] - k * bs;
+      int slot = windowSlot(start, bs, B);
+      u->win[i].bucketStart[slot] = start;
+      u->win[i].count[slot] = counts[i][k];
+    }
+  }
+  return u;
+}
+
+/* Count cost in u's windows now, and remember it for rateUsersSave. */
+static void rateUserCount(Room *room, RateUser *u, double now, double cost){
+  const RateLimits *rl = room->rate;
+  for(int i = 0; i < rl->nUser; i++){
+    const RateRule *r = &rl->user[i];
+    if( !ruleOn(r) || cost <= 0 ) continue;
+    windowCount(&u->win[i], r, now, cost);
+    double bs = ruleBucketMs(r);
+    double bucket = floor(now / bs) * bs;
+    double c = fmin(cost, r->limit);
+    int j = 0;
+    while( j < u->nPending && !(u->pending[j].rule==i && u->pending[j].bucket==bucket) ) j++;
+    if( j < u->nPending ){ u->pending[j].count += c; continue; }
+    if( u->nPending==RATE_PENDING_MAX ) continue;   /* never with one call's counts */
+    u->pending[j].rule = i;
+    u->pending[j].bucket = bucket;
+    u->pending[j].count = c;
+    u->nPending++;
+  }
+}
+
+/* The upsert that adds u's first n pending counts to its rows (deltas, so
+** rows another path counted meanwhile stay right). Caller frees both;
+** NT_NOMEM. */
+static int rateUserUpsert(const RateLimits *rl, const RateUser *u, int n, Buf *sql, cJSON **ppArgs){
+  cJSON *args = *ppArgs = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(u->key));
+  bufAppendStr(sql, "INSERT INTO _rate_limits (key, rule, bucket, count) VALUES ");
+  for(int j = 0, p = 2; j < n; j++, p += 3){
+    char term[64];
+    snprintf(term, sizeof term, "%s(?1, ?%d, ?%d, ?%d)", j ? ", " : "", p, p + 1, p + 2);
+    bufAppendStr(sql, term);
+    cJSON_AddItemToArray(args, cJSON_CreateString(rl->user[u->pending[j].rule].name));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(u->pending[j].bucket));
+    cJSON_AddItemToArray(args, cJSON_CreateNumber(u->pending[j].count));
+  }
+  bufAppendStr(sql, " ON CONFLICT (key, rule, bucket) DO UPDATE SET count = count + excluded.count");
+  return sql->oom || args==NULL || cJSON_GetArraySize(args)!=1 + 3 * n ? NT_NOMEM : NT_OK;
+}
+
+/* Write what u counted since it was last written, on its own. */
+static int rateUserSave(Room *room, RateUser *u, char *err, size_t errLen){
+  if( u->nPending==0 ) return NT_OK;
+  Buf sql = {0};
+  cJSON *args = NULL;
+  SqlResult res;
+  int rc = rateUserUpsert(room->rate, u, u->nPending, &sql, &args);
+  if( rc==NT_OK ) rc = storeExec(room, sql.p, args, &res, err, errLen);
+  if( rc==NT_OK ) storeResultFree(&res);
+  else if( rc==NT_NOMEM ) snprintf(err, errLen, "out of memory");
+  bufFree(&sql);
+  cJSON_Delete(args);
+  u->nPending = 0;                 /* written, or given up on: a failed write only forgives */
+  return rc;
+}
+
+/* A write of the call is about to commit (Module.xWriteEnd): its counts
+** join the write's statements, so the write and its count are one commit
+** and the call's end has nothing left to write. Rolled back, they stay
+** pending and the call's end writes them on their own. */
+int rateWriteEnd(Room *room, const Write *w){
+  RateLimits *rl = room->rate;
+  if( rl==NULL || w->schema ) return NT_OK;
+  for(int i = 0; i < rl->nUsers; i++){
+    RateUser *u = &rl->users[i];
+    if( u->nPending==0 || u->inFlight ) continue;
+    Buf sql = {0};
+    cJSON *args = NULL;
+    int rc = rateUserUpsert(rl, u, u->nPending, &sql, &args);
+    if( rc==NT_OK ){
+      rc = storeQueue(room, sql.p, args, NULL, w->err, w->errLen);
+      args = NULL;                 /* taken */
+    }
+    bufFree(&sql);
+    cJSON_Delete(args);
+    if( rc ) return rc;
+    u->inFlight = u->nPending;
+  }
+  return NT_OK;
+}
+
+/* The write committed (Module.xOnCommit): what it carried is written. */
+void rateOnCommit(Room *room, const Touched *t){
+  (void)t;
+  RateLimits *rl = room->rate;
+  for(int i = 0; rl && i < rl->nUsers; i++){
+    RateUser *u = &rl->users[i];
+    if( u->inFlight==0 ) continue;
+    u->nPending -= u->inFlight;
+    memmove(u->pending, u->pending + u->inFlight, sizeof u->pending[0] * (size_t)u->nPending);
+    u->inFlight = 0;
+  }
+}
+
+/* The end of a call: every user's counts to SQL, and every
+** RATE_CLEANUP_EVERY-th check the old buckets away. */
+static void rateUsersSave(Room *room){
+  RateLimits *rl = room->rate;
+  for(int i = 0; i < rl->nUsers; i++){
+    rl->users[i].inFlight = 0;     /* a write that carried them rolled back */
+    if( rl->users[i].nPending==0 ) continue;
+    char err[256] = "";
+    if( room->status ){ rl->users[i].nPending = 0; continue; }   /* the room was erased */
+    if( rateUserSave(room, &rl->users[i], err, sizeof err) ){
+      ntLog(NT_LOG_WARN, "rate limit for %s not written: %s", rl->users[i].key, err);
+    }
+  }
+  if( rl->checks >= rl->cleanupAt + RATE_CLEANUP_EVERY && !room->status && !storeInTxn(room) ){
+    rl->cleanupAt = rl->checks;
+    rateCleanupSql(room, host_now_ms());
+  }
+}
+
+/* The user's windows in this room: check (force 0) or count (force 1)
+** cost. Storage trouble in the bookkeeping must not make the room
 ** unusable: it lets the call through (it meets the same storage next) and
 ** says so. *pWhich is the refusing rule, -1 if none. */
 static int rateUserCheck(Call *call, double now, double cost, int force, double *pWait, int *pWhich){
@@ -531,20 +737,33 @@ static int rateUserCheck(Call *call, double now, double cost, int force, double 
   RateLimits *rl = room->rate;
   size_t len = strlen(call->caller->userId);
   char *key = malloc(len + 6);
-  if( key ){
-    memcpy(key, "user:", 5);
-    memcpy(key + 5, call->caller->userId, len + 1);
-  }
   char err[256] = "";
   *pWait = 0;
   *pWhich = -1;
-  int rc = key ? rateCheck(room, key, rl->user, rl->nUser, now, cost, force, pWait, pWhich, err, sizeof err)
-               : NT_NOMEM;
+  RateUser *u = NULL;
+  if( key ){
+    memcpy(key, "user:", 5);
+    memcpy(key + 5, call->caller->userId, len + 1);
+    u = rateUserFind(room, key, now, err, sizeof err);
+  }else{
+    snprintf(err, sizeof err, "out of memory");
+  }
   free(key);
-  if( rc==NT_RATE_LIMITED && *pWhich >= 0 ) return rc;
-  if( rc ) ntLog(NT_LOG_WARN, "rate limit for %s not %s: %s", call->caller->userId,
-                 force ? "charged" : "checked", rc==NT_NOMEM ? "out of memory" : err);
-  *pWhich = -1;
+  if( u==NULL ){
+    ntLog(NT_LOG_WARN, "rate limit for %s not %s: %s", call->caller->userId,
+          force ? "charged" : "checked", err);
+    return NT_OK;
+  }
+  u->seenAt = now;
+  if( !force ){
+    for(int i = 0; i < rl->nUser; i++){
+      double wait = windowPeek(&u->win[i], &rl->user[i], now, cost);
+      if( wait > *pWait ){ *pWait = wait; *pWhich = i; }
+    }
+    rl->checks++;
+    if( *pWhich >= 0 ) return NT_RATE_LIMITED;       /* nothing counted */
+  }
+  rateUserCount(room, u, now, cost);
   return NT_OK;
 }
 
@@ -572,22 +791,24 @@ int rateAdmit(Call *call, const Method *m){
   return NT_OK;
 }
 
+/* The charge, then what the call counted in its user's windows goes to
+** SQL (the admission's count and the charge in one upsert). */
 void rateCharge(Call *call, const Method *m, double workMs){
   Room *room = call->room;
-  if( m->cost <= 0 || room->status ) return;       /* free, or the room was just erased */
-  double units = rateWorkUnits(room, workMs);
-  if( units <= 0 ) return;
+  double units = m->cost > 0 && !room->status ? rateWorkUnits(room, workMs) : 0;  /* free, or the room was just erased */
   int useUser = room->rate->nUser > 0 && !(m->flags & NT_M_MEMORY);
   int useConn = rateConnWindows(room, call->conn);
-  if( !useConn && !useUser ) return;
-  double now = host_now_ms();
-  room->rate->chargedUnits += units;
-  if( useConn ) rateConnCount(room, call->conn, now, units);
-  if( useUser ){
-    double wait;
-    int which;
-    rateUserCheck(call, now, units, 1, &wait, &which);
+  if( units > 0 && (useConn || useUser) ){
+    double now = host_now_ms();
+    room->rate->chargedUnits += units;
+    if( useConn ) rateConnCount(room, call->conn, now, units);
+    if( useUser ){
+      double wait;
+      int which;
+      rateUserCheck(call, now, units, 1, &wait, &which);
+    }
   }
+  rateUsersSave(room);
 }
 
 int rateConnAdmit(Room *room, Conn *conn, double cost, char *err, size_t errLen,
@@ -665,6 +886,7 @@ int rateMethodCleanup(Call *call, cJSON **ppResult){
 }
 
 void rateFree(Room *room){
+  if( room->rate ) rateUsersFree(room->rate);
   free(room->rate);
   room->rate = NULL;
 }

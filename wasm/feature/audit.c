@@ -241,9 +241,9 @@ static int auditInsert(Room *room, const char *prevHash, AuditEntry *e, char *er
   cJSON_AddItemToArray(args, cJSON_CreateString(e->outcome));
   cJSON_AddItemToArray(args, e->version > 0 ? cJSON_CreateNumber(e->version) : cJSON_CreateNull());
   cJSON_AddItemToArray(args, cJSON_CreateString(e->hash));
-  return storeRunFree(room,
+  return storeQueue(room,                       /* joins the write's other statements */
     "INSERT INTO _audit_log (seq, at, user_id, client_id, method, args, outcome, version, hash)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", args, err, errLen);
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", args, NULL, err, errLen);
 }
 
 /* Fill e from the trace of a call (args owned by e: free them). */

@@ -94,7 +94,9 @@ void metricsOnCommit(Room *room, const Touched *t){
 static double metricsReadLag(Room *room, double now){
   char err[256];
   SqlResult res;
-  if( storeExec(room, "SELECT min(at) FROM _outbox", NULL, &res, err, sizeof err) ) return 0;
+  /* The first change by sequence is the oldest: one row, however long the
+  ** outbox (min(at) would read all of it, at being no key). */
+  if( storeExec(room, "SELECT at FROM _outbox ORDER BY seq LIMIT 1", NULL, &res, err, sizeof err) ) return 0;
   const cJSON *v = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
   double lag = cJSON_IsNumber(v) ? fmax(0, floor(now - v->valuedouble)) : 0;
   storeResultFree(&res);

@@ -85,14 +85,45 @@ typedef int (*TxnBody)(Room *room, void *arg);
 ** storeWrite. */
 int storeTxn(Room *room, TxnBody body, void *arg);
 int storeInTxn(const Room *room);          /* is a transaction running (its statements join it)? */
+/* Queue a statement whose result nobody needs before the transaction goes
+** on: it runs with the statements queued beside it in one host call
+** (host_sql_batch), at the next storeFlush, which the end of a transaction
+** body and every storeExec do first. args (may be NULL) is taken; out
+** (or NULL) receives the result once it ran (the caller frees it); err
+** receives the message of its failure, which storeFlush returns. Outside a
+** transaction it runs at once. */
+int storeQueue(Room *room, const char *sql, cJSON *args, SqlResult *out, char *err, size_t errLen);
+/* storeQueue, and xThen(room, arg) once the batch ran, still inside the
+** transaction: it reads *out, may run statements, and a non-zero return
+** fails the flush (NT_NOCHANGE: the write wrote nothing). */
+int storeQueueThen(Room *room, const char *sql, cJSON *args, SqlResult *out, char *err, size_t errLen,
+                   TxnBody xThen, void *arg);
+int storeFlush(Room *room);                /* run the queue: NT_OK or the first failure's code */
+/* Where one queued statement's result and error go. */
+typedef struct StoreDest {
+  SqlResult *out;                  /* its result, or NULL (borrowed) */
+  char *err;                       /* its error message (borrowed) */
+  size_t errLen;
+  TxnBody xThen;                   /* run once the batch ran, or NULL */
+  void *arg;                       /* xThen's argument (borrowed) */
+} StoreDest;
 /* The store's part of the Room: the transaction the host is running. */
 typedef struct StoreTxn {
   TxnBody xBody;                   /* body for the running host_sql_txn */
   void *arg;                       /* its argument */
   uint32_t token;                  /* token of the running transaction, 0 if none */
+  Buf queue;                       /* statements queued for storeFlush: the JSON of
+                                      host_sql_batch's request, without its brackets */
+  StoreDest *dest;                 /* [nQueued] where their results go, owned */
+  int nQueued, nDest;              /* queued; dest's capacity */
 } StoreTxn;
 int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen);  /* who NULL: the room */
 int storeMapError(const char *message);
+/* v as cJSON_PrintUnformatted writes it, byte for byte, at less cost (its
+** integers without sprintf and sscanf); malloc'd, caller frees with free();
+** NULL when out of memory or v cannot be printed. The JSON the core hands
+** the host: batches, frames, answers. */
+char *ntJsonPrint(const cJSON *v);
 cJSON *storeRowsAsObjects(const SqlResult *res);
 
 /* ---- write.c: the one write path ---------------------------------------- */

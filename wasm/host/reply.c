@@ -39,16 +39,16 @@ int rpcHttpStatus(int rc){ return errorTable[errorIndex(rc)].http; }
 
 int sendJson(Room *room, uint32_t conn, cJSON *frame){
   (void)room;
-  char *text = cJSON_PrintUnformatted(frame);
+  char *text = ntJsonPrint(frame);
   if( text==NULL ) return NT_NOMEM;
   int rc = host_ws_send(conn, (const uint8_t*)text, (uint32_t)strlen(text));
-  cJSON_free(text);
+  free(text);
   return rc;
 }
 
 /* Send doc as the HTTP answer with status; the bytes sent. */
 static size_t respondJson(uint32_t req, int status, cJSON *doc){
-  char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+  char *text = ntJsonPrint(doc);
   if( text==NULL ){
     static const char oom[] = "{\"error\":{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}}";
     host_http_respond(req, 500, (const uint8_t*)oom, sizeof oom - 1);
@@ -56,17 +56,17 @@ static size_t respondJson(uint32_t req, int status, cJSON *doc){
   }
   size_t n = strlen(text);
   host_http_respond(req, status, (const uint8_t*)text, (uint32_t)n);
-  cJSON_free(text);
+  free(text);
   return n;
 }
 
 /* Send doc as a frame on the reply's connection; the bytes sent. */
 static size_t replyFrame(const Reply *reply, cJSON *doc){
-  char *text = cJSON_PrintUnformatted(doc);
+  char *text = ntJsonPrint(doc);
   if( text==NULL ) return 0;
   size_t n = strlen(text);
   host_ws_send(reply->target, (const uint8_t*)text, (uint32_t)n);
-  cJSON_free(text);
+  free(text);
   return n;
 }
 

@@ -3,12 +3,15 @@
 **
 ** The Durable Object's SQLite is the source of truth. Every statement goes
 ** through host_sql_exec as SQL text plus a JSON array of positional bindings,
-** and comes back as {"columns","rows","rowsRead","rowsWritten"}. Writes are
+** and comes back as {"columns","rows","rowsRead","rowsWritten"}; statements
+** whose results can wait (storeQueue) go several to one host_sql_batch. Writes are
 ** grouped with storeTxn, which asks the host to run a body inside
 ** ctx.storage.transactionSync; a body that fails rolls everything back.
 ** storeMapError turns SQLite's messages into protocol error codes, from a
 ** table rather than a chain of branches.
 */
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,8 @@ static void storeSetErr(char *err, size_t errLen, const char *msg){
   char *code = strstr(err, ": SQLITE_");
   if( code ) *code = 0;
 }
+
+static void storeJsonArgs(Buf *b, const cJSON *args);
 
 /* One host_sql_exec and the parse of its answer. */
 static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t maxRows,
@@ -73,11 +78,21 @@ static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t 
 
 int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows,
                     uint32_t maxBytes, SqlResult *res, char *err, size_t errLen){
+  if( room->txn.nQueued ){         /* what was queued runs first, in order */
+    int rc = storeFlush(room);
+    if( rc ){
+      memset(res, 0, sizeof *res);
+      storeSetErr(err, errLen, "an earlier statement of the transaction failed");
+      return rc;
+    }
+  }
   if( args==NULL ) return storeRun(room, sql, "[]", maxRows, maxBytes, res, err, errLen);
-  char *json = cJSON_PrintUnformatted(args);
-  if( json==NULL ){ storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
+  Buf b = {0};
+  storeJsonArgs(&b, args);
+  char *json = bufFinish(&b);
+  if( json==NULL ){ memset(res, 0, sizeof *res); storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
   int rc = storeRun(room, sql, json, maxRows, maxBytes, res, err, errLen);
-  cJSON_free(json);
+  free(json);
   return rc;
 }
 
@@ -118,6 +133,236 @@ cJSON *storeRowsAsObjects(const SqlResult *res){
   return out;
 }
 
+/* ------------------------------------------------------------------------
+** The queue: statements known before their results are needed, run in one
+** host call (host_sql_batch) instead of one each. A write's begin, its
+** body and the audit record cross into the host and back as one JSON
+** request and one JSON answer.
+*/
+
+/* JSON text byte for byte as cJSON_PrintUnformatted writes it, without
+** its printer's cost on the common values: an integral number is written
+** digit by digit (cJSON prints every number with sprintf and reads it back
+** with sscanf); other numbers take cJSON's own way, 15 digits when they
+** read back, else 17 (bindings: exactly, see storeJsonValue). Strings
+** escaped as cJSON escapes them. */
+static void storeJsonString(Buf *b, const char *z){
+  static const char shortEsc[] = { ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't' };
+  bufAppend(b, "\"", 1);
+  const char *run = z ? z : "";
+  for(z = run; *z; z++){
+    unsigned char c = (unsigned char)*z;
+    if( c!='"' && c!='\\' && c >= 0x20 ) continue;
+    bufAppend(b, run, (size_t)(z - run));
+    char esc[8];
+    if( c=='"' || c=='\\' ){ esc[0] = '\\'; esc[1] = (char)c; bufAppend(b, esc, 2); }
+    else if( c < sizeof shortEsc && shortEsc[c] ){ esc[0] = '\\'; esc[1] = shortEsc[c]; bufAppend(b, esc, 2); }
+    else{ snprintf(esc, sizeof esc, "\\u%04x", c); bufAppend(b, esc, 6); }
+    run = z + 1;
+  }
+  bufAppend(b, run, (size_t)(z - run));
+  bufAppend(b, "\"", 1);
+}
+
+static void storeJsonNumber(Buf *b, double d, int exact){
+  char tmp[32];
+  if( isnan(d) || isinf(d) ){ bufAppendStr(b, "null"); return; }
+  if( d==floor(d) && fabs(d) < 1e15 && !(d==0 && signbit(d)) ){
+    long long v = (long long)d;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    char *p = tmp + sizeof tmp;
+    *--p = 0;
+    do{ *--p = (char)('0' + u % 10); u /= 10; }while( u );
+    if( v < 0 ) *--p = '-';
+    bufAppendStr(b, p);
+    return;
+  }
+  if( exact ){                     /* the fewest digits that read back exactly */
+    for(int prec = 15; prec <= 17; prec++){
+      snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+      if( strtod(tmp, NULL)==d ) break;
+    }
+  }else{
+    snprintf(tmp, sizeof tmp, "%1.15g", d);
+    double back = strtod(tmp, NULL);
+    double scale = fmax(fabs(back), fabs(d));
+    if( !(fabs(back - d) <= scale * DBL_EPSILON) ) snprintf(tmp, sizeof tmp, "%1.17g", d);
+  }
+  bufAppendStr(b, tmp);
+}
+
+/* Any cJSON value; sets b->oom for one cJSON cannot print either. exact:
+** numbers in the fewest digits that read back exactly (bindings), where
+** cJSON settles for 15 digits within a rounding error (frames). */
+static void storeJsonValue(Buf *b, const cJSON *v, int exact){
+  switch( v->type & 0xFF ){
+    case cJSON_NULL:   bufAppendStr(b, "null"); return;
+    case cJSON_False:  bufAppendStr(b, "false"); return;
+    case cJSON_True:   bufAppendStr(b, "true"); return;
+    case cJSON_Number: storeJsonNumber(b, v->valuedouble, exact); return;
+    case cJSON_String: storeJsonString(b, v->valuestring); return;
+    case cJSON_Raw:
+      if( v->valuestring==NULL ){ b->oom = 1; return; }
+      bufAppendStr(b, v->valuestring);
+      return;
+    case cJSON_Array:
+    case cJSON_Object: {
+      int obj = (v->type & 0xFF)==cJSON_Object;
+      bufAppend(b, obj ? "{" : "[", 1);
+      for(const cJSON *c = v->child; c && !b->oom; c = c->next){
+        if( c!=v->child ) bufAppend(b, ",", 1);
+        if( obj ){
+          if( c->string==NULL ){ b->oom = 1; return; }
+          storeJsonString(b, c->string);
+          bufAppend(b, ":", 1);
+        }
+        storeJsonValue(b, c, exact);
+      }
+      bufAppend(b, obj ? "}" : "]", 1);
+      return;
+    }
+    default: b->oom = 1;
+  }
+}
+
+char *ntJsonPrint(const cJSON *v){
+  if( v==NULL ) return NULL;
+  Buf b = {0};
+  storeJsonValue(&b, v, 0);
+  if( b.oom ){ bufFree(&b); return NULL; }
+  return bufFinish(&b);
+}
+
+/* The bindings array; NULL is []. Anything but an array is printed as it
+** is (and refused by the host). */
+static void storeJsonArgs(Buf *b, const cJSON *args){
+  if( args==NULL ){ bufAppendStr(b, "[]"); return; }
+  storeJsonValue(b, args, 1);
+}
+
+/* Drop the queue without running it. */
+static void storeDiscard(Room *room){
+  StoreTxn *t = &room->txn;
+  bufFree(&t->queue);
+  t->nQueued = 0;
+}
+
+int storeQueue(Room *room, const char *sql, cJSON *args, SqlResult *out, char *err, size_t errLen){
+  return storeQueueThen(room, sql, args, out, err, errLen, NULL, NULL);
+}
+
+int storeQueueThen(Room *room, const char *sql, cJSON *args, SqlResult *out, char *err, size_t errLen,
+                   TxnBody xThen, void *arg){
+  StoreTxn *t = &room->txn;
+  if( out ) memset(out, 0, sizeof *out);
+  if( t->nQueued==t->nDest ){
+    int cap = t->nDest ? 2 * t->nDest : 8;
+    StoreDest *grown = realloc(t->dest, sizeof *grown * (size_t)cap);
+    if( grown==NULL ){ cJSON_Delete(args); storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
+    t->dest = grown;
+    t->nDest = cap;
+  }
+  Buf *b = &t->queue;
+  bufAppendStr(b, t->nQueued ? ",[" : "[");
+  storeJsonString(b, sql);
+  bufAppend(b, ",", 1);
+  storeJsonArgs(b, args);
+  bufAppendStr(b, out ? ",1]" : ",0]");
+  cJSON_Delete(args);
+  if( b->oom ){ storeDiscard(room); storeSetErr(err, errLen, "out of memory"); return NT_NOMEM; }
+  t->dest[t->nQueued].out = out;
+  t->dest[t->nQueued].err = err;
+  t->dest[t->nQueued].errLen = errLen;
+  t->dest[t->nQueued].xThen = xThen;
+  t->dest[t->nQueued].arg = arg;
+  t->nQueued++;
+  return t->token ? NT_OK : storeFlush(room);
+}
+
+/* The batch's answer given to its statements; then their xThen in order. */
+static int storeDeliver(Room *room, StoreDest *dest, int n, int rc, cJSON *doc);
+
+int storeFlush(Room *room){
+  StoreTxn *t = &room->txn;
+  int n = t->nQueued;
+  if( n==0 ) return NT_OK;
+  Buf q = t->queue;                /* taken, with dest: an xThen may queue anew */
+  memset(&t->queue, 0, sizeof t->queue);
+  StoreDest *dest = t->dest;
+  t->dest = NULL;
+  t->nDest = 0;
+  t->nQueued = 0;
+  char *req = NULL;
+  if( !q.oom ){
+    Buf r = {0};
+    bufAppend(&r, "[", 1);
+    bufAppend(&r, q.p, q.n);
+    bufAppend(&r, "]", 1);
+    req = bufFinish(&r);
+  }
+  bufFree(&q);
+  if( req==NULL ){
+    storeSetErr(dest[0].err, dest[0].errLen, "out of memory");
+    free(dest);
+    return NT_NOMEM;
+  }
+  uint8_t *out = NULL;
+  uint32_t nOut = 0;
+  int rc = host_sql_batch((const uint8_t*)req, (uint32_t)strlen(req), &out, &nOut);
+  free(req);
+  room->stats.sqlStatements += n;
+  cJSON *doc = out ? cJSON_ParseWithLength((const char*)out, nOut) : NULL;
+  nt_free(out);
+  rc = storeDeliver(room, dest, n, rc, doc);
+  free(dest);
+  return rc;
+}
+
+static int storeDeliver(Room *room, StoreDest *dest, int n, int rc, cJSON *doc){
+  if( rc!=NT_OK ){
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "message");
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(doc, "index");
+    const char *msg = cJSON_IsString(m) ? m->valuestring : "storage error";
+    int i = cJSON_IsNumber(at) && at->valuedouble >= 0 && at->valuedouble < n ? (int)at->valuedouble : 0;
+    storeSetErr(dest[i].err, dest[i].errLen, msg);
+    int code = storeMapError(msg);
+    cJSON_Delete(doc);
+    return code;
+  }
+  if( !cJSON_IsArray(doc) || cJSON_GetArraySize(doc)!=n ){
+    cJSON_Delete(doc);
+    storeSetErr(dest[0].err, dest[0].errLen, "storage answered a batch with malformed JSON");
+    return NT_INTERNAL;
+  }
+  rc = NT_OK;
+  for(int i = 0; i < n; i++){
+    cJSON *item = cJSON_DetachItemFromArray(doc, 0);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(item, "rowsRead");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(item, "rowsWritten");
+    double rowsRead = cJSON_IsNumber(r) ? r->valuedouble : 0;
+    double rowsWritten = cJSON_IsNumber(w) ? w->valuedouble : 0;
+    room->stats.rowsRead += rowsRead;
+    room->stats.rowsWritten += rowsWritten;
+    SqlResult *res = dest[i].out;
+    if( res==NULL ){ cJSON_Delete(item); continue; }
+    res->doc = item;
+    res->columns = cJSON_GetObjectItemCaseSensitive(item, "columns");
+    res->rows = cJSON_GetObjectItemCaseSensitive(item, "rows");
+    res->rowsRead = rowsRead;
+    res->rowsWritten = rowsWritten;
+    if( !cJSON_IsArray(res->columns) || !cJSON_IsArray(res->rows) ){
+      storeResultFree(res);
+      storeSetErr(dest[i].err, dest[i].errLen, "storage answer lacks columns or rows");
+      if( rc==NT_OK ) rc = NT_INTERNAL;
+    }
+  }
+  cJSON_Delete(doc);
+  for(int i = 0; rc==NT_OK && i < n; i++){
+    if( dest[i].xThen ) rc = dest[i].xThen(room, dest[i].arg);
+  }
+  return rc;
+}
+
 /* SQLite's messages, as Cloudflare passes them on, mapped to protocol codes.
 ** The first needle found in the message wins. */
 static const struct { const char *needle; int code; } sqlErrorMap[] = {
@@ -150,6 +395,7 @@ int storeTxn(Room *room, TxnBody body, void *arg){
   room->txn.arg = arg;
   room->txn.token = 1;                             /* one transaction at a time */
   int rc = host_sql_txn(room->txn.token);
+  storeDiscard(room);                              /* a body that failed left its queue */
   room->txn.xBody = NULL;
   room->txn.arg = NULL;
   room->txn.token = 0;
@@ -164,7 +410,10 @@ int nt_txn_body(Room *room, uint32_t token){
   if( room==NULL || token==0 || token!=room->txn.token || room->txn.xBody==NULL ){
     return NT_INTERNAL;
   }
-  return room->txn.xBody(room, room->txn.arg);
+  int rc = room->txn.xBody(room, room->txn.arg);
+  if( rc==NT_OK ) rc = storeFlush(room);           /* the body's last statements */
+  else storeDiscard(room);
+  return rc;
 }
 
 /* First statement of every write transaction: bump the commit counter and
@@ -176,7 +425,7 @@ int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen){
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, who ? cJSON_CreateString(who->userId) : cJSON_CreateNull());
   cJSON_AddItemToArray(args, cJSON_CreateNumber(who && who->isAdmin ? 1 : 0));
-  return storeRunFree(room,
+  return storeQueue(room,
     "UPDATE _room SET version = version + 1, rls_uid = ?1, rls_admin = ?2 WHERE id = 1",
-    args, err, errLen);
+    args, NULL, err, errLen);
 }

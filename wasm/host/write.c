@@ -6,7 +6,12 @@
 ** triggers let it touch (or, for a migration, lets those triggers stand
 ** aside), the body's statements, each module's own statements
 ** (Module.xWriteEnd: the audit log's record of the call that writes), and
-** for a migration a last statement that puts the triggers back. When the
+** for a migration a last statement that puts the triggers back. Statements
+** that need no answer before the transaction goes on are queued
+** (storeQueue) and cross to the host together: for a named function's
+** mutation the begin, the body and the audit record are one host call at
+** the end of the body, whose answer the function reads (storeQueueThen)
+** still inside the transaction. When the
 ** host has committed it, room->version moves on by one and every module's
 ** on-commit hook hears what the write touched, how long it took and the
 ** rows it cost: live queries re-run what read those tables, replication

@@ -201,6 +201,19 @@ NT_IMPORT(host_sql_exec) int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
                                            uint32_t maxRows, uint32_t maxBytes,
                                            uint8_t **ppOut, uint32_t *pnOut);
 
+/* Run several statements in one call, in order (each one as host_sql_exec
+** runs it, with no row caps). req is a JSON array of [sql, args, want]:
+** sql one statement (or several, unbound), args its bindings as for
+** host_sql_exec, want 1 when the core reads the statement's rows. The host
+** stops at the first failure. On success (0) *ppOut holds a JSON array with
+** one object per statement, {"rowsRead":n,"rowsWritten":n} plus "columns"
+** and "rows" where want was 1; on failure (negative code)
+** {"message":"…","index":i}, i the statement that failed (those before it
+** ran: inside a transaction the core's failure rolls them back). Buffer
+** ownership as for host_sql_exec. */
+NT_IMPORT(host_sql_batch) int host_sql_batch(const uint8_t *req, uint32_t reqLen,
+                                             uint8_t **ppOut, uint32_t *pnOut);
+
 /* Run nt_txn_body(room, token) inside ctx.storage.transactionSync. Returns the
 ** body's return code (non-zero: rolled back) or NT_INTERNAL if the host could
 ** not commit. */

@@ -1,0 +1,135 @@
+/*
+** test_store.c — the store's queue (wasm/host/store.c): the statements of
+** a write whose answers can wait cross to the host in one host_sql_batch,
+** in order, with bindings that survive the trip exactly, and a write that
+** fails or writes nothing anywhere in the batch leaves nothing behind.
+*/
+#include <math.h>
+#include "testroom.h"
+
+/* _room.version, as SQLite holds it. */
+static long long storedVersion(void){
+  return fakehostQueryInt("SELECT version FROM _room WHERE id = 1");
+}
+
+TEST(a_mutation_should_cross_to_the_host_in_one_batch){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"warm\"}", got, sizeof got), "");
+  for(int i = 0; i < 3; i++){
+    int batches = fakehostBatchCalls(), txns = fakehostTxnCalls();
+    long long version = storedVersion();
+    CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"one crossing\"}", got, sizeof got), "");
+    CHECK_EQ_INT(fakehostBatchCalls() - batches, 1);     /* begin, statement, records: together */
+    CHECK_EQ_INT(fakehostTxnCalls() - txns, 1);
+    CHECK_EQ_INT(storedVersion(), version + 1);
+  }
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'one crossing'"), 3);
+  fakehostRoomFree();
+}
+
+TEST(a_queued_binding_should_arrive_exactly_as_sent){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  /* quotes, backslashes, controls, and UTF-8 of two, three and four bytes */
+  const char *title = "q\\\"uote\\\\ back\\nline\\ttab\\u0001\\u001f \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+  char payload[256];
+  snprintf(payload, sizeof payload, "{\"title\":\"%s\"}", title);
+  CHECK_STR_EQ(testRpc(1, "createTask", payload, got, sizeof got), "");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title ="
+    " 'q\"uote\\ back' || char(10) || 'line' || char(9) || 'tab' || char(1) || char(31)"
+    " || ' \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80'"), 1);
+  /* numbers: integers digit by digit, the rest in 17 digits, both exact */
+  CHECK_STR_EQ(testRpc(1, "executeSQL", "{\"sql\":\"SELECT ? = 0.1 AND ? = -123456789012345"
+    " AND ? = 1e300 AND ? = 5e-324 AND ? = 0.30000000000000004 AND ? = -0.5 AS ok\","
+    "\"params\":[0.1, -123456789012345, 1e300, 5e-324, 0.30000000000000004, -0.5]}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"ok\":1");
+  fakehostRoomFree();
+}
+
+TEST(a_mutation_that_writes_nothing_should_leave_no_trace_of_its_batch){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
+  char got[64], id[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"alice's\"}", got, sizeof got), "");
+  testFrameField(1, "result.id", id, sizeof id);
+  long long version = storedVersion();
+  long long records = fakehostQueryInt("SELECT count(*) FROM _audit_log WHERE outcome = 'ok'");
+  char payload[128];
+  snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"title\":\"bob's now\"}", id);
+  CHECK_STR_EQ(testRpc(2, "updateTask", payload, got, sizeof got), "NOT_FOUND");   /* RLS: not his */
+  CHECK_EQ_INT(storedVersion(), version);                 /* the begin rolled back with it */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log WHERE outcome = 'ok'"), records);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'alice''s'"), 1);
+  fakehostRoomFree();
+}
+
+TEST(a_statement_failing_inside_the_batch_should_undo_the_whole_write){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"warm\"}", got, sizeof got), "");
+  long long version = storedVersion();
+  long long records = fakehostQueryInt("SELECT count(*) FROM _audit_log");
+  fakehostFailSql(2, NT_INTERNAL, "disk I/O error: SQLITE_IOERR");   /* the batch's second: the insert */
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"lost\"}", got, sizeof got), "INTERNAL");
+  CHECK_EQ_INT(storedVersion(), version);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'lost'"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log WHERE outcome = 'ok'"),
+               fakehostQueryInt("SELECT count(*) FROM tasks"));   /* no record of a write that is not there */
+  CHECK(fakehostQueryInt("SELECT count(*) FROM _audit_log") >= records);
+  fakehostFailSql(3, NT_INTERNAL, "disk I/O error: SQLITE_IOERR");   /* the third: the audit record */
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"lost too\"}", got, sizeof got), "INTERNAL");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'lost too'"), 0);
+  CHECK_EQ_INT(storedVersion(), version);
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"fine\"}", got, sizeof got), "");
+  CHECK_EQ_INT(storedVersion(), version + 1);
+  fakehostRoomFree();
+}
+/* ---- the JSON the core hands the host ------------------------------------ */
+
+/* ntJsonPrint(v) must be cJSON_PrintUnformatted(v), byte for byte. */
+static void checkSamePrint(const cJSON *v){
+  char *want = cJSON_PrintUnformatted(v);
+  char *got = ntJsonPrint(v);
+  REQUIRE(want != NULL && got != NULL);
+  if( strcmp(want, got)!=0 ) fprintf(stderr, "cJSON %s\nours  %s\n", want, got);
+  CHECK_STR_EQ(got, want);
+  cJSON_free(want);
+  free(got);
+}
+
+TEST(the_json_printer_should_write_what_cjson_writes){
+  static const char *const docs[] = {
+    "{\"type\":\"rpc_result\",\"id\":7,\"result\":{\"id\":\"ab\",\"created_at\":1764670000123,\"n\":null,\"ok\":true,\"no\":false}}",
+    "[0,-0,1,-1,2147483647,2147483648,-2147483649,999999999999999,1000000000000000,9007199254740991,1e21,1e300,-1e-300]",
+    "[0.1,0.5,-0.25,1.5,3.14159,0.30000000000000004,1e-7,123456.789,5e-324,1.7976931348623157e308]",
+    "[\"\",\"plain\",\"q\\\"uote\",\"back\\\\slash\",\"\\b\\f\\n\\r\\t\",\"\\u0001\\u001f\\u007f\",\"\u00e9\u20ac\",\"/\"]",
+    "{\"\":{},\"a\":[],\"b\":[[],[{}]],\"k\\\"ey\":\"v\",\"\\n\":1}",
+  };
+  for(size_t i = 0; i < sizeof docs / sizeof docs[0]; i++){
+    cJSON *doc = cJSON_Parse(docs[i]);
+    REQUIRE(doc != NULL);
+    checkSamePrint(doc);
+    cJSON_Delete(doc);
+  }
+  /* numbers over many magnitudes, from a fixed pseudo-random walk */
+  cJSON *arr = cJSON_CreateArray();
+  uint64_t x = 88172645463325252ull;
+  for(int i = 0; i < 2000; i++){
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    double m = (double)(x >> 11) / 9007199254740992.0;        /* [0, 1) */
+    double v = ldexp(m, (int)(x % 120) - 60) * ((x >> 7) & 1 ? -1 : 1);
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber(i % 3 ? v : floor(v * 1000)));
+  }
+  cJSON_AddItemToArray(arr, cJSON_CreateNumber(NAN));
+  cJSON_AddItemToArray(arr, cJSON_CreateNumber(INFINITY));
+  cJSON_AddItemToArray(arr, cJSON_CreateRaw("{\"raw\":1}"));
+  checkSamePrint(arr);
+  cJSON_Delete(arr);
+}
+
+TEST_MAIN(fakehostReset)
