@@ -16,30 +16,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, uniqueRoom } from './harness.js';
+import { DEEP } from './deepsql.js';
 
-const SQL_MAX = 10000;              /* characters of client SQL (docs/PROTOCOL.md) */
-
-/* The longest compound of distinct literals that fits the cap. */
-function longCompound(term, joiner) {
-  const parts = [];
-  let n = 0;
-  for (let i = 0; ; i++) {
-    const t = term(i);
-    if (n + t.length + joiner.length > SQL_MAX) break;
-    parts.push(t);
-    n += t.length + joiner.length;
-  }
-  return parts.join(joiner);
-}
-
-/* The deep statements, each with the answer it must get. */
-const DEEP = [
-  ['a compound of distinct numbers', longCompound((i) => `SELECT ${i}`, ' UNION ALL '), 'SQL_REJECTED'],
-  ['a compound of parenthesised numbers', longCompound((i) => `SELECT(${i})`, 'UNION ALL '), 'SQL_REJECTED'],
-  ['a compound of strings', longCompound((i) => `SELECT'${i}'`, 'UNION ALL '), 'SQL_REJECTED'],
-  ['a compound of VALUES rows', `VALUES ${Array.from({ length: 1400 }, (_, i) => `(${i})`).join(',')}`.slice(0, SQL_MAX).replace(/,\(\d*$/, ''), null],
-  ['an expression nested as deep as allowed', `SELECT ${'('.repeat(95)}1${'+1)'.repeat(95)}`, null],
-];
 
 let server;
 before(async () => { server = await startServer({ name: 'stack' }); });

@@ -24,9 +24,9 @@ import { join } from 'node:path';
 import { REPO } from './harness.js';
 import { LocalCore } from '../../client/local/core.js';
 import { migrations, functions } from '../../build/bundle.js';
+import { DEEP } from './deepsql.js';
 
 const MODULE = join(REPO, 'build', 'local', 'core-local.wasm');
-const SQL_MAX = 10000;              /* characters of client SQL (docs/PROTOCOL.md) */
 const MARGIN = 0.75;                /* the deepest path may use at most this share */
 
 /* Unsigned LEB128 at b[i]: [value, next index]. */
@@ -54,27 +54,6 @@ function stackTop(bytes) {
   throw new Error('core-local.wasm has no data section');
 }
 
-/* The longest compound of distinct literals that fits the cap. */
-function longCompound(term, joiner) {
-  const parts = [];
-  let n = 0;
-  for (let i = 0; ; i++) {
-    const t = term(i);
-    if (n + t.length + joiner.length > SQL_MAX) break;
-    parts.push(t);
-    n += t.length + joiner.length;
-  }
-  return parts.join(joiner);
-}
-
-/* The deep statements (stack.test.js), each with the error the server answers. */
-const DEEP = [
-  ['a compound of distinct numbers', longCompound((i) => `SELECT ${i}`, ' UNION ALL '), 'SQL_REJECTED'],
-  ['a compound of parenthesised numbers', longCompound((i) => `SELECT(${i})`, 'UNION ALL '), 'SQL_REJECTED'],
-  ['a compound of strings', longCompound((i) => `SELECT'${i}'`, 'UNION ALL '), 'SQL_REJECTED'],
-  ['a compound of VALUES rows', `VALUES ${Array.from({ length: 1400 }, (_, i) => `(${i})`).join(',')}`.slice(0, SQL_MAX).replace(/,\(\d*$/, ''), null],
-  ['an expression nested as deep as allowed', `SELECT ${'('.repeat(95)}1${'+1)'.repeat(95)}`, null],
-];
 
 const bytes = readFileSync(MODULE);
 const module = new WebAssembly.Module(bytes);
