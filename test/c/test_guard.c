@@ -724,4 +724,67 @@ TEST(sqlguard_should_list_the_tables_a_statement_reads_and_writes){
   fakehostRoomFree();
 }
 
+/* Functions' SQL as guardAnalyseNamed (two prepares) and as guardAnalyse
+** then guardPositional (four) see it: the same verdict, plan and positional
+** form, parameters in strings, comments and quoted names left alone. */
+static const struct { const char *sql, *positional; } namedCases[] = {
+  { "SELECT id, title FROM tasks WHERE id = :id",
+    "SELECT id, title FROM tasks WHERE id = ?1" },
+  { "UPDATE tasks SET title = coalesce(:title, title), updated_at = :now WHERE id = :id RETURNING *;",
+    "UPDATE tasks SET title = coalesce(?1, title), updated_at = ?2 WHERE id = ?3 RETURNING *;" },
+  { "INSERT INTO tasks (id, title, owner_id, created_at, updated_at)"
+    " VALUES (:new_id, :title, :auth_uid, :now, :now) RETURNING id, title",
+    "INSERT INTO tasks (id, title, owner_id, created_at, updated_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id, title" },
+  { "SELECT ':id' AS a, \":id\" FROM (SELECT 1 AS \":id\") WHERE 1 = @n -- :id\n", NULL },
+  { "SELECT /* $x */ $x + :y AS s, :x AS again; -- trailing :z",
+    "SELECT /* $x */ ?1 + ?2 AS s, ?3 AS again;" },        /* $x and :x: two */
+  { "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT :n)"
+    " INSERT INTO tags SELECT 'more' || x FROM c", NULL },
+  { "DELETE FROM notes WHERE id = :id AND owner_id = :auth_uid", NULL },
+  { "SELECT * FROM _rls_tasks WHERE id = :id", NULL },       /* refused in both */
+  { "SELECT nope FROM tasks WHERE id = :id", NULL },         /* refused in both */
+};
+
+static void checkSameList(char **a, int na, char **b, int nb){
+  CHECK_EQ_INT(na, nb);
+  for(int i = 0; i < na && i < nb; i++){
+    if( a[i]==NULL || b[i]==NULL ) CHECK(a[i]==b[i]);
+    else CHECK_STR_EQ(a[i], b[i]);
+  }
+}
+
+TEST(sqlguard_named_analysis_should_match_analysis_then_positional){
+  REQUIRE(testAppOpen() != NULL);
+  Room *room = fakehostRoom();
+  for(size_t i = 0; i < sizeof namedCases / sizeof namedCases[0]; i++){
+    GuardPlan one, two;
+    char err1[256] = "", err2[256] = "", *pos1 = NULL, *pos2 = NULL;
+    int rc1 = guardAnalyseNamed(room, namedCases[i].sql, &one, &pos1, err1, sizeof err1);
+    int analysed = guardAnalyse(room, namedCases[i].sql, GUARD_TRUSTED, &two, err2, sizeof err2);
+    int rc2 = analysed ? analysed : guardPositional(room, namedCases[i].sql, &pos2, err2, sizeof err2);
+    if( rc1!=rc2 ) fprintf(stderr, "  case %zu: %s / %s\n", i, err1, err2);
+    CHECK_EQ_INT(rc1, rc2);
+    if( rc1 ){
+      CHECK_STR_EQ(err1, err2);
+      CHECK(pos1==NULL);
+    }else{
+      CHECK_STR_EQ(pos1, pos2);
+      if( namedCases[i].positional ) CHECK_STR_EQ(pos1, namedCases[i].positional);
+      CHECK_EQ_INT(one.readonly, two.readonly);
+      CHECK_EQ_INT(one.deletes, two.deletes);
+      checkSameList(one.paramNames, one.nParam, two.paramNames, two.nParam);
+      checkSameList(one.reads, one.nReads, two.reads, two.nReads);
+      checkSameList(one.writes, one.nWrites, two.writes, two.nWrites);
+      checkSameList(one.columns, one.nColumns, two.columns, two.nColumns);
+      checkSameList(one.calls, one.nCalls, two.calls, two.nCalls);
+      guardPlanFree(&one);
+    }
+    if( analysed==NT_OK ) guardPlanFree(&two);
+    free(pos1);
+    free(pos2);
+  }
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

@@ -239,7 +239,8 @@ static int fnResolve(FnParse *ps, Fn *fn, int line){
   Room *room = ps->room;
   int first = fnSqlLine(fn, line, (size_t)(sqlSkipSpace(fn->sql) - fn->sql));
   GuardPlan plan;
-  int rc = guardAnalyse(room, fn->sql, GUARD_TRUSTED, &plan, ps->err, sizeof ps->err);
+  char *positional = NULL;
+  int rc = guardAnalyseNamed(room, fn->sql, &plan, &positional, ps->err, sizeof ps->err);
   if( rc ){
     int off = guardErrorOffset(room, fn->sql, ps->err);
     ps->line = off >= 0 ? fnSqlLine(fn, line, (size_t)off) : first;
@@ -271,13 +272,11 @@ static int fnResolve(FnParse *ps, Fn *fn, int line){
   if( rc==NT_OK && fn->replica && fn->flags!=NT_M_READ ){
     rc = fnRefuse(ps, fn->replicaLine, "replica: only a query may read from the replica");
   }
-  char *positional = NULL;
-  if( rc==NT_OK && (rc = guardPositional(room, fn->sql, &positional, ps->err, sizeof ps->err)) ){
-    ps->line = first;
-  }
   if( rc==NT_OK ){
     free(fn->sql);
-    fn->sql = positional;
+    fn->sql = positional;          /* what the room's SQLite binds by position */
+  }else{
+    free(positional);
   }
   return rc;
 }

@@ -75,6 +75,11 @@ int guardReplicaViews(Room *room);
 int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan, char *err, size_t errLen);
 void guardPlanFree(GuardPlan *plan);
 int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen);
+/* guardAnalyse(GUARD_TRUSTED) and guardPositional in one, in two prepares
+** instead of four: *pPositional (owned) is sql with its named parameters
+** as ?NNN, NULL on failure. */
+int guardAnalyseNamed(Room *room, const char *sql, GuardPlan *plan, char **pPositional,
+                      char *err, size_t errLen);
 
 /* ---- sqlcost.c: the bound on a client statement's work ------------------ */
 typedef struct SqlLimits {

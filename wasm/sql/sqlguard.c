@@ -308,8 +308,17 @@ static char *guardReplicaWrap(Room *room, const char *sql, const GuardPlan *plan
   return out;
 }
 
-int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
-                 char *err, size_t errLen){
+static char *guardRewrite(sqlite3_stmt *st);
+static int guardPositionalOk(sqlite3_stmt *st, int nParam);
+
+/* guardAnalyse, and when pPositional is not NULL (GUARD_TRUSTED only) the
+** statement's positional form (guardPositional) in *pPositional: rewritten
+** from the first pass's statement, and prepared in the second pass in place
+** of the named form, so that the check of the rewrite is the prepare the
+** plan comes from (two prepares where analysing and then guardPositional
+** take four). The parameters' names come from the first pass. */
+static int guardAnalyseAt(Room *room, const char *sql, int mode, GuardPlan *plan,
+                          char **pPositional, char *err, size_t errLen){
   GuardCtx g;
   memset(plan, 0, sizeof *plan);
   memset(&g, 0, sizeof g);
@@ -331,7 +340,8 @@ int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
     g.wrapped = 1;
     Buf b = {0};
     if( mode!=GUARD_TRUSTED ) bufAppendStr(&b, "EXPLAIN QUERY PLAN ");
-    char *w = rlsWrap(room, sql, "");
+    if( pPositional && (*pPositional = guardRewrite(written))==NULL ) b.oom = 1;
+    char *w = b.oom ? NULL : rlsWrap(room, pPositional ? *pPositional : sql, "");
     bufAppendStr(&b, w ? w : "");
     free(w);
     wrapped = w ? bufFinish(&b) : (bufFree(&b), NULL);
@@ -347,7 +357,12 @@ int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
                " (do not qualify it with a schema name)", g.direct[i]);
     }
   }
-  if( rc==NT_OK && guardParams(mode==GUARD_TRUSTED ? stmt : written, plan) ){
+  if( rc==NT_OK && pPositional
+      && !guardPositionalOk(stmt, sqlite3_bind_parameter_count(written)) ){
+    rc = NT_SQL_REJECTED;
+    snprintf(err, errLen, "could not rewrite the parameters to positional form");
+  }
+  if( rc==NT_OK && guardParams(mode==GUARD_TRUSTED && !pPositional ? stmt : written, plan) ){
     rc = NT_NOMEM;
     snprintf(err, errLen, "out of memory");
   }
@@ -377,8 +392,22 @@ int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
   }
   setFree(g.direct, g.nDirect);
   setFree(g.targets, g.nTargets);
-  if( rc ) guardPlanFree(plan);
+  if( rc ){
+    guardPlanFree(plan);
+    if( pPositional ){ free(*pPositional); *pPositional = NULL; }
+  }
   return rc;
+}
+
+int guardAnalyse(Room *room, const char *sql, int mode, GuardPlan *plan,
+                 char *err, size_t errLen){
+  return guardAnalyseAt(room, sql, mode, plan, NULL, err, errLen);
+}
+
+int guardAnalyseNamed(Room *room, const char *sql, GuardPlan *plan, char **pPositional,
+                      char *err, size_t errLen){
+  *pPositional = NULL;
+  return guardAnalyseAt(room, sql, GUARD_TRUSTED, plan, pPositional, err, errLen);
 }
 
 void guardPlanFree(GuardPlan *plan){
@@ -422,23 +451,15 @@ static int isParamChar(char c){
       || (unsigned char)c>=0x80;
 }
 
-int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen){
-  sqlite3_stmt *st = NULL;
-  const char *tail = NULL;
-  *pOut = NULL;
-  if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
-  if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, &tail)!=SQLITE_OK ){
-    snprintf(err, errLen, "%s", sqlite3_errmsg(room->guardDb));
-    return NT_SQL_REJECTED;
-  }
-  if( tail==NULL ) tail = sql + strlen(sql);
-  int nParam = sqlite3_bind_parameter_count(st);
+/* The text of prepared statement st (up to the end of its statement: what
+** follows its ";", blanks and comments, the guard allows nothing else, is
+** left out, since the Durable Object's SQL API counts a trailing comment as
+** a second statement and refuses parameters in any but the last), with each
+** named parameter written as the ?NNN SQLite gave it. NULL: out of memory. */
+static char *guardRewrite(sqlite3_stmt *st){
+  const char *sql = sqlite3_sql(st);
   Buf b = {0};
-  /* Up to the end of the statement: what follows its ";" (blanks and
-  ** comments, the guard allows nothing else) is left out, since the
-  ** Durable Object's SQL API counts a trailing comment as a second
-  ** statement and refuses parameters in any but the last. */
-  for(const char *z = sql; z < tail && *z; ){
+  for(const char *z = sql ? sql : ""; *z; ){
     size_t n = 1;
     if( *z=='\'' || *z=='"' || *z=='`' ) n = quotedLength(z, *z);
     else if( *z=='[' ) n = quotedLength(z, ']');
@@ -464,16 +485,35 @@ int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t 
     bufAppend(&b, z, n);
     z += n;
   }
-  sqlite3_finalize(st);
-  char *out = bufFinish(&b);
-  if( out==NULL ) return NT_NOMEM;
-  /* Check: same count, and no named parameter left. */
-  int ok = sqlite3_prepare_v2(room->guardDb, out, -1, &st, NULL)==SQLITE_OK
-        && sqlite3_bind_parameter_count(st)==nParam;
+  return bufFinish(&b);
+}
+
+/* The check of a rewrite: st, prepared from it, has nParam parameters and
+** no named one left. */
+static int guardPositionalOk(sqlite3_stmt *st, int nParam){
+  int ok = st && sqlite3_bind_parameter_count(st)==nParam;
   for(int i = 1; ok && i <= nParam; i++){
     const char *nm = sqlite3_bind_parameter_name(st, i);
     ok = nm==NULL || nm[0]=='?';
   }
+  return ok;
+}
+
+int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen){
+  sqlite3_stmt *st = NULL;
+  *pOut = NULL;
+  if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
+  if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, NULL)!=SQLITE_OK ){
+    snprintf(err, errLen, "%s", sqlite3_errmsg(room->guardDb));
+    return NT_SQL_REJECTED;
+  }
+  int nParam = sqlite3_bind_parameter_count(st);
+  char *out = guardRewrite(st);
+  sqlite3_finalize(st);
+  if( out==NULL ) return NT_NOMEM;
+  st = NULL;
+  int ok = sqlite3_prepare_v2(room->guardDb, out, -1, &st, NULL)==SQLITE_OK
+        && guardPositionalOk(st, nParam);
   sqlite3_finalize(st);
   if( !ok ){
     free(out);
