@@ -621,16 +621,29 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
   liveSent(s, s->q->version);
 }
 
+/* Append the head of a transition frame to b, up to its updates' bracket:
+** {"type":"transition","version":…,"seq":…[,"more":true],"updates":[ */
+static void liveTransitionHead(Buf *b, int64_t version, double seq, int more){
+  char num[128];
+  snprintf(num, sizeof num, "{\"type\":\"transition\",\"version\":%lld,\"seq\":%.0f%s,\"updates\":[",
+           (long long)version, seq, more ? ",\"more\":true" : "");
+  bufAppendStr(b, num);
+}
+
+/* Append the head of s's update inside a transition: {"subscriptionId":"…" */
+static void liveUpdateHead(Buf *b, const Sub *s){
+  bufAppendStr(b, "{\"subscriptionId\":\"");
+  bufAppendStr(b, s->id);
+  bufAppendStr(b, "\"");
+}
+
 /* Send one frame of a transition: the updates text holds those of
 ** subs[lo..hi] (more: another frame of the same transition follows). */
 static void liveSendPart(Room *room, Conn *conn, Sub **subs, int lo, int hi, const Buf *updates,
                          int64_t version, int more, int isResend){
   double seq = connNextSeq(room, conn);
-  char num[128];
   Buf b = {0};
-  snprintf(num, sizeof num, "{\"type\":\"transition\",\"version\":%lld,\"seq\":%.0f%s,\"updates\":[",
-           (long long)version, seq, more ? ",\"more\":true" : "");
-  bufAppendStr(&b, num);
+  liveTransitionHead(&b, version, seq, more);
   if( updates->p ) bufAppend(&b, updates->p, updates->n);
   bufAppendStr(&b, "]}");
   char *text = bufFinish(&b);
@@ -655,9 +668,7 @@ static void liveSendTransition(Room *room, Conn *conn, Sub **subs, int n, int64_
   for(int i = n - 1; i >= 0; i--){
     Sub *s = subs[i];
     Buf u = {0};
-    bufAppendStr(&u, "{\"subscriptionId\":\"");
-    bufAppendStr(&u, s->id);
-    bufAppendStr(&u, "\"");
+    liveUpdateHead(&u, s);
     LiveResult *base = liveResultAt(s->q, isResend ? s->ackedAt : s->haveAt);
     liveAppendResult(&u, s->q, s, base, isResend ? s->ackedVersion : s->haveVersion);
     bufAppendStr(&u, "}");
@@ -803,13 +814,8 @@ static void liveFanGroup(Room *room, LiveFan *f, int i, int64_t version){
     if( version < 0 ){
       liveHead(&heads, "query_update", NULL, s, f->seqs[k]);
     }else{
-      char num[96];
-      snprintf(num, sizeof num, "{\"type\":\"transition\",\"version\":%lld,\"seq\":%.0f,\"updates\":[",
-               (long long)version, f->seqs[k]);
-      bufAppendStr(&heads, num);
-      bufAppendStr(&heads, "{\"subscriptionId\":\"");
-      bufAppendStr(&heads, s->id);
-      bufAppendStr(&heads, "\"");
+      liveTransitionHead(&heads, version, f->seqs[k], 0);
+      liveUpdateHead(&heads, s);
     }
     f->ends[k] = (uint32_t)heads.n;
     f->ids[k] = f->conns[j]->id;
