@@ -263,7 +263,7 @@ int storeQueueThen(Room *room, const char *sql, cJSON *args, SqlResult *out, cha
     t->nDest = cap;
   }
   Buf *b = &t->queue;
-  bufAppendStr(b, t->nQueued ? ",[" : "[");
+  bufAppendStr(b, t->nQueued ? ",[" : "[[");       /* the request's own bracket opens with the first */
   storeJsonString(b, sql);
   bufAppend(b, ",", 1);
   storeJsonArgs(b, args);
@@ -292,15 +292,9 @@ int storeFlush(Room *room){
   t->dest = NULL;
   t->nDest = 0;
   t->nQueued = 0;
-  char *req = NULL;
-  if( !q.oom ){
-    Buf r = {0};
-    bufAppend(&r, "[", 1);
-    bufAppend(&r, q.p, q.n);
-    bufAppend(&r, "]", 1);
-    req = bufFinish(&r);
-  }
-  bufFree(&q);
+  bufAppend(&q, "]", 1);           /* the request: [[sql,args,want],…] */
+  uint32_t reqLen = (uint32_t)q.n;
+  char *req = bufFinish(&q);
   if( req==NULL ){
     storeSetErr(dest[0].err, dest[0].errLen, "out of memory");
     free(dest);
@@ -308,7 +302,7 @@ int storeFlush(Room *room){
   }
   uint8_t *out = NULL;
   uint32_t nOut = 0;
-  int rc = host_sql_batch((const uint8_t*)req, (uint32_t)strlen(req), &out, &nOut);
+  int rc = host_sql_batch((const uint8_t*)req, reqLen, &out, &nOut);
   free(req);
   room->stats.sqlStatements += n;
   cJSON *doc = out ? cJSON_ParseWithLength((const char*)out, nOut) : NULL;

@@ -10,7 +10,7 @@
 **
 ** Bad input never traps: each check answers with a code and a message, and
 ** the connection stays open.
-
+**
 ** Acks may also arrive without their frame: the shim gathers the acks sent
 ** in their exact form and hands them over together (nt_ws_acks), each then
 ** handled as the "ack" action handles its frame.
