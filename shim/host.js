@@ -710,6 +710,43 @@ class FromWasm extends Error {
   constructor(cause) { super("wasm fault"); this.cause = cause; }
 }
 
+/* The isolate's cache (nt.h, host_cache_get/put): what the core derives
+** from a deploy's schema and functions (function analyses, row-level
+** security scripts), shared by every room object of this isolate, so that
+** only the isolate's first room derives it. Module-level on purpose: one
+** Map per isolate. Keys carry a hash of everything a value is made of
+** (wasm/host/cache.c); values are bytes the core decodes with bounds
+** checks. Bounded: at most CACHE_MAX_ENTRIES entries and CACHE_MAX_BYTES
+** of values, the least recently used dropped first (a Map iterates in
+** insertion order, and a hit re-inserts its entry). Not durable, never
+** seen by clients. */
+const CACHE_MAX_ENTRIES = 64;
+const CACHE_MAX_BYTES = 4 << 20;
+const isolateCache = new Map();    /* key (string) -> Uint8Array */
+let isolateCacheBytes = 0;
+
+function cacheGet(key) {
+  const v = isolateCache.get(key);
+  if (v === undefined) return undefined;
+  isolateCache.delete(key);        /* most recently used goes last */
+  isolateCache.set(key, v);
+  return v;
+}
+
+function cachePut(key, value) {
+  if (value.length > CACHE_MAX_BYTES / 4) return NT.PAYLOAD_TOO_LARGE;
+  const old = isolateCache.get(key);
+  if (old !== undefined) { isolateCache.delete(key); isolateCacheBytes -= old.length; }
+  while (isolateCache.size >= CACHE_MAX_ENTRIES || isolateCacheBytes + value.length > CACHE_MAX_BYTES) {
+    const [oldest, v] = isolateCache.entries().next().value;
+    isolateCache.delete(oldest);
+    isolateCacheBytes -= v.length;
+  }
+  isolateCache.set(key, value);
+  isolateCacheBytes += value.length;
+  return NT.OK;
+}
+
 /* The function Core calls with itself to get the "nt" imports of host. */
 function ntImports(host) {
   return (core) => ({
@@ -742,6 +779,24 @@ function ntImports(host) {
         rc = NT.INTERNAL;
       }
       return core.handOut(out, ppOut, pnOut, rc);
+    },
+
+    /* int host_cache_get(key, keyLen, **ppOut, *pnOut): a copy of the value
+    ** handed out as host_sql_exec's answer, or NOT_FOUND */
+    host_cache_get(keyPtr, keyLen, ppOut, pnOut) {
+      const v = cacheGet(core.str(keyPtr, keyLen));
+      if (v === undefined) {
+        const dv = core.dv();
+        dv.setUint32(ppOut, 0, true);
+        dv.setUint32(pnOut, 0, true);
+        return NT.NOT_FOUND;
+      }
+      return core.handOut(v, ppOut, pnOut, NT.OK);
+    },
+
+    /* int host_cache_put(key, keyLen, value, valueLen): copied */
+    host_cache_put(keyPtr, keyLen, valuePtr, valueLen) {
+      return cachePut(core.str(keyPtr, keyLen), core.bytes(valuePtr, valueLen));
     },
 
     /* int host_sql_txn(token): run nt_txn_body(room, token) in a transaction. */

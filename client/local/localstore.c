@@ -5,8 +5,9 @@
 ** the JavaScript host reaches through ctx.storage.sql (shim/host.js). In a
 ** browser or in Node there is no such database, but the core already carries
 ** a whole SQLite: core-local.wasm is the core's own objects, unchanged, linked
-** with this file, which defines the two storage imports of nt.h
-** (host_sql_exec, host_sql_batch, host_sql_txn) over a second connection of that SQLite. The
+** with this file, which defines the storage imports of nt.h
+** (host_sql_exec, host_sql_batch, host_sql_txn) over a second connection of that SQLite,
+** and the isolate's cache (host_cache_get, host_cache_put) as an empty one. The
 ** linker resolves the core's calls to these definitions, so they are not
 ** imports of core-local.wasm; every other import (time, randomness, sends,
 ** timers, async work) stays with the JavaScript host (client/local/core.js).
@@ -226,4 +227,21 @@ int host_sql_batch(const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_
 int host_sql_txn(uint32_t token){
   if( L.sql.db==NULL || L.room==NULL ) return NT_INTERNAL;
   return dosqlTxn(&L.sql, L.room, token);
+}
+
+/* ------------------------------------------------------------------------
+** host_cache_get / host_cache_put: a local instance hosts one room, so
+** there is no second room to share derived values with; the cache holds
+** nothing and the core derives them itself, as a room of a new isolate does.
+*/
+int host_cache_get(const uint8_t *key, uint32_t keyLen, uint8_t **ppOut, uint32_t *pnOut){
+  (void)key; (void)keyLen;
+  *ppOut = NULL;
+  *pnOut = 0;
+  return NT_NOT_FOUND;
+}
+
+int host_cache_put(const uint8_t *key, uint32_t keyLen, const uint8_t *value, uint32_t valueLen){
+  (void)key; (void)keyLen; (void)value; (void)valueLen;
+  return NT_OK;
 }

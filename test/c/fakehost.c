@@ -18,6 +18,11 @@
 **     nest the way nested transactionSync calls do.
 **   - sends, closes, attachments, HTTP answers, async requests and log lines
 **     are recorded for the test to inspect (fakehost.h).
+**   - host_cache_get / host_cache_put keep a process-wide table, as the
+**     isolate's Map does (shim/host.js): it outlives fakehostReset, so the
+**     next room a test opens finds what the previous one stored, and only
+**     fakehostCacheClear empties it. At most FAKEHOST_CACHE_MAX entries, the
+**     oldest dropped first.
 **
 ** Test code: state lives in one static struct, and running out of memory
 ** aborts the process rather than being reported.
@@ -73,6 +78,19 @@ static struct {
   int nFanout;                     /* host_ws_fanout calls since reset */
   int nBatchCall;                  /* host_sql_batch calls since reset */
 } F;
+
+/* host_cache_*: one entry per key, oldest first. Apart from F, which
+** fakehostReset wipes, so that the cache outlives a reset. */
+#define FAKEHOST_CACHE_MAX 256
+typedef struct FakeCacheEntry {
+  char *key;                       /* NUL-terminated copy */
+  uint8_t *value;                  /* copy of the value */
+  uint32_t len;                    /* its bytes */
+} FakeCacheEntry;
+static struct {
+  FakeCacheEntry *list; int n, a;  /* entries, oldest first */
+  int gets, hits, puts;            /* calls since fakehostCacheClear */
+} C;
 
 /* ------------------------------------------------------------------------
 ** Small helpers: allocation that cannot fail, a growable string, arrays.
@@ -181,8 +199,15 @@ static void recordsFree(void){
   free(F.lastLog); F.lastLog = NULL;
 }
 
+static void cacheFree(void){
+  for(int i = 0; i < C.n; i++){ free(C.list[i].key); free(C.list[i].value); }
+  free(C.list);
+  memset(&C, 0, sizeof C);
+}
+
 static void fakehostAtExit(void){
   recordsFree();
+  cacheFree();
   free(F.frames); free(F.resps); free(F.asyncs);
   free(F.attach); free(F.closes); free(F.gone); free(F.points);
   free(F.failSqlMsg);
@@ -229,6 +254,67 @@ void fakehostClear(void){ ensureInit(); recordsFree(); }
 void fakehostSetRoom(Room *room){ ensureInit(); F.room = room; }
 Room *fakehostRoom(void){ return F.room; }
 sqlite3 *fakehostDb(void){ ensureInit(); return F.sql.db; }
+
+/* ------------------------------------------------------------------------
+** host_cache_get / host_cache_put
+*/
+
+static FakeCacheEntry *cacheFind(const uint8_t *key, uint32_t keyLen){
+  for(int i = 0; i < C.n; i++){
+    if( strlen(C.list[i].key)==keyLen && memcmp(C.list[i].key, key, keyLen)==0 ) return &C.list[i];
+  }
+  return NULL;
+}
+
+int host_cache_get(const uint8_t *key, uint32_t keyLen, uint8_t **ppOut, uint32_t *pnOut){
+  C.gets++;
+  *ppOut = NULL;
+  *pnOut = 0;
+  FakeCacheEntry *e = cacheFind(key, keyLen);
+  if( e==NULL ) return NT_NOT_FOUND;
+  uint8_t *out = nt_alloc(e->len);
+  if( out==NULL ) return NT_NOMEM;
+  if( e->len ) memcpy(out, e->value, e->len);
+  *ppOut = out;
+  *pnOut = e->len;
+  C.hits++;
+  return NT_OK;
+}
+
+int host_cache_put(const uint8_t *key, uint32_t keyLen, const uint8_t *value, uint32_t valueLen){
+  C.puts++;
+  FakeCacheEntry *e = cacheFind(key, keyLen);
+  if( e ){
+    free(e->value);
+  }else{
+    if( C.n==FAKEHOST_CACHE_MAX ){
+      free(C.list[0].key); free(C.list[0].value);
+      memmove(&C.list[0], &C.list[1], sizeof C.list[0] * (size_t)(C.n - 1));
+      C.n--;
+    }
+    e = PUSH(C.list, C.n, C.a);
+    e->key = xstrndup(key, keyLen);
+  }
+  e->value = (uint8_t*)xstrndup(value, valueLen);
+  e->len = valueLen;
+  return NT_OK;
+}
+
+void fakehostCacheClear(void){ cacheFree(); }
+int fakehostCacheGets(void){ return C.gets; }
+int fakehostCacheHits(void){ return C.hits; }
+int fakehostCachePuts(void){ return C.puts; }
+
+uint8_t *fakehostCacheValue(const char *prefix, uint32_t *pn){
+  for(int i = C.n - 1; i >= 0; i--){
+    if( strncmp(C.list[i].key, prefix, strlen(prefix))==0 ){
+      *pn = C.list[i].len;
+      return C.list[i].value;
+    }
+  }
+  *pn = 0;
+  return NULL;
+}
 
 /* ------------------------------------------------------------------------
 ** host_sql_exec

@@ -14,6 +14,8 @@
 **   host_analytics                 recorded; takes up to a settable budget
 **   host_now_ms / host_random      a settable clock, a seeded generator
 **   host_log                       to stderr when NT_TEST_VERBOSE is set
+**   host_cache_get / _put          a process-wide table that outlives
+**                                  fakehostReset (fakehostCacheClear empties it)
 **
 ** It also drives the core the way the shim does: the fakehost<Export>
 ** helpers copy their arguments into nt_alloc'd buffers, call the export and
@@ -180,5 +182,17 @@ int fakehostStepLimitHits(void);                   /* statements stopped so far 
 int fakehostSqlCalls(void);
 int fakehostTxnCalls(void);
 int fakehostBatchCalls(void);                      /* host_sql_batch calls */
+
+/* ---- the isolate's cache (host_cache_get / host_cache_put) ------------- */
+/* Empty the cache and zero its counters. fakehostReset keeps it: a test
+** that opens a second room after a first sees it hit. */
+void fakehostCacheClear(void);
+int fakehostCacheGets(void);                       /* host_cache_get calls since the clear */
+int fakehostCacheHits(void);                       /* those that found a value */
+int fakehostCachePuts(void);                       /* host_cache_put calls */
+/* The value of the newest entry whose key starts with prefix ("fn:",
+** "rls:"), writable in place so a test can corrupt it, and its bytes in
+** *pn; NULL when there is none. Valid until the next put or clear. */
+uint8_t *fakehostCacheValue(const char *prefix, uint32_t *pn);
 
 #endif /* NT_FAKEHOST_H */

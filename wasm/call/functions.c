@@ -17,6 +17,15 @@
 ** the one write path (host/write.c), which bumps the room's commit counter
 ** and tells the modules what it touched.
 **
+** The analysis is the same for every room of a deploy, so the first room
+** of an isolate puts what it found (each function's plan and positional
+** SQL, in load order) in the isolate's cache under "fn:<hash of the
+** config>" (host/cache.c), and the next rooms read it instead of asking
+** SQLite: the directives are still parsed, and everything fnResolve checks
+** after the analysis is still checked, so a room says exactly what it would
+** have said. Only an open whose every function loaded is put; an entry that
+** does not decode, or names another function, is ignored from there on.
+**
 ** A block that does not load stops the room (UNAVAILABLE) with
 ** "<path>:<line>: <reason>", the line being the directive at fault, or where
 ** the embedded SQLite's parser stopped in the statement (directive lines are
@@ -79,10 +88,22 @@ struct Fn {
   int replicaLine;                 /* the line that said so */
 };
 
+/* The isolate's cache during fnOpen: the entry read, and the one written. */
+typedef struct FnCache {
+  uint8_t *value;                  /* the entry found, owned (nt_free); NULL: none */
+  CacheReader rd;                  /* reading it */
+  uint32_t nCached;                /* functions it holds */
+  uint32_t nRead;                  /* those taken so far */
+  int usable;                      /* 0 once it failed to decode or named another function */
+  Buf out;                         /* the entry this open makes, function by function */
+  uint32_t nOut;                   /* functions in out */
+} FnCache;
+
 /* The module's state (room->fns): every function of the app, in load order. */
 typedef struct Fns {
   Fn *list;                        /* [n], owned */
   int n;
+  FnCache *cache;                  /* during fnOpen only, borrowed */
 } Fns;
 
 /* Look a word up in one of the tables above; 0 when absent. */
@@ -235,12 +256,37 @@ static int fnSqlLine(const Fn *fn, int line, size_t at){
 
 /* Analyse the SQL and map each positional binding to a parameter. line is
 ** the block's name line. */
+/* The next function of the cache entry, when it is fn: NT_OK with *plan
+** and *pPositional (owned) filled; NT_NOT_FOUND otherwise (and the entry is
+** not used again when it failed to decode or named another function). */
+static int fnCached(Room *room, const Fn *fn, GuardPlan *plan, char **pPositional){
+  FnCache *c = room->fns->cache;
+  *pPositional = NULL;
+  if( c==NULL || !c->usable || c->nRead >= c->nCached ) return NT_NOT_FOUND;
+  char *name = cacheReadStr(&c->rd, NULL);
+  char *positional = cacheReadStr(&c->rd, NULL);
+  int rc = name && positional && strcmp(name, fn->name)==0 ? guardPlanRead(&c->rd, plan) : NT_NOT_FOUND;
+  free(name);
+  if( rc ){
+    free(positional);
+    c->usable = 0;
+    return NT_NOT_FOUND;
+  }
+  c->nRead++;
+  *pPositional = positional;
+  return NT_OK;
+}
+
 static int fnResolve(FnParse *ps, Fn *fn, int line){
   Room *room = ps->room;
   int first = fnSqlLine(fn, line, (size_t)(sqlSkipSpace(fn->sql) - fn->sql));
   GuardPlan plan;
   char *positional = NULL;
-  int rc = guardAnalyseNamed(room, fn->sql, &plan, &positional, ps->err, sizeof ps->err);
+  int rc = fnCached(room, fn, &plan, &positional);
+  if( rc ){
+    room->fnAnalyses++;
+    rc = guardAnalyseNamed(room, fn->sql, &plan, &positional, ps->err, sizeof ps->err);
+  }
   if( rc ){
     int off = guardErrorOffset(room, fn->sql, ps->err);
     ps->line = off >= 0 ? fnSqlLine(fn, line, (size_t)off) : first;
@@ -275,6 +321,13 @@ static int fnResolve(FnParse *ps, Fn *fn, int line){
   if( rc==NT_OK ){
     free(fn->sql);
     fn->sql = positional;          /* what the room's SQLite binds by position */
+    FnCache *c = room->fns->cache;
+    if( c ){
+      cacheWriteStr(&c->out, fn->name);
+      cacheWriteStr(&c->out, fn->sql);
+      guardPlanWrite(&c->out, &fn->plan);
+      c->nOut++;
+    }
   }else{
     free(positional);
   }
@@ -395,17 +448,41 @@ static int fnLoadFile(Room *room, const char *path, const char *text){
 int fnOpen(Room *room, const cJSON *config){
   const cJSON *files = cJSON_GetObjectItemCaseSensitive(config, "functions");
   if( room->fns==NULL && (room->fns = calloc(1, sizeof(Fns)))==NULL ) return NT_NOMEM;
+  FnCache cache;
+  memset(&cache, 0, sizeof cache);
+  uint32_t len = 0;
+  if( cacheGet(room, "fn", &cache.value, &len)==NT_OK ){
+    cache.rd.p = cache.value;
+    cache.rd.n = len;
+    cache.nCached = cacheReadCount(&cache.rd, 100000);
+    cache.usable = !cache.rd.bad;
+  }
+  room->fns->cache = &cache;
+  int rc = NT_OK;
   const cJSON *f;
   cJSON_ArrayForEach(f, files){
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(f, "file");
     const cJSON *path = cJSON_GetObjectItemCaseSensitive(f, "path");
     const cJSON *sql = cJSON_GetObjectItemCaseSensitive(f, "sql");
     if( !cJSON_IsString(file) || !cJSON_IsString(sql) ) continue;
-    int rc = fnLoadFile(room, cJSON_IsString(path) ? path->valuestring : file->valuestring,
-                        sql->valuestring);
-    if( rc ) return rc;
+    rc = fnLoadFile(room, cJSON_IsString(path) ? path->valuestring : file->valuestring,
+                    sql->valuestring);
+    if( rc ) break;
   }
-  return NT_OK;
+  room->fns->cache = NULL;
+  /* every function loaded, and not all of them from an entry that holds
+  ** exactly them: this open's analyses are the entry */
+  if( rc==NT_OK && !(cache.usable && cache.nRead==cache.nCached && cache.nRead==cache.nOut) ){
+    Buf entry = {0};
+    cacheWriteU32(&entry, cache.nOut);
+    bufAppend(&entry, cache.out.p ? cache.out.p : "", cache.out.n);
+    if( cache.out.oom ) entry.oom = 1;
+    cachePut(room, "fn", &entry);  /* best effort: the next room analyses again without it */
+    bufFree(&entry);
+  }
+  bufFree(&cache.out);
+  nt_free(cache.value);
+  return rc;
 }
 
 void fnFreeAll(Room *room){

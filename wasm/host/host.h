@@ -183,6 +183,35 @@ int statusFail(Room *room, int code, const char *fmt, ...);
 /* config[key] as a number, or fallback when absent, not a number or negative. */
 double ntConfigNumber(const cJSON *config, const char *key, double fallback);
 
+/* ---- cache.c: the isolate's cache (host_cache_get/put) ------------------ */
+/* room->cacheHash from config (borrowed): FNV-1a of all of it but "room". */
+void cacheDeployHash(Room *room, const cJSON *config);
+/* The value stored under "<kind>:<room->cacheHash>": NT_OK with *ppValue
+** (caller frees with nt_free) and *pn, or NT_NOT_FOUND (also when the room
+** has no cacheHash yet). */
+int cacheGet(Room *room, const char *kind, uint8_t **ppValue, uint32_t *pn);
+/* Store value (borrowed; a Buf that ran out of memory stores nothing)
+** under that key. NT_OK, or the host's refusal (best effort: callers may
+** ignore it). */
+int cachePut(Room *room, const char *kind, const Buf *value);
+/* Fields of a value: u32 little-endian, strings as length + bytes. */
+void cacheWriteU32(Buf *b, uint32_t v);
+void cacheWriteStr(Buf *b, const char *s);            /* NULL is kept as NULL */
+typedef struct CacheReader {
+  const uint8_t *p;                /* the value, borrowed */
+  size_t n;                        /* its bytes */
+  size_t at;                       /* bytes read so far */
+  int bad;                         /* set once a read ran past the end or made no sense */
+} CacheReader;
+uint32_t cacheReadU32(CacheReader *r);                /* 0 and r->bad past the end */
+/* A u32 that must be <= max; when max > 1 a count of items of 4 bytes or
+** more, which must fit in what is left of the value. */
+uint32_t cacheReadCount(CacheReader *r, uint32_t max);
+/* A copy of the next string (caller frees); NULL with r->bad on failure.
+** A stored NULL is NULL with *pIsNull set, or a failure when pIsNull is
+** NULL (a string was required). */
+char *cacheReadStr(CacheReader *r, int *pIsNull);
+
 /* ---- trace.c: what one call did, from its start to its answer ----------- */
 /* A trace is made when an RPC enters the core (room/rpc.c; methodCall makes
 ** its own for calls no transport brought, such as cron runs). It follows the
@@ -311,6 +340,11 @@ struct Room {
                                       then the open's end (room.c); owned */
   int64_t version;                 /* commit counter, mirrors _room.version */
   char schemaHash[17];             /* what the open's schema work is made of (migrate.c) */
+  char cacheHash[17];              /* what the isolate's cache keys are made of (cache.c) */
+  int fnAnalyses;                  /* named functions the open analysed in SQLite (not
+                                      read from the cache; functions.c) */
+  int mirrorBuilds;                /* times the schema mirror was built from the room's
+                                      schema (schema.c) */
   int schemaCurrent;               /* 1: _room says that work is done; 2: and under
                                       this room's name (the open skipped it); 3: the
                                       room had no _room and this open did it all,

@@ -214,6 +214,24 @@ NT_IMPORT(host_sql_exec) int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
 NT_IMPORT(host_sql_batch) int host_sql_batch(const uint8_t *req, uint32_t reqLen,
                                              uint8_t **ppOut, uint32_t *pnOut);
 
+/* A cache of the isolate (the process, natively), shared by every room it
+** hosts: what the core derives from a deploy's schema and functions (the
+** analyses of named functions, the scripts of row-level security), so that
+** the next room of the same deploy need not derive it again. Not durable
+** and not visible to clients; the host may drop any entry at any time (it
+** bounds the cache's size), so a value is only ever a shortcut.
+** host_cache_get: on NT_OK *ppOut and *pnOut hold a copy of the value stored
+** under key, in a buffer the host allocated with nt_alloc that the core
+** owns and frees with nt_free (as host_sql_exec's); NT_NOT_FOUND when no
+** value is stored (then *ppOut is NULL). key borrowed for the call. */
+NT_IMPORT(host_cache_get) int host_cache_get(const uint8_t *key, uint32_t keyLen,
+                                             uint8_t **ppOut, uint32_t *pnOut);
+/* Store value under key, replacing what was there (both borrowed for the
+** call: the host copies them). Returns 0, or NT_PAYLOAD_TOO_LARGE when the
+** host will not keep a value that large (nothing is stored). */
+NT_IMPORT(host_cache_put) int host_cache_put(const uint8_t *key, uint32_t keyLen,
+                                             const uint8_t *value, uint32_t valueLen);
+
 /* Run nt_txn_body(room, token) inside ctx.storage.transactionSync. Returns the
 ** body's return code (non-zero: rolled back) or NT_INTERNAL if the host could
 ** not commit. */

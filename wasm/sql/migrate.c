@@ -520,6 +520,7 @@ int migrateRecordHash(Room *room){
 int migrateOpen(Room *room, const cJSON *config){
   const cJSON *migrations = cJSON_GetObjectItemCaseSensitive(config, "migrations");
   migrateSchemaHash(room, migrations);
+  cacheDeployHash(room, config);   /* the keys of the isolate's cache (host/cache.c) */
   int fresh;
   migrateCurrent(room, &fresh);
   if( room->schemaCurrent ) return NT_OK;

@@ -81,6 +81,12 @@ int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t 
 int guardAnalyseNamed(Room *room, const char *sql, GuardPlan *plan, char **pPositional,
                       char *err, size_t errLen);
 
+/* A GUARD_TRUSTED plan as a value of the isolate's cache (host/cache.c),
+** and back: guardPlanRead fills *plan (guardPlanFree after) or returns
+** NT_BAD_REQUEST, *plan empty, when the value does not decode. */
+void guardPlanWrite(Buf *b, const GuardPlan *plan);
+int guardPlanRead(CacheReader *r, GuardPlan *plan);
+
 /* ---- sqlcost.c: the bound on a client statement's work ------------------ */
 typedef struct SqlLimits {
   double maxCost;                  /* estimated row visits a statement may cost in the room */

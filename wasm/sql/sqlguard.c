@@ -425,6 +425,58 @@ void guardPlanFree(GuardPlan *plan){
 }
 
 /* ------------------------------------------------------------------------
+** A plan in the isolate's cache (host/cache.c): what a GUARD_TRUSTED
+** analysis found, field by field; explain is never kept (only client SQL
+** has one).
+*/
+
+/* The list (arr, n) as a count and its strings; NULL entries stay NULL. */
+static void planWriteList(Buf *b, char **arr, int n){
+  cacheWriteU32(b, (uint32_t)n);
+  for(int i = 0; i < n; i++) cacheWriteStr(b, arr[i]);
+}
+
+/* A list written by planWriteList into (*pArr, *pn); nulls: NULL entries
+** allowed (paramNames). r->bad on any failure. */
+static void planReadList(CacheReader *r, char ***pArr, int *pn, int nulls){
+  uint32_t n = cacheReadCount(r, 32766);
+  if( r->bad || n==0 ) return;
+  char **arr = calloc(n, sizeof(char*));
+  if( arr==NULL ){ r->bad = 1; return; }
+  *pArr = arr;
+  for(uint32_t i = 0; i < n && !r->bad; i++){
+    int isNull = 0;
+    arr[i] = cacheReadStr(r, nulls ? &isNull : NULL);
+    *pn = (int)i + 1;              /* what guardPlanFree must free */
+  }
+}
+
+void guardPlanWrite(Buf *b, const GuardPlan *plan){
+  cacheWriteU32(b, (uint32_t)plan->readonly);
+  cacheWriteU32(b, (uint32_t)plan->deletes);
+  planWriteList(b, plan->paramNames, plan->nParam);
+  planWriteList(b, plan->reads, plan->nReads);
+  planWriteList(b, plan->writes, plan->nWrites);
+  planWriteList(b, plan->recursive, plan->nRecursive);
+  planWriteList(b, plan->calls, plan->nCalls);
+  planWriteList(b, plan->columns, plan->nColumns);
+}
+
+int guardPlanRead(CacheReader *r, GuardPlan *plan){
+  memset(plan, 0, sizeof *plan);
+  plan->readonly = cacheReadCount(r, 1)!=0;
+  plan->deletes = cacheReadCount(r, 1)!=0;
+  planReadList(r, &plan->paramNames, &plan->nParam, 1);
+  planReadList(r, &plan->reads, &plan->nReads, 0);
+  planReadList(r, &plan->writes, &plan->nWrites, 0);
+  planReadList(r, &plan->recursive, &plan->nRecursive, 0);
+  planReadList(r, &plan->calls, &plan->nCalls, 0);
+  planReadList(r, &plan->columns, &plan->nColumns, 0);
+  if( r->bad ){ guardPlanFree(plan); return NT_BAD_REQUEST; }
+  return NT_OK;
+}
+
+/* ------------------------------------------------------------------------
 ** Positional parameters. The Durable Object's SQLite binds by position only
 ** ("Named SQL parameters are not supported"), so named parameters (:title,
 ** @title, $title) are rewritten to the ?NNN that SQLite itself gave them.
