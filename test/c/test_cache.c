@@ -5,6 +5,9 @@
 ** check out, or another schema, is derived again; a room that does not
 ** load stores nothing.
 **
+** The schema mirror is built on first need: a room whose open found
+** everything in the cache builds it only when client SQL arrives.
+**
 ** The fake host's cache outlives fakehostReset, as the isolate's Map
 ** outlives a room object; each test starts from an empty one.
 */
@@ -31,16 +34,23 @@ static char *roomTranscript(void){
   return bufFinish(&b);
 }
 
-/* Open the example app on a fresh fake host and run roomTranscript; the
-** number of functions the open analysed in *pAnalysed. */
-static char *appTranscript(int *pAnalysed){
+/* Open the example app (extraJson added to its config) on a fresh fake
+** host and run roomTranscript; the number of functions the open analysed
+** in *pAnalysed, and of mirrors it built in *pBuilds (may be NULL). */
+static char *appTranscriptWith(const char *extraJson, int *pAnalysed, int *pBuilds){
   fakehostReset();
-  Room *room = testAppOpen();
+  const char *const migrations[] = { testTasksMigration, NULL };
+  Room *room = testRoomOpenWith("test-room", migrations, testTasksFunctions, 1, extraJson);
   if( room==NULL || nt_room_status(room)!=NT_OK ) return NULL;
   *pAnalysed = room->fnAnalyses;
+  if( pBuilds ) *pBuilds = room->mirrorBuilds;   /* by the open */
   char *t = roomTranscript();
   fakehostRoomFree();
   return t;
+}
+
+static char *appTranscript(int *pAnalysed){
+  return appTranscriptWith(NULL, pAnalysed, NULL);
 }
 
 TEST(cache_should_let_a_second_room_answer_as_the_first_without_analysing){
@@ -165,6 +175,70 @@ TEST(cache_should_still_refuse_a_bad_directive_when_the_analyses_are_cached){
   CHECK_STR_CONTAINS(room->statusMsg, "app.sql:2: param x: bad option");
   fakehostRoomFree();
   free(a);
+}
+
+/* Replication on and off: a second room sends the first one's frames, and
+** its open builds no mirror (its subscription does, for the diff key). */
+TEST(cache_should_let_a_second_room_serve_without_building_the_mirror){
+  static const char *const configs[] = { NULL, "{\"sync\":false}" };
+  for(size_t i = 0; i < sizeof configs / sizeof configs[0]; i++){
+    fakehostCacheClear();
+    int first = -1, second = -1, builtFirst = -1, builtSecond = -1;
+    char *a = appTranscriptWith(configs[i], &first, &builtFirst);
+    char *b = appTranscriptWith(configs[i], &second, &builtSecond);
+    REQUIRE(a != NULL && b != NULL);
+    CHECK_EQ_INT(second, 0);
+    CHECK(builtFirst >= 1);
+    CHECK_EQ_INT(builtSecond, 0);
+    CHECK_STR_EQ(b, a);
+    free(a); free(b);
+  }
+}
+
+TEST(cache_should_build_the_mirror_when_client_sql_arrives){
+  fakehostCacheClear();
+  int analysed = -1;
+  free(appTranscript(&analysed));
+  fakehostReset();
+  Room *room = testAppOpen();
+  REQUIRE(room != NULL && nt_room_status(room)==NT_OK);
+  CHECK_EQ_INT(room->fnAnalyses, 0);
+  CHECK(room->guardDb==NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[256];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"x\"}", got, sizeof got), "");
+  CHECK_EQ_INT(room->mirrorBuilds, 0);
+  CHECK_STR_EQ(testRpc(1, "executeSQL", "{\"sql\":\"SELECT title FROM tasks\"}", got, sizeof got), "");
+  CHECK_EQ_INT(room->mirrorBuilds, 1);
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"x\"");
+  /* the mirror holds what the open installed without it: RLS reads
+  ** through its filter, so bob's SQL does not see alice's task */
+  REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
+  CHECK_STR_EQ(testRpc(2, "executeSQL", "{\"sql\":\"SELECT count(*) AS n FROM tasks\"}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(2), "\"n\":0");
+  CHECK_STR_EQ(testRpc(2, "executeSQL", "{\"sql\":\"SELECT * FROM main.tasks\"}", got, sizeof got), "SQL_REJECTED");
+  CHECK_EQ_INT(room->mirrorBuilds, 1);
+  fakehostRoomFree();
+}
+
+/* A reopened room (migrate.c's one read) takes the analyses from the cache
+** and answers client SQL (the replication module builds its mirror from
+** that read's rows: syncDiscover is not cached for reopened rooms). */
+TEST(cache_should_let_a_reopened_room_answer_from_the_cache){
+  fakehostCacheClear();
+  const char *const migrations[] = { testTasksMigration, NULL };
+  Room *room = testRoomOpen(migrations, testTasksFunctions, 1);
+  REQUIRE(room != NULL && nt_room_status(room)==NT_OK);
+  fakehostRoomFree();
+  room = testRoomOpen(migrations, testTasksFunctions, 1);   /* same storage: a reopen */
+  REQUIRE(room != NULL && nt_room_status(room)==NT_OK);
+  CHECK_EQ_INT(room->fnAnalyses, 0);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[256];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"y\"}", got, sizeof got), "");
+  CHECK_STR_EQ(testRpc(1, "executeSQL", "{\"sql\":\"SELECT count(*) AS n FROM tasks\"}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"n\":1");
+  fakehostRoomFree();
 }
 
 TEST_MAIN(fakehostReset)

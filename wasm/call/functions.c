@@ -24,7 +24,9 @@
 ** SQLite: the directives are still parsed, and everything fnResolve checks
 ** after the analysis is still checked, so a room says exactly what it would
 ** have said. Only an open whose every function loaded is put; an entry that
-** does not decode, or names another function, is ignored from there on.
+** does not decode, or names another function, is ignored from there on. A
+** room with webhooks has capture triggers of its own, which the plans
+** list among what a function writes: it neither reads nor puts the entry.
 **
 ** A block that does not load stops the room (UNAVAILABLE) with
 ** "<path>:<line>: <reason>", the line being the directive at fault, or where
@@ -451,7 +453,8 @@ int fnOpen(Room *room, const cJSON *config){
   FnCache cache;
   memset(&cache, 0, sizeof cache);
   uint32_t len = 0;
-  if( cacheGet(room, "fn", &cache.value, &len)==NT_OK ){
+  /* a room with triggers of its own (webhooks) analyses against its own schema */
+  if( !room->ownTriggers && cacheGet(room, "fn", &cache.value, &len)==NT_OK ){
     cache.rd.p = cache.value;
     cache.rd.n = len;
     cache.nCached = cacheReadCount(&cache.rd, 100000);
@@ -472,7 +475,8 @@ int fnOpen(Room *room, const cJSON *config){
   room->fns->cache = NULL;
   /* every function loaded, and not all of them from an entry that holds
   ** exactly them: this open's analyses are the entry */
-  if( rc==NT_OK && !(cache.usable && cache.nRead==cache.nCached && cache.nRead==cache.nOut) ){
+  if( rc==NT_OK && !room->ownTriggers
+      && !(cache.usable && cache.nRead==cache.nCached && cache.nRead==cache.nOut) ){
     Buf entry = {0};
     cacheWriteU32(&entry, cache.nOut);
     bufAppend(&entry, cache.out.p ? cache.out.p : "", cache.out.n);

@@ -89,6 +89,7 @@ typedef struct Embeds {
   double retryBaseSec;             /* delay before a job's first retry */
   int failing;                     /* test hook: every embedding attempt fails */
   double skipped;                  /* jobs whose text hash had not changed */
+  int fromMirror;                  /* declarations checked on the mirror, not the cache */
 } Embeds;
 
 /* ---- the local embedder -------------------------------------------------- */
@@ -241,10 +242,65 @@ const char *embedEmbedder(Room *room){
   return room->embeds ? room->embeds->embedder : "local";
 }
 
+/* d's primary key from the isolate's cache ("embc:", what an earlier room
+** of the deploy found for every declaration: a count, then per table its
+** name, its key's column count and names). The tables are the migrations',
+** and the key covers the migrations' text, so a table found there passed
+** embedColumns's checks. NT_OK with d->pk filled, or NT_NOT_FOUND. */
+static int embedColumnsCached(Room *room, EmbedDecl *d){
+  uint8_t *value = NULL;
+  uint32_t len = 0;
+  if( cacheGet(room, "embc", &value, &len) ) return NT_NOT_FOUND;
+  CacheReader r = { value, len, 0, 0 };
+  int rc = NT_NOT_FOUND;
+  uint32_t n = cacheReadCount(&r, EMBED_MAX_DECLS);
+  for(uint32_t i = 0; i < n && !r.bad && rc==NT_NOT_FOUND; i++){
+    char *table = cacheReadStr(&r, NULL);
+    uint32_t nPk = cacheReadCount(&r, 64);
+    char **pk = nPk ? calloc(nPk, sizeof(char*)) : NULL;
+    if( nPk && pk==NULL ) r.bad = 1;
+    for(uint32_t k = 0; k < nPk && !r.bad; k++) pk[k] = cacheReadStr(&r, NULL);
+    if( !r.bad && nPk > 0 && table && strcmp(table, d->table)==0 ){
+      d->pk = pk;
+      d->nPk = (int)nPk;
+      pk = NULL;
+      rc = NT_OK;
+    }
+    for(uint32_t k = 0; pk && k < nPk; k++) free(pk[k]);
+    free(pk);
+    free(table);
+  }
+  if( r.bad && rc==NT_OK ){       /* what follows is corrupt: so may be what was taken */
+    for(int k = 0; k < d->nPk; k++) free(d->pk[k]);
+    free(d->pk);
+    d->pk = NULL;
+    d->nPk = 0;
+    rc = NT_NOT_FOUND;
+  }
+  nt_free(value);
+  return rc;
+}
+
+/* Put every declaration's table and key in the cache (embedColumnsCached). */
+static void embedColumnsPut(Room *room, const Embeds *e){
+  Buf b = {0};
+  cacheWriteU32(&b, (uint32_t)e->nDecls);
+  for(int i = 0; i < e->nDecls; i++){
+    cacheWriteStr(&b, e->decls[i].table);
+    cacheWriteU32(&b, (uint32_t)e->decls[i].nPk);
+    for(int k = 0; k < e->decls[i].nPk; k++) cacheWriteStr(&b, e->decls[i].pk[k]);
+  }
+  cachePut(room, "embc", &b);      /* best effort */
+  bufFree(&b);
+}
+
 /* Does table have column col (in the mirror)? Fills pk columns when asked. */
 static int embedColumns(Room *room, EmbedDecl *d, char *err, size_t errLen){
   sqlite3_stmt *st = NULL;
   int found = 0;
+  if( d->nPk==0 && embedColumnsCached(room, d)==NT_OK ) return NT_OK;
+  if( room->embeds ) room->embeds->fromMirror++;
+  if( schemaEnsure(room) ){ snprintf(err, errLen, "the schema mirror could not be built"); return NT_INTERNAL; }
   if( sqlite3_prepare_v2(room->guardDb, "SELECT name, pk FROM pragma_table_info(?1) ORDER BY pk, cid",
                          -1, &st, NULL)!=SQLITE_OK ){
     sqlite3_finalize(st);
@@ -429,6 +485,16 @@ static int embedApplyScript(Room *room, void *arg){
 /* The system table, the triggers of each declared table (rewritten when
 ** they differ from the mirror's), and no triggers for undeclared tables. */
 static int embedInstall(Room *room, Embeds *e){
+  char *cached = NULL;
+  /* a never-used room: the script an earlier one found (the same
+  ** declarations: they are the migrations', which the key covers) */
+  if( schemaScriptCached(room, "emb", &cached)==NT_OK ){
+    int rc = cached[0] ? storeTxn(room, embedApplyScript, cached) : NT_OK;
+    if( rc==NT_OK && cached[0] ) rc = schemaApply(room, cached);
+    free(cached);
+    return rc;
+  }
+  if( schemaEnsure(room) ) return NT_INTERNAL;
   Buf script = {0};                                /* the table is Module.schema's */
   sqlite3_stmt *st = NULL;
   if( sqlite3_prepare_v2(room->guardDb,
@@ -455,6 +521,7 @@ static int embedInstall(Room *room, Embeds *e){
     if( !same ){ bufAppendStr(&script, want); changed = 1; }
     free(want);
   }
+  if( !script.oom ) schemaScriptPut(room, "emb", changed && script.p ? script.p : "");
   if( !changed ){ bufFree(&script); return script.oom ? NT_NOMEM : NT_OK; }
   char *sql = bufFinish(&script);
   if( sql==NULL ) return NT_NOMEM;
@@ -485,6 +552,7 @@ int embedOpen(Room *room, const cJSON *config){
   /* "off": the declarations are read (a bad one still stops the room) but
   ** nothing is embedded: no triggers, no jobs, no search. */
   int rc = embedDeclare(room, e, cJSON_GetObjectItemCaseSensitive(config, "migrations"), err, sizeof err);
+  if( rc==NT_OK && e->fromMirror ) embedColumnsPut(room, e);   /* for the next room of the isolate */
   if( rc==NT_OK && strcmp(e->embedder, "off")==0 ){
     for(int i = 0; i < e->nDecls; i++) embedDeclFree(&e->decls[i]);
     e->nDecls = 0;

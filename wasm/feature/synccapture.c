@@ -22,6 +22,13 @@
 ** the outbox's largest plus one, or the high-water mark _sync.seq kept
 ** when the outbox was trimmed empty: dense, increasing, and never reused,
 ** without AUTOINCREMENT's extra write to sqlite_sequence.
+**
+** A never-used room (roomIsNew) holds exactly what its config creates, so
+** what the discovery read from the mirror and what the install found
+** missing are the same for every such room of a deploy: the first puts
+** them in the isolate's cache ("syncd:", "synci:"; host/cache.c) and the
+** next ones read them without building the mirror. Installing triggers
+** marks the mirror stale (schemaStale) rather than rebuilding it.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,41 +183,95 @@ static void syncSortKey(SyncTable *t, const int *ordinal){
   }
 }
 
+/* One row of the discovery: a column of a table, in table order. */
+static int syncDiscoverRow(Sync *s, int **pOrdinal, const char *table, const char *col,
+                           const char *type, int pk, int strict){
+  SyncTable *t = s->nTables ? &s->tables[s->nTables - 1] : NULL;
+  if( table==NULL || col==NULL ) return NT_INTERNAL;
+  if( t==NULL || strcmp(t->name, table)!=0 ){
+    if( t ) syncSortKey(t, *pOrdinal);
+    SyncTable *grown = realloc(s->tables, sizeof(SyncTable) * (size_t)(s->nTables + 1));
+    if( grown==NULL ) return NT_NOMEM;
+    s->tables = grown;
+    t = &grown[s->nTables++];
+    memset(t, 0, sizeof *t);
+    t->copyTo = -1;
+    if( (t->name = ntStrdup(table))==NULL ) return NT_NOMEM;
+  }
+  int *grownOrd = realloc(*pOrdinal, sizeof(int) * (size_t)(t->nCols + 1));
+  if( grownOrd==NULL ) return NT_NOMEM;
+  *pOrdinal = grownOrd;
+  grownOrd[t->nCols] = pk;
+  return syncAddColumn(t, col, type, strict, pk);
+}
+
+/* The discovery's rows from the isolate's cache ("syncd:", a never-used
+** room's: a count, then table, column, type, strict and pk per row), or
+** NT_NOT_FOUND with s->tables empty. */
+static int syncDiscoverCached(Room *room, Sync *s, int **pOrdinal){
+  uint8_t *value = NULL;
+  uint32_t len = 0;
+  if( cacheGet(room, "syncd", &value, &len) ) return NT_NOT_FOUND;
+  CacheReader r = { value, len, 0, 0 };
+  uint32_t n = cacheReadCount(&r, 1000000);
+  int rc = NT_OK;
+  for(uint32_t i = 0; i < n && rc==NT_OK && !r.bad; i++){
+    char *table = cacheReadStr(&r, NULL), *col = cacheReadStr(&r, NULL), *type = cacheReadStr(&r, NULL);
+    uint32_t strict = cacheReadCount(&r, 1), pk = cacheReadU32(&r);
+    if( pk > 100000 ) r.bad = 1;                   /* a key ordinal: at most the columns */
+    if( !r.bad ) rc = syncDiscoverRow(s, pOrdinal, table, col, type, (int)pk, (int)strict);
+    free(table); free(col); free(type);
+  }
+  if( r.at!=r.n ) r.bad = 1;
+  nt_free(value);
+  if( r.bad || rc ){
+    syncTablesFree(s);
+    return rc==NT_NOMEM ? NT_NOMEM : NT_NOT_FOUND;
+  }
+  return NT_OK;
+}
+
 int syncDiscover(Room *room, Sync *s){
   syncTablesFree(s);
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(room->guardDb,
-    "SELECT l.name, p.name, p.type, p.pk, l.strict FROM pragma_table_list AS l, pragma_table_info(l.name) AS p"
-    " WHERE l.schema = 'main' AND l.type = 'table' AND l.wr = 0"
-    "   AND l.name NOT LIKE '^_%' ESCAPE '^' AND l.name NOT LIKE 'sqlite^_%' ESCAPE '^'"
-    " ORDER BY l.name, p.cid", -1, &st, NULL);
-  if( rc!=SQLITE_OK ){ sqlite3_finalize(st); return NT_INTERNAL; }
-  rc = NT_OK;
-  int *ordinal = NULL;                             /* key ordinal by column index, of the table being read */
-  while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
-    const char *table = (const char*)sqlite3_column_text(st, 0);
-    SyncTable *t = s->nTables ? &s->tables[s->nTables - 1] : NULL;
-    if( t==NULL || strcmp(t->name, table)!=0 ){
-      if( t ) syncSortKey(t, ordinal);
-      SyncTable *grown = realloc(s->tables, sizeof(SyncTable) * (size_t)(s->nTables + 1));
-      if( grown==NULL ){ rc = NT_NOMEM; break; }
-      s->tables = grown;
-      t = &grown[s->nTables++];
-      memset(t, 0, sizeof *t);
-      t->copyTo = -1;
-      if( (t->name = ntStrdup(table))==NULL ){ rc = NT_NOMEM; break; }
+  int *ordinal = NULL;             /* key ordinal by column index, of the table being read */
+  /* a never-used room holds exactly what the config creates: the rows an
+  ** earlier one read from the mirror are its rows */
+  int rc = roomIsNew(room) ? syncDiscoverCached(room, s, &ordinal) : NT_NOT_FOUND;
+  if( rc==NT_NOT_FOUND ){
+    free(ordinal);
+    ordinal = NULL;
+    Buf out = {0};
+    uint32_t nOut = 0;
+    sqlite3_stmt *st = NULL;
+    rc = schemaEnsure(room);
+    if( rc==NT_OK ) rc = sqlite3_prepare_v2(room->guardDb,
+      "SELECT l.name, p.name, p.type, p.pk, l.strict FROM pragma_table_list AS l, pragma_table_info(l.name) AS p"
+      " WHERE l.schema = 'main' AND l.type = 'table' AND l.wr = 0"
+      "   AND l.name NOT LIKE '^_%' ESCAPE '^' AND l.name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+      " ORDER BY l.name, p.cid", -1, &st, NULL)==SQLITE_OK ? NT_OK : NT_INTERNAL;
+    while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
+      const char *table = (const char*)sqlite3_column_text(st, 0);
+      const char *col = (const char*)sqlite3_column_text(st, 1);
+      const char *type = (const char*)sqlite3_column_text(st, 2);
+      int pk = sqlite3_column_int(st, 3), strict = sqlite3_column_int(st, 4);
+      rc = syncDiscoverRow(s, &ordinal, table, col, type, pk, strict);
+      cacheWriteStr(&out, table); cacheWriteStr(&out, col); cacheWriteStr(&out, type ? type : "");
+      cacheWriteU32(&out, strict!=0); cacheWriteU32(&out, (uint32_t)(pk > 0 ? pk : 0));
+      nOut++;
     }
-    int pk = sqlite3_column_int(st, 3);
-    int *grownOrd = realloc(ordinal, sizeof(int) * (size_t)(t->nCols + 1));
-    if( grownOrd==NULL ){ rc = NT_NOMEM; break; }
-    ordinal = grownOrd;
-    ordinal[t->nCols] = pk;
-    rc = syncAddColumn(t, (const char*)sqlite3_column_text(st, 1), (const char*)sqlite3_column_text(st, 2),
-                       sqlite3_column_int(st, 4), pk);
+    sqlite3_finalize(st);
+    if( rc==NT_OK && roomIsNew(room) ){
+      Buf entry = {0};
+      cacheWriteU32(&entry, nOut);
+      bufAppend(&entry, out.p ? out.p : "", out.n);
+      if( out.oom ) entry.oom = 1;
+      cachePut(room, "syncd", &entry);             /* best effort */
+      bufFree(&entry);
+    }
+    bufFree(&out);
   }
   if( rc==NT_OK && s->nTables ) syncSortKey(&s->tables[s->nTables - 1], ordinal);
   free(ordinal);
-  sqlite3_finalize(st);
   for(int i = 0; rc==NT_OK && i < s->nTables; i++){
     SyncTable *t = &s->tables[i];
     syncPickRowid(t);
@@ -331,7 +392,40 @@ static int syncApplyScript(Room *room, void *arg){
   return rc;
 }
 
+/* A never-used room's install from the isolate's cache ("synci:": the
+** table count, each table's copy flag, the script): sets the flags and
+** hands over the script (owned), or NT_NOT_FOUND with nothing changed. */
+static int syncInstallCached(Room *room, Sync *s, char **pScript){
+  uint8_t *value = NULL;
+  uint32_t len = 0;
+  *pScript = NULL;
+  if( cacheGet(room, "synci", &value, &len) ) return NT_NOT_FOUND;
+  CacheReader r = { value, len, 0, 0 };
+  uint32_t n = cacheReadCount(&r, 1000000);
+  if( !r.bad && n!=(uint32_t)s->nTables ) r.bad = 1;
+  int *copy = calloc(n ? n : 1, sizeof(int));
+  if( copy==NULL ) r.bad = 1;
+  for(uint32_t i = 0; i < n && !r.bad; i++) copy[i] = (int)cacheReadCount(&r, 1);
+  char *script = r.bad ? NULL : cacheReadStr(&r, NULL);
+  if( r.at!=r.n ) r.bad = 1;
+  nt_free(value);
+  if( r.bad ){ free(copy); free(script); return NT_NOT_FOUND; }
+  for(uint32_t i = 0; i < n; i++) if( copy[i] ) s->tables[i].copy = 1;
+  free(copy);
+  *pScript = script;
+  return NT_OK;
+}
+
 int syncInstallTriggers(Room *room, Sync *s){
+  char *cached = NULL;
+  if( roomIsNew(room) && syncInstallCached(room, s, &cached)==NT_OK ){
+    int rc = cached[0] ? storeTxn(room, syncApplyScript, cached) : NT_OK;
+    if( cached[0] ) schemaStale(room);
+    free(cached);
+    return rc;
+  }
+  int rc = schemaEnsure(room);
+  if( rc ) return rc;
   Buf script = {0};
   /* Triggers that no longer match a table (dropped, refused, or sync turned off). */
   sqlite3_stmt *st = NULL;
@@ -368,12 +462,22 @@ int syncInstallTriggers(Room *room, Sync *s){
       free(have);
     }
   }
-  if( script.n==0 && !script.oom ){ bufFree(&script); return NT_OK; }
+  bufAppend(&script, "", 0);       /* "" rather than NULL when nothing changes */
   char *sql = bufFinish(&script);
   if( sql==NULL ) return NT_NOMEM;
-  int rc = storeTxn(room, syncApplyScript, sql);
+  if( roomIsNew(room) ){
+    Buf entry = {0};
+    cacheWriteU32(&entry, (uint32_t)s->nTables);
+    for(int i = 0; i < s->nTables; i++) cacheWriteU32(&entry, s->tables[i].copy==1);
+    cacheWriteStr(&entry, sql);
+    cachePut(room, "synci", &entry);               /* best effort */
+    bufFree(&entry);
+  }
+  rc = sql[0] ? storeTxn(room, syncApplyScript, sql) : NT_OK;
+  /* the mirror is read again when something needs it, not rebuilt now */
+  if( sql[0] ) schemaStale(room);
   free(sql);
-  return rc ? rc : schemaSync(room);
+  return rc;
 }
 
 /* ---- the outbox's first form ------------------------------------------------ */
@@ -391,8 +495,11 @@ static int syncUpgradeBody(Room *room, void *arg){
 }
 
 int syncUpgradeOutbox(Room *room){
+  /* a never-used room's outbox was just made in its current form (syncSchema) */
+  if( roomIsNew(room) ) return NT_OK;
   sqlite3_stmt *st = NULL;
   int old = 0;
+  if( schemaEnsure(room) ) return NT_INTERNAL;
   if( sqlite3_prepare_v2(room->guardDb, "SELECT 1 FROM pragma_table_info('_outbox') WHERE name = 'row'",
                          -1, &st, NULL)==SQLITE_OK ){
     old = sqlite3_step(st)==SQLITE_ROW;
@@ -406,5 +513,6 @@ int syncUpgradeOutbox(Room *room){
     return rc;
   }
   ntLog(NT_LOG_INFO, "outbox upgraded: the replica will be copied in full");
-  return schemaSync(room);
+  schemaStale(room);               /* read again on next need (syncDiscover) */
+  return NT_OK;
 }

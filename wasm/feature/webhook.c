@@ -522,6 +522,16 @@ static int whInstall(Room *room){
   cJSON *events = whEvents(room, &nEvents);
   if( events==NULL ) return NT_INTERNAL;
   if( room->webhooks ) room->webhooks->nEvents = nEvents;
+  room->ownTriggers = nEvents > 0;  /* its triggers are in every function's plan (functions.c) */
+  char *cached = NULL;
+  if( schemaScriptCached(room, "wh", &cached)==NT_OK ){   /* a never-used room: no webhooks */
+    cJSON_Delete(events);
+    int rc = cached[0] ? storeTxn(room, whApplyScript, cached) : NT_OK;
+    if( rc==NT_OK && cached[0] ) rc = schemaApply(room, cached);
+    free(cached);
+    return rc;
+  }
+  if( schemaEnsure(room) ){ cJSON_Delete(events); return NT_INTERNAL; }
   Buf script = {0};
   sqlite3_stmt *st = NULL;
   if( sqlite3_prepare_v2(room->guardDb,
@@ -564,6 +574,7 @@ static int whInstall(Room *room){
   free(cols); free(table);
   sqlite3_finalize(st);
   cJSON_Delete(events);
+  if( !script.oom ) schemaScriptPut(room, "wh", script.p ? script.p : "");
   if( script.n==0 && !script.oom ){ bufFree(&script); return NT_OK; }
   char *sql = bufFinish(&script);
   if( sql==NULL ) return NT_NOMEM;
@@ -641,6 +652,7 @@ static int whIsTable(Room *room, const char *name){
   if( name[0]=='_' || strncmp(name, "sqlite_", 7)==0 ) return 0;
   sqlite3_stmt *st = NULL;
   int found = 0;
+  if( schemaEnsure(room) ) return 0;
   if( sqlite3_prepare_v2(room->guardDb, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
                          -1, &st, NULL)==SQLITE_OK ){
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);

@@ -341,6 +341,10 @@ struct Room {
   int64_t version;                 /* commit counter, mirrors _room.version */
   char schemaHash[17];             /* what the open's schema work is made of (migrate.c) */
   char cacheHash[17];              /* what the isolate's cache keys are made of (cache.c) */
+  int ownTriggers;                 /* the room has capture triggers of its own making (its
+                                      webhooks', webhook.c): what named functions write is
+                                      not the deploy's, so functions.c keeps their analyses
+                                      out of the isolate's cache */
   int fnAnalyses;                  /* named functions the open analysed in SQLite (not
                                       read from the cache; functions.c) */
   int mirrorBuilds;                /* times the schema mirror was built from the room's
@@ -351,6 +355,8 @@ struct Room {
                                       its row named (migrate.c); 0: otherwise */
   sqlite3 *guardDb;                /* embedded analysis database */
   int mirrorCurrent;               /* guardDb already holds the room's schema (schema.c) */
+  SqlResult *schemaRows;           /* migrate.c's one read, kept for schemaEnsure until the
+                                      open ends or the schema changes; owned, or NULL */
   char **triggers;                 /* names of the schema's triggers */
   int nTriggers;
   char **owned;                    /* tables under row-level security */

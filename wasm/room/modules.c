@@ -11,7 +11,7 @@
 ** event.
 **
 ** Order matters in three ways. Rows open in this order: the analysis
-** database first, then the migrations (which also lay down every row's
+** database first (its row only frees it: it is built on first need), then the migrations (which also lay down every row's
 ** schema), the commit counter, row-level security, and the outbox triggers
 ** before the named functions are analysed, so each function's plan lists the
 ** outbox among what it writes; the directory's first upsert goes out
@@ -21,12 +21,6 @@
 ** in the reverse order.
 */
 #include "room.h"
-
-/* Adapters for the modules whose functions predate the hook signatures. */
-static int schemaOpened(Room *room, const cJSON *config){
-  (void)config;
-  return schemaOpen(room);
-}
 
 static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, syncReplicaRaw };
 
@@ -41,7 +35,7 @@ static const ModuleTask tokenTasks[] = { { "conn.expiry", connExpiryTask }, { NU
 
 const Module roomModules[] = {
   { .name = "cost",      .xFree = costClose },
-  { .name = "schema",    .xOpen = schemaOpened, .xFree = schemaClose },
+  { .name = "schema",    .xFree = schemaClose },  /* built on first need (schemaEnsure) */
   { .name = "metrics",   .xOpen = metricsOpen, .xFree = metricsFree, .xOnCommit = metricsOnCommit,
     .xDone = metricsDone },
   { .name = "live",      .xOpen = liveOpen, .xFree = liveFreeAll, .xOnCommit = liveOnCommit,

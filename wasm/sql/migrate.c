@@ -39,7 +39,9 @@
 ** _room (version, name, schema_hash) and, in the same statement, the
 ** objects of sqlite_master the schema mirror copies (schema.c); when the
 ** hash is the one recorded, that read is all the migrations and the
-** mirror cost: nothing is created, probed or written. Any other answer
+** mirror cost: nothing is created, probed or written (the objects are kept
+** for schema.c's schemaEnsure until the open ends, and built into the
+** mirror only if something needs it). Any other answer
 ** (no such column, another hash) takes the full path above, which is
 ** idempotent.
 **
@@ -478,9 +480,8 @@ static const char migrateCurrentSql[] =
 /* Run migrateCurrentSql. When the hash is the room's: sets room->version,
 ** takes the recorded name when the host gave none, sets
 ** room->schemaCurrent (1, or 2 when the recorded name is the room's) and
-** builds the mirror from the objects read (when the room has one: the
-** schema module opened it). Any other answer (no _room, no
-** such column, another hash, a mirror that failed) leaves
+** keeps the objects read for the mirror (schemaKeepRows). Any other answer (no _room, no
+** such column, another hash) leaves
 ** room->schemaCurrent 0 and the full path to run. *pFresh: the room has
 ** no _room table at all (it was never opened). */
 static void migrateCurrent(Room *room, int *pFresh){
@@ -496,18 +497,19 @@ static void migrateCurrent(Room *room, int *pFresh){
   const cJSON *v = cJSON_GetArrayItem(row, 3), *name = cJSON_GetArrayItem(row, 4);
   const cJSON *hash = cJSON_GetArrayItem(row, 5);
   if( cJSON_IsNumber(kind) && kind->valuedouble==0 && cJSON_IsString(hash)
-      && strcmp(hash->valuestring, room->schemaHash)==0 && cJSON_IsNumber(v)
-      && (room->guardDb==NULL || schemaBuild(room, row->next, 4, 5)==NT_OK) ){
+      && strcmp(hash->valuestring, room->schemaHash)==0 && cJSON_IsNumber(v) ){
     int known = cJSON_IsString(name) && name->valuestring[0];
     char *adopt = room->name[0]==0 && known ? ntStrdup(name->valuestring) : NULL;
     if( adopt ){ free(room->name); room->name = adopt; }
     room->version = (int64_t)v->valuedouble;
     room->schemaCurrent = known && strcmp(name->valuestring, room->name)==0 ? 2 : 1;
+    schemaKeepRows(room, &res);    /* the mirror's, if the open needs one (schemaEnsure) */
   }
   storeResultFree(&res);
 }
 
 int migrateRecordHash(Room *room){
+  schemaDropRows(room);            /* the open is over: the mirror, when needed, reads again */
   if( room->schemaCurrent==1 || room->schemaCurrent==2 || room->schemaHash[0]==0 ) return NT_OK;
   char err[256];
   cJSON *args = cJSON_CreateArray();

@@ -25,9 +25,16 @@
 **           first rule: another user's row is invisible to them too.
 **
 ** rlsOpen creates the views and triggers after migrations, idempotently,
-** and runs the same script on the schema mirror (schemaApply). It reads
-** the room's schema into the mirror first, unless a reopened room's one
-** read did (room->mirrorCurrent).
+** and runs the same script on the schema mirror (schemaApply). What it
+** derives from the mirror (the RLS tables, the script) is the same for
+** every room of a deploy that is in the same state, so it goes to the
+** isolate's cache under "rls:" (host/cache.c): the tables, and the script
+** when a never-used room made it (roomIsNew: its objects are exactly
+** what the config creates). A later never-used room takes both; a
+** reopened room whose schema is current takes the tables and finds what
+** exists in the rows of its one read (migrate.c; an object of an earlier
+** release's form may be there). Either way the mirror is not built; any
+** other room derives both from the mirror (schemaEnsure).
 */
 #include <ctype.h>
 #include <stdio.h>
@@ -65,6 +72,14 @@ static int sqlKeyword(const char *z, const char *kw){
 }
 
 int rlsIsOwned(Room *room, const char *table){
+  /* The answer needs only room->owned. But a live query's subscription
+  ** asks it for every table it reads and then reads the mirror itself for
+  ** the query's diff key (live.c, liveFindKey, which does without one when
+  ** there is no mirror): until live.c calls schemaEnsure itself, the
+  ** question brings the mirror in, so that a subscription's frames do not
+  ** depend on whether an earlier call needed the mirror. A no-op when the
+  ** mirror is current (as it is inside the guard's prepares). */
+  schemaEnsure(room);
   for(int i = 0; i < room->nOwned; i++){
     if( sqlite3_stricmp(room->owned[i], table)==0 ) return 1;
   }
@@ -190,18 +205,84 @@ void rlsFree(Room *room){
   room->nOwned = 0;
 }
 
+/* The cache entry: a u32 (1: the script follows), the script, then the
+** tables. Fills room->owned and *pScript (owned; NULL when the entry has
+** none) and returns NT_OK, or NT_NOT_FOUND with nothing changed. */
+static int rlsFromCache(Room *room, char **pScript){
+  uint8_t *value = NULL;
+  uint32_t len = 0;
+  *pScript = NULL;
+  if( cacheGet(room, "rls", &value, &len) ) return NT_NOT_FOUND;
+  CacheReader r = { value, len, 0, 0 };
+  int hasScript = cacheReadCount(&r, 1)!=0;
+  char *script = hasScript ? cacheReadStr(&r, NULL) : NULL;
+  uint32_t n = cacheReadCount(&r, 100000);
+  char **owned = n ? calloc(n, sizeof(char*)) : NULL;
+  if( n && owned==NULL ) r.bad = 1;
+  for(uint32_t i = 0; i < n && !r.bad; i++){
+    owned[i] = cacheReadStr(&r, NULL);
+    if( owned[i] && strlen(owned[i]) > NT_MAX_ID_LEN ) r.bad = 1;   /* rlsDiscover's bound */
+  }
+  if( r.at!=r.n ) r.bad = 1;
+  nt_free(value);
+  if( r.bad ){
+    for(uint32_t i = 0; owned && i < n; i++) free(owned[i]);
+    free(owned);
+    free(script);
+    return NT_NOT_FOUND;
+  }
+  rlsFree(room);
+  room->owned = owned;
+  room->nOwned = (int)n;
+  *pScript = script;
+  return NT_OK;
+}
+
+/* Put the tables, and script when not NULL, in the cache. */
+static void rlsToCache(Room *room, const char *script){
+  Buf b = {0};
+  cacheWriteU32(&b, script!=NULL);
+  if( script ) cacheWriteStr(&b, script);
+  cacheWriteU32(&b, (uint32_t)room->nOwned);
+  for(int i = 0; i < room->nOwned; i++) cacheWriteStr(&b, room->owned[i]);
+  cachePut(room, "rls", &b);       /* best effort */
+  bufFree(&b);
+}
+
+/* Install script (owned, may be NULL or empty) on the room and the mirror. */
+static int rlsInstall(Room *room, char *sql){
+  int rc = NT_OK;
+  if( sql && sql[0] ){
+    rc = storeTxn(room, rlsApply, sql);
+    if( rc==NT_OK ) rc = schemaApply(room, sql);
+  }
+  free(sql);
+  return rc;
+}
+
 int rlsOpen(Room *room, const cJSON *config){
   (void)config;
-  /* a reopened room's one read built the mirror already (migrate.c) */
-  int rc = room->mirrorCurrent ? NT_OK : schemaSync(room);
-  if( rc==NT_OK ) rc = rlsDiscover(room);
+  int fresh = roomIsNew(room);
+  int current = room->schemaCurrent==1 || room->schemaCurrent==2;
+  char *cached = NULL;
+  int known = 0;                   /* room->owned came from the cache */
+  if( (fresh || current) && rlsFromCache(room, &cached)==NT_OK ){
+    if( fresh && cached ) return rlsInstall(room, cached);
+    free(cached);
+    /* a reopened room: what exists is in the one read's rows (an object
+    ** of an earlier release's form may still be there); a new room whose
+    ** entry came from a reopened one: the mirror says */
+    known = current && room->schemaRows!=NULL;
+  }
+  int rc = known ? NT_OK : schemaEnsure(room);
+  if( rc==NT_OK && !known ) rc = rlsDiscover(room);
   if( rc ) return rc;
   Buf script = {0};
   for(int i = 0; i < room->nOwned; i++){
     for(size_t k = 0; k < sizeof rlsObjects / sizeof rlsObjects[0]; k++){
       char name[NT_MAX_ID_LEN + 32];
       snprintf(name, sizeof name, RLS_PREFIX "%s%s", room->owned[i], rlsObjects[k].suffix);
-      int exists = schemaHas(room, name);
+      int exists = known ? schemaRowsHas(room, name)==1 : schemaHas(room, name);
       if( rlsObjects[k].sql==NULL && exists ){
         bufAppendStr(&script, "DROP TRIGGER IF EXISTS ");
         bufAppendSqlIdent(&script, name);
@@ -213,11 +294,9 @@ int rlsOpen(Room *room, const cJSON *config){
       bufAppendStr(&script, ";\n");
     }
   }
-  if( script.n==0 && !script.oom ){ bufFree(&script); return NT_OK; }
+  bufAppend(&script, "", 0);       /* "" rather than NULL when nothing is missing */
   char *sql = bufFinish(&script);
   if( sql==NULL ) return NT_NOMEM;
-  rc = storeTxn(room, rlsApply, sql);
-  if( rc==NT_OK ) rc = schemaApply(room, sql);
-  free(sql);
-  return rc;
+  if( (fresh || current) && !known ) rlsToCache(room, fresh ? sql : NULL);
+  return rlsInstall(room, sql);
 }

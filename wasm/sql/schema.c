@@ -7,15 +7,19 @@
 ** views, triggers and indexes and no rows: the guard prepares statements
 ** against it (sqlguard.c), the cost model reads its plans (sqlcost.c), and
 ** the modules that derive objects from the schema (row-level security, the
-** outbox) ask it what exists. schemaSync rebuilds it from the room's
-** sqlite_master (one read, the objects created in one transaction of the
-** mirror; schemaBuild when a reopened room's first read brought the
-** objects along, migrate.c); whoever changes the room's schema by running
-** SQL it did not write itself (migrations) calls it afterwards. A module
-** that installs objects from a script of its own (the RLS views and
-** triggers, the outbox, webhook and embedding triggers) calls schemaApply
-** instead, which runs the same script on the mirror: no read of the room's
-** schema, no rebuild.
+** outbox) ask it what exists.
+**
+** The mirror is built only when something needs it: schemaEnsure builds it
+** on first need, from the rows of migrate.c's one read of a reopened room
+** while its open lasts (room->schemaRows), else from one read of the
+** room's sqlite_master (schemaSync). The guard, the cost model and every
+** reader below call it first, so a room whose open found what it derives
+** in the isolate's cache (host/cache.c: function analyses, row-level
+** security, the outbox, webhook and embedding scripts) never builds it
+** unless a client's SQL arrives. A module that installs objects from a
+** script of its own calls schemaApply, which runs the same script on the
+** mirror when there is a current one (no read, no rebuild) and otherwise
+** marks it stale (schemaStale): rebuilt on next need.
 ** Objects the embedded SQLite cannot create (a module it lacks) are skipped
 ** with a log.
 **
@@ -75,7 +79,46 @@ int schemaOpen(Room *room){
   return NT_OK;
 }
 
-void schemaClose(Room *room){
+/* Forget migrate.c's rows of the room's schema. */
+static void schemaRowsFree(Room *room){
+  if( room->schemaRows ){
+    storeResultFree(room->schemaRows);
+    free(room->schemaRows);
+    room->schemaRows = NULL;
+  }
+}
+
+void schemaKeepRows(Room *room, SqlResult *res){
+  schemaRowsFree(room);
+  SqlResult *kept = malloc(sizeof *kept);
+  if( kept==NULL ){ storeResultFree(res); return; }   /* schemaEnsure reads instead */
+  *kept = *res;
+  memset(res, 0, sizeof *res);
+  room->schemaRows = kept;
+}
+
+void schemaDropRows(Room *room){ schemaRowsFree(room); }
+
+void schemaStale(Room *room){
+  room->mirrorCurrent = 0;
+  schemaRowsFree(room);            /* the room's schema changed since they were read */
+}
+
+int schemaEnsure(Room *room){
+  if( room->guardDb && room->mirrorCurrent ) return NT_OK;
+  const SqlResult *kept = room->schemaRows;
+  if( kept==NULL ) return schemaSync(room);
+  /* migrate.c's one read: _room's row first, then the objects (name and
+  ** sql in its columns 4 and 5) */
+  const cJSON *first = kept->rows ? kept->rows->child : NULL;
+  int rc = schemaBuild(room, first ? first->next : NULL, 4, 5);
+  schemaRowsFree(room);
+  return rc;
+}
+
+/* Close the mirror and forget what was derived from it (not the rows kept:
+** schemaBuild may be building from them). */
+static void schemaCloseDb(Room *room){
   sqlite3_close(room->guardDb);
   room->guardDb = NULL;
   room->mirrorCurrent = 0;
@@ -83,6 +126,11 @@ void schemaClose(Room *room){
   room->triggers = NULL;
   room->nTriggers = 0;
   costFree(room);                  /* counts belong to the schema they were taken for */
+}
+
+void schemaClose(Room *room){
+  schemaCloseDb(room);
+  schemaRowsFree(room);
 }
 
 /* The rows of sql (one text column) in the mirror, copied into a list. */
@@ -114,7 +162,7 @@ static int schemaDerive(Room *room){
 }
 
 int schemaBuild(Room *room, const cJSON *row, int nameCol, int sqlCol){
-  schemaClose(room);
+  schemaCloseDb(room);
   int rc = schemaOpen(room);
   /* one transaction of the mirror for every object: no commit per CREATE */
   if( rc==NT_OK ) sqlite3_exec(room->guardDb, "BEGIN", NULL, NULL, NULL);
@@ -131,6 +179,8 @@ int schemaBuild(Room *room, const cJSON *row, int nameCol, int sqlCol){
   if( room->guardDb && sqlite3_get_autocommit(room->guardDb)==0 ){
     sqlite3_exec(room->guardDb, "COMMIT", NULL, NULL, NULL);
   }
+  room->mirrorBuilds++;
+  room->mirrorCurrent = rc==NT_OK;  /* what schemaDerive asks of it is the mirror as built */
   if( rc==NT_OK ) rc = schemaDerive(room);
   room->mirrorCurrent = rc==NT_OK;
   return rc;
@@ -150,7 +200,10 @@ int schemaSync(Room *room){
 }
 
 int schemaApply(Room *room, const char *script){
-  if( room->guardDb==NULL ) return schemaSync(room);
+  if( room->guardDb==NULL || !room->mirrorCurrent ){
+    schemaStale(room);             /* no current mirror to keep current: read on next need */
+    return NT_OK;
+  }
   char *msg = NULL;
   int src = sqlite3_exec(room->guardDb, script, NULL, NULL, &msg);
   if( src!=SQLITE_OK ){
@@ -175,6 +228,7 @@ int schemaIsTrigger(Room *room, const char *name){
 int schemaHas(Room *room, const char *name){
   sqlite3_stmt *st = NULL;
   int found = 0;
+  if( schemaEnsure(room) ) return 0;
   if( sqlite3_prepare_v2(room->guardDb, "SELECT 1 FROM sqlite_master WHERE name = ?1",
                          -1, &st, NULL)==SQLITE_OK ){
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -187,6 +241,7 @@ int schemaHas(Room *room, const char *name){
 char *schemaObjectSql(Room *room, const char *name){
   sqlite3_stmt *st = NULL;
   char *sql = NULL;
+  if( schemaEnsure(room) ) return NULL;
   if( sqlite3_prepare_v2(room->guardDb, "SELECT sql FROM sqlite_master WHERE name = ?1",
                          -1, &st, NULL)==SQLITE_OK ){
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -199,6 +254,8 @@ char *schemaObjectSql(Room *room, const char *name){
 }
 
 int schemaUserTables(Room *room, const char *column, char ***pNames, int *pn){
+  int rc = schemaEnsure(room);
+  if( rc ){ *pNames = NULL; *pn = 0; return rc; }
   return schemaList(room, column
     ? "SELECT m.name FROM sqlite_master m WHERE m.type = 'table'"
       " AND m.name NOT LIKE '^_%' ESCAPE '^' AND m.name NOT LIKE 'sqlite^_%' ESCAPE '^'"
@@ -207,4 +264,37 @@ int schemaUserTables(Room *room, const char *column, char ***pNames, int *pn){
     : "SELECT name FROM sqlite_master WHERE type = 'table'"
       " AND name NOT LIKE '^_%' ESCAPE '^' AND name NOT LIKE 'sqlite^_%' ESCAPE '^'",
     column, pNames, pn);
+}
+
+int schemaScriptCached(Room *room, const char *kind, char **pScript){
+  uint8_t *value = NULL;
+  uint32_t len = 0;
+  *pScript = NULL;
+  if( !roomIsNew(room) || cacheGet(room, kind, &value, &len) ) return NT_NOT_FOUND;
+  CacheReader r = { value, len, 0, 0 };
+  char *script = cacheReadStr(&r, NULL);
+  if( r.at!=r.n ){ free(script); script = NULL; }
+  nt_free(value);
+  if( script==NULL ) return NT_NOT_FOUND;
+  *pScript = script;
+  return NT_OK;
+}
+
+void schemaScriptPut(Room *room, const char *kind, const char *script){
+  if( !roomIsNew(room) ) return;
+  Buf b = {0};
+  cacheWriteStr(&b, script ? script : "");
+  cachePut(room, kind, &b);        /* best effort */
+  bufFree(&b);
+}
+
+int schemaRowsHas(Room *room, const char *name){
+  const SqlResult *kept = room->schemaRows;
+  if( kept==NULL ) return -1;
+  const cJSON *row = kept->rows ? kept->rows->child : NULL;
+  for(row = row ? row->next : NULL; row; row = row->next){
+    const cJSON *n = cJSON_GetArrayItem(row, 4);
+    if( cJSON_IsString(n) && strcmp(n->valuestring, name)==0 ) return 1;
+  }
+  return 0;
 }

@@ -14,9 +14,24 @@
 /* ---- schema.c: the schema mirror ------------------------------------------ */
 int schemaOpen(Room *room);               /* the empty mirror (room->guardDb) */
 void schemaClose(Room *room);
-/* Rebuild the mirror from the room's sqlite_master; call it after any change
-** to the room's schema. */
+/* Rebuild the mirror from the room's sqlite_master (one read). */
 int schemaSync(Room *room);
+/* The mirror, current: NT_OK at once when it is, else built (from
+** room->schemaRows while an open keeps them, else schemaSync). Call it
+** before reading room->guardDb; everything in this header that reads the
+** mirror calls it itself (except schemaIsTrigger, which the guard asks
+** during a prepare). */
+int schemaEnsure(Room *room);
+/* The room's schema changed behind the mirror: rebuilt on next need. */
+void schemaStale(Room *room);
+/* Keep res (migrate.c's one read of a reopened room: _room's row, then the
+** objects, name and sql in columns 4 and 5), taken over and *res emptied,
+** for schemaEnsure while the open lasts; schemaDropRows forgets them. */
+void schemaKeepRows(Room *room, SqlResult *res);
+void schemaDropRows(Room *room);
+/* Whether migrate.c's kept rows hold an object called name: 1 or 0, or -1
+** when none are kept (ask schemaHas). */
+int schemaRowsHas(Room *room, const char *name);
 /* The objects of sqlite_master the mirror copies: a WHERE clause, and the
 ** order they are created in (tables, views, the rest), then rowid. One
 ** source for schemaSync's read and the one read of a reopened room
@@ -31,9 +46,17 @@ int schemaSync(Room *room);
 ** room->mirrorCurrent. */
 int schemaBuild(Room *room, const cJSON *row, int nameCol, int sqlCol);
 /* The room just ran script (borrowed), SQL of the core's own that creates or
-** drops schema objects: run it on the mirror too (schemaSync when the mirror
-** cannot). */
+** drops schema objects: run it on the mirror too when there is a current
+** one (schemaSync when the mirror cannot), else schemaStale. */
 int schemaApply(Room *room, const char *script);
+/* A module's install script as a never-used room (roomIsNew) derived it
+** from the mirror: such a room holds exactly what its config creates, so
+** the script is the same for every one of them, and the first puts it in
+** the isolate's cache under kind (schemaScriptPut; nothing for any other
+** room). NT_OK with *pScript (caller frees; "" when nothing was missing),
+** or NT_NOT_FOUND: derive it. */
+int schemaScriptCached(Room *room, const char *kind, char **pScript);
+void schemaScriptPut(Room *room, const char *kind, const char *script);
 int schemaHas(Room *room, const char *name);        /* an object of that name exists */
 /* The CREATE text of the object name in the mirror (caller frees), or NULL
 ** when there is none (or no memory). */

@@ -1289,6 +1289,7 @@ int costBound(Room *room, const char *sql, const cJSON *args, int mode, GuardPla
               CostBound *out, char *err, size_t errLen){
   memset(out, 0, sizeof *out);
   err[0] = 0;
+  if( schemaEnsure(room) ){ snprintf(err, errLen, "the schema mirror could not be built"); return NT_INTERNAL; }
   SqlToks toks;
   int rc = sqlTokenize(sql, &toks);
   if( rc ){
@@ -1354,6 +1355,7 @@ int costBound(Room *room, const char *sql, const cJSON *args, int mode, GuardPla
 char *costCapRows(Room *room, const char *sql, const cJSON *args, int maxRows,
                   char *err, size_t errLen){
   SqlToks toks;
+  if( schemaEnsure(room) ){ snprintf(err, errLen, "the schema mirror could not be built"); return NULL; }
   if( sqlTokenize(sql, &toks) ){
     snprintf(err, errLen, "could not read the statement");
     return NULL;

@@ -325,7 +325,7 @@ static int guardAnalyseAt(Room *room, const char *sql, int mode, GuardPlan *plan
   g.room = room;
   g.mode = mode;
   g.plan = plan;
-  if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
+  if( schemaEnsure(room) ){ snprintf(err, errLen, "the schema mirror could not be built"); return NT_INTERNAL; }
 
   /* Pass 1: the statement as written. */
   sqlite3_stmt *stmt = NULL, *written = NULL;
@@ -554,7 +554,7 @@ static int guardPositionalOk(sqlite3_stmt *st, int nParam){
 int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t errLen){
   sqlite3_stmt *st = NULL;
   *pOut = NULL;
-  if( room->guardDb==NULL && schemaOpen(room) ) return NT_INTERNAL;
+  if( schemaEnsure(room) ){ snprintf(err, errLen, "the schema mirror could not be built"); return NT_INTERNAL; }
   if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, NULL)!=SQLITE_OK ){
     snprintf(err, errLen, "%s", sqlite3_errmsg(room->guardDb));
     return NT_SQL_REJECTED;
@@ -579,7 +579,7 @@ int guardPositional(Room *room, const char *sql, char **pOut, char *err, size_t 
 int guardErrorOffset(Room *room, const char *sql, const char *msg){
   sqlite3_stmt *st = NULL;
   int off = -1;
-  if( room->guardDb==NULL && schemaOpen(room) ) return -1;
+  if( schemaEnsure(room) ) return -1;
   if( sqlite3_prepare_v2(room->guardDb, sql, -1, &st, NULL)!=SQLITE_OK
       && strcmp(sqlite3_errmsg(room->guardDb), msg)==0 ){
     off = sqlite3_error_offset(room->guardDb);
