@@ -241,4 +241,34 @@ TEST(cache_should_let_a_reopened_room_answer_from_the_cache){
   fakehostRoomFree();
 }
 
+/* A reopened room with a webhook has its capture trigger in every plan of
+** a function that writes the table: it analyses its functions itself and
+** leaves the deploy's entry alone. */
+TEST(cache_should_leave_out_a_room_with_webhooks_of_its_own){
+  fakehostCacheClear();
+  const char *const migrations[] = { testTasksMigration, NULL };
+  const char *cfg = "{\"webhooks\":{\"maxAttempts\":3}}";
+  Room *room = testRoomOpenWith("user:alice", migrations, testTasksFunctions, 1, cfg);
+  REQUIRE(room != NULL && nt_room_status(room)==NT_OK);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char code[64];
+  testRpc(1, "registerWebhook", "{\"url\":\"https://hooks.example.com/a\",\"event\":\"tasks.added\","
+                                "\"secret\":\"0123456789abcdef-secret\"}", code, sizeof code);
+  const FakeAsync *seal = fakehostAsync(-1);
+  REQUIRE(seal != NULL && seal->kind==NT_ASYNC_WEBHOOK_PREPARE);
+  fakehostAsyncDone(seal->asyncId, NT_OK, "{\"sealed\":\"v1.sealed-form\"}");
+  REQUIRE(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_wh_tasks_ins'")==1);
+  fakehostRoomFree();
+  int puts = fakehostCachePuts();
+  room = testRoomOpenWith("user:alice", migrations, testTasksFunctions, 1, cfg);   /* reopened */
+  REQUIRE(room != NULL && nt_room_status(room)==NT_OK);
+  CHECK_EQ_INT(room->fnAnalyses, 6);
+  CHECK_EQ_INT(fakehostCachePuts(), puts);   /* nothing of its own for other rooms */
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  testRpc(1, "createTask", "{\"title\":\"ship it\"}", code, sizeof code);
+  CHECK_STR_EQ(code, "");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _webhook_deliveries"), 1);
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)
