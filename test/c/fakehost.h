@@ -69,7 +69,7 @@ typedef struct FakeAnalytics {
 /* Forget everything: records, clock (back to FAKEHOST_EPOCH_MS), timer and
 ** alarm, random seed, injected faults, the room pointer; close the SQLite
 ** database and open an empty one. Does not free the room: that is the
-** test's job. */
+** test's job. Keeps the isolate's cache (fakehostCacheClear). */
 void fakehostReset(void);
 /* Forget only the records (frames, responses, closes, async requests, logs). */
 void fakehostClear(void);
