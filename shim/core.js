@@ -106,7 +106,7 @@ export class CoreNoMem extends Error {
 ** instance always comes up; the C code sees the error where it uses it. */
 export function buildImports(module, providers) {
   const imports = {};
-  for (const { module: mod, name, kind } of WebAssembly.Module.imports(module)) {
+  for (const { module: mod, name, kind } of moduleImports(module)) {
     imports[mod] ??= {};
     const fn = providers[mod]?.[name];
     if (kind !== "function") {
@@ -116,6 +116,16 @@ export function buildImports(module, providers) {
     imports[mod][name] = typeof fn === "function" ? fn : stub(mod, name);
   }
   return imports;
+}
+
+/* The module's import list, read once per isolate: every room's instance
+** of the same module asks for the same imports. */
+const importLists = new WeakMap();
+
+function moduleImports(module) {
+  let list = importLists.get(module);
+  if (list === undefined) importLists.set(module, list = WebAssembly.Module.imports(module));
+  return list;
 }
 
 /* Imports already reported as missing, so each is logged once per isolate
