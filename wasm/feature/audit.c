@@ -192,12 +192,32 @@ char *auditArgs(const cJSON *payload){
 ** The chain.
 */
 
+/* u in decimal into out (at least 21 bytes), NUL-terminated: what "%llu"
+** writes, without printf (a record's hash takes eleven numbers). Returns
+** the length. */
+static size_t auditDigits(char *out, unsigned long long u){
+  char tmp[24], *p = tmp + sizeof tmp;
+  do{ *--p = (char)('0' + u % 10); u /= 10; }while( u );
+  size_t n = (size_t)(tmp + sizeof tmp - p);
+  memcpy(out, p, n);
+  out[n] = 0;
+  return n;
+}
+
+/* A whole ms time or version as "%.0f" writes it (digit by digit while it
+** is below 1e15, as every real one is). */
+static void auditWhole(char out[32], double d){
+  if( d >= 0 && d < 1e15 && d==floor(d) ) auditDigits(out, (unsigned long long)d);
+  else snprintf(out, 32, "%.0f", d);
+}
+
 /* One field of the canonical form: its length in bytes, ':', the bytes, LF. */
 static void auditHashField(Sha256 *s, const char *v){
   char len[24];
   size_t n = v ? strlen(v) : 0;
-  int k = snprintf(len, sizeof len, "%zu:", n);
-  sha256Update(s, len, (size_t)k);
+  size_t k = auditDigits(len, n);
+  len[k++] = ':';
+  sha256Update(s, len, k);
   if( n ) sha256Update(s, v, n);
   sha256Update(s, "\n", 1);
 }
@@ -206,9 +226,10 @@ void auditHash(const char prevHash[65], int64_t seq, double at, const char *user
                const char *clientId, const char *method, const char *args,
                const char *outcome, double version, char out[65]){
   char num[3][32];
-  snprintf(num[0], sizeof num[0], "%lld", (long long)seq);
-  snprintf(num[1], sizeof num[1], "%.0f", floor(at));
-  if( version > 0 ) snprintf(num[2], sizeof num[2], "%.0f", version);
+  if( seq >= 0 ) auditDigits(num[0], (unsigned long long)seq);
+  else snprintf(num[0], sizeof num[0], "%lld", (long long)seq);
+  auditWhole(num[1], floor(at));
+  if( version > 0 ) auditWhole(num[2], version);
   else num[2][0] = 0;
   Sha256 s;
   uint8_t d[32];
