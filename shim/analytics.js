@@ -88,9 +88,19 @@ function budgetOf(env) {
   return Number.isInteger(n) && n >= 1 ? Math.min(n, MAX_BUDGET) : DEFAULT_BUDGET;
 }
 
-/* An Analytics Engine timestamp ("YYYY-MM-DD HH:MM:SS", UTC) for ms. */
+/* An Analytics Engine timestamp ("YYYY-MM-DD HH:MM:SS", UTC) for ms. The
+** last second's text is kept: the points of a flush come a few hundred to
+** the second, and each would build the same Date and string again. */
+let lastSecond = NaN, lastTime = "";
 export function engineTime(ms) {
-  return new Date(Number.isFinite(ms) ? ms : Date.now()).toISOString().slice(0, 19).replace("T", " ");
+  const t = Number.isFinite(ms) ? ms : Date.now();
+  const second = Math.floor(t / 1000);
+  if (second !== lastSecond) {
+    const text = new Date(t).toISOString().slice(0, 19).replace("T", " ");
+    lastSecond = second;
+    lastTime = text;
+  }
+  return lastTime;
 }
 
 let isolateTag = null;             /* names this isolate's invocations */
@@ -142,13 +152,14 @@ export class AnalyticsSink {
     const n = Math.min(points.length, this.budget);
     if (n <= 0) return 0;
     this.budget -= n;
-    const taken = points.slice(0, n);
     try {
       if (this.mode === "engine") {
-        for (const p of taken)
+        for (let i = 0; i < n; i++) {
+          const p = points[i];
           this.env.ANALYTICS.writeDataPoint({ indexes: p.indexes, blobs: p.blobs, doubles: p.doubles });
+        }
       } else {
-        this.queue.push(...taken);
+        for (let i = 0; i < n; i++) this.queue.push(points[i]);
         if (this.env.NT_TEST_HOOKS === "1") this.counts.push([this.invocationId(), n]);
         this.scheduleFlush();
       }
@@ -186,11 +197,21 @@ export class AnalyticsSink {
     const db = this.env.DB;
     const statements = [];
     if (!d1Ready) statements.push(db.prepare(CREATE_EVENTS), db.prepare(CREATE_EVENTS_INDEX));
-    const nBlobs = Math.min(FIELDS, Math.max(0, ...points.map((p) => p.blobs?.length ?? 0)));
-    const nDoubles = Math.min(FIELDS, Math.max(0, ...points.map((p) => p.doubles?.length ?? 0)));
-    const rows = points.map((p) => [engineTime(p.timestamp), String(p.indexes?.[0] ?? ""),
-      ...Array.from({ length: nBlobs }, (_, i) => String(p.blobs?.[i] ?? "")),
-      ...Array.from({ length: nDoubles }, (_, i) => Number(p.doubles?.[i] ?? 0) || 0)]);
+    let nBlobs = 0, nDoubles = 0;
+    for (const p of points) {
+      nBlobs = Math.max(nBlobs, p.blobs?.length ?? 0);
+      nDoubles = Math.max(nDoubles, p.doubles?.length ?? 0);
+    }
+    nBlobs = Math.min(FIELDS, nBlobs);
+    nDoubles = Math.min(FIELDS, nDoubles);
+    const rows = new Array(points.length);
+    for (let r = 0; r < points.length; r++) {      /* loops, not spreads: a flush has hundreds */
+      const p = points[r];
+      const row = [engineTime(p.timestamp), String(p.indexes?.[0] ?? "")];
+      for (let i = 0; i < nBlobs; i++) row.push(String(p.blobs?.[i] ?? ""));
+      for (let i = 0; i < nDoubles; i++) row.push(Number(p.doubles?.[i] ?? 0) || 0);
+      rows[r] = row;
+    }
     statements.push(db.prepare(insertEvents(nBlobs, nDoubles)).bind(JSON.stringify(rows)));
     if (this.env.NT_TEST_HOOKS === "1") {
       if (!d1Ready) statements.unshift(db.prepare(CREATE_BATCHES));

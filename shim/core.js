@@ -17,6 +17,7 @@ import { wasiImports, WASI_ENOSYS } from "./wasi.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+const PUT_DIRECT = 16384;                   /* put(): texts up to this many units are encoded in place */
 
 /* Return codes from nt.h, generated (protocol.js). */
 export { NT } from "./protocol.js";
@@ -54,6 +55,15 @@ export class Core {
   /* Copy data (string → UTF-8, or bytes) into a fresh nt_alloc buffer.
   ** Returns [ptr, len]; throws CoreNoMem when the core is out of memory. */
   put(data) {
+    if (typeof data === "string" && data.length <= PUT_DIRECT) {
+      /* UTF-8 written straight into core memory: no encoded copy in
+      ** between. A UTF-16 unit takes at most 3 bytes, so 3 per unit always
+      ** fits; the block is at most 3x the text, and only for short texts. */
+      const p = this.ex.nt_alloc(3 * data.length || 1);
+      if (!p) throw new CoreNoMem(3 * data.length);
+      const { written } = enc.encodeInto(data, this.u8().subarray(p, p + 3 * data.length));
+      return [p, written];
+    }
     const b = typeof data === "string" ? enc.encode(data) : data;
     const p = this.ex.nt_alloc(b.length || 1);
     if (!p) throw new CoreNoMem(b.length);

@@ -902,7 +902,7 @@ function ntImports(host) {
 ** bindings sql.exec runs every `;`-separated statement. */
 export function sqlExec(sql, text, args, maxRows = 0, maxBytes = 0) {
   if (!Array.isArray(args)) throw new Error("bindings must be a JSON array");
-  const cur = args.length ? sql.exec(text, ...args.map(bindValue)) : sql.exec(text);
+  const cur = args.length ? sql.exec(text, ...bindAll(args)) : sql.exec(text);
   const rows = [];
   let bytes = 0, truncated = false;
   for (const r of cur.raw()) {            /* consume before reading counters */
@@ -921,7 +921,7 @@ export function sqlExec(sql, text, args, maxRows = 0, maxBytes = 0) {
 function sqlRun(sql, text, args, want) {
   if (want) return sqlExec(sql, text, args);
   if (!Array.isArray(args)) throw new Error("bindings must be a JSON array");
-  const cur = args.length ? sql.exec(text, ...args.map(bindValue)) : sql.exec(text);
+  const cur = args.length ? sql.exec(text, ...bindAll(args)) : sql.exec(text);
   for (const _ of cur.raw()) { /* consume before reading counters */ }
   return { rowsRead: cur.rowsRead, rowsWritten: cur.rowsWritten };
 }
@@ -932,6 +932,17 @@ export function bindValue(v) {
   if (v === false) return 0;
   if (v !== null && typeof v === "object") return JSON.stringify(v);
   return v;
+}
+
+/* The bindings as sql.exec takes them: args itself when bindValue would
+** change none of them (numbers, strings and nulls: nearly every call), so
+** a statement's bindings are not copied on the way in. */
+function bindAll(args) {
+  for (let i = 0; i < args.length; i++) {
+    const v = args[i];
+    if (v === true || v === false || (v !== null && typeof v === "object")) return args.map(bindValue);
+  }
+  return args;
 }
 
 /* Blobs come back as ArrayBuffer: send them as base64 strings. */

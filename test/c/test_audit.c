@@ -250,7 +250,7 @@ TEST(each_record_should_carry_a_hash_chained_to_the_previous_one){
   fiveRecords();
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log"), 5);
   CHECK(chainHolds());
-  CHECK_EQ_INT(fakehostQueryInt("SELECT head_seq FROM _audit_chain"), 5);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_head_seq FROM _room"), 5);
   char got[128];
   CHECK_STR_EQ(verify(got, sizeof got), "ok 5 -1 -");
   fakehostRoomFree();
@@ -280,6 +280,47 @@ TEST(verify_should_name_the_first_record_edited_or_deleted){
     CHECK_STR_EQ(verify(got, sizeof got), tamperings[i].verdict);
     fakehostRoomFree();
   }
+}
+
+/* A room from before the head moved to _room: its head in _audit_chain,
+** kept by the old trigger, and _room without the head's columns. Reopened,
+** it takes the head from _audit_chain until its first new record, which
+** puts the head on _room; a tail deleted before that still shows. */
+static void asRoomFromBefore(void){
+  fakehostRoomFree();
+  fakehostExec("UPDATE _audit_chain SET head_seq = (SELECT audit_head_seq FROM _room),"
+               " head_hash = (SELECT audit_head_hash FROM _room);"
+               "DROP TRIGGER _audit_head_room;"
+               "CREATE TRIGGER _audit_head AFTER INSERT ON _audit_log BEGIN"
+               " UPDATE _audit_chain SET head_seq = NEW.seq, head_hash = NEW.hash WHERE id = 1; END;"
+               "ALTER TABLE _room DROP COLUMN audit_head_seq;"
+               "ALTER TABLE _room DROP COLUMN audit_head_hash;"
+               "UPDATE _room SET schema_hash = NULL;");
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
+}
+
+TEST(a_room_from_before_the_head_moved_should_keep_its_chain){
+  fiveRecords();
+  asRoomFromBefore();
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _room WHERE audit_head_seq IS NULL"), 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_audit_head'"), 0);
+  char got[128];
+  CHECK_STR_EQ(verify(got, sizeof got), "ok 5 -1 -");              /* the head from _audit_chain */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_head_seq FROM _room"), 6);   /* the verify's record */
+  cJSON_Delete(call(1, "createTask", "{\"title\":\"t\"}"));
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_head_seq FROM _room"), 7);
+  CHECK(chainHolds());
+  CHECK_STR_EQ(verify(got, sizeof got), "ok 7 -1 -");
+  fakehostRoomFree();
+
+  fakehostReset();                 /* its tail deleted before any new record */
+  fiveRecords();
+  asRoomFromBefore();
+  fakehostExec("DELETE FROM _audit_log WHERE seq = 5");
+  CHECK_STR_EQ(verify(got, sizeof got), "bad 4 5 missing");
+  fakehostRoomFree();
 }
 
 TEST(the_tamper_hook_should_edit_a_record_that_verify_then_names){

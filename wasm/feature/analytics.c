@@ -97,7 +97,9 @@ static Point *analyticsPoint(Room *room, const char *kind, const char *method, c
   memset(p, 0, sizeof *p);
   p->at = floor(host_now_ms());
   p->kind = kind;
-  snprintf(p->method, sizeof p->method, "%s", method ? method : "");
+  size_t n = method ? strnlen(method, sizeof p->method - 1) : 0;   /* cut to the field, as before */
+  memcpy(p->method, method ? method : "", n);
+  p->method[n] = 0;
   p->outcome = outcome;
   p->transport = transport;
   an->made++;
@@ -146,15 +148,33 @@ static void analyticsString(Buf *b, const char *s){
   bufAppend(b, "\"", 1);
 }
 
+/* d as JSON, as printf's "%.15g" writes it (or "%.0f" when whole, for the
+** timestamp): a whole number below 1e15 digit by digit (the
+** timestamp, the counts and the version: nearly every field of a point),
+** anything else through snprintf. */
+static void analyticsNumber(Buf *b, double d, int whole){
+  char tmp[40];
+  if( d==floor(d) && fabs(d) < 1e15 && !(d==0 && signbit(d)) ){
+    unsigned long long u = (unsigned long long)fabs(d);
+    char *p = tmp + sizeof tmp;
+    do{ *--p = (char)('0' + u % 10); u /= 10; }while( u );
+    if( d < 0 ) *--p = '-';
+    bufAppend(b, p, (size_t)(tmp + sizeof tmp - p));
+    return;
+  }
+  int n = whole ? snprintf(tmp, sizeof tmp, "%.0f", d) : snprintf(tmp, sizeof tmp, "%.15g", d);
+  bufAppend(b, tmp, n > 0 ? (size_t)n : 0);
+}
+
 /* The buffered points as the JSON array host_analytics takes (caller frees). */
 static char *analyticsJson(Analytics *an, const char *room){
   Buf b = { 0 };
-  char num[40];
   bufAppend(&b, "[", 1);
   for(int i = 0; i < an->nPoints; i++){
     const Point *p = &an->points[i];
-    snprintf(num, sizeof num, "%s{\"timestamp\":%.0f,\"indexes\":[", i ? "," : "", p->at);
-    bufAppendStr(&b, num);
+    bufAppendStr(&b, i ? ",{\"timestamp\":" : "{\"timestamp\":");
+    analyticsNumber(&b, p->at, 1);
+    bufAppendStr(&b, ",\"indexes\":[");
     analyticsString(&b, an->index);
     bufAppendStr(&b, "],\"blobs\":[");
     const char *blobs[] = { p->kind, room, p->method, p->outcome, p->transport };
@@ -164,8 +184,8 @@ static char *analyticsJson(Analytics *an, const char *room){
     }
     bufAppendStr(&b, "],\"doubles\":[");
     for(int k = 0; k < ANALYTICS_DOUBLES; k++){
-      snprintf(num, sizeof num, "%s%.15g", k ? "," : "", p->d[k]);
-      bufAppendStr(&b, num);
+      if( k ) bufAppend(&b, ",", 1);
+      analyticsNumber(&b, p->d[k], 0);
     }
     bufAppendStr(&b, "]}");
   }

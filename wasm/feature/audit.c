@@ -15,10 +15,14 @@
 ** hash and its own canonical fields (auditHash; the encoding is in
 ** docs/PROTOCOL.md), so editing or deleting a record breaks the chain from
 ** there on, and verifyAuditLog names the first record that does not follow.
-** The chain's two ends live in _audit_chain: the head (the last record
-** written, kept by a trigger in the record's own insert, so a deleted tail
-** shows too) and the anchor (the last record trimmed away: retention deletes
-** the oldest records and the chain is verified from the anchor on).
+** The chain has two ends. The head (the last record written) is kept by a
+** trigger in the record's own insert, so a deleted tail shows too, on
+** _room's row (audit_head_seq, audit_head_hash): the row every write
+** rewrites anyway, so keeping the head dirties no page of its own in the
+** commit. The anchor (the last record trimmed away: retention deletes the
+** oldest records and the chain is verified from the anchor on) lives in
+** _audit_chain, with the head of rooms from before the head moved to _room,
+** which stands until their first new record.
 **
 ** Exports: exportAuditLog answers a range inline as JSON or CSV (RFC 4180,
 ** formula-like cells neutralised), capped, with a cursor for the next page;
@@ -54,13 +58,14 @@ const char auditSchema[] =
   " id INTEGER PRIMARY KEY CHECK (id = 1),"
   " anchor_seq INTEGER NOT NULL,"             /* the last record trimmed (0: none) */
   " anchor_hash TEXT NOT NULL,"
-  " head_seq INTEGER NOT NULL,"               /* the last record written */
+  " head_seq INTEGER NOT NULL,"               /* the head until it moved to _room (rooms from before) */
   " head_hash TEXT NOT NULL,"
   " trimmed INTEGER NOT NULL DEFAULT 0);"     /* records trimmed so far */
   "INSERT OR IGNORE INTO _audit_chain (id, anchor_seq, anchor_hash, head_seq, head_hash)"
   " VALUES (1, 0, '" AUDIT_ZERO_HASH "', 0, '" AUDIT_ZERO_HASH "');"
-  "CREATE TRIGGER IF NOT EXISTS _audit_head AFTER INSERT ON _audit_log BEGIN"
-  " UPDATE _audit_chain SET head_seq = NEW.seq, head_hash = NEW.hash WHERE id = 1;"
+  "DROP TRIGGER IF EXISTS _audit_head;"       /* the head's trigger before it moved to _room */
+  "CREATE TRIGGER IF NOT EXISTS _audit_head_room AFTER INSERT ON _audit_log BEGIN"
+  " UPDATE _room SET audit_head_seq = NEW.seq, audit_head_hash = NEW.hash WHERE id = 1;"
   " END;";
 
 #define AUDIT_RETENTION_DAYS 90.0      /* default retention */
@@ -192,12 +197,32 @@ char *auditArgs(const cJSON *payload){
 ** The chain.
 */
 
+/* u in decimal into out (at least 21 bytes), NUL-terminated: what "%llu"
+** writes, without printf (a record's hash takes eleven numbers). Returns
+** the length. */
+static size_t auditDigits(char *out, unsigned long long u){
+  char tmp[24], *p = tmp + sizeof tmp;
+  do{ *--p = (char)('0' + u % 10); u /= 10; }while( u );
+  size_t n = (size_t)(tmp + sizeof tmp - p);
+  memcpy(out, p, n);
+  out[n] = 0;
+  return n;
+}
+
+/* A whole ms time or version as "%.0f" writes it (digit by digit while it
+** is below 1e15, as every real one is). */
+static void auditWhole(char out[32], double d){
+  if( d >= 0 && d < 1e15 && d==floor(d) ) auditDigits(out, (unsigned long long)d);
+  else snprintf(out, 32, "%.0f", d);
+}
+
 /* One field of the canonical form: its length in bytes, ':', the bytes, LF. */
 static void auditHashField(Sha256 *s, const char *v){
   char len[24];
   size_t n = v ? strlen(v) : 0;
-  int k = snprintf(len, sizeof len, "%zu:", n);
-  sha256Update(s, len, (size_t)k);
+  size_t k = auditDigits(len, n);
+  len[k++] = ':';
+  sha256Update(s, len, k);
   if( n ) sha256Update(s, v, n);
   sha256Update(s, "\n", 1);
 }
@@ -206,9 +231,10 @@ void auditHash(const char prevHash[65], int64_t seq, double at, const char *user
                const char *clientId, const char *method, const char *args,
                const char *outcome, double version, char out[65]){
   char num[3][32];
-  snprintf(num[0], sizeof num[0], "%lld", (long long)seq);
-  snprintf(num[1], sizeof num[1], "%.0f", floor(at));
-  if( version > 0 ) snprintf(num[2], sizeof num[2], "%.0f", version);
+  if( seq >= 0 ) auditDigits(num[0], (unsigned long long)seq);
+  else snprintf(num[0], sizeof num[0], "%lld", (long long)seq);
+  auditWhole(num[1], floor(at));
+  if( version > 0 ) auditWhole(num[2], version);
   else num[2][0] = 0;
   Sha256 s;
   uint8_t d[32];
@@ -363,7 +389,9 @@ int auditEnabled(const Room *room){
 ** The module's life: open, free, trim.
 */
 
-/* The chain's ends from _audit_chain: anchor (seq, hash) and head. */
+/* The chain's ends: the anchor (seq, hash) from _audit_chain, the head from
+** _room, or from _audit_chain while _room has none (a room from before the
+** head moved that wrote no record since). */
 typedef struct AuditEnds {
   int64_t anchorSeq, headSeq;
   char anchorHash[65], headHash[65];
@@ -372,8 +400,10 @@ typedef struct AuditEnds {
 static int auditReadEnds(Room *room, AuditEnds *ends, char *err, size_t errLen){
   SqlResult res = {0};             /* a new room's chain is empty (no row) */
   int rc = roomIsNew(room) ? NT_OK
-    : storeExec(room, "SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM _audit_chain"
-                " WHERE id = 1", NULL, &res, err, errLen);
+    : storeExec(room, "SELECT c.anchor_seq, c.anchor_hash,"
+                " coalesce(r.audit_head_seq, c.head_seq), coalesce(r.audit_head_hash, c.head_hash)"
+                " FROM _audit_chain c LEFT JOIN _room r ON r.id = 1 WHERE c.id = 1",
+                NULL, &res, err, errLen);
   if( rc ) return rc;
   const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
   const cJSON *v[4];

@@ -76,7 +76,9 @@ static const char systemSchema[] =
   " sync_last_at INTEGER,"                    /* sync.c: last confirmed batch */
   " created_at INTEGER NOT NULL,"
   " name TEXT,"
-  " schema_hash TEXT);"                       /* migrate.c: the schema hash of the last full open */
+  " schema_hash TEXT,"                        /* migrate.c: the schema hash of the last full open */
+  " audit_head_seq INTEGER,"                  /* audit.c: the chain's head (NULL: in _audit_chain) */
+  " audit_head_hash TEXT);"
   "CREATE TABLE IF NOT EXISTS _migrations ("
   " name TEXT PRIMARY KEY,"
   " applied_at INTEGER NOT NULL,"
@@ -87,6 +89,8 @@ static const char systemSchema[] =
 static const struct { const char *table, *column, *decl; } systemColumns[] = {
   { "_room", "rls_admin", "INTEGER NOT NULL DEFAULT 0" },  /* the running write's caller is an admin */
   { "_room", "schema_hash", "TEXT" },                      /* the schema hash of the last full open */
+  { "_room", "audit_head_seq", "INTEGER" },                /* audit.c: the chain's head, on the row */
+  { "_room", "audit_head_hash", "TEXT" },                  /* every write rewrites anyway */
 };
 
 /* ------------------------------------------------------------------------
