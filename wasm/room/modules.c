@@ -65,7 +65,7 @@ const Module roomModules[] = {
     .xOnCommit = embedOnCommit, .xNextDue = embedNextDue, .xOnTimer = embedOnTimer,
     .tasks = embedTasks },
   { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
-  { .name = "cronjobs",  .schema = cronJobSchema, .tasks = cronTasks },
+  { .name = "cronjobs",  .schema = cronJobSchema, .lazy = 1, .tasks = cronTasks },
   { .name = "audit",     .schema = auditSchema, .xOpen = auditOpen, .xFree = auditFree,
     .xWriteEnd = auditWriteEnd, .xOnCommit = auditOnCommit, .xCallEnd = auditCallEnd,
     .tasks = auditTasks },

@@ -1,0 +1,55 @@
+/*
+** test_lazyschema.c — the system tables of optional modules (Module.lazy,
+** wasm/sql/modschema.c): a never-used room has none of them; a module's
+** first write makes its tables in the same transaction as its first row
+** (a failing first write leaves neither); a room reopened afterwards finds
+** them; and until then every read answers as for empty tables.
+*/
+#include "testroom.h"
+
+/* Objects of the room's sqlite_master called like (a LIKE pattern). */
+static long long objects(const char *like){
+  char sql[200];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%s'", like);
+  return fakehostQueryInt(sql);
+}
+
+static const char cronJob[] =
+  "{\"name\":\"tick\",\"schedule\":\"* * * * *\",\"rpcMethod\":\"createTask\",\"payload\":{\"title\":\"tick\"}}";
+
+TEST(a_never_used_room_should_have_none_of_the_lazy_tables){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got), "");
+  CHECK_EQ_INT(objects("_cron_jobs%"), 0);
+  fakehostRoomFree();
+}
+
+TEST(the_first_cron_job_should_make_its_table_with_its_row_and_a_reopened_room_find_it){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[160];
+  /* before any job: reads answer as for an empty table */
+  CHECK_STR_EQ(testRpc(1, "listCronJobs", "{}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"result\":[]");
+  CHECK_STR_EQ(testRpc(1, "deleteCronJob", "{\"cronId\":\"nope\"}", got, sizeof got), "NOT_FOUND");
+  /* a first write that fails to commit leaves neither the table nor the row */
+  fakehostFailCommit();
+  CHECK_STR_EQ(testRpc(1, "scheduleCron", cronJob, got, sizeof got), "INTERNAL");
+  CHECK_EQ_INT(objects("_cron_jobs%"), 0);
+  CHECK_STR_EQ(testRpc(1, "scheduleCron", cronJob, got, sizeof got), "");
+  CHECK_EQ_INT(objects("_cron_jobs%"), 2);              /* the table and its index */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _cron_jobs"), 1);
+  fakehostRoomFree();
+  REQUIRE(testAppOpen() != NULL);                       /* the same database, reopened */
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  CHECK_STR_EQ(testRpc(1, "listCronJobs", "{}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"name\":\"tick\"");
+  fakehostAdvance(2 * 60 * 1000);
+  REQUIRE(fakehostFireAlarm()==NT_OK);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'tick'"), 1);
+  fakehostRoomFree();
+}
+
+TEST_MAIN(fakehostReset)

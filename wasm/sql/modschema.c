@@ -1,0 +1,124 @@
+/*
+** modschema.c — the system tables of a module that a room creates on first
+** use (Module.lazy), rather than at every open.
+**
+** Most rooms never upload a file, register a webhook, schedule a cron job
+** or debounce a key; every table, index and trigger they do not use still
+** costs the Durable Object's SQLite time to create and memory to hold. A
+** module whose row says .lazy keeps its DDL in .schema as every module
+** does (the schema hash covers it, so a change of it still takes the full
+** path of migrate.c), but the migrations run it only in a room where its
+** tables already exist (their indexes and columns stay current) or where
+** the module's xSchemaWanted says the config needs them now (replication
+** when it is on). Anywhere else the module's first write runs it:
+** moduleSchemaWrite puts the DDL at the head of the write's own transaction,
+** so the tables commit with the first row or not at all, and only once the
+** write committed is the room told that they exist (and the schema mirror
+** given the same DDL, schemaApply). Nothing is ever dropped: a room whose
+** config stops wanting a module's tables keeps them and what they hold.
+**
+** Whether a lazy module's tables exist is known without asking the room in
+** nearly every open: a never-used room made its schema without them (or
+** with them, when wanted); a reopened room's one read (migrate.c) brought
+** the objects of sqlite_master, which say whether the module's first table
+** is among them; the full path of a changed schema probes sqlite_master
+** once for every lazy module. Only a room whose kept rows were lost asks
+** later, once (moduleSchemaHas). A module reads its tables only when they
+** exist, and otherwise answers as it would for empty ones.
+**
+** What the room knows is two bits per row of the module table
+** (room->schemaMade, room->schemaKnown), indexed as room->modules.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "sql.h"
+
+/* The row of the module called name, or -1. */
+static int modIndex(const Room *room, const char *name){
+  for(int i = 0; i < room->nModules && i < 64; i++){
+    if( strcmp(room->modules[i].name, name)==0 ) return i;
+  }
+  return -1;
+}
+
+int moduleSchemaTable(const Module *m, char *out, size_t outLen){
+  static const char lead[] = "CREATE TABLE IF NOT EXISTS ";
+  const char *p = m->schema ? strstr(m->schema, lead) : NULL;
+  size_t n = 0;
+  if( p==NULL || outLen==0 ) return NT_NOT_FOUND;
+  p += sizeof lead - 1;
+  while( p[n] && (p[n]=='_' || (p[n]>='a' && p[n]<='z') || (p[n]>='A' && p[n]<='Z')
+                  || (p[n]>='0' && p[n]<='9')) ) n++;
+  if( n==0 || n >= outLen ) return NT_NOT_FOUND;
+  memcpy(out, p, n);
+  out[n] = 0;
+  return NT_OK;
+}
+
+void moduleSchemaKnow(Room *room, int i, int made){
+  if( i < 0 || i >= 64 ) return;
+  room->schemaKnown |= 1ull << i;
+  if( made ) room->schemaMade |= 1ull << i;
+  else room->schemaMade &= ~(1ull << i);
+}
+
+void moduleSchemaWanted(Room *room, const cJSON *config){
+  room->schemaMade = room->schemaKnown = 0;
+  for(int i = 0; i < room->nModules && i < 64; i++){
+    const Module *m = &room->modules[i];
+    if( m->lazy && m->xSchemaWanted && m->xSchemaWanted(config) ) moduleSchemaKnow(room, i, 1);
+  }
+}
+
+int moduleSchemaHas(Room *room, const char *name){
+  int i = modIndex(room, name);
+  if( i < 0 || !room->modules[i].lazy ) return 1;
+  if( room->schemaKnown & (1ull << i) ) return (room->schemaMade >> i) & 1;
+  char table[64], err[128];
+  if( moduleSchemaTable(&room->modules[i], table, sizeof table) ) return 1;
+  int kept = schemaRowsHas(room, table);
+  if( kept >= 0 ){
+    moduleSchemaKnow(room, i, kept);
+    return kept;
+  }
+  /* nothing kept says: ask the room once */
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(table));
+  SqlResult res;
+  int rc = storeExec(room, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                     args, &res, err, sizeof err);
+  cJSON_Delete(args);
+  if( rc ) return 1;               /* let the module's own statement say what is wrong */
+  const cJSON *v = res.rows && res.rows->child ? cJSON_GetArrayItem(res.rows->child, 0) : NULL;
+  int made = cJSON_IsNumber(v) && v->valuedouble > 0;
+  storeResultFree(&res);
+  moduleSchemaKnow(room, i, made);
+  return made;
+}
+
+/* The body of a first write: the module's DDL, then the write's own body. */
+typedef struct LazyWrite {
+  const Write *w;                  /* the module's write, borrowed */
+  const char *schema;              /* the module's DDL, borrowed */
+} LazyWrite;
+
+static int modSchemaBody(Room *room, void *arg){
+  LazyWrite *lw = arg;
+  int rc = storeRunFree(room, lw->schema, NULL, lw->w->err, lw->w->errLen);
+  return rc ? rc : lw->w->xBody(room, lw->w->arg);
+}
+
+int moduleSchemaWrite(Room *room, const char *name, const Write *w){
+  int i = modIndex(room, name);
+  if( i < 0 || moduleSchemaHas(room, name) ) return storeWrite(room, w);
+  LazyWrite lw = { w, room->modules[i].schema };
+  Write first = *w;
+  first.xBody = modSchemaBody;
+  first.arg = &lw;
+  int rc = storeWrite(room, &first);
+  if( rc==NT_OK ){
+    moduleSchemaKnow(room, i, 1);
+    schemaApply(room, lw.schema);  /* the mirror refuses client SQL on them as before */
+  }
+  return rc;
+}
