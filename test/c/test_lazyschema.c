@@ -52,4 +52,40 @@ TEST(the_first_cron_job_should_make_its_table_with_its_row_and_a_reopened_room_f
   fakehostRoomFree();
 }
 
+TEST(the_first_debounced_flush_should_make_its_table_and_a_reopened_room_read_it){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_EQ_INT(objects("_debounced_state"), 0);
+  CHECK_STR_EQ(testRpc(1, "getDebounced", "{\"key\":\"k\"}", got, sizeof got), "NOT_FOUND");
+  CHECK_STR_EQ(testRpc(1, "updateDebounced", "{\"key\":\"k\",\"value\":7,\"intervalMs\":60000}", got, sizeof got), "");
+  CHECK_EQ_INT(objects("_debounced_state"), 0);         /* held in memory, not flushed */
+  fakehostFailCommit();
+  CHECK_STR_EQ(testRpc(1, "flushDebounced", "{}", got, sizeof got), "INTERNAL");
+  CHECK_EQ_INT(objects("_debounced_state"), 0);         /* neither the table nor the row */
+  CHECK_STR_EQ(testRpc(1, "flushDebounced", "{}", got, sizeof got), "");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT value FROM _debounced_state WHERE key = 'k'"), 7);
+  fakehostRoomFree();
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  CHECK_STR_EQ(testRpc(1, "getDebounced", "{\"key\":\"k\"}", got, sizeof got), "");
+  CHECK_STR_EQ(testFrameField(1, "result.value", got, sizeof got), "7");
+  fakehostRoomFree();
+}
+
+TEST(a_room_whose_functions_name_a_lazy_table_should_have_it_from_the_open){
+  char *functions = malloc(strlen(testTasksFunctions) + 256);
+  REQUIRE(functions != NULL);
+  strcpy(functions, testTasksFunctions);
+  strcat(functions, "\n-- name: debouncedValues :many\nSELECT key, value FROM _DEBOUNCED_STATE;\n");
+  const char *const migrations[] = { testTasksMigration, NULL };
+  Room *room = testRoomOpen(migrations, functions, 1);
+  free(functions);
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_OK);
+  CHECK_EQ_INT(objects("_debounced_state"), 1);
+  CHECK_EQ_INT(objects("_cron_jobs"), 0);
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

@@ -312,7 +312,8 @@ int moduleSchemaHas(Room *room, const char *name);
 ** committed the room and its schema mirror know them. */
 int moduleSchemaWrite(Room *room, const char *name, const Write *w);
 /* For migrate.c: set what the open knows from the config (the lazy modules
-** whose xSchemaWanted says so are to be made), forgetting the rest. */
+** whose xSchemaWanted says so, or whose tables the app's SQL names, are to
+** be made), forgetting the rest. */
 void moduleSchemaWanted(Room *room, const cJSON *config);
 /* Record whether row i's tables exist. */
 void moduleSchemaKnow(Room *room, int i, int made);

@@ -47,7 +47,7 @@ const Module roomModules[] = {
   { .name = "rate",      .schema = rateSchema, .xFree = rateFree, .xWriteEnd = rateWriteEnd,
     .xOnCommit = rateOnCommit },
   { .name = "rls",       .xOpen = rlsOpen, .xFree = rlsFree },
-  { .name = "debounce",  .schema = debounceSchema, .xFree = debounceFreeAll,
+  { .name = "debounce",  .schema = debounceSchema, .lazy = 1, .xFree = debounceFreeAll,
     .xNextDue = debounceNextDue, .xOnTimer = debounceOnTimer, .xIdle = debounceOnIdle },
   { .name = "presence",  .xOpen = presenceOpen, .xFree = presenceFree,
     .xNextDue = presenceNextDue, .xOnTimer = presenceOnTimer, .xConnRestore = presenceRestore,

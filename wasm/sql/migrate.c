@@ -520,7 +520,7 @@ static void migrateSchemaHash(Room *room, const cJSON *migrations){
   for(int i = 0; i < room->nModules; i++){
     migrateHashAdd(&h, room->modules[i].schema);
     /* a lazy module's tables the config now wants take the full path, which makes them */
-    if( room->modules[i].lazy && room->modules[i].xSchemaWanted ){
+    if( room->modules[i].lazy ){
       migrateHashAdd(&h, i < 64 && ((room->schemaMade >> i) & 1) ? "wanted" : "");
     }
   }

@@ -9,8 +9,9 @@
 ** does (the schema hash covers it, so a change of it still takes the full
 ** path of migrate.c), but the migrations run it only in a room where its
 ** tables already exist (their indexes and columns stay current) or where
-** the module's xSchemaWanted says the config needs them now (replication
-** when it is on). Anywhere else the module's first write runs it:
+** the config needs them now: the module's xSchemaWanted says so
+** (replication when it is on), or the app's own SQL (a named function, a
+** migration) names one of them, so they exist when it is analysed. Anywhere else the module's first write runs it:
 ** moduleSchemaWrite puts the DDL at the head of the write's own transaction,
 ** so the tables commit with the first row or not at all, and only once the
 ** write committed is the room told that they exist (and the schema mirror
@@ -62,11 +63,47 @@ void moduleSchemaKnow(Room *room, int i, int made){
   else room->schemaMade &= ~(1ull << i);
 }
 
+static int modNameChar(char c){
+  return c=='_' || (c>='a' && c<='z') || (c>='A' && c<='Z') || (c>='0' && c<='9') || (unsigned char)c>=0x80;
+}
+
+/* Does text name one of the tables m's schema creates (a word, any case)? */
+static int modNamedIn(const Module *m, const char *text){
+  static const char lead[] = "CREATE TABLE IF NOT EXISTS ";
+  for(const char *z = text; *z; z++){
+    if( *z!='_' || (z > text && modNameChar(z[-1])) ) continue;
+    size_t n = 1;
+    while( modNameChar(z[n]) ) n++;
+    for(const char *p = strstr(m->schema, lead); p; p = strstr(p, lead)){
+      p += sizeof lead - 1;
+      if( sqlite3_strnicmp(p, z, (int)n)==0 && !modNameChar(p[n]) ) return 1;
+    }
+    z += n - 1;
+  }
+  return 0;
+}
+
+/* Does the SQL of an entry of the config's list key (migrations, functions)
+** name one of m's tables? Then the app reads or writes them itself, and
+** they must exist when its functions are analysed. */
+static int modNamedByApp(const Module *m, const cJSON *config, const char *key){
+  const cJSON *e;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(config, key)){
+    const cJSON *sql = cJSON_GetObjectItemCaseSensitive(e, "sql");
+    if( cJSON_IsString(sql) && modNamedIn(m, sql->valuestring) ) return 1;
+  }
+  return 0;
+}
+
 void moduleSchemaWanted(Room *room, const cJSON *config){
   room->schemaMade = room->schemaKnown = 0;
   for(int i = 0; i < room->nModules && i < 64; i++){
     const Module *m = &room->modules[i];
-    if( m->lazy && m->xSchemaWanted && m->xSchemaWanted(config) ) moduleSchemaKnow(room, i, 1);
+    if( !m->lazy || m->schema==NULL ) continue;
+    if( (m->xSchemaWanted && m->xSchemaWanted(config)) || modNamedByApp(m, config, "functions")
+        || modNamedByApp(m, config, "migrations") ){
+      moduleSchemaKnow(room, i, 1);
+    }
   }
 }
 
