@@ -23,6 +23,8 @@ TEST(a_never_used_room_should_have_none_of_the_lazy_tables){
   char got[64];
   CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got), "");
   CHECK_EQ_INT(objects("_cron_jobs%"), 0);
+  CHECK_EQ_INT(objects("_debounced_state"), 0);
+  CHECK_EQ_INT(objects("_files%"), 0);
   fakehostRoomFree();
 }
 
@@ -85,6 +87,42 @@ TEST(a_room_whose_functions_name_a_lazy_table_should_have_it_from_the_open){
   CHECK_EQ_INT(nt_room_status(room), NT_OK);
   CHECK_EQ_INT(objects("_debounced_state"), 1);
   CHECK_EQ_INT(objects("_cron_jobs"), 0);
+  fakehostRoomFree();
+}
+
+#define SIGNED_PUT "{\"url\":\"https://files.test/u\",\"method\":\"PUT\",\"headers\":{}}"
+
+/* getUploadUrl on conn 1, signed by the host: the error code ("" if none). */
+static const char *upload(char *code, size_t n){
+  fakehostMessage(1, "{\"action\":\"rpc\",\"id\":1,\"method\":\"getUploadUrl\",\"payload\":"
+                     "{\"filename\":\"a.txt\",\"contentType\":\"text/plain\"}}");
+  const FakeAsync *a = fakehostAsync(-1);
+  if( a==NULL || a->kind!=NT_ASYNC_FILE_SIGN || a->done ) return "NOT_SIGNED";
+  fakehostAsyncDone(a->asyncId, NT_OK, SIGNED_PUT);
+  return testFrameField(1, "error.code", code, n);
+}
+
+TEST(the_first_upload_should_make_the_files_table_with_its_row_and_a_reopened_room_list_it){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[160];
+  CHECK_EQ_INT(objects("_files%"), 0);
+  CHECK_STR_EQ(testRpc(1, "listFiles", "{}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"result\":[]");
+  CHECK_STR_EQ(testRpc(1, "deleteFile", "{\"fileId\":\"0123456789abcdef0123456789abcdef\"}", got, sizeof got), "NOT_FOUND");
+  CHECK_STR_EQ(testRpc(1, "completeUpload", "{\"fileId\":\"0123456789abcdef0123456789abcdef\"}", got, sizeof got), "NOT_FOUND");
+  fakehostFailCommit();
+  CHECK_STR_EQ(upload(got, sizeof got), "INTERNAL");
+  CHECK_EQ_INT(objects("_files%"), 0);                  /* neither the table nor the row */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'files.sweep'"), 0);
+  CHECK_STR_EQ(upload(got, sizeof got), "");
+  CHECK_EQ_INT(objects("_files%"), 2);                  /* the table and its index */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _files WHERE status = 'pending'"), 1);
+  fakehostRoomFree();
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  CHECK_STR_EQ(testRpc(1, "listFiles", "{}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "a.txt");
   fakehostRoomFree();
 }
 

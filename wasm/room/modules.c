@@ -71,7 +71,7 @@ const Module roomModules[] = {
     .tasks = auditTasks },
   { .name = "analytics", .xOpen = analyticsOpen, .xFree = analyticsFree,
     .xOnCommit = analyticsOnCommit, .xCallEnd = analyticsCallEnd, .xDone = analyticsDone },
-  { .name = "files",     .schema = filesSchema, .xOpen = filesOpen, .xFree = filesFree,
+  { .name = "files",     .schema = filesSchema, .lazy = 1, .xOpen = filesOpen, .xFree = filesFree,
     .tasks = filesTasks },
   { .name = "sched",     .schema = schedSchema, .xOpen = schedOpen, .tasks = schedTasks },
   { .name = "tokens",    .xConnRestore = connTokenRestore, .xConnAttach = connTokenAttach,
