@@ -25,6 +25,7 @@ TEST(a_never_used_room_should_have_none_of_the_lazy_tables){
   CHECK_EQ_INT(objects("_cron_jobs%"), 0);
   CHECK_EQ_INT(objects("_debounced_state"), 0);
   CHECK_EQ_INT(objects("_files%"), 0);
+  CHECK_EQ_INT(objects("_webhook%"), 0);
   fakehostRoomFree();
 }
 
@@ -123,6 +124,50 @@ TEST(the_first_upload_should_make_the_files_table_with_its_row_and_a_reopened_ro
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   CHECK_STR_EQ(testRpc(1, "listFiles", "{}", got, sizeof got), "");
   CHECK_STR_CONTAINS(fakehostLastFrame(1), "a.txt");
+  fakehostRoomFree();
+}
+
+/* A room whose owner (alice) manages its webhooks. */
+static Room *ownRoom(void){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  return testRoomOpenWith("user:alice", migrations, testTasksFunctions, 1, NULL);
+}
+
+/* registerWebhook on conn 1, sealed by the host: the answer's error code. */
+static const char *registerHook(char *code, size_t n){
+  testRpc(1, "registerWebhook", "{\"url\":\"https://hooks.example.com/a\",\"event\":\"tasks.added\","
+                                "\"secret\":\"0123456789abcdef-secret\"}", code, n);
+  const FakeAsync *a = fakehostAsync(-1);
+  if( a==NULL || a->kind!=NT_ASYNC_WEBHOOK_PREPARE || a->done ) return "NOT_SEALED";
+  fakehostAsyncDone(a->asyncId, NT_OK, "{\"sealed\":\"v1.sealed\"}");
+  return testFrameField(1, "error.code", code, n);
+}
+
+TEST(the_first_webhook_should_make_its_tables_with_its_row_and_capture_after_a_reopen){
+  REQUIRE(ownRoom() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[160];
+  CHECK_EQ_INT(objects("_webhook%"), 0);
+  CHECK_STR_EQ(testRpc(1, "listWebhooks", "{}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"result\":[]");
+  CHECK_STR_EQ(testRpc(1, "listWebhookDeliveries", "{}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"result\":[]");
+  CHECK_STR_EQ(testRpc(1, "deleteWebhook", "{\"webhookId\":\"wh_x\"}", got, sizeof got), "NOT_FOUND");
+  CHECK_STR_EQ(testRpc(1, "redeliverWebhook", "{\"deliveryId\":\"dlv_x\"}", got, sizeof got), "NOT_FOUND");
+  CHECK_EQ_INT(objects("_webhook%"), 0);                /* reads made nothing */
+  fakehostFailCommit();
+  CHECK_STR_EQ(registerHook(got, sizeof got), "INTERNAL");
+  CHECK_EQ_INT(objects("_webhook%"), 0);                /* neither the tables nor the row */
+  CHECK_STR_EQ(registerHook(got, sizeof got), "");
+  CHECK_EQ_INT(objects("_webhook%"), 4);                /* two tables, two indexes */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _webhooks"), 1);
+  fakehostRoomFree();
+  REQUIRE(ownRoom() != NULL);                           /* reopened: finds them, captures */
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got), "");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _webhook_deliveries"), 1);
+  CHECK_STR_EQ(testRpc(1, "listWebhooks", "{}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "hooks.example.com");
   fakehostRoomFree();
 }
 

@@ -311,6 +311,11 @@ int moduleSchemaHas(Room *room, const char *name);
 ** exist yet, its DDL runs first in the same transaction, and once that
 ** committed the room and its schema mirror know them. */
 int moduleSchemaWrite(Room *room, const char *name, const Write *w);
+/* body(arg) as the module called name runs it outside storeWrite: when its
+** tables exist, at once; else in one transaction after its DDL (body NULL:
+** the DDL alone), and once that committed the room knows them. Not inside
+** another transaction (NT_INTERNAL, err set). */
+int moduleSchemaTxn(Room *room, const char *name, TxnBody body, void *arg, char *err, size_t errLen);
 /* For migrate.c: set what the open knows from the config (the lazy modules
 ** whose xSchemaWanted says so, or whose tables the app's SQL names, are to
 ** be made), forgetting the rest. */

@@ -58,7 +58,7 @@ const Module roomModules[] = {
   { .name = "admin",     .xConnRestore = adminConnRestore, .xConnAttach = adminConnAttach },
   { .name = "sync",      .schema = syncSchema, .xOpen = syncOpen, .xFree = syncFree, .xOnCommit = syncOnCommit,
     .xNextDue = syncNextDue, .xOnTimer = syncOnTimer, .tasks = syncTasks, .replica = &syncReplica },
-  { .name = "webhook",   .schema = webhookSchema, .xOpen = webhookOpen, .xFree = webhookFree,
+  { .name = "webhook",   .schema = webhookSchema, .lazy = 1, .xOpen = webhookOpen, .xFree = webhookFree,
     .xOnCommit = webhookOnCommit, .xNextDue = webhookNextDue, .xOnTimer = webhookOnTimer,
     .tasks = webhookTasks },
   { .name = "embed",     .schema = embedSchema, .xOpen = embedOpen, .xFree = embedFree,

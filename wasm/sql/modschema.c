@@ -30,6 +30,7 @@
 ** What the room knows is two bits per row of the module table
 ** (room->schemaMade, room->schemaKnown), indexed as room->modules.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sql.h"
@@ -156,6 +157,37 @@ int moduleSchemaWrite(Room *room, const char *name, const Write *w){
   if( rc==NT_OK ){
     moduleSchemaKnow(room, i, 1);
     schemaApply(room, lw.schema);  /* the mirror refuses client SQL on them as before */
+  }
+  return rc;
+}
+
+/* The body of moduleSchemaTxn: the module's DDL, then body (if any). */
+typedef struct LazyTxn {
+  const char *schema;              /* the module's DDL, borrowed */
+  TxnBody xBody;                   /* what goes with it, or NULL */
+  void *arg;
+  char *err;                       /* why the DDL failed */
+  size_t errLen;
+} LazyTxn;
+
+static int modSchemaTxnBody(Room *room, void *arg){
+  LazyTxn *lt = arg;
+  int rc = storeRunFree(room, lt->schema, NULL, lt->err, lt->errLen);
+  return rc || lt->xBody==NULL ? rc : lt->xBody(room, lt->arg);
+}
+
+int moduleSchemaTxn(Room *room, const char *name, TxnBody body, void *arg, char *err, size_t errLen){
+  int i = modIndex(room, name);
+  if( i < 0 || moduleSchemaHas(room, name) ) return body ? body(room, arg) : NT_OK;
+  if( storeInTxn(room) ){
+    snprintf(err, errLen, "the tables of %s cannot be made inside another transaction", name);
+    return NT_INTERNAL;
+  }
+  LazyTxn lt = { room->modules[i].schema, body, arg, err, errLen };
+  int rc = storeTxn(room, modSchemaTxnBody, &lt);
+  if( rc==NT_OK ){
+    moduleSchemaKnow(room, i, 1);
+    schemaApply(room, lt.schema);
   }
   return rc;
 }
