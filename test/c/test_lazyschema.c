@@ -171,4 +171,36 @@ TEST(the_first_webhook_should_make_its_tables_with_its_row_and_capture_after_a_r
   fakehostRoomFree();
 }
 
+static Room *syncRoom(int on){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  return testRoomOpenWith("test-room", migrations, testTasksFunctions, 1, on ? NULL : "{\"sync\":false}");
+}
+
+TEST(replication_tables_should_exist_only_while_sync_is_on_and_never_be_dropped){
+  REQUIRE(syncRoom(0) != NULL);
+  CHECK_EQ_INT(nt_room_status(fakehostRoom()), NT_OK);
+  CHECK_EQ_INT(objects("_outbox") + objects("_sync") + objects("_sync_tables"), 0);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got), "");
+  CHECK_STR_EQ(testRpc(1, "getSyncStatus", "{}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"pending\":0");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"state\":\"off\"");
+  fakehostRoomFree();
+  REQUIRE(syncRoom(1) != NULL);                         /* turned on: made at the open */
+  CHECK_EQ_INT(nt_room_status(fakehostRoom()), NT_OK);
+  CHECK_EQ_INT(objects("_outbox") + objects("_sync") + objects("_sync_tables"), 3);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"b\"}", got, sizeof got), "");
+  long long held = fakehostQueryInt("SELECT count(*) FROM _outbox");
+  CHECK(held >= 1);                                     /* not yet confirmed by D1 */
+  fakehostRoomFree();
+  REQUIRE(syncRoom(0) != NULL);                         /* off again: nothing dropped or lost */
+  CHECK_EQ_INT(nt_room_status(fakehostRoom()), NT_OK);
+  CHECK_EQ_INT(objects("_outbox") + objects("_sync") + objects("_sync_tables"), 3);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _outbox"), held);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _sync"), 1);
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

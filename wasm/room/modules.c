@@ -22,6 +22,11 @@
 */
 #include "room.h"
 
+/* feature/sync.c: replication's tables are made at the open while the
+** config has it on (Module.xSchemaWanted). Declared here until feature.h,
+** which another change owns, declares it beside syncOpen. */
+int syncSchemaWanted(const cJSON *config);
+
 static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, syncReplicaRaw };
 
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
@@ -56,7 +61,8 @@ const Module roomModules[] = {
     .xOnCommit = directoryOnCommit, .xNextDue = directoryNextDue, .xOnTimer = directoryOnTimer,
     .xConnAttach = directoryConnAttach, .xConnGone = directoryConnGone, .xDone = directoryDone },
   { .name = "admin",     .xConnRestore = adminConnRestore, .xConnAttach = adminConnAttach },
-  { .name = "sync",      .schema = syncSchema, .xOpen = syncOpen, .xFree = syncFree, .xOnCommit = syncOnCommit,
+  { .name = "sync",      .schema = syncSchema, .lazy = 1, .xSchemaWanted = syncSchemaWanted,
+    .xOpen = syncOpen, .xFree = syncFree, .xOnCommit = syncOnCommit,
     .xNextDue = syncNextDue, .xOnTimer = syncOnTimer, .tasks = syncTasks, .replica = &syncReplica },
   { .name = "webhook",   .schema = webhookSchema, .lazy = 1, .xOpen = webhookOpen, .xFree = webhookFree,
     .xOnCommit = webhookOnCommit, .xNextDue = webhookNextDue, .xOnTimer = webhookOnTimer,
