@@ -203,4 +203,25 @@ TEST(replication_tables_should_exist_only_while_sync_is_on_and_never_be_dropped)
   fakehostRoomFree();
 }
 
+TEST(a_changed_schema_should_keep_lazy_tables_where_they_exist_and_make_none_elsewhere){
+  const char *const before[] = { testTasksMigration, NULL };
+  const char *const after[] = { testTasksMigration, "CREATE TABLE extra (x);", NULL };
+  char got[160];
+  REQUIRE(testRoomOpen(before, testTasksFunctions, 1) != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  CHECK_STR_EQ(testRpc(1, "scheduleCron", cronJob, got, sizeof got), "");
+  /* client SQL is refused on the new table as on every system table */
+  CHECK_STR_EQ(testRpc(1, "executeSQL", "{\"sql\":\"SELECT * FROM _cron_jobs\"}", got, sizeof got), "SQL_REJECTED");
+  fakehostRoomFree();
+  REQUIRE(testRoomOpen(after, testTasksFunctions, 1) != NULL);   /* the full path */
+  CHECK_EQ_INT(nt_room_status(fakehostRoom()), NT_OK);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  CHECK_STR_EQ(testRpc(1, "listCronJobs", "{}", got, sizeof got), "");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"name\":\"tick\"");
+  CHECK_EQ_INT(objects("_cron_jobs%"), 2);
+  CHECK_EQ_INT(objects("_files%") + objects("_webhook%"), 0);
+  CHECK_STR_EQ(testRpc(1, "executeSQL", "{\"sql\":\"SELECT * FROM _files\"}", got, sizeof got), "SQL_REJECTED");
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)
