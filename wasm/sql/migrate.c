@@ -192,7 +192,8 @@ static char *migrateSystemScript(Room *room){
   bufAppendStr(&b, systemSchema);
   for(int i = 0; i < room->nModules; i++){
     const Module *m = &room->modules[i];
-    if( m->schema && (!m->lazy || (i < 64 && ((room->schemaMade >> i) & 1))) ) bufAppendStr(&b, m->schema);
+    /* rows past the 64 bits room->schemaMade holds are made at every open, as if not lazy */
+    if( m->schema && (!m->lazy || i >= 64 || ((room->schemaMade >> i) & 1)) ) bufAppendStr(&b, m->schema);
   }
   return bufFinish(&b);
 }
@@ -311,7 +312,7 @@ static int migrateFreshBody(Room *room, void *arg){
   int rc = storeRunFree(room, sql, args, step->err, sizeof step->err);   /* consumes args */
   free(sql);
   /* the lazy modules not wanted have no tables */
-  for(int i = 0; rc==NT_OK && i < room->nModules; i++){
+  for(int i = 0; rc==NT_OK && i < room->nModules && i < 64; i++){
     if( room->modules[i].lazy ) moduleSchemaKnow(room, i, (room->schemaMade >> i) & 1);
   }
   return rc;
