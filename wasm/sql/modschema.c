@@ -11,12 +11,18 @@
 ** tables already exist (their indexes and columns stay current) or where
 ** the config needs them now: the module's xSchemaWanted says so
 ** (replication when it is on), or the app's own SQL (a named function, a
-** migration) names one of them, so they exist when it is analysed. Anywhere else the module's first write runs it:
-** moduleSchemaWrite puts the DDL at the head of the write's own transaction,
-** so the tables commit with the first row or not at all, and only once the
-** write committed is the room told that they exist (and the schema mirror
-** given the same DDL, schemaApply). Nothing is ever dropped: a room whose
-** config stops wanting a module's tables keeps them and what they hold.
+** migration) names one of them, so they exist when it is analysed.
+** Anywhere else the module's first write runs it: moduleSchemaWrite puts
+** the DDL at the head of the write's own transaction (moduleSchemaTxn does
+** the same for a write outside storeWrite), so the tables commit with the
+** first row or not at all, and only once the write committed is the room
+** told that they exist (and the schema mirror given the same DDL,
+** schemaApply). Nothing is ever dropped: a room whose config stops wanting
+** a module's tables keeps them and what they hold.
+**
+** Client SQL naming such a table before it exists is refused as before
+** (SQL_REJECTED), with SQLite's "no such table" for a message instead of
+** the guard's "not accessible".
 **
 ** Whether a lazy module's tables exist is known without asking the room in
 ** nearly every open: a never-used room made its schema without them (or
