@@ -9,7 +9,8 @@
 ** row per job, for its next fire time. A room that slept through several
 ** fire times runs the job once when it wakes, and the next run is computed
 ** from then, not from the missed times. Each run's outcome is recorded on
-** the job.
+** the job. The table is made with the room's first job (Module.lazy,
+** sql/modschema.c); until then every read answers as for no jobs.
 */
 #include <math.h>
 #include <stdarg.h>
@@ -136,11 +137,12 @@ int cronJobSchedule(Call *call, cJSON **ppResult){
   }
   /* A bound per user keeps one caller from filling the room's schedule. */
   SqlResult res;
-  cJSON *owner = cronArgs("s", call->caller->userId);
-  rc = storeExec(room, "SELECT count(*) FROM _cron_jobs WHERE owner_id = ?1",
-                 owner, &res, call->err, sizeof call->err);
+  int made = moduleSchemaHas(room, "cronjobs");   /* no table yet: no jobs */
+  cJSON *owner = made ? cronArgs("s", call->caller->userId) : NULL;
+  if( made ) rc = storeExec(room, "SELECT count(*) FROM _cron_jobs WHERE owner_id = ?1",
+                            owner, &res, call->err, sizeof call->err);
   cJSON_Delete(owner);
-  if( rc==NT_OK ){
+  if( rc==NT_OK && made ){
     const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
     if( cJSON_IsNumber(n) && n->valuedouble >= CRON_MAX_PER_USER ){
       rc = callFail(call, NT_RATE_LIMITED, "at most %d cron jobs per user", CRON_MAX_PER_USER);
@@ -150,7 +152,7 @@ int cronJobSchedule(Call *call, cJSON **ppResult){
   if( rc==NT_OK ){
     ntRandomId(j.id);
     Write w = { call->caller, 0, cronInsertBody, &j, { cronTables, 2, 0 }, call->err, sizeof call->err };
-    rc = storeWrite(room, &w);
+    rc = moduleSchemaWrite(room, "cronjobs", &w);   /* the first job makes the table */
   }
   cJSON_free(j.payload);
   if( rc ) return rc;
@@ -172,6 +174,10 @@ int cronJobList(Call *call, cJSON **ppResult){
   int every = cJSON_IsTrue(all);
   if( every && !call->caller->isAdmin ){
     return callFail(call, NT_PERMISSION_DENIED, "listCronJobs with all requires an admin token");
+  }
+  if( !moduleSchemaHas(call->room, "cronjobs") ){  /* no table yet: no jobs */
+    *ppResult = cJSON_CreateArray();
+    return *ppResult ? NT_OK : callFail(call, NT_NOMEM, "out of memory");
   }
   SqlResult res;
   cJSON *args = cronArgs("ns", (double)every, call->caller->userId);
@@ -223,6 +229,7 @@ int cronJobDelete(Call *call, cJSON **ppResult){
   if( rc0 ) return rc0;
   CronDel d = { call, callString(call, "cronId", 64), 0 };
   if( d.id==NULL ) return NT_INVALID_ARGUMENT;
+  if( !moduleSchemaHas(call->room, "cronjobs") ) return callFail(call, NT_NOT_FOUND, "no cron job %s", d.id);
   Write w = { call->caller, 0, cronDeleteBody, &d, { cronTables, 2, 1 }, call->err, sizeof call->err };
   int rc = storeWrite(call->room, &w);
   if( rc ) return rc;
@@ -237,6 +244,7 @@ int cronJobDelete(Call *call, cJSON **ppResult){
 int cronJobRun(Room *room, const cJSON *payload, char *err, size_t errLen){
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(payload, "cronId");
   if( !cJSON_IsString(id) ){ snprintf(err, errLen, "cron.run without cronId"); return NT_OK; }
+  if( !moduleSchemaHas(room, "cronjobs") ) return NT_OK;          /* no jobs: deleted meanwhile */
   SqlResult res;
   cJSON *args = cronArgs("s", id->valuestring);
   int rc = storeExec(room,

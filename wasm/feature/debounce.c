@@ -10,6 +10,7 @@
 ** arrives, and everything pending is flushed when the room's last connection
 ** closes, before the object can be evicted. A flush is a committed write like
 ** any other: it bumps the version and wakes live queries that read the table.
+** The table is made by the room's first flush (Module.lazy, sql/modschema.c).
 */
 #include <math.h>
 #include <stdio.h>
@@ -119,7 +120,7 @@ static int debFlush(Room *room, double due, const char *key){
   static char *const table[] = { "_debounced_state" };
   char err[256] = "";
   Write w = { NULL, 0, debFlushBody, &pick, { table, 1, 0 }, err, sizeof err };
-  int rc = storeWrite(room, &w);
+  int rc = moduleSchemaWrite(room, "debounce", &w);   /* the first flush makes the table */
   if( rc ){
     if( err[0] ) ntLog(NT_LOG_ERROR, "debounced flush failed: %s", err);
     return rc;
@@ -247,7 +248,7 @@ int debounceGet(Call *call, cJSON **ppResult){
   if( d ){
     value = d->value;
     updatedAt = d->updatedAt;
-  }else{
+  }else if( moduleSchemaHas(call->room, "debounce") ){   /* no table yet: no value */
     cJSON *args = cJSON_CreateArray();
     cJSON_AddItemToArray(args, cJSON_CreateString(key));
     rc = storeExec(call->room, "SELECT value, updated_at FROM _debounced_state WHERE key = ?1",

@@ -7,7 +7,8 @@
 ** to know about it: one row of _files per file (name, content type, size,
 ** owner, status), owned by the user who asked for the URL. Only that user
 ** sees and manages the file; an admin sees and manages every file of the
-** room.
+** room. _files is made with the room's first upload URL (Module.lazy,
+** sql/modschema.c); until then every read answers as for no files.
 **
 ** The host does the platform's part through asynchronous requests (nt.h):
 ** it signs URLs (NT_ASYNC_FILE_SIGN: presigned R2 URLs, or URLs of the
@@ -252,6 +253,10 @@ static int filesFind(Room *room, const char *id, const Caller *who, cJSON **ppRo
                      char *err, size_t errLen){
   *ppRow = NULL;
   int all = who==NULL || who->isAdmin;
+  if( !moduleSchemaHas(room, "files") ){     /* no table yet: no file */
+    snprintf(err, errLen, "no file %s", id);
+    return NT_NOT_FOUND;
+  }
   SqlResult res;
   cJSON *args = filesArgs("ssn", id, who ? who->userId : "", all ? 1.0 : 0.0);
   int rc = storeExec(room,
@@ -331,7 +336,7 @@ static int filesUploadSigned(Room *room, void *state, int rc, cJSON *data, cJSON
     u->err = err;
     u->errLen = errLen;
     Write w = { NULL, 0, filesInsertBody, u, { filesTables, 2, 0 }, err, errLen };
-    rc = storeWrite(room, &w);
+    rc = moduleSchemaWrite(room, "files", &w);   /* the first upload makes the table */
   }
   if( rc==NT_OK ){
     cJSON *r = cJSON_CreateObject();
@@ -363,16 +368,18 @@ int filesUploadUrl(Call *call, cJSON **ppResult){
                        FILES_EXPIRY_DEFAULT_SEC, &sec)) ) return rc;
 
   /* A bound per user keeps one caller from filling the room with rows. */
-  SqlResult res;
-  cJSON *owner = filesArgs("s", call->caller->userId);
-  rc = storeExec(room, "SELECT count(*) FROM _files WHERE owner_id = ?1 AND status = 'pending'",
-                 owner, &res, call->err, sizeof call->err);
-  cJSON_Delete(owner);
-  if( rc ) return rc;
   double pending = 0;
-  const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
-  if( cJSON_IsNumber(n) ) pending = n->valuedouble;
-  storeResultFree(&res);
+  if( moduleSchemaHas(room, "files") ){       /* no table yet: nothing pending */
+    SqlResult res;
+    cJSON *owner = filesArgs("s", call->caller->userId);
+    rc = storeExec(room, "SELECT count(*) FROM _files WHERE owner_id = ?1 AND status = 'pending'",
+                   owner, &res, call->err, sizeof call->err);
+    cJSON_Delete(owner);
+    if( rc ) return rc;
+    const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+    if( cJSON_IsNumber(n) ) pending = n->valuedouble;
+    storeResultFree(&res);
+  }
   if( pending >= FILES_MAX_PENDING ){
     return callFail(call, NT_RATE_LIMITED, "at most %d uploads per user may be pending", FILES_MAX_PENDING);
   }
@@ -658,6 +665,10 @@ int filesDelete(Call *call, cJSON **ppResult){
 int filesList(Call *call, cJSON **ppResult){
   int rc = callOnlyKeys(call, NULL, 0);
   if( rc ) return rc;
+  if( !moduleSchemaHas(call->room, "files") ){   /* no table yet: no files */
+    *ppResult = cJSON_CreateArray();
+    return *ppResult ? NT_OK : callFail(call, NT_NOMEM, "out of memory");
+  }
   SqlResult res;
   cJSON *args = filesArgs("snn", call->caller->userId, call->caller->isAdmin ? 1.0 : 0.0,
                           (double)FILES_MAX_LIST);
@@ -722,6 +733,7 @@ static int filesSweepDone(Room *room, void *state, int rc, cJSON *data, cJSON **
 int filesSweepTask(Room *room, const cJSON *payload, char *err, size_t errLen){
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(payload, "fileId");
   if( !cJSON_IsString(id) || strlen(id->valuestring)!=32 ) return NT_OK;   /* nothing to do */
+  if( !moduleSchemaHas(room, "files") ) return NT_OK;                      /* no files: gone already */
   SqlResult res;
   cJSON *args = filesArgs("s", id->valuestring);
   int rc = storeExec(room, "SELECT status, upload_expires_at FROM _files WHERE id = ?1",

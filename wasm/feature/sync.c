@@ -20,6 +20,10 @@
 ** table (the shape D1 confirmed, why it stopped, its copy's cursor); _sync,
 ** the sequence high-water mark and the bookmark of the last confirmed
 ** batch; and in _room the batch counters and whether the first copy began.
+** Those tables are made only while the config has replication on
+** (Module.lazy with syncSchemaWanted, sql/modschema.c): a room that never
+** had it has none, and one that had it keeps them, and what they hold,
+** while it is off. Everything that reads them runs only when it is on.
 */
 #include <math.h>
 #include <stdio.h>
@@ -181,6 +185,10 @@ const char syncSchema[] =
   " bookmark TEXT);"                          /* D1's bookmark after the last confirmed batch */
   "INSERT OR IGNORE INTO _sync (id) VALUES (1);";
 
+int syncSchemaWanted(const cJSON *config){
+  return !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(config, "sync"));
+}
+
 int syncOpen(Room *room, const cJSON *config){
   if( room->sync==NULL && (room->sync = calloc(1, sizeof(Sync)))==NULL ) return NT_NOMEM;
   Sync *s = room->sync;
@@ -281,7 +289,10 @@ int syncStatusMethod(Call *call, cJSON **ppResult){
   storeResultFree(&res);
   /* Pending changes per table; a stopped table's do not count (they are
   ** dropped: it is copied when it heals). */
-  rc = storeExec(room, "SELECT tbl, count(*), min(at) FROM _outbox GROUP BY tbl", NULL, &res, err, sizeof call->err);
+  memset(&res, 0, sizeof res);     /* replication never on: no outbox, nothing pending */
+  rc = moduleSchemaHas(room, "sync")
+     ? storeExec(room, "SELECT tbl, count(*), min(at) FROM _outbox GROUP BY tbl", NULL, &res, err, sizeof call->err)
+     : NT_OK;
   if( rc ) return rc;
   double now = host_now_ms(), pending = 0, oldest = 0;
   cJSON *tables = cJSON_CreateObject();

@@ -24,6 +24,9 @@
 ** (every address it resolves to must pass the same rules) and seal the
 ** secret (AES-GCM with the Worker's key), in one request: the room stores
 ** only the sealed form and answers the secret once, to the registration.
+** The two tables are made with the room's first webhook, in the
+** transaction of its row (Module.lazy, sql/modschema.c); until then the
+** room reads nothing and answers as for no webhooks and no deliveries.
 */
 #include <ctype.h>
 #include <math.h>
@@ -503,7 +506,7 @@ static int whApplyScript(Room *room, void *arg){
 static cJSON *whEvents(Room *room, int *pCount){
   char err[256];
   SqlResult res = {0};             /* a new room has no webhooks */
-  if( !roomIsNew(room)
+  if( !roomIsNew(room) && moduleSchemaHas(room, "webhook")   /* no table yet: none */
       && storeExec(room, "SELECT DISTINCT event FROM _webhooks", NULL, &res, err, sizeof err) ) return NULL;
   cJSON *out = cJSON_CreateArray();
   const cJSON *row;
@@ -603,7 +606,7 @@ int webhookOpen(Room *room, const cJSON *config){
   w->timeoutMs = whConfigNumber(cfg, "timeoutMs", 10000);
   outqInit(&w->out, &webhookQueue, 1000 * whConfigNumber(cfg, "leaseSec", 900));
   int rc = whInstall(room);                        /* the tables are Module.schema's */
-  if( rc==NT_OK ) outqOpen(room, &w->out);
+  if( rc==NT_OK && moduleSchemaHas(room, "webhook") ) outqOpen(room, &w->out);   /* none yet: nothing queued */
   return rc;
 }
 
@@ -628,12 +631,12 @@ double webhookNextDue(Room *room){
 }
 
 void webhookOnTimer(Room *room, double nowMs){
-  if( room->webhooks ) outqOnTimer(room, &room->webhooks->out, nowMs);
+  if( room->webhooks && moduleSchemaHas(room, "webhook") ) outqOnTimer(room, &room->webhooks->out, nowMs);
 }
 
 int webhookTask(Room *room, const cJSON *payload, char *err, size_t errLen){
   (void)payload; (void)err; (void)errLen;
-  return room->webhooks ? outqTask(room, &room->webhooks->out) : NT_OK;
+  return room->webhooks && moduleSchemaHas(room, "webhook") ? outqTask(room, &room->webhooks->out) : NT_OK;
 }
 
 /* ---- the methods ------------------------------------------------------------- */
@@ -697,6 +700,29 @@ static void whPendingFree(WhPending *p){
   free(p);
 }
 
+/* The first registration's row, in the transaction that makes the tables
+** (moduleSchemaTxn), or alone once they exist. */
+typedef struct WhInsert {
+  cJSON *args;                     /* the row's values, consumed (NULL once) */
+  char *err;
+  size_t errLen;
+} WhInsert;
+
+static int whInsertBody(Room *room, void *arg){
+  WhInsert *ins = arg;
+  cJSON *args = ins->args;
+  ins->args = NULL;
+  return storeRunFree(room, "INSERT INTO _webhooks (id, url, event, secret, created_by, created_at)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", args, ins->err, ins->errLen);
+}
+
+/* The consumer's calls come only for deliveries a room captured, so the
+** tables exist; for a stray call to a room that never had them, they are
+** made (empty), and the call answers as it always did for unknown ids. */
+static int whTables(Call *call){
+  return moduleSchemaTxn(call->room, "webhook", NULL, NULL, call->err, sizeof call->err);
+}
+
 static int whSealed(Room *room, void *state, int rc, cJSON *data, cJSON **ppResult,
                     char *err, size_t errLen){
   WhPending *p = state;
@@ -736,8 +762,9 @@ static int whSealed(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
   cJSON_AddItemToArray(args, cJSON_CreateString(sealed->valuestring));
   cJSON_AddItemToArray(args, cJSON_CreateString(p->by));
   cJSON_AddItemToArray(args, cJSON_CreateNumber(now));
-  rc = storeRunFree(room, "INSERT INTO _webhooks (id, url, event, secret, created_by, created_at)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", args, err, errLen);
+  WhInsert ins = { args, err, errLen };
+  rc = moduleSchemaTxn(room, "webhook", whInsertBody, &ins, err, errLen);   /* the first makes the tables */
+  if( ins.args ) cJSON_Delete(ins.args);
   if( rc==NT_OK && (rc = whInstall(room))!=NT_OK ){
     snprintf(err, errLen, "the capture triggers could not be installed");
   }
@@ -754,10 +781,12 @@ static int whSealed(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
   return rc;
 }
 
-/* The number in the first column of the first row of sql (args consumed). */
+/* The number in the first column of the first row of sql (args consumed);
+** 0 when the tables were never made (moduleSchemaHas). */
 static double whScalar(Room *room, const char *sql, cJSON *args){
   char err[256];
   SqlResult res;
+  if( !moduleSchemaHas(room, "webhook") ){ cJSON_Delete(args); return 0; }
   int rc = storeExec(room, sql, args, &res, err, sizeof err);
   cJSON_Delete(args);
   if( rc ) return -1;
@@ -835,8 +864,9 @@ int webhookRegister(Call *call, cJSON **ppResult){
 /* Rows of sql (args consumed) as objects under the given keys, in column order. */
 static int whRows(Call *call, const char *sql, cJSON *args, const char *const *keys, int nKeys,
                   cJSON **ppResult){
-  SqlResult res;
-  int rc = storeExec(call->room, sql, args, &res, call->err, sizeof call->err);
+  SqlResult res = {0};             /* no tables yet: no rows */
+  int rc = moduleSchemaHas(call->room, "webhook")
+         ? storeExec(call->room, sql, args, &res, call->err, sizeof call->err) : NT_OK;
   cJSON_Delete(args);
   if( rc ) return rc;
   cJSON *out = cJSON_CreateArray();
@@ -948,6 +978,9 @@ int webhookRedeliver(Call *call, cJSON **ppResult){
   if( rc ) return rc;
   const char *id = whId(call, "deliveryId");
   if( id==NULL ) return NT_INVALID_ARGUMENT;
+  if( !moduleSchemaHas(call->room, "webhook") ){
+    return callFail(call, NT_NOT_FOUND, "no delivery %s (of a webhook that still exists)", id);
+  }
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateString(id));
   cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(host_now_ms())));
@@ -1013,6 +1046,8 @@ static cJSON *whAnswer(cJSON *out, const char *id, const char *action){
 ** "skip" with {reason} (delivered, dead, unknown, webhook deleted). The
 ** deliveries handed out are marked sending. */
 int webhookClaim(Call *call, cJSON **ppResult){
+  int made = whTables(call);
+  if( made ) return made;
   Room *room = call->room;
   Webhooks *w = room->webhooks;
   const cJSON *items = whItems(call);
@@ -1088,6 +1123,8 @@ int webhookClaim(Call *call, cJSON **ppResult){
 ** [{id, action: "done"|"retry"|"dead", delaySeconds?}]}: one attempt each,
 ** recorded in one statement. */
 int webhookReport(Call *call, cJSON **ppResult){
+  int made = whTables(call);
+  if( made ) return made;
   Room *room = call->room;
   Webhooks *w = room->webhooks;
   const cJSON *items = whItems(call);
@@ -1137,6 +1174,8 @@ int webhookReport(Call *call, cJSON **ppResult){
 /* _webhookDead {items: [{id, error?}]} -> {dead: n}: the dead-letter queue's
 ** consumer, for messages the consumer could not handle at all. */
 int webhookDead(Call *call, cJSON **ppResult){
+  int made = whTables(call);
+  if( made ) return made;
   const cJSON *items = whItems(call);
   if( items==NULL ) return NT_INVALID_ARGUMENT;
   double now = floor(host_now_ms());

@@ -278,6 +278,10 @@ typedef struct Module {
   const char *name;                /* for logs */
   const char *schema;              /* its system tables: idempotent DDL run before the
                                       app's migrations (sql/migrate.c), or NULL */
+  int lazy;                        /* 1: schema made on first use (moduleSchemaWrite), run
+                                      by the migrations only where its tables exist */
+  int (*xSchemaWanted)(const cJSON *config);  /* with lazy: non-zero makes the tables at
+                                      the open anyway (the config needs them now) */
   int (*xOpen)(Room *room, const cJSON *config);  /* nt_room_open; non-zero stops the open */
   void (*xFree)(Room *room);       /* nt_room_free */
   void (*xOnCommit)(Room *room, const Touched *t);/* after every committed write (storeWrite) */
@@ -297,6 +301,30 @@ typedef struct Module {
   const ModuleTask *tasks;         /* the schedule's tasks it runs, ending with {NULL}; or NULL */
   const struct ReplicaReader *replica;   /* it answers replica reads (call/functions.c), or NULL */
 } Module;
+
+/* ---- sql/modschema.c: the tables of a lazy module (Module.lazy) ---------- */
+/* Whether the tables of the module called name exist in the room (1, or 0:
+** read nothing, answer as for empty tables); 1 for a module not lazy.
+** Known from the open nearly always; else asks the room once. */
+int moduleSchemaHas(Room *room, const char *name);
+/* storeWrite for a write of the module called name: when its tables do not
+** exist yet, its DDL runs first in the same transaction, and once that
+** committed the room and its schema mirror know them. */
+int moduleSchemaWrite(Room *room, const char *name, const Write *w);
+/* body(arg) as the module called name runs it outside storeWrite: when its
+** tables exist, at once; else in one transaction after its DDL (body NULL:
+** the DDL alone), and once that committed the room knows them. Not inside
+** another transaction (NT_INTERNAL, err set). */
+int moduleSchemaTxn(Room *room, const char *name, TxnBody body, void *arg, char *err, size_t errLen);
+/* For migrate.c: set what the open knows from the config (the lazy modules
+** whose xSchemaWanted says so, or whose tables the app's SQL names, are to
+** be made), forgetting the rest. */
+void moduleSchemaWanted(Room *room, const cJSON *config);
+/* Record whether row i's tables exist. */
+void moduleSchemaKnow(Room *room, int i, int made);
+/* The name of m's first table (its schema's first CREATE TABLE IF NOT
+** EXISTS) into out; NT_NOT_FOUND when there is none or it does not fit. */
+int moduleSchemaTable(const Module *m, char *out, size_t outLen);
 
 /* ---- the room ----------------------------------------------------------- */
 typedef struct Stats {
@@ -349,6 +377,9 @@ struct Room {
                                       read from the cache; functions.c) */
   int mirrorBuilds;                /* times the schema mirror was built from the room's
                                       schema (schema.c) */
+  uint64_t schemaMade;             /* bit i: the tables of room->modules[i], lazy, exist
+                                      (sql/modschema.c) */
+  uint64_t schemaKnown;            /* bit i: schemaMade's bit i is known */
   int schemaCurrent;               /* 1: _room says that work is done; 2: and under
                                       this room's name (the open skipped it); 3: the
                                       room had no _room and this open did it all,

@@ -22,6 +22,11 @@
 */
 #include "room.h"
 
+/* feature/sync.c: replication's tables are made at the open while the
+** config has it on (Module.xSchemaWanted). Declared here until feature.h,
+** which another change owns, declares it beside syncOpen. */
+int syncSchemaWanted(const cJSON *config);
+
 static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, syncReplicaRaw };
 
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };
@@ -47,7 +52,7 @@ const Module roomModules[] = {
   { .name = "rate",      .schema = rateSchema, .xFree = rateFree, .xWriteEnd = rateWriteEnd,
     .xOnCommit = rateOnCommit },
   { .name = "rls",       .xOpen = rlsOpen, .xFree = rlsFree },
-  { .name = "debounce",  .schema = debounceSchema, .xFree = debounceFreeAll,
+  { .name = "debounce",  .schema = debounceSchema, .lazy = 1, .xFree = debounceFreeAll,
     .xNextDue = debounceNextDue, .xOnTimer = debounceOnTimer, .xIdle = debounceOnIdle },
   { .name = "presence",  .xOpen = presenceOpen, .xFree = presenceFree,
     .xNextDue = presenceNextDue, .xOnTimer = presenceOnTimer, .xConnRestore = presenceRestore,
@@ -56,22 +61,23 @@ const Module roomModules[] = {
     .xOnCommit = directoryOnCommit, .xNextDue = directoryNextDue, .xOnTimer = directoryOnTimer,
     .xConnAttach = directoryConnAttach, .xConnGone = directoryConnGone, .xDone = directoryDone },
   { .name = "admin",     .xConnRestore = adminConnRestore, .xConnAttach = adminConnAttach },
-  { .name = "sync",      .schema = syncSchema, .xOpen = syncOpen, .xFree = syncFree, .xOnCommit = syncOnCommit,
+  { .name = "sync",      .schema = syncSchema, .lazy = 1, .xSchemaWanted = syncSchemaWanted,
+    .xOpen = syncOpen, .xFree = syncFree, .xOnCommit = syncOnCommit,
     .xNextDue = syncNextDue, .xOnTimer = syncOnTimer, .tasks = syncTasks, .replica = &syncReplica },
-  { .name = "webhook",   .schema = webhookSchema, .xOpen = webhookOpen, .xFree = webhookFree,
+  { .name = "webhook",   .schema = webhookSchema, .lazy = 1, .xOpen = webhookOpen, .xFree = webhookFree,
     .xOnCommit = webhookOnCommit, .xNextDue = webhookNextDue, .xOnTimer = webhookOnTimer,
     .tasks = webhookTasks },
   { .name = "embed",     .schema = embedSchema, .xOpen = embedOpen, .xFree = embedFree,
     .xOnCommit = embedOnCommit, .xNextDue = embedNextDue, .xOnTimer = embedOnTimer,
     .tasks = embedTasks },
   { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
-  { .name = "cronjobs",  .schema = cronJobSchema, .tasks = cronTasks },
+  { .name = "cronjobs",  .schema = cronJobSchema, .lazy = 1, .tasks = cronTasks },
   { .name = "audit",     .schema = auditSchema, .xOpen = auditOpen, .xFree = auditFree,
     .xWriteEnd = auditWriteEnd, .xOnCommit = auditOnCommit, .xCallEnd = auditCallEnd,
     .tasks = auditTasks },
   { .name = "analytics", .xOpen = analyticsOpen, .xFree = analyticsFree,
     .xOnCommit = analyticsOnCommit, .xCallEnd = analyticsCallEnd, .xDone = analyticsDone },
-  { .name = "files",     .schema = filesSchema, .xOpen = filesOpen, .xFree = filesFree,
+  { .name = "files",     .schema = filesSchema, .lazy = 1, .xOpen = filesOpen, .xFree = filesFree,
     .tasks = filesTasks },
   { .name = "sched",     .schema = schedSchema, .xOpen = schedOpen, .tasks = schedTasks },
   { .name = "tokens",    .xConnRestore = connTokenRestore, .xConnAttach = connTokenAttach,

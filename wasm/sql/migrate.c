@@ -4,7 +4,8 @@
 **
 ** The core first makes sure its own system tables exist (_room: the commit
 ** counter and the RLS context; _migrations: what has been applied; and each
-** module's own, Module.schema), in their current form: a column added later
+** module's own, Module.schema; a lazy module's only where they exist or the
+** config wants them, modschema.c), in their current form: a column added later
 ** (systemColumns) is added to rooms that lack it, a table replaced by another
 ** is dropped. Then each
 ** migration from migrations/room/ (bundled by the shim, sorted by name) that is
@@ -187,18 +188,75 @@ typedef struct Step {
 } Step;
 
 
-/* The system schema and every module's tables, as one script. */
+/* The system schema and every module's tables, as one script: a lazy
+** module's (Module.lazy, modschema.c) only when room->schemaMade says
+** they exist or are to be made. */
 static char *migrateSystemScript(Room *room){
   Buf b = {0};
   bufAppendStr(&b, systemSchema);
   for(int i = 0; i < room->nModules; i++){
-    if( room->modules[i].schema ) bufAppendStr(&b, room->modules[i].schema);
+    const Module *m = &room->modules[i];
+    /* rows past the 64 bits room->schemaMade holds are made at every open, as if not lazy */
+    if( m->schema && (!m->lazy || i >= 64 || ((room->schemaMade >> i) & 1)) ) bufAppendStr(&b, m->schema);
   }
   return bufFinish(&b);
 }
 
+/* Which lazy modules' tables a room that has a _room holds: one read of
+** sqlite_master for all of them (their first tables), recorded in
+** room->schemaMade (those the config wants are made anyway). */
+static int migrateLazyProbe(Room *room, char *err, size_t errLen){
+  cJSON *names = cJSON_CreateArray();
+  char table[64];
+  for(int i = 0; i < room->nModules && i < 64; i++){
+    if( room->modules[i].lazy && !((room->schemaKnown >> i) & 1)
+        && moduleSchemaTable(&room->modules[i], table, sizeof table)==NT_OK ){
+      cJSON_AddItemToArray(names, cJSON_CreateString(table));
+    }
+  }
+  if( names==NULL || names->child==NULL ){ cJSON_Delete(names); return names ? NT_OK : NT_NOMEM; }
+  char *json = cJSON_PrintUnformatted(names);
+  cJSON_Delete(names);
+  if( json==NULL ) return NT_NOMEM;
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateString(json));
+  cJSON_free(json);
+  SqlResult res;
+  int rc = storeExec(room, "SELECT name FROM sqlite_master WHERE type = 'table'"
+                     " AND name IN (SELECT value FROM json_each(?1))", args, &res, err, errLen);
+  cJSON_Delete(args);
+  if( rc ) return rc;
+  for(int i = 0; i < room->nModules && i < 64; i++){
+    if( !room->modules[i].lazy || ((room->schemaKnown >> i) & 1)
+        || moduleSchemaTable(&room->modules[i], table, sizeof table) ) continue;
+    int made = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, res.rows){
+      const cJSON *n = cJSON_GetArrayItem(row, 0);
+      made |= cJSON_IsString(n) && strcmp(n->valuestring, table)==0;
+    }
+    moduleSchemaKnow(room, i, made);
+  }
+  storeResultFree(&res);
+  return NT_OK;
+}
+
+/* After the one read of a room whose schema is current: the objects kept
+** say which lazy modules' tables exist (none kept: moduleSchemaHas asks). */
+static void migrateLazyKnown(Room *room){
+  char table[64];
+  for(int i = 0; i < room->nModules && i < 64; i++){
+    if( !room->modules[i].lazy || ((room->schemaKnown >> i) & 1)
+        || moduleSchemaTable(&room->modules[i], table, sizeof table) ) continue;
+    int has = schemaRowsHas(room, table);
+    if( has >= 0 ) moduleSchemaKnow(room, i, has);
+  }
+}
+
 static int migrateSystemBody(Room *room, void *arg){
   Step *step = arg;
+  int rc0 = migrateLazyProbe(room, step->err, sizeof step->err);
+  if( rc0 ) return rc0;
   char *script = migrateSystemScript(room);
   int rc = script ? storeRunFree(room, script, NULL, step->err, sizeof step->err) : NT_NOMEM;
   free(script);
@@ -257,6 +315,10 @@ static int migrateFreshBody(Room *room, void *arg){
   cJSON_AddItemToArray(args, room->name[0] ? cJSON_CreateString(room->name) : cJSON_CreateNull());
   int rc = storeRunFree(room, sql, args, step->err, sizeof step->err);   /* consumes args */
   free(sql);
+  /* the lazy modules not wanted have no tables */
+  for(int i = 0; rc==NT_OK && i < room->nModules && i < 64; i++){
+    if( room->modules[i].lazy ) moduleSchemaKnow(room, i, (room->schemaMade >> i) & 1);
+  }
   return rc;
 }
 
@@ -460,7 +522,13 @@ static void migrateSchemaHash(Room *room, const cJSON *migrations){
     migrateHashAdd(&h, systemColumns[i].column);
     migrateHashAdd(&h, systemColumns[i].decl);
   }
-  for(int i = 0; i < room->nModules; i++) migrateHashAdd(&h, room->modules[i].schema);
+  for(int i = 0; i < room->nModules; i++){
+    migrateHashAdd(&h, room->modules[i].schema);
+    /* a lazy module's tables the config now wants take the full path, which makes them */
+    if( room->modules[i].lazy ){
+      migrateHashAdd(&h, i < 64 && ((room->schemaMade >> i) & 1) ? "wanted" : "");
+    }
+  }
   const cJSON *m;
   cJSON_ArrayForEach(m, migrations){
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
@@ -525,11 +593,15 @@ int migrateRecordHash(Room *room){
 
 int migrateOpen(Room *room, const cJSON *config){
   const cJSON *migrations = cJSON_GetObjectItemCaseSensitive(config, "migrations");
+  moduleSchemaWanted(room, config);  /* the lazy modules' tables the config needs now */
   migrateSchemaHash(room, migrations);
   cacheDeployHash(room, config);   /* the keys of the isolate's cache (host/cache.c) */
   int fresh;
   migrateCurrent(room, &fresh);
-  if( room->schemaCurrent ) return NT_OK;
+  if( room->schemaCurrent ){
+    migrateLazyKnown(room);
+    return NT_OK;
+  }
   Step step = {0};
   int rc = storeTxn(room, fresh ? migrateFreshBody : migrateSystemBody, &step);
   if( rc ) return migrateFail(room, rc, "system schema failed: %s", step.err);
