@@ -102,6 +102,7 @@ int filesSweepTask(Room *room, const cJSON *payload, char *err, size_t errLen); 
 /* ---- sync.c (and syncint.h's files): replication to the D1 read replica --- */
 extern const char syncSchema[];           /* the module's tables (Module.schema) */
 int syncOpen(Room *room, const cJSON *config);     /* "sync": triggers, first copy, first batch */
+int syncSchemaWanted(const cJSON *config);        /* Module.xSchemaWanted: replication's tables at the open while "sync" is on */
 void syncOnCommit(Room *room, const Touched *t);   /* gather the next batch */
 void syncFree(Room *room);
 int syncRetryTask(Room *room, const cJSON *payload, char *err, size_t errLen);  /* task sync.retry */

@@ -420,6 +420,7 @@ static void liveTableKey(Room *room, sqlite3_stmt *st, int n, const char *table,
 ** which is always correct, only larger. */
 static void liveFindKey(Room *room, LiveQuery *q){
   sqlite3_stmt *st = NULL;
+  schemaEnsure(room);              /* the mirror is built on first need (schema.c) */
   if( room->guardDb==NULL || sqlite3_prepare_v2(room->guardDb, q->sql, -1, &st, NULL)!=SQLITE_OK || st==NULL ){
     sqlite3_finalize(st);
     return;

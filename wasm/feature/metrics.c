@@ -96,6 +96,7 @@ static double metricsReadLag(Room *room, double now){
   SqlResult res;
   /* The first change by sequence is the oldest: one row, however long the
   ** outbox (min(at) would read all of it, at being no key). */
+  if( !moduleSchemaHas(room, "sync") ) return 0;   /* replication never on here: no outbox */
   if( storeExec(room, "SELECT at FROM _outbox ORDER BY seq LIMIT 1", NULL, &res, err, sizeof err) ) return 0;
   const cJSON *v = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
   double lag = cJSON_IsNumber(v) ? fmax(0, floor(now - v->valuedouble)) : 0;

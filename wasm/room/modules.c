@@ -22,11 +22,6 @@
 */
 #include "room.h"
 
-/* feature/sync.c: replication's tables are made at the open while the
-** config has it on (Module.xSchemaWanted). Declared here until feature.h,
-** which another change owns, declares it beside syncOpen. */
-int syncSchemaWanted(const cJSON *config);
-
 static const ReplicaReader syncReplica = { syncReplicaReady, syncReplicaQuery, syncReplicaRaw };
 
 static const ModuleTask schedTasks[] = { { "room.maintenance", schedMaintenance }, { NULL, NULL } };

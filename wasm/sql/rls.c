@@ -72,14 +72,6 @@ static int sqlKeyword(const char *z, const char *kw){
 }
 
 int rlsIsOwned(Room *room, const char *table){
-  /* The answer needs only room->owned. But a live query's subscription
-  ** asks it for every table it reads and then reads the mirror itself for
-  ** the query's diff key (live.c, liveFindKey, which does without one when
-  ** there is no mirror): until live.c calls schemaEnsure itself, the
-  ** question brings the mirror in, so that a subscription's frames do not
-  ** depend on whether an earlier call needed the mirror. A no-op when the
-  ** mirror is current (as it is inside the guard's prepares). */
-  schemaEnsure(room);
   for(int i = 0; i < room->nOwned; i++){
     if( sqlite3_stricmp(room->owned[i], table)==0 ) return 1;
   }

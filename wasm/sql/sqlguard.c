@@ -214,6 +214,23 @@ int guardReplicaViews(Room *room){
   return rc;
 }
 
+/* Why a prepare failed, in err: the authorizer's verdict, else SQLite's
+** message, except that client SQL naming a system table that does not
+** exist (yet: a module's tables are made on first use, sql/modschema.c) is
+** told what it is told about one that exists, so no answer says which
+** modules a room has used. */
+static void guardPrepareError(const GuardCtx *g, const char *msg, char *err, size_t errLen){
+  static const char missing[] = "no such table: ";
+  const char *name = msg + sizeof missing - 1;
+  if( g->why[0] ){
+    snprintf(err, errLen, "%s", g->why);
+  }else if( g->mode!=GUARD_TRUSTED && strncmp(msg, missing, sizeof missing - 1)==0 && isSystemName(name) ){
+    snprintf(err, errLen, "table %s is not accessible", name);
+  }else{
+    snprintf(err, errLen, "%s", msg);
+  }
+}
+
 /* Prepare sql under the authorizer and check the verdicts that hold for both
 ** passes. On success *pStmt is the prepared statement (caller finalizes). */
 static int guardPrepare(GuardCtx *g, const char *sql, sqlite3_stmt **pStmt,
@@ -230,7 +247,7 @@ static int guardPrepare(GuardCtx *g, const char *sql, sqlite3_stmt **pStmt,
     rc = NT_NOMEM;
     snprintf(err, errLen, "out of memory");
   }else if( src!=SQLITE_OK ){
-    snprintf(err, errLen, "%s", g->why[0] ? g->why : sqlite3_errmsg(db));
+    guardPrepareError(g, sqlite3_errmsg(db), err, errLen);
   }else if( *pStmt==NULL ){
     snprintf(err, errLen, "no SQL statement");
   }else if( tail && *sqlSkipSpace(tail) ){
