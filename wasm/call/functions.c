@@ -92,8 +92,7 @@ struct Fn {
 
 /* The isolate's cache during fnOpen: the entry read, and the one written. */
 typedef struct FnCache {
-  uint8_t *value;                  /* the entry found, owned (nt_free); NULL: none */
-  CacheReader rd;                  /* reading it */
+  CacheReader rd;                  /* reading the entry found (owned; empty: none) */
   uint32_t nCached;                /* functions it holds */
   uint32_t nRead;                  /* those taken so far */
   int usable;                      /* 0 once it failed to decode or named another function */
@@ -452,11 +451,8 @@ int fnOpen(Room *room, const cJSON *config){
   if( room->fns==NULL && (room->fns = calloc(1, sizeof(Fns)))==NULL ) return NT_NOMEM;
   FnCache cache;
   memset(&cache, 0, sizeof cache);
-  uint32_t len = 0;
   /* a room with triggers of its own (webhooks) analyses against its own schema */
-  if( !room->ownTriggers && cacheGet(room, "fn", &cache.value, &len)==NT_OK ){
-    cache.rd.p = cache.value;
-    cache.rd.n = len;
+  if( !room->ownTriggers && cacheOpen(room, "fn", &cache.rd)==NT_OK ){
     cache.nCached = cacheReadCount(&cache.rd, 100000);
     cache.usable = !cache.rd.bad;
   }
@@ -485,7 +481,7 @@ int fnOpen(Room *room, const cJSON *config){
     bufFree(&entry);
   }
   bufFree(&cache.out);
-  nt_free(cache.value);
+  cacheClose(&cache.rd);
   return rc;
 }
 

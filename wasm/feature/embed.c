@@ -248,10 +248,8 @@ const char *embedEmbedder(Room *room){
 ** and the key covers the migrations' text, so a table found there passed
 ** embedColumns's checks. NT_OK with d->pk filled, or NT_NOT_FOUND. */
 static int embedColumnsCached(Room *room, EmbedDecl *d){
-  uint8_t *value = NULL;
-  uint32_t len = 0;
-  if( cacheGet(room, "embc", &value, &len) ) return NT_NOT_FOUND;
-  CacheReader r = { value, len, 0, 0 };
+  CacheReader r;
+  if( cacheOpen(room, "embc", &r) ) return NT_NOT_FOUND;
   int rc = NT_NOT_FOUND;
   uint32_t n = cacheReadCount(&r, EMBED_MAX_DECLS);
   for(uint32_t i = 0; i < n && !r.bad && rc==NT_NOT_FOUND; i++){
@@ -277,7 +275,7 @@ static int embedColumnsCached(Room *room, EmbedDecl *d){
     d->nPk = 0;
     rc = NT_NOT_FOUND;
   }
-  nt_free(value);
+  cacheClose(&r);
   return rc;
 }
 

@@ -209,10 +209,8 @@ static int syncDiscoverRow(Sync *s, int **pOrdinal, const char *table, const cha
 ** room's: a count, then table, column, type, strict and pk per row), or
 ** NT_NOT_FOUND with s->tables empty. */
 static int syncDiscoverCached(Room *room, Sync *s, int **pOrdinal){
-  uint8_t *value = NULL;
-  uint32_t len = 0;
-  if( cacheGet(room, "syncd", &value, &len) ) return NT_NOT_FOUND;
-  CacheReader r = { value, len, 0, 0 };
+  CacheReader r;
+  if( cacheOpen(room, "syncd", &r) ) return NT_NOT_FOUND;
   uint32_t n = cacheReadCount(&r, 1000000);
   int rc = NT_OK;
   for(uint32_t i = 0; i < n && rc==NT_OK && !r.bad; i++){
@@ -222,9 +220,9 @@ static int syncDiscoverCached(Room *room, Sync *s, int **pOrdinal){
     if( !r.bad ) rc = syncDiscoverRow(s, pOrdinal, table, col, type, (int)pk, (int)strict);
     free(table); free(col); free(type);
   }
-  if( r.at!=r.n ) r.bad = 1;
-  nt_free(value);
-  if( r.bad || rc ){
+  int bad = r.bad || r.at!=r.n;
+  cacheClose(&r);
+  if( bad || rc ){
     syncTablesFree(s);
     return rc==NT_NOMEM ? NT_NOMEM : NT_NOT_FOUND;
   }
@@ -396,20 +394,18 @@ static int syncApplyScript(Room *room, void *arg){
 ** table count, each table's copy flag, the script): sets the flags and
 ** hands over the script (owned), or NT_NOT_FOUND with nothing changed. */
 static int syncInstallCached(Room *room, Sync *s, char **pScript){
-  uint8_t *value = NULL;
-  uint32_t len = 0;
+  CacheReader r;
   *pScript = NULL;
-  if( cacheGet(room, "synci", &value, &len) ) return NT_NOT_FOUND;
-  CacheReader r = { value, len, 0, 0 };
+  if( cacheOpen(room, "synci", &r) ) return NT_NOT_FOUND;
   uint32_t n = cacheReadCount(&r, 1000000);
   if( !r.bad && n!=(uint32_t)s->nTables ) r.bad = 1;
   int *copy = calloc(n ? n : 1, sizeof(int));
   if( copy==NULL ) r.bad = 1;
   for(uint32_t i = 0; i < n && !r.bad; i++) copy[i] = (int)cacheReadCount(&r, 1);
   char *script = r.bad ? NULL : cacheReadStr(&r, NULL);
-  if( r.at!=r.n ) r.bad = 1;
-  nt_free(value);
-  if( r.bad ){ free(copy); free(script); return NT_NOT_FOUND; }
+  int bad = r.bad || r.at!=r.n;
+  cacheClose(&r);
+  if( bad ){ free(copy); free(script); return NT_NOT_FOUND; }
   for(uint32_t i = 0; i < n; i++) if( copy[i] ) s->tables[i].copy = 1;
   free(copy);
   *pScript = script;

@@ -71,7 +71,9 @@ static int cacheKey(Room *room, const char *kind, char *out, size_t outLen){
   return n > 0 && (size_t)n < outLen ? n : -1;
 }
 
-int cacheGet(Room *room, const char *kind, uint8_t **ppValue, uint32_t *pn){
+/* The value under kind's key, checked: NT_OK with *ppValue (owned, nt_free)
+** and *pn, or NT_NOT_FOUND. */
+static int cacheGet(Room *room, const char *kind, uint8_t **ppValue, uint32_t *pn){
   char key[64];
   *ppValue = NULL;
   *pn = 0;
@@ -95,6 +97,21 @@ int cacheGet(Room *room, const char *kind, uint8_t **ppValue, uint32_t *pn){
   *ppValue = out;
   *pn = len - 8;
   return NT_OK;
+}
+
+int cacheOpen(Room *room, const char *kind, CacheReader *r){
+  uint8_t *value = NULL;
+  uint32_t len = 0;
+  memset(r, 0, sizeof *r);
+  if( cacheGet(room, kind, &value, &len) ) return NT_NOT_FOUND;
+  r->p = value;
+  r->n = len;
+  return NT_OK;
+}
+
+void cacheClose(CacheReader *r){
+  nt_free(r->p);
+  memset(r, 0, sizeof *r);
 }
 
 int cachePut(Room *room, const char *kind, const Buf *value){

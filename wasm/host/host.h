@@ -186,10 +186,6 @@ double ntConfigNumber(const cJSON *config, const char *key, double fallback);
 /* ---- cache.c: the isolate's cache (host_cache_get/put) ------------------ */
 /* room->cacheHash from config (borrowed): FNV-1a of all of it but "room". */
 void cacheDeployHash(Room *room, const cJSON *config);
-/* The value stored under "<kind>:<room->cacheHash>": NT_OK with *ppValue
-** (caller frees with nt_free) and *pn, or NT_NOT_FOUND (also when the room
-** has no cacheHash yet). */
-int cacheGet(Room *room, const char *kind, uint8_t **ppValue, uint32_t *pn);
 /* Store value (borrowed; a Buf that ran out of memory stores nothing)
 ** under that key. NT_OK, or the host's refusal (best effort: callers may
 ** ignore it). */
@@ -198,11 +194,16 @@ int cachePut(Room *room, const char *kind, const Buf *value);
 void cacheWriteU32(Buf *b, uint32_t v);
 void cacheWriteStr(Buf *b, const char *s);            /* NULL is kept as NULL */
 typedef struct CacheReader {
-  const uint8_t *p;                /* the value, borrowed */
+  uint8_t *p;                      /* the value, owned (cacheClose frees it); NULL: none */
   size_t n;                        /* its bytes */
   size_t at;                       /* bytes read so far */
   int bad;                         /* set once a read ran past the end or made no sense */
 } CacheReader;
+/* A reader over the value stored under "<kind>:<room->cacheHash>": NT_OK,
+** or NT_NOT_FOUND with *r empty (also when the room has no cacheHash yet,
+** or the value does not check out). Either way cacheClose(r) ends it. */
+int cacheOpen(Room *room, const char *kind, CacheReader *r);
+void cacheClose(CacheReader *r);                      /* frees the value; r is empty again */
 uint32_t cacheReadU32(CacheReader *r);                /* 0 and r->bad past the end */
 /* A u32 that must be <= max; when max > 1 a count of items of 4 bytes or
 ** more, which must fit in what is left of the value. */

@@ -201,11 +201,9 @@ void rlsFree(Room *room){
 ** tables. Fills room->owned and *pScript (owned; NULL when the entry has
 ** none) and returns NT_OK, or NT_NOT_FOUND with nothing changed. */
 static int rlsFromCache(Room *room, char **pScript){
-  uint8_t *value = NULL;
-  uint32_t len = 0;
+  CacheReader r;
   *pScript = NULL;
-  if( cacheGet(room, "rls", &value, &len) ) return NT_NOT_FOUND;
-  CacheReader r = { value, len, 0, 0 };
+  if( cacheOpen(room, "rls", &r) ) return NT_NOT_FOUND;
   int hasScript = cacheReadCount(&r, 1)!=0;
   char *script = hasScript ? cacheReadStr(&r, NULL) : NULL;
   uint32_t n = cacheReadCount(&r, 100000);
@@ -216,8 +214,9 @@ static int rlsFromCache(Room *room, char **pScript){
     if( owned[i] && strlen(owned[i]) > NT_MAX_ID_LEN ) r.bad = 1;   /* rlsDiscover's bound */
   }
   if( r.at!=r.n ) r.bad = 1;
-  nt_free(value);
-  if( r.bad ){
+  int bad = r.bad;
+  cacheClose(&r);
+  if( bad ){
     for(uint32_t i = 0; owned && i < n; i++) free(owned[i]);
     free(owned);
     free(script);

@@ -267,14 +267,12 @@ int schemaUserTables(Room *room, const char *column, char ***pNames, int *pn){
 }
 
 int schemaScriptCached(Room *room, const char *kind, char **pScript){
-  uint8_t *value = NULL;
-  uint32_t len = 0;
+  CacheReader r;
   *pScript = NULL;
-  if( !roomIsNew(room) || cacheGet(room, kind, &value, &len) ) return NT_NOT_FOUND;
-  CacheReader r = { value, len, 0, 0 };
+  if( !roomIsNew(room) || cacheOpen(room, kind, &r) ) return NT_NOT_FOUND;
   char *script = cacheReadStr(&r, NULL);
   if( r.at!=r.n ){ free(script); script = NULL; }
-  nt_free(value);
+  cacheClose(&r);
   if( script==NULL ) return NT_NOT_FOUND;
   *pScript = script;
   return NT_OK;
