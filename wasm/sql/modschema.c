@@ -20,9 +20,10 @@
 ** schemaApply). Nothing is ever dropped: a room whose config stops wanting
 ** a module's tables keeps them and what they hold.
 **
-** Client SQL naming such a table before it exists is refused as before
-** (SQL_REJECTED), with SQLite's "no such table" for a message instead of
-** the guard's "not accessible".
+** Client SQL naming such a table before it exists is refused as before,
+** in the same words (SQL_REJECTED, "table _x is not accessible": sqlguard.c
+** words SQLite's "no such table" for a system name so), so no answer tells
+** which modules a room has used.
 **
 ** Whether a lazy module's tables exist is known without asking the room in
 ** nearly every open: a never-used room made its schema without them (or
@@ -49,14 +50,18 @@ static int modIndex(const Room *room, const char *name){
   return -1;
 }
 
+/* May c be part of an SQL name written without quotes? */
+static int modNameChar(char c){
+  return c=='_' || (c>='a' && c<='z') || (c>='A' && c<='Z') || (c>='0' && c<='9') || (unsigned char)c>=0x80;
+}
+
 int moduleSchemaTable(const Module *m, char *out, size_t outLen){
   static const char lead[] = "CREATE TABLE IF NOT EXISTS ";
   const char *p = m->schema ? strstr(m->schema, lead) : NULL;
   size_t n = 0;
   if( p==NULL || outLen==0 ) return NT_NOT_FOUND;
   p += sizeof lead - 1;
-  while( p[n] && (p[n]=='_' || (p[n]>='a' && p[n]<='z') || (p[n]>='A' && p[n]<='Z')
-                  || (p[n]>='0' && p[n]<='9')) ) n++;
+  while( p[n] && modNameChar(p[n]) ) n++;
   if( n==0 || n >= outLen ) return NT_NOT_FOUND;
   memcpy(out, p, n);
   out[n] = 0;
@@ -68,10 +73,6 @@ void moduleSchemaKnow(Room *room, int i, int made){
   room->schemaKnown |= 1ull << i;
   if( made ) room->schemaMade |= 1ull << i;
   else room->schemaMade &= ~(1ull << i);
-}
-
-static int modNameChar(char c){
-  return c=='_' || (c>='a' && c<='z') || (c>='A' && c<='Z') || (c>='0' && c<='9') || (unsigned char)c>=0x80;
 }
 
 /* Does text name one of the tables m's schema creates (a word, any case)? */
