@@ -79,8 +79,7 @@ int schemaOpen(Room *room){
   return NT_OK;
 }
 
-/* Forget migrate.c's rows of the room's schema. */
-static void schemaRowsFree(Room *room){
+void schemaDropRows(Room *room){
   if( room->schemaRows ){
     storeResultFree(room->schemaRows);
     free(room->schemaRows);
@@ -89,7 +88,7 @@ static void schemaRowsFree(Room *room){
 }
 
 void schemaKeepRows(Room *room, SqlResult *res){
-  schemaRowsFree(room);
+  schemaDropRows(room);
   SqlResult *kept = malloc(sizeof *kept);
   if( kept==NULL ){ storeResultFree(res); return; }   /* schemaEnsure reads instead */
   *kept = *res;
@@ -97,11 +96,9 @@ void schemaKeepRows(Room *room, SqlResult *res){
   room->schemaRows = kept;
 }
 
-void schemaDropRows(Room *room){ schemaRowsFree(room); }
-
 void schemaStale(Room *room){
   room->mirrorCurrent = 0;
-  schemaRowsFree(room);            /* the room's schema changed since they were read */
+  schemaDropRows(room);            /* the room's schema changed since they were read */
 }
 
 int schemaEnsure(Room *room){
@@ -112,7 +109,7 @@ int schemaEnsure(Room *room){
   ** sql in its columns 4 and 5) */
   const cJSON *first = kept->rows ? kept->rows->child : NULL;
   int rc = schemaBuild(room, first ? first->next : NULL, 4, 5);
-  schemaRowsFree(room);
+  schemaDropRows(room);
   return rc;
 }
 
@@ -130,7 +127,7 @@ static void schemaCloseDb(Room *room){
 
 void schemaClose(Room *room){
   schemaCloseDb(room);
-  schemaRowsFree(room);
+  schemaDropRows(room);
 }
 
 /* The rows of sql (one text column) in the mirror, copied into a list. */
