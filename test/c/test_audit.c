@@ -290,7 +290,7 @@ static void asRoomFromBefore(void){
   fakehostRoomFree();
   fakehostExec("UPDATE _audit_chain SET head_seq = (SELECT audit_head_seq FROM _room),"
                " head_hash = (SELECT audit_head_hash FROM _room);"
-               "DROP TRIGGER _audit_head_room;"
+               "DROP TRIGGER _audit_head_v;"
                "CREATE TRIGGER _audit_head AFTER INSERT ON _audit_log BEGIN"
                " UPDATE _audit_chain SET head_seq = NEW.seq, head_hash = NEW.hash WHERE id = 1; END;"
                "ALTER TABLE _room DROP COLUMN audit_head_seq;"

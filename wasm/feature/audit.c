@@ -19,7 +19,10 @@
 ** trigger in the record's own insert, so a deleted tail shows too, on
 ** _room's row (audit_head_seq, audit_head_hash): the row every write
 ** rewrites anyway, so keeping the head dirties no page of its own in the
-** commit. The anchor (the last record trimmed away: retention deletes the
+** commit. The same trigger carries the write's commit counter (the
+** record's version, _room.version never going back), so a write whose
+** caller _room already names needs no statement of its own on _room
+** (host/store.c, storeWriteBegin). The anchor (the last record trimmed away: retention deletes the
 ** oldest records and the chain is verified from the anchor on) lives in
 ** _audit_chain, with the head of rooms from before the head moved to _room,
 ** which stands until their first new record.
@@ -64,8 +67,10 @@ const char auditSchema[] =
   "INSERT OR IGNORE INTO _audit_chain (id, anchor_seq, anchor_hash, head_seq, head_hash)"
   " VALUES (1, 0, '" AUDIT_ZERO_HASH "', 0, '" AUDIT_ZERO_HASH "');"
   "DROP TRIGGER IF EXISTS _audit_head;"       /* the head's trigger before it moved to _room */
-  "CREATE TRIGGER IF NOT EXISTS _audit_head_room AFTER INSERT ON _audit_log BEGIN"
-  " UPDATE _room SET audit_head_seq = NEW.seq, audit_head_hash = NEW.hash WHERE id = 1;"
+  "DROP TRIGGER IF EXISTS _audit_head_room;"  /* and before it carried the version */
+  "CREATE TRIGGER IF NOT EXISTS _audit_head_v AFTER INSERT ON _audit_log BEGIN"
+  " UPDATE _room SET audit_head_seq = NEW.seq, audit_head_hash = NEW.hash,"
+  " version = max(version, coalesce(NEW.version, 0)) WHERE id = 1;"
   " END;";
 
 #define AUDIT_RETENTION_DAYS 90.0      /* default retention */
@@ -327,6 +332,7 @@ int auditWriteEnd(Room *room, const Write *w){
   int rc = auditEntryOf(room, &e, au->headSeq + 1, t, "ok", (double)room->version + 1);
   if( rc==NT_OK ) rc = auditInsert(room, au->headHash, &e, w->err, w->errLen);
   if( rc==NT_OK ){
+    storeVersionSet(room);           /* its trigger puts e.version in _room */
     au->pending = 1;
     au->pendingSeq = e.seq;
     au->pendingTrace = t;

@@ -116,8 +116,30 @@ typedef struct StoreTxn {
                                       host_sql_batch's request, without its brackets */
   StoreDest *dest;                 /* [nQueued] where their results go, owned */
   int nQueued, nDest;              /* queued; dest's capacity */
+  int versionSet;                  /* the running write's statements put its commit in
+                                      _room.version (storeVersionSet) */
+  /* What _room's rls_uid and rls_admin hold as last committed, so a write by
+  ** the same caller as the one before it names nobody anew. */
+  int rlsKnown;                    /* 1: rlsNull/rlsUid/rlsAdmin are what _room holds */
+  int rlsNull;                     /* rls_uid is NULL (the room's own writes) */
+  char rlsUid[NT_MAX_USER_ID_LEN + 1];
+  int rlsAdmin;
+  int rlsNext;                     /* the running write names its caller: rlsNext* once committed */
+  int rlsNextNull, rlsNextAdmin;
+  char rlsNextUid[NT_MAX_USER_ID_LEN + 1];
 } StoreTxn;
+/* A write's first statement: names the caller for the row-level-security
+** triggers and bumps _room.version (storeVersionSet), unless _room already
+** names that caller and nothing in the body reads the version (no capture
+** triggers of the room's own, room->ownTriggers): then no statement at all,
+** and the version comes with the audit record or storeWriteEnd. */
 int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen);  /* who NULL: the room */
+/* The running write's statements (queued ones included) put its commit,
+** room->version + 1, in _room.version: storeWriteEnd need not. */
+void storeVersionSet(Room *room);
+/* A write's last statement of its own: the version bump, unless a
+** statement before it carried the version (storeVersionSet). */
+int storeWriteEnd(Room *room, char *err, size_t errLen);
 int storeMapError(const char *message);
 /* v as cJSON_PrintUnformatted writes it, byte for byte, at less cost (its
 ** integers without sprintf and sscanf); malloc'd, caller frees with free();

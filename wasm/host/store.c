@@ -390,6 +390,16 @@ int storeTxn(Room *room, TxnBody body, void *arg){
   room->txn.token = 1;                             /* one transaction at a time */
   int rc = host_sql_txn(room->txn.token);
   storeDiscard(room);                              /* a body that failed left its queue */
+  StoreTxn *t = &room->txn;
+  if( t->rlsNext && rc==NT_OK ){                   /* _room names the write's caller now */
+    t->rlsKnown = 1;
+    t->rlsNull = t->rlsNextNull;
+    t->rlsAdmin = t->rlsNextAdmin;
+    memcpy(t->rlsUid, t->rlsNextUid, sizeof t->rlsUid);
+  }else if( rc!=NT_OK && rc!=NT_NOCHANGE ){
+    t->rlsKnown = 0;                               /* failed, perhaps after it committed */
+  }
+  t->rlsNext = 0;
   room->txn.xBody = NULL;
   room->txn.arg = NULL;
   room->txn.token = 0;
@@ -410,16 +420,50 @@ int nt_txn_body(Room *room, uint32_t token){
   return rc;
 }
 
-/* First statement of every write transaction: bump the commit counter and
-** name the caller whose rows the row-level-security triggers let it touch,
-** and whether it is an admin (who may change owner_id; rls.c). room->version
-** is not touched here: the caller adds one once the transaction has
-** committed. */
+/* First statement of every write transaction: name the caller whose rows
+** the row-level-security triggers let it touch, and whether it is an admin
+** (who may change owner_id; rls.c), and bump the commit counter. Both earn
+** their place only when needed: _room still names the caller of the last
+** committed write, so a write by the same caller (every write of a socket
+** but its first, nearly) leaves them be; the version then comes later in
+** the transaction (the audit record's trigger, or storeWriteEnd), unless
+** triggers of the room's own read it in the body (webhook deliveries carry
+** it: room->ownTriggers). What _room names is known only from a commit
+** seen to succeed; any other end of a transaction forgets it (storeTxn), so
+** a write after a doubtful one names its caller again. room->version is not
+** touched here: the caller adds one once the transaction has committed. */
 int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen){
+  StoreTxn *t = &room->txn;
+  const char *uid = who ? who->userId : NULL;
+  int isNull = uid==NULL;
+  int admin = who && who->isAdmin ? 1 : 0;
+  int same = t->rlsKnown && t->rlsAdmin==admin && t->rlsNull==isNull
+          && (isNull || strcmp(t->rlsUid, uid)==0);
+  t->versionSet = 0;
+  if( same && !room->ownTriggers ) return NT_OK;
+  if( !same ){                     /* _room will name someone else: known again once committed */
+    size_t n = isNull ? 0 : strlen(uid);
+    t->rlsKnown = 0;
+    t->rlsNext = n < sizeof t->rlsNextUid;
+    t->rlsNextNull = isNull;
+    t->rlsNextAdmin = admin;
+    if( t->rlsNext ) memcpy(t->rlsNextUid, isNull ? "" : uid, n + 1);
+  }
   cJSON *args = cJSON_CreateArray();
-  cJSON_AddItemToArray(args, who ? cJSON_CreateString(who->userId) : cJSON_CreateNull());
-  cJSON_AddItemToArray(args, cJSON_CreateNumber(who && who->isAdmin ? 1 : 0));
+  cJSON_AddItemToArray(args, uid ? cJSON_CreateString(uid) : cJSON_CreateNull());
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(admin));
+  t->versionSet = 1;
   return storeQueue(room,
     "UPDATE _room SET version = version + 1, rls_uid = ?1, rls_admin = ?2 WHERE id = 1",
     args, NULL, err, errLen);
+}
+
+void storeVersionSet(Room *room){
+  room->txn.versionSet = 1;
+}
+
+int storeWriteEnd(Room *room, char *err, size_t errLen){
+  if( room->txn.versionSet ) return NT_OK;
+  room->txn.versionSet = 1;
+  return storeQueue(room, "UPDATE _room SET version = version + 1 WHERE id = 1", NULL, NULL, err, errLen);
 }

@@ -6,7 +6,12 @@
 ** triggers let it touch (or, for a migration, lets those triggers stand
 ** aside), the body's statements, each module's own statements
 ** (Module.xWriteEnd: the audit log's record of the call that writes), and
-** for a migration a last statement that puts the triggers back. Statements
+** for a migration a last statement that puts the triggers back. The first
+** statement goes when _room names that caller already (the last write's)
+** and nothing in the body reads the version: the commit counter then moves
+** with a statement the write makes anyway (the audit record, whose trigger
+** keeps the chain's head on the same row) or, when none carried it, with
+** one of its own at the end (storeWriteEnd). Statements
 ** that need no answer before the transaction goes on are queued
 ** (storeQueue) and cross to the host together: for a named function's
 ** mutation the begin, the body and the audit record are one host call at
@@ -23,14 +28,19 @@
 /* The transaction: begin, body, end. */
 static int writeBody(Room *room, void *arg){
   const Write *w = arg;
-  int rc = w->schema
-    ? storeRunFree(room, "UPDATE _room SET rls_bypass = 1, version = version + 1 WHERE id = 1",
-                   NULL, w->err, w->errLen)
-    : storeWriteBegin(room, w->who, w->err, w->errLen);
+  int rc;
+  if( w->schema ){
+    rc = storeRunFree(room, "UPDATE _room SET rls_bypass = 1, version = version + 1 WHERE id = 1",
+                      NULL, w->err, w->errLen);
+    storeVersionSet(room);
+  }else{
+    rc = storeWriteBegin(room, w->who, w->err, w->errLen);
+  }
   if( rc==NT_OK ) rc = w->xBody(room, w->arg);
   for(int i = 0; rc==NT_OK && i < room->nModules; i++){
     if( room->modules[i].xWriteEnd ) rc = room->modules[i].xWriteEnd(room, w);
   }
+  if( rc==NT_OK ) rc = storeWriteEnd(room, w->err, w->errLen);
   if( rc==NT_OK && w->schema ){
     rc = storeRunFree(room, "UPDATE _room SET rls_bypass = 0 WHERE id = 1", NULL, w->err, w->errLen);
   }
