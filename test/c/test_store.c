@@ -2,7 +2,9 @@
 ** test_store.c — the store's queue (wasm/host/store.c): the statements of
 ** a write whose answers can wait cross to the host in one host_sql_batch,
 ** in order, with bindings that survive the trip exactly, and a write that
-** fails or writes nothing anywhere in the batch leaves nothing behind.
+** fails or writes nothing anywhere in the batch leaves nothing behind. A
+** write whose caller _room already names sends no begin statement, and
+** row-level security and the version hold all the same.
 */
 #include <math.h>
 #include "testroom.h"
@@ -74,14 +76,14 @@ TEST(a_statement_failing_inside_the_batch_should_undo_the_whole_write){
   CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"warm\"}", got, sizeof got), "");
   long long version = storedVersion();
   long long records = fakehostQueryInt("SELECT count(*) FROM _audit_log");
-  fakehostFailSql(2, NT_INTERNAL, "disk I/O error: SQLITE_IOERR");   /* the batch's second: the insert */
+  fakehostFailSql(1, NT_INTERNAL, "disk I/O error: SQLITE_IOERR");   /* the insert (alice wrote last: no begin) */
   CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"lost\"}", got, sizeof got), "INTERNAL");
   CHECK_EQ_INT(storedVersion(), version);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'lost'"), 0);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log WHERE outcome = 'ok'"),
                fakehostQueryInt("SELECT count(*) FROM tasks"));   /* no record of a write that is not there */
   CHECK(fakehostQueryInt("SELECT count(*) FROM _audit_log") >= records);
-  fakehostFailSql(3, NT_INTERNAL, "disk I/O error: SQLITE_IOERR");   /* the third: the audit record */
+  fakehostFailSql(3, NT_INTERNAL, "disk I/O error: SQLITE_IOERR");   /* begin again, insert, the audit record */
   CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"lost too\"}", got, sizeof got), "INTERNAL");
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'lost too'"), 0);
   CHECK_EQ_INT(storedVersion(), version);
@@ -89,6 +91,98 @@ TEST(a_statement_failing_inside_the_batch_should_undo_the_whole_write){
   CHECK_EQ_INT(storedVersion(), version + 1);
   fakehostRoomFree();
 }
+/* ---- the begin statement: only when _room does not name the caller ------ */
+
+/* _room.rls_uid, as SQLite holds it, in out ("NULL" for none). */
+static const char *storedCaller(char *out, size_t n){
+  int rc;
+  char *json = fakehostSql("SELECT coalesce(rls_uid, 'NULL') FROM _room WHERE id = 1", "[]", &rc);
+  cJSON *doc = json ? cJSON_Parse(json) : NULL;
+  const cJSON *v = cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "rows"), 0), 0);
+  snprintf(out, n, "%s", cJSON_IsString(v) ? v->valuestring : "?");
+  cJSON_Delete(doc);
+  free(json);
+  return out;
+}
+
+/* Host statements one createTask on conn sends, checking that it commits
+** one version and leaves _room naming want. */
+static int createStatements(uint32_t conn, const char *want){
+  char got[64];
+  long long version = storedVersion();
+  int sql = fakehostSqlCalls();
+  CHECK_STR_EQ(testRpc(conn, "createTask", "{\"title\":\"t\"}", got, sizeof got), "");
+  int n = fakehostSqlCalls() - sql;
+  CHECK_EQ_INT(storedVersion(), version + 1);
+  CHECK_STR_EQ(storedCaller(got, sizeof got), want);
+  return n;
+}
+
+TEST(a_write_by_the_last_writer_should_send_no_begin_statement){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
+  /* the first write names alice (and puts the audit log's trim in the
+  ** schedule, with the room's first record); the next ones by her are the
+  ** insert and the audit record, whose trigger moves the version */
+  static const struct { uint32_t conn; const char *who; int statements; } writes[] = {
+    { 1, "alice", 4 }, { 1, "alice", 2 }, { 1, "alice", 2 },
+    { 2, "bob", 3 }, { 2, "bob", 2 }, { 1, "alice", 3 },
+  };
+  for(size_t i = 0; i < sizeof writes / sizeof writes[0]; i++){
+    CHECK_EQ_INT(createStatements(writes[i].conn, writes[i].who), writes[i].statements);
+  }
+  CHECK_EQ_INT(storedVersion(), (long long)fakehostRoom()->version);
+  fakehostRoomFree();
+}
+
+TEST(row_level_security_should_hold_as_writers_take_turns){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
+  char got[64], id[64], payload[128];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"alice's\"}", got, sizeof got), "");
+  testFrameField(1, "result.id", id, sizeof id);
+  snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"title\":\"changed\"}", id);
+  for(int round = 0; round < 3; round++){
+    CHECK_STR_EQ(testRpc(2, "createTask", "{\"title\":\"bob's\"}", got, sizeof got), "");
+    CHECK_STR_EQ(testRpc(2, "updateTask", payload, got, sizeof got), "NOT_FOUND");   /* bob's turn: not his */
+    CHECK_STR_EQ(testRpc(2, "updateTask", payload, got, sizeof got), "NOT_FOUND");   /* nor the second time */
+    CHECK_STR_EQ(testRpc(1, "updateTask", payload, got, sizeof got), "");            /* alice's */
+    CHECK_STR_EQ(testRpc(1, "updateTask", payload, got, sizeof got), "");
+  }
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE owner_id = 'bob'"), 3);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE owner_id = 'alice' AND title = 'changed'"), 1);
+  fakehostRoomFree();
+}
+
+TEST(a_failed_commit_should_make_the_next_write_name_its_caller_again){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_EQ_INT(createStatements(1, "alice"), 4);       /* begin, insert, audit.trim, record */
+  CHECK_EQ_INT(createStatements(1, "alice"), 2);
+  fakehostFailCommit();
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"lost\"}", got, sizeof got), "INTERNAL");
+  CHECK_EQ_INT(createStatements(1, "alice"), 3);       /* not known after a doubtful end: named again */
+  CHECK_EQ_INT(createStatements(1, "alice"), 2);
+  fakehostRoomFree();
+}
+
+TEST(the_version_should_move_with_every_write_without_the_audit_log){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  REQUIRE(testRoomOpenWith("test-room", migrations, testTasksFunctions, 1, "{\"audit\":{\"enabled\":false}}") != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  CHECK_EQ_INT(createStatements(1, "alice"), 2);       /* begin (with the version), insert */
+  CHECK_EQ_INT(createStatements(1, "alice"), 2);       /* insert, the version's own bump */
+  CHECK_EQ_INT(createStatements(1, "alice"), 2);
+  CHECK_EQ_INT(storedVersion(), (long long)fakehostRoom()->version);
+  fakehostRoomFree();
+  REQUIRE(testRoomOpenWith("test-room", migrations, testTasksFunctions, 1, "{\"audit\":{\"enabled\":false}}") != NULL);
+  CHECK_EQ_INT((long long)fakehostRoom()->version, storedVersion());   /* reopened where it was */
+  fakehostRoomFree();
+}
+
 /* ---- the JSON the core hands the host ------------------------------------ */
 
 /* ntJsonPrint(v) must be cJSON_PrintUnformatted(v), byte for byte. */
