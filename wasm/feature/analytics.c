@@ -133,21 +133,23 @@ void analyticsOnCommit(Room *room, const Touched *touched){
 
 /* s as a JSON string. Written by hand rather than through a cJSON tree:
 ** this runs for every point, and only the method name (which an unknown
-** method's caller chose) can hold a character that needs escaping. */
+** method's caller chose) can hold a character that needs escaping. A byte
+** loop finds those characters: the strings are a few bytes long, and
+** strcspn would build its table of 33 rejected bytes for each. */
 static void analyticsString(Buf *b, const char *s){
   static const char hex[] = "0123456789abcdef";
   bufAppend(b, "\"", 1);
-  for(const char *p = s; *p; ){
-    size_t k = strcspn(p, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
-                          "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f");
-    bufAppend(b, p, k);
-    p += k;
-    if( *p==0 ) break;
-    unsigned char c = (unsigned char)*p++;
+  const char *run = s;
+  for(const char *p = s; *p; p++){
+    unsigned char c = (unsigned char)*p;
+    if( c >= 0x20 && c!='"' && c!='\\' ) continue;
+    bufAppend(b, run, (size_t)(p - run));
     char esc[6] = { '\\', (char)c, 0, 0, 0, 0 };
     if( c < 0x20 ){ esc[1] = 'u'; esc[2] = '0'; esc[3] = '0'; esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; }
     bufAppend(b, esc, c < 0x20 ? 6 : 2);
+    run = p + 1;
   }
+  bufAppendStr(b, run);
   bufAppend(b, "\"", 1);
 }
 
@@ -169,20 +171,28 @@ static void analyticsNumber(Buf *b, double d, int whole){
   bufAppend(b, tmp, n > 0 ? (size_t)n : 0);
 }
 
-/* The buffered points as the JSON array host_analytics takes (caller frees). */
+/* The buffered points as the JSON array host_analytics takes (caller frees).
+** The room, in every point twice (the index and blob2), is escaped once. */
 static char *analyticsJson(Analytics *an, const char *room){
-  Buf b = { 0 };
+  Buf b = { 0 }, fixed = { 0 };
+  analyticsString(&fixed, an->index);
+  size_t nIndex = fixed.n;
+  analyticsString(&fixed, room);
+  if( fixed.oom ){ bufFree(&fixed); return NULL; }
   bufAppend(&b, "[", 1);
   for(int i = 0; i < an->nPoints; i++){
     const Point *p = &an->points[i];
     bufAppendStr(&b, i ? ",{\"timestamp\":" : "{\"timestamp\":");
     analyticsNumber(&b, p->at, 1);
     bufAppendStr(&b, ",\"indexes\":[");
-    analyticsString(&b, an->index);
+    bufAppend(&b, fixed.p, nIndex);
     bufAppendStr(&b, "],\"blobs\":[");
-    const char *blobs[] = { p->kind, room, p->method, p->outcome, p->transport };
+    analyticsString(&b, p->kind);
+    bufAppend(&b, ",", 1);
+    bufAppend(&b, fixed.p + nIndex, fixed.n - nIndex);
+    const char *blobs[] = { p->method, p->outcome, p->transport };
     for(size_t k = 0; k < sizeof blobs / sizeof blobs[0]; k++){
-      if( k ) bufAppend(&b, ",", 1);
+      bufAppend(&b, ",", 1);
       analyticsString(&b, blobs[k]);
     }
     bufAppendStr(&b, "],\"doubles\":[");
@@ -193,6 +203,7 @@ static char *analyticsJson(Analytics *an, const char *room){
     bufAppendStr(&b, "]}");
   }
   bufAppend(&b, "]", 1);
+  bufFree(&fixed);
   return bufFinish(&b);
 }
 
