@@ -323,6 +323,33 @@ TEST(a_room_from_before_the_head_moved_should_keep_its_chain){
   fakehostRoomFree();
 }
 
+/* A room whose head trigger did not carry the version yet (_audit_head_room):
+** reopened, it has the trigger that does, and every write still moves the
+** version by one, in _room as in the core. */
+TEST(a_room_from_before_the_head_carried_the_version_should_count_every_write){
+  fiveRecords();
+  fakehostRoomFree();
+  fakehostExec("DROP TRIGGER _audit_head_v;"
+               "CREATE TRIGGER _audit_head_room AFTER INSERT ON _audit_log BEGIN"
+               " UPDATE _room SET audit_head_seq = NEW.seq, audit_head_hash = NEW.hash WHERE id = 1; END;"
+               "UPDATE _room SET schema_hash = NULL;");
+  long long version = fakehostQueryInt("SELECT version FROM _room");
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_audit_head_room'"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_audit_head_v'"), 1);
+  for(int i = 1; i <= 3; i++){
+    cJSON_Delete(call(1, "createTask", "{\"title\":\"t\"}"));
+    CHECK_EQ_INT(fakehostQueryInt("SELECT version FROM _room"), version + i);
+    CHECK_EQ_INT((long long)fakehostRoom()->version, version + i);
+  }
+  CHECK_EQ_INT(fakehostQueryInt("SELECT version FROM _audit_log ORDER BY seq DESC LIMIT 1"), version + 3);
+  char got[128];
+  CHECK_STR_EQ(verify(got, sizeof got), "ok 8 -1 -");
+  fakehostRoomFree();
+}
+
 TEST(the_tamper_hook_should_edit_a_record_that_verify_then_names){
   fiveRecords();
   cJSON *f = call(2, "_auditTamper", "{\"seq\":2,\"args\":{\"title\":\"forged\"}}");
