@@ -151,15 +151,22 @@ TEST(rls_should_replace_the_owner_triggers_of_an_earlier_form_when_a_room_opens)
   const char *const migrations[] = { testTasksMigration, NULL };
   REQUIRE(testRoomOpen(migrations, ownerFunctions, 0) != NULL);
   fakehostRoomFree();
-  /* the room as the earlier release left it: its claimable-owner trigger */
-  fakehostExec("DROP TRIGGER _rls_tasks_owner; DROP TRIGGER _rls_tasks_insert;"
-               " CREATE TRIGGER _rls_tasks_own BEFORE UPDATE OF owner_id ON tasks"
-               "  WHEN NEW.owner_id IS NOT (SELECT rls_uid FROM _room) BEGIN SELECT RAISE(ABORT, 'x'); END;"
-               " CREATE TRIGGER _rls_tasks_ins BEFORE INSERT ON tasks WHEN 0 BEGIN SELECT 1; END;"
-               " INSERT INTO tasks VALUES ('shared', 's', 'pending', NULL, 0, 0);");
+  /* the room as earlier releases left it: their claimable-owner trigger,
+  ** then the filter view and the update rules as two triggers */
+  static const char earlier[] =
+    "DROP TRIGGER _rls_tasks_update; DROP TRIGGER _rls_tasks_insert;"
+    " CREATE TRIGGER _rls_tasks_own BEFORE UPDATE OF owner_id ON tasks"
+    "  WHEN NEW.owner_id IS NOT (SELECT rls_uid FROM _room) BEGIN SELECT RAISE(ABORT, 'x'); END;"
+    " CREATE TRIGGER _rls_tasks_ins BEFORE INSERT ON tasks WHEN 0 BEGIN SELECT 1; END;"
+    " CREATE VIEW _rls_tasks AS SELECT * FROM tasks;"
+    " CREATE TRIGGER _rls_tasks_upd BEFORE UPDATE ON tasks WHEN 0 BEGIN SELECT 1; END;"
+    " CREATE TRIGGER _rls_tasks_owner BEFORE UPDATE OF owner_id ON tasks WHEN 0 BEGIN SELECT 1; END;"
+    " INSERT INTO tasks VALUES ('shared', 's', 'pending', NULL, 0, 0);";
+  CHECK_EQ_INT(fakehostExec(earlier), SQLITE_OK);
   REQUIRE(testRoomOpen(migrations, ownerFunctions, 0) != NULL);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_own', '_rls_tasks_ins')"), 0);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_owner', '_rls_tasks_insert')"), 2);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_own',"
+                                " '_rls_tasks_ins', '_rls_tasks', '_rls_tasks_upd', '_rls_tasks_owner')"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_update', '_rls_tasks_insert')"), 2);
   REQUIRE(fakehostConnOpen(1, BOB)==NT_OK);
   char got[64];
   CHECK_STR_EQ(testRpc(1, "claim", "{\"id\":\"shared\"}", got, sizeof got), "PERMISSION_DENIED");
@@ -172,7 +179,8 @@ TEST(rls_wrap_should_merge_with_a_leading_with_clause){
   REQUIRE(testAppOpen() != NULL);
   char *sql = rlsWrap(fakehostRoom(), "  /* c */ with recursive n(i) AS (SELECT 1) SELECT * FROM n", "o'brien");
   REQUIRE(sql != NULL);
-  CHECK_STR_CONTAINS(sql, "WITH RECURSIVE \"tasks\" AS NOT MATERIALIZED");
+  CHECK_STR_CONTAINS(sql, "WITH RECURSIVE \"_rls_tasks\" AS NOT MATERIALIZED (SELECT * FROM main.\"tasks\"),"
+                          " \"tasks\" AS NOT MATERIALIZED (SELECT * FROM \"_rls_tasks\" WHERE");
   CHECK_STR_CONTAINS(sql, "owner_id = 'o''brien'), n(i) AS");
   free(sql);
   fakehostRoomFree();
