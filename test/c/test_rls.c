@@ -174,6 +174,35 @@ TEST(rls_should_replace_the_owner_triggers_of_an_earlier_form_when_a_room_opens)
   fakehostRoomFree();
 }
 
+/* The filter's source is a CTE named "_rls_<table>" (rlsWrap), which the
+** guard recognises by name: client SQL and the app's own that give that
+** name to a source of their own, or name it, are refused, in every mode. */
+TEST(sql_naming_the_filter_or_a_cte_called_like_it_should_be_refused){
+  static const char *const hostile[] = {
+    "SELECT * FROM _rls_tasks",
+    "WITH _rls_tasks AS (SELECT * FROM main.tasks) SELECT * FROM _rls_tasks",
+    "SELECT * FROM (WITH _rls_tasks AS (SELECT * FROM main.tasks) SELECT * FROM _rls_tasks)",
+    "SELECT * FROM (WITH \"_RLS_TASKS\" AS (SELECT * FROM main.tasks) SELECT title FROM \"_RLS_TASKS\")",
+    "WITH x AS (SELECT * FROM _rls_tasks) SELECT * FROM x",
+    "SELECT (SELECT count(*) FROM (WITH _rls_tasks AS (SELECT owner_id FROM main.tasks) SELECT * FROM _rls_tasks))",
+  };
+  Room *room = testAppOpen();
+  REQUIRE(room != NULL);
+  for(size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++){
+    for(int mode = GUARD_TRUSTED; mode <= GUARD_READONLY; mode++){
+      GuardPlan plan;
+      char err[256];
+      int rc = guardAnalyse(room, hostile[i], mode, &plan, err, sizeof err);
+      if( rc==NT_OK ){
+        guardPlanFree(&plan);
+        fprintf(stderr, "  accepted (mode %d): %s\n", mode, hostile[i]);
+      }
+      CHECK(rc != NT_OK);
+    }
+  }
+  fakehostRoomFree();
+}
+
 /* Statements the read-only guard must refuse whatever they are dressed as. */
 TEST(rls_wrap_should_merge_with_a_leading_with_clause){
   REQUIRE(testAppOpen() != NULL);
