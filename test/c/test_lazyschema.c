@@ -3,7 +3,9 @@
 ** wasm/sql/modschema.c): a never-used room has none of them; a module's
 ** first write makes its tables in the same transaction as its first row
 ** (a failing first write leaves neither); a room reopened afterwards finds
-** them; and until then every read answers as for empty tables.
+** them; and until then every read answers as for empty tables. The
+** idempotency table (idem.c) joins the mutation's own transaction
+** (moduleSchemaJoin) and is held to the same.
 */
 #include "testroom.h"
 
@@ -26,6 +28,53 @@ TEST(a_never_used_room_should_have_none_of_the_lazy_tables){
   CHECK_EQ_INT(objects("_debounced_state"), 0);
   CHECK_EQ_INT(objects("_files%"), 0);
   CHECK_EQ_INT(objects("_webhook%"), 0);
+  CHECK_EQ_INT(objects("_idempotency%"), 0);             /* no call carried a mutationId */
+  fakehostRoomFree();
+}
+
+/* createTask with mutationId m (and title t) on conn; the answer's title into out. */
+static const char *createWithId(uint32_t conn, const char *m, const char *t, char *out, size_t n){
+  char frame[256];
+  snprintf(frame, sizeof frame, "{\"action\":\"rpc\",\"id\":1,\"method\":\"createTask\","
+           "\"mutationId\":\"%s\",\"payload\":{\"title\":\"%s\"}}", m, t);
+  fakehostMessage(conn, frame);
+  return testFrameField(conn, "result.title", out, n);
+}
+
+TEST(the_first_mutation_id_should_make_the_idempotency_table_with_its_answer_and_a_reopened_room_find_it){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  /* a first record whose mutation fails to commit leaves neither the table nor the task */
+  fakehostFailCommit();
+  createWithId(1, "m-1", "lost", got, sizeof got);
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "rpc_error");
+  CHECK_EQ_INT(objects("_idempotency%"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 0);
+  /* the same id again runs it (nothing was recorded), and makes the table and its index */
+  CHECK_STR_EQ(createWithId(1, "m-1", "first", got, sizeof got), "first");
+  CHECK_EQ_INT(objects("_idempotency%"), 2);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency"), 1);
+  CHECK_STR_EQ(createWithId(1, "m-1", "again", got, sizeof got), "first");   /* the first answer */
+  CHECK_STR_EQ(createWithId(1, "m-2", "second", got, sizeof got), "second");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 2);
+  /* client SQL is refused on it as before */
+  CHECK_STR_EQ(testRpc(1, "executeSQL", "{\"sql\":\"SELECT * FROM _idempotency\"}", got, sizeof got), "SQL_REJECTED");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "table _idempotency is not accessible");
+  fakehostRoomFree();
+  REQUIRE(testAppOpen() != NULL);                       /* the same database, reopened */
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  CHECK_STR_EQ(createWithId(1, "m-2", "repeat", got, sizeof got), "second");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 2);
+  fakehostRoomFree();
+}
+
+TEST(maintenance_should_trim_nothing_and_fail_nothing_in_a_room_without_the_idempotency_table){
+  REQUIRE(testAppOpen() != NULL);
+  fakehostAdvance(2 * 3600 * 1000);                     /* room.maintenance is due */
+  REQUIRE(fakehostFireAlarm()==NT_OK);
+  CHECK_EQ_INT(objects("_idempotency%"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'room.maintenance' AND attempts = 0"), 1);
   fakehostRoomFree();
 }
 

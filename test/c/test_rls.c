@@ -151,19 +151,55 @@ TEST(rls_should_replace_the_owner_triggers_of_an_earlier_form_when_a_room_opens)
   const char *const migrations[] = { testTasksMigration, NULL };
   REQUIRE(testRoomOpen(migrations, ownerFunctions, 0) != NULL);
   fakehostRoomFree();
-  /* the room as the earlier release left it: its claimable-owner trigger */
-  fakehostExec("DROP TRIGGER _rls_tasks_owner; DROP TRIGGER _rls_tasks_insert;"
-               " CREATE TRIGGER _rls_tasks_own BEFORE UPDATE OF owner_id ON tasks"
-               "  WHEN NEW.owner_id IS NOT (SELECT rls_uid FROM _room) BEGIN SELECT RAISE(ABORT, 'x'); END;"
-               " CREATE TRIGGER _rls_tasks_ins BEFORE INSERT ON tasks WHEN 0 BEGIN SELECT 1; END;"
-               " INSERT INTO tasks VALUES ('shared', 's', 'pending', NULL, 0, 0);");
+  /* the room as earlier releases left it: their claimable-owner trigger,
+  ** then the filter view and the update rules as two triggers */
+  static const char earlier[] =
+    "DROP TRIGGER _rls_tasks_update; DROP TRIGGER _rls_tasks_insert;"
+    " CREATE TRIGGER _rls_tasks_own BEFORE UPDATE OF owner_id ON tasks"
+    "  WHEN NEW.owner_id IS NOT (SELECT rls_uid FROM _room) BEGIN SELECT RAISE(ABORT, 'x'); END;"
+    " CREATE TRIGGER _rls_tasks_ins BEFORE INSERT ON tasks WHEN 0 BEGIN SELECT 1; END;"
+    " CREATE VIEW _rls_tasks AS SELECT * FROM tasks;"
+    " CREATE TRIGGER _rls_tasks_upd BEFORE UPDATE ON tasks WHEN 0 BEGIN SELECT 1; END;"
+    " CREATE TRIGGER _rls_tasks_owner BEFORE UPDATE OF owner_id ON tasks WHEN 0 BEGIN SELECT 1; END;"
+    " INSERT INTO tasks VALUES ('shared', 's', 'pending', NULL, 0, 0);";
+  CHECK_EQ_INT(fakehostExec(earlier), SQLITE_OK);
   REQUIRE(testRoomOpen(migrations, ownerFunctions, 0) != NULL);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_own', '_rls_tasks_ins')"), 0);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_owner', '_rls_tasks_insert')"), 2);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_own',"
+                                " '_rls_tasks_ins', '_rls_tasks', '_rls_tasks_upd', '_rls_tasks_owner')"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_update', '_rls_tasks_insert')"), 2);
   REQUIRE(fakehostConnOpen(1, BOB)==NT_OK);
   char got[64];
   CHECK_STR_EQ(testRpc(1, "claim", "{\"id\":\"shared\"}", got, sizeof got), "PERMISSION_DENIED");
   CHECK_EQ_INT(fakehostQueryInt("SELECT owner_id IS NULL FROM tasks WHERE id = 'shared'"), 1);
+  fakehostRoomFree();
+}
+
+/* The filter's source is a CTE named "_rls_<table>" (rlsWrap), which the
+** guard recognises by name: client SQL and the app's own that give that
+** name to a source of their own, or name it, are refused, in every mode. */
+TEST(sql_naming_the_filter_or_a_cte_called_like_it_should_be_refused){
+  static const char *const hostile[] = {
+    "SELECT * FROM _rls_tasks",
+    "WITH _rls_tasks AS (SELECT * FROM main.tasks) SELECT * FROM _rls_tasks",
+    "SELECT * FROM (WITH _rls_tasks AS (SELECT * FROM main.tasks) SELECT * FROM _rls_tasks)",
+    "SELECT * FROM (WITH \"_RLS_TASKS\" AS (SELECT * FROM main.tasks) SELECT title FROM \"_RLS_TASKS\")",
+    "WITH x AS (SELECT * FROM _rls_tasks) SELECT * FROM x",
+    "SELECT (SELECT count(*) FROM (WITH _rls_tasks AS (SELECT owner_id FROM main.tasks) SELECT * FROM _rls_tasks))",
+  };
+  Room *room = testAppOpen();
+  REQUIRE(room != NULL);
+  for(size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++){
+    for(int mode = GUARD_TRUSTED; mode <= GUARD_READONLY; mode++){
+      GuardPlan plan;
+      char err[256];
+      int rc = guardAnalyse(room, hostile[i], mode, &plan, err, sizeof err);
+      if( rc==NT_OK ){
+        guardPlanFree(&plan);
+        fprintf(stderr, "  accepted (mode %d): %s\n", mode, hostile[i]);
+      }
+      CHECK(rc != NT_OK);
+    }
+  }
   fakehostRoomFree();
 }
 
@@ -172,7 +208,8 @@ TEST(rls_wrap_should_merge_with_a_leading_with_clause){
   REQUIRE(testAppOpen() != NULL);
   char *sql = rlsWrap(fakehostRoom(), "  /* c */ with recursive n(i) AS (SELECT 1) SELECT * FROM n", "o'brien");
   REQUIRE(sql != NULL);
-  CHECK_STR_CONTAINS(sql, "WITH RECURSIVE \"tasks\" AS NOT MATERIALIZED");
+  CHECK_STR_CONTAINS(sql, "WITH RECURSIVE \"_rls_tasks\" AS NOT MATERIALIZED (SELECT * FROM main.\"tasks\"),"
+                          " \"tasks\" AS NOT MATERIALIZED (SELECT * FROM \"_rls_tasks\" WHERE");
   CHECK_STR_CONTAINS(sql, "owner_id = 'o''brien'), n(i) AS");
   free(sql);
   fakehostRoomFree();

@@ -384,19 +384,20 @@ TEST(a_room_of_the_earlier_form_should_open_with_answers_keyed_by_user){
   fakehostRoomFree();
   /* the system tables as the earlier release left them (no schema hash either) */
   CHECK_EQ_INT(fakehostExec("ALTER TABLE _room DROP COLUMN schema_hash"), SQLITE_OK);
-  CHECK_EQ_INT(fakehostExec("DROP TABLE _idempotency; DROP TRIGGER _rls_tasks_insert;"
-    " DROP TRIGGER _rls_tasks_owner; ALTER TABLE _room DROP COLUMN rls_admin;"
+  CHECK_EQ_INT(fakehostExec("DROP TABLE IF EXISTS _idempotency; DROP TRIGGER _rls_tasks_insert;"
+    " DROP TRIGGER _rls_tasks_update; ALTER TABLE _room DROP COLUMN rls_admin;"
     " CREATE TABLE _mutations (client_id TEXT NOT NULL, mutation_id TEXT NOT NULL,"
     "  result TEXT NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;"
     " INSERT INTO _mutations VALUES ('c-a', 'm-1', '{\"title\":\"old\"}', 1, 0);"), SQLITE_OK);
   REQUIRE(testAppOpen() != NULL);
   CHECK_EQ_INT(nt_room_status(fakehostRoom()), NT_OK);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_mutations'"), 0);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM pragma_table_info('_room') WHERE name = 'rls_admin'"), 1);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
   CHECK_STR_EQ(createM1(1, "new", got, sizeof got), "new");     /* the unattributed answer is gone */
+  /* idem.c's table is made by the first record (Module.lazy), its first form dropped with it */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_mutations'"), 0);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _idempotency WHERE user_id = 'alice'"), 1);
   fakehostRoomFree();
 }

@@ -12,6 +12,13 @@
 ** user and client id share their records over WebSocket and HTTP. Records are
 ** kept for 24 hours; expired ones are trimmed by the writes themselves, every
 ** 64th record, and by the room's hourly maintenance task (sched.c).
+**
+** The table is made by the room's first record (Module.lazy,
+** sql/modschema.c): a room whose callers never send a mutationId (the SDK's
+** mutate() always does, its plain rpc() does not) never has it. The record
+** joins the mutation's transaction, so the DDL does too (moduleSchemaJoin):
+** table, index and first row commit together or not at all. Until then a
+** lookup finds nothing and a trim has nothing to do, as with an empty table.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +52,7 @@ static cJSON *idemArgs(const Call *call){
 }
 
 int idemLookup(Call *call, cJSON **ppResult){
+  if( !moduleSchemaHas(call->room, "idem") ) return NT_NOT_FOUND;   /* no table yet: no record */
   cJSON *args = idemArgs(call);
   if( args==NULL ) return callFail(call, NT_NOMEM, "out of memory");
   SqlResult res;
@@ -82,7 +90,9 @@ int idemRecord(Call *call, const cJSON *result){
   cJSON_AddItemToArray(args, cJSON_CreateNumber((double)(room->version + 1)));  /* once committed */
   cJSON_free(text);
   SqlResult res;
-  int rc = storeExec(room,
+  int rc = moduleSchemaJoin(room, "idem", call->err, sizeof call->err);   /* the first makes the table */
+  if( rc ){ cJSON_Delete(args); return rc; }
+  rc = storeExec(room,
     "INSERT INTO _idempotency (user_id, client_id, mutation_id, result, created_at, version)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     args, &res, call->err, sizeof call->err);
@@ -94,6 +104,7 @@ int idemRecord(Call *call, const cJSON *result){
 }
 
 int idemTrim(Room *room, double nowMs, char *err, size_t errLen){
+  if( !moduleSchemaHas(room, "idem") ) return NT_OK;   /* no table yet: nothing to trim */
   cJSON *cutoff = cJSON_CreateArray();
   cJSON_AddItemToArray(cutoff, cJSON_CreateNumber(nowMs - IDEM_KEEP_MS));
   return storeRunFree(room, "DELETE FROM _idempotency WHERE created_at < ?1", cutoff, err, errLen);

@@ -155,5 +155,7 @@ int schedOpen(Room *room, const cJSON *config){
   int missing = !cJSON_IsNumber(n) || n->valuedouble==0;
   storeResultFree(&res);
   if( missing ) rc = schedAt(room, host_now_ms() + MAINTENANCE_EVERY, "room.maintenance", NULL);
-  return rc ? rc : schedArm(room);
+  /* a new room's rows were all added by schedAt in this open, which kept
+  ** room->alarmAt at the earliest: nothing to read back */
+  return rc || roomIsNew(room) ? rc : schedArm(room);
 }

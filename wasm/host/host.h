@@ -339,6 +339,12 @@ int moduleSchemaWrite(Room *room, const char *name, const Write *w);
 ** the DDL alone), and once that committed the room knows them. Not inside
 ** another transaction (NT_INTERNAL, err set). */
 int moduleSchemaTxn(Room *room, const char *name, TxnBody body, void *arg, char *err, size_t errLen);
+/* Inside a running transaction (a write the module joins, not one it
+** runs): when the tables of the module called name do not exist, run its
+** DDL there; they exist once that transaction commits, which the room
+** learns at the next moduleSchemaHas (one read). NT_INTERNAL outside a
+** transaction; else the DDL's code, err set. */
+int moduleSchemaJoin(Room *room, const char *name, char *err, size_t errLen);
 /* For migrate.c: set what the open knows from the config (the lazy modules
 ** whose xSchemaWanted says so, or whose tables the app's SQL names, are to
 ** be made), forgetting the rest. */

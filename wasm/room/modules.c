@@ -43,7 +43,7 @@ const Module roomModules[] = {
     .xConnAttach = liveAttach, .xConnGone = liveConnGone, .xStats = liveStats },
   { .name = "migrate",   .xOpen = migrateOpen },
   { .name = "room",      .xOpen = roomOpenState },
-  { .name = "idem",      .schema = idemSchema },
+  { .name = "idem",      .schema = idemSchema, .lazy = 1 },
   { .name = "rate",      .schema = rateSchema, .xFree = rateFree, .xWriteEnd = rateWriteEnd,
     .xOnCommit = rateOnCommit },
   { .name = "rls",       .xOpen = rlsOpen, .xFree = rlsFree },

@@ -17,7 +17,11 @@
 ** the same for a write outside storeWrite), so the tables commit with the
 ** first row or not at all, and only once the write committed is the room
 ** told that they exist (and the schema mirror given the same DDL,
-** schemaApply). Nothing is ever dropped: a room whose config stops wanting
+** schemaApply). A module whose first row is written inside a transaction
+** it does not run (idem.c: the answer recorded with the mutation) joins
+** it (moduleSchemaJoin): the DDL runs there and then, and since its end
+** is not seen, the room marks the tables made-but-unconfirmed and asks
+** sqlite_master once, at the next moduleSchemaHas. Nothing is ever dropped: a room whose config stops wanting
 ** a module's tables keeps them and what they hold.
 **
 ** Client SQL naming such a table before it exists is refused as before,
@@ -35,7 +39,9 @@
 ** exist, and otherwise answers as it would for empty ones.
 **
 ** What the room knows is two bits per row of the module table
-** (room->schemaMade, room->schemaKnown), indexed as room->modules.
+** (room->schemaMade, room->schemaKnown), indexed as room->modules; made
+** but not known is moduleSchemaJoin's "made by a write whose end was not
+** seen".
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +127,11 @@ int moduleSchemaHas(Room *room, const char *name){
   if( room->schemaKnown & (1ull << i) ) return (room->schemaMade >> i) & 1;
   char table[64], err[128];
   if( moduleSchemaTable(&room->modules[i], table, sizeof table) ) return 1;
-  int kept = schemaRowsHas(room, table);
+  /* made by a write whose end was not seen (moduleSchemaJoin): the rows
+  ** kept from the open are older than it, only the room can say */
+  int joined = (room->schemaMade >> i) & 1;
+  int inTxn = joined && storeInTxn(room);   /* the answer holds only until it ends */
+  int kept = joined ? -1 : schemaRowsHas(room, table);
   if( kept >= 0 ){
     moduleSchemaKnow(room, i, kept);
     return kept;
@@ -137,7 +147,9 @@ int moduleSchemaHas(Room *room, const char *name){
   const cJSON *v = res.rows && res.rows->child ? cJSON_GetArrayItem(res.rows->child, 0) : NULL;
   int made = cJSON_IsNumber(v) && v->valuedouble > 0;
   storeResultFree(&res);
+  if( inTxn ) return made;
   moduleSchemaKnow(room, i, made);
+  if( joined && made ) schemaApply(room, room->modules[i].schema);   /* that write committed */
   return made;
 }
 
@@ -195,6 +207,25 @@ int moduleSchemaTxn(Room *room, const char *name, TxnBody body, void *arg, char 
   if( rc==NT_OK ){
     moduleSchemaKnow(room, i, 1);
     schemaApply(room, lt.schema);
+  }
+  return rc;
+}
+
+int moduleSchemaJoin(Room *room, const char *name, char *err, size_t errLen){
+  int i = modIndex(room, name);
+  if( i < 0 || i >= 64 || !room->modules[i].lazy ) return NT_OK;
+  uint64_t bit = 1ull << i;
+  if( (room->schemaKnown & bit) && (room->schemaMade & bit) ) return NT_OK;
+  if( !storeInTxn(room) ){
+    snprintf(err, errLen, "the tables of %s can only join a running transaction", name);
+    return NT_INTERNAL;
+  }
+  /* not known to exist: the DDL (idempotent) runs, and the tables are made
+  ** unless the transaction rolls back, which the next moduleSchemaHas asks */
+  int rc = storeRunFree(room, room->modules[i].schema, NULL, err, errLen);
+  if( rc==NT_OK ){
+    room->schemaKnown &= ~bit;
+    room->schemaMade |= bit;
   }
   return rc;
 }

@@ -5,14 +5,21 @@
 ** under RLS: each caller sees and changes only its own rows and the shared
 ** ones (owner_id IS NULL). Two mechanisms, both in the database:
 **
-**   Reads.  rlsWrap puts a CTE in front of every statement the core runs for a
-**           caller, one per RLS table and named like it:
-**             WITH "tasks" AS NOT MATERIALIZED
+**   Reads.  rlsWrap puts CTEs in front of every statement the core runs for a
+**           caller, two per RLS table, the second named like it:
+**             WITH "_rls_tasks" AS NOT MATERIALIZED (SELECT * FROM main."tasks"),
+**               "tasks" AS NOT MATERIALIZED
 **               (SELECT * FROM "_rls_tasks" WHERE owner_id IS NULL OR owner_id = 'uid')
 **           SQLite resolves every unqualified "tasks" in the statement, in
-**           subqueries too, to the CTE. "_rls_tasks" is a plain view of the
-**           table, so that sqlguard.c can tell a read through the filter from
-**           one that names the table directly ("main.tasks"), and refuse it.
+**           subqueries too, to the CTE. "_rls_tasks" is the table under
+**           another name, so that sqlguard.c can tell a read through the
+**           filter (SQLite's authorizer names "_rls_tasks" as the innermost
+**           view or subquery responsible for it) from one that names the
+**           table directly ("main.tasks"), and refuse it. It is a CTE, not a
+**           view in the room's schema (an earlier form, dropped where found):
+**           one object less per table to create, and client SQL naming it
+**           is refused by the guard's first pass (a read from within
+**           "_rls_<table>" as written) or finds no such table.
 **   Writes. Triggers on the table compare owner_id with _room.rls_uid, which
 **           storeWriteBegin sets at the start of every write transaction
 **           (with _room.rls_admin, 1 when the caller is an admin):
@@ -22,9 +29,12 @@
 **           change of owner_id on a row the caller may update (a shared row
 **           cannot be claimed, an own row neither shared nor given away),
 **           unless the caller is an admin. Admins are still held to the
-**           first rule: another user's row is invisible to them too.
+**           first rule: another user's row is invisible to them too. Three
+**           triggers per table, "_rls_<table>_insert", "_update", "_del".
 **
-** rlsOpen creates the views and triggers after migrations, idempotently,
+** rlsOpen creates the triggers after migrations, idempotently (and drops
+** the objects of earlier forms it finds: the rule is not in the schema
+** hash, so every open looks, in the rows of its one read or the mirror),
 ** and runs the same script on the schema mirror (schemaApply). What it
 ** derives from the mirror (the RLS tables, the script) is the same for
 ** every room of a deploy that is in the same state, so it goes to the
@@ -114,6 +124,10 @@ char *rlsWrap(Room *room, const char *sql, const char *uid){
     char view[NT_MAX_ID_LEN + 16];
     snprintf(view, sizeof view, RLS_PREFIX "%s", room->owned[i]);
     if( i ) bufAppendStr(&ctes, ", ");
+    bufAppendSqlIdent(&ctes, view);
+    bufAppendStr(&ctes, " AS NOT MATERIALIZED (SELECT * FROM main.");
+    bufAppendSqlIdent(&ctes, room->owned[i]);
+    bufAppendStr(&ctes, "), ");
     bufAppendSqlIdent(&ctes, room->owned[i]);
     bufAppendStr(&ctes, " AS NOT MATERIALIZED (SELECT * FROM ");
     bufAppendSqlIdent(&ctes, view);
@@ -129,26 +143,33 @@ char *rlsWrap(Room *room, const char *sql, const char *uid){
 
 /* The objects that guard one RLS table: a suffix, and the SQL that creates
 ** it with %I standing for the quoted object name and %T for the table. An
-** entry without SQL is a trigger of an earlier form, dropped where found
-** (triggers are created only when missing, so a changed rule needs a new
-** name). */
-static const struct { const char *suffix; const char *sql; } rlsObjects[] = {
-  { "", "CREATE VIEW IF NOT EXISTS %I AS SELECT * FROM %T" },
-  { "_ins", NULL },                 /* inserts before admins could assign owners */
-  { "_own", NULL },                 /* let a shared row be claimed and an own row un-owned */
+** entry without SQL is an object of an earlier form (drop says which kind),
+** dropped where found (triggers are created only when missing, so a changed
+** rule needs a new name). Three triggers, one per event: an UPDATE's two
+** rules (another user's row is skipped; an owner_id changes only by an
+** admin) are the two statements of one trigger, which fires only when one
+** of them applies. */
+static const struct {
+  const char *suffix;              /* appended to "_rls_<table>" */
+  const char *sql;                 /* its CREATE, or NULL: dropped where found */
+  const char *drop;                /* with sql NULL: "VIEW" or "TRIGGER" */
+} rlsObjects[] = {
+  { "", NULL, "VIEW" },             /* the filter's source, now a CTE of rlsWrap */
+  { "_ins", NULL, "TRIGGER" },      /* inserts before admins could assign owners */
+  { "_own", NULL, "TRIGGER" },      /* let a shared row be claimed and an own row un-owned */
+  { "_upd", NULL, "TRIGGER" },      /* another user's row skipped: now in _update */
+  { "_owner", NULL, "TRIGGER" },    /* owner_id changed only by an admin: now in _update */
   { "_insert", "CREATE TRIGGER IF NOT EXISTS %I BEFORE INSERT ON %T"
             " WHEN NEW.owner_id IS NOT NULL AND NEW.owner_id IS NOT " RLS_UID
-            " AND " RLS_OPEN " AND NOT " RLS_ADMIN " BEGIN " RLS_DENY_OTHER "; END" },
-  { "_upd", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE ON %T"
-            " WHEN OLD.owner_id IS NOT NULL AND OLD.owner_id IS NOT " RLS_UID
-            " AND " RLS_OPEN " BEGIN SELECT RAISE(IGNORE); END" },
-  { "_owner", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE OF owner_id ON %T"
-            " WHEN (OLD.owner_id IS NULL OR OLD.owner_id IS " RLS_UID ")"
-            " AND NEW.owner_id IS NOT OLD.owner_id"
-            " AND " RLS_OPEN " AND NOT " RLS_ADMIN " BEGIN " RLS_DENY_CHANGE "; END" },
+            " AND " RLS_OPEN " AND NOT " RLS_ADMIN " BEGIN " RLS_DENY_OTHER "; END", NULL },
+  { "_update", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE ON %T"
+            " WHEN (OLD.owner_id IS NOT NULL AND OLD.owner_id IS NOT " RLS_UID
+            " OR NEW.owner_id IS NOT OLD.owner_id) AND " RLS_OPEN " BEGIN"
+            " SELECT RAISE(IGNORE) WHERE OLD.owner_id IS NOT NULL AND OLD.owner_id IS NOT " RLS_UID ";"
+            " " RLS_DENY_CHANGE " WHERE NOT " RLS_ADMIN "; END", NULL },
   { "_del", "CREATE TRIGGER IF NOT EXISTS %I BEFORE DELETE ON %T"
             " WHEN OLD.owner_id IS NOT NULL AND OLD.owner_id IS NOT " RLS_UID
-            " AND " RLS_OPEN " BEGIN SELECT RAISE(IGNORE); END" },
+            " AND " RLS_OPEN " BEGIN SELECT RAISE(IGNORE); END", NULL },
 };
 
 /* Append template t with %I and %T replaced. */
@@ -275,7 +296,9 @@ int rlsOpen(Room *room, const cJSON *config){
       snprintf(name, sizeof name, RLS_PREFIX "%s%s", room->owned[i], rlsObjects[k].suffix);
       int exists = known ? schemaRowsHas(room, name)==1 : schemaHas(room, name);
       if( rlsObjects[k].sql==NULL && exists ){
-        bufAppendStr(&script, "DROP TRIGGER IF EXISTS ");
+        bufAppendStr(&script, "DROP ");
+        bufAppendStr(&script, rlsObjects[k].drop);
+        bufAppendStr(&script, " IF EXISTS ");
         bufAppendSqlIdent(&script, name);
       }else if( rlsObjects[k].sql && !exists ){
         rlsAppendTemplate(&script, rlsObjects[k].sql, name, room->owned[i]);
