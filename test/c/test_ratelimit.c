@@ -278,7 +278,7 @@ TEST(connection_limit_should_refuse_one_socket_and_spare_the_others){
   CHECK_STR_CONTAINS(fakehostLastFrame(1), "connection");
   for(int i = 0; i < 3; i++) CHECK_STR_EQ(testRpc(2, "getRoomInfo", "{}", got, sizeof got), "");
   for(int i = 0; i < 3; i++) CHECK_STR_EQ(testRpc(3, "getRoomInfo", "{}", got, sizeof got), "");
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits"), 0);   /* memory only */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_rate\\_limits%' ESCAPE '\\'"), 0);   /* memory only: no table */
   fakehostAdvance(1033);
   CHECK_STR_EQ(testRpc(1, "getRoomInfo", "{}", got, sizeof got), "RATE_LIMITED");
   CHECK_EQ_INT(frameRetry(1), 1);
@@ -385,7 +385,110 @@ TEST(rooms_without_rate_limits_should_never_refuse){
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
   for(int i = 0; i < 200; i++) CHECK_STR_EQ(testRpc(1, "getRoomInfo", "{}", got, sizeof got), "");
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_rate\\_limits%' ESCAPE '\\'"), 0);
+  fakehostRoomFree();
+}
+
+/* ---- when a user's counts reach SQL ------------------------------------- */
+
+static double userCounted(const char *rule){
+  char sql[160];
+  snprintf(sql, sizeof sql, "SELECT coalesce(sum(count), 0) FROM _rate_limits WHERE key = 'user:alice' AND rule = '%s'", rule);
+  return (double)fakehostQueryInt(sql);
+}
+
+TEST(a_room_with_user_limits_should_have_the_table_from_its_open){
+  REQUIRE(openWithLimits("{\"user\":{\"perMinute\":1000}}") != NULL);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_rate\\_limits%' ESCAPE '\\'"), 2);
+  fakehostRoomFree();
+}
+
+TEST(counts_far_from_the_limit_should_wait_in_memory_and_reach_sql_within_a_second){
+  REQUIRE(openWithLimits("{\"user\":{\"perMinute\":1000}}") != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  for(int i = 0; i < 2; i++) CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got), "");
+  int calls = fakehostSqlCalls();
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got), "");
+  int perWrite = fakehostSqlCalls() - calls;                 /* the write's own statements */
+  CHECK_EQ_INT(userCounted("main"), 0);                      /* in memory */
+  CHECK(fakehostTimerAt() > 0 && fakehostTimerAt() <= fakehostNow() + 1000);
+  /* half the period gone: the next write carries them */
+  fakehostAdvance(600);
+  calls = fakehostSqlCalls();
+  int txns = fakehostTxnCalls();
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"b\"}", got, sizeof got), "");
+  CHECK_EQ_INT(userCounted("main"), 8);
+  CHECK_EQ_INT(fakehostSqlCalls() - calls, perWrite + 1);    /* one upsert ... */
+  CHECK_EQ_INT(fakehostTxnCalls() - txns, 1);                /* ... inside the write's transaction */
+  /* a read's count, and nothing writes after it: the timer does, a second on */
+  CHECK_STR_EQ(testRpc(1, "listTasks", "{}", got, sizeof got), "");
+  CHECK_EQ_INT(userCounted("main"), 8);
+  REQUIRE(fakehostTimerAt() > 0);
+  CHECK(fakehostTimerAt() <= fakehostNow() + 1000);
+  fakehostAdvance(fakehostTimerAt() - fakehostNow());
+  fakehostFireTimer();
+  CHECK_EQ_INT(userCounted("main"), 9);
+  CHECK_EQ_INT(fakehostTimerAt(), 0);                         /* nothing pending: no timer */
+  fakehostRoomFree();
+}
+
+TEST(counts_near_a_limit_should_be_written_with_the_call){
+  REQUIRE(openWithLimits("{\"user\":{\"perMinute\":10}}") != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got), "");   /* 2 */
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"b\"}", got, sizeof got), "");   /* 4 */
+  CHECK_EQ_INT(userCounted("main"), 0);
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"c\"}", got, sizeof got), "");   /* 6: half the limit */
+  CHECK_EQ_INT(userCounted("main"), 6);
+  CHECK_STR_EQ(testRpc(1, "listTasks", "{}", got, sizeof got), "");                        /* 7: a read, alone */
+  CHECK_EQ_INT(userCounted("main"), 7);
+  fakehostRoomFree();
+}
+
+TEST(user_limits_should_hold_across_a_room_restart){
+  const char *limits = "{\"user\":{\"perMinute\":10}}";
+  REQUIRE(openWithLimits(limits) != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  for(int i = 0; i < 5; i++) CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got), "");
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"x\"}", got, sizeof got), "RATE_LIMITED");
+  fakehostRoomFree();                                          /* the instance dies, no warning */
+  REQUIRE(openWithLimits(limits) != NULL);                      /* same storage: a new instance */
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  CHECK_STR_EQ(testRpc(2, "createTask", "{\"title\":\"y\"}", got, sizeof got), "RATE_LIMITED");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks"), 5);
+  fakehostRoomFree();
+}
+
+TEST(counts_a_timer_wrote_should_hold_across_a_room_restart){
+  const char *limits = "{\"user\":{\"perMinute\":20}}";
+  REQUIRE(openWithLimits(limits) != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  for(int i = 0; i < 4; i++) CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got), "");  /* 8 of 20 */
+  CHECK_EQ_INT(userCounted("main"), 0);
+  fakehostAdvance(fakehostTimerAt() - fakehostNow());
+  fakehostFireTimer();                                         /* before the room may hibernate */
+  CHECK_EQ_INT(userCounted("main"), 8);
+  fakehostRoomFree();
+  REQUIRE(openWithLimits(limits) != NULL);
+  REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
+  int ok = 0;
+  while( ok < 20 && testRpc(2, "createTask", "{\"title\":\"b\"}", got, sizeof got)[0]==0 ) ok++;
+  CHECK_EQ_INT(ok, 6);                                         /* 8 + 6 * 2 = 20 */
+  fakehostRoomFree();
+}
+
+TEST(the_last_connection_closing_should_write_what_is_pending){
+  REQUIRE(openWithLimits("{\"user\":{\"perMinute\":1000}}") != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"a\"}", got, sizeof got), "");
+  CHECK_EQ_INT(userCounted("main"), 0);
+  fakehostConnClose(1);
+  CHECK_EQ_INT(userCounted("main"), 2);
   fakehostRoomFree();
 }
 
@@ -460,7 +563,7 @@ TEST(work_should_cost_nothing_extra_where_no_limit_is_set){
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
   for(int i = 0; i < 20; i++) CHECK_STR_EQ(testRpc(1, "slowCount", "{}", got, sizeof got), "");
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_rate_limits'"), 0);   /* not even the table */
   fakehostRoomFree();
 }
 
@@ -490,7 +593,7 @@ TEST(a_subscribe_flood_should_be_refused_with_retry_after_and_spare_other_socket
   CHECK_EQ_INT(ok, 5);                          /* 2 units each */
   fakehostMessage(2, subFrame(1, frame, sizeof frame));
   CHECK_STR_EQ(testFrameField(2, "type", got, sizeof got), "query_result");
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _rate_limits"), 0);   /* memory only */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_rate\\_limits%' ESCAPE '\\'"), 0);   /* memory only: no table */
   fakehostRoomFree();
 }
 

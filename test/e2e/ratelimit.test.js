@@ -11,7 +11,9 @@
 ** address. And no token may claim the Worker's own role, "system".
 **
 ** Two servers, so each limit is tested alone: one with only the room's
-** limits, one with only the Worker's (the harness turns every other off).
+** limits, one with only the Worker's (the harness turns every other off);
+** a third, with a per-minute user limit, is killed and restarted to show the
+** user's windows outlive the room's instance.
 */
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
@@ -221,5 +223,57 @@ describe('limits at the Worker', () => {
       assert.equal(r.status, 101, `user ${i} from its own address: ${JSON.stringify(r.body ?? '')}`);
       await r.client.close();
     }
+  });
+});
+
+/* The user's windows outlive the room's instance (PROTOCOL.md, "Rate
+** limits": counts near a limit are written with the call, the others within
+** a second): a per-minute limit, so the window still holds what was counted
+** after a restart of the whole server (workerd killed, no graceful end). */
+describe('user limits across a restart', () => {
+  const USER_PER_MIN = 40;                   /* 20 writes of two units */
+  let server;
+  before(async () => {
+    server = await startServer({ name: 'ratelimit-restart', vars: { NT_RATE_USER_PER_MIN: String(USER_PER_MIN) } });
+  });
+  after(async () => { await server?.stop(); });
+
+  const join = (room, sub) => server.connect(room, { claims: { sub, rooms: [room] } });
+  /* createTasks until one is refused (at most n): how many went through */
+  async function writesUntilRefused(client, n) {
+    for (let i = 0; i < n; i++) {
+      const f = await client.rpc('createTask', { title: `t${i}` });
+      if (f.type !== 'rpc_result') {
+        assert.equal(f.error?.code, 'RATE_LIMITED', JSON.stringify(f));
+        assert.match(f.error.message, /user/);
+        return i;
+      }
+    }
+    return n;
+  }
+
+  test('a user refused at its limit is still refused after the server is killed and restarted', async () => {
+    const room = uniqueRoom('rl-restart');
+    let c = await join(room, 'spender');
+    assert.equal(await writesUntilRefused(c, 30), USER_PER_MIN / 2);
+    await c.close().catch(() => {});
+    await server.restart({ kill: true });
+    c = await join(room, 'spender');
+    assert.equal(await writesUntilRefused(c, 5), 0, 'the window kept its 40 units');
+    const other = await join(room, 'other');
+    assert.equal((await other.rpc('createTask', { title: 'o' })).type, 'rpc_result', 'another user is not refused');
+    await c.close();
+    await other.close();
+  });
+
+  test('counts far from the limit are written within a second, and count after a kill', async () => {
+    const room = uniqueRoom('rl-restart');
+    const c = await join(room, 'thrifty');
+    for (let i = 0; i < 3; i++) assert.equal((await c.rpc('createTask', { title: `a${i}` })).type, 'rpc_result');
+    await sleep(1500);                       /* the room's timer writes the 6 units */
+    await server.restart({ kill: true });    /* the socket dies with the server */
+    const again = await join(room, 'thrifty');
+    assert.equal(await writesUntilRefused(again, 30), (USER_PER_MIN - 6) / 2);
+    await again.close();
   });
 });

@@ -160,7 +160,7 @@ typedef struct RateLimits {
   RateRule conn[RATE_MAX_RULES];   /* per WebSocket, in memory (Conn.rate) */
   int nConn;
   RateRule user[RATE_MAX_RULES];   /* per user in this room, key "user:<id>": decided in
-                                      memory, written to SQL at the end of each call */
+                                      memory, written to SQL when needed (ratelimit.c) */
   int nUser;
   RateRule key[RATE_MAX_RULES];    /* for _rateCheck (the RateLimiter object), in SQL */
   int nKey;
@@ -200,6 +200,10 @@ int rateConfigure(Room *room, const cJSON *cfg);     /* makes room->rate; NT_NOM
 void rateFree(Room *room);
 int rateWriteEnd(Room *room, const Write *w);        /* Module.xWriteEnd: the call's counts join its write */
 void rateOnCommit(Room *room, const Touched *t);     /* Module.xOnCommit */
+double rateNextDue(Room *room);                      /* Module.xNextDue: users' counts due in SQL */
+void rateOnTimer(Room *room, double nowMs);          /* Module.xOnTimer: write the counts due */
+void rateOnIdle(Room *room);                         /* Module.xIdle: write every count pending */
+int rateSchemaWanted(const cJSON *config);           /* Module.xSchemaWanted: user or key rules on */
 /* The work a stretch of the core's time did: the host clock before and
 ** after, and the rows the room's SQLite read and wrote meanwhile (a measure
 ** that advances even where the platform's clock stands still while code

@@ -24,12 +24,24 @@
 **   - per user of the room, durable, in the room's SQLite (_rate_limits, key
 **     "user:<id>"), decided in memory: the instance reads a user's buckets
 **     once (one SELECT, at the user's first call; RATE_USERS_MAX users are
-**     kept, the least recently seen dropped first), decides and counts in
-**     its copy, and writes what the call counted with the call's write (one
-**     upsert of deltas among the write's statements: rateWriteEnd) or, for
-**     a call that commits nothing, at the call's end (rateCharge). SQLite thus
-**     holds every call's count once the call is over, and a call no longer
-**     reads its user's windows back.
+**     kept, the least recently seen dropped first, its counts written
+**     before), decides and counts in its copy, and writes what it counted
+**     (one upsert of deltas) only when it must to survive the instance:
+**       . at once, with the call's write (rateWriteEnd: among the write's
+**         statements) or at the call's end (rateUsersSave), while any of the
+**         user's windows stands at RATE_WRITE_SHARE of its limit or more:
+**         near a limit SQLite holds every finished call's count;
+**       . else with a write that commits once the oldest count not written
+**         is RATE_WRITE_MS / 2 old, and at the latest RATE_WRITE_MS after it
+**         was counted, on its own, from the room's in-memory timer
+**         (rateOnTimer; a pending timer keeps the Durable Object from
+**         hibernating, so nothing counted is lost to hibernation);
+**       . when the room's last connection closes (rateOnIdle).
+**     An instance that dies otherwise (a deploy, a crash: nothing a client
+**     can cause) forgets at most the last RATE_WRITE_MS of a user's counts,
+**     and less than RATE_WRITE_SHARE of each limit, which only forgives.
+**     The table is the module's (Module.lazy): made at the open while the
+**     config has user or key rules (rateSchemaWanted), else never.
 **   - the RateLimiter Durable Object (shim/ratelimiter.js) runs this same core
 **     with no migrations; the Worker asks it _rateCheck {key, cost} before
 **     opening a WebSocket or serving an HTTP RPC (keys "user:<sub>" and
@@ -67,7 +79,9 @@
 #define RATE_EPS           1e-6   /* slack for floating-point sums of counts */
 #define RATE_MAX_KEY       512    /* longest key _rateCheck accepts */
 #define RATE_USERS_MAX     64     /* users whose windows an instance keeps in memory */
-#define RATE_PENDING_MAX   16     /* a user's counts not yet written (a call makes at most 6) */
+#define RATE_PENDING_MAX   16     /* a user's counts not yet written, by rule and bucket */
+#define RATE_WRITE_MS      1000.0 /* a user's counts reach SQL at most this long after they were counted */
+#define RATE_WRITE_SHARE   0.5    /* ... and at once while a window stands at this share of its limit */
 
 /* One user's windows in memory (RateLimits.users): the copy of its rows in
 ** _rate_limits, plus what was counted since they were last written. */
@@ -77,6 +91,10 @@ typedef struct RateUser {
   struct { int rule; double bucket, count; } pending[RATE_PENDING_MAX];  /* counted, not yet in SQL */
   int nPending;
   int inFlight;                    /* the first of them, queued in a write not yet committed */
+  double dueAt;                    /* they must be written by then (RATE_WRITE_MS after the
+                                      first of them); 0 when none is pending */
+  int near;                        /* a window stood at RATE_WRITE_SHARE of its limit or more
+                                      when last counted: write at once */
   double seenAt;                   /* its last check, for eviction */
 } RateUser;
 
@@ -278,6 +296,20 @@ static double windowPeek(const RateWindow *w, const RateRule *rule, double now, 
   return windowWait(c, B, bs, cur, now, rule->limit, fmin(cost, rule->limit));
 }
 
+/* The estimate of w now: what its rule sees counted in its window. */
+static double windowNow(const RateWindow *w, const RateRule *rule, double now){
+  int B = ruleBuckets(rule);
+  double bs = ruleBucketMs(rule);
+  double cur = floor(now / bs) * bs;
+  double c[RATE_MAX_BUCKETS];
+  for(int k = 0; k <= B; k++){
+    double start = cur - k * bs;
+    int slot = windowSlot(start, bs, B);
+    c[k] = w->bucketStart[slot]==start ? w->count[slot] : 0;
+  }
+  return windowEstimate(c, B, bs, cur, now);
+}
+
 /* Add cost to the current bucket (after a peek admitted it). */
 static void windowCount(RateWindow *w, const RateRule *rule, double now, double cost){
   if( !ruleOn(rule) || cost <= 0 ) return;
@@ -417,8 +449,8 @@ static int rateSqlBody(Room *room, void *arg){
 ** why storage failed (err). With force, cost is counted whatever the rules
 ** say (a charge for work already done) and NT_OK returned. */
 static int rateCheck(Room *room, const char *key, const RateRule *rules, int n,
-                     double nowMs, double cost, int force, double *pRetryAfterMs, int *pRefused,
-                     char *err, size_t errLen){
+                     double nowMs, double cost, int force, int made, double *pRetryAfterMs,
+                     int *pRefused, char *err, size_t errLen){
   *pRetryAfterMs = 0;
   *pRefused = -1;
   int active = 0;
@@ -426,9 +458,12 @@ static int rateCheck(Room *room, const char *key, const RateRule *rules, int n,
   if( active==0 || cost <= 0 ) return NT_OK;
   if( n > RATE_MAX_RULES ) n = RATE_MAX_RULES;    /* 1 + 3n bindings stay far below 100 */
   RateSql st = { key, rules, n, nowMs, cost, force, 0, -1, "" };
-  /* Normally its own transaction; inside one already (storeTxn does not
-  ** nest), its statements simply join it. */
-  int rc = storeInTxn(room) ? rateSqlBody(room, &st) : storeTxn(room, rateSqlBody, &st);
+  /* Normally its own transaction (after the module's table, in a room that
+  ** has none yet); inside one already (storeTxn does not nest), its
+  ** statements simply join it. With made, the table is known to exist. */
+  int rc = storeInTxn(room) ? rateSqlBody(room, &st)
+         : made || moduleSchemaHas(room, "rate") ? storeTxn(room, rateSqlBody, &st)
+         : moduleSchemaTxn(room, "rate", rateSqlBody, &st, st.err, sizeof st.err);
   if( rc==NT_RATE_LIMITED ){
     *pRetryAfterMs = st.retryAfterMs;
     *pRefused = st.refused;
@@ -445,7 +480,7 @@ static int rateCheck(Room *room, const char *key, const RateRule *rules, int n,
 int rateCheckSql(Room *room, const char *key, const RateRule *rules, int n,
                  double nowMs, double cost, double *pRetryAfterMs){
   int refused;
-  return rateCheck(room, key, rules, n, nowMs, cost, 0, pRetryAfterMs, &refused, NULL, 0);
+  return rateCheck(room, key, rules, n, nowMs, cost, 0, 0, pRetryAfterMs, &refused, NULL, 0);
 }
 
 /* One rule name and the oldest bucket start still needed for it. */
@@ -475,6 +510,7 @@ int rateCleanupSql(Room *room, double nowMs){
   int n = 0;
   rateCutoffs(rl->user, rl->nUser, nowMs, cut, &n);
   rateCutoffs(rl->key, rl->nKey, nowMs, cut, &n);
+  if( rl->nKey==0 && !moduleSchemaHas(room, "rate") ) return NT_OK;   /* no table: no bucket */
   int sweep = rl->cleanups==0;
   rl->cleanups++;
   if( n==0 && !sweep ) return NT_OK;
@@ -569,73 +605,6 @@ static void rateConnCount(Room *room, Conn *conn, double now, double cost){
 ** The users' windows, in memory with SQL behind them.
 */
 
-/* The windows of key (made from its rows at its first call in this
-** instance), or NULL when memory or storage fails. Full, the user seen
-** longest ago makes room: its counts are all written (rateUsersSave runs at
-** the end of every call), so dropping it loses nothing. */
-static RateUser *rateUserFind(Room *room, const char *key, double now, char *err, size_t errLen){
-  RateLimits *rl = room->rate;
-  for(int i = 0; i < rl->nUsers; i++){
-    if( strcmp(rl->users[i].key, key)==0 ) return &rl->users[i];
-  }
-  double counts[RATE_MAX_RULES][RATE_MAX_BUCKETS];
-  double cur[RATE_MAX_RULES];
-  int rc = rateSqlRead(room, key, rl->user, rl->nUser, now, counts, cur, err, errLen);
-  if( rc ){
-    if( rc==NT_NOMEM ) snprintf(err, errLen, "out of memory");
-    return NULL;
-  }
-  char *copy = ntStrdup(key);
-  if( copy==NULL ){ snprintf(err, errLen, "out of memory"); return NULL; }
-  RateUser *u;
-  if( rl->nUsers < RATE_USERS_MAX ){
-    RateUser *grown = realloc(rl->users, sizeof *grown * (size_t)(rl->nUsers + 1));
-    if( grown==NULL ){ free(copy); snprintf(err, errLen, "out of memory"); return NULL; }
-    rl->users = grown;
-    u = &grown[rl->nUsers++];
-  }else{
-    u = &rl->users[0];
-    for(int i = 1; i < rl->nUsers; i++) if( rl->users[i].seenAt < u->seenAt ) u = &rl->users[i];
-    free(u->key);
-  }
-  memset(u, 0, sizeof *u);
-  u->key = copy;
-  for(int i = 0; i < rl->nUser; i++){
-    const RateRule *r = &rl->user[i];
-    if( !ruleOn(r) ) continue;
-    int B = ruleBuckets(r);
-    double bs = ruleBucketMs(r);
-    for(int k = 0; k <= B; k++){
-      double start = cur[i] - k * bs;
-      int slot = windowSlot(start, bs, B);
-      u->win[i].bucketStart[slot] = start;
-      u->win[i].count[slot] = counts[i][k];
-    }
-  }
-  return u;
-}
-
-/* Count cost in u's windows now, and remember it for rateUsersSave. */
-static void rateUserCount(Room *room, RateUser *u, double now, double cost){
-  const RateLimits *rl = room->rate;
-  for(int i = 0; i < rl->nUser; i++){
-    const RateRule *r = &rl->user[i];
-    if( !ruleOn(r) || cost <= 0 ) continue;
-    windowCount(&u->win[i], r, now, cost);
-    double bs = ruleBucketMs(r);
-    double bucket = floor(now / bs) * bs;
-    double c = fmin(cost, r->limit);
-    int j = 0;
-    while( j < u->nPending && !(u->pending[j].rule==i && u->pending[j].bucket==bucket) ) j++;
-    if( j < u->nPending ){ u->pending[j].count += c; continue; }
-    if( u->nPending==RATE_PENDING_MAX ) continue;   /* never with one call's counts */
-    u->pending[j].rule = i;
-    u->pending[j].bucket = bucket;
-    u->pending[j].count = c;
-    u->nPending++;
-  }
-}
-
 /* The upsert that adds u's first n pending counts to its rows (deltas, so
 ** rows another path counted meanwhile stay right). Caller frees both;
 ** NT_NOMEM. */
@@ -655,32 +624,149 @@ static int rateUserUpsert(const RateLimits *rl, const RateUser *u, int n, Buf *s
   return sql->oom || args==NULL || cJSON_GetArraySize(args)!=1 + 3 * n ? NT_NOMEM : NT_OK;
 }
 
-/* Write what u counted since it was last written, on its own. */
-static int rateUserSave(Room *room, RateUser *u, char *err, size_t errLen){
-  if( u->nPending==0 ) return NT_OK;
+/* Nothing of u is waiting to be written any more. */
+static void rateUserWritten(RateUser *u){
+  u->nPending = 0;
+  u->inFlight = 0;
+  u->dueAt = 0;
+  u->near = 0;
+}
+
+/* rateUserSave's statement (a TxnBody, so the module's table is made first
+** in a room that has none yet: moduleSchemaTxn). */
+typedef struct RateSave {
+  RateUser *u;                     /* borrowed */
+  char *err;                       /* out: why it failed */
+  size_t errLen;
+} RateSave;
+
+static int rateSaveBody(Room *room, void *arg){
+  RateSave *sv = arg;
   Buf sql = {0};
   cJSON *args = NULL;
   SqlResult res;
-  int rc = rateUserUpsert(room->rate, u, u->nPending, &sql, &args);
-  if( rc==NT_OK ) rc = storeExec(room, sql.p, args, &res, err, errLen);
+  int rc = rateUserUpsert(room->rate, sv->u, sv->u->nPending, &sql, &args);
+  if( rc==NT_OK ) rc = storeExec(room, sql.p, args, &res, sv->err, sv->errLen);
   if( rc==NT_OK ) storeResultFree(&res);
-  else if( rc==NT_NOMEM ) snprintf(err, errLen, "out of memory");
+  else if( rc==NT_NOMEM ) snprintf(sv->err, sv->errLen, "out of memory");
   bufFree(&sql);
   cJSON_Delete(args);
-  u->nPending = 0;                 /* written, or given up on: a failed write only forgives */
   return rc;
 }
 
-/* A write of the call is about to commit (Module.xWriteEnd): its counts
-** join the write's statements, so the write and its count are one commit
-** and the call's end has nothing left to write. Rolled back, they stay
-** pending and the call's end writes them on their own. */
+/* Write what u counted since it was last written, on its own (joining the
+** transaction running, if any). Written or not, it is no longer pending: a
+** failed write only forgives, and is logged. */
+static int rateUserSave(Room *room, RateUser *u){
+  if( u->nPending==0 ){ rateUserWritten(u); return NT_OK; }
+  char err[256] = "";
+  int rc = NT_OK;
+  if( room->status==NT_OK ){      /* else the room was erased: nothing to keep */
+    RateSave sv = { u, err, sizeof err };
+    rc = storeInTxn(room) ? rateSaveBody(room, &sv)
+       : moduleSchemaTxn(room, "rate", rateSaveBody, &sv, err, sizeof err);
+    if( rc ) ntLog(NT_LOG_WARN, "rate limit for %s not written: %s", u->key, err[0] ? err : "storage failed");
+  }
+  rateUserWritten(u);
+  return rc;
+}
+
+/* The windows of key (made from its rows at its first call in this
+** instance), or NULL when memory or storage fails. Full, the user seen
+** longest ago makes room, its counts written first. */
+static RateUser *rateUserFind(Room *room, const char *key, double now, char *err, size_t errLen){
+  RateLimits *rl = room->rate;
+  for(int i = 0; i < rl->nUsers; i++){
+    if( strcmp(rl->users[i].key, key)==0 ) return &rl->users[i];
+  }
+  double counts[RATE_MAX_RULES][RATE_MAX_BUCKETS];
+  double cur[RATE_MAX_RULES];
+  int rc = NT_OK;
+  if( moduleSchemaHas(room, "rate") ){
+    rc = rateSqlRead(room, key, rl->user, rl->nUser, now, counts, cur, err, errLen);
+  }else{                           /* no table yet: nothing counted */
+    memset(counts, 0, sizeof counts);
+    for(int i = 0; i < rl->nUser; i++){
+      cur[i] = ruleOn(&rl->user[i]) ? floor(now / ruleBucketMs(&rl->user[i])) * ruleBucketMs(&rl->user[i]) : 0;
+    }
+  }
+  if( rc ){
+    if( rc==NT_NOMEM ) snprintf(err, errLen, "out of memory");
+    return NULL;
+  }
+  char *copy = ntStrdup(key);
+  if( copy==NULL ){ snprintf(err, errLen, "out of memory"); return NULL; }
+  RateUser *u;
+  if( rl->nUsers < RATE_USERS_MAX ){
+    RateUser *grown = realloc(rl->users, sizeof *grown * (size_t)(rl->nUsers + 1));
+    if( grown==NULL ){ free(copy); snprintf(err, errLen, "out of memory"); return NULL; }
+    rl->users = grown;
+    u = &grown[rl->nUsers++];
+  }else{
+    u = &rl->users[0];
+    for(int i = 1; i < rl->nUsers; i++) if( rl->users[i].seenAt < u->seenAt ) u = &rl->users[i];
+    rateUserSave(room, u);
+    free(u->key);
+  }
+  memset(u, 0, sizeof *u);
+  u->key = copy;
+  for(int i = 0; i < rl->nUser; i++){
+    const RateRule *r = &rl->user[i];
+    if( !ruleOn(r) ) continue;
+    int B = ruleBuckets(r);
+    double bs = ruleBucketMs(r);
+    for(int k = 0; k <= B; k++){
+      double start = cur[i] - k * bs;
+      int slot = windowSlot(start, bs, B);
+      u->win[i].bucketStart[slot] = start;
+      u->win[i].count[slot] = counts[i][k];
+    }
+  }
+  return u;
+}
+
+/* Count cost in u's windows now, and remember it for rateUserSave: due
+** RATE_WRITE_MS from the first count not written, at once when a window
+** stands at RATE_WRITE_SHARE of its limit or more. */
+static void rateUserCount(Room *room, RateUser *u, double now, double cost){
+  const RateLimits *rl = room->rate;
+  for(int i = 0; i < rl->nUser; i++){
+    const RateRule *r = &rl->user[i];
+    if( !ruleOn(r) || cost <= 0 ) continue;
+    windowCount(&u->win[i], r, now, cost);
+    if( windowNow(&u->win[i], r, now) >= RATE_WRITE_SHARE * r->limit ) u->near = 1;
+    double bs = ruleBucketMs(r);
+    double bucket = floor(now / bs) * bs;
+    double c = fmin(cost, r->limit);
+    int j = 0;
+    while( j < u->nPending && !(u->pending[j].rule==i && u->pending[j].bucket==bucket) ) j++;
+    if( j < u->nPending ){ u->pending[j].count += c; continue; }
+    if( u->nPending==RATE_PENDING_MAX ){ u->near = 1; continue; }   /* full: write them now */
+    u->pending[j].rule = i;
+    u->pending[j].bucket = bucket;
+    u->pending[j].count = c;
+    u->nPending++;
+    if( u->dueAt==0 ) u->dueAt = now + RATE_WRITE_MS;
+  }
+}
+
+/* Should u's counts go to SQL now: near a limit, or half their time gone? */
+static int rateUserDue(const RateUser *u, double now){
+  return u->nPending > 0 && (u->near || now >= u->dueAt - RATE_WRITE_MS / 2);
+}
+
+/* A write is about to commit (Module.xWriteEnd): the counts that are due
+** join its statements, so they commit with it. Rolled back, they stay
+** pending. */
 int rateWriteEnd(Room *room, const Write *w){
   RateLimits *rl = room->rate;
-  if( rl==NULL || w->schema ) return NT_OK;
+  if( rl==NULL || w->schema || rl->nUsers==0 ) return NT_OK;
+  double now = -1;
   for(int i = 0; i < rl->nUsers; i++){
     RateUser *u = &rl->users[i];
     if( u->nPending==0 || u->inFlight ) continue;
+    if( now < 0 ) now = host_now_ms();
+    if( !rateUserDue(u, now) || !moduleSchemaHas(room, "rate") ) continue;
     Buf sql = {0};
     cJSON *args = NULL;
     int rc = rateUserUpsert(rl, u, u->nPending, &sql, &args);
@@ -706,21 +792,18 @@ void rateOnCommit(Room *room, const Touched *t){
     u->nPending -= u->inFlight;
     memmove(u->pending, u->pending + u->inFlight, sizeof u->pending[0] * (size_t)u->nPending);
     u->inFlight = 0;
+    if( u->nPending==0 ) rateUserWritten(u);
   }
 }
 
-/* The end of a call: every user's counts to SQL, and every
-** RATE_CLEANUP_EVERY-th check the old buckets away. */
+/* The end of a call: the counts near a limit to SQL (the others wait for a
+** write or the timer), and every RATE_CLEANUP_EVERY-th check the old
+** buckets away. */
 static void rateUsersSave(Room *room){
   RateLimits *rl = room->rate;
   for(int i = 0; i < rl->nUsers; i++){
     rl->users[i].inFlight = 0;     /* a write that carried them rolled back */
-    if( rl->users[i].nPending==0 ) continue;
-    char err[256] = "";
-    if( room->status ){ rl->users[i].nPending = 0; continue; }   /* the room was erased */
-    if( rateUserSave(room, &rl->users[i], err, sizeof err) ){
-      ntLog(NT_LOG_WARN, "rate limit for %s not written: %s", rl->users[i].key, err);
-    }
+    if( rl->users[i].nPending && (rl->users[i].near || room->status) ) rateUserSave(room, &rl->users[i]);
   }
   if( rl->checks >= rl->cleanupAt + RATE_CLEANUP_EVERY && !room->status && !storeInTxn(room) ){
     rl->cleanupAt = rl->checks;
@@ -728,6 +811,36 @@ static void rateUsersSave(Room *room){
   }
 }
 
+double rateNextDue(Room *room){
+  const RateLimits *rl = room->rate;
+  double next = 0;
+  for(int i = 0; rl && i < rl->nUsers; i++){
+    const RateUser *u = &rl->users[i];
+    if( u->nPending && (next==0 || u->dueAt < next) ) next = u->dueAt;
+  }
+  return next;
+}
+
+void rateOnTimer(Room *room, double nowMs){
+  RateLimits *rl = room->rate;
+  for(int i = 0; rl && i < rl->nUsers; i++){
+    if( rateUserDue(&rl->users[i], nowMs) ) rateUserSave(room, &rl->users[i]);
+  }
+}
+
+void rateOnIdle(Room *room){
+  RateLimits *rl = room->rate;
+  for(int i = 0; rl && i < rl->nUsers; i++){
+    if( rl->users[i].nPending ) rateUserSave(room, &rl->users[i]);
+  }
+}
+
+int rateSchemaWanted(const cJSON *config){
+  const cJSON *limits = cJSON_GetObjectItemCaseSensitive(config, "rateLimits");
+  RateRule rules[RATE_MAX_RULES];
+  return rateRulesFrom(cJSON_GetObjectItemCaseSensitive(limits, "user"), rules) > 0
+      || rateRulesFrom(cJSON_GetObjectItemCaseSensitive(limits, "key"), rules) > 0;
+}
 /* The user's windows in this room: check (force 0) or count (force 1)
 ** cost. Storage trouble in the bookkeeping must not make the room
 ** unusable: it lets the call through (it meets the same storage next) and
@@ -851,8 +964,10 @@ int rateMethodCheck(Call *call, cJSON **ppResult){
   double wait = 0;
   int which = -1;
   char err[256] = "";
+  /* with key rules the table exists: the limiter's open made it, and any
+  ** other room's open because its config has them (rateSchemaWanted) */
   int rc = rateCheck(room, key->valuestring, room->rate->key, room->rate->nKey, host_now_ms(),
-                     cost ? cost->valuedouble : 1, 0, &wait, &which, err, sizeof err);
+                     cost ? cost->valuedouble : 1, 0, 1, &wait, &which, err, sizeof err);
   if( rc==NT_RATE_LIMITED && which >= 0 ){
     char rule[80];
     ruleDescribe(&room->rate->key[which], rule, sizeof rule);
@@ -875,6 +990,11 @@ int rateMethodCleanup(Call *call, cJSON **ppResult){
   if( rc ) return callFail(call, rc, "cleanup failed");
   char err[256];
   SqlResult res;
+  if( room->rate->nKey==0 && !moduleSchemaHas(room, "rate") ){   /* no table: nothing left */
+    *ppResult = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*ppResult, "remaining", 0);
+    return NT_OK;
+  }
   rc = storeExec(room, "SELECT count(*) FROM _rate_limits", NULL, &res, err, sizeof err);
   if( rc ) return callFail(call, rc, "%s", err);
   const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
