@@ -82,6 +82,19 @@ test('two rooms in one instance keep their rows and their subscriptions apart', 
   await b.close();
 });
 
+test('deleteRoom frees the room in the shared instance and the next event opens a fresh one', async () => {
+  const room = uniqueRoom('erase');
+  const root = await shared.connect(room, { claims: ADMIN });
+  await root.call('createTask', { title: 'doomed' });
+  const before = await coreStats(shared, room);
+  assert.deepEqual(await root.call('deleteRoom', {}), { deleted: true });
+  const after = await coreStats(shared, room);     /* this event opens the room again */
+  assert.equal(after.core, before.core, 'no new instance');
+  assert.ok(after.freed >= before.freed + 1, `the erased room was freed (${before.freed} -> ${after.freed})`);
+  assert.deepEqual(await root.call('listTasks', {}), [], 'the socket sees the fresh, empty room');
+  await root.close();
+});
+
 /* A trap in room A, while room B has a socket with a live query: B keeps
 ** serving, its socket open, its subscription delivering. Answers B's
 ** _coreStats before and after. */
