@@ -1,5 +1,5 @@
 /*
-** core.js — one instance of the C core, and the marshalling around it.
+** core.js — the instance of the C core, and the marshalling around it.
 **
 ** A Core wraps one WebAssembly.Instance of build/core.wasm. It builds the
 ** import object from what the module actually imports (so a new import in the
@@ -8,6 +8,20 @@
 ** call needs: copy inbound data into nt_alloc'ed buffers and free them after
 ** the call (nt.h: "JS allocates inbound buffers ... and frees them in
 ** finally"), read outbound buffers, and hand a buffer over to the core.
+**
+** One Core serves many rooms. The C core keeps all of a room's state behind
+** its Room * and has no mutable globals, so every Host of an isolate (Room
+** and RateLimiter objects alike) opens its Room * in the one Core made for
+** the module (sharedCore), unless NT_CORE_SHARING is "room" (host.js): then
+** each Host has a Core of its own, as before. Calls into wasm are
+** synchronous, so the Core knows whose call is in progress: run(host, fn)
+** sets core.host for the call (and restores the one before, for a nested
+** call), and the "nt" imports act for core.host. The Core keeps a registry
+** of the rooms it holds, Room * -> WeakRef of the Host: drop() (after a
+** trap, when its memory can no longer be trusted) tells every live Host
+** that its Room * is gone, and freeRoom() gives a room's heap back to the
+** allocator (wasm memory never shrinks, but a freed room's blocks serve the
+** next one).
 **
 ** Memory may grow during any call into wasm, which detaches old ArrayBuffers:
 ** every helper takes a fresh view of memory.buffer each time it touches it.
@@ -26,21 +40,98 @@ import { NT } from "./protocol.js";
 /* What an import nobody implements returns, per module. */
 const STUB_RESULT = { nt: NT.INTERNAL, wasi_snapshot_preview1: WASI_ENOSYS };
 
+let coresMade = 0;                          /* instances made in this isolate (Core.id) */
+
 export class Core {
   /* module: the compiled WebAssembly.Module; ntImports(core): the "nt"
-  ** functions (host.js), given this Core so they can reach memory. */
+  ** functions (host.js), given this Core so they can reach memory and the
+  ** host whose call is in progress (core.host). */
   constructor(module, ntImports) {
     this.instance = null;
     this.ex = null;                         /* the instance's exports */
-    this.roomPtr = 0;                       /* Room* from nt_room_new; 0 until it returns */
-    this.gen = 0;                           /* which instance of its object this is (host.js) */
+    this.id = ++coresMade;                  /* which instance of the isolate this is */
+    this.host = null;                       /* the Host whose call is in progress, or null */
+    this.room = null;                       /* the CoreRoom that call runs in, or null */
+    this.depth = 0;                         /* calls in progress (run nests) */
+    this.dead = false;                      /* dropped: its memory is not trusted any more */
+    this.rooms = new Map();                 /* Room* -> WeakRef(Host): the rooms opened here */
+    this.unfreed = [];                      /* Room*s to free once no call is in progress */
+    this.freed = 0;                         /* rooms freed so far (test hooks report it) */
     const providers = {
       nt: ntImports(this),
       wasi_snapshot_preview1: wasiImports(() => this.ex.memory),
     };
+    this.module = module;
     this.instance = new WebAssembly.Instance(module, buildImports(module, providers));
     this.ex = this.instance.exports;
     if (typeof this.ex._initialize === "function") this.ex._initialize();
+  }
+
+  /* Call fn() with host as the host whose call is in progress and room (its
+  ** CoreRoom) as the room it runs in (both null: no host, as when a room is
+  ** freed), and the ones before restored after it, whatever happens. Frees
+  ** asked for during the call happen after the outermost one. */
+  run(host, room, fn) {
+    const prevHost = this.host, prevRoom = this.room;
+    this.host = host;
+    this.room = room;
+    this.depth++;
+    try {
+      return fn();
+    } finally {
+      this.host = prevHost;
+      this.room = prevRoom;
+      if (--this.depth === 0 && this.unfreed.length && !this.dead) this.flushFrees();
+    }
+  }
+
+  /* The Room* ptr now belongs to host (held weakly: see freeRoom). */
+  adopt(ptr, host) { this.rooms.set(ptr, new WeakRef(host)); }
+
+  /* nt_room_free(ptr), if the room is still one of this instance's: its
+  ** heap goes back to the allocator. Never inside a call into this
+  ** instance (the room may be the one the call runs in): then after it. An
+  ** exception out of the free drops the instance. */
+  freeRoom(ptr) {
+    if (this.dead || !this.rooms.delete(ptr)) return;
+    this.unfreed.push(ptr);
+    if (this.depth === 0) this.flushFrees();
+  }
+
+  flushFrees() {
+    const ptrs = this.unfreed.splice(0);
+    try {
+      this.run(null, null, () => { for (const p of ptrs) this.ex.nt_room_free(p); });
+      this.freed += ptrs.length;
+    } catch (e) {
+      this.log(3, `nt_room_free trapped: ${e?.stack ?? e}`);
+      this.drop(null);
+    }
+  }
+
+  /* Give the instance up (a trap: its memory may be corrupt). It is no
+  ** longer handed out; every live Host with a room here but by (the one that
+  ** saw the trap, which recovers by itself) is told through coreLost, so it
+  ** answers its work in flight and rebuilds at its next event. */
+  drop(by) {
+    if (this.dead) return;
+    this.dead = true;
+    if (shared.get(this.module) === this) shared.delete(this.module);
+    const rooms = [...this.rooms.values()];
+    this.rooms.clear();
+    this.unfreed.length = 0;
+    for (const ref of rooms) {
+      const host = ref.deref();
+      if (host && host !== by) host.coreLost(this);
+    }
+  }
+
+  /* How many instances this isolate made so far. */
+  static made() { return coresMade; }
+
+  /* A line for the log when no host is current (host.js's levels). */
+  log(level, msg) {
+    (level >= 3 ? console.error : level === 2 ? console.warn : console.log)(`[core ${this.id}] ${msg}`);
   }
 
   /* Fresh views: never cache them across a call into wasm. */
@@ -105,6 +196,36 @@ export class Core {
     v.setUint32(pnOut, n, true);
     return rc;
   }
+}
+
+/* The isolate's shared instances, one per module (a Room and a RateLimiter
+** import the same build/core.wasm): made on first need, replaced after a
+** drop. */
+const shared = new WeakMap();             /* WebAssembly.Module -> live Core */
+
+export function sharedCore(module, ntImports) {
+  let core = shared.get(module);
+  if (core === undefined) shared.set(module, core = new Core(module, ntImports));
+  return core;
+}
+
+/* One room in a Core: the Room* a Host opened there, and which of the
+** Host's boots made it. The helpers are the Core's. */
+export class CoreRoom {
+  constructor(core, gen) {
+    this.core = core;                       /* the Core (shared or the Host's own) */
+    this.roomPtr = 0;                       /* Room* from nt_room_new; 0 until it returns */
+    this.gen = gen;                         /* which boot of its Host this is (host.js) */
+  }
+  get ex() { return this.core.ex; }
+  get dead() { return this.core.dead; }
+  u8() { return this.core.u8(); }
+  dv() { return this.core.dv(); }
+  bytes(ptr, len) { return this.core.bytes(ptr, len); }
+  str(ptr, len) { return this.core.str(ptr, len); }
+  put(data) { return this.core.put(data); }
+  withInputs(inputs, fn) { return this.core.withInputs(inputs, fn); }
+  handOut(data, ppOut, pnOut, rc) { return this.core.handOut(data, ppOut, pnOut, rc); }
 }
 
 export class CoreNoMem extends Error {

@@ -3,7 +3,7 @@
 **
 ** A Host belongs to one Durable Object (a Room, or a RateLimiter, which runs
 ** the same core opened as a rate-limiter room) and owns all of its platform
-** state: the core instance and its rebuilding, the WebSocket connections,
+** state: its room in the core and its rebuilding, the WebSocket connections,
 ** the HTTP requests waiting for the core's answer, the asynchronous work the
 ** core started (D1), the in-memory timer and the storage operations (alarm,
 ** erase) not yet settled. The Durable Object classes (room.js,
@@ -12,18 +12,33 @@
 **
 ** Three rules hold everything together:
 **   1. One initialisation path. Every call into the core goes through
-**      enter(), which calls ensureCore(): instantiate, nt_room_new +
-**      nt_room_open with the config the shell gives, and restore every live
-**      WebSocket from its attachment. So a room that woke from hibernation
-**      (fresh object, sockets still open) is rebuilt the same way whichever
-**      event woke it.
+**      enter(), which calls ensureCore(): the isolate's shared instance
+**      (made on first need), nt_room_new + nt_room_open with the config the
+**      shell gives, and restore every live WebSocket from its attachment.
+**      So a room that woke from hibernation (fresh object, sockets still
+**      open), or whose instance was dropped after another room's trap, is
+**      rebuilt the same way whichever event comes first.
 **   2. Sockets are hibernatable (ctx.acceptWebSocket). Each has a numeric conn
 **      id; its attachment is {conn, core} where core is the JSON string the C
 **      core last stored with host_ws_attach. Plain "ping" is answered by the
 **      runtime without waking us (room.js sets that up).
 **   3. A trap is survivable. If any call into wasm throws, enter() drops the
 **      instance, builds a fresh one from storage and attachments, answers the
-**      in-flight request with INTERNAL, and the object keeps serving.
+**      in-flight request with INTERNAL, and the object keeps serving. The
+**      instance is shared (core.js): every other Host with a room in it is
+**      told (coreLost), answers its requests in flight with INTERNAL and
+**      rebuilds its room at its next event, its sockets kept.
+**
+** Sharing (NT_CORE_SHARING, read by coreSharing): "isolate" (the default)
+** opens every Host's Room * in one instance per isolate; "room" gives each
+** Host an instance of its own, as before sharing existed (hard isolation:
+** no room's memory is reachable from another's). A shared room is freed
+** (nt_room_free) when its storage is erased, when its Host gives it up after
+** a trap, and when the Durable Object is evicted: the runtime never says so,
+** so a FinalizationRegistry on the Host frees its Room * once the Host is
+** garbage (roomsToFree), on the instance that made it if that is still
+** live. Verified on workerd (wrangler 4.86.0): evicted objects are
+** collected and the callbacks run, at the next major GC.
 **
 ** The "nt" import object at the end of the file mirrors the import section
 ** of wasm/include/nt.h line by line; if an import is not in nt.h it does not
@@ -39,7 +54,7 @@
 ** and "SQLite-backed Durable Object Storage" (sql.exec, transactionSync).
 */
 
-import { Core, CoreNoMem, NT, base64 } from "./core.js";
+import { Core, CoreRoom, CoreNoMem, NT, base64, sharedCore } from "./core.js";
 import { LIMITS } from "./protocol.js";
 import { errorResponse, errorText, coreResponse, readCapped, STATUS } from "./http.js";
 import { AnalyticsSink } from "./analytics.js";
@@ -85,6 +100,18 @@ class CoreFault extends Error {
   }
 }
 
+/* NT_CORE_SHARING, read here only: "room" gives each Durable Object its own
+** instance of the core; anything else (unset, "isolate") shares one per
+** isolate. */
+export function coreSharing(env) {
+  return env?.NT_CORE_SHARING === "room" ? "room" : "isolate";
+}
+
+/* Frees the Room * of a Host that became garbage (an evicted object: the
+** runtime never tells us), on the instance that made it if it is still
+** live; held weakly so a dropped instance is not kept for it. */
+const roomsToFree = new FinalizationRegistry(({ core, ptr }) => core.deref()?.freeRoom(ptr));
+
 export class Host {
   /* ctx, env: the Durable Object's. Options:
   **   module    the compiled core (build/core.wasm, a WebAssembly.Module)
@@ -102,8 +129,9 @@ export class Host {
     this.config = config;
     this.label = label;
     this.mustOpen = mustOpen;
-    this.core = null;              /* the live Core, or null until ensureCore */
-    this.gen = 0;                  /* instances built so far (tags async work) */
+    this.sharing = coreSharing(env);  /* "isolate" or "room" (coreSharing) */
+    this.core = null;              /* the live CoreRoom (our Room* in a Core), or null until ensureCore */
+    this.gen = 0;                  /* rooms built so far (tags async work) */
     this.conns = new Map();        /* conn id → WebSocket */
     this.connIds = new WeakMap();  /* WebSocket → conn id (cache of the attachment) */
     this.nextConn = 1;             /* next conn id; kept past every live one */
@@ -219,13 +247,16 @@ export class Host {
   ** it, so one bad attachment cannot keep the room down. Throws if the core
   ** cannot be started at all. */
   ensureCore() {
-    if (this.core) return this.core;
+    if (this.core && !this.core.dead) return this.core;
+    if (this.core) this.coreLost(this.core.core);
     const skip = new Set();        /* sockets given up on during this build */
     for (;;) {
-      const core = this.boot();
-      const bad = this.restoreSockets(core, skip);
-      if (!bad) return (this.core = core);
+      const room = this.boot();
+      const bad = room.core.run(this, room, () => this.restoreSockets(room, skip));
+      if (!bad) return (this.core = room);
       this.log(ERROR, `restoring conn ${bad.conn} trapped (${bad.error?.message}); closing it`);
+      room.core.drop(this);        /* a trap: nobody's room in that instance is trusted */
+      roomsToFree.unregister(this);
       skip.add(bad.ws);
       closeQuietly(bad.ws, CLOSE_INTERNAL, "connection state lost");
     }
@@ -236,18 +267,40 @@ export class Host {
   ** whose open failed is still returned (it answers UNAVAILABLE by itself)
   ** unless mustOpen. */
   boot() {
-    const core = new Core(this.module, ntImports(this));
-    core.gen = ++this.gen;
+    const core = this.sharing === "room" ? new Core(this.module, ntImports) : sharedCore(this.module, ntImports);
+    const room = new CoreRoom(core, ++this.gen);
     const config = JSON.stringify(this.config(this.name));
-    core.roomPtr = core.withInputs([config], (p, n) => core.ex.nt_room_new(p, n));
-    if (!core.roomPtr) throw new Error("nt_room_new returned NULL (out of memory)");
-    /* Storage is touched only in nt_room_open, once the host knows the
-    ** Room* that host_sql_txn must pass back. */
-    core.ex.nt_room_open(core.roomPtr);
-    const status = core.ex.nt_room_status(core.roomPtr);
-    if (status !== 0 && this.mustOpen) throw new Error(`the core failed to open (rc ${status})`);
+    let status;
+    try {
+      status = core.run(this, room, () => {
+        room.roomPtr = core.withInputs([config], (p, n) => core.ex.nt_room_new(p, n));
+        if (!room.roomPtr) return NT.NOMEM;
+        core.adopt(room.roomPtr, this);
+        if (this.sharing !== "room") roomsToFree.register(this, { core: new WeakRef(core), ptr: room.roomPtr }, this);
+        /* Storage is touched only in nt_room_open, once the host knows the
+        ** Room* that host_sql_txn must pass back. */
+        core.ex.nt_room_open(room.roomPtr);
+        return core.ex.nt_room_status(room.roomPtr);
+      });
+    } catch (e) {
+      if (!(e instanceof CoreNoMem)) core.drop(this);   /* out of wasm: the instance is not trusted */
+      roomsToFree.unregister(this);
+      throw e;
+    }
+    if (!room.roomPtr) throw new Error("nt_room_new returned NULL (out of memory)");
+    if (status !== 0 && this.mustOpen) {
+      this.freeRoom(room);
+      throw new Error(`the core failed to open (rc ${status})`);
+    }
     if (status !== 0) this.log(WARN, `room opened but unavailable (rc ${status})`);
-    return core;
+    return room;
+  }
+
+  /* Give our room back to the allocator of its instance (a shared one: an
+  ** instance of our own goes with its memory). */
+  freeRoom(room) {
+    roomsToFree.unregister(this);
+    if (this.sharing !== "room") room.core.freeRoom(room.roomPtr);
   }
 
   /* Rebuild conn → socket from attachments and hand each socket's state back
@@ -284,9 +337,10 @@ export class Host {
   }
 
   /* Every call into wasm goes through here. fn(core) does the marshalling and
-  ** the export call. On any exception the instance is dropped and rebuilt,
-  ** pending HTTP requests of the dead instance get 500, and CoreFault is
-  ** thrown for the caller to answer its own request. */
+  ** the export call (core: our CoreRoom, core.roomPtr our Room*), with this
+  ** Host as the core's current host. On any exception the instance is
+  ** dropped and rebuilt, pending HTTP requests of the dead instance get 500,
+  ** and CoreFault is thrown for the caller to answer its own request. */
   enter(what, fn) {
     let core;
     try {
@@ -297,8 +351,10 @@ export class Host {
       throw new CoreFault(what, e);
     }
     try {
-      if (this.acks.length) this.handAcks(core);
-      return fn(core);
+      return core.core.run(this, core, () => {
+        if (this.acks.length) this.handAcks(core);
+        return fn(core);
+      });
     } catch (e) {
       this.recover(core, what, e);
       throw new CoreFault(what, e);
@@ -351,9 +407,8 @@ export class Host {
   recover(core, what, e) {
     if (this.core !== core) return;                  /* already replaced */
     this.log(ERROR, `core fault in ${what}, rebuilding the instance: ${e?.stack ?? e}`);
-    this.core = null;
-    for (const [req, p] of this.http)
-      if (p.gen === core.gen) this.answer(req, STATUS.INTERNAL, errorText("INTERNAL", "internal error"));
+    core.core.drop(this);                            /* every other room in it rebuilds too */
+    this.loseRoom(core);
     try {
       this.ensureCore();
     } catch (e2) {
@@ -361,9 +416,29 @@ export class Host {
     }
   }
 
-  /* Forget the instance (its memory goes with it); the next event builds a
-  ** fresh one. Completions of its async work are dropped (asyncDone). */
+  /* Our room was in an instance that was dropped (another Host's trap, or
+  ** ours): forget it, answer the requests waiting for it with INTERNAL (no
+  ** answer can come from it now), stop its timer. Completions of its async
+  ** work are dropped (asyncDone). The next event builds the room again. */
+  coreLost(lost) {
+    const core = this.core;
+    if (!core || core.core !== lost) return;
+    this.log(WARN, `core ${lost.id} was dropped after a fault in another room; rebuilding at the next event`);
+    this.loseRoom(core);
+  }
+
+  loseRoom(core) {
+    roomsToFree.unregister(this);
+    this.core = null;
+    this.setTimer(0);
+    for (const [req, p] of this.http)
+      if (p.gen === core.gen) this.answer(req, STATUS.INTERNAL, errorText("INTERNAL", "internal error"));
+  }
+
+  /* Free our room (its storage was erased); the next event builds a fresh
+  ** one. Completions of its async work are dropped (asyncDone). */
   dropCore() {
+    if (this.core) this.freeRoom(this.core);
     this.core = null;
     this.setTimer(0);
   }
@@ -476,10 +551,43 @@ export class Host {
   async httpRpc(request, who) {
     const body = await readCapped(request, MAX_BODY);
     if (!body) return errorResponse("PAYLOAD_TOO_LARGE", "body over 1 MiB");
+    if (body.length < 128 && who.role === "admin" && testHooksEnabled(this.env)) {
+      const stats = await this.coreStats(body);
+      if (stats) return coreResponse(200, JSON.stringify({ result: stats }));
+    }
     const identity = { userId: who.userId, role: who.role };
     if (who.clientId) identity.clientId = who.clientId;
     const { status, text } = await this.rpc(JSON.stringify(identity), body);
     return coreResponse(status, text);
+  }
+
+  /* The test hook _coreStats {gc?} (ADMIN, over HTTP, NT_TEST_HOOKS): what
+  ** the instance this room runs in holds, answered by the shim, which alone
+  ** knows it: {sharing, core (its id), cores (instances made in the
+  ** isolate), rooms (Room*s open in it), freed (rooms it freed),
+  ** memoryBytes (its linear memory)}. With gc: true it first makes garbage
+  ** and yields, so that a major collection and the FinalizationRegistry's
+  ** frees (roomsToFree) can run. Null for any other body. */
+  async coreStats(body) {
+    let req;
+    try { req = JSON.parse(new TextDecoder().decode(body)); } catch { return null; }
+    if (req?.method !== "_coreStats") return null;
+    if (req.payload?.gc) {
+      for (let round = 0; round < 5; round++) {
+        let junk = [];
+        for (let i = 0; i < 1000000; i++) junk.push({ i, s: "g" + i });
+        junk = null;
+        await new Promise((ok) => setTimeout(ok, 10));
+      }
+    }
+    try {
+      this.enter("ensureCore", () => 0);
+    } catch (e) {
+      if (!(e instanceof CoreFault)) throw e;
+    }
+    const core = this.core?.core;
+    return { sharing: this.sharing, core: core?.id ?? null, cores: Core.made(), rooms: core?.rooms.size ?? 0,
+             freed: core?.freed ?? 0, memoryBytes: core ? core.ex.memory.buffer.byteLength : 0 };
   }
 
   /* One nt_http_rpc: the core answers through host_http_respond, now or
@@ -747,14 +855,16 @@ function cachePut(key, value) {
   return NT.OK;
 }
 
-/* The function Core calls with itself to get the "nt" imports of host. */
-function ntImports(host) {
-  return (core) => ({
+/* The function a Core calls with itself to get its "nt" imports. Each acts
+** for core.host, the Host whose call into the core is in progress (Core.run),
+** and core.room, the room it runs in (our CoreRoom, Room * included). */
+function ntImports(core) {
+  return {
     /* int host_sql_exec(sql, sqlLen, args, argsLen, maxRows, maxBytes, **ppOut, *pnOut) */
     host_sql_exec(sqlPtr, sqlLen, argsPtr, argsLen, maxRows, maxBytes, ppOut, pnOut) {
       let out, rc;
       try {
-        out = JSON.stringify(sqlExec(host.ctx.storage.sql, core.str(sqlPtr, sqlLen),
+        out = JSON.stringify(sqlExec(core.host.ctx.storage.sql, core.str(sqlPtr, sqlLen),
           argsLen ? JSON.parse(core.str(argsPtr, argsLen)) : [], maxRows >>> 0, maxBytes >>> 0));
         rc = NT.OK;
       } catch (e) {
@@ -771,7 +881,7 @@ function ntImports(host) {
       const results = [];
       let out, rc;
       try {
-        for (const [text, args, want] of stmts) results.push(sqlRun(host.ctx.storage.sql, text, args, want));
+        for (const [text, args, want] of stmts) results.push(sqlRun(core.host.ctx.storage.sql, text, args, want));
         out = JSON.stringify(results);
         rc = NT.OK;
       } catch (e) {
@@ -802,10 +912,10 @@ function ntImports(host) {
     /* int host_sql_txn(token): run nt_txn_body(room, token) in a transaction. */
     host_sql_txn(token) {
       try {
-        host.ctx.storage.transactionSync(() => {
+        core.host.ctx.storage.transactionSync(() => {
           let rc;
           try {
-            rc = core.ex.nt_txn_body(core.roomPtr, token);
+            rc = core.ex.nt_txn_body(core.room.roomPtr, token);
           } catch (e) {
             throw new FromWasm(e);
           }
@@ -815,14 +925,14 @@ function ntImports(host) {
       } catch (e) {
         if (e instanceof Rollback) return e.rc;
         if (e instanceof FromWasm) throw e.cause;      /* trap: let the host recover */
-        host.log(ERROR, "transaction failed: " + (e?.message ?? e));
+        core.host.log(ERROR, "transaction failed: " + (e?.message ?? e));
         return NT.INTERNAL;
       }
     },
 
     /* int host_ws_send(conn, data, len) */
     host_ws_send(conn, ptr, len) {
-      return host.host_ws_send(conn, core.str(ptr, len));
+      return core.host.host_ws_send(conn, core.str(ptr, len));
     },
 
     /* int host_ws_fanout(conns, n, heads, headEnds, body, bodyLen): frame i
@@ -839,7 +949,7 @@ function ntImports(host) {
         const head = heads.slice(start, end);
         let frame = frames.get(head);
         if (frame === undefined) frames.set(head, frame = head + body);
-        if (host.host_ws_send(v.getUint32(connsPtr + 4 * i, true), frame) === NT.OK) sent++;
+        if (core.host.host_ws_send(v.getUint32(connsPtr + 4 * i, true), frame) === NT.OK) sent++;
         start = end;
       }
       return sent;
@@ -847,46 +957,46 @@ function ntImports(host) {
 
     /* int host_ws_close(conn, code, reason, len) */
     host_ws_close(conn, code, ptr, len) {
-      return host.host_ws_close(conn, code, core.str(ptr, len));
+      return core.host.host_ws_close(conn, code, core.str(ptr, len));
     },
 
     /* int host_ws_attach(conn, data, len) */
     host_ws_attach(conn, ptr, len) {
       if (len > 16384) return NT.PAYLOAD_TOO_LARGE;
-      return host.host_ws_attach(conn, core.str(ptr, len));
+      return core.host.host_ws_attach(conn, core.str(ptr, len));
     },
 
     /* int host_http_respond(req, status, body, len) */
     host_http_respond(req, status, ptr, len) {
-      return host.host_http_respond(req, status, core.str(ptr, len));
+      return core.host.host_http_respond(req, status, core.str(ptr, len));
     },
 
     /* int host_async(asyncId, kind, req, len) */
     host_async(asyncId, kind, ptr, len) {
-      return host.host_async(core, asyncId, kind, core.str(ptr, len));
+      return core.host.host_async(core.room, asyncId, kind, core.str(ptr, len));
     },
 
     /* int host_analytics(points, len): how many points the sink took */
     host_analytics(ptr, len) {
-      return host.analytics.write(core.str(ptr, len));
+      return core.host.analytics.write(core.str(ptr, len));
     },
 
     /* void host_log(level, msg, len) */
     host_log(level, ptr, len) {
-      host.log(level, core.str(ptr, len));
+      (core.host ?? core).log(level, core.str(ptr, len));   /* no host while a room is freed */
     },
 
     /* double host_now_ms(void) */
     host_now_ms() { return Date.now(); },
 
     /* void host_timer_set(atMs) */
-    host_timer_set(atMs) { host.setTimer(atMs); },
+    host_timer_set(atMs) { core.host.setTimer(atMs); },
 
     /* void host_alarm_set(atMs) */
-    host_alarm_set(atMs) { host.host_alarm_set(atMs); },
+    host_alarm_set(atMs) { core.host.host_alarm_set(atMs); },
 
     /* int host_storage_delete_all(void) */
-    host_storage_delete_all() { return host.host_storage_delete_all(); },
+    host_storage_delete_all() { return core.host.host_storage_delete_all(); },
 
     /* void host_random(buf, len) */
     host_random(ptr, len) {
@@ -894,7 +1004,7 @@ function ntImports(host) {
         crypto.getRandomValues(new Uint8Array(core.ex.memory.buffer, ptr + off,
           Math.min(65536, len - off)));
     },
-  });
+  };
 }
 
 /* Run one sql.exec and shape its result as nt.h says:

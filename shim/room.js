@@ -1,5 +1,6 @@
 /*
-** room.js — the Room Durable Object: one room, one instance of the C core.
+** room.js — the Room Durable Object: one room, a Room * in the C core (the
+** isolate's shared instance, or one of its own: NT_CORE_SHARING, host.js).
 **
 ** A shell. The Worker (worker.js) has already authenticated the caller and
 ** tells us who it is in trusted X-NT-* headers. Each platform entry point —
