@@ -281,33 +281,34 @@ static int windowSlot(double start, double bs, int B){
   return (int)(((idx % m) + m) % m);
 }
 
-/* The wait for cost against w now (0: fits), counting nothing. */
-static double windowPeek(const RateWindow *w, const RateRule *rule, double now, double cost){
-  if( !ruleOn(rule) || cost <= 0 ) return 0;
+/* The counts of w's buckets now, newest first, into c[0..B] (B the rule's
+** buckets, each slot's count only if it is still that bucket's); returns
+** the current bucket's start. */
+static double windowCounts(const RateWindow *w, const RateRule *rule, double now, double *c){
   int B = ruleBuckets(rule);
   double bs = ruleBucketMs(rule);
   double cur = floor(now / bs) * bs;
-  double c[RATE_MAX_BUCKETS];
   for(int k = 0; k <= B; k++){
     double start = cur - k * bs;
     int slot = windowSlot(start, bs, B);
     c[k] = w->bucketStart[slot]==start ? w->count[slot] : 0;
   }
-  return windowWait(c, B, bs, cur, now, rule->limit, fmin(cost, rule->limit));
+  return cur;
+}
+
+/* The wait for cost against w now (0: fits), counting nothing. */
+static double windowPeek(const RateWindow *w, const RateRule *rule, double now, double cost){
+  if( !ruleOn(rule) || cost <= 0 ) return 0;
+  double c[RATE_MAX_BUCKETS];
+  double cur = windowCounts(w, rule, now, c);
+  return windowWait(c, ruleBuckets(rule), ruleBucketMs(rule), cur, now, rule->limit, fmin(cost, rule->limit));
 }
 
 /* The estimate of w now: what its rule sees counted in its window. */
 static double windowNow(const RateWindow *w, const RateRule *rule, double now){
-  int B = ruleBuckets(rule);
-  double bs = ruleBucketMs(rule);
-  double cur = floor(now / bs) * bs;
   double c[RATE_MAX_BUCKETS];
-  for(int k = 0; k <= B; k++){
-    double start = cur - k * bs;
-    int slot = windowSlot(start, bs, B);
-    c[k] = w->bucketStart[slot]==start ? w->count[slot] : 0;
-  }
-  return windowEstimate(c, B, bs, cur, now);
+  double cur = windowCounts(w, rule, now, c);
+  return windowEstimate(c, ruleBuckets(rule), ruleBucketMs(rule), cur, now);
 }
 
 /* Add cost to the current bucket (after a peek admitted it). */
