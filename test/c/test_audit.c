@@ -282,15 +282,33 @@ TEST(verify_should_name_the_first_record_edited_or_deleted){
   }
 }
 
+/* The layout of a room from before the anchor moved to _room: the chain's
+** ends in a table of their own, _audit_chain (the head there too, as the
+** rooms from before the head moved kept it), _room without the anchor's
+** columns, and no schema hash recorded, so the next open upgrades it. */
+static void asRoomWithChainTable(void){
+  fakehostExec("CREATE TABLE _audit_chain ("
+               " id INTEGER PRIMARY KEY CHECK (id = 1),"
+               " anchor_seq INTEGER NOT NULL, anchor_hash TEXT NOT NULL,"
+               " head_seq INTEGER NOT NULL, head_hash TEXT NOT NULL,"
+               " trimmed INTEGER NOT NULL DEFAULT 0);"
+               "INSERT INTO _audit_chain SELECT 1, audit_anchor_seq,"
+               " coalesce(audit_anchor_hash, printf('%064d', 0)), coalesce(audit_head_seq, 0),"
+               " coalesce(audit_head_hash, printf('%064d', 0)), audit_trimmed FROM _room;"
+               "ALTER TABLE _room DROP COLUMN audit_anchor_seq;"
+               "ALTER TABLE _room DROP COLUMN audit_anchor_hash;"
+               "ALTER TABLE _room DROP COLUMN audit_trimmed;"
+               "UPDATE _room SET schema_hash = NULL;");
+}
+
 /* A room from before the head moved to _room: its head in _audit_chain,
 ** kept by the old trigger, and _room without the head's columns. Reopened,
-** it takes the head from _audit_chain until its first new record, which
-** puts the head on _room; a tail deleted before that still shows. */
+** it takes the head from _audit_chain onto _room and drops the table; a
+** tail deleted before its first new record still shows. */
 static void asRoomFromBefore(void){
   fakehostRoomFree();
-  fakehostExec("UPDATE _audit_chain SET head_seq = (SELECT audit_head_seq FROM _room),"
-               " head_hash = (SELECT audit_head_hash FROM _room);"
-               "DROP TRIGGER _audit_head_v;"
+  asRoomWithChainTable();
+  fakehostExec("DROP TRIGGER _audit_head_v;"
                "CREATE TRIGGER _audit_head AFTER INSERT ON _audit_log BEGIN"
                " UPDATE _audit_chain SET head_seq = NEW.seq, head_hash = NEW.hash WHERE id = 1; END;"
                "ALTER TABLE _room DROP COLUMN audit_head_seq;"
@@ -304,8 +322,9 @@ static void asRoomFromBefore(void){
 TEST(a_room_from_before_the_head_moved_should_keep_its_chain){
   fiveRecords();
   asRoomFromBefore();
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _room WHERE audit_head_seq IS NULL"), 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_head_seq FROM _room"), 5);   /* carried over */
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_audit_head'"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_audit_chain'"), 0);
   char got[128];
   CHECK_STR_EQ(verify(got, sizeof got), "ok 5 -1 -");              /* the head from _audit_chain */
   CHECK_EQ_INT(fakehostQueryInt("SELECT audit_head_seq FROM _room"), 6);   /* the verify's record */
@@ -398,8 +417,8 @@ TEST(trimming_should_keep_the_chain_verifiable_from_its_anchor){
   CHECK_EQ_INT(auditTrim(fakehostRoom(), fakehostNow(), &trimmed, err, sizeof err), NT_OK);
   CHECK_EQ_INT(trimmed, 5);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log"), 1);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT anchor_seq FROM _audit_chain"), 5);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT trimmed FROM _audit_chain"), 5);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_anchor_seq FROM _room"), 5);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_trimmed FROM _room"), 5);
   char got[128];
   CHECK_STR_EQ(verify(got, sizeof got), "ok 1 -1 -");
   /* and a record edited after the trim is still caught */
@@ -414,8 +433,47 @@ TEST(the_schedule_should_trim_records_past_retention){
   fakehostAdvance(91 * DAY_MS);
   while( fakehostAlarmAt() > 0 && fakehostAlarmAt() <= fakehostNow() ) fakehostFireAlarm();
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log"), 0);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT anchor_seq FROM _audit_chain"), 5);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_anchor_seq FROM _room"), 5);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'audit.trim'"), 1);  /* again */
+  fakehostRoomFree();
+}
+
+/* A room from before the anchor moved to _room, trimmed once: reopened, its
+** anchor and count are on _room, _audit_chain is gone, and the chain still
+** verifies from the anchor, through a new record and a second trim. */
+TEST(a_room_with_the_chain_table_should_keep_its_anchor_on_room){
+  fiveRecords();
+  fakehostAdvance(91 * DAY_MS);
+  cJSON_Delete(call(1, "createTask", "{\"title\":\"recent\"}"));   /* 6 */
+  char err[256];
+  int trimmed = -1;
+  REQUIRE(auditTrim(fakehostRoom(), fakehostNow(), &trimmed, err, sizeof err)==NT_OK);
+  REQUIRE(trimmed==5);
+  char *anchor = fakehostSql("SELECT audit_anchor_hash FROM _room", "[]", NULL);
+  fakehostRoomFree();
+  asRoomWithChainTable();
+  CHECK_EQ_INT(fakehostQueryInt("SELECT anchor_seq FROM _audit_chain"), 5);
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_audit_chain'"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_anchor_seq FROM _room"), 5);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_trimmed FROM _room"), 5);
+  char *carried = fakehostSql("SELECT audit_anchor_hash FROM _room", "[]", NULL);
+  CHECK_STR_EQ(carried, anchor);
+  free(carried);
+  free(anchor);
+  char got[128];
+  CHECK_STR_EQ(verify(got, sizeof got), "ok 1 -1 -");
+  cJSON_Delete(call(1, "createTask", "{\"title\":\"later\"}"));   /* 8 */
+  CHECK_STR_EQ(verify(got, sizeof got), "ok 3 -1 -");              /* 6, the verify's 7, 8 */
+  fakehostAdvance(91 * DAY_MS);
+  cJSON_Delete(call(1, "createTask", "{\"title\":\"last\"}"));    /* 10 */
+  CHECK_EQ_INT(auditTrim(fakehostRoom(), fakehostNow(), &trimmed, err, sizeof err), NT_OK);
+  CHECK_EQ_INT(trimmed, 4);                        /* 6 to 9 */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_anchor_seq FROM _room"), 9);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_trimmed FROM _room"), 9);
+  CHECK_STR_EQ(verify(got, sizeof got), "ok 1 -1 -");
   fakehostRoomFree();
 }
 

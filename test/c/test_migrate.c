@@ -212,6 +212,39 @@ TEST(rooms_from_before_checksums_should_take_the_current_one_on_first_open){
   fakehostRoomFree();
 }
 
+/* A room from before _migrations was WITHOUT ROWID keeps its own form (a
+** rowid and an autoindex), and it reads the same: a migration applied is
+** skipped, a new one applied and recorded, a changed one refused. */
+TEST(a_room_whose_migrations_table_has_a_rowid_should_keep_it_and_read_the_same){
+  const char *const one[] = { "CREATE TABLE a (x);", NULL };
+  REQUIRE(testRoomOpen(one, NULL, 0) != NULL);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_autoindex__migrations_1'"), 0);
+  fakehostRoomFree();
+  REQUIRE(fakehostExec("CREATE TABLE m_old (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL, checksum TEXT);"
+                       "INSERT INTO m_old SELECT * FROM _migrations;"
+                       "DROP TABLE _migrations;"
+                       "ALTER TABLE m_old RENAME TO _migrations;"
+                       "UPDATE _room SET schema_hash = NULL;")==SQLITE_OK);
+  Room *room = testRoomOpen(one, NULL, 0);
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_OK);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_autoindex__migrations_1'"), 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _migrations WHERE checksum IS NOT NULL"), 1);
+  fakehostRoomFree();
+  const char *const two[] = { "CREATE TABLE a (x);", "CREATE TABLE b (y);", NULL };
+  room = testRoomOpen(two, NULL, 0);
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_OK);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _migrations"), 2);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = 'b'"), 1);
+  fakehostRoomFree();
+  const char *const changed[] = { "CREATE TABLE a (x, y);", NULL };
+  room = testRoomOpen(changed, NULL, 0);
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_UNAVAILABLE);
+  fakehostRoomFree();
+}
+
 /* Migrations that fail, and the message: path, the line SQLite points at. */
 static const struct { const char *sql; const char *message; } failCases[] = {
   { "CREATE TABLE a (x);\n\n-- next\nCREATE TABL b (y);\n",

@@ -22,10 +22,14 @@
 ** commit. The same trigger carries the write's commit counter (the
 ** record's version, _room.version never going back), so a write whose
 ** caller _room already names needs no statement of its own on _room
-** (host/store.c, storeWriteBegin). The anchor (the last record trimmed away: retention deletes the
-** oldest records and the chain is verified from the anchor on) lives in
-** _audit_chain, with the head of rooms from before the head moved to _room,
-** which stands until their first new record.
+** (host/store.c, storeWriteBegin). The anchor (the last record trimmed
+** away: retention deletes the oldest records and the chain is verified
+** from the anchor on) is on _room's row too (audit_anchor_seq,
+** audit_anchor_hash, audit_trimmed), so the log costs the room one table
+** and one trigger. Rooms from before kept the anchor in a table of its own,
+** _audit_chain (with the head, for rooms from before the head moved): the
+** migrations carry its values over to _room and drop it (sql/migrate.c,
+** systemFolded).
 **
 ** Exports: exportAuditLog answers a range inline as JSON or CSV (RFC 4180,
 ** formula-like cells neutralised), capped, with a cursor for the next page;
@@ -57,15 +61,6 @@ const char auditSchema[] =
   " outcome TEXT NOT NULL,"                   /* 'ok' or an error code */
   " version INTEGER,"                         /* the commit it made, NULL if none */
   " hash TEXT NOT NULL);"                     /* SHA-256, hex, chained */
-  "CREATE TABLE IF NOT EXISTS _audit_chain (" /* audit.c: the chain's ends */
-  " id INTEGER PRIMARY KEY CHECK (id = 1),"
-  " anchor_seq INTEGER NOT NULL,"             /* the last record trimmed (0: none) */
-  " anchor_hash TEXT NOT NULL,"
-  " head_seq INTEGER NOT NULL,"               /* the head until it moved to _room (rooms from before) */
-  " head_hash TEXT NOT NULL,"
-  " trimmed INTEGER NOT NULL DEFAULT 0);"     /* records trimmed so far */
-  "INSERT OR IGNORE INTO _audit_chain (id, anchor_seq, anchor_hash, head_seq, head_hash)"
-  " VALUES (1, 0, '" AUDIT_ZERO_HASH "', 0, '" AUDIT_ZERO_HASH "');"
   "DROP TRIGGER IF EXISTS _audit_head;"       /* the head's trigger before it moved to _room */
   "DROP TRIGGER IF EXISTS _audit_head_room;"  /* and before it carried the version */
   "CREATE TRIGGER IF NOT EXISTS _audit_head_v AFTER INSERT ON _audit_log BEGIN"
@@ -395,9 +390,8 @@ int auditEnabled(const Room *room){
 ** The module's life: open, free, trim.
 */
 
-/* The chain's ends: the anchor (seq, hash) from _audit_chain, the head from
-** _room, or from _audit_chain while _room has none (a room from before the
-** head moved that wrote no record since). */
+/* The chain's ends, both on _room's row: the anchor (seq, hash; none
+** before the first trim) and the head (none before the first record). */
 typedef struct AuditEnds {
   int64_t anchorSeq, headSeq;
   char anchorHash[65], headHash[65];
@@ -406,10 +400,8 @@ typedef struct AuditEnds {
 static int auditReadEnds(Room *room, AuditEnds *ends, char *err, size_t errLen){
   SqlResult res = {0};             /* a new room's chain is empty (no row) */
   int rc = roomIsNew(room) ? NT_OK
-    : storeExec(room, "SELECT c.anchor_seq, c.anchor_hash,"
-                " coalesce(r.audit_head_seq, c.head_seq), coalesce(r.audit_head_hash, c.head_hash)"
-                " FROM _audit_chain c LEFT JOIN _room r ON r.id = 1 WHERE c.id = 1",
-                NULL, &res, err, errLen);
+    : storeExec(room, "SELECT audit_anchor_seq, audit_anchor_hash, audit_head_seq, audit_head_hash"
+                " FROM _room WHERE id = 1", NULL, &res, err, errLen);
   if( rc ) return rc;
   const cJSON *row = cJSON_GetArrayItem(res.rows, 0);
   const cJSON *v[4];
@@ -478,8 +470,8 @@ static int auditTrimBody(Room *room, void *arg){
   cJSON_AddItemToArray(args, cJSON_CreateNumber((double)tr->seq));
   cJSON_AddItemToArray(args, cJSON_CreateString(tr->hash));
   cJSON_AddItemToArray(args, cJSON_CreateNumber(tr->n));
-  return storeRunFree(room, "UPDATE _audit_chain SET anchor_seq = ?1, anchor_hash = ?2,"
-                      " trimmed = trimmed + ?3 WHERE id = 1", args, tr->err, sizeof tr->err);
+  return storeRunFree(room, "UPDATE _room SET audit_anchor_seq = ?1, audit_anchor_hash = ?2,"
+                      " audit_trimmed = audit_trimmed + ?3 WHERE id = 1", args, tr->err, sizeof tr->err);
 }
 
 int auditTrim(Room *room, double nowMs, int *pTrimmed, char *err, size_t errLen){

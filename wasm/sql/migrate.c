@@ -7,7 +7,8 @@
 ** module's own, Module.schema; a lazy module's only where they exist or the
 ** config wants them, modschema.c), in their current form: a column added later
 ** (systemColumns) is added to rooms that lack it, a table replaced by another
-** is dropped. Then each
+** is dropped, a table folded into _room's row (systemFolded) has its values
+** carried over before it is dropped. Then each
 ** migration from migrations/room/ (bundled by the shim, sorted by name) that is
 ** not yet in _migrations runs in its own transaction together with the row
 ** that records it, so a failing migration leaves the room exactly as it was.
@@ -34,9 +35,10 @@
 **
 ** All of that is skipped when nothing it works from changed since the room
 ** last opened: the schema hash (FNV-1a again, room->schemaHash) covers the
-** system schema, the columns added since, every module's tables and each
-** migration's name and text; once every module has opened, the room records
-** it in _room.schema_hash (room.c). The open then starts with one read of
+** system schema, the columns added and tables folded since, every module's
+** tables and each migration's name and text; once every module has
+** opened, the room records it in _room.schema_hash (room.c). The open then
+** starts with one read of
 ** _room (version, name, schema_hash) and, in the same statement, the
 ** objects of sqlite_master the schema mirror copies (schema.c); when the
 ** hash is the one recorded, that read is all the migrations and the
@@ -78,12 +80,15 @@ static const char systemSchema[] =
   " created_at INTEGER NOT NULL,"
   " name TEXT,"
   " schema_hash TEXT,"                        /* migrate.c: the schema hash of the last full open */
-  " audit_head_seq INTEGER,"                  /* audit.c: the chain's head (NULL: in _audit_chain) */
-  " audit_head_hash TEXT);"
-  "CREATE TABLE IF NOT EXISTS _migrations ("
+  " audit_head_seq INTEGER,"                  /* audit.c: the chain's head (NULL: no record yet) */
+  " audit_head_hash TEXT,"
+  " audit_anchor_seq INTEGER NOT NULL DEFAULT 0,"  /* audit.c: the last record trimmed (0: none) */
+  " audit_anchor_hash TEXT,"                  /* its hash (NULL: none) */
+  " audit_trimmed INTEGER NOT NULL DEFAULT 0);"    /* audit.c: records trimmed so far */
+  "CREATE TABLE IF NOT EXISTS _migrations ("  /* WITHOUT ROWID: no index beside it (older rooms keep a rowid) */
   " name TEXT PRIMARY KEY,"
   " applied_at INTEGER NOT NULL,"
-  " checksum TEXT);";                         /* migrateChecksum; NULL: not yet taken */
+  " checksum TEXT) WITHOUT ROWID;";           /* migrateChecksum; NULL: not yet taken */
 
 /* Columns added to system tables after their first form: rooms created
 ** before get them here, new rooms right after the CREATE above. */
@@ -92,6 +97,23 @@ static const struct { const char *table, *column, *decl; } systemColumns[] = {
   { "_room", "schema_hash", "TEXT" },                      /* the schema hash of the last full open */
   { "_room", "audit_head_seq", "INTEGER" },                /* audit.c: the chain's head, on the row */
   { "_room", "audit_head_hash", "TEXT" },                  /* every write rewrites anyway */
+  { "_room", "audit_anchor_seq", "INTEGER NOT NULL DEFAULT 0" },  /* audit.c: the anchor, */
+  { "_room", "audit_anchor_hash", "TEXT" },                /* from _audit_chain (systemFolded) */
+  { "_room", "audit_trimmed", "INTEGER NOT NULL DEFAULT 0" },
+};
+
+/* Tables of older rooms folded into _room's row (one schema object less
+** per room): when a room still has one, after the columns above exist, its
+** values are carried over and it is dropped, in the transaction of the
+** system schema. New rooms never make them. */
+static const struct { const char *table, *carry; } systemFolded[] = {
+  { "_audit_chain",                /* audit.c: the chain's anchor (and the head of rooms
+                                      from before it moved to _room, until their next record) */
+    "UPDATE _room SET audit_anchor_seq = c.anchor_seq, audit_anchor_hash = c.anchor_hash,"
+    " audit_trimmed = c.trimmed, audit_head_seq = coalesce(_room.audit_head_seq, c.head_seq),"
+    " audit_head_hash = coalesce(_room.audit_head_hash, c.head_hash)"
+    " FROM _audit_chain c WHERE _room.id = 1 AND c.id = 1;"
+    "DROP TABLE _audit_chain;" },
 };
 
 /* ------------------------------------------------------------------------
@@ -291,6 +313,18 @@ static int migrateSystemBody(Room *room, void *arg){
   cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
   rc = storeRunFree(room, "INSERT OR IGNORE INTO _room (id, created_at) VALUES (1, ?1)",
                     args, step->err, sizeof step->err);
+  for(size_t i = 0; rc==NT_OK && i < sizeof systemFolded / sizeof systemFolded[0]; i++){
+    args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, cJSON_CreateString(systemFolded[i].table));
+    rc = storeExec(room, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                   args, &res, step->err, sizeof step->err);
+    cJSON_Delete(args);
+    if( rc ) break;
+    const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
+    int has = cJSON_IsNumber(n) && n->valuedouble > 0;
+    storeResultFree(&res);
+    if( has ) rc = storeRunFree(room, systemFolded[i].carry, NULL, step->err, sizeof step->err);
+  }
   return rc;
 }
 
@@ -521,6 +555,9 @@ static void migrateSchemaHash(Room *room, const cJSON *migrations){
     migrateHashAdd(&h, systemColumns[i].table);
     migrateHashAdd(&h, systemColumns[i].column);
     migrateHashAdd(&h, systemColumns[i].decl);
+  }
+  for(size_t i = 0; i < sizeof systemFolded / sizeof systemFolded[0]; i++){
+    migrateHashAdd(&h, systemFolded[i].carry);
   }
   for(int i = 0; i < room->nModules; i++){
     migrateHashAdd(&h, room->modules[i].schema);
