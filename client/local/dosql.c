@@ -326,29 +326,30 @@ void dosqlStmtsFree(DoSqlStmts *t){
   memset(t, 0, sizeof *t);
 }
 
-/* A decimal count at out[*i..n), *i moved past it; -1 when there is none. */
-static long long dosqlCount(const char *out, uint32_t n, size_t *i){
-  long long v = -1;
-  for(; *i < n && out[*i] >= '0' && out[*i] <= '9'; (*i)++) v = (v < 0 ? 0 : v * 10) + (out[*i] - '0');
-  return v;
+/* The end of the run of decimal digits at out[i..n); i when there is none. */
+static size_t dosqlDigitsEnd(const char *out, uint32_t n, size_t i){
+  while( i < n && out[i] >= '0' && out[i] <= '9' ) i++;
+  return i;
 }
 
 /* [rowsRead,rowsWritten] from dosqlExec's answer out (n bytes, not
 ** NUL-terminated), which ends ',"rowsRead":n,"rowsWritten":n}' (and
 ** ',"truncated":true', never in a batch): found from the end, so a row's
-** text cannot be taken for them. */
+** text cannot be taken for them; the digits copied as they are. */
 static void dosqlCounters(DoSqlStr *s, const char *out, uint32_t n){
   static const char key[] = ",\"rowsRead\":", key2[] = ",\"rowsWritten\":";
   size_t k = sizeof key - 1, k2 = sizeof key2 - 1;
   for(size_t i = n >= k ? n - k + 1 : 0; i-- > 0; ){
     if( memcmp(out + i, key, k)!=0 ) continue;
-    size_t j = i + k;
-    long long r = dosqlCount(out, n, &j), w = -1;
-    if( r >= 0 && j + k2 <= n && memcmp(out + j, key2, k2)==0 ){ j += k2; w = dosqlCount(out, n, &j); }
-    if( w < 0 ) break;
-    char tail[64];
-    snprintf(tail, sizeof tail, "[%lld,%lld]", r, w);
-    dosqlPuts(s, tail);
+    size_t r = i + k, rEnd = dosqlDigitsEnd(out, n, r);
+    if( rEnd==r || rEnd + k2 > n || memcmp(out + rEnd, key2, k2)!=0 ) break;
+    size_t w = rEnd + k2, wEnd = dosqlDigitsEnd(out, n, w);
+    if( wEnd==w ) break;
+    dosqlAppend(s, "[", 1);
+    dosqlAppend(s, out + r, rEnd - r);
+    dosqlAppend(s, ",", 1);
+    dosqlAppend(s, out + w, wEnd - w);
+    dosqlAppend(s, "]", 1);
     return;
   }
   s->oom = 1;                      /* not dosqlExec's answer: cannot happen */

@@ -313,9 +313,8 @@ int storeQueueThen(Room *room, const char *sql, cJSON *args, SqlResult *out, cha
   uint32_t id = storeStmtId(room, sql);
   bufAppendStr(b, t->nQueued ? ",[" : "[[");       /* the request's own bracket opens with the first */
   if( id ){
-    char digits[16];
-    snprintf(digits, sizeof digits, "%u,", (unsigned)id);
-    bufAppendStr(b, digits);
+    storeJsonNumber(b, (double)id, 1);            /* digit by digit */
+    bufAppend(b, ",", 1);
   }else{
     storeJsonString(b, sql);
     bufAppend(b, ",", 1);
