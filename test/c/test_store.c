@@ -144,6 +144,13 @@ TEST(a_host_without_statement_ids_should_be_sent_the_text){
   fakehostRoomFree();
 }
 
+/* A NUL-terminated copy of the host's answer (n bytes, not terminated). */
+static char *answerText(const uint8_t *out, uint32_t n){
+  char *z = malloc((size_t)n + 1);
+  if( z ){ memcpy(z, out, n); z[n] = 0; }
+  return z;
+}
+
 TEST(a_statement_id_the_host_does_not_know_should_fail_the_batch){
   REQUIRE(testAppOpen() != NULL);
   uint8_t *out = NULL;
@@ -151,7 +158,8 @@ TEST(a_statement_id_the_host_does_not_know_should_fail_the_batch){
   const char *req = "[[\"SELECT 1\",[],0],[999999,[],0]]";
   CHECK_EQ_INT(host_sql_batch((const uint8_t*)req, (uint32_t)strlen(req), &out, &n), NT_INTERNAL);
   REQUIRE(out != NULL);
-  char *doc = strndup((const char*)out, n);
+  char *doc = answerText(out, n);
+  REQUIRE(doc != NULL);
   CHECK_STR_CONTAINS(doc, "unknown statement id");
   CHECK_STR_CONTAINS(doc, "\"index\":1");
   free(doc);
@@ -159,7 +167,8 @@ TEST(a_statement_id_the_host_does_not_know_should_fail_the_batch){
   /* the counters alone where the rows are not wanted, the rows where they are */
   req = "[[\"SELECT 1 AS one\",[],0],[\"SELECT 2 AS two\",[],1]]";
   CHECK_EQ_INT(host_sql_batch((const uint8_t*)req, (uint32_t)strlen(req), &out, &n), NT_OK);
-  doc = strndup((const char*)out, n);
+  doc = answerText(out, n);
+  REQUIRE(doc != NULL);
   CHECK_STR_EQ(doc, "[[1,0],{\"columns\":[\"two\"],\"rows\":[[2]],\"rowsRead\":1,\"rowsWritten\":0}]");
   free(doc);
   nt_free(out);
