@@ -858,7 +858,17 @@ function cachePut(key, value) {
 /* The function a Core calls with itself to get its "nt" imports. Each acts
 ** for core.host, the Host whose call into the core is in progress (Core.run),
 ** and core.room, the room it runs in (our CoreRoom, Room * included). */
+/* Statement texts one instance names (host_sql_prepare): at most this many,
+** and this many UTF-16 units of them; past either the core sends text. */
+const STMT_IDS_MAX = 1024;
+const STMT_UNITS_MAX = 1 << 20;
+
 function ntImports(core) {
+  /* This instance's statement texts, id i at stmtText[i - 1]: they live and
+  ** go with the instance (a Core calls ntImports once, and a dropped one is
+  ** never called again). */
+  const stmtText = [], stmtIds = new Map();
+  let stmtUnits = 0;
   return {
     /* int host_sql_exec(sql, sqlLen, args, argsLen, maxRows, maxBytes, **ppOut, *pnOut) */
     host_sql_exec(sqlPtr, sqlLen, argsPtr, argsLen, maxRows, maxBytes, ppOut, pnOut) {
@@ -874,14 +884,18 @@ function ntImports(core) {
       return core.handOut(out, ppOut, pnOut, rc);
     },
 
-    /* int host_sql_batch(req, reqLen, **ppOut, *pnOut): [[sql, args, want], …]
+    /* int host_sql_batch(req, reqLen, **ppOut, *pnOut): [[sql or id, args, want], …]
     ** run in order, one answer each; the first failure stops it. */
     host_sql_batch(reqPtr, reqLen, ppOut, pnOut) {
       const stmts = JSON.parse(core.str(reqPtr, reqLen));
       const results = [];
       let out, rc;
       try {
-        for (const [text, args, want] of stmts) results.push(sqlRun(core.host.ctx.storage.sql, text, args, want));
+        for (const [s, args, want] of stmts) {
+          const text = typeof s === "number" ? stmtText[s - 1] : s;   /* an id of host_sql_prepare's */
+          if (typeof text !== "string") throw new Error(`unknown statement id ${s}`);
+          results.push(sqlRun(core.host.ctx.storage.sql, text, args, want));
+        }
         out = JSON.stringify(results);
         rc = NT.OK;
       } catch (e) {
@@ -889,6 +903,19 @@ function ntImports(core) {
         rc = NT.INTERNAL;
       }
       return core.handOut(out, ppOut, pnOut, rc);
+    },
+
+    /* int host_sql_prepare(sql, sqlLen): the id of the text for this
+    ** instance (the same text, the same id), or PAYLOAD_TOO_LARGE when full */
+    host_sql_prepare(sqlPtr, sqlLen) {
+      const text = core.str(sqlPtr, sqlLen);
+      let id = stmtIds.get(text);
+      if (id !== undefined) return id;
+      if (stmtText.length >= STMT_IDS_MAX || stmtUnits + text.length > STMT_UNITS_MAX) return NT.PAYLOAD_TOO_LARGE;
+      stmtText.push(text);
+      stmtUnits += text.length;
+      stmtIds.set(text, id = stmtText.length);
+      return id;
     },
 
     /* int host_cache_get(key, keyLen, **ppOut, *pnOut): a copy of the value
@@ -1026,14 +1053,14 @@ export function sqlExec(sql, text, args, maxRows = 0, maxBytes = 0) {
   return out;
 }
 
-/* One statement of a batch: its counters, and its columns and rows when
-** the core wants them (host_sql_batch). */
+/* One statement of a batch: its columns and rows when the core wants them,
+** else only its counters, [rowsRead, rowsWritten] (host_sql_batch). */
 function sqlRun(sql, text, args, want) {
   if (want) return sqlExec(sql, text, args);
   if (!Array.isArray(args)) throw new Error("bindings must be a JSON array");
   const cur = args.length ? sql.exec(text, ...bindAll(args)) : sql.exec(text);
   for (const _ of cur.raw()) { /* consume before reading counters */ }
-  return { rowsRead: cur.rowsRead, rowsWritten: cur.rowsWritten };
+  return [cur.rowsRead, cur.rowsWritten];
 }
 
 /* DO SQLite would bind true as the text 'true': bind booleans as 1/0. */

@@ -294,7 +294,69 @@ int dosqlExec(DoSql *d, const uint8_t *sql, uint32_t sqlLen,
 ** Batches: each statement through the host's own host_sql_exec, so its
 ** faults and counts apply per statement as they do on workerd's.
 */
-int dosqlBatch(DoSqlExec xExec, const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_t *pnOut){
+int dosqlPrepare(DoSqlStmts *t, const uint8_t *sql, uint32_t sqlLen){
+  for(int i = 0; i < t->n; i++){
+    if( t->len[i]==sqlLen && memcmp(t->text[i], sql, sqlLen)==0 ) return i + 1;
+  }
+  if( t->n >= DOSQL_STMT_IDS || t->bytes + sqlLen > DOSQL_STMT_BYTES ) return NT_PAYLOAD_TOO_LARGE;
+  if( t->n==t->cap ){
+    int cap = t->cap ? 2 * t->cap : 16;
+    char **text = realloc(t->text, sizeof *text * (size_t)cap);
+    if( text==NULL ) return NT_NOMEM;
+    t->text = text;
+    uint32_t *len = realloc(t->len, sizeof *len * (size_t)cap);
+    if( len==NULL ) return NT_NOMEM;
+    t->len = len;
+    t->cap = cap;
+  }
+  char *copy = malloc((size_t)sqlLen + 1);
+  if( copy==NULL ) return NT_NOMEM;
+  memcpy(copy, sql, sqlLen);
+  copy[sqlLen] = 0;
+  t->text[t->n] = copy;
+  t->len[t->n] = sqlLen;
+  t->bytes += sqlLen;
+  return ++t->n;
+}
+
+void dosqlStmtsFree(DoSqlStmts *t){
+  for(int i = 0; i < t->n; i++) free(t->text[i]);
+  free(t->text);
+  free(t->len);
+  memset(t, 0, sizeof *t);
+}
+
+/* The end of the run of decimal digits at out[i..n); i when there is none. */
+static size_t dosqlDigitsEnd(const char *out, uint32_t n, size_t i){
+  while( i < n && out[i] >= '0' && out[i] <= '9' ) i++;
+  return i;
+}
+
+/* [rowsRead,rowsWritten] from dosqlExec's answer out (n bytes, not
+** NUL-terminated), which ends ',"rowsRead":n,"rowsWritten":n}' (and
+** ',"truncated":true', never in a batch): found from the end, so a row's
+** text cannot be taken for them; the digits copied as they are. */
+static void dosqlCounters(DoSqlStr *s, const char *out, uint32_t n){
+  static const char key[] = ",\"rowsRead\":", key2[] = ",\"rowsWritten\":";
+  size_t k = sizeof key - 1, k2 = sizeof key2 - 1;
+  for(size_t i = n >= k ? n - k + 1 : 0; i-- > 0; ){
+    if( memcmp(out + i, key, k)!=0 ) continue;
+    size_t r = i + k, rEnd = dosqlDigitsEnd(out, n, r);
+    if( rEnd==r || rEnd + k2 > n || memcmp(out + rEnd, key2, k2)!=0 ) break;
+    size_t w = rEnd + k2, wEnd = dosqlDigitsEnd(out, n, w);
+    if( wEnd==w ) break;
+    dosqlAppend(s, "[", 1);
+    dosqlAppend(s, out + r, rEnd - r);
+    dosqlAppend(s, ",", 1);
+    dosqlAppend(s, out + w, wEnd - w);
+    dosqlAppend(s, "]", 1);
+    return;
+  }
+  s->oom = 1;                      /* not dosqlExec's answer: cannot happen */
+}
+
+int dosqlBatch(DoSqlExec xExec, const DoSqlStmts *ids, const uint8_t *req, uint32_t reqLen,
+               uint8_t **ppOut, uint32_t *pnOut){
   *ppOut = NULL;
   *pnOut = 0;
   cJSON *stmts = cJSON_ParseWithLength((const char*)req, reqLen);
@@ -308,11 +370,24 @@ int dosqlBatch(DoSqlExec xExec, const uint8_t *req, uint32_t reqLen, uint8_t **p
   for(const cJSON *st = stmts->child; st; st = st->next, i++){
     const cJSON *sql = cJSON_GetArrayItem(st, 0);
     char *args = cJSON_PrintUnformatted(cJSON_GetArrayItem(st, 1));
+    int want = cJSON_IsTrue(cJSON_GetArrayItem(st, 2))
+            || cJSON_GetNumberValue(cJSON_GetArrayItem(st, 2))==1;
+    const char *text = cJSON_IsString(sql) ? sql->valuestring : NULL;
+    uint32_t textLen = text ? (uint32_t)strlen(text) : 0;
+    const char *msg = "host_sql_batch: bad statement";
+    if( cJSON_IsNumber(sql) ){     /* an id of dosqlPrepare's */
+      double id = sql->valuedouble;
+      if( ids && id >= 1 && id <= ids->n && id==floor(id) ){
+        text = ids->text[(int)id - 1];
+        textLen = ids->len[(int)id - 1];
+      }else{
+        msg = "host_sql_batch: unknown statement id";
+      }
+    }
     uint8_t *out = NULL;
     uint32_t nOut = 0;
-    rc = cJSON_IsString(sql) && args
-       ? xExec((const uint8_t*)sql->valuestring, (uint32_t)strlen(sql->valuestring),
-               (const uint8_t*)args, (uint32_t)strlen(args), 0, 0, &out, &nOut)
+    rc = text && args
+       ? xExec((const uint8_t*)text, textLen, (const uint8_t*)args, (uint32_t)strlen(args), 0, 0, &out, &nOut)
        : NT_INTERNAL;
     cJSON_free(args);
     if( rc!=NT_OK ){
@@ -321,7 +396,7 @@ int dosqlBatch(DoSqlExec xExec, const uint8_t *req, uint32_t reqLen, uint8_t **p
       DoSqlStr e = {0};
       char tail[32];
       dosqlPuts(&e, "{\"message\":");
-      const char *msg = cJSON_IsString(m) ? m->valuestring : "host_sql_batch: bad statement";
+      if( cJSON_IsString(m) ) msg = m->valuestring;
       dosqlJsonString(&e, msg, strlen(msg));
       snprintf(tail, sizeof tail, ",\"index\":%d}", i);
       dosqlPuts(&e, tail);
@@ -332,7 +407,8 @@ int dosqlBatch(DoSqlExec xExec, const uint8_t *req, uint32_t reqLen, uint8_t **p
       return dosqlDeliver(&e, rc, ppOut, pnOut);
     }
     if( i ) dosqlPuts(&s, ",");
-    dosqlAppend(&s, (const char*)out, nOut);
+    if( want ) dosqlAppend(&s, (const char*)out, nOut);
+    else dosqlCounters(&s, (const char*)out, nOut);
     nt_free(out);
   }
   dosqlPuts(&s, "]");

@@ -2,7 +2,7 @@
 ** dosql.h — the Durable Object SQL API, emulated over a SQLite connection.
 **
 ** Two hosts run the core's storage imports (nt.h: host_sql_exec,
-** host_sql_txn) on a SQLite of their own instead of a Durable Object's:
+** host_sql_batch, host_sql_prepare, host_sql_txn) on a SQLite of their own instead of a Durable Object's:
 ** the local host linked into core-local.wasm (client/local/localstore.c)
 ** and the native test host (test/c/fakehost.c). Both must answer exactly as
 ** workerd's ctx.storage.sql does, so the rules live here once:
@@ -12,6 +12,9 @@
 **     as REAL, booleans as 1/0), its columns and rows as JSON, rows cut at
 **     maxRows / maxBytes with "truncated":true, rowsRead and rowsWritten,
 **     and errors worded "<message>[ at offset N]: SQLITE_<CODE>".
+**   - dosqlBatch runs one host_sql_batch call through the host's own
+**     host_sql_exec, statements named by text or by an id of dosqlPrepare's,
+**     the counters alone for those whose rows the core does not want.
 **   - dosqlTxn runs one host_sql_txn call as a SAVEPOINT, so calls nest.
 **
 ** What differs between the hosts is the connection, the wording of a
@@ -72,11 +75,29 @@ int dosqlExec(DoSql *d, const uint8_t *sql, uint32_t sqlLen,
               uint32_t maxRows, uint32_t maxBytes,
               uint8_t **ppOut, uint32_t *pnOut);
 
+/* The statement texts one instance of the core named (host_sql_prepare):
+** id i is text[i - 1]. The host keeps one per instance of the core. */
+#define DOSQL_STMT_IDS   1024      /* at most this many texts */
+#define DOSQL_STMT_BYTES (1 << 20) /* and this many bytes of them */
+typedef struct DoSqlStmts {
+  char **text;                     /* [n] malloc'd NUL-terminated copies */
+  uint32_t *len;                   /* [n] their bytes */
+  int n, cap;                      /* texts named; capacity of both arrays */
+  size_t bytes;                    /* sum of len */
+} DoSqlStmts;
+/* host_sql_prepare over t (nt.h has the contract): the id of the same
+** text if t holds it, else a new one; NT_PAYLOAD_TOO_LARGE at the bounds,
+** NT_NOMEM when a copy fails. sql borrowed. */
+int dosqlPrepare(DoSqlStmts *t, const uint8_t *sql, uint32_t sqlLen);
+void dosqlStmtsFree(DoSqlStmts *t);        /* every text; t is empty after */
+
 /* host_sql_batch (nt.h has the contract) over xExec, the host's own
-** host_sql_exec, called once per statement in order. */
+** host_sql_exec, called once per statement in order; ids the texts a
+** statement may name by id (borrowed; NULL: none). */
 typedef int (*DoSqlExec)(const uint8_t *sql, uint32_t sqlLen, const uint8_t *args, uint32_t argsLen,
                          uint32_t maxRows, uint32_t maxBytes, uint8_t **ppOut, uint32_t *pnOut);
-int dosqlBatch(DoSqlExec xExec, const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_t *pnOut);
+int dosqlBatch(DoSqlExec xExec, const DoSqlStmts *ids, const uint8_t *req, uint32_t reqLen,
+               uint8_t **ppOut, uint32_t *pnOut);
 
 /* host_sql_txn over d: SAVEPOINT, nt_txn_body(room, token), RELEASE, or
 ** ROLLBACK TO on failure. room: borrowed. Returns 0 or the failure's code. */

@@ -6,7 +6,7 @@
 ** browser or in Node there is no such database, but the core already carries
 ** a whole SQLite: core-local.wasm is the core's own objects, unchanged, linked
 ** with this file, which defines the storage imports of nt.h
-** (host_sql_exec, host_sql_batch, host_sql_txn) over a second connection of that SQLite,
+** (host_sql_exec, host_sql_batch, host_sql_prepare, host_sql_txn) over a second connection of that SQLite,
 ** and the isolate's cache (host_cache_get, host_cache_put) as an empty one. The
 ** linker resolves the core's calls to these definitions, so they are not
 ** imports of core-local.wasm; every other import (time, randomness, sends,
@@ -54,6 +54,7 @@ typedef struct NameSet {
 
 static struct {
   DoSql sql;                       /* the local database (sql.db NULL before nt_local_open) */
+  DoSqlStmts stmts;                /* statement texts named by id (host_sql_prepare) */
   Room *room;                      /* passed to nt_txn_body; set by nt_local_bind */
   int capture;                     /* record the tables statements read */
   NameSet touched;                 /* tables written since nt_local_touched */
@@ -218,7 +219,13 @@ NT_EXPORT(nt_local_exec) int nt_local_exec(const uint8_t *sql, uint32_t sqlLen,
 
 /* host_sql_batch: each statement through host_sql_exec. */
 int host_sql_batch(const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_t *pnOut){
-  return dosqlBatch(host_sql_exec, req, reqLen, ppOut, pnOut);
+  return dosqlBatch(host_sql_exec, &L.stmts, req, reqLen, ppOut, pnOut);
+}
+
+/* host_sql_prepare: ids for this instance's life (it is the core's one
+** instance: the texts go with its memory). */
+int host_sql_prepare(const uint8_t *sql, uint32_t sqlLen){
+  return dosqlPrepare(&L.stmts, sql, sqlLen);
 }
 
 /* ------------------------------------------------------------------------

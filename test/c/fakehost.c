@@ -23,6 +23,9 @@
 **     next room a test opens finds what the previous one stored, and only
 **     fakehostCacheClear empties it. At most FAKEHOST_CACHE_MAX entries, the
 **     oldest dropped first.
+**   - host_sql_prepare names statement texts for the process's life (the
+**     process is the core's one instance), as the shim does per instance;
+**     host_sql_batch runs entries that give an id as those that give text.
 **
 ** Test code: state lives in one static struct, and running out of memory
 ** aborts the process rather than being reported.
@@ -77,6 +80,7 @@ static struct {
   int nSqlCall, nTxnCall;          /* calls since reset */
   int nFanout;                     /* host_ws_fanout calls since reset */
   int nBatchCall;                  /* host_sql_batch calls since reset */
+  char *lastBatch;                 /* the newest host_sql_batch request, NUL-terminated copy */
 } F;
 
 /* host_cache_*: one entry per key, oldest first. Apart from F, which
@@ -91,6 +95,14 @@ static struct {
   FakeCacheEntry *list; int n, a;  /* entries, oldest first */
   int gets, hits, puts;            /* calls since fakehostCacheClear */
 } C;
+
+/* host_sql_prepare's texts: the process is the one instance of the core,
+** so they outlive fakehostReset, as the cache does. */
+static struct {
+  DoSqlStmts ids;                  /* id -> text */
+  int off;                         /* answer as a host without the import (NT_INTERNAL) */
+  int calls;                       /* host_sql_prepare calls */
+} P;
 
 /* ------------------------------------------------------------------------
 ** Small helpers: allocation that cannot fail, a growable string, arrays.
@@ -208,9 +220,11 @@ static void cacheFree(void){
 static void fakehostAtExit(void){
   recordsFree();
   cacheFree();
+  dosqlStmtsFree(&P.ids);
   free(F.frames); free(F.resps); free(F.asyncs);
   free(F.attach); free(F.closes); free(F.gone); free(F.points);
   free(F.failSqlMsg);
+  free(F.lastBatch);
   if( F.sql.db ) sqlite3_close(F.sql.db);
   Room *room = F.room;
   memset(&F, 0, sizeof F);
@@ -236,6 +250,7 @@ void fakehostReset(void){
   recordsFree();
   if( F.sql.db ){ sqlite3_close(F.sql.db); F.sql.db = NULL; }
   free(F.failSqlMsg); F.failSqlMsg = NULL;
+  free(F.lastBatch); F.lastBatch = NULL;
   F.failSqlIn = F.failCommit = 0;
   F.stepLimit = F.steps = 0;
   F.stepHits = 0;
@@ -339,8 +354,22 @@ int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
 int host_sql_batch(const uint8_t *req, uint32_t reqLen, uint8_t **ppOut, uint32_t *pnOut){
   ensureInit();
   F.nBatchCall++;
-  return dosqlBatch(host_sql_exec, req, reqLen, ppOut, pnOut);
+  free(F.lastBatch);
+  F.lastBatch = xstrndup(req, reqLen);
+  return dosqlBatch(host_sql_exec, &P.ids, req, reqLen, ppOut, pnOut);
 }
+
+/* host_sql_prepare: ids for the process's life (P). */
+int host_sql_prepare(const uint8_t *sql, uint32_t sqlLen){
+  ensureInit();
+  P.calls++;
+  return P.off ? NT_INTERNAL : dosqlPrepare(&P.ids, sql, sqlLen);
+}
+
+void fakehostSetPrepare(int on){ P.off = !on; }
+int fakehostPrepareCalls(void){ return P.calls; }
+int fakehostStmtIds(void){ return P.ids.n; }
+const char *fakehostLastBatch(void){ return F.lastBatch ? F.lastBatch : ""; }
 
 /* host_sql_txn: one SAVEPOINT per call, so calls nest. The room is the
 ** one the host knows: set by fakehostRoomNew between nt_room_new and

@@ -5,7 +5,7 @@
 ** nt.h. Native unit tests link the same core sources against fakehost.c
 ** instead, which implements every import in plain C:
 **
-**   host_sql_exec / host_sql_txn   a real SQLite ":memory:" database (the same
+**   host_sql_exec / _batch / _txn  a real SQLite ":memory:" database (the same
 **                                  sqlite3.c the core uses), behaving like
 **                                  ctx.storage.sql.exec / transactionSync
 **   host_ws_send / _close / _attach, host_http_respond
@@ -182,6 +182,16 @@ int fakehostStepLimitHits(void);                   /* statements stopped so far 
 int fakehostSqlCalls(void);
 int fakehostTxnCalls(void);
 int fakehostBatchCalls(void);                      /* host_sql_batch calls */
+/* host_sql_prepare: on (the default), texts get ids for the process's
+** life (fakehostReset keeps them: the process is the core's one instance);
+** off, it answers NT_INTERNAL as the shim's stub for a missing import does.
+** Calls so far and texts named, since the process began. */
+void fakehostSetPrepare(int on);
+int fakehostPrepareCalls(void);
+int fakehostStmtIds(void);
+/* The newest host_sql_batch request ("" before any), until the next batch
+** or reset. */
+const char *fakehostLastBatch(void);
 
 /* ---- the isolate's cache (host_cache_get / host_cache_put) ------------- */
 /* Empty the cache and zero its counters. fakehostReset keeps it: a test

@@ -4,7 +4,9 @@
 ** in order, with bindings that survive the trip exactly, and a write that
 ** fails or writes nothing anywhere in the batch leaves nothing behind. A
 ** write whose caller _room already names sends no begin statement, and
-** row-level security and the version hold all the same.
+** row-level security and the version hold all the same. A queued text
+** crosses once per room: later batches name it by the id the host gave it,
+** and a host without ids is sent the text.
 */
 #include <math.h>
 #include "testroom.h"
@@ -91,6 +93,88 @@ TEST(a_statement_failing_inside_the_batch_should_undo_the_whole_write){
   CHECK_EQ_INT(storedVersion(), version + 1);
   fakehostRoomFree();
 }
+/* ---- statement ids: a queued text crosses once per room ----------------- */
+
+TEST(a_queued_statement_should_cross_by_its_id_once_named){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"warm\"}", got, sizeof got), "");
+  int prepares = fakehostPrepareCalls(), texts = fakehostStmtIds();
+  CHECK(texts > 0);
+  for(int i = 0; i < 3; i++){
+    long long version = storedVersion();
+    CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"by id\"}", got, sizeof got), "");
+    CHECK_EQ_INT(storedVersion(), version + 1);
+    CHECK_STR_CONTAINS(fakehostLastFrame(1), "\"title\":\"by id\"");  /* the insert's rows came back */
+    const char *req = fakehostLastBatch();
+    CHECK(req[0]=='[' && req[1]=='[' && req[2] >= '1' && req[2] <= '9');
+    CHECK(strstr(req, "INSERT")==NULL && strstr(req, "UPDATE")==NULL);   /* no text crossed */
+  }
+  CHECK_EQ_INT(fakehostPrepareCalls(), prepares);          /* named once */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'by id'"), 3);
+  fakehostRoomFree();
+  /* the next room of the instance names the same texts: the same ids */
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  prepares = fakehostPrepareCalls();
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"again\"}", got, sizeof got), "");
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"again\"}", got, sizeof got), "");
+  CHECK(fakehostPrepareCalls() > prepares);                /* asked once per text of the room */
+  CHECK_EQ_INT(fakehostStmtIds(), texts);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'again'"), 2);
+  fakehostRoomFree();
+}
+
+TEST(a_host_without_statement_ids_should_be_sent_the_text){
+  fakehostSetPrepare(0);           /* as the shim's stub for a missing import */
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  int prepares = fakehostPrepareCalls();
+  for(int i = 0; i < 3; i++){
+    long long version = storedVersion();
+    CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"by text\"}", got, sizeof got), "");
+    CHECK_EQ_INT(storedVersion(), version + 1);
+    CHECK_STR_CONTAINS(fakehostLastBatch(), "INSERT");
+  }
+  CHECK_EQ_INT(fakehostPrepareCalls() - prepares, 1);      /* refused once: the room asks no more */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'by text'"), 3);
+  fakehostSetPrepare(1);
+  fakehostRoomFree();
+}
+
+/* A NUL-terminated copy of the host's answer (n bytes, not terminated). */
+static char *answerText(const uint8_t *out, uint32_t n){
+  char *z = malloc((size_t)n + 1);
+  if( z ){ memcpy(z, out, n); z[n] = 0; }
+  return z;
+}
+
+TEST(a_statement_id_the_host_does_not_know_should_fail_the_batch){
+  REQUIRE(testAppOpen() != NULL);
+  uint8_t *out = NULL;
+  uint32_t n = 0;
+  const char *req = "[[\"SELECT 1\",[],0],[999999,[],0]]";
+  CHECK_EQ_INT(host_sql_batch((const uint8_t*)req, (uint32_t)strlen(req), &out, &n), NT_INTERNAL);
+  REQUIRE(out != NULL);
+  char *doc = answerText(out, n);
+  REQUIRE(doc != NULL);
+  CHECK_STR_CONTAINS(doc, "unknown statement id");
+  CHECK_STR_CONTAINS(doc, "\"index\":1");
+  free(doc);
+  nt_free(out);
+  /* the counters alone where the rows are not wanted, the rows where they are */
+  req = "[[\"SELECT 1 AS one\",[],0],[\"SELECT 2 AS two\",[],1]]";
+  CHECK_EQ_INT(host_sql_batch((const uint8_t*)req, (uint32_t)strlen(req), &out, &n), NT_OK);
+  doc = answerText(out, n);
+  REQUIRE(doc != NULL);
+  CHECK_STR_EQ(doc, "[[1,0],{\"columns\":[\"two\"],\"rows\":[[2]],\"rowsRead\":1,\"rowsWritten\":0}]");
+  free(doc);
+  nt_free(out);
+  fakehostRoomFree();
+}
+
 /* ---- the begin statement: only when _room does not name the caller ------ */
 
 /* _room.rls_uid, as SQLite holds it, in out ("NULL" for none). */

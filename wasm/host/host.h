@@ -88,7 +88,9 @@ int storeInTxn(const Room *room);          /* is a transaction running (its stat
 /* Queue a statement whose result nobody needs before the transaction goes
 ** on: it runs with the statements queued beside it in one host call
 ** (host_sql_batch), at the next storeFlush, which the end of a transaction
-** body and every storeExec do first. args (may be NULL) is taken; out
+** body and every storeExec do first. sql is the core's own or the deploy's
+** (never a client's): the host names it with an id the first time
+** (host_sql_prepare) and later batches send the id. args (may be NULL) is taken; out
 ** (or NULL) receives the result once it ran (the caller frees it); err
 ** receives the message of its failure, which storeFlush returns. Outside a
 ** transaction it runs at once. */
@@ -107,6 +109,14 @@ typedef struct StoreDest {
   TxnBody xThen;                   /* run once the batch ran, or NULL */
   void *arg;                       /* xThen's argument (borrowed) */
 } StoreDest;
+/* A queued statement's text the host named with an id (host_sql_prepare),
+** known by its length and a 64-bit hash of its bytes (store.c). */
+#define STORE_STMT_IDS 32          /* texts per room sent by id; the rest as text */
+typedef struct StoreStmtId {
+  uint64_t hash;                   /* of the text's bytes (storeHash) */
+  uint32_t len;                    /* the text's bytes */
+  uint32_t id;                     /* the host's id for it, > 0 */
+} StoreStmtId;
 /* The store's part of the Room: the transaction the host is running. */
 typedef struct StoreTxn {
   TxnBody xBody;                   /* body for the running host_sql_txn */
@@ -127,6 +137,9 @@ typedef struct StoreTxn {
   int rlsNext;                     /* the running write names its caller: rlsNext* once committed */
   int rlsNextNull, rlsNextAdmin;
   char rlsNextUid[NT_MAX_USER_ID_LEN + 1];
+  StoreStmtId stmtIds[STORE_STMT_IDS];  /* queued texts the host named, first come */
+  int nStmtIds;
+  int stmtIdsOff;                  /* the host named no more (or has no ids): texts only */
 } StoreTxn;
 /* A write's first statement: names the caller for the row-level-security
 ** triggers and bumps _room.version (storeVersionSet), unless _room already

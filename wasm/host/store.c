@@ -4,7 +4,10 @@
 ** The Durable Object's SQLite is the source of truth. Every statement goes
 ** through host_sql_exec as SQL text plus a JSON array of positional bindings,
 ** and comes back as {"columns","rows","rowsRead","rowsWritten"}; statements
-** whose results can wait (storeQueue) go several to one host_sql_batch. Writes are
+** whose results can wait (storeQueue) go several to one host_sql_batch, each
+** text by the id the host gave it the first time it was queued
+** (host_sql_prepare; storeStmtId), and those whose rows nobody reads come
+** back as their two counters only. Writes are
 ** grouped with storeTxn, which asks the host to run a body inside
 ** ctx.storage.transactionSync; a body that fails rolls everything back.
 ** storeMapError turns SQLite's messages into protocol error codes, from a
@@ -240,6 +243,50 @@ static void storeJsonArgs(Buf *b, const cJSON *args){
   storeJsonValue(b, args, 1);
 }
 
+/* A 64-bit hash of n bytes, eight at a time (a multiply-xorshift mix, as
+** in MurmurHash3's finaliser). Not for adversarial input: the texts it
+** tells apart are the core's and the deploy's (storeStmtId). */
+static uint64_t storeHash(const char *z, size_t n){
+  const uint64_t k = 0x9E3779B97F4A7C15ull;
+  uint64_t h = k ^ (uint64_t)n, w;
+  size_t i = 0;
+  for(; i + 8 <= n; i += 8){
+    memcpy(&w, z + i, 8);
+    h = (h ^ w) * k;
+    h ^= h >> 29;
+  }
+  w = 0;
+  memcpy(&w, z + i, n - i);
+  h = (h ^ w) * k;
+  h ^= h >> 33; h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 33);
+}
+
+/* The id the host named sql with, naming it now if this room has not yet
+** (one host_sql_prepare per text and room); 0: send the text (the room
+** knows STORE_STMT_IDS texts already, or the host names no more). A text
+** is known by its length and hash: two texts of the room's (STORE_STMT_IDS
+** at most, none a client's) alike in both are as likely as a 64-bit
+** collision. */
+static uint32_t storeStmtId(Room *room, const char *sql){
+  StoreTxn *t = &room->txn;
+  if( t->stmtIdsOff ) return 0;
+  size_t n = strlen(sql);
+  uint64_t h = storeHash(sql, n);
+  for(int i = 0; i < t->nStmtIds; i++){
+    if( t->stmtIds[i].hash==h && t->stmtIds[i].len==n ) return t->stmtIds[i].id;
+  }
+  if( t->nStmtIds==STORE_STMT_IDS ) return 0;
+  int id = host_sql_prepare((const uint8_t*)sql, (uint32_t)n);
+  if( id <= 0 ){ t->stmtIdsOff = 1; return 0; }   /* full, or a host without ids */
+  StoreStmtId *e = &t->stmtIds[t->nStmtIds++];
+  e->hash = h;
+  e->len = (uint32_t)n;
+  e->id = (uint32_t)id;
+  return e->id;
+}
+
 /* Drop the queue without running it. */
 static void storeDiscard(Room *room){
   StoreTxn *t = &room->txn;
@@ -263,9 +310,15 @@ int storeQueueThen(Room *room, const char *sql, cJSON *args, SqlResult *out, cha
     t->nDest = cap;
   }
   Buf *b = &t->queue;
+  uint32_t id = storeStmtId(room, sql);
   bufAppendStr(b, t->nQueued ? ",[" : "[[");       /* the request's own bracket opens with the first */
-  storeJsonString(b, sql);
-  bufAppend(b, ",", 1);
+  if( id ){
+    storeJsonNumber(b, (double)id, 1);            /* digit by digit */
+    bufAppend(b, ",", 1);
+  }else{
+    storeJsonString(b, sql);
+    bufAppend(b, ",", 1);
+  }
   storeJsonArgs(b, args);
   bufAppendStr(b, out ? ",1]" : ",0]");
   cJSON_Delete(args);
@@ -292,7 +345,7 @@ int storeFlush(Room *room){
   t->dest = NULL;
   t->nDest = 0;
   t->nQueued = 0;
-  bufAppend(&q, "]", 1);           /* the request: [[sql,args,want],…] */
+  bufAppend(&q, "]", 1);           /* the request: [[sql or id,args,want],…] */
   uint32_t reqLen = (uint32_t)q.n;
   char *req = bufFinish(&q);
   if( req==NULL ){
@@ -331,8 +384,14 @@ static int storeDeliver(Room *room, StoreDest *dest, int n, int rc, cJSON *doc){
   rc = NT_OK;
   for(int i = 0; i < n; i++){
     cJSON *item = cJSON_DetachItemFromArray(doc, 0);
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(item, "rowsRead");
-    const cJSON *w = cJSON_GetObjectItemCaseSensitive(item, "rowsWritten");
+    const cJSON *r, *w;            /* [rowsRead, rowsWritten], or an object's */
+    if( cJSON_IsArray(item) ){
+      r = item->child;
+      w = r ? r->next : NULL;
+    }else{
+      r = cJSON_GetObjectItemCaseSensitive(item, "rowsRead");
+      w = cJSON_GetObjectItemCaseSensitive(item, "rowsWritten");
+    }
     double rowsRead = cJSON_IsNumber(r) ? r->valuedouble : 0;
     double rowsWritten = cJSON_IsNumber(w) ? w->valuedouble : 0;
     room->stats.rowsRead += rowsRead;

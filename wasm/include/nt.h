@@ -203,16 +203,31 @@ NT_IMPORT(host_sql_exec) int host_sql_exec(const uint8_t *sql, uint32_t sqlLen,
 
 /* Run several statements in one call, in order (each one as host_sql_exec
 ** runs it, with no row caps). req is a JSON array of [sql, args, want]:
-** sql one statement (or several, unbound), args its bindings as for
-** host_sql_exec, want 1 when the core reads the statement's rows. The host
-** stops at the first failure. On success (0) *ppOut holds a JSON array with
-** one object per statement, {"rowsRead":n,"rowsWritten":n} plus "columns"
-** and "rows" where want was 1; on failure (negative code)
+** sql one statement (or several, unbound) as text, or the id
+** host_sql_prepare gave that text (a JSON number); args its bindings as for
+** host_sql_exec; want 1 when the core reads the statement's rows. The host
+** stops at the first failure (an id it does not know is one). On success
+** (0) *ppOut holds a JSON array with one entry per statement: where want
+** was 1 {"columns":[…],"rows":[…],"rowsRead":n,"rowsWritten":n}, where it
+** was 0 only the counters, [rowsRead, rowsWritten] (the core takes the
+** object form there too); on failure (negative code)
 ** {"message":"…","index":i}, i the statement that failed (those before it
 ** ran: inside a transaction the core's failure rolls them back). Buffer
 ** ownership as for host_sql_exec. */
 NT_IMPORT(host_sql_batch) int host_sql_batch(const uint8_t *req, uint32_t reqLen,
                                              uint8_t **ppOut, uint32_t *pnOut);
+/* Name a statement text (sql, sqlLen: borrowed, the host copies it) with an
+** id that host_sql_batch entries may give instead of the text, so that a
+** text the core sends every write crosses once. Returns the id (> 0); the
+** host keeps id -> text for as long as this instance of the core lives
+** (all rooms of the instance share the ids: the same text may get the same
+** id) and drops it with the instance. Negative when the host names no more
+** texts (NT_PAYLOAD_TOO_LARGE: it keeps at most a bounded number and bytes
+** of them; NT_INTERNAL: a host without ids, as the shim's stub for an
+** import it lacks answers): the core sends the text then. Only for texts
+** of the core's own and of the deploy (named functions), never a client's
+** (store.c: queued statements). */
+NT_IMPORT(host_sql_prepare) int host_sql_prepare(const uint8_t *sql, uint32_t sqlLen);
 
 /* A cache of the isolate (the process, natively), shared by every room it
 ** hosts: what the core derives from a deploy's schema and functions (the
