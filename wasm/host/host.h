@@ -76,6 +76,9 @@ int storeExec(Room *room, const char *sql, cJSON *args, SqlResult *res, char *er
 int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows, uint32_t maxBytes,
                     SqlResult *res, char *err, size_t errLen);
 void storeResultFree(SqlResult *res);
+/* Free what the store keeps for the room's life (the texts named by id);
+** nt_room_free calls it. */
+void storeFree(Room *room);
 /* storeExec that discards the rows; args (may be NULL) is consumed. */
 int storeRunFree(Room *room, const char *sql, cJSON *args, char *err, size_t errLen);
 typedef int (*TxnBody)(Room *room, void *arg);
@@ -110,12 +113,16 @@ typedef struct StoreDest {
   void *arg;                       /* xThen's argument (borrowed) */
 } StoreDest;
 /* A queued statement's text the host named with an id (host_sql_prepare),
-** known by its length and a 64-bit hash of its bytes (store.c). */
+** found by its length and a 64-bit hash of its bytes, then compared byte for
+** byte with the room's copy (store.c: a text may carry a caller's id, so
+** two alike in hash must not pass for one another). */
 #define STORE_STMT_IDS 32          /* texts per room sent by id; the rest as text */
+#define STORE_STMT_ID_MAX 4096     /* longer texts are always sent as text */
 typedef struct StoreStmtId {
   uint64_t hash;                   /* of the text's bytes (storeHash) */
   uint32_t len;                    /* the text's bytes */
   uint32_t id;                     /* the host's id for it, > 0 */
+  char *text;                      /* the text, owned (storeFree) */
 } StoreStmtId;
 /* The store's part of the Room: the transaction the host is running. */
 typedef struct StoreTxn {

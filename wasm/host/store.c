@@ -265,26 +265,39 @@ static uint64_t storeHash(const char *z, size_t n){
 
 /* The id the host named sql with, naming it now if this room has not yet
 ** (one host_sql_prepare per text and room); 0: send the text (the room
-** knows STORE_STMT_IDS texts already, or the host names no more). A text
-** is known by its length and hash: two texts of the room's (STORE_STMT_IDS
-** at most, none a client's) alike in both are as likely as a 64-bit
-** collision. */
+** knows STORE_STMT_IDS texts already, the text is over STORE_STMT_ID_MAX,
+** memory is short, or the host names no more). A text is found by its
+** length and hash and then compared with the room's copy: the texts are
+** the core's and the deploy's, but a named function's carries its caller's
+** id (rlsWrap), so the hash alone must not decide. */
 static uint32_t storeStmtId(Room *room, const char *sql){
   StoreTxn *t = &room->txn;
   if( t->stmtIdsOff ) return 0;
   size_t n = strlen(sql);
+  if( n > STORE_STMT_ID_MAX ) return 0;
   uint64_t h = storeHash(sql, n);
   for(int i = 0; i < t->nStmtIds; i++){
-    if( t->stmtIds[i].hash==h && t->stmtIds[i].len==n ) return t->stmtIds[i].id;
+    const StoreStmtId *e = &t->stmtIds[i];
+    if( e->hash==h && e->len==n && memcmp(e->text, sql, n)==0 ) return e->id;
   }
   if( t->nStmtIds==STORE_STMT_IDS ) return 0;
+  char *copy = malloc(n + 1);
+  if( copy==NULL ) return 0;
   int id = host_sql_prepare((const uint8_t*)sql, (uint32_t)n);
-  if( id <= 0 ){ t->stmtIdsOff = 1; return 0; }   /* full, or a host without ids */
+  if( id <= 0 ){ free(copy); t->stmtIdsOff = 1; return 0; }   /* full, or a host without ids */
+  memcpy(copy, sql, n + 1);
   StoreStmtId *e = &t->stmtIds[t->nStmtIds++];
   e->hash = h;
   e->len = (uint32_t)n;
   e->id = (uint32_t)id;
+  e->text = copy;
   return e->id;
+}
+
+void storeFree(Room *room){
+  StoreTxn *t = &room->txn;
+  for(int i = 0; i < t->nStmtIds; i++) free(t->stmtIds[i].text);
+  t->nStmtIds = 0;
 }
 
 /* Drop the queue without running it. */

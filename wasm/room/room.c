@@ -210,6 +210,7 @@ void nt_room_free(Room *room){
   }
   asyncFreeAll(room);
   connFreeAll(room);
+  storeFree(room);
   free(room->name);
   free(room->statusMsg);
   free(room->openCosts);
