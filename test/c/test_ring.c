@@ -2,7 +2,9 @@
 ** test_ring.c — the ring of per-second samples (wasm/lib/ring.c): a second
 ** is its own slot, skipped seconds read as zero except gauges, which carry
 ** forward, seconds before the start or out of the ring are unknown, and a
-** clock that steps back never rewrites the past.
+** clock that steps back never rewrites the past. The storage grows with the
+** seconds lived (from a few to the whole ring): a walk through every size
+** reads as a plain array of all seconds would.
 **
 ** The clock is just the numbers passed in; no fake host is needed.
 */
@@ -95,6 +97,45 @@ TEST(a_clock_that_steps_back_should_write_into_the_newest_second){
   ringAt(r, T0 + 2000)[COUNT] += 1;                 /* never rewrites second 2 */
   CHECK_EQ_INT(at(r, 2, COUNT), 0);
   CHECK_EQ_INT(at(r, 5, COUNT), 2);
+  ringFree(r);
+}
+
+/* Seconds reached in steps of 1 to 40 (some many times over), a count and
+** a level written in each: every second read back as a plain array of all
+** of them says, while the storage grows past 8, 16, 32 and 64 seconds into
+** the full ring of 100 and wraps. */
+TEST(a_growing_ring_should_read_as_an_array_of_every_second){
+  enum { SLOTS = 100, SECS = 1200 };
+  static double count[SECS], level[SECS];
+  static int written[SECS];
+  SecRing *r = newRing(SLOTS);
+  double lvl = 0;
+  unsigned seed = 7;
+  int s = 0;
+  while( s < SECS - 40 ){
+    seed = seed * 1103515245u + 12345u;
+    int step = (int)(seed >> 16) % 5==0 ? 1 + (int)(seed >> 8) % 40 : (int)(seed >> 20) % 2;
+    s += step;
+    double *slot = ringAt(r, T0 + 1000.0 * s + 500);
+    slot[COUNT] += 1;
+    count[s] += 1;
+    lvl = (double)(s % 7);
+    slot[LEVEL] = lvl;
+    level[s] = lvl;
+    written[s] = 1;
+    for(int q = s - SLOTS - 2; q <= s + 2; q++){
+      if( q < 0 ) continue;
+      double want = -1, wantLevel = -1;
+      if( q > s - SLOTS ){                          /* in the ring */
+        want = q <= s && written[q] ? count[q] : 0;
+        int k = q <= s ? q : s;                     /* a gauge: the newest written at or before q */
+        while( k > 0 && !written[k] ) k--;
+        wantLevel = written[k] ? level[k] : 0;
+      }
+      CHECK_EQ_INT(at(r, q, COUNT), want);
+      CHECK_EQ_INT(at(r, q, LEVEL), wantLevel);
+    }
+  }
   ringFree(r);
 }
 

@@ -98,7 +98,10 @@ int fnFlags(const Fn *fn);
 int fnBindArgs(Call *call, const Fn *fn, cJSON **ppArgs);   /* validate payload; caller frees */
 int fnShape(Call *call, const Fn *fn, const SqlResult *res, cJSON **ppResult);
 int fnCall(Call *call, const Fn *fn, cJSON **ppResult);
+/* Drop the room's functions: its own, or its reference to the set the
+** deploy's rooms share in this instance (freed with the last of them). */
 void fnFreeAll(Room *room);
+int fnSharedCount(void);           /* the instance's shared sets (one per deploy hash) */
 const GuardPlan *fnPlan(const Fn *fn);
 const char *fnSql(const Fn *fn);      /* positional SQL as written (not RLS-wrapped) */
 

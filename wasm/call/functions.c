@@ -28,6 +28,20 @@
 ** room with webhooks has capture triggers of its own, which the plans
 ** list among what a function writes: it neither reads nor puts the entry.
 **
+** Within one instance of the core the rooms of a deploy go further and
+** share the loaded functions themselves: every Fn is immutable once fnOpen
+** has loaded them all, so the set is kept in the instance's one list of
+** shared sets (fnShared below), under the same hash as the cache's keys
+** (room->cacheHash: the config but the room's name), counted by the rooms
+** that hold it, and freed with the last of them. A room that finds its
+** deploy's set there takes a reference instead of parsing and decoding
+** (~8 KiB of every room's heap in a shared instance); a room with
+** triggers of its own, or whose open failed, neither takes nor offers
+** one. With an instance per room (NT_CORE_SHARING=room) the list holds
+** that room's set alone. The list is the core's one mutable global beside
+** cJSON's hooks: it holds nothing a room's own state could lose (a trapped
+** instance drops it with the rooms), only what the config determines.
+**
 ** A block that does not load stops the room (UNAVAILABLE) with
 ** "<path>:<line>: <reason>", the line being the directive at fault, or where
 ** the embedded SQLite's parser stopped in the statement (directive lines are
@@ -100,12 +114,20 @@ typedef struct FnCache {
   uint32_t nOut;                   /* functions in out */
 } FnCache;
 
-/* The module's state (room->fns): every function of the app, in load order. */
+/* The module's state (room->fns): every function of the app, in load order.
+** Once loaded, possibly shared by the rooms of the deploy (refs > 0). */
 typedef struct Fns {
   Fn *list;                        /* [n], owned */
   int n;
   FnCache *cache;                  /* during fnOpen only, borrowed */
+  int refs;                        /* rooms holding it while in fnShared; 0: one room's own */
+  char key[17];                    /* the rooms' cacheHash, when shared */
+  struct Fns *next;                /* the next shared set (fnShared) */
 } Fns;
+
+/* The instance's shared sets, one per deploy hash, each immutable. */
+static Fns *fnShared;
+
 
 /* Look a word up in one of the tables above; 0 when absent. */
 #define LOOKUP(table, word) lookupWord((table), sizeof (table) / sizeof (table)[0], (word))
@@ -126,6 +148,13 @@ static void fnClear(Fn *fn){
   free(fn->name); free(fn->where); free(fn->sql);
   guardPlanFree(&fn->plan);
   memset(fn, 0, sizeof *fn);
+}
+
+/* Free a set's functions and the set. */
+static void fnsFree(Fns *fns){
+  for(int i = 0; i < fns->n; i++) fnClear(&fns->list[i]);
+  free(fns->list);
+  free(fns);
 }
 
 /* Split the next whitespace-separated word off *pz into out (bounded). */
@@ -448,6 +477,14 @@ static int fnLoadFile(Room *room, const char *path, const char *text){
 
 int fnOpen(Room *room, const cJSON *config){
   const cJSON *files = cJSON_GetObjectItemCaseSensitive(config, "functions");
+  int sharable = room->fns==NULL && !room->ownTriggers && room->cacheHash[0];
+  for(Fns *s = fnShared; sharable && s; s = s->next){
+    if( strcmp(s->key, room->cacheHash)==0 ){
+      s->refs++;
+      room->fns = s;
+      return NT_OK;
+    }
+  }
   if( room->fns==NULL && (room->fns = calloc(1, sizeof(Fns)))==NULL ) return NT_NOMEM;
   FnCache cache;
   memset(&cache, 0, sizeof cache);
@@ -482,16 +519,33 @@ int fnOpen(Room *room, const cJSON *config){
   }
   bufFree(&cache.out);
   cacheClose(&cache.rd);
+  if( rc==NT_OK && sharable ){     /* loaded in full: the deploy's rooms share it */
+    Fns *fns = room->fns;
+    memcpy(fns->key, room->cacheHash, sizeof fns->key);
+    fns->refs = 1;
+    fns->next = fnShared;
+    fnShared = fns;
+  }
   return rc;
 }
 
 void fnFreeAll(Room *room){
   Fns *fns = room->fns;
   if( fns==NULL ) return;
-  for(int i = 0; i < fns->n; i++) fnClear(&fns->list[i]);
-  free(fns->list);
-  free(fns);
   room->fns = NULL;
+  if( fns->refs > 0 ){
+    if( --fns->refs > 0 ) return;  /* other rooms still hold it */
+    Fns **pp = &fnShared;
+    while( *pp && *pp!=fns ) pp = &(*pp)->next;
+    if( *pp ) *pp = fns->next;
+  }
+  fnsFree(fns);
+}
+
+int fnSharedCount(void){
+  int n = 0;
+  for(const Fns *s = fnShared; s; s = s->next) n++;
+  return n;
 }
 
 const Fn *fnFind(Room *room, const char *name){

@@ -10,7 +10,11 @@
 ** (Module.xDone) offers them all to the host in one host_analytics call; the
 ** host takes what its invocation may still send and says how many, and the
 ** rest wait for the next export. The buffer is bounded: past
-** ANALYTICS_MAX_POINTS new points are dropped and counted.
+** ANALYTICS_MAX_POINTS new points are dropped and counted. It grows by
+** doubling from ANALYTICS_MIN_POINTS as points wait, and is freed once the
+** host has taken them all: a room holds no buffer between exports (the
+** whole bound, 512 points of ~200 bytes, was most of a room's heap in a
+** shared instance when it was allocated at the first point and kept).
 **
 ** A point is the shape writeDataPoint takes, plus the time the core made it
 ** (the host's D1 sink keeps it; Analytics Engine sets its own):
@@ -28,6 +32,7 @@
 #include "feature.h"
 
 #define ANALYTICS_MAX_POINTS 512       /* buffered at most; beyond, points are dropped */
+#define ANALYTICS_MIN_POINTS 8         /* the buffer's first capacity */
 #define ANALYTICS_INDEX_MAX  96        /* bytes of the sampling index (the platform's limit) */
 #define ANALYTICS_DOUBLES    6
 
@@ -44,8 +49,9 @@ typedef struct Point {
 /* The module's state (room->analytics). */
 typedef struct Analytics {
   int enabled;                     /* config "analytics" is not false */
-  Point *points;                   /* waiting for the host, oldest first */
+  Point *points;                   /* waiting for the host, oldest first; NULL when none */
   int nPoints;
+  int nAlloc;                      /* points' capacity */
   char index[ANALYTICS_INDEX_MAX + 1];   /* the room as the sampling index */
   double made, sent, dropped;      /* since the instance started */
 } Analytics;
@@ -89,12 +95,13 @@ static Point *analyticsPoint(Room *room, const char *kind, const char *method, c
   Analytics *an = room->analytics;
   if( an==NULL || !an->enabled ) return NULL;
   if( an->nPoints >= ANALYTICS_MAX_POINTS ){ an->dropped++; return NULL; }
-  /* malloc, not calloc: each point is cleared below as it is made, and the
-  ** pages of points never made stay untouched (~100 KiB of every room's
-  ** resident memory when calloc zeroed them all) */
-  if( an->points==NULL && (an->points = malloc(ANALYTICS_MAX_POINTS * sizeof *an->points))==NULL ){
-    an->dropped++;
-    return NULL;
+  if( an->nPoints==an->nAlloc ){   /* each point is cleared below as it is made */
+    int nNew = an->nAlloc ? an->nAlloc * 2 : ANALYTICS_MIN_POINTS;
+    if( nNew > ANALYTICS_MAX_POINTS ) nNew = ANALYTICS_MAX_POINTS;
+    Point *aNew = realloc(an->points, (size_t)nNew * sizeof *an->points);
+    if( aNew==NULL ){ an->dropped++; return NULL; }
+    an->points = aNew;
+    an->nAlloc = nNew;
   }
   Point *p = &an->points[an->nPoints++];
   memset(p, 0, sizeof *p);
@@ -217,12 +224,18 @@ void analyticsDone(Room *room){
   free(batch);
   if( took < 0 ){                              /* the host cannot take them at all */
     an->dropped += an->nPoints;
-    an->nPoints = 0;
+    took = an->nPoints;
+  }else{
+    if( took > an->nPoints ) took = an->nPoints;
+    an->sent += took;
+  }
+  an->nPoints -= took;
+  if( an->nPoints==0 ){            /* all taken: no buffer until the next point */
+    free(an->points);
+    an->points = NULL;
+    an->nAlloc = 0;
     return;
   }
-  if( took > an->nPoints ) took = an->nPoints;
-  an->sent += took;
-  an->nPoints -= took;
   memmove(an->points, an->points + took, (size_t)an->nPoints * sizeof *an->points);
 }
 
