@@ -10,7 +10,8 @@
 ** finally"), read outbound buffers, and hand a buffer over to the core.
 **
 ** One Core serves many rooms. The C core keeps all of a room's state behind
-** its Room * and has no mutable globals, so every Host of an isolate (Room
+** its Room * (its one mutable global, the shared function sets of
+** call/functions.c, holds only what the config determines), so every Host of an isolate (Room
 ** and RateLimiter objects alike) opens its Room * in the one Core made for
 ** the module (sharedCore), unless NT_CORE_SHARING is "room" (host.js): then
 ** each Host has a Core of its own, as before. Calls into wasm are

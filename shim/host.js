@@ -855,14 +855,14 @@ function cachePut(key, value) {
   return NT.OK;
 }
 
-/* The function a Core calls with itself to get its "nt" imports. Each acts
-** for core.host, the Host whose call into the core is in progress (Core.run),
-** and core.room, the room it runs in (our CoreRoom, Room * included). */
 /* Statement texts one instance names (host_sql_prepare): at most this many,
 ** and this many UTF-16 units of them; past either the core sends text. */
 const STMT_IDS_MAX = 1024;
 const STMT_UNITS_MAX = 1 << 20;
 
+/* The function a Core calls with itself to get its "nt" imports. Each acts
+** for core.host, the Host whose call into the core is in progress (Core.run),
+** and core.room, the room it runs in (our CoreRoom, Room * included). */
 function ntImports(core) {
   /* This instance's statement texts, id i at stmtText[i - 1]: they live and
   ** go with the instance (a Core calls ntImports once, and a dropped one is

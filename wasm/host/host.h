@@ -2,9 +2,11 @@
 ** host.h — the layer on the host: the Room, allocation and logging, the
 ** Durable Object's SQLite, asynchronous requests, and replies.
 **
-** There are no mutable globals in the core: everything a room knows is
-** reached from its Room, so the host can drop a trapped instance and rebuild
-** the room from durable storage. The files of this layer talk to the host
+** Everything a room knows is reached from its Room, so the host can drop a
+** trapped instance and rebuild the room from durable storage. The core's
+** one mutable global (beside cJSON's hooks) is the instance's list of
+** loaded function sets shared by the rooms of a deploy (call/functions.c,
+** fnShared): it holds only what the config determines. The files of this layer talk to the host
 ** through the imports of nt.h and to nothing above them.
 */
 #ifndef NT_HOST_H
