@@ -251,12 +251,8 @@ TEST(cache_should_leave_out_a_room_with_webhooks_of_its_own){
   Room *room = testRoomOpenWith("user:alice", migrations, testTasksFunctions, 1, cfg);
   REQUIRE(room != NULL && nt_room_status(room)==NT_OK);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(testRegisterSealedWebhook(1));
   char code[64];
-  testRpc(1, "registerWebhook", "{\"url\":\"https://hooks.example.com/a\",\"event\":\"tasks.added\","
-                                "\"secret\":\"0123456789abcdef-secret\"}", code, sizeof code);
-  const FakeAsync *seal = fakehostAsync(-1);
-  REQUIRE(seal != NULL && seal->kind==NT_ASYNC_WEBHOOK_PREPARE);
-  fakehostAsyncDone(seal->asyncId, NT_OK, "{\"sealed\":\"v1.sealed-form\"}");
   REQUIRE(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name = '_wh_tasks_ins'")==1);
   fakehostRoomFree();
   int puts = fakehostCachePuts();

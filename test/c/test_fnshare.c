@@ -93,12 +93,8 @@ TEST(a_room_with_webhooks_of_its_own_should_keep_its_functions_apart){
   REQUIRE(room != NULL && nt_room_status(room)==NT_OK);
   CHECK_EQ_INT(fnSharedCount(), 1);             /* no webhook yet: the deploy's set */
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(testRegisterSealedWebhook(1));
   char code[64];
-  testRpc(1, "registerWebhook", "{\"url\":\"https://hooks.example.com/a\",\"event\":\"tasks.added\","
-                                "\"secret\":\"0123456789abcdef-secret\"}", code, sizeof code);
-  const FakeAsync *seal = fakehostAsync(-1);
-  REQUIRE(seal != NULL && seal->kind==NT_ASYNC_WEBHOOK_PREPARE);
-  fakehostAsyncDone(seal->asyncId, NT_OK, "{\"sealed\":\"v1.sealed-form\"}");
   /* reopened on the same storage, beside a room of the deploy holding its set */
   Room *other = NULL;
   fakehostRoomFree();

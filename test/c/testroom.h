@@ -144,6 +144,19 @@ static inline const char *testRpc(uint32_t conn, const char *method, const char 
   return testFrameField(conn, "error.code", code, n);
 }
 
+/* Register a webhook for tasks.added on conn and complete its secret's
+** sealing (NT_ASYNC_WEBHOOK_PREPARE) as the host would. Returns 1 once the
+** seal was asked for and answered, 0 if it never was. */
+static inline int testRegisterSealedWebhook(uint32_t conn){
+  char code[64];
+  testRpc(conn, "registerWebhook", "{\"url\":\"https://hooks.example.com/a\",\"event\":\"tasks.added\","
+                                   "\"secret\":\"0123456789abcdef-secret\"}", code, sizeof code);
+  const FakeAsync *seal = fakehostAsync(-1);
+  if( seal==NULL || seal->kind!=NT_ASYNC_WEBHOOK_PREPARE ) return 0;
+  fakehostAsyncDone(seal->asyncId, NT_OK, "{\"sealed\":\"v1.sealed-form\"}");
+  return 1;
+}
+
 /* Work the core can measure but not foresee: once useCostlyClock(ms) is
 ** on, the fake host's clock moves forward by ms whenever a statement whose
 ** text holds the literal 'costly' starts running in the room's SQLite. */
