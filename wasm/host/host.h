@@ -126,6 +126,12 @@ typedef struct StoreStmtId {
   uint32_t id;                     /* the host's id for it, > 0 */
   char *text;                      /* the text, owned (storeFree) */
 } StoreStmtId;
+/* A caller as _room's rls_uid and rls_admin name it (storeWriteBegin). */
+typedef struct StoreCaller {
+  int isNull;                      /* rls_uid is NULL (the room's own writes) */
+  int admin;                       /* rls_admin */
+  char uid[NT_MAX_USER_ID_LEN + 1];  /* rls_uid, when not NULL */
+} StoreCaller;
 /* The store's part of the Room: the transaction the host is running. */
 typedef struct StoreTxn {
   TxnBody xBody;                   /* body for the running host_sql_txn */
@@ -139,13 +145,10 @@ typedef struct StoreTxn {
                                       _room.version (storeVersionSet) */
   /* What _room's rls_uid and rls_admin hold as last committed, so a write by
   ** the same caller as the one before it names nobody anew. */
-  int rlsKnown;                    /* 1: rlsNull/rlsUid/rlsAdmin are what _room holds */
-  int rlsNull;                     /* rls_uid is NULL (the room's own writes) */
-  char rlsUid[NT_MAX_USER_ID_LEN + 1];
-  int rlsAdmin;
-  int rlsNext;                     /* the running write names its caller: rlsNext* once committed */
-  int rlsNextNull, rlsNextAdmin;
-  char rlsNextUid[NT_MAX_USER_ID_LEN + 1];
+  int rlsKnown;                    /* 1: rls is what _room holds */
+  StoreCaller rls;
+  int rlsNext;                     /* the running write names its caller: rlsNext once committed */
+  StoreCaller rlsNextCaller;
   StoreStmtId stmtIds[STORE_STMT_IDS];  /* queued texts the host named, first come */
   int nStmtIds;
   int stmtIdsOff;                  /* the host named no more (or has no ids): texts only */

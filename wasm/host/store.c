@@ -465,9 +465,7 @@ int storeTxn(Room *room, TxnBody body, void *arg){
   StoreTxn *t = &room->txn;
   if( t->rlsNext && rc==NT_OK ){                   /* _room names the write's caller now */
     t->rlsKnown = 1;
-    t->rlsNull = t->rlsNextNull;
-    t->rlsAdmin = t->rlsNextAdmin;
-    memcpy(t->rlsUid, t->rlsNextUid, sizeof t->rlsUid);
+    t->rls = t->rlsNextCaller;
   }else if( rc!=NT_OK && rc!=NT_NOCHANGE ){
     t->rlsKnown = 0;                               /* failed, perhaps after it committed */
   }
@@ -509,17 +507,18 @@ int storeWriteBegin(Room *room, const Caller *who, char *err, size_t errLen){
   const char *uid = who ? who->userId : NULL;
   int isNull = uid==NULL;
   int admin = who && who->isAdmin ? 1 : 0;
-  int same = t->rlsKnown && t->rlsAdmin==admin && t->rlsNull==isNull
-          && (isNull || strcmp(t->rlsUid, uid)==0);
+  int same = t->rlsKnown && t->rls.admin==admin && t->rls.isNull==isNull
+          && (isNull || strcmp(t->rls.uid, uid)==0);
   t->versionSet = 0;
   if( same && !room->ownTriggers ) return NT_OK;
   if( !same ){                     /* _room will name someone else: known again once committed */
     size_t n = isNull ? 0 : strlen(uid);
+    StoreCaller *next = &t->rlsNextCaller;
     t->rlsKnown = 0;
-    t->rlsNext = n < sizeof t->rlsNextUid;
-    t->rlsNextNull = isNull;
-    t->rlsNextAdmin = admin;
-    if( t->rlsNext ) memcpy(t->rlsNextUid, isNull ? "" : uid, n + 1);
+    t->rlsNext = n < sizeof next->uid;
+    next->isNull = isNull;
+    next->admin = admin;
+    if( t->rlsNext ) memcpy(next->uid, isNull ? "" : uid, n + 1);
   }
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, uid ? cJSON_CreateString(uid) : cJSON_CreateNull());
