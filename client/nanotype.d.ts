@@ -318,7 +318,7 @@ export interface ConnectOptions {
    *  it expires, at most half its remaining life ahead (default 60000) */
   tokenRefreshLeadMs?: number;
   /** at most one ack of live updates per this many ms: the first at once,
-   *  the rest at the interval's end as one (default 2000; 0 acks every update) */
+   *  the rest at the interval's end as one (default 3000; 0 acks every update) */
   ackIntervalMs?: number;
 }
 

@@ -87,7 +87,7 @@ const DEFAULTS = {
   diffs: false,              /* ask for row diffs (live queries v2) */
   transitions: false,        /* ask for one frame per commit (live queries v2) */
   tokenRefreshLeadMs: 60_000, /* replace a token this long before it expires (at most half its life) */
-  ackIntervalMs: 2_000,      /* at most one ack per interval (the first at once); 0 acks every update (PROTOCOL.md: why 2 s) */
+  ackIntervalMs: 3_000,      /* at most one ack per interval (the first at once); 0 acks every update (PROTOCOL.md: why 3 s) */
 };
 
 const OPEN = 1;              /* WebSocket.OPEN, the same in every implementation */
