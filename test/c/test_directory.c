@@ -1,8 +1,8 @@
 /*
 ** test_directory.c — the room's entry in the D1 directory of rooms
-** (wasm/feature/directory.c): the first upsert goes out at the end of the
-** export that woke the room, not at the open, recording its socket or its
-** write; the first upsert an isolate sends for a deploy creates the table
+** (wasm/feature/directory.c): a cold room costs one upsert, a second after
+** the wake, recording the socket or request that woke it and its first
+** writes; the first upsert an isolate sends for a deploy creates the table
 ** and the next rooms' do not (the isolate's cache), unless D1 says the
 ** table is gone; later activity is coalesced into at most one upsert per
 ** interval and never two at a time; a failure is retried after a backoff;
@@ -50,20 +50,31 @@ static void reset(void){
   fakehostCacheClear();
 }
 
-/* Open the example app as room name and wake it with alice's socket: the
-** room's first upsert goes out at the end of that export. */
+#define SETTLE 1000.0             /* the wait of an instance's first upsert after the wake */
+
+/* Open the example app as room name, wake it with alice's socket, and let
+** the settle pass: the room's first upsert is out. */
 static Room *wake(const char *name){
   int before = upserts();
   Room *room = testAppOpenWith(name, NULL);
-  if( room==NULL || upserts()!=before ) return NULL;  /* none as it opens */
-  return fakehostConnOpen(1, ALICE)==NT_OK ? room : NULL;
+  if( room==NULL || fakehostConnOpen(1, ALICE)!=NT_OK ) return NULL;
+  if( upserts()!=before ) return NULL;               /* none as it opens */
+  runUntil(fakehostNow() + SETTLE);
+  return room;
 }
 
-TEST(a_room_should_register_itself_at_the_end_of_the_export_that_woke_it_with_its_socket){
+TEST(a_cold_room_should_register_itself_once_a_second_after_the_wake_with_its_socket_and_writes){
   REQUIRE(testAppOpen() != NULL);
-  CHECK_EQ_INT(upserts(), 0);                        /* not at the open itself */
-  fakehostAdvance(20);
+  CHECK_EQ_INT(upserts(), 0);                        /* not as it opens */
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  fakehostAdvance(50);
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"t\"}", got, sizeof got), "");
+  double wrote = fakehostNow();
+  CHECK_EQ_INT(upserts(), 0);                        /* the write did not wait for D1 */
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE - 1);
+  CHECK_EQ_INT(upserts(), 0);
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE);
   REQUIRE(upserts()==1);
   const FakeAsync *a = lastUpsert();
   CHECK_EQ_INT(a->kind, NT_ASYNC_D1_BATCH);
@@ -71,7 +82,8 @@ TEST(a_room_should_register_itself_at_the_end_of_the_export_that_woke_it_with_it
   CHECK_STR_CONTAINS(a->req, "WHERE excluded.last_active_at >= _rooms.last_active_at");
   cJSON *p = lastParams();
   CHECK_STR_EQ(testString(p, "0"), "test-room");
-  CHECK(testNumber(p, "1")==FAKEHOST_EPOCH_MS + 20);  /* the socket is the latest activity */
+  CHECK(testNumber(p, "1")==wrote);                  /* the last activity */
+  CHECK(testNumber(p, "2") >= 1);                    /* the write is in */
   CHECK_EQ_INT(testNumber(p, "2"), fakehostRoom()->version);
   CHECK_EQ_INT(testNumber(p, "3"), 1);               /* the socket that woke it */
   cJSON_Delete(p);
@@ -81,13 +93,34 @@ TEST(a_room_should_register_itself_at_the_end_of_the_export_that_woke_it_with_it
   fakehostRoomFree();
 }
 
+TEST(a_socket_that_came_and_went_within_the_settle_should_cost_no_second_upsert){
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"t\"}", got, sizeof got), "");
+  fakehostAdvance(100);
+  fakehostConnClose(1);
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE);
+  REQUIRE(upserts()==1);
+  cJSON *p = lastParams();
+  CHECK_EQ_INT(testNumber(p, "3"), 0);
+  CHECK(testNumber(p, "1")==FAKEHOST_EPOCH_MS + 100);
+  cJSON_Delete(p);
+  fakehostAsyncDone(lastUpsert()->asyncId, 0, "{}");
+  runUntil(fakehostNow() + 5 * INTERVAL);
+  CHECK_EQ_INT(upserts(), 1);
+  fakehostRoomFree();
+}
+
 TEST(a_request_that_woke_the_room_should_be_registered_with_its_write){
   REQUIRE(testAppOpen() != NULL);
   char got[64];
   CHECK_STR_EQ(testCallCode(ALICE, "createTask", "{\"title\":\"over http\"}", got, sizeof got), "");
+  CHECK_EQ_INT(upserts(), 0);
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE);
   REQUIRE(upserts()==1);
   cJSON *p = lastParams();
-  CHECK(testNumber(p, "2") >= 1);                    /* the write is in */
+  CHECK(testNumber(p, "2") >= 1);
   CHECK_EQ_INT(testNumber(p, "2"), fakehostRoom()->version);
   CHECK_EQ_INT(testNumber(p, "3"), 0);
   cJSON_Delete(p);
@@ -134,10 +167,10 @@ TEST(a_table_gone_from_d1_should_be_made_again_at_once_and_the_cache_forgotten){
   fakehostAsyncDone(lastUpsert()->asyncId, 0, "{\"statements\":2}");
   fakehostRoomFree();
   fakehostAdvance(500);
+  double wokeAt = fakehostNow();
   REQUIRE(wake("b") != NULL);                        /* the cache says: made */
   REQUIRE(upserts()==2);
   CHECK_STR_LACKS(lastUpsert()->req, "CREATE TABLE");
-  double wokeAt = fakehostNow();
   int warnings = fakehostLogCount(NT_LOG_WARN);
   fakehostAdvance(30);
   fakehostAsyncDone(lastUpsert()->asyncId, NT_INTERNAL, "{\"message\":\"D1_ERROR: no such table: _rooms: SQLITE_ERROR\"}");
@@ -203,17 +236,19 @@ TEST(an_upsert_in_flight_should_hold_the_next_back_until_it_is_answered){
 }
 
 TEST(a_closing_socket_should_be_recorded_with_the_connections_left){
-  REQUIRE(wake("test-room") != NULL);
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE);
   REQUIRE(upserts()==1);
   fakehostAsyncDone(lastUpsert()->asyncId, 0, "{}");
   fakehostAdvance(1000);
   fakehostConnClose(2);
-  runUntil(FAKEHOST_EPOCH_MS + INTERVAL);
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE + INTERVAL);
   REQUIRE(upserts()==2);
   cJSON *p = lastParams();
   CHECK_EQ_INT(testNumber(p, "3"), 1);
-  CHECK(testNumber(p, "1")==FAKEHOST_EPOCH_MS + 1000);
+  CHECK(testNumber(p, "1")==FAKEHOST_EPOCH_MS + SETTLE + 1000);
   cJSON_Delete(p);
   fakehostRoomFree();
 }
@@ -225,9 +260,9 @@ TEST(a_failed_upsert_should_be_tried_again_after_a_backoff){
   fakehostAsyncDone(lastUpsert()->asyncId, NT_INTERNAL, "{\"message\":\"no D1 binding DB\"}");
   CHECK_EQ_INT(fakehostLogCount(NT_LOG_WARN), warnings + 1);
   CHECK_STR_CONTAINS(fakehostLastLog(), "no D1 binding DB");
-  runUntil(FAKEHOST_EPOCH_MS + INTERVAL - 1);
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE + INTERVAL - 1);
   CHECK_EQ_INT(upserts(), 1);
-  runUntil(FAKEHOST_EPOCH_MS + INTERVAL);
+  runUntil(FAKEHOST_EPOCH_MS + SETTLE + INTERVAL);
   REQUIRE(upserts()==2);                             /* the wake, once more */
   CHECK_STR_CONTAINS(lastUpsert()->req, "CREATE TABLE IF NOT EXISTS _rooms");
   cJSON *p = lastParams();

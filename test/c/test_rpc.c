@@ -134,7 +134,6 @@ TEST(rpc_should_answer_async_methods_when_the_host_completes){
 
 TEST(rpc_should_report_a_failed_async_call_as_unavailable){
   REQUIRE(testAppOpen() != NULL);
-  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);   /* the wake: the directory's upsert goes out */
   fakehostHttpRpc(5, ALICE, "{\"method\":\"d1Ping\"}");
   REQUIRE(fakehostAsync(-1) != NULL && fakehostAsync(-1)->kind==NT_ASYNC_D1_QUERY);
   fakehostAsyncDone(fakehostAsync(-1)->asyncId, NT_INTERNAL, "{\"message\":\"D1 down\"}");

@@ -14,13 +14,14 @@
 ** room and never two at a time: activity while one is in flight, or within
 ** the interval, is coalesced into the next. A write never waits for it.
 **
-** The first upsert of an instance goes out at the end of the first export
-** after the open (the one that woke the room: a socket, a request, an
-** alarm), not at the open itself, so it already records that socket or
-** that request's write, and the room's version; the next one waits the
-** whole interval like any other. The table is made
-** by the first upsert an isolate sends for a deploy (CREATE TABLE IF NOT
-** EXISTS in the same batch), so a fresh D1 needs no migration; once D1
+** A cold room costs one batch: the first upsert of an instance waits
+** DIR_SETTLE_MS after the wake (the in-memory timer, armed at the end of
+** the export after the open), so it already records the socket or request
+** that woke the room, its subscriptions and first writes, and a socket that
+** came and went; the next one waits the whole interval like any other. The
+** table is made by the first upsert an isolate sends for a deploy (CREATE
+** TABLE IF NOT EXISTS in the same batch), so a fresh D1 needs no
+** migration; once D1
 ** confirmed it, the isolate's cache (host/cache.c, kind "dir") says so to
 ** the next rooms of that deploy, whose batches are the upsert alone. The
 ** cache is only a hint: an upsert without the CREATE that D1 answers "no
@@ -39,6 +40,7 @@
 #include "feature.h"
 
 #define DIR_INTERVAL_MS    10000.0  /* default interval between upserts of one room */
+#define DIR_SETTLE_MS       1000.0  /* the first upsert of an instance waits this long after the wake */
 #define DIR_MAX_BACKOFF   300000.0  /* ms, after repeated failures */
 #define DIR_LIST_DEFAULT     100    /* rooms one listRooms answers by default */
 #define DIR_LIST_MAX        1000    /* and at most */
@@ -62,10 +64,9 @@ static const char dirUpsertSql[] =
 typedef struct Directory {
   double intervalMs;               /* at most one upsert per this many ms */
   double activeAt;                 /* latest activity not yet sent; 0: none */
-  double dueAt;                    /* the next upsert not before this: the interval after
-                                      one started, or a backoff; 0: at once */
-  int exports;                     /* exports ended since the open, its own included, up to 2:
-                                      the first upsert waits for the end of the second */
+  double dueAt;                    /* the next upsert not before this: the wake's settle,
+                                      the interval after one started, or a backoff; 0: at once */
+  int exports;                     /* exports ended since the open, its own included, up to 2 */
   double sendingAt;                /* activeAt of the upsert in flight */
   int busy;                        /* an upsert is in flight */
   int failures;                    /* consecutive failed upserts */
@@ -77,7 +78,11 @@ typedef struct Directory {
 /* When the pending activity may be sent; 0 when nothing waits. */
 static double dirDue(const Room *room){
   const Directory *d = room->directory;
-  if( d==NULL || d->busy || d->activeAt==0 || d->exports < 2 || room->name[0]==0 || room->status ) return 0;
+  if( d==NULL || d->busy || d->activeAt==0 || room->name[0]==0 || room->status ) return 0;
+  /* nothing is due before the export after the open: the host drops a timer
+  ** asked for while the room is being built (shim/host.js setTimer knows
+  ** the instance only once nt_room_open returned) */
+  if( d->exports < 2 ) return 0;
   return fmax(d->dueAt, d->activeAt);
 }
 
@@ -191,7 +196,9 @@ int directoryOpen(Room *room, const cJSON *config){
   d->tableReady = dirCacheMade(room);      /* an earlier room of the isolate made it */
   room->directory = d;
   dirTouch(room);                          /* the room woke: that is activity too */
-  return NT_OK;                            /* the first upsert waits for what woke it (dirDue) */
+  /* the first upsert waits for what woke the room (dirDue, the timer) */
+  d->dueAt = d->activeAt + fmin(DIR_SETTLE_MS, interval);
+  return NT_OK;
 }
 
 void directoryFree(Room *room){
