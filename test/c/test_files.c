@@ -14,8 +14,11 @@
 
 /* The newest asynchronous request, which must be of kind (else NULL). */
 static const FakeAsync *lastAsync(int kind){
-  const FakeAsync *a = fakehostAsync(-1);
-  return a && a->kind==kind && !a->done ? a : NULL;
+  for(int i = fakehostAsyncCount() - 1; i >= 0; i--){
+    const FakeAsync *a = fakehostAsync(i);
+    if( !a->done && a->kind!=NT_ASYNC_D1_BATCH ) return a->kind==kind ? a : NULL;   /* past the directory's upsert */
+  }
+  return NULL;
 }
 
 /* Complete the newest request, of kind, with rc and json. */

@@ -553,12 +553,16 @@ TEST(execute_sql_should_answer_sql_rejected_with_the_reason){
 }
 
 /* Let D1 confirm every replication request (batches, and the schema
-** queries before them: D1 has no table yet) until the core has none left. */
+** queries before them: D1 has no table yet) until the core has none left
+** (the newest open one first: the directory's upsert may be newer). */
 static void guardDrainBatches(void){
   for(int n = 0; n < 1000; n++){
     if( fakehostTimerAt() > 0 ) fakehostFireTimer();
-    const FakeAsync *a = fakehostAsync(-1);
-    if( a==NULL || a->done || (a->kind!=NT_ASYNC_D1_BATCH && a->kind!=NT_ASYNC_D1_QUERY) ) return;
+    const FakeAsync *a = NULL;
+    for(int i = fakehostAsyncCount() - 1; i >= 0 && a==NULL; i--){
+      if( !fakehostAsync(i)->done ) a = fakehostAsync(i);
+    }
+    if( a==NULL || (a->kind!=NT_ASYNC_D1_BATCH && a->kind!=NT_ASYNC_D1_QUERY) ) return;
     fakehostAsyncDone(a->asyncId, NT_OK, a->kind==NT_ASYNC_D1_QUERY ? "{\"rows\":[]}" : "{\"statements\":1}");
   }
 }

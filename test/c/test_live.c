@@ -10,6 +10,14 @@
 
 #define SUB_TASKS "{\"action\":\"subscribe_query\",\"id\":\"q\",\"query\":\"listTasks\",\"args\":{}}"
 
+/* The example app with the directory of rooms off: these tests read the
+** room's timer, and the directory's first upsert is a timer a second after
+** the wake (directory.c), not what they look at. */
+static Room *quietAppOpen(void){
+  const char *const migrations[] = { testTasksMigration, NULL };
+  return testRoomOpenWith("test-room", migrations, testTasksFunctions, 1, "{\"directoryMs\":0}");
+}
+
 /* Statistics counter from getStats, as an admin on conn 99. */
 static long long statOf(const char *name){
   if( fakehostConnOpen(99, ADMIN)!=NT_OK ) return -1;
@@ -23,7 +31,7 @@ static long long statOf(const char *name){
 }
 
 TEST(live_should_push_another_clients_write_to_a_subscription){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
   fakehostMessage(1, SUB_TASKS);
@@ -59,7 +67,7 @@ TEST(live_should_not_rerun_a_query_when_an_unrelated_table_changes){
 }
 
 TEST(live_should_run_identical_subscriptions_once_per_write){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   for(uint32_t c = 1; c <= 3; c++){
     REQUIRE(fakehostConnOpen(c, ALICE)==NT_OK);
     fakehostMessage(c, SUB_TASKS);
@@ -81,7 +89,7 @@ TEST(live_should_run_identical_subscriptions_once_per_write){
 }
 
 TEST(live_results_should_respect_row_level_security){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
   fakehostMessage(2, SUB_TASKS);
@@ -98,7 +106,7 @@ TEST(live_results_should_respect_row_level_security){
 }
 
 TEST(live_should_batch_a_burst_and_push_deletes_at_once){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   fakehostMessage(1, SUB_TASKS);
   char got[64], id[64], payload[128];
@@ -130,7 +138,7 @@ TEST(live_should_batch_a_burst_and_push_deletes_at_once){
 }
 
 TEST(live_should_resend_an_unacknowledged_update_three_times){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   fakehostMessage(1, SUB_TASKS);
   char got[64];
@@ -150,7 +158,7 @@ TEST(live_should_resend_an_unacknowledged_update_three_times){
 }
 
 TEST(live_should_stop_resending_once_acknowledged){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   fakehostMessage(1, SUB_TASKS);
   char got[64];
@@ -165,7 +173,7 @@ TEST(live_should_stop_resending_once_acknowledged){
 }
 
 TEST(live_should_answer_unchanged_when_the_client_is_current){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
   fakehostMessage(1, SUB_TASKS);
@@ -183,13 +191,13 @@ TEST(live_should_answer_unchanged_when_the_client_is_current){
 }
 
 TEST(live_subscriptions_should_survive_a_restore_from_the_attachment){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   fakehostMessage(1, SUB_TASKS);
   char *attachment = strdup(fakehostAttachment(1));
   CHECK_STR_CONTAINS(attachment, "\"subs\":[{\"query\":\"listTasks\"");
   fakehostRoomFree();
-  REQUIRE(testAppOpen() != NULL);                       /* woke up in a new instance */
+  REQUIRE(quietAppOpen() != NULL);                       /* woke up in a new instance */
   fakehostClear();
   REQUIRE(fakehostConnRestore(1, attachment)==NT_OK);
   free(attachment);
@@ -217,7 +225,7 @@ static const struct { const char *frame; const char *code; } badSubs[] = {
 };
 
 TEST(live_should_refuse_bad_subscriptions_with_codes){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
   for(size_t i = 0; i < sizeof badSubs / sizeof badSubs[0]; i++){
@@ -229,7 +237,7 @@ TEST(live_should_refuse_bad_subscriptions_with_codes){
 }
 
 TEST(unsubscribe_should_stop_updates){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   fakehostMessage(1, SUB_TASKS);
   fakehostMessage(1, "{\"action\":\"unsubscribe_query\",\"id\":5,\"subscriptionId\":\"s1\"}");
@@ -288,7 +296,7 @@ static int framesWith(uint32_t conn, const char *needle){
 }
 
 TEST(a_writers_answer_should_never_wait_for_the_queries_its_write_touches){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   useCostlyClock(80);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, BOB)==NT_OK);
@@ -311,7 +319,7 @@ TEST(a_writers_answer_should_never_wait_for_the_queries_its_write_touches){
 }
 
 TEST(a_costly_query_should_be_coalesced_over_a_window_growing_with_its_cost){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   useCostlyClock(40);                                 /* 4 times the 10 ms budget */
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
@@ -350,7 +358,7 @@ TEST(a_costly_query_should_be_coalesced_over_a_window_growing_with_its_cost){
 }
 
 TEST(a_tick_should_stop_at_its_budget_and_the_rest_should_run_first_next_tick){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   useCostlyClock(15);                                 /* 20 ms ticks: two runs each */
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
@@ -380,7 +388,7 @@ TEST(a_tick_should_stop_at_its_budget_and_the_rest_should_run_first_next_tick){
 }
 
 TEST(a_query_over_the_hard_limit_should_be_ended_with_an_error_frame_naming_it){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   useCostlyClock(100);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
@@ -427,7 +435,7 @@ TEST(a_query_over_the_hard_limit_should_be_ended_with_an_error_frame_naming_it){
 /* ---- results capped like executeSQL's ------------------------------------ */
 
 TEST(subscription_results_should_be_capped_in_rows_with_truncated){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   fakehostExec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)"
                " INSERT INTO tasks SELECT printf('t%04d', i), 'shared', 'pending', NULL, i, i FROM n");
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
@@ -450,7 +458,7 @@ TEST(subscription_results_should_be_capped_in_rows_with_truncated){
 }
 
 TEST(subscription_frames_should_stay_under_one_mebibyte_in_results_and_updates){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   /* three shared rows of 400 KB each: 1.2 MB of result */
   for(int i = 0; i < 3; i++){
     char sql[256];
@@ -552,7 +560,7 @@ static void heldFree(Held *h, int n){
   "\"SELECT id, title, status FROM tasks ORDER BY title, id\",\"params\":[]" extra "}"
 
 TEST(live_diff_subscribers_should_hold_what_full_subscribers_hold_after_every_change){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);       /* diffs */
   REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);       /* whole results */
   fakehostMessage(1, SUB_BY_TITLE(",\"diff\":true"));
@@ -598,7 +606,7 @@ TEST(live_diff_subscribers_should_hold_what_full_subscribers_hold_after_every_ch
 }
 
 TEST(a_diff_should_match_rows_by_the_primary_key_only_when_the_result_carries_it){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64], id[40], payload[160];
   testRpc(1, "createTask", "{\"title\":\"first title\"}", got, sizeof got);
@@ -619,7 +627,7 @@ TEST(a_diff_should_match_rows_by_the_primary_key_only_when_the_result_carries_it
 }
 
 TEST(a_diff_no_smaller_than_the_result_should_send_the_result){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"sql\":\"SELECT count(*) AS n FROM tasks\",\"params\":[],\"diff\":true}");
   char got[64];
@@ -633,7 +641,7 @@ TEST(a_diff_no_smaller_than_the_result_should_send_the_result){
 }
 
 TEST(a_subscribe_naming_a_kept_version_should_get_the_diff_from_it){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
   for(int i = 0; i < 20; i++) testRpc(1, "createTask", "{\"title\":\"a fairly long title to keep\"}", got, sizeof got);
@@ -718,7 +726,7 @@ TEST(one_commit_touching_two_tables_should_reach_a_transition_subscriber_in_one_
   "\"SELECT count(*) AS n, 'costly' AS c FROM tasks\",\"params\":[],\"transition\":true}"
 
 TEST(the_queries_of_one_commit_should_rerun_together_for_transition_subscribers){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   useCostlyClock(40);                                 /* a window of 600 ms */
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
@@ -745,7 +753,7 @@ TEST(the_queries_of_one_commit_should_rerun_together_for_transition_subscribers)
 
 TEST(an_unacknowledged_transition_should_be_sent_again_whole_with_its_version){
   const char *const migrations[] = { testTasksMigration, tagTaskTrigger, NULL };
-  REQUIRE(testRoomOpen(migrations, tagFunctions, 0) != NULL);
+  REQUIRE(testRoomOpenWith("test-room", migrations, tagFunctions, 0, "{\"directoryMs\":0}") != NULL);   /* its timer is read */
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"transition\":true}");
   fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":2,\"query\":\"listTags\",\"transition\":true}");
@@ -771,7 +779,7 @@ TEST(an_unacknowledged_transition_should_be_sent_again_whole_with_its_version){
 }
 
 TEST(a_resend_to_a_diff_subscriber_should_start_from_what_it_acknowledged){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
   for(int i = 0; i < 10; i++) testRpc(1, "createTask", "{\"title\":\"a title long enough\"}", got, sizeof got);
@@ -799,13 +807,13 @@ TEST(a_resend_to_a_diff_subscriber_should_start_from_what_it_acknowledged){
 }
 
 TEST(diffs_and_transitions_should_survive_a_restore_with_a_whole_result_first){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   fakehostMessage(1, SUB_BY_TITLE(",\"diff\":true,\"transition\":true"));
   char *attachment = strdup(fakehostAttachment(1));
   CHECK_STR_CONTAINS(attachment, "\"diff\":true,\"transition\":true");
   fakehostRoomFree();
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   fakehostClear();
   REQUIRE(fakehostConnRestore(1, attachment)==NT_OK);
   free(attachment);
@@ -819,7 +827,7 @@ TEST(diffs_and_transitions_should_survive_a_restore_with_a_whole_result_first){
 }
 
 TEST(what_a_subscriber_asks_for_should_be_a_boolean){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   char got[64];
   fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"diff\":1}");
@@ -831,7 +839,7 @@ TEST(what_a_subscriber_asks_for_should_be_a_boolean){
 }
 
 TEST(a_transition_too_large_for_one_frame_should_go_out_in_parts_marked_more){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   for(int i = 0; i < 3; i++){                         /* 1.2 MB of shared rows */
     char sql[256];
     snprintf(sql, sizeof sql, "INSERT INTO tasks VALUES ('big%d', hex(zeroblob(200000)), 'p', NULL, %d, %d)", i, i, i);
@@ -866,7 +874,7 @@ TEST(a_transition_too_large_for_one_frame_should_go_out_in_parts_marked_more){
 #define FAN_DIFF  3                 /* diff subscribers, conns 25..27 */
 
 TEST(many_subscribers_of_one_query_should_get_identical_updates_built_once){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   for(uint32_t c = 1; c <= FAN_FULL + FAN_DIFF; c++){
     REQUIRE(fakehostConnOpen(c, ALICE)==NT_OK);
     fakehostMessage(c, c <= FAN_FULL ? SUB_BY_TITLE("") : SUB_BY_TITLE(",\"diff\":true"));
@@ -913,7 +921,7 @@ TEST(many_subscribers_of_one_query_should_get_identical_updates_built_once){
 }
 
 TEST(acks_handed_over_together_should_be_judged_one_by_one_as_frames_are){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   for(uint32_t c = 1; c <= 3; c++){
     REQUIRE(fakehostConnOpen(c, ALICE)==NT_OK);
     fakehostMessage(c, SUB_TASKS);
@@ -948,7 +956,7 @@ TEST(acks_handed_over_together_should_be_judged_one_by_one_as_frames_are){
 }
 
 TEST(an_ack_should_settle_only_the_updates_sent_up_to_its_seq){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   REQUIRE(fakehostConnOpen(2, ALICE)==NT_OK);
   fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"args\":{\"status\":\"pending\"}}");
@@ -980,7 +988,7 @@ TEST(an_ack_should_settle_only_the_updates_sent_up_to_its_seq){
 }
 
 TEST(transition_subscribers_with_one_update_each_should_share_its_frame_text){
-  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(quietAppOpen() != NULL);
   for(uint32_t c = 1; c <= 10; c++){
     REQUIRE(fakehostConnOpen(c, ALICE)==NT_OK);
     fakehostMessage(c, "{\"action\":\"subscribe_query\",\"id\":1,\"query\":\"listTasks\",\"args\":{},\"transition\":true}");

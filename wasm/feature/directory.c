@@ -12,11 +12,21 @@
 ** batch, started at the end of an export (Module.xDone, after the answer
 ** went out) or from the in-memory timer, at most once per intervalMs per
 ** room and never two at a time: activity while one is in flight, or within
-** the interval, is coalesced into the next. A write never waits for it. The
-** first upsert of an instance also creates the table (CREATE TABLE IF NOT
-** EXISTS), so a fresh D1 needs no migration; it goes out as the room opens,
-** and the next one, which records the socket that woke the room and its
-** first writes, waits only DIR_SETTLE_MS instead of the whole interval.
+** the interval, is coalesced into the next. A write never waits for it.
+**
+** A cold room costs one batch: the first upsert of an instance waits
+** DIR_SETTLE_MS after the wake (the in-memory timer, armed at the end of
+** the export after the open), so it already records the socket or request
+** that woke the room, its subscriptions and first writes, and a socket that
+** came and went; the next one waits the whole interval like any other. The
+** table is made by the first upsert an isolate sends for a deploy (CREATE
+** TABLE IF NOT EXISTS in the same batch), so a fresh D1 needs no
+** migration; once D1
+** confirmed it, the isolate's cache (host/cache.c, kind "dir") says so to
+** the next rooms of that deploy, whose batches are the upsert alone. The
+** cache is only a hint: an upsert without the CREATE that D1 answers "no
+** such table" (the table was dropped) clears it, and the same activity is
+** sent again at once with the CREATE.
 ** A failed upsert is tried again after a backoff (the interval doubled per
 ** failure, at most DIR_MAX_BACKOFF).
 **
@@ -30,7 +40,7 @@
 #include "feature.h"
 
 #define DIR_INTERVAL_MS    10000.0  /* default interval between upserts of one room */
-#define DIR_SETTLE_MS       1000.0  /* but the one after the wake's waits only this long */
+#define DIR_SETTLE_MS       1000.0  /* the first upsert of an instance waits this long after the wake */
 #define DIR_MAX_BACKOFF   300000.0  /* ms, after repeated failures */
 #define DIR_LIST_DEFAULT     100    /* rooms one listRooms answers by default */
 #define DIR_LIST_MAX        1000    /* and at most */
@@ -54,22 +64,26 @@ static const char dirUpsertSql[] =
 typedef struct Directory {
   double intervalMs;               /* at most one upsert per this many ms */
   double activeAt;                 /* latest activity not yet sent; 0: none */
-  double sentAt;                   /* when the last upsert started; 0: none yet */
-  double retryAt;                  /* after a failure, not before this; 0: none */
+  double dueAt;                    /* the next upsert not before this: the wake's settle,
+                                      the interval after one started, or a backoff; 0: at once */
+  int exports;                     /* exports ended since the open, its own included, up to 2 */
   double sendingAt;                /* activeAt of the upsert in flight */
-  int sent;                        /* upserts started by this instance */
   int busy;                        /* an upsert is in flight */
   int failures;                    /* consecutive failed upserts */
-  int tableReady;                  /* D1 confirmed the table to this instance */
+  int tableReady;                  /* the table is known to exist: D1 confirmed it to this
+                                      instance, or the isolate's cache says an earlier one */
+  int sendingSchema;               /* the batch in flight carries the CREATE TABLE */
 } Directory;
 
 /* When the pending activity may be sent; 0 when nothing waits. */
 static double dirDue(const Room *room){
   const Directory *d = room->directory;
   if( d==NULL || d->busy || d->activeAt==0 || room->name[0]==0 || room->status ) return 0;
-  double wait = d->sent==1 ? fmin(DIR_SETTLE_MS, d->intervalMs) : d->intervalMs;
-  double due = d->sent > 0 ? d->sentAt + wait : d->activeAt;
-  return fmax(due, d->retryAt);
+  /* nothing is due before the export after the open: the host drops a timer
+  ** asked for while the room is being built (shim/host.js setTimer knows
+  ** the instance only once nt_room_open returned) */
+  if( d->exports < 2 ) return 0;
+  return fmax(d->dueAt, d->activeAt);
 }
 
 static void dirTouch(Room *room){
@@ -92,8 +106,26 @@ static void dirFailed(Room *room, const char *why){
     ntLog(NT_LOG_WARN, "directory: the upsert of room %s failed: %s", room->name, why);
   }
   double backoff = fmin(d->intervalMs * pow(2, d->failures - 1), DIR_MAX_BACKOFF);
-  d->retryAt = host_now_ms() + fmax(backoff, 1000);
+  d->dueAt = host_now_ms() + fmax(backoff, 1000);
   if( d->activeAt==0 ) d->activeAt = d->sendingAt;     /* still to be recorded */
+}
+
+/* Tell the next rooms of the isolate (this deploy) whether the table is
+** made (kind "dir": one u32, 1 or 0). Best effort: the host may drop it. */
+static void dirCachePut(Room *room, int made){
+  Buf b = {0};
+  cacheWriteU32(&b, (uint32_t)made);
+  cachePut(room, "dir", &b);
+  bufFree(&b);
+}
+
+/* Does the isolate's cache say the table is made? */
+static int dirCacheMade(Room *room){
+  CacheReader r;
+  if( cacheOpen(room, "dir", &r) ) return 0;
+  int made = cacheReadU32(&r)==1 && !r.bad;
+  cacheClose(&r);
+  return made;
 }
 
 /* Completion of an upsert. */
@@ -105,12 +137,22 @@ static int dirSent(Room *room, void *state, int rc, cJSON *data, cJSON **ppResul
   d->busy = 0;
   if( rc ){
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(data, "message");
-    dirFailed(room, cJSON_IsString(m) ? m->valuestring : "D1 failed");
+    const char *why = cJSON_IsString(m) ? m->valuestring : "D1 failed";
+    if( !d->sendingSchema && strstr(why, "no such table") ){
+      /* the cache said the table was made, and it is not (any more): the
+      ** same activity goes again at once (this export's end), with it */
+      d->tableReady = 0;
+      dirCachePut(room, 0);
+      if( d->activeAt==0 ) d->activeAt = d->sendingAt;
+      d->dueAt = 0;
+      return NT_OK;
+    }
+    dirFailed(room, why);
     return NT_OK;
   }
   d->failures = 0;
-  d->retryAt = 0;
   d->tableReady = 1;
+  if( d->sendingSchema ) dirCachePut(room, 1);
   return NT_OK;
 }
 
@@ -124,12 +166,12 @@ static void dirSend(Room *room){
   cJSON_AddItemToArray(p, cJSON_CreateNumber(floor(d->activeAt)));
   cJSON_AddItemToArray(p, cJSON_CreateNumber((double)room->version));
   cJSON_AddItemToArray(p, cJSON_CreateNumber(room->nConns));
-  if( !d->tableReady ) dirStatement(stmts, directoryD1Schema, NULL);
+  d->sendingSchema = !d->tableReady;
+  if( d->sendingSchema ) dirStatement(stmts, directoryD1Schema, NULL);
   dirStatement(stmts, dirUpsertSql, p);
   d->sendingAt = d->activeAt;
   d->activeAt = 0;
-  d->sentAt = host_now_ms();
-  d->sent++;
+  d->dueAt = host_now_ms() + d->intervalMs;
   d->busy = 1;
   int rc = asyncStartInternal(room, NT_ASYNC_D1_BATCH, req, dirSent, NULL);
   cJSON_Delete(req);
@@ -151,9 +193,11 @@ int directoryOpen(Room *room, const cJSON *config){
   Directory *d = calloc(1, sizeof *d);
   if( d==NULL ) return NT_NOMEM;
   d->intervalMs = interval;
+  d->tableReady = dirCacheMade(room);      /* an earlier room of the isolate made it */
   room->directory = d;
   dirTouch(room);                          /* the room woke: that is activity too */
-  dirFlush(room, host_now_ms());
+  /* the first upsert waits for what woke the room (dirDue, the timer) */
+  d->dueAt = d->activeAt + fmin(DIR_SETTLE_MS, interval);
   return NT_OK;
 }
 
@@ -178,6 +222,7 @@ void directoryConnGone(Room *room, Conn *conn){
 }
 
 void directoryDone(Room *room){
+  if( room->directory && room->directory->exports < 2 ) room->directory->exports++;
   dirFlush(room, host_now_ms());
 }
 

@@ -31,6 +31,13 @@
 ** text (search.c ranks them by cosine similarity, which the scale does not
 ** change).
 **
+** _embeddings and its index exist only in a room whose config embeds a
+** table (Module.lazy with embedSchemaWanted, sql/modschema.c): an app that
+** declares nothing never makes them, and every reader here and in search.c
+** answers as for an empty table while they do not exist
+** (moduleSchemaHas). A config that gains a declaration changes the schema
+** hash, and the full path of the open makes them.
+**
 ** The local embedder: each word (lowercased letters and digits; bytes of
 ** non-ASCII characters count as letters) not in a short stop list is hashed
 ** into one of EMBED_LOCAL_DIM dimensions with a sign, and so is each
@@ -365,10 +372,55 @@ static int embedParseLine(const char *line, size_t n, EmbedDecl *d, char *err, s
   return d->table ? NT_OK : NT_NOMEM;
 }
 
+/* The declaration on the line at line (n bytes, no newline): the text after
+** "-- embed:" with *pLen its length, trailing blanks cut; NULL when the line
+** declares nothing. */
+static const char *embedDeclLine(const char *line, size_t n, size_t *pLen){
+  static const char tag[] = "-- embed:";
+  const char *t = line;
+  while( t < line + n && (*t==' ' || *t=='\t') ) t++;
+  if( (size_t)(line + n - t) <= sizeof tag - 1 || strncmp(t, tag, sizeof tag - 1)!=0 ) return NULL;
+  const char *body = t + sizeof tag - 1;
+  size_t len = (size_t)(line + n - body);
+  while( len && (body[len-1]=='\r' || body[len-1]==' ') ) len--;
+  *pLen = len;
+  return body;
+}
+
+/* Does any migration's text hold a declaration line? */
+static int embedDeclares(const cJSON *migrations){
+  const cJSON *m;
+  cJSON_ArrayForEach(m, migrations){
+    const cJSON *sql = cJSON_GetObjectItemCaseSensitive(m, "sql");
+    if( !cJSON_IsString(sql) ) continue;
+    for(const char *line = sql->valuestring; line && *line; ){
+      const char *next = strchr(line, '\n');
+      size_t len;
+      if( embedDeclLine(line, next ? (size_t)(next - line) : strlen(line), &len) ) return 1;
+      line = next ? next + 1 : NULL;
+    }
+  }
+  return 0;
+}
+
+/* The embedder the config names: "local" (the default), "workers-ai" or "off". */
+static const char *embedConfigEmbedder(const cJSON *config){
+  static const char *const embedders[] = { "local", "workers-ai", "off" };
+  const cJSON *which = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(config, "embed"), "embedder");
+  for(size_t i = 0; i < sizeof embedders / sizeof embedders[0]; i++){
+    if( cJSON_IsString(which) && strcmp(which->valuestring, embedders[i])==0 ) return embedders[i];
+  }
+  return embedders[0];
+}
+
+int embedSchemaWanted(const cJSON *config){
+  return strcmp(embedConfigEmbedder(config), "off")!=0
+      && embedDeclares(cJSON_GetObjectItemCaseSensitive(config, "migrations"));
+}
+
 /* Every declaration in the migrations' texts; a later one for the same
 ** table replaces the earlier. */
 static int embedDeclare(Room *room, Embeds *e, const cJSON *migrations, char *err, size_t errLen){
-  static const char tag[] = "-- embed:";
   const cJSON *m;
   cJSON_ArrayForEach(m, migrations){
     const cJSON *sql = cJSON_GetObjectItemCaseSensitive(m, "sql");
@@ -376,14 +428,11 @@ static int embedDeclare(Room *room, Embeds *e, const cJSON *migrations, char *er
     for(const char *line = sql->valuestring; line && *line; ){
       const char *next = strchr(line, '\n');
       size_t n = next ? (size_t)(next - line) : strlen(line);
-      const char *t = line;
-      while( t < line + n && (*t==' ' || *t=='\t') ) t++;
-      if( (size_t)(line + n - t) > sizeof tag - 1 && strncmp(t, tag, sizeof tag - 1)==0 ){
+      size_t len = 0;
+      const char *body = embedDeclLine(line, n, &len);
+      if( body ){
         EmbedDecl d;
         memset(&d, 0, sizeof d);
-        const char *body = t + sizeof tag - 1;
-        size_t len = (size_t)(line + n - body);
-        while( len && (body[len-1]=='\r' || body[len-1]==' ') ) len--;
         int rc = embedParseLine(body, len, &d, err, errLen);
         if( rc==NT_OK ) rc = embedColumns(room, &d, err, errLen);
         if( rc ){ embedDeclFree(&d); return rc; }
@@ -536,12 +585,7 @@ int embedOpen(Room *room, const cJSON *config){
   if( e==NULL ) return NT_NOMEM;
   room->embeds = e;
   const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(config, "embed");
-  const cJSON *which = cJSON_GetObjectItemCaseSensitive(cfg, "embedder");
-  static const char *const embedders[] = { "local", "workers-ai", "off" };
-  snprintf(e->embedder, sizeof e->embedder, "%s", embedders[0]);
-  for(size_t i = 0; i < sizeof embedders / sizeof embedders[0]; i++){
-    if( cJSON_IsString(which) && strcmp(which->valuestring, embedders[i])==0 ) snprintf(e->embedder, sizeof e->embedder, "%s", embedders[i]);
-  }
+  snprintf(e->embedder, sizeof e->embedder, "%s", embedConfigEmbedder(config));
   const cJSON *base = cJSON_GetObjectItemCaseSensitive(cfg, "retryBaseSec");
   e->retryBaseSec = cJSON_IsNumber(base) && base->valuedouble >= 0 ? base->valuedouble : 5;
   const cJSON *lease = cJSON_GetObjectItemCaseSensitive(cfg, "leaseSec");
@@ -560,7 +604,7 @@ int embedOpen(Room *room, const cJSON *config){
     return statusFail(room, NT_UNAVAILABLE, "%s", err);
   }
   rc = embedInstall(room, e);
-  if( rc==NT_OK ) outqOpen(room, &e->out);
+  if( rc==NT_OK && moduleSchemaHas(room, "embed") ) outqOpen(room, &e->out);   /* no table: no job */
   return rc;
 }
 
@@ -582,12 +626,12 @@ double embedNextDue(Room *room){
 }
 
 void embedOnTimer(Room *room, double nowMs){
-  if( room->embeds ) outqOnTimer(room, &room->embeds->out, nowMs);
+  if( room->embeds && moduleSchemaHas(room, "embed") ) outqOnTimer(room, &room->embeds->out, nowMs);
 }
 
 int embedTask(Room *room, const cJSON *payload, char *err, size_t errLen){
   (void)payload; (void)err; (void)errLen;
-  return room->embeds ? outqTask(room, &room->embeds->out) : NT_OK;
+  return room->embeds && moduleSchemaHas(room, "embed") ? outqTask(room, &room->embeds->out) : NT_OK;
 }
 
 /* ---- jobs ----------------------------------------------------------------- */
@@ -595,6 +639,7 @@ int embedTask(Room *room, const cJSON *payload, char *err, size_t errLen){
 /* Store vector v[dim] with hash for job id of generation gen. */
 static int embedSave(Room *room, double id, double gen, const char *hash, float *v, int dim,
                      char *err, size_t errLen){
+  if( !moduleSchemaHas(room, "embed") ) return NT_OK;    /* no table: no such job */
   embedNormalise(v, dim);
   char *vec = embedEncode(v, dim);
   if( vec==NULL ) return NT_NOMEM;
@@ -614,6 +659,7 @@ static int embedSave(Room *room, double id, double gen, const char *hash, float 
 /* Set job id (of generation gen) to status, counting an attempt and an error when given. */
 static int embedMark(Room *room, double id, double gen, const char *status, int attempt, const char *error,
                      char *err, size_t errLen){
+  if( !moduleSchemaHas(room, "embed") ) return NT_OK;    /* no table: no such job */
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(id));
   cJSON_AddItemToArray(args, cJSON_CreateNumber(gen));
@@ -788,9 +834,11 @@ int embedClaim(Call *call, cJSON **ppResult){
   cJSON_AddItemToArray(args, cJSON_CreateString(list ? list : "[]"));
   cJSON_free(list);
   SqlResult jobs;
-  int rc = storeExec(room,
-    "SELECT e.id, e.tbl, e.pk, e.gen, e.status, e.hash, e.vec IS NOT NULL, j.value ->> 'gen', j.value ->> 'attempt'"
-    " FROM json_each(?1) AS j LEFT JOIN _embeddings AS e ON e.id = j.value ->> 'id'",
+  /* no table: every item is a job that does not exist, as in an empty one */
+  int rc = storeExec(room, moduleSchemaHas(room, "embed")
+    ? "SELECT e.id, e.tbl, e.pk, e.gen, e.status, e.hash, e.vec IS NOT NULL, j.value ->> 'gen', j.value ->> 'attempt'"
+      " FROM json_each(?1) AS j LEFT JOIN _embeddings AS e ON e.id = j.value ->> 'id'"
+    : "SELECT NULL, NULL, NULL, NULL, NULL, NULL, 0, j.value ->> 'gen', j.value ->> 'attempt' FROM json_each(?1) AS j",
     args, &jobs, call->err, sizeof call->err);
   cJSON_Delete(args);
   if( rc ) return rc;
@@ -943,8 +991,9 @@ int embedStatusMethod(Call *call, cJSON **ppResult){
   }
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, table ? cJSON_CreateString(table->valuestring) : cJSON_CreateNull());
-  SqlResult res;
-  rc = storeExec(call->room,
+  SqlResult res = {0};
+  /* no table: no row, the counts of an empty one */
+  rc = !moduleSchemaHas(call->room, "embed") ? NT_OK : storeExec(call->room,
     "SELECT count(*) FILTER (WHERE status IN ('pending', 'queued', 'running')),"
     " count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'failed'),"
     " count(*) FILTER (WHERE status = 'dead'), coalesce(sum(gen), 0), coalesce(sum(attempts), 0)"

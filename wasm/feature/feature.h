@@ -257,6 +257,8 @@ int embedDecode(const char *text, int8_t *out, int max);
 /* 64-bit FNV-1a of the text and the embedder's name, as 16 hex characters. */
 void embedHash(const char *embedder, const char *text, size_t n, char out[17]);
 extern const char embedSchema[];          /* the module's table (Module.schema) */
+int embedSchemaWanted(const cJSON *config);  /* Module.xSchemaWanted: a migration declares an embedded
+                                                table and the embedder is not "off" */
 int embedOpen(Room *room, const cJSON *config);
 void embedFree(Room *room);
 void embedOnCommit(Room *room, const Touched *t);

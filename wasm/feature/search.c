@@ -124,6 +124,7 @@ static void searchAppendFilter(Buf *b, Call *call, const EmbedDecl *d){
 
 /* Score every visible vector of d against q[dim]; the best go into top. */
 static int searchScan(Call *call, const EmbedDecl *d, const float *q, int dim, TopK *top){
+  if( !moduleSchemaHas(call->room, "embed") ) return NT_OK;   /* no table yet: no vector */
   Buf b = {0};
   bufAppendStr(&b, "SELECT e.id, e.pk, e.vec FROM _embeddings AS e");
   searchAppendJoin(&b, d, "e.pk");

@@ -14,8 +14,7 @@
 ** database first (its row only frees it: it is built on first need), then the migrations (which also lay down every row's
 ** schema), the commit counter, row-level security, and the outbox triggers
 ** before the named functions are analysed, so each function's plan lists the
-** outbox among what it writes; the directory's first upsert goes out
-** before replication's first batch. Commits and timer ticks reach rows in
+** outbox among what it writes. Commits and timer ticks reach rows in
 ** this order: live queries hear a commit before replication does, and a
 ** tick flushes live queries before debounced writes commit. Rows are freed
 ** in the reverse order.
@@ -63,7 +62,8 @@ const Module roomModules[] = {
   { .name = "webhook",   .schema = webhookSchema, .lazy = 1, .xOpen = webhookOpen, .xFree = webhookFree,
     .xOnCommit = webhookOnCommit, .xNextDue = webhookNextDue, .xOnTimer = webhookOnTimer,
     .tasks = webhookTasks },
-  { .name = "embed",     .schema = embedSchema, .xOpen = embedOpen, .xFree = embedFree,
+  { .name = "embed",     .schema = embedSchema, .lazy = 1, .xSchemaWanted = embedSchemaWanted,
+    .xOpen = embedOpen, .xFree = embedFree,
     .xOnCommit = embedOnCommit, .xNextDue = embedNextDue, .xOnTimer = embedOnTimer,
     .tasks = embedTasks },
   { .name = "functions", .xOpen = fnOpen, .xFree = fnFreeAll },
