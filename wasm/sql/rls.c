@@ -265,7 +265,8 @@ static void rlsToCache(Room *room, const char *script){
 static int rlsInstall(Room *room, char *sql){
   int rc = NT_OK;
   if( sql && sql[0] ){
-    rc = storeTxn(room, rlsApply, sql);
+    rc = storeDefer(room, sql);    /* a never-used room's open: to its end */
+    if( rc==NT_NOT_FOUND ) rc = storeTxn(room, rlsApply, sql);
     if( rc==NT_OK ) rc = schemaApply(room, sql);
   }
   free(sql);
