@@ -64,7 +64,8 @@
 ** row, the schema hash) waits for the end of the open, one more list in
 ** one transaction (storeDefer, host/store.c): a never-used room's open is
 ** three host calls, its first read included, when the isolate's cache
-** holds what an earlier room derived.
+** holds what an earlier room derived (replication off: its open reaches
+** the host on its own).
 */
 #include <ctype.h>
 #include <stdarg.h>
