@@ -241,6 +241,13 @@ int rateMethodCleanup(Call *call, cJSON **ppResult);  /* _rateCleanup {} -> {rem
 /* Run task with payload (copied; NULL = {}) at atMs; joins the caller's
 ** transaction when called inside one. */
 int schedAt(Room *room, double atMs, const char *task, const cJSON *payload);
+/* schedAt inside the running transaction, queued with its other statements
+** (storeQueue): err (the write's, alive until it ends) receives why the
+** row could not be written. Outside a transaction, schedAt. */
+int schedAtQueued(Room *room, double atMs, const char *task, char *err, size_t errLen);
+/* schedAt (payload {}), unless a row of task is due in (after, atMs]
+** already: one statement either way. */
+int schedAtUnlessDue(Room *room, double atMs, const char *task, double after);
 int schedArm(Room *room);                 /* alarm = earliest due row */
 int schedOpen(Room *room, const cJSON *config);   /* first start and every wake */
 /* nt_alarm's work: run the due rows, then set the alarm for the next. */

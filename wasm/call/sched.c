@@ -55,22 +55,90 @@ static SchedTask schedFind(Room *room, const char *name){
   return NULL;
 }
 
-int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
-  char err[256];
-  char *text = payload ? cJSON_PrintUnformatted(payload) : ntStrdup("{}");
-  cJSON *args = cJSON_CreateArray();
-  if( text==NULL || args==NULL ){ cJSON_free(text); cJSON_Delete(args); return NT_NOMEM; }
-  cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(atMs)));
-  cJSON_AddItemToArray(args, cJSON_CreateString(task));
-  cJSON_AddItemToArray(args, cJSON_CreateString(text));
-  cJSON_free(text);
-  int rc = storeRunFree(room, "INSERT INTO _schedule (due, task, payload) VALUES (?1, ?2, ?3)",
-                        args, err, sizeof err);
-  if( rc ){ ntLog(NT_LOG_ERROR, "schedule %s failed: %s", task, err); return rc; }
+static const char schedInsertSql[] = "INSERT INTO _schedule (due, task, payload) VALUES (?1, ?2, ?3)";
+
+/* A row due at atMs was added: the alarm comes no later. */
+static void schedAlarm(Room *room, double atMs){
   if( room->alarmAt==0 || atMs < room->alarmAt ){
     room->alarmAt = atMs;
     host_alarm_set(atMs);
   }
+}
+
+/* The row as one statement of literals, for the statements a never-used
+** room's open defers to its end (storeDefer); NT_NOT_FOUND when it defers
+** none. */
+static int schedDefer(Room *room, double atMs, const char *task, const char *payload){
+  if( !storeDeferring(room) ) return NT_NOT_FOUND;
+  char due[32];
+  snprintf(due, sizeof due, "%.17g", floor(atMs));
+  Buf b = {0};
+  bufAppendStr(&b, "INSERT INTO _schedule (due, task, payload) VALUES (");
+  bufAppendStr(&b, due);
+  bufAppendStr(&b, ", ");
+  bufAppendSqlString(&b, task);
+  bufAppendStr(&b, ", ");
+  bufAppendSqlString(&b, payload);
+  bufAppendStr(&b, ");");
+  char *sql = bufFinish(&b);
+  int rc = sql ? storeDefer(room, sql) : NT_NOT_FOUND;
+  free(sql);
+  return rc;
+}
+
+/* schedInsertSql's bindings; NULL when out of memory. */
+static cJSON *schedArgs(double atMs, const char *task, const char *payload){
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(atMs)));
+  cJSON_AddItemToArray(args, cJSON_CreateString(task));
+  cJSON_AddItemToArray(args, cJSON_CreateString(payload));
+  if( cJSON_GetArraySize(args)!=3 ){ cJSON_Delete(args); return NULL; }
+  return args;
+}
+
+int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
+  char err[256];
+  char *text = payload ? cJSON_PrintUnformatted(payload) : ntStrdup("{}");
+  if( text==NULL ) return NT_NOMEM;
+  int rc = schedDefer(room, atMs, task, text);
+  if( rc==NT_NOT_FOUND ){
+    cJSON *args = schedArgs(atMs, task, text);
+    rc = args ? storeRunFree(room, schedInsertSql, args, err, sizeof err) : NT_NOMEM;
+    if( rc==NT_NOMEM ) snprintf(err, sizeof err, "out of memory");
+  }else if( rc ){
+    snprintf(err, sizeof err, "the open's deferred statements failed");
+  }
+  cJSON_free(text);
+  if( rc ){ ntLog(NT_LOG_ERROR, "schedule %s failed: %s", task, err); return rc; }
+  schedAlarm(room, atMs);
+  return NT_OK;
+}
+
+int schedAtQueued(Room *room, double atMs, const char *task, char *err, size_t errLen){
+  if( !storeInTxn(room) ) return schedAt(room, atMs, task, NULL);
+  cJSON *args = schedArgs(atMs, task, "{}");
+  if( args==NULL ){ snprintf(err, errLen, "out of memory"); return NT_NOMEM; }
+  int rc = storeQueue(room, schedInsertSql, args, NULL, err, errLen);
+  if( rc ) return rc;
+  schedAlarm(room, atMs);
+  return NT_OK;
+}
+
+int schedAtUnlessDue(Room *room, double atMs, const char *task, double after){
+  char err[256];
+  cJSON *args = schedArgs(atMs, task, "{}");
+  if( args==NULL ) return NT_NOMEM;
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(after));
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(atMs));
+  SqlResult res;
+  int rc = storeExec(room, "INSERT INTO _schedule (due, task, payload) SELECT ?1, ?2, ?3"
+                     " WHERE NOT EXISTS (SELECT 1 FROM _schedule WHERE task = ?2 AND due > ?4 AND due <= ?5)"
+                     " RETURNING id", args, &res, err, sizeof err);
+  cJSON_Delete(args);
+  if( rc ){ ntLog(NT_LOG_ERROR, "schedule %s failed: %s", task, err); return rc; }
+  int added = cJSON_GetArraySize(res.rows) > 0;
+  storeResultFree(&res);
+  if( added ) schedAlarm(room, atMs);
   return NT_OK;
 }
 

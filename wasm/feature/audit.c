@@ -252,7 +252,8 @@ void auditHash(const char prevHash[65], int64_t seq, double at, const char *user
 ** the schedule, so rooms that never record anything carry no such row. */
 static int auditInsert(Room *room, const char *prevHash, AuditEntry *e, char *err, size_t errLen){
   if( !room->audit->trimScheduled && room->audit->retentionMs > 0 ){
-    int rc = schedAt(room, host_now_ms() + AUDIT_TRIM_EVERY, "audit.trim", NULL);
+    /* with the record, in the write's one batch */
+    int rc = schedAtQueued(room, host_now_ms() + AUDIT_TRIM_EVERY, "audit.trim", err, errLen);
     if( rc ){ snprintf(err, errLen, "scheduling audit.trim failed"); return rc; }
   }
   auditHash(prevHash, e->seq, e->at, e->userId, e->clientId, e->method, e->args,

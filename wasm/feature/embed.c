@@ -529,6 +529,15 @@ static int embedApplyScript(Room *room, void *arg){
   return rc;
 }
 
+/* Run script on the room (a never-used room's open defers it to its end,
+** with the other scripts of the open) and on the mirror. */
+static int embedRunScript(Room *room, const char *script){
+  int rc = storeDefer(room, script);
+  if( rc==NT_NOT_FOUND ) rc = storeTxn(room, embedApplyScript, (void*)script);
+  if( rc==NT_OK ) rc = schemaApply(room, script);
+  return rc;
+}
+
 /* The system table, the triggers of each declared table (rewritten when
 ** they differ from the mirror's), and no triggers for undeclared tables. */
 static int embedInstall(Room *room, Embeds *e){
@@ -536,8 +545,7 @@ static int embedInstall(Room *room, Embeds *e){
   /* a never-used room: the script an earlier one found (the same
   ** declarations: they are the migrations', which the key covers) */
   if( schemaScriptCached(room, "emb", &cached)==NT_OK ){
-    int rc = cached[0] ? storeTxn(room, embedApplyScript, cached) : NT_OK;
-    if( rc==NT_OK && cached[0] ) rc = schemaApply(room, cached);
+    int rc = cached[0] ? embedRunScript(room, cached) : NT_OK;
     free(cached);
     return rc;
   }
@@ -572,8 +580,7 @@ static int embedInstall(Room *room, Embeds *e){
   if( !changed ){ bufFree(&script); return script.oom ? NT_NOMEM : NT_OK; }
   char *sql = bufFinish(&script);
   if( sql==NULL ) return NT_NOMEM;
-  int rc = storeTxn(room, embedApplyScript, sql);
-  if( rc==NT_OK ) rc = schemaApply(room, sql);
+  int rc = embedRunScript(room, sql);
   free(sql);
   return rc;
 }

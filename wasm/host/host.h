@@ -152,6 +152,8 @@ typedef struct StoreTxn {
   StoreStmtId stmtIds[STORE_STMT_IDS];  /* queued texts the host named, first come */
   int nStmtIds;
   int stmtIdsOff;                  /* the host named no more (or has no ids): texts only */
+  Buf defer;                       /* statements deferred to the end of the open (storeDefer) */
+  int deferOpen;                   /* 1: storeDefer takes statements (storeDeferOpen) */
 } StoreTxn;
 /* A write's first statement: names the caller for the row-level-security
 ** triggers and bumps _room.version (storeVersionSet), unless _room already
@@ -166,6 +168,22 @@ void storeVersionSet(Room *room);
 ** statement before it carried the version (storeVersionSet). */
 int storeWriteEnd(Room *room, char *err, size_t errLen);
 int storeMapError(const char *message);
+/* The open of a never-used room defers what nothing reads before the open
+** ends (row-level security's and the embeddings' triggers, the maintenance
+** row, the schema hash): storeDeferOpen (migrate.c, once its tables exist)
+** lets storeDefer take statements until storeDeferFlush (room.c, at the
+** end of the open) runs them as one statement list in one transaction.
+** Anything else that reaches the host first (storeExec, storeQueue,
+** storeTxn) runs what is deferred before it, in a transaction of its own,
+** so what runs and in which order is as if each ran when deferred. */
+void storeDeferOpen(Room *room);
+/* Take sql (complete statements, no bindings; copied) for the end of the
+** open: NT_OK; NT_NOT_FOUND when no open defers (or a transaction is
+** running, or memory is short): the caller runs it itself. */
+int storeDefer(Room *room, const char *sql);
+int storeDeferring(const Room *room);       /* would storeDefer take a statement now? */
+/* Run what is deferred (NT_OK when nothing is) and take no more. */
+int storeDeferFlush(Room *room);
 /* v as cJSON_PrintUnformatted writes it, byte for byte, at less cost (its
 ** integers without sprintf and sscanf); malloc'd, caller frees with free();
 ** NULL when out of memory or v cannot be printed. The JSON the core hands

@@ -11,7 +11,9 @@
 ** grouped with storeTxn, which asks the host to run a body inside
 ** ctx.storage.transactionSync; a body that fails rolls everything back.
 ** storeMapError turns SQLite's messages into protocol error codes, from a
-** table rather than a chain of branches.
+** table rather than a chain of branches. A never-used room's open defers
+** the statements nothing reads before it ends to one transaction at its
+** end (storeDefer).
 */
 #include <float.h>
 #include <math.h>
@@ -36,6 +38,7 @@ static void storeSetErr(char *err, size_t errLen, const char *msg){
 }
 
 static void storeJsonArgs(Buf *b, const cJSON *args);
+static int storeDeferRun(Room *room);
 
 /* One host_sql_exec and the parse of its answer. */
 static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t maxRows,
@@ -81,6 +84,14 @@ static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t 
 
 int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows,
                     uint32_t maxBytes, SqlResult *res, char *err, size_t errLen){
+  if( room->txn.defer.n ){         /* what the open deferred runs first */
+    int rc = storeDeferRun(room);
+    if( rc ){
+      memset(res, 0, sizeof *res);
+      storeSetErr(err, errLen, "the open's deferred statements failed");
+      return rc;
+    }
+  }
   if( room->txn.nQueued ){         /* what was queued runs first, in order */
     int rc = storeFlush(room);
     if( rc ){
@@ -298,6 +309,8 @@ void storeFree(Room *room){
   StoreTxn *t = &room->txn;
   for(int i = 0; i < t->nStmtIds; i++) free(t->stmtIds[i].text);
   t->nStmtIds = 0;
+  bufFree(&t->defer);
+  t->deferOpen = 0;
 }
 
 /* Drop the queue without running it. */
@@ -315,6 +328,14 @@ int storeQueueThen(Room *room, const char *sql, cJSON *args, SqlResult *out, cha
                    TxnBody xThen, void *arg){
   StoreTxn *t = &room->txn;
   if( out ) memset(out, 0, sizeof *out);
+  if( t->defer.n ){                /* what the open deferred runs first */
+    int rc = storeDeferRun(room);
+    if( rc ){
+      cJSON_Delete(args);
+      storeSetErr(err, errLen, "the open's deferred statements failed");
+      return rc;
+    }
+  }
   if( t->nQueued==t->nDest ){
     int cap = t->nDest ? 2 * t->nDest : 8;
     StoreDest *grown = realloc(t->dest, sizeof *grown * (size_t)cap);
@@ -457,6 +478,10 @@ int storeMapError(const char *message){
 */
 int storeTxn(Room *room, TxnBody body, void *arg){
   if( room->txn.token!=0 ) return NT_INTERNAL;     /* no nesting */
+  if( room->txn.defer.n ){                         /* what the open deferred, in its own */
+    int rc = storeDeferRun(room);
+    if( rc ) return rc;
+  }
   room->txn.xBody = body;
   room->txn.arg = arg;
   room->txn.token = 1;                             /* one transaction at a time */
@@ -478,6 +503,68 @@ int storeTxn(Room *room, TxnBody body, void *arg){
 
 int storeInTxn(const Room *room){
   return room->txn.token!=0;
+}
+
+/* ------------------------------------------------------------------------
+** What a never-used room's open defers to its end: one statement list,
+** text only (the host binds parameters to the last statement of a list
+** alone), at most STORE_DEFER_MAX bytes (the host's statement length; a
+** longer one runs in pieces), in one transaction.
+*/
+#define STORE_DEFER_MAX 100000
+
+void storeDeferOpen(Room *room){
+  room->txn.deferOpen = 1;
+}
+
+static int storeDeferBody(Room *room, void *arg){
+  char err[256];
+  int rc = storeRunFree(room, (const char*)arg, NULL, err, sizeof err);
+  if( rc ) ntLog(NT_LOG_ERROR, "the open's deferred statements failed: %s", err);
+  return rc;
+}
+
+/* Run the deferred list now, in a transaction of its own (the list taken
+** first: storeTxn and storeExec see none). */
+static int storeDeferRun(Room *room){
+  StoreTxn *t = &room->txn;
+  if( t->defer.n==0 ) return NT_OK;
+  char *sql = bufFinish(&t->defer);
+  memset(&t->defer, 0, sizeof t->defer);
+  if( sql==NULL ) return NT_NOMEM;
+  int rc = storeTxn(room, storeDeferBody, sql);
+  free(sql);
+  return rc;
+}
+
+int storeDefer(Room *room, const char *sql){
+  StoreTxn *t = &room->txn;
+  if( !t->deferOpen || t->token ) return NT_NOT_FOUND;
+  size_t n = strlen(sql);
+  if( t->defer.n && t->defer.n + n + 1 > STORE_DEFER_MAX ){
+    int rc = storeDeferRun(room);
+    if( rc ) return rc;
+  }
+  size_t before = t->defer.n;
+  bufAppend(&t->defer, sql, n);
+  bufAppend(&t->defer, "\n", 1);
+  if( t->defer.oom ){              /* what was deferred stays; this one the caller runs */
+    t->defer.oom = 0;
+    t->defer.n = before;
+    if( t->defer.p ) t->defer.p[before] = 0;
+    return NT_NOT_FOUND;
+  }
+  return NT_OK;
+}
+
+int storeDeferring(const Room *room){
+  return room->txn.deferOpen && room->txn.token==0;
+}
+
+int storeDeferFlush(Room *room){
+  int rc = storeDeferRun(room);
+  room->txn.deferOpen = 0;
+  return rc;
 }
 
 int nt_txn_body(Room *room, uint32_t token){

@@ -283,18 +283,7 @@ static void connExpiryArm(Room *room, double after){
     if( due > 0 && (next==0 || due < next) ) next = due;
   }
   if( next==0 ) return;
-  char err[256];
-  SqlResult res;
-  cJSON *args = cJSON_CreateArray();
-  cJSON_AddItemToArray(args, cJSON_CreateString(CONN_EXPIRY_TASK));
-  cJSON_AddItemToArray(args, cJSON_CreateNumber(after));
-  int rc = storeExec(room, "SELECT min(due) FROM _schedule WHERE task = ?1 AND due > ?2", args, &res, err, sizeof err);
-  cJSON_Delete(args);
-  if( rc ){ ntLog(NT_LOG_ERROR, "token expiry: %s", err); return; }
-  const cJSON *v = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
-  int covered = cJSON_IsNumber(v) && v->valuedouble <= next;
-  storeResultFree(&res);
-  if( !covered ) schedAt(room, next, CONN_EXPIRY_TASK, NULL);
+  (void)schedAtUnlessDue(room, next, CONN_EXPIRY_TASK, after);   /* one statement; a failure is logged */
 }
 
 int connExpiryTask(Room *room, const cJSON *payload, char *err, size_t errLen){

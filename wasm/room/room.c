@@ -120,6 +120,8 @@ static int roomOpenFull(Room *room, const cJSON *cfg){
     roomOpenCost(room, i, &from);
   }
   if( rc==NT_OK ) rc = migrateRecordHash(room);
+  int deferred = storeDeferFlush(room);   /* what a never-used room's open deferred, even after a failure */
+  if( rc==NT_OK ) rc = deferred;
   roomOpenCost(room, room->nModules, &from);
   if( roomIsNew(room) ) room->schemaCurrent = 0;   /* the open is over: its tables fill now */
   return rc;

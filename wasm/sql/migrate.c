@@ -8,15 +8,20 @@
 ** config wants them, modschema.c), in their current form: a column added later
 ** (systemColumns) is added to rooms that lack it, a table replaced by another
 ** is dropped, a table folded into _room's row (systemFolded) has its values
-** carried over before it is dropped. Then each
-** migration from migrations/room/ (bundled by the shim, sorted by name) that is
-** not yet in _migrations runs in its own transaction together with the row
-** that records it, so a failing migration leaves the room exactly as it was.
-** The room then refuses to serve (UNAVAILABLE) and says which migration failed
+** carried over before it is dropped. Then the
+** migrations from migrations/room/ (bundled by the shim, sorted by name) not
+** yet in _migrations run: all of them as one statement list in one
+** transaction (migrateSetBody: row-level security stood aside once, the
+** commit counter one on per file, each file followed by the row that
+** records it), and when that fails (rolled back: nothing written) each
+** again in its own transaction together with its row, in order, so that
+** a failing migration leaves the room as it was before that file, the
+** files before it applied, exactly as if each had run on its own. The
+** room then refuses to serve (UNAVAILABLE) and says which migration failed
 ** and why, rather than serve a half-migrated schema.
 **
-** A migration goes to the host as one statement list with its record in
-** _migrations bound to the last statement (migrateBatchBody). When that
+** On its own, a migration goes to the host as one statement list with its
+** record in _migrations bound to the last statement (migrateBatchBody). When that
 ** fails, its transaction rolled back, it runs again statement by statement
 ** (split where sqlite3_complete says a statement ends), so the runner
 ** knows which statement failed. The
@@ -48,11 +53,19 @@
 ** (no such column, another hash) takes the full path above, which is
 ** idempotent.
 **
-** A room without _room was never opened: its system schema and _room's
-** row go to the host as one statement list with nothing to probe, nothing
-** is read from _migrations, and, when its migrations only defined schema
+** A room without _room was never opened: its system schema, _room's row
+** and every migration go to the host as one statement list in one
+** transaction (migrateFreshAll) with nothing to probe, nothing is read
+** from _migrations, and, when its migrations only defined schema
 ** (migrateSchemaOnly), room->schemaCurrent says so (3) to the modules that
 ** open after it (roomIsNew: their tables are empty) until the open ends.
+** What the rest of its open derives and nothing reads before it ends
+** (row-level security's and the embeddings' triggers, the maintenance
+** row, the schema hash) waits for the end of the open, one more list in
+** one transaction (storeDefer, host/store.c): a never-used room's open is
+** three host calls, its first read included, when the isolate's cache
+** holds what an earlier room derived (replication off: its open reaches
+** the host on its own).
 */
 #include <ctype.h>
 #include <stdarg.h>
@@ -328,6 +341,14 @@ static int migrateSystemBody(Room *room, void *arg){
   return rc;
 }
 
+/* A room that had no _room has made the lazy modules' tables the config
+** wants, and no others. */
+static void migrateFreshKnown(Room *room){
+  for(int i = 0; i < room->nModules && i < 64; i++){
+    if( room->modules[i].lazy ) moduleSchemaKnow(room, i, (room->schemaMade >> i) & 1);
+  }
+}
+
 /* The system body of a room that has no _room table (migrateCurrent): the
 ** script creates every table in its current form, so there is nothing to
 ** probe; the script and _room's row (with the room's name) go to the host
@@ -349,10 +370,7 @@ static int migrateFreshBody(Room *room, void *arg){
   cJSON_AddItemToArray(args, room->name[0] ? cJSON_CreateString(room->name) : cJSON_CreateNull());
   int rc = storeRunFree(room, sql, args, step->err, sizeof step->err);   /* consumes args */
   free(sql);
-  /* the lazy modules not wanted have no tables */
-  for(int i = 0; rc==NT_OK && i < room->nModules && i < 64; i++){
-    if( room->modules[i].lazy ) moduleSchemaKnow(room, i, (room->schemaMade >> i) & 1);
-  }
+  if( rc==NT_OK ) migrateFreshKnown(room);
   return rc;
 }
 
@@ -480,6 +498,105 @@ static int migrateBatchBody(Room *room, void *arg){
   return rc;
 }
 
+/* The host's longest statement list: SQLite's statement length
+** (SQLITE_LIMIT_SQL_LENGTH, 100 KB in a Durable Object) counts all of a
+** list's text. Longer sets of migrations run one file at a time. */
+#define MIGRATE_LIST_MAX 100000
+
+/* v as an SQL literal, exactly (what a binding of it would store). */
+static void migrateAppendNumber(Buf *b, double v){
+  char t[32];
+  snprintf(t, sizeof t, "%.17g", v);
+  bufAppendStr(b, t);
+}
+
+/* A migration's SQL appended to b so that the next statement can follow:
+** a newline (out of a trailing "--" comment) and, when the last statement
+** has no ';', one. NT_OK, or NT_NOT_FOUND when the text still does not
+** end where sqlite3_complete says a statement ends (an unterminated
+** literal or comment, a trigger without END): what follows it would be
+** read as part of it, so such a file runs on its own. */
+static int migrateAppendFile(Buf *b, const char *sql){
+  Buf m = {0};
+  bufAppendStr(&m, sql);
+  bufAppend(&m, "\n", 1);
+  if( !m.oom && !migrateIsEmpty(m.p) && !sqlite3_complete(m.p) ) bufAppend(&m, ";\n", 2);
+  int ok = !m.oom && (migrateIsEmpty(m.p) || sqlite3_complete(m.p));
+  if( ok ) bufAppend(b, m.p, m.n);
+  bufFree(&m);
+  return ok ? NT_OK : NT_NOT_FOUND;
+}
+
+/* Migrations applied together (migrateSetBody). */
+typedef struct MigrateSet {
+  const Step *steps;               /* [n], in order; borrowed */
+  int n;
+  int fresh;                       /* 1: a room without _room: the system schema and
+                                      _room's row go first, in the same list */
+  char err[512];                   /* why it failed */
+} MigrateSet;
+
+/* Every migration of set as one statement list, in one transaction:
+** row-level security stood aside and the commit counter moved on by n
+** (one per file, as when each runs in a write of its own), each file's
+** statements followed by its row in _migrations, then the triggers put
+** back; for a room without _room, its system schema and _room's row
+** first. Values are literals: the host binds parameters to a list's last
+** statement only. Any failure (a file that cannot be joined, a list too
+** long, a statement SQLite refuses) rolls it all back, and the caller
+** runs the files one by one to say which failed and why. No on-commit
+** hook is called: the migrations run before any module that hears a
+** commit has opened, and what they touch is the schema. */
+static int migrateSetBody(Room *room, void *arg){
+  MigrateSet *set = arg;
+  Buf b = {0};
+  double now = host_now_ms();
+  int rc = NT_OK;
+  if( set->fresh ){
+    char *script = migrateSystemScript(room);
+    if( script==NULL ) b.oom = 1;
+    else bufAppendStr(&b, script);
+    free(script);
+    bufAppendStr(&b, "\nINSERT OR IGNORE INTO _room (id, created_at, name) VALUES (1, ");
+    migrateAppendNumber(&b, now);
+    bufAppendStr(&b, ", ");
+    if( room->name[0] ) bufAppendSqlString(&b, room->name);
+    else bufAppendStr(&b, "NULL");
+    bufAppendStr(&b, ");\n");
+  }
+  if( set->n > 0 ){
+    char num[16];
+    snprintf(num, sizeof num, "%d", set->n);
+    bufAppendStr(&b, "UPDATE _room SET rls_bypass = 1, version = version + ");
+    bufAppendStr(&b, num);
+    bufAppendStr(&b, " WHERE id = 1;\n");
+  }
+  for(int i = 0; rc==NT_OK && i < set->n; i++){
+    rc = migrateAppendFile(&b, set->steps[i].sql);
+    bufAppendStr(&b, "INSERT INTO _migrations (name, applied_at, checksum) VALUES (");
+    bufAppendSqlString(&b, set->steps[i].name);
+    bufAppendStr(&b, ", ");
+    migrateAppendNumber(&b, now);
+    bufAppendStr(&b, ", ");
+    bufAppendSqlString(&b, set->steps[i].checksum);
+    bufAppendStr(&b, ");\n");
+  }
+  if( set->n > 0 ) bufAppendStr(&b, "UPDATE _room SET rls_bypass = 0 WHERE id = 1;");
+  if( rc==NT_OK && b.n > MIGRATE_LIST_MAX ) rc = NT_NOT_FOUND;
+  char *sql = bufFinish(&b);
+  if( rc==NT_OK && sql==NULL ) rc = NT_NOMEM;
+  if( rc==NT_OK ) rc = storeRunFree(room, sql, NULL, set->err, sizeof set->err);
+  else snprintf(set->err, sizeof set->err, "the migrations cannot run as one list");
+  free(sql);
+  return rc;
+}
+
+/* One log line naming the migrations applied (done: ", "-separated). */
+static void migrateLogApplied(const Buf *done){
+  if( done->n && !done->oom ) ntLog(NT_LOG_INFO, "applied migration%s %.*s", strchr(done->p, ',') ? "s" : "",
+                                    (int)done->n, done->p);
+}
+
 /* Mark the room unable to serve, with a message saying why. */
 static int migrateFail(Room *room, int rc, const char *fmt, ...){
   char msg[768];
@@ -502,26 +619,34 @@ static const cJSON *migrateApplied(const SqlResult *applied, const char *name){
   return NULL;
 }
 
-/* Fill step from one entry of the bundle; 0, or the room refused. */
-static int migrateEntry(Room *room, const cJSON *m, const char *previous, Step *step){
+/* Fill step from one entry of the bundle: 0, or why not in step->err. */
+static int migrateEntryCheck(const cJSON *m, const char *previous, Step *step){
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
   const cJSON *path = cJSON_GetObjectItemCaseSensitive(m, "path");
   const cJSON *sql = cJSON_GetObjectItemCaseSensitive(m, "sql");
   memset(step, 0, sizeof *step);
   if( !cJSON_IsString(name) || !cJSON_IsString(sql) ){
-    return migrateFail(room, NT_BAD_REQUEST, "migration entry without name or sql");
+    snprintf(step->err, sizeof step->err, "migration entry without name or sql");
+    return NT_BAD_REQUEST;
   }
   step->name = name->valuestring;
   step->path = cJSON_IsString(path) ? path->valuestring : name->valuestring;
   step->sql = sql->valuestring;
   if( strcmp(step->name, previous) <= 0 ){
-    return migrateFail(room, NT_BAD_REQUEST, "migration %s is out of order (after %s)",
-                       step->name, previous);
+    snprintf(step->err, sizeof step->err, "migration %s is out of order (after %s)", step->name, previous);
+    return NT_BAD_REQUEST;
   }
   if( migrateChecksum(step->sql, step->checksum) ){
-    return migrateFail(room, NT_NOMEM, "out of memory");
+    snprintf(step->err, sizeof step->err, "out of memory");
+    return NT_NOMEM;
   }
   return NT_OK;
+}
+
+/* migrateEntryCheck; a bad entry refuses the room. */
+static int migrateEntry(Room *room, const cJSON *m, const char *previous, Step *step){
+  int rc = migrateEntryCheck(m, previous, step);
+  return rc ? migrateFail(room, rc, "%s", step->err) : NT_OK;
 }
 
 /* Give the applied migrations recorded without a checksum the one of their
@@ -621,10 +746,85 @@ int migrateRecordHash(Room *room){
   schemaDropRows(room);            /* the open is over: the mirror, when needed, reads again */
   if( room->schemaCurrent==1 || room->schemaCurrent==2 || room->schemaHash[0]==0 ) return NT_OK;
   char err[256];
+  /* a never-used room's: with the rest its open deferred (storeDefer) */
+  if( storeDeferring(room) ){
+    Buf b = {0};
+    bufAppendStr(&b, "UPDATE _room SET schema_hash = ");
+    bufAppendSqlString(&b, room->schemaHash);
+    bufAppendStr(&b, " WHERE id = 1;");
+    char *sql = bufFinish(&b);
+    int rc = sql ? storeDefer(room, sql) : NT_NOT_FOUND;
+    free(sql);
+    if( rc!=NT_NOT_FOUND ) return rc;
+  }
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateString(room->schemaHash));
   int rc = storeRunFree(room, "UPDATE _room SET schema_hash = ?1 WHERE id = 1", args, err, sizeof err);
   if( rc ) ntLog(NT_LOG_ERROR, "recording the schema hash failed: %s", err);
+  return rc;
+}
+
+/* A never-used room's whole path in one transaction (migrateSetBody): its
+** system schema, _room's row and every migration, checked first (in
+** order, none applied). NT_OK once committed; anything else (an entry
+** refused, a file that cannot be joined, a statement refused: nothing
+** written, nothing reported) leaves the path of migrateOpen to run, which
+** says why. */
+static int migrateFreshAll(Room *room, const cJSON *migrations){
+  int n = cJSON_GetArraySize(migrations);
+  Step *steps = n ? calloc((size_t)n, sizeof *steps) : NULL;
+  if( n && steps==NULL ) return NT_NOMEM;
+  const char *previous = "";
+  int k = 0, rc = NT_OK, schemaOnly = 1;
+  const cJSON *m;
+  cJSON_ArrayForEach(m, migrations){
+    if( k==n || (rc = migrateEntryCheck(m, previous, &steps[k])) ) break;
+    previous = steps[k].name;
+    schemaOnly &= migrateSchemaOnly(steps[k].sql);
+    k++;
+  }
+  MigrateSet set = { steps, k, 1, "" };
+  if( rc==NT_OK ) rc = storeTxn(room, migrateSetBody, &set);
+  if( rc==NT_OK ){
+    Buf done = {0};
+    for(int i = 0; i < k; i++){
+      bufAppendStr(&done, i ? ", " : "");
+      bufAppendStr(&done, steps[i].name);
+    }
+    migrateLogApplied(&done);
+    bufFree(&done);
+    room->version = k;             /* _room's row began at 0 */
+    migrateFreshKnown(room);
+    if( schemaOnly ) room->schemaCurrent = 3;
+  }
+  free(steps);
+  return rc;
+}
+
+/* Apply the migrations pending[0..n) each in a write of its own, in
+** order, until one fails (the room refused, saying where and why); the
+** names of those applied into done. */
+static int migrateEach(Room *room, Step *pending, int n, Buf *done){
+  int rc = NT_OK;
+  for(int i = 0; rc==NT_OK && i < n; i++){
+    Step *step = &pending[i];
+    step->err[0] = 0;
+    step->line = 0;
+    Write w = { NULL, 1, migrateBatchBody, step, { NULL, 0, 0 }, step->err, sizeof step->err };
+    if( storeWrite(room, &w) ){
+      step->err[0] = 0;
+      w.xBody = migrateStepBody;
+      rc = storeWrite(room, &w);
+    }
+    if( rc && step->line ){
+      rc = migrateFail(room, rc, "%s:%d: %s", step->path, step->line, step->err);
+    }else if( rc ){
+      rc = migrateFail(room, rc, "%s: %s", step->path, step->err);
+    }else{
+      bufAppendStr(done, done->n ? ", " : "");
+      bufAppendStr(done, step->name);
+    }
+  }
   return rc;
 }
 
@@ -637,6 +837,11 @@ int migrateOpen(Room *room, const cJSON *config){
   migrateCurrent(room, &fresh);
   if( room->schemaCurrent ){
     migrateLazyKnown(room);
+    return NT_OK;
+  }
+  /* a never-used room: everything in one statement list, when it can */
+  if( fresh && migrateFreshAll(room, migrations)==NT_OK ){
+    storeDeferOpen(room);          /* what the rest of its open derives, to its end */
     return NT_OK;
   }
   Step step = {0};
@@ -679,33 +884,39 @@ int migrateOpen(Room *room, const cJSON *config){
   }
   cJSON_Delete(adopt);
 
-  /* Then the ones not applied yet run, in order; one log line names them. */
-  Buf done = {0};
+  /* Then the ones not applied yet run: together, in one statement list
+  ** (migrateSetBody), or, when that fails, each in a write of its own, in
+  ** order, which says which failed; one log line names those applied. */
+  int n = rc ? 0 : cJSON_GetArraySize(migrations), nPending = 0;
+  Step *pending = n ? calloc((size_t)n, sizeof *pending) : NULL;
+  if( n && pending==NULL ) rc = migrateFail(room, NT_NOMEM, "out of memory");
   int schemaOnly = 1;              /* every one applied only defined schema */
   cJSON_ArrayForEach(m, migrations){
-    if( rc ) break;
-    if( (rc = migrateEntry(room, m, "", &step)) ) break;
-    if( migrateApplied(&applied, step.name) ) continue;
-    schemaOnly &= migrateSchemaOnly(step.sql);
-    Write w = { NULL, 1, migrateBatchBody, &step, { NULL, 0, 0 }, step.err, sizeof step.err };
-    if( storeWrite(room, &w) ){
-      step.err[0] = 0;
-      w.xBody = migrateStepBody;
-      rc = storeWrite(room, &w);
-    }
-    if( rc && step.line ){
-      rc = migrateFail(room, rc, "%s:%d: %s", step.path, step.line, step.err);
-    }else if( rc ){
-      rc = migrateFail(room, rc, "%s: %s", step.path, step.err);
+    if( rc || nPending==n ) break;
+    if( (rc = migrateEntry(room, m, "", &pending[nPending])) ) break;
+    if( migrateApplied(&applied, pending[nPending].name) ) continue;
+    schemaOnly &= migrateSchemaOnly(pending[nPending].sql);
+    nPending++;
+  }
+  Buf done = {0};
+  if( rc==NT_OK && nPending ){
+    MigrateSet set = { pending, nPending, 0, "" };
+    /* (a never-used room here failed as one list already) */
+    if( !fresh && storeTxn(room, migrateSetBody, &set)==NT_OK ){
+      room->version += nPending;
+      for(int i = 0; i < nPending; i++){
+        bufAppendStr(&done, i ? ", " : "");
+        bufAppendStr(&done, pending[i].name);
+      }
     }else{
-      bufAppendStr(&done, done.n ? ", " : "");
-      bufAppendStr(&done, step.name);
+      rc = migrateEach(room, pending, nPending, &done);
     }
   }
-  if( done.n && !done.oom ) ntLog(NT_LOG_INFO, "applied migration%s %.*s", strchr(done.p, ',') ? "s" : "",
-                                  (int)done.n, done.p);
+  migrateLogApplied(&done);
   bufFree(&done);
+  free(pending);
   storeResultFree(&applied);
   if( rc==NT_OK && fresh && schemaOnly ) room->schemaCurrent = 3;
+  if( rc==NT_OK && fresh ) storeDeferOpen(room);
   return rc;
 }

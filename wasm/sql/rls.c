@@ -32,7 +32,9 @@
 **           first rule: another user's row is invisible to them too. Three
 **           triggers per table, "_rls_<table>_insert", "_update", "_del".
 **
-** rlsOpen creates the triggers after migrations, idempotently (and drops
+** rlsOpen creates the triggers after migrations (a never-used room's open
+** defers the script to its end, with the rest of what the open derives:
+** storeDefer, host/store.c), idempotently (and drops
 ** the objects of earlier forms it finds: the rule is not in the schema
 ** hash, so every open looks, in the rows of its one read or the mirror),
 ** and runs the same script on the schema mirror (schemaApply). What it
@@ -265,7 +267,8 @@ static void rlsToCache(Room *room, const char *script){
 static int rlsInstall(Room *room, char *sql){
   int rc = NT_OK;
   if( sql && sql[0] ){
-    rc = storeTxn(room, rlsApply, sql);
+    rc = storeDefer(room, sql);    /* a never-used room's open: to its end */
+    if( rc==NT_NOT_FOUND ) rc = storeTxn(room, rlsApply, sql);
     if( rc==NT_OK ) rc = schemaApply(room, sql);
   }
   free(sql);
