@@ -683,12 +683,13 @@ export class Host {
 
   /* One pending setTimeout per instance; each request replaces the last.
   ** Short work only (live-update batching, resends): durable schedules use
-  ** the alarm. */
-  setTimer(atMs) {
+  ** the alarm. gen is the build of the room that asks (host_timer_set
+  ** passes the running CoreRoom's, so a timer asked for inside nt_room_open,
+  ** before ensureCore kept that build as this.core, fires for it). */
+  setTimer(atMs, gen = this.core?.gen) {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (!(atMs > 0)) return;
-    const gen = this.core?.gen;
     this.timer = setTimeout(() => {
       this.timer = null;
       if (this.core?.gen !== gen) return;            /* the instance was replaced */
@@ -1017,7 +1018,7 @@ function ntImports(core) {
     host_now_ms() { return Date.now(); },
 
     /* void host_timer_set(atMs) */
-    host_timer_set(atMs) { core.host.setTimer(atMs); },
+    host_timer_set(atMs) { core.host.setTimer(atMs, core.room.gen); },
 
     /* void host_alarm_set(atMs) */
     host_alarm_set(atMs) { core.host.host_alarm_set(atMs); },
