@@ -59,14 +59,31 @@ const CREATE_EVENTS_INDEX =
   `CREATE INDEX IF NOT EXISTS ${ANALYTICS_TABLE}_index1 ON ${ANALYTICS_TABLE} (index1, timestamp)`;
 const CREATE_BATCHES =
   `CREATE TABLE IF NOT EXISTS ${BATCHES_TABLE} (invocation TEXT NOT NULL, points INTEGER NOT NULL, at TEXT NOT NULL)`;
-/* Many points in one statement with one parameter: a JSON array of rows
-** [timestamp, index1, blob1..blobB, double1..doubleD], spread by json_each
-** (one D1 statement per batch rather than one per point); the columns left
-** out keep their defaults. */
-function insertEvents(nBlobs, nDoubles) {
-  const cols = ["timestamp", "index1", ...BLOB_COLUMNS.slice(0, nBlobs), ...DOUBLE_COLUMNS.slice(0, nDoubles)];
-  return `INSERT INTO ${ANALYTICS_TABLE} (${cols.join(", ")}) SELECT ` +
-    cols.map((_, i) => `json_extract(value, '$[${i}]')`).join(", ") + " FROM json_each(?1)";
+/* Many points in one statement with one parameter: the JSON array of the
+** points themselves, as the core wrote them, spread by json_each (one D1
+** statement per batch rather than one per point, and no point parsed or
+** rebuilt in JavaScript). Each column is read out of its point as the
+** row used to be built: the timestamp as Analytics Engine's text (its
+** second, UTC; now when it is missing), index1 and the blobs as text, the
+** doubles as numbers; a field the point lacks takes its column's default
+** ('' or 0). */
+const INSERT_EVENTS = `INSERT INTO ${ANALYTICS_TABLE} (timestamp, index1, ${BLOB_COLUMNS.join(", ")}, ${DOUBLE_COLUMNS.join(", ")}) SELECT ` +
+  [`COALESCE(datetime(CAST(json_extract(value, '$.timestamp') AS INTEGER) / 1000, 'unixepoch'), datetime('now'))`,
+   `COALESCE(json_extract(value, '$.indexes[0]'), '')`,
+   ...BLOB_COLUMNS.map((_, i) => `COALESCE(json_extract(value, '$.blobs[${i}]'), '')`),
+   ...DOUBLE_COLUMNS.map((_, i) => `COALESCE(json_extract(value, '$.doubles[${i}]'), 0)`)].join(", ") +
+  " FROM json_each(?1)";
+
+/* How many points the core's JSON array holds, without parsing it: every
+** point is an object the core begins with {"timestamp": (analytics.c),
+** and that text cannot occur inside one of its strings (a quote in a
+** string is escaped). -1 when the text is not an array. */
+const POINT_HEAD = '{"timestamp":';
+export function pointCount(text) {
+  if (typeof text !== "string" || text[0] !== "[" || text[text.length - 1] !== "]") return -1;
+  let n = 0;
+  for (let i = text.indexOf(POINT_HEAD); i >= 0; i = text.indexOf(POINT_HEAD, i + POINT_HEAD.length)) n++;
+  return n;
 }
 
 /* The sink NT_ANALYTICS names ("engine", "d1", "off"), and why it cannot
@@ -120,7 +137,8 @@ export class AnalyticsSink {
     this.budget = this.limit;
     this.invocation = null;
     this.warned = false;
-    this.queue = [];               /* d1: points taken, not yet written */
+    this.queue = [];               /* d1: texts of points taken, not yet written */
+    this.queued = 0;               /* d1: the points in queue */
     this.counts = [];              /* d1 with test hooks: [invocation, points] taken */
     this.flushing = null;          /* d1: the promise of the next write */
     if (why && !warnedConfig) {
@@ -139,17 +157,22 @@ export class AnalyticsSink {
   }
 
   /* host_analytics: points is the core's JSON array. Returns how many were
-  ** taken (the first n), or a negative code when the text is not points. */
+  ** taken (the first n), or a negative code when the text is not points.
+  ** Only the engine sink parses them (it hands each to writeDataPoint);
+  ** the D1 sink queues the text as it came, and D1 reads it (toD1). */
   write(text) {
-    let points;
-    try {
-      points = JSON.parse(text);
-    } catch {
-      return -1;
+    const count = pointCount(text);
+    if (count < 0) return -1;
+    if (this.mode === "off") return count;                   /* taken, and let go */
+    let points = null;
+    if (this.mode === "engine") {
+      try {
+        points = JSON.parse(text);
+      } catch {
+        return -1;
+      }
     }
-    if (!Array.isArray(points)) return -1;
-    if (this.mode === "off") return points.length;           /* taken, and let go */
-    const n = Math.min(points.length, this.budget);
+    const n = Math.min(count, this.budget);
     if (n <= 0) return 0;
     this.budget -= n;
     try {
@@ -159,7 +182,9 @@ export class AnalyticsSink {
           this.env.ANALYTICS.writeDataPoint({ indexes: p.indexes, blobs: p.blobs, doubles: p.doubles });
         }
       } else {
-        for (let i = 0; i < n; i++) this.queue.push(points[i]);
+        /* the first n of them: all but when the budget ran out */
+        this.queue.push(n === count ? text : JSON.stringify(JSON.parse(text).slice(0, n)));
+        this.queued += n;
         if (this.env.NT_TEST_HOOKS === "1") this.counts.push([this.invocationId(), n]);
         this.scheduleFlush();
       }
@@ -172,7 +197,7 @@ export class AnalyticsSink {
   /* d1: write the queue soon (at once when it is long); the host holds the
   ** object alive until it is written. */
   scheduleFlush() {
-    if (this.queue.length >= D1_FLUSH_POINTS) {
+    if (this.queued >= D1_FLUSH_POINTS) {
       this.hold(this.flush());
       return;
     }
@@ -181,38 +206,34 @@ export class AnalyticsSink {
     this.hold(this.flushing);
   }
 
-  /* d1: everything queued, in batches of D1_FLUSH_POINTS. Never rejects. */
+  /* d1: everything queued, in batches of about D1_FLUSH_POINTS (whole
+  ** texts: one holds at most an invocation's budget). Never rejects. */
   async flush() {
     this.flushing = null;
     while (this.queue.length) {
-      const points = this.queue.splice(0, D1_FLUSH_POINTS);
+      let k = 0, n = 0;
+      while (k < this.queue.length && n < D1_FLUSH_POINTS) n += pointCount(this.queue[k++]);
+      const texts = this.queue.splice(0, k);
+      this.queued -= n;
       const counts = this.counts.splice(0);
-      await this.toD1(points, counts).catch((e) => this.warn(e));
+      await this.toD1(texts, counts).catch((e) => this.warn(e));
     }
   }
 
-  /* One D1 batch: the tables on first use, a row per point, and (test
-  ** hooks) how many points each invocation took. */
-  async toD1(points, counts) {
+  /* One D1 batch: the tables on first use, a row per point of texts (the
+  ** core's arrays, joined into one), and (test hooks) how many points each
+  ** invocation took. */
+  async toD1(texts, counts) {
     const db = this.env.DB;
     const statements = [];
     if (!d1Ready) statements.push(db.prepare(CREATE_EVENTS), db.prepare(CREATE_EVENTS_INDEX));
-    let nBlobs = 0, nDoubles = 0;
-    for (const p of points) {
-      nBlobs = Math.max(nBlobs, p.blobs?.length ?? 0);
-      nDoubles = Math.max(nDoubles, p.doubles?.length ?? 0);
+    let all = "[";
+    for (const t of texts) {
+      if (t.length <= 2) continue;                /* [] */
+      if (all.length > 1) all += ",";
+      all += t.slice(1, -1);
     }
-    nBlobs = Math.min(FIELDS, nBlobs);
-    nDoubles = Math.min(FIELDS, nDoubles);
-    const rows = new Array(points.length);
-    for (let r = 0; r < points.length; r++) {      /* loops, not spreads: a flush has hundreds */
-      const p = points[r];
-      const row = [engineTime(p.timestamp), String(p.indexes?.[0] ?? "")];
-      for (let i = 0; i < nBlobs; i++) row.push(String(p.blobs?.[i] ?? ""));
-      for (let i = 0; i < nDoubles; i++) row.push(Number(p.doubles?.[i] ?? 0) || 0);
-      rows[r] = row;
-    }
-    statements.push(db.prepare(insertEvents(nBlobs, nDoubles)).bind(JSON.stringify(rows)));
+    statements.push(db.prepare(INSERT_EVENTS).bind(all + "]"));
     if (this.env.NT_TEST_HOOKS === "1") {
       if (!d1Ready) statements.unshift(db.prepare(CREATE_BATCHES));
       for (const [invocation, n] of counts)

@@ -25,7 +25,8 @@
 ** next one).
 **
 ** Memory may grow during any call into wasm, which detaches old ArrayBuffers:
-** every helper takes a fresh view of memory.buffer each time it touches it.
+** every helper looks at memory.buffer each time it touches it (and makes
+** its views again when that is a new buffer).
 */
 
 import { wasiImports, WASI_ENOSYS } from "./wasi.js";
@@ -58,6 +59,9 @@ export class Core {
     this.rooms = new Map();                 /* Room* -> WeakRef(Host): the rooms opened here */
     this.unfreed = [];                      /* Room*s to free once no call is in progress */
     this.freed = 0;                         /* rooms freed so far (test hooks report it) */
+    this.viewOf = null;                     /* the memory.buffer u8View and dvView see */
+    this.u8View = null;
+    this.dvView = null;
     const providers = {
       nt: ntImports(this),
       wasi_snapshot_preview1: wasiImports(() => this.ex.memory),
@@ -135,9 +139,24 @@ export class Core {
     (level >= 3 ? console.error : level === 2 ? console.warn : console.log)(`[core ${this.id}] ${msg}`);
   }
 
-  /* Fresh views: never cache them across a call into wasm. */
-  u8() { return new Uint8Array(this.ex.memory.buffer); }
-  dv() { return new DataView(this.ex.memory.buffer); }
+  /* Views of memory as it is now: never keep one across a call into wasm.
+  ** They are made again only when the buffer changed (a grow detaches the
+  ** old one and memory.buffer is a new object), not at every use. */
+  u8() {
+    const b = this.ex.memory.buffer;
+    if (b !== this.viewOf) this.views(b);
+    return this.u8View;
+  }
+  dv() {
+    const b = this.ex.memory.buffer;
+    if (b !== this.viewOf) this.views(b);
+    return this.dvView;
+  }
+  views(b) {
+    this.viewOf = b;
+    this.u8View = new Uint8Array(b);
+    this.dvView = new DataView(b);
+  }
 
   /* Copy len bytes out of core memory. */
   bytes(ptr, len) { return this.u8().slice(ptr, ptr + len); }

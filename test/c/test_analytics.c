@@ -53,6 +53,7 @@ TEST(a_write_should_make_one_point_for_its_rpc_and_one_for_its_commit){
   CHECK(dbl(commit, 5) >= 1);                                  /* tables it touched */
   CHECK(dbl(commit, 2) >= 1);
   CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(rpc, "timestamp")->valuedouble, fakehostNow());
+  CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(commit, "timestamp")->valuedouble, fakehostNow());
   cJSON_Delete(batch);
   fakehostRoomFree();
 }

@@ -89,9 +89,10 @@ void analyticsIndex(const char *room, char out[ANALYTICS_INDEX_MAX + 1]){
   snprintf(out, ANALYTICS_INDEX_MAX + 1, "%.63s#%.32s", room, hex);
 }
 
-/* A new point at the end of the buffer, or NULL (off, full, out of memory). */
-static Point *analyticsPoint(Room *room, const char *kind, const char *method, const char *outcome,
-                             const char *transport){
+/* A new point made at ms at the end of the buffer, or NULL (off, full, out
+** of memory). */
+static Point *analyticsPoint(Room *room, double ms, const char *kind, const char *method,
+                             const char *outcome, const char *transport){
   Analytics *an = room->analytics;
   if( an==NULL || !an->enabled ) return NULL;
   if( an->nPoints >= ANALYTICS_MAX_POINTS ){ an->dropped++; return NULL; }
@@ -105,7 +106,7 @@ static Point *analyticsPoint(Room *room, const char *kind, const char *method, c
   }
   Point *p = &an->points[an->nPoints++];
   memset(p, 0, sizeof *p);
-  p->at = floor(host_now_ms());
+  p->at = floor(ms);
   p->kind = kind;
   size_t n = method ? strnlen(method, sizeof p->method - 1) : 0;   /* cut to the field, as before */
   memcpy(p->method, method ? method : "", n);
@@ -116,11 +117,16 @@ static Point *analyticsPoint(Room *room, const char *kind, const char *method, c
   return p;
 }
 
+/* The clock is read once for a point: when it is made is when the call
+** ended (and, for a commit, when the write did: room->lastWrite). */
 void analyticsCallEnd(Room *room, const Trace *t, int rc){
-  Point *p = analyticsPoint(room, "rpc", t->method, rc==NT_OK ? "ok" : rpcCodeName(rc),
+  Analytics *an = room->analytics;
+  if( an==NULL || !an->enabled ) return;
+  double now = host_now_ms();
+  Point *p = analyticsPoint(room, now, "rpc", t->method, rc==NT_OK ? "ok" : rpcCodeName(rc),
                             t->transport);
   if( p==NULL ) return;
-  p->d[0] = fmax(0, host_now_ms() - t->startMs);
+  p->d[0] = fmax(0, now - t->startMs);
   p->d[1] = t->rowsRead;
   p->d[2] = t->rowsWritten;
   p->d[3] = t->bytes;
@@ -129,7 +135,8 @@ void analyticsCallEnd(Room *room, const Trace *t, int rc){
 
 void analyticsOnCommit(Room *room, const Touched *touched){
   const Trace *t = room->trace;
-  Point *p = analyticsPoint(room, "commit", t ? t->method : "", "ok", t ? t->transport : "room");
+  Point *p = analyticsPoint(room, room->lastWrite.endMs, "commit", t ? t->method : "", "ok",
+                            t ? t->transport : "room");
   if( p==NULL ) return;
   p->d[0] = fmax(0, room->lastWrite.ms);
   p->d[1] = room->lastWrite.rowsRead;

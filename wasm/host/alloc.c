@@ -23,7 +23,12 @@ void nt_free(void *p){
 void ntRandomId(char out[33]){
   uint8_t raw[16];
   host_random(raw, sizeof raw);
-  for(int i = 0; i < 16; i++) snprintf(out + 2*i, 3, "%02x", raw[i]);
+  static const char hex[] = "0123456789abcdef";   /* not snprintf: an id per created row */
+  for(int i = 0; i < 16; i++){
+    out[2*i] = hex[raw[i] >> 4];
+    out[2*i + 1] = hex[raw[i] & 15];
+  }
+  out[32] = 0;
 }
 
 /* printf-style log line through host_log; lines are cut at 1 KiB. */

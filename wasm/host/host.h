@@ -201,6 +201,7 @@ typedef struct Touched {
 /* What a committed write cost: room->lastWrite while its hooks run. */
 typedef struct WriteCost {
   double ms;                       /* how long the transaction took */
+  double endMs;                    /* host_now_ms when it had committed */
   double rowsRead, rowsWritten;    /* what it made the room's SQLite do */
 } WriteCost;
 /* One write to the room's data. */

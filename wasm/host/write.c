@@ -54,7 +54,8 @@ int storeWrite(Room *room, const Write *w){
   if( rc ) return rc;                      /* NT_NOCHANGE included: rolled back */
   room->version++;
   if( room->trace ) room->trace->version = (double)room->version;
-  room->lastWrite.ms = host_now_ms() - startMs;
+  room->lastWrite.endMs = host_now_ms();
+  room->lastWrite.ms = room->lastWrite.endMs - startMs;
   room->lastWrite.rowsRead = room->stats.rowsRead - startRead;
   room->lastWrite.rowsWritten = room->stats.rowsWritten - startWritten;
   for(int i = 0; i < room->nModules; i++){
