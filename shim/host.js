@@ -892,10 +892,11 @@ function ntImports(core) {
       const results = [];
       let out, rc;
       try {
+        const sql = core.host.ctx.storage.sql;      /* once, not per statement */
         for (const [s, args, want] of stmts) {
           const text = typeof s === "number" ? stmtText[s - 1] : s;   /* an id of host_sql_prepare's */
           if (typeof text !== "string") throw new Error(`unknown statement id ${s}`);
-          results.push(sqlRun(core.host.ctx.storage.sql, text, args, want));
+          results.push(sqlRun(sql, text, args, want));
         }
         out = JSON.stringify(results);
         rc = NT.OK;
@@ -1044,7 +1045,7 @@ export function sqlExec(sql, text, args, maxRows = 0, maxBytes = 0) {
   const rows = [];
   let bytes = 0, truncated = false;
   for (const r of cur.raw()) {            /* consume before reading counters */
-    const row = r.map(cellValue);
+    const row = plainRow(r) ? r : r.map(cellValue);
     if (maxRows && rows.length >= maxRows) { truncated = true; break; }
     if (maxBytes && (bytes += JSON.stringify(row).length) > maxBytes) { truncated = true; break; }
     rows.push(row);
@@ -1081,6 +1082,16 @@ function bindAll(args) {
     if (v === true || v === false || (v !== null && typeof v === "object")) return args.map(bindValue);
   }
   return args;
+}
+
+/* Does the row hold no blob (cellValue would change none of its cells)?
+** Then it is used as it came, not copied. */
+function plainRow(r) {
+  for (let i = 0; i < r.length; i++) {
+    const v = r[i];
+    if (v !== null && typeof v === "object") return false;
+  }
+  return true;
 }
 
 /* Blobs come back as ArrayBuffer: send them as base64 strings. */
