@@ -138,6 +138,7 @@ export class AnalyticsSink {
     this.invocation = null;
     this.warned = false;
     this.queue = [];               /* d1: texts of points taken, not yet written */
+    this.queueCounts = [];         /* d1: how many points each of them holds */
     this.queued = 0;               /* d1: the points in queue */
     this.counts = [];              /* d1 with test hooks: [invocation, points] taken */
     this.flushing = null;          /* d1: the promise of the next write */
@@ -184,6 +185,7 @@ export class AnalyticsSink {
       } else {
         /* the first n of them: all but when the budget ran out */
         this.queue.push(n === count ? text : JSON.stringify(JSON.parse(text).slice(0, n)));
+        this.queueCounts.push(n);
         this.queued += n;
         if (this.env.NT_TEST_HOOKS === "1") this.counts.push([this.invocationId(), n]);
         this.scheduleFlush();
@@ -212,8 +214,9 @@ export class AnalyticsSink {
     this.flushing = null;
     while (this.queue.length) {
       let k = 0, n = 0;
-      while (k < this.queue.length && n < D1_FLUSH_POINTS) n += pointCount(this.queue[k++]);
+      while (k < this.queue.length && n < D1_FLUSH_POINTS) n += this.queueCounts[k++];
       const texts = this.queue.splice(0, k);
+      this.queueCounts.splice(0, k);
       this.queued -= n;
       const counts = this.counts.splice(0);
       await this.toD1(texts, counts).catch((e) => this.warn(e));
