@@ -215,4 +215,93 @@ TEST(rls_wrap_should_merge_with_a_leading_with_clause){
   fakehostRoomFree();
 }
 
+/* Item i of array a as a string, "" when it is none. */
+static const char *itemStr(const cJSON *a, int i){
+  const cJSON *v = cJSON_GetArrayItem(a, i);
+  return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* One statement text for every caller: the caller's id is a parameter, and
+** only the RLS tables a statement names get a CTE. */
+TEST(rls_wrap_bound_should_take_the_caller_as_a_parameter){
+  REQUIRE(testAppOpen() != NULL);
+  Room *room = fakehostRoom();
+  cJSON *a = cJSON_Parse("[\"x\"]"), *b = cJSON_Parse("[\"x\"]");
+  char *sa = rlsWrapBound(room, "SELECT * FROM tasks WHERE id = ?1", "alice", a);
+  char *sb = rlsWrapBound(room, "SELECT * FROM tasks WHERE id = ?1", "bob", b);
+  REQUIRE(sa != NULL && sb != NULL);
+  CHECK_STR_EQ(sa, sb);
+  CHECK_STR_CONTAINS(sa, "WHERE owner_id IS NULL OR owner_id = ?2)");
+  CHECK_STR_LACKS(sa, "alice");
+  CHECK_EQ_INT(cJSON_GetArraySize(a), 2);
+  CHECK_STR_EQ(itemStr(a, 1), "alice");
+  free(sa); free(sb);
+  cJSON_Delete(a); cJSON_Delete(b);
+  /* "?": the caller first, the statement's after it */
+  a = cJSON_Parse("[\"pending\"]");
+  sa = rlsWrapBound(room, "SELECT * FROM tasks WHERE status = ?", "alice", a);
+  REQUIRE(sa != NULL);
+  CHECK_STR_CONTAINS(sa, "owner_id = ?1)");
+  CHECK_STR_EQ(itemStr(a, 0), "alice");
+  CHECK_STR_EQ(itemStr(a, 1), "pending");
+  free(sa);
+  cJSON_Delete(a);
+  /* a named parameter, or "?" and "?NNN" both: the literal */
+  a = cJSON_Parse("[]");
+  sa = rlsWrapBound(room, "SELECT * FROM tasks WHERE id = :id", "o'brien", a);
+  REQUIRE(sa != NULL);
+  CHECK_STR_CONTAINS(sa, "owner_id = 'o''brien')");
+  CHECK_EQ_INT(cJSON_GetArraySize(a), 0);
+  free(sa);
+  sa = rlsWrapBound(room, "SELECT * FROM tasks WHERE id = ? OR id = ?1", "o'brien", a);
+  REQUIRE(sa != NULL);
+  CHECK_STR_CONTAINS(sa, "owner_id = 'o''brien')");
+  free(sa);
+  /* no RLS table named: no CTE, no binding; "?" in a literal is no parameter */
+  sa = rlsWrapBound(room, "SELECT '?', 1", "alice", a);
+  REQUIRE(sa != NULL);
+  CHECK_STR_EQ(sa, "SELECT '?', 1");
+  CHECK_EQ_INT(cJSON_GetArraySize(a), 0);
+  free(sa);
+  cJSON_Delete(a);
+  fakehostRoomFree();
+}
+
+TEST(rls_should_run_one_text_for_two_users_and_still_hide_their_rows){
+  REQUIRE(testAppOpen() != NULL);
+  /* users no other test has: the fake host names texts for the process's life */
+  REQUIRE(fakehostConnOpen(1, "{\"userId\":\"erin\",\"role\":\"\",\"clientId\":\"c-e\"}")==NT_OK);
+  REQUIRE(fakehostConnOpen(2, "{\"userId\":\"frank\",\"role\":\"\",\"clientId\":\"c-f\"}")==NT_OK);
+  char idA[64], idB[64], got[256], payload[256];
+  createAs(1, "erin secret", idA, sizeof idA);
+  int texts = fakehostStmtIds();
+  createAs(2, "frank task", idB, sizeof idB);
+  /* the write's batch names its texts (host_sql_prepare): frank's are
+  ** erin's (with the id a literal, his createTask was a text of its own);
+  ** the reads below go as text, their one form is rls_wrap_bound_... */
+  CHECK_EQ_INT(fakehostStmtIds(), texts);
+  testRpc(1, "listTasks", "{}", got, sizeof got);
+  CHECK_STR_LACKS(fakehostLastFrame(1), "frank task");
+  testRpc(2, "listTasks", "{}", got, sizeof got);
+  CHECK_STR_LACKS(fakehostLastFrame(2), "erin");
+  CHECK_STR_CONTAINS(fakehostLastFrame(2), "frank task");
+  CHECK_STR_EQ(testRpc(1, "executeSQL",
+    "{\"sql\":\"SELECT title FROM tasks WHERE status = ?\",\"params\":[\"pending\"]}",
+    got, sizeof got), "");
+  CHECK_STR_LACKS(fakehostLastFrame(1), "frank");
+  CHECK_STR_CONTAINS(fakehostLastFrame(1), "erin secret");
+  CHECK_STR_EQ(testRpc(2, "executeSQL",
+    "{\"sql\":\"SELECT title FROM tasks WHERE status = ?\",\"params\":[\"pending\"]}",
+    got, sizeof got), "");
+  CHECK_STR_LACKS(fakehostLastFrame(2), "erin");
+  CHECK_STR_CONTAINS(fakehostLastFrame(2), "frank task");
+  /* and erin can still neither change nor delete frank's row */
+  snprintf(payload, sizeof payload, "{\"id\":\"%s\",\"title\":\"pwned\"}", idB);
+  CHECK_STR_EQ(testRpc(1, "updateTask", payload, got, sizeof got), "NOT_FOUND");
+  snprintf(payload, sizeof payload, "{\"id\":\"%s\"}", idB);
+  CHECK_STR_EQ(testRpc(1, "deleteTask", payload, got, sizeof got), "NOT_FOUND");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE title = 'frank task'"), 1);
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

@@ -748,7 +748,11 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
   run.fn = fn;
   int rc = fnBindArgs(call, fn, &run.args);
   if( rc ) return rc;
-  char *sql = rlsWrap(room, fn->sql, call->caller->userId);
+  /* on the replica the bindings are the replica's too: the id a literal */
+  int onReplica = !(fn->flags & NT_M_WRITE) && fn->replica && (reader = callReplica(room))!=NULL
+                  && reader->xReady(room, &fn->plan);
+  char *sql = onReplica ? rlsWrap(room, fn->sql, call->caller->userId)
+                        : rlsWrapBound(room, fn->sql, call->caller->userId, run.args);
   if( sql==NULL ){ cJSON_Delete(run.args); return callFail(call, NT_NOMEM, "out of memory"); }
   run.sql = sql;
   if( (fn->flags & NT_M_WRITE) && call->mutationId
@@ -759,7 +763,7 @@ int fnCall(Call *call, const Fn *fn, cJSON **ppResult){
                 { fn->plan.writes, fn->plan.nWrites, fn->plan.deletes }, call->err, sizeof call->err };
     rc = storeWrite(room, &w);                        /* its version reaches the reply by the trace */
     if( rc==NT_NOCHANGE ) rc = NT_OK;
-  }else if( fn->replica && (reader = callReplica(room))!=NULL && reader->xReady(room, &fn->plan) ){
+  }else if( onReplica ){
     rc = reader->xQuery(call, fn, run.args, sql);      /* answers later */
     run.args = NULL;                                    /* moved */
   }else{

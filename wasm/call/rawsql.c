@@ -64,8 +64,12 @@ static void rawPrepFree(RawPrep *p){
 }
 
 /* Check, bound and wrap sql for the caller. forReplica: analysed for D1 too,
-** and the bound is the replica's. */
-static int rawBound(Call *call, const char *sql, const cJSON *params, int forReplica, RawPrep *p){
+** and the bound is the replica's. bindUid: p->wrapped and p->args run on
+** the room alone, the caller's id a parameter (rlsWrapBound) taken into
+** p->args, one text for every caller; else the id is a literal (the
+** replica's bindings are D1's too, a live query's are its key's). */
+static int rawBound(Call *call, const char *sql, const cJSON *params, int forReplica, int bindUid,
+                    RawPrep *p){
   Room *room = call->room;
   memset(p, 0, sizeof *p);
   if( strlen(sql) > RAW_MAX_SQL ){
@@ -97,7 +101,9 @@ static int rawBound(Call *call, const char *sql, const cJSON *params, int forRep
   }
   int owned = 0;
   for(int i = 0; rc==NT_OK && i < p->plan.nReads; i++) owned |= rlsIsOwned(room, p->plan.reads[i]);
-  if( rc==NT_OK && (p->wrapped = rlsWrap(room, bound.sql, owned ? call->caller->userId : ""))==NULL ){
+  const char *uid = owned ? call->caller->userId : "";
+  if( rc==NT_OK && (p->wrapped = bindUid ? rlsWrapBound(room, bound.sql, uid, p->args)
+                                         : rlsWrap(room, bound.sql, uid))==NULL ){
     rc = callFail(call, NT_NOMEM, "out of memory");
   }
   costBoundFree(&bound);
@@ -111,7 +117,7 @@ int rawPrepare(Call *call, const char *sql, const cJSON *params, GuardPlan *plan
   *pWrapped = NULL;
   *ppArgs = NULL;
   memset(plan, 0, sizeof *plan);
-  int rc = rawBound(call, sql, params, 0, &p);
+  int rc = rawBound(call, sql, params, 0, 0, &p);
   if( rc ) return rc;
   *plan = p.plan;
   *pWrapped = p.wrapped;
@@ -179,7 +185,7 @@ int rawExecuteSql(Call *call, cJSON **ppResult){
   int onReplica = cJSON_IsTrue(replica);
   RawPrep p;
   int rc = rawBound(call, sql->valuestring, cJSON_GetObjectItemCaseSensitive(call->payload, "params"),
-                    onReplica, &p);
+                    onReplica, !onReplica, &p);
   if( rc ) return rc;
   int roomMay = p.cost <= room->sqlLimits->maxCost;
   const ReplicaReader *reader = onReplica ? callReplica(room) : NULL;

@@ -478,16 +478,21 @@ static void embedAppendJob(Buf *b, const EmbedDecl *d){
                   " updated_at = excluded.updated_at; ");
 }
 
-/* The three triggers of d, as one script. */
-static char *embedTriggers(const EmbedDecl *d){
+/* The three triggers of d, as one script, each after a DROP of the one the
+** room holds (the mirror says: schemaEnsure or a never-used room's cached
+** script, whose room held none). */
+static char *embedTriggers(Room *room, const EmbedDecl *d){
   Buf b = {0};
   static const char *const suffix[] = { "_ins", "_upd", "_del" };
   for(int k = 0; k < 3; k++){
     char name[NT_MAX_ID_LEN + 16];
     snprintf(name, sizeof name, "_emb_%s%s", d->table, suffix[k]);
-    bufAppendStr(&b, "DROP TRIGGER IF EXISTS ");
-    bufAppendSqlIdent(&b, name);
-    bufAppendStr(&b, ";\nCREATE TRIGGER ");
+    if( schemaHas(room, name) ){
+      bufAppendStr(&b, "DROP TRIGGER IF EXISTS ");
+      bufAppendSqlIdent(&b, name);
+      bufAppendStr(&b, ";\n");
+    }
+    bufAppendStr(&b, "CREATE TRIGGER ");
     bufAppendSqlIdent(&b, name);
     bufAppendStr(&b, k==0 ? " AFTER INSERT ON " : k==1 ? " AFTER UPDATE ON " : " AFTER DELETE ON ");
     bufAppendSqlIdent(&b, d->table);
@@ -565,7 +570,7 @@ static int embedInstall(Room *room, Embeds *e){
   sqlite3_finalize(st);
   int changed = script.n > 0;
   for(int i = 0; i < e->nDecls; i++){
-    char *want = embedTriggers(&e->decls[i]);
+    char *want = embedTriggers(room, &e->decls[i]);
     if( want==NULL ){ bufFree(&script); return NT_NOMEM; }
     /* Compare each CREATE with the mirror: rewrite all three when one differs. */
     char name[NT_MAX_ID_LEN + 16];

@@ -223,16 +223,50 @@ typedef struct Step {
 } Step;
 
 
+/* Append a module's schema to b for a room that has no _room table: its
+** statements but the upgrade-only "DROP ... IF EXISTS" of an object of an
+** earlier form (audit.c's old head triggers, embed.c's old index, idem.c's
+** first table), which such a room cannot hold: a module's schema never
+** drops what it creates. Each of them would be one more statement the
+** host keeps prepared for the object's life. Statements end where
+** sqlite3_complete says (a trigger's body holds semicolons). */
+static void migrateAppendFresh(Buf *b, const char *schema){
+  const char *z = schema;
+  while( *z ){
+    const char *start = z, *end = z;
+    for(;;){                       /* the end of the statement at start */
+      const char *semi = strchr(end, ';');
+      if( semi==NULL ){ end = start + strlen(start); break; }
+      end = semi + 1;
+      size_t n = (size_t)(end - start);
+      char one[2048];              /* a module's statement is far shorter */
+      if( n >= sizeof one ){ end = start + strlen(start); break; }   /* kept whole */
+      memcpy(one, start, n);
+      one[n] = 0;
+      if( sqlite3_complete(one) ) break;
+    }
+    const char *body = sqlSkipSpace(start);
+    int upgradeOnly = sqlite3_strnicmp(body, "DROP ", 5)==0 && strstr(body, " IF EXISTS ")!=NULL
+                      && strstr(body, " IF EXISTS ") < end;
+    if( !upgradeOnly ) bufAppend(b, start, (size_t)(end - start));
+    z = end;
+  }
+}
+
 /* The system schema and every module's tables, as one script: a lazy
 ** module's (Module.lazy, modschema.c) only when room->schemaMade says
-** they exist or are to be made. */
-static char *migrateSystemScript(Room *room){
+** they exist or are to be made. fresh: for a room without _room, with
+** no upgrade-only statement (migrateAppendFresh). */
+static char *migrateSystemScript(Room *room, int fresh){
   Buf b = {0};
   bufAppendStr(&b, systemSchema);
   for(int i = 0; i < room->nModules; i++){
     const Module *m = &room->modules[i];
     /* rows past the 64 bits room->schemaMade holds are made at every open, as if not lazy */
-    if( m->schema && (!m->lazy || i >= 64 || ((room->schemaMade >> i) & 1)) ) bufAppendStr(&b, m->schema);
+    if( m->schema && (!m->lazy || i >= 64 || ((room->schemaMade >> i) & 1)) ){
+      if( fresh ) migrateAppendFresh(&b, m->schema);
+      else bufAppendStr(&b, m->schema);
+    }
   }
   return bufFinish(&b);
 }
@@ -292,7 +326,7 @@ static int migrateSystemBody(Room *room, void *arg){
   Step *step = arg;
   int rc0 = migrateLazyProbe(room, step->err, sizeof step->err);
   if( rc0 ) return rc0;
-  char *script = migrateSystemScript(room);
+  char *script = migrateSystemScript(room, 0);
   int rc = script ? storeRunFree(room, script, NULL, step->err, sizeof step->err) : NT_NOMEM;
   free(script);
   for(size_t i = 0; rc==NT_OK && i < sizeof systemColumns / sizeof systemColumns[0]; i++){
@@ -356,7 +390,7 @@ static void migrateFreshKnown(Room *room){
 static int migrateFreshBody(Room *room, void *arg){
   Step *step = arg;
   Buf b = {0};
-  char *script = migrateSystemScript(room);
+  char *script = migrateSystemScript(room, 1);
   if( script ) bufAppendStr(&b, script);
   free(script);
   bufAppendStr(&b, "\nINSERT OR IGNORE INTO _room (id, created_at, name) VALUES (1, ?1, ?2)");
@@ -553,7 +587,7 @@ static int migrateSetBody(Room *room, void *arg){
   double now = host_now_ms();
   int rc = NT_OK;
   if( set->fresh ){
-    char *script = migrateSystemScript(room);
+    char *script = migrateSystemScript(room, 1);
     if( script==NULL ) b.oom = 1;
     else bufAppendStr(&b, script);
     free(script);

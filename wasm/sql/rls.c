@@ -15,7 +15,13 @@
 **           another name, so that sqlguard.c can tell a read through the
 **           filter (SQLite's authorizer names "_rls_tasks" as the innermost
 **           view or subquery responsible for it) from one that names the
-**           table directly ("main.tasks"), and refuse it. It is a CTE, not a
+**           table directly ("main.tasks"), and refuse it. What a named
+**           function or executeSQL runs on the room (rlsWrapBound) has the
+**           CTEs only of the RLS tables whose name is in its text (one not
+**           there is never resolved by name), and the caller's id as a
+**           parameter, "?N" past the statement's own (or "?1" before its
+**           "?"), bound by the caller: one text, and one statement the host
+**           keeps prepared, for every user of the room. It is a CTE, not a
 **           view in the room's schema (an earlier form, dropped where found):
 **           one object less per table to create, and client SQL naming it
 **           is refused by the guard's first pass (a read from within
@@ -119,13 +125,65 @@ void rlsAppendFilter(Buf *b, const char *uid){
   bufAppendSqlString(b, uid);
 }
 
-char *rlsWrap(Room *room, const char *sql, const char *uid){
-  if( room->nOwned==0 ) return ntStrdup(sql);
+/* Might sql name table? Only when the name is in its text, ASCII case
+** aside (SQLite compares names so, and a name is written with no escape
+** but a doubled quote character): a table whose name is not there is never
+** resolved by name, so its CTE would change nothing. A name holding a
+** quote character always might. */
+static int rlsMentions(const char *sql, const char *table){
+  if( strpbrk(table, "\"'`") ) return 1;
+  size_t n = strlen(table);
+  for(const char *z = sql; *z; z++){
+    if( sqlite3_strnicmp(z, table, (int)n)==0 ) return 1;
+  }
+  return 0;
+}
+
+/* The parameters of sql, outside literals, quoted names and comments:
+** RLS_P_NONE, RLS_P_BARE (only "?"), RLS_P_NUMBERED (only "?NNN"), or
+** RLS_P_OTHER (both, or a named one). */
+enum { RLS_P_NONE = 0, RLS_P_BARE, RLS_P_NUMBERED, RLS_P_OTHER };
+static int rlsParamKind(const char *sql){
+  int bare = 0, numbered = 0;
+  const char *z = sql;
+  while( *z ){
+    unsigned char c = (unsigned char)*z;
+    if( c=='\'' || c=='"' || c=='`' || c=='[' ){
+      char close = c=='[' ? ']' : (char)c;
+      z++;
+      while( *z && !(*z==close && (close==']' || z[1]!=close)) ) z += (*z==close) ? 2 : 1;
+      if( *z ) z++;
+    }else if( z[0]=='-' && z[1]=='-' ){
+      while( *z && *z!='\n' ) z++;
+    }else if( z[0]=='/' && z[1]=='*' ){
+      const char *end = strstr(z + 2, "*/");
+      z = end ? end + 2 : z + strlen(z);
+    }else if( isalnum(c) || c=='_' || c>=0x80 ){
+      while( isalnum((unsigned char)*z) || *z=='_' || *z=='$' || (unsigned char)*z>=0x80 ) z++;
+    }else if( c=='?' ){
+      if( isdigit((unsigned char)z[1]) ) numbered = 1; else bare = 1;
+      z++;
+    }else if( c==':' || c=='@' || c=='$' || c=='#' ){
+      return RLS_P_OTHER;
+    }else{
+      z++;
+    }
+  }
+  if( bare && numbered ) return RLS_P_OTHER;
+  return bare ? RLS_P_BARE : numbered ? RLS_P_NUMBERED : RLS_P_NONE;
+}
+
+/* sql behind the two CTEs of each RLS table (each it may name,
+** rlsMentions, when param > 0), rows filtered by the literal uid, or by
+** parameter param when uid is NULL. */
+static char *rlsWrapAt(Room *room, const char *sql, const char *uid, int param){
   Buf ctes = {0};
+  int n = 0;
   for(int i = 0; i < room->nOwned; i++){
+    if( param > 0 && !rlsMentions(sql, room->owned[i]) ) continue;
     char view[NT_MAX_ID_LEN + 16];
     snprintf(view, sizeof view, RLS_PREFIX "%s", room->owned[i]);
-    if( i ) bufAppendStr(&ctes, ", ");
+    if( n++ ) bufAppendStr(&ctes, ", ");
     bufAppendSqlIdent(&ctes, view);
     bufAppendStr(&ctes, " AS NOT MATERIALIZED (SELECT * FROM main.");
     bufAppendSqlIdent(&ctes, room->owned[i]);
@@ -134,12 +192,41 @@ char *rlsWrap(Room *room, const char *sql, const char *uid){
     bufAppendStr(&ctes, " AS NOT MATERIALIZED (SELECT * FROM ");
     bufAppendSqlIdent(&ctes, view);
     bufAppendStr(&ctes, " WHERE ");
-    rlsAppendFilter(&ctes, uid);
+    if( uid ){
+      rlsAppendFilter(&ctes, uid);
+    }else{
+      char num[16];
+      snprintf(num, sizeof num, "?%d", param);
+      bufAppendStr(&ctes, "owner_id IS NULL OR owner_id = ");
+      bufAppendStr(&ctes, num);
+    }
     bufAppendStr(&ctes, ")");
   }
+  if( n==0 ){ bufFree(&ctes); return ntStrdup(sql); }
   char *list = bufFinish(&ctes);
   char *out = list ? sqlWithCtes(list, sql) : NULL;
   free(list);
+  return out;
+}
+
+char *rlsWrap(Room *room, const char *sql, const char *uid){
+  if( room->nOwned==0 ) return ntStrdup(sql);
+  return rlsWrapAt(room, sql, uid, 0);
+}
+
+char *rlsWrapBound(Room *room, const char *sql, const char *uid, cJSON *args){
+  int kind = args ? rlsParamKind(sql) : RLS_P_OTHER;
+  if( kind==RLS_P_OTHER ) return rlsWrap(room, sql, uid);
+  if( room->nOwned==0 ) return ntStrdup(sql);
+  /* "?" in the statement are numbered after the CTEs' ?1; "?NNN" are at
+  ** most the bindings' count, one less than the CTEs' */
+  int param = kind==RLS_P_BARE ? 1 : cJSON_GetArraySize(args) + 1;
+  char *out = rlsWrapAt(room, sql, NULL, param);
+  if( out==NULL || strcmp(out, sql)==0 ) return out;      /* no RLS table: no binding */
+  cJSON *v = cJSON_CreateString(uid);
+  if( v==NULL ){ free(out); return NULL; }
+  if( kind==RLS_P_BARE ) cJSON_InsertItemInArray(args, 0, v);   /* appends to an empty array */
+  else cJSON_AddItemToArray(args, v);
   return out;
 }
 

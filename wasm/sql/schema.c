@@ -226,7 +226,7 @@ int schemaHas(Room *room, const char *name){
   sqlite3_stmt *st = NULL;
   int found = 0;
   if( schemaEnsure(room) ) return 0;
-  if( sqlite3_prepare_v2(room->guardDb, "SELECT 1 FROM sqlite_master WHERE name = ?1",
+  if( sqlite3_prepare_v2(room->guardDb, "SELECT 1 FROM sqlite_master WHERE name = ?1 COLLATE NOCASE",
                          -1, &st, NULL)==SQLITE_OK ){
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     found = sqlite3_step(st)==SQLITE_ROW;

@@ -151,7 +151,16 @@ int rlsOpen(Room *room, const cJSON *config);
 void rlsFree(Room *room);
 int rlsIsOwned(Room *room, const char *table);
 int rlsIsView(Room *room, const char *name);      /* "_rls_<owned table>" */
+/* sql behind a filtered CTE named like each RLS table, rows filtered for
+** caller uid as a literal; caller frees. */
 char *rlsWrap(Room *room, const char *sql, const char *uid);
+/* The same with the CTEs of the RLS tables sql may name only, and the
+** caller's id a parameter where it can be, so that one short text serves
+** every caller: args (the statement's bindings, as many as its
+** parameters) takes uid at the number the filter names (first when the
+** statement's own are "?", else last). A statement with named parameters,
+** or both "?" and "?NNN", or args NULL, gets the literal (rlsWrap). */
+char *rlsWrapBound(Room *room, const char *sql, const char *uid, cJSON *args);
 /* sql with the CTE list ctes ("a AS (…), b AS (…)") in front, merged into
 ** a leading WITH [RECURSIVE] of its own; caller frees. */
 char *sqlWithCtes(const char *ctes, const char *sql);
