@@ -387,20 +387,36 @@ static const char *embedDeclLine(const char *line, size_t n, size_t *pLen){
   return body;
 }
 
-/* Does any migration's text hold a declaration line? */
-static int embedDeclares(const cJSON *migrations){
+/* Call xDecl(body, len, ctx) for each declaration line of the migrations'
+** texts, in order (embedDeclLine), until one answers non-zero: that answer,
+** or 0 when none did. */
+static int embedEachDecl(const cJSON *migrations, int (*xDecl)(const char *body, size_t len, void *ctx),
+                         void *ctx){
   const cJSON *m;
   cJSON_ArrayForEach(m, migrations){
     const cJSON *sql = cJSON_GetObjectItemCaseSensitive(m, "sql");
     if( !cJSON_IsString(sql) ) continue;
     for(const char *line = sql->valuestring; line && *line; ){
       const char *next = strchr(line, '\n');
-      size_t len;
-      if( embedDeclLine(line, next ? (size_t)(next - line) : strlen(line), &len) ) return 1;
+      size_t len = 0;
+      const char *body = embedDeclLine(line, next ? (size_t)(next - line) : strlen(line), &len);
+      int rc = body ? xDecl(body, len, ctx) : 0;
+      if( rc ) return rc;
       line = next ? next + 1 : NULL;
     }
   }
   return 0;
+}
+
+/* embedEachDecl's callback for embedDeclares: any declaration is enough. */
+static int embedDeclFound(const char *body, size_t len, void *ctx){
+  (void)body; (void)len; (void)ctx;
+  return 1;
+}
+
+/* Does any migration's text hold a declaration line? */
+static int embedDeclares(const cJSON *migrations){
+  return embedEachDecl(migrations, embedDeclFound, NULL);
 }
 
 /* The embedder the config names: "local" (the default), "workers-ai" or "off". */
@@ -418,39 +434,41 @@ int embedSchemaWanted(const cJSON *config){
       && embedDeclares(cJSON_GetObjectItemCaseSensitive(config, "migrations"));
 }
 
+/* What embedDeclare's callback works on. */
+typedef struct EmbedDeclaring {
+  Room *room;                      /* whose schema the columns are checked in */
+  Embeds *e;                       /* the declarations so far */
+  char *err; size_t errLen;        /* the message of a failure */
+} EmbedDeclaring;
+
+/* embedEachDecl's callback for embedDeclare: parse and check one
+** declaration and keep it, replacing an earlier one for its table. */
+static int embedDeclTake(const char *body, size_t len, void *ctx){
+  EmbedDeclaring *g = ctx;
+  Embeds *e = g->e;
+  EmbedDecl d;
+  memset(&d, 0, sizeof d);
+  int rc = embedParseLine(body, len, &d, g->err, g->errLen);
+  if( rc==NT_OK ) rc = embedColumns(g->room, &d, g->err, g->errLen);
+  if( rc ){ embedDeclFree(&d); return rc; }
+  int slot = 0;
+  while( slot < e->nDecls && strcmp(e->decls[slot].table, d.table)!=0 ) slot++;
+  if( slot==EMBED_MAX_DECLS ){
+    embedDeclFree(&d);
+    snprintf(g->err, g->errLen, "embed: at most %d embedded tables", EMBED_MAX_DECLS);
+    return NT_INVALID_ARGUMENT;
+  }
+  if( slot < e->nDecls ) embedDeclFree(&e->decls[slot]);
+  else e->nDecls++;
+  e->decls[slot] = d;
+  return NT_OK;
+}
+
 /* Every declaration in the migrations' texts; a later one for the same
 ** table replaces the earlier. */
 static int embedDeclare(Room *room, Embeds *e, const cJSON *migrations, char *err, size_t errLen){
-  const cJSON *m;
-  cJSON_ArrayForEach(m, migrations){
-    const cJSON *sql = cJSON_GetObjectItemCaseSensitive(m, "sql");
-    if( !cJSON_IsString(sql) ) continue;
-    for(const char *line = sql->valuestring; line && *line; ){
-      const char *next = strchr(line, '\n');
-      size_t n = next ? (size_t)(next - line) : strlen(line);
-      size_t len = 0;
-      const char *body = embedDeclLine(line, n, &len);
-      if( body ){
-        EmbedDecl d;
-        memset(&d, 0, sizeof d);
-        int rc = embedParseLine(body, len, &d, err, errLen);
-        if( rc==NT_OK ) rc = embedColumns(room, &d, err, errLen);
-        if( rc ){ embedDeclFree(&d); return rc; }
-        int slot = 0;
-        while( slot < e->nDecls && strcmp(e->decls[slot].table, d.table)!=0 ) slot++;
-        if( slot==EMBED_MAX_DECLS ){
-          embedDeclFree(&d);
-          snprintf(err, errLen, "embed: at most %d embedded tables", EMBED_MAX_DECLS);
-          return NT_INVALID_ARGUMENT;
-        }
-        if( slot < e->nDecls ) embedDeclFree(&e->decls[slot]);
-        else e->nDecls++;
-        e->decls[slot] = d;
-      }
-      line = next ? next + 1 : NULL;
-    }
-  }
-  return NT_OK;
+  EmbedDeclaring g = { room, e, err, errLen };
+  return embedEachDecl(migrations, embedDeclTake, &g);
 }
 
 /* ---- capture: the triggers -------------------------------------------------- */
