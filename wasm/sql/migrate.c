@@ -223,33 +223,43 @@ typedef struct Step {
 } Step;
 
 
+/* Length of the statement at the start of z: up to and including the ';'
+** where sqlite3_complete says it ends, or the rest of z. Only a ';' outside
+** literals, quoted names and comments is put to sqlite3_complete (a trigger
+** body holds several), so a long string full of them costs nothing extra. */
+static size_t migrateStatementLength(const char *z){
+  Buf b = {0};
+  size_t i = 0, n = strlen(z);
+  while( z[i] ){
+    size_t skip = migrateBlank(z + i);
+    if( skip ){ i += skip; continue; }
+    char c = z[i];
+    if( c=='\'' || c=='"' || c=='`' || c=='[' ){ i += migrateQuoted(z + i); continue; }
+    i++;
+    if( c!=';' ) continue;
+    b.n = 0;
+    bufAppend(&b, z, i);
+    if( b.oom || sqlite3_complete(b.p) ){ n = i; break; }
+  }
+  bufFree(&b);
+  return n;
+}
+
 /* Append a module's schema to b for a room that has no _room table: its
 ** statements but the upgrade-only "DROP ... IF EXISTS" of an object of an
 ** earlier form (audit.c's old head triggers, embed.c's old index, idem.c's
 ** first table), which such a room cannot hold: a module's schema never
 ** drops what it creates. Each of them would be one more statement the
 ** host keeps prepared for the object's life. Statements end where
-** sqlite3_complete says (a trigger's body holds semicolons). */
+** migrateStatementLength says (a trigger's body holds semicolons). */
 static void migrateAppendFresh(Buf *b, const char *schema){
-  const char *z = schema;
-  while( *z ){
-    const char *start = z, *end = z;
-    for(;;){                       /* the end of the statement at start */
-      const char *semi = strchr(end, ';');
-      if( semi==NULL ){ end = start + strlen(start); break; }
-      end = semi + 1;
-      size_t n = (size_t)(end - start);
-      char one[2048];              /* a module's statement is far shorter */
-      if( n >= sizeof one ){ end = start + strlen(start); break; }   /* kept whole */
-      memcpy(one, start, n);
-      one[n] = 0;
-      if( sqlite3_complete(one) ) break;
-    }
-    const char *body = sqlSkipSpace(start);
-    int upgradeOnly = sqlite3_strnicmp(body, "DROP ", 5)==0 && strstr(body, " IF EXISTS ")!=NULL
-                      && strstr(body, " IF EXISTS ") < end;
-    if( !upgradeOnly ) bufAppend(b, start, (size_t)(end - start));
-    z = end;
+  for(const char *z = schema; *z; ){
+    size_t n = migrateStatementLength(z);
+    const char *body = sqlSkipSpace(z);
+    const char *ifExists = strstr(body, " IF EXISTS ");
+    int upgradeOnly = sqlite3_strnicmp(body, "DROP ", 5)==0 && ifExists!=NULL && ifExists < z + n;
+    if( !upgradeOnly ) bufAppend(b, z, n);
+    z += n;
   }
 }
 
@@ -406,28 +416,6 @@ static int migrateFreshBody(Room *room, void *arg){
   free(sql);
   if( rc==NT_OK ) migrateFreshKnown(room);
   return rc;
-}
-
-/* Length of the statement at the start of z: up to and including the ';'
-** where sqlite3_complete says it ends, or the rest of z. Only a ';' outside
-** literals, quoted names and comments is put to sqlite3_complete (a trigger
-** body holds several), so a long string full of them costs nothing extra. */
-static size_t migrateStatementLength(const char *z){
-  Buf b = {0};
-  size_t i = 0, n = strlen(z);
-  while( z[i] ){
-    size_t skip = migrateBlank(z + i);
-    if( skip ){ i += skip; continue; }
-    char c = z[i];
-    if( c=='\'' || c=='"' || c=='`' || c=='[' ){ i += migrateQuoted(z + i); continue; }
-    i++;
-    if( c!=';' ) continue;
-    b.n = 0;
-    bufAppend(&b, z, i);
-    if( b.oom || sqlite3_complete(b.p) ){ n = i; break; }
-  }
-  bufFree(&b);
-  return n;
 }
 
 /* Does the statement hold nothing but blanks, comments and ';'? */
