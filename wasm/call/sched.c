@@ -70,11 +70,9 @@ static void schedAlarm(Room *room, double atMs){
 ** none. */
 static int schedDefer(Room *room, double atMs, const char *task, const char *payload){
   if( !storeDeferring(room) ) return NT_NOT_FOUND;
-  char due[32];
-  snprintf(due, sizeof due, "%.17g", floor(atMs));
   Buf b = {0};
   bufAppendStr(&b, "INSERT INTO _schedule (due, task, payload) VALUES (");
-  bufAppendStr(&b, due);
+  bufAppendSqlNumber(&b, floor(atMs));
   bufAppendStr(&b, ", ");
   bufAppendSqlString(&b, task);
   bufAppendStr(&b, ", ");

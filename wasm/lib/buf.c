@@ -48,6 +48,12 @@ static void bufAppendQuoted(Buf *b, const char *s, char q){
 void bufAppendSqlString(Buf *b, const char *s){ bufAppendQuoted(b, s, '\''); }
 void bufAppendSqlIdent(Buf *b, const char *s){ bufAppendQuoted(b, s, '"'); }
 
+void bufAppendSqlNumber(Buf *b, double v){
+  char t[32];
+  snprintf(t, sizeof t, "%.17g", v);             /* 17 digits: the double exactly */
+  bufAppendStr(b, t);
+}
+
 char *bufFinish(Buf *b){
   if( b->oom ){ bufFree(b); return NULL; }
   if( b->p==NULL ){                         /* nothing appended: "" */

@@ -45,6 +45,7 @@ void bufAppend(Buf *b, const char *s, size_t n);
 void bufAppendStr(Buf *b, const char *s);
 void bufAppendSqlString(Buf *b, const char *s);  /* 'quoted' literal */
 void bufAppendSqlIdent(Buf *b, const char *s);   /* "quoted" identifier */
+void bufAppendSqlNumber(Buf *b, double v);       /* finite v as a literal, exactly as bound */
 char *bufFinish(Buf *b);           /* hand over p (caller frees); NULL on OOM */
 void bufFree(Buf *b);
 char *ntStrdup(const char *s);     /* malloc'd copy; NULL in, NULL out */

@@ -525,13 +525,6 @@ static int migrateBatchBody(Room *room, void *arg){
 ** list's text. Longer sets of migrations run one file at a time. */
 #define MIGRATE_LIST_MAX 100000
 
-/* v as an SQL literal, exactly (what a binding of it would store). */
-static void migrateAppendNumber(Buf *b, double v){
-  char t[32];
-  snprintf(t, sizeof t, "%.17g", v);
-  bufAppendStr(b, t);
-}
-
 /* A migration's SQL appended to b so that the next statement can follow:
 ** a newline (out of a trailing "--" comment) and, when the last statement
 ** has no ';', one. NT_OK, or NT_NOT_FOUND when the text still does not
@@ -580,7 +573,7 @@ static int migrateSetBody(Room *room, void *arg){
     else bufAppendStr(&b, script);
     free(script);
     bufAppendStr(&b, "\nINSERT OR IGNORE INTO _room (id, created_at, name) VALUES (1, ");
-    migrateAppendNumber(&b, now);
+    bufAppendSqlNumber(&b, now);
     bufAppendStr(&b, ", ");
     if( room->name[0] ) bufAppendSqlString(&b, room->name);
     else bufAppendStr(&b, "NULL");
@@ -598,7 +591,7 @@ static int migrateSetBody(Room *room, void *arg){
     bufAppendStr(&b, "INSERT INTO _migrations (name, applied_at, checksum) VALUES (");
     bufAppendSqlString(&b, set->steps[i].name);
     bufAppendStr(&b, ", ");
-    migrateAppendNumber(&b, now);
+    bufAppendSqlNumber(&b, now);
     bufAppendStr(&b, ", ");
     bufAppendSqlString(&b, set->steps[i].checksum);
     bufAppendStr(&b, ");\n");
