@@ -39,6 +39,7 @@ static void storeSetErr(char *err, size_t errLen, const char *msg){
 
 static void storeJsonArgs(Buf *b, const cJSON *args);
 static int storeDeferRun(Room *room);
+static int storeDeferFirst(Room *room, char *err, size_t errLen);
 
 /* One host_sql_exec and the parse of its answer. */
 static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t maxRows,
@@ -85,12 +86,8 @@ static int storeRun(Room *room, const char *sql, const char *argsJson, uint32_t 
 int storeExecCapped(Room *room, const char *sql, cJSON *args, uint32_t maxRows,
                     uint32_t maxBytes, SqlResult *res, char *err, size_t errLen){
   if( room->txn.defer.n ){         /* what the open deferred runs first */
-    int rc = storeDeferRun(room);
-    if( rc ){
-      memset(res, 0, sizeof *res);
-      storeSetErr(err, errLen, "the open's deferred statements failed");
-      return rc;
-    }
+    int rc = storeDeferFirst(room, err, errLen);
+    if( rc ){ memset(res, 0, sizeof *res); return rc; }
   }
   if( room->txn.nQueued ){         /* what was queued runs first, in order */
     int rc = storeFlush(room);
@@ -329,12 +326,8 @@ int storeQueueThen(Room *room, const char *sql, cJSON *args, SqlResult *out, cha
   StoreTxn *t = &room->txn;
   if( out ) memset(out, 0, sizeof *out);
   if( t->defer.n ){                /* what the open deferred runs first */
-    int rc = storeDeferRun(room);
-    if( rc ){
-      cJSON_Delete(args);
-      storeSetErr(err, errLen, "the open's deferred statements failed");
-      return rc;
-    }
+    int rc = storeDeferFirst(room, err, errLen);
+    if( rc ){ cJSON_Delete(args); return rc; }
   }
   if( t->nQueued==t->nDest ){
     int cap = t->nDest ? 2 * t->nDest : 8;
@@ -534,6 +527,14 @@ static int storeDeferRun(Room *room){
   if( sql==NULL ) return NT_NOMEM;
   int rc = storeTxn(room, storeDeferBody, sql);
   free(sql);
+  return rc;
+}
+
+/* storeDeferRun before another statement reaches the host: its failure
+** in that statement's err. */
+static int storeDeferFirst(Room *room, char *err, size_t errLen){
+  int rc = storeDeferRun(room);
+  if( rc ) storeSetErr(err, errLen, "the open's deferred statements failed");
   return rc;
 }
 
