@@ -15,8 +15,8 @@
 ** the interval, is coalesced into the next. A write never waits for it.
 **
 ** A cold room costs one batch: the first upsert of an instance waits
-** DIR_SETTLE_MS after the wake (the in-memory timer, armed at the end of
-** the export after the open), so it already records the socket or request
+** DIR_SETTLE_MS after the wake (the in-memory timer, which the open arms),
+** so it already records the socket or request
 ** that woke the room, its subscriptions and first writes, and a socket that
 ** came and went; the next one waits the whole interval like any other. The
 ** table is made by the first upsert an isolate sends for a deploy (CREATE
@@ -66,7 +66,6 @@ typedef struct Directory {
   double activeAt;                 /* latest activity not yet sent; 0: none */
   double dueAt;                    /* the next upsert not before this: the wake's settle,
                                       the interval after one started, or a backoff; 0: at once */
-  int exports;                     /* exports ended since the open, its own included, up to 2 */
   double sendingAt;                /* activeAt of the upsert in flight */
   int busy;                        /* an upsert is in flight */
   int failures;                    /* consecutive failed upserts */
@@ -79,10 +78,6 @@ typedef struct Directory {
 static double dirDue(const Room *room){
   const Directory *d = room->directory;
   if( d==NULL || d->busy || d->activeAt==0 || room->name[0]==0 || room->status ) return 0;
-  /* nothing is due before the export after the open: the host drops a timer
-  ** asked for while the room is being built (shim/host.js setTimer knows
-  ** the instance only once nt_room_open returned) */
-  if( d->exports < 2 ) return 0;
   return fmax(d->dueAt, d->activeAt);
 }
 
@@ -222,7 +217,6 @@ void directoryConnGone(Room *room, Conn *conn){
 }
 
 void directoryDone(Room *room){
-  if( room->directory && room->directory->exports < 2 ) room->directory->exports++;
   dirFlush(room, host_now_ms());
 }
 
