@@ -330,9 +330,10 @@ TEST(a_room_reopened_with_its_recorded_schema_should_open_with_one_read){
 TEST(a_never_used_room_should_lay_its_schema_and_its_migrations_in_one_statement_list){
   const char *cfg = "{\"room\":\"r\",\"migrations\":[{\"name\":\"0001_a.sql\",\"sql\":"
                     "\"CREATE TABLE a (x);\\nCREATE INDEX a_x ON a (x) -- no semicolon\"}]}";
-  /* the read that finds no _room; the system schema with _room's row and
-  ** the migration (row-level security stood aside, its statements, its
-  ** record, the triggers back); the hash, deferred to the end of the open */
+  /* the read that finds no _room; the system schema with _room's row (its
+  ** final version) and the migration (its statements, its record; no
+  ** row-level security to stand aside yet); the hash, deferred to the end
+  ** of the open */
   CHECK_EQ_INT((long long)openSchemaOnly(cfg), 3);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('a', 'a_x')"), 2);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _migrations WHERE checksum IS NOT NULL"), 1);

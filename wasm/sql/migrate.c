@@ -12,8 +12,10 @@
 ** migrations from migrations/room/ (bundled by the shim, sorted by name) not
 ** yet in _migrations run: all of them as one statement list in one
 ** transaction (migrateSetBody: row-level security stood aside once, the
-** commit counter one on per file, each file followed by the row that
-** records it), and when that fails (rolled back: nothing written) each
+** commit counter one on per file, the files followed by the rows that
+** record them; a never-used room, which has no row-level security's
+** triggers yet, writes _room's row once, with its final version), and
+** when that fails (rolled back: nothing written) each
 ** again in its own transaction together with its row, in order, so that
 ** a failing migration leaves the room as it was before that file, the
 ** files before it applied, exactly as if each had run on its own. The
@@ -81,7 +83,7 @@ static const char systemSchema[] =
   " id INTEGER PRIMARY KEY CHECK (id = 1),"
   " version INTEGER NOT NULL DEFAULT 0,"      /* commit counter */
   " rls_uid TEXT,"                            /* caller of the running write */
-  " rls_bypass INTEGER NOT NULL DEFAULT 0,"   /* 1 only while migrations run */
+  " rls_bypass INTEGER NOT NULL DEFAULT 0,"   /* 1 only while an opened room's migrations run */
   " rls_admin INTEGER NOT NULL DEFAULT 0,"    /* the running write's caller is an admin */
   " sync_initialized INTEGER NOT NULL DEFAULT 0,"  /* sync.c: first full copy started */
   " sync_resync_table TEXT,"                  /* sync.c: full copy cursor */
@@ -553,10 +555,13 @@ typedef struct MigrateSet {
 
 /* Every migration of set as one statement list, in one transaction:
 ** row-level security stood aside and the commit counter moved on by n
-** (one per file, as when each runs in a write of its own), each file's
-** statements followed by its row in _migrations, then the triggers put
-** back; for a room without _room, its system schema and _room's row
-** first. Values are literals: the host binds parameters to a list's last
+** (one per file, as when each runs in a write of its own), every file's
+** statements, then their rows in _migrations (one INSERT), then the
+** triggers put back. For a room without _room, its system schema and
+** _room's row go first, the row written once with the version the files
+** bring it to (n), and row-level security is not touched: its triggers
+** are made after the migrations (rlsOpen, deferred to the end of the
+** open), so none exists while they run. Values are literals: the host binds parameters to a list's last
 ** statement only. Any failure (a file that cannot be joined, a list too
 ** long, a statement SQLite refuses) rolls it all back, and the caller
 ** runs the files one by one to say which failed and why. No on-commit
@@ -572,31 +577,35 @@ static int migrateSetBody(Room *room, void *arg){
     if( script==NULL ) b.oom = 1;
     else bufAppendStr(&b, script);
     free(script);
-    bufAppendStr(&b, "\nINSERT OR IGNORE INTO _room (id, created_at, name) VALUES (1, ");
+    /* the row once, with the version its migrations bring it to */
+    char num[16];
+    snprintf(num, sizeof num, "%d", set->n);
+    bufAppendStr(&b, "\nINSERT OR IGNORE INTO _room (id, created_at, name, version) VALUES (1, ");
     bufAppendSqlNumber(&b, now);
     bufAppendStr(&b, ", ");
     if( room->name[0] ) bufAppendSqlString(&b, room->name);
     else bufAppendStr(&b, "NULL");
+    bufAppendStr(&b, ", ");
+    bufAppendStr(&b, num);
     bufAppendStr(&b, ");\n");
-  }
-  if( set->n > 0 ){
+  }else if( set->n > 0 ){
     char num[16];
     snprintf(num, sizeof num, "%d", set->n);
     bufAppendStr(&b, "UPDATE _room SET rls_bypass = 1, version = version + ");
     bufAppendStr(&b, num);
     bufAppendStr(&b, " WHERE id = 1;\n");
   }
-  for(int i = 0; rc==NT_OK && i < set->n; i++){
-    rc = migrateAppendFile(&b, set->steps[i].sql);
-    bufAppendStr(&b, "INSERT INTO _migrations (name, applied_at, checksum) VALUES (");
+  for(int i = 0; rc==NT_OK && i < set->n; i++) rc = migrateAppendFile(&b, set->steps[i].sql);
+  for(int i = 0; i < set->n; i++){
+    bufAppendStr(&b, i ? ", (" : "INSERT INTO _migrations (name, applied_at, checksum) VALUES (");
     bufAppendSqlString(&b, set->steps[i].name);
     bufAppendStr(&b, ", ");
     bufAppendSqlNumber(&b, now);
     bufAppendStr(&b, ", ");
     bufAppendSqlString(&b, set->steps[i].checksum);
-    bufAppendStr(&b, ");\n");
+    bufAppendStr(&b, i + 1 < set->n ? ")" : ");\n");
   }
-  if( set->n > 0 ) bufAppendStr(&b, "UPDATE _room SET rls_bypass = 0 WHERE id = 1;");
+  if( set->n > 0 && !set->fresh ) bufAppendStr(&b, "UPDATE _room SET rls_bypass = 0 WHERE id = 1;");
   if( rc==NT_OK && b.n > MIGRATE_LIST_MAX ) rc = NT_NOT_FOUND;
   char *sql = bufFinish(&b);
   if( rc==NT_OK && sql==NULL ) rc = NT_NOMEM;
