@@ -425,4 +425,34 @@ TEST(a_never_used_rooms_open_should_run_three_statements_and_its_first_write_one
   fakehostRoomFree();
 }
 
+/* The first never-used room of an isolate derives what later ones find in
+** the cache, from the mirror: the mirror's read is its list's last
+** statement, not a call of its own. So is that of a room whose migration
+** writes rows (it derives everything, cache or not). */
+TEST(a_never_used_room_of_a_cold_isolate_should_read_its_schema_at_the_end_of_its_list){
+  fakehostCacheClear();
+  Room *room = openAppNoSync();
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_OK);
+  /* the read that finds no _room; the list, the objects' read at its end;
+  ** the deferred list */
+  CHECK_EQ_INT((long long)room->stats.sqlStatements, 3);
+  CHECK_EQ_INT(room->mirrorBuilds, 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_rls\\_tasks%' ESCAPE '\\'"), 3);
+  fakehostRoomFree();
+  fakehostReset();
+  const char *const seeded[] = { testTasksMigration, "INSERT INTO tags VALUES ('seed');", NULL };
+  room = testRoomOpenWith("test-room", seeded, testTasksFunctions, 1, "{\"sync\":false}");
+  REQUIRE(room != NULL);
+  CHECK_EQ_INT(nt_room_status(room), NT_OK);
+  CHECK_EQ_INT(room->mirrorBuilds, 1);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_rls\\_tasks%' ESCAPE '\\'"), 3);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tags"), 1);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char got[64];
+  CHECK_STR_EQ(testRpc(1, "createTask", "{\"title\":\"x\"}", got, sizeof got), "");
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM tasks WHERE owner_id = 'alice'"), 1);
+  fakehostRoomFree();
+}
+
 TEST_MAIN(fakehostReset)

@@ -77,7 +77,13 @@
 ** one transaction (storeDefer, host/store.c): a never-used room's open is
 ** three host calls, its first read included, when the isolate's cache
 ** holds what an earlier room derived (replication off: its open reaches
-** the host on its own).
+** the host on its own). When it does not (the isolate's first never-used
+** room of the deploy, as an entry of the cache that each such open leaves
+** says: MIGRATE_SEEN_KIND) or the migrations wrote rows, the open will
+** build the mirror: the list then ends with the one read of
+** migrateCurrentSql, whose rows (the host answers a list's last
+** statement) are kept for schemaEnsure as a reopened room's are, instead
+** of a read of its own after the list.
 */
 #include <ctype.h>
 #include <stdarg.h>
@@ -566,12 +572,43 @@ static int migrateAppendFile(Buf *b, const char *sql){
   return ok ? NT_OK : NT_NOT_FOUND;
 }
 
+/* The one read of a room whose schema is current (and the last statement
+** of a never-used room's list, when its open will build the mirror):
+** _room's row, then the objects of sqlite_master that the schema mirror
+** copies (schema.c), in one statement: the first column tells them apart (0: _room, 1: an
+** object), the next two order the objects as schemaSync does. */
+static const char migrateCurrentSql[] =
+  "SELECT 0, 0, 0, version, name, schema_hash FROM _room WHERE id = 1"
+  " UNION ALL SELECT 1, " SCHEMA_OBJECTS_ORDER ", rowid, NULL, name, sql FROM sqlite_master"
+  " WHERE " SCHEMA_OBJECTS_WHERE
+  " ORDER BY 1, 2, 3";
+
+/* The isolate's cache kind (host/cache.c) that a never-used room's open
+** leaves at its end: what it derived (row-level security's script, the
+** functions' analyses...) is in the cache for the next never-used room of
+** the deploy, whose open then builds no mirror, so its list does not end
+** with the mirror's read. When an entry it needs was dropped since, the
+** mirror reads the schema itself (schemaSync), one call more, as it would
+** anyway. */
+#define MIGRATE_SEEN_KIND "fresh"
+
+/* Has a never-used room of this deploy opened in this isolate? */
+static int migrateFreshSeen(Room *room){
+  CacheReader r;
+  if( cacheOpen(room, MIGRATE_SEEN_KIND, &r) ) return 0;
+  int seen = cacheReadU32(&r)==1 && !r.bad;
+  cacheClose(&r);
+  return seen;
+}
+
 /* Migrations applied together (migrateSetBody). */
 typedef struct MigrateSet {
   const Step *steps;               /* [n], in order; borrowed */
   int n;
   int fresh;                       /* 1: a room without _room: the system schema and
                                       _room's row go first, in the same list */
+  int read;                        /* 1 (fresh only): the list ends with migrateCurrentSql,
+                                      its rows kept for the mirror (schemaKeepRows) */
   char err[512];                   /* why it failed */
 } MigrateSet;
 
@@ -642,11 +679,15 @@ static int migrateSetBody(Room *room, void *arg){
     migrateAppendRecords(&b, set, now, 1);
     bufAppendStr(&b, ") WHERE id = 1;");
   }
+  if( set->read ) bufAppendStr(&b, migrateCurrentSql);   /* the host answers a list's last */
   if( rc==NT_OK && b.n > MIGRATE_LIST_MAX ) rc = NT_NOT_FOUND;
   char *sql = bufFinish(&b);
   if( rc==NT_OK && sql==NULL ) rc = NT_NOMEM;
-  if( rc==NT_OK ) rc = storeRunFree(room, sql, NULL, set->err, sizeof set->err);
+  SqlResult res;
+  if( rc==NT_OK ) rc = storeExec(room, sql, NULL, &res, set->err, sizeof set->err);
   else snprintf(set->err, sizeof set->err, "the migrations cannot run as one list");
+  if( rc==NT_OK && set->read ) schemaKeepRows(room, &res);   /* dropped if the commit fails */
+  else if( rc==NT_OK ) storeResultFree(&res);
   free(sql);
   return rc;
 }
@@ -763,15 +804,6 @@ static void migrateSchemaHash(Room *room, const cJSON *migrations){
   snprintf(room->schemaHash, sizeof room->schemaHash, "%016llx", (unsigned long long)h);
 }
 
-/* The one read of a room whose schema is current: _room's row, then the
-** objects of sqlite_master that the schema mirror copies (schema.c), in
-** one statement: the first column tells them apart (0: _room, 1: an
-** object), the next two order the objects as schemaSync does. */
-static const char migrateCurrentSql[] =
-  "SELECT 0, 0, 0, version, name, schema_hash FROM _room WHERE id = 1"
-  " UNION ALL SELECT 1, " SCHEMA_OBJECTS_ORDER ", rowid, NULL, name, sql FROM sqlite_master"
-  " WHERE " SCHEMA_OBJECTS_WHERE
-  " ORDER BY 1, 2, 3";
 
 /* Run migrateCurrentSql. When the hash is the room's: sets room->version,
 ** takes the recorded name when the host gave none, sets
@@ -806,6 +838,12 @@ static void migrateCurrent(Room *room, int *pFresh){
 
 int migrateRecordHash(Room *room){
   schemaDropRows(room);            /* the open is over: the mirror, when needed, reads again */
+  if( storeDeferring(room) ){      /* a never-used room's open: what it derived is cached */
+    Buf b = {0};
+    cacheWriteU32(&b, 1);
+    cachePut(room, MIGRATE_SEEN_KIND, &b);   /* best effort */
+    bufFree(&b);
+  }
   if( room->schemaCurrent==1 || room->schemaCurrent==2 || room->schemaHash[0]==0 ) return NT_OK;
   char err[256];
   /* a never-used room's: with the rest its open deferred (storeDefer) */
@@ -845,8 +883,13 @@ static int migrateFreshAll(Room *room, const cJSON *migrations){
     schemaOnly &= migrateSchemaOnly(steps[k].sql);
     k++;
   }
-  MigrateSet set = { steps, k, 1, "" };
+  /* the mirror's read at the list's end, when the open will build the
+  ** mirror: the isolate's cache has not seen this deploy's never-used
+  ** rooms (migrateFreshSeen), or the migrations wrote rows (roomIsNew
+  ** false: every module derives from the mirror) */
+  MigrateSet set = { .steps = steps, .n = k, .fresh = 1, .read = !schemaOnly || !migrateFreshSeen(room) };
   if( rc==NT_OK ) rc = storeTxn(room, migrateSetBody, &set);
+  if( rc ) schemaDropRows(room);   /* kept by a body whose commit failed */
   if( rc==NT_OK ){
     Buf done = {0};
     for(int i = 0; i < k; i++){
@@ -961,7 +1004,7 @@ int migrateOpen(Room *room, const cJSON *config){
   }
   Buf done = {0};
   if( rc==NT_OK && nPending ){
-    MigrateSet set = { pending, nPending, 0, "" };
+    MigrateSet set = { .steps = pending, .n = nPending };
     /* (a never-used room here failed as one list already) */
     if( !fresh && storeTxn(room, migrateSetBody, &set)==NT_OK ){
       room->version += nPending;
