@@ -7,7 +7,7 @@
 ** (functions/*.sql) are embedded in an ES module that shim/room.js imports and
 ** hands to the core as the "migrations" and "functions" of nt_room_new's
 ** config. Each entry carries its file name (a migration's name is its key in
-** the room's _migrations table) and its path from the project root, which
+** the room's record of it, _room.migrations) and its path from the project root, which
 ** the core puts in front of every message about the file.
 **
 ** Before anything is written, the SQL is judged by the core itself:

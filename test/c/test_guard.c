@@ -650,7 +650,7 @@ static const char *const hostileReads[] = {
   "WITH t AS (SELECT * FROM main.tasks) SELECT * FROM t",
   "SELECT * FROM (WITH tasks AS (SELECT * FROM main.tasks) SELECT * FROM tasks)",
   "SELECT * FROM _room",
-  "SELECT * FROM _migrations",
+  "SELECT migrations FROM _room",      /* the migrations applied (migrate.c) */
   "SELECT * FROM sqlite_master",
   "DELETE FROM tasks",
   "UPDATE tasks SET title = 'x'",

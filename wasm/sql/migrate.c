@@ -3,25 +3,37 @@
 ** silently rewritten.
 **
 ** The core first makes sure its own system tables exist (_room: the commit
-** counter and the RLS context; _migrations: what has been applied; and each
+** counter, the RLS context and what has been applied; and each
 ** module's own, Module.schema; a lazy module's only where they exist or the
 ** config wants them, modschema.c), in their current form: a column added later
 ** (systemColumns) is added to rooms that lack it, a table replaced by another
 ** is dropped, a table folded into _room's row (systemFolded) has its values
 ** carried over before it is dropped. Then the
 ** migrations from migrations/room/ (bundled by the shim, sorted by name) not
-** yet in _migrations run: all of them as one statement list in one
+** yet recorded run: all of them as one statement list in one
 ** transaction (migrateSetBody: row-level security stood aside once, the
-** commit counter one on per file, each file followed by the row that
-** records it), and when that fails (rolled back: nothing written) each
-** again in its own transaction together with its row, in order, so that
+** commit counter one on per file, the files followed by their records; a
+** never-used room, which has no row-level security's triggers yet, writes
+** _room's row once, with its final version and the records), and when
+** that fails (rolled back: nothing written) each again in its own
+** transaction together with its record, in order, so that
 ** a failing migration leaves the room as it was before that file, the
 ** files before it applied, exactly as if each had run on its own. The
 ** room then refuses to serve (UNAVAILABLE) and says which migration failed
 ** and why, rather than serve a half-migrated schema.
 **
+** The records are one column of _room's row, _room.migrations, not a table
+** of their own (one schema object less per room): a JSON array, one
+** [name, applied_at, checksum] per migration applied, in the order they
+** were applied (name: the file's name, the key; applied_at: ms since the
+** epoch; checksum: 16 hex digits, or null for one recorded before
+** checksums existed, until the room takes it). Rooms from before it have a
+** table _migrations (name, applied_at, checksum; the oldest without
+** checksum, some with a rowid): its rows are carried into the column, by
+** applied_at then name, and the table dropped, once (systemFolded).
+**
 ** On its own, a migration goes to the host as one statement list with its
-** record in _migrations bound to the last statement (migrateBatchBody). When that
+** record appended to _room.migrations by the last statement (migrateBatchBody). When that
 ** fails, its transaction rolled back, it runs again statement by statement
 ** (split where sqlite3_complete says a statement ends), so the runner
 ** knows which statement failed. The
@@ -35,7 +47,7 @@
 ** form: comments dropped, whitespace outside string literals and quoted
 ** names dropped except a single space where two words or two operators would
 ** otherwise run together. An applied migration whose checksum no longer
-** matches makes the room refuse to start, naming the file; rows recorded
+** matches makes the room refuse to start, naming the file; records made
 ** before checksums existed take the current one on first sight.
 **
 ** All of that is skipped when nothing it works from changed since the room
@@ -55,8 +67,8 @@
 **
 ** A room without _room was never opened: its system schema, _room's row
 ** and every migration go to the host as one statement list in one
-** transaction (migrateFreshAll) with nothing to probe, nothing is read
-** from _migrations, and, when its migrations only defined schema
+** transaction (migrateFreshAll) with nothing to probe, no record is
+** read, and, when its migrations only defined schema
 ** (migrateSchemaOnly), room->schemaCurrent says so (3) to the modules that
 ** open after it (roomIsNew: their tables are empty) until the open ends.
 ** What the rest of its open derives and nothing reads before it ends
@@ -65,7 +77,13 @@
 ** one transaction (storeDefer, host/store.c): a never-used room's open is
 ** three host calls, its first read included, when the isolate's cache
 ** holds what an earlier room derived (replication off: its open reaches
-** the host on its own).
+** the host on its own). When it does not (the isolate's first never-used
+** room of the deploy, as an entry of the cache that each such open leaves
+** says: MIGRATE_SEEN_KIND) or the migrations wrote rows, the open will
+** build the mirror: the list then ends with the one read of
+** migrateCurrentSql, whose rows (the host answers a list's last
+** statement) are kept for schemaEnsure as a reopened room's are, instead
+** of a read of its own after the list.
 */
 #include <ctype.h>
 #include <stdarg.h>
@@ -81,7 +99,7 @@ static const char systemSchema[] =
   " id INTEGER PRIMARY KEY CHECK (id = 1),"
   " version INTEGER NOT NULL DEFAULT 0,"      /* commit counter */
   " rls_uid TEXT,"                            /* caller of the running write */
-  " rls_bypass INTEGER NOT NULL DEFAULT 0,"   /* 1 only while migrations run */
+  " rls_bypass INTEGER NOT NULL DEFAULT 0,"   /* 1 only while an opened room's migrations run */
   " rls_admin INTEGER NOT NULL DEFAULT 0,"    /* the running write's caller is an admin */
   " sync_initialized INTEGER NOT NULL DEFAULT 0,"  /* sync.c: first full copy started */
   " sync_resync_table TEXT,"                  /* sync.c: full copy cursor */
@@ -97,11 +115,8 @@ static const char systemSchema[] =
   " audit_head_hash TEXT,"
   " audit_anchor_seq INTEGER NOT NULL DEFAULT 0,"  /* audit.c: the last record trimmed (0: none) */
   " audit_anchor_hash TEXT,"                  /* its hash (NULL: none) */
-  " audit_trimmed INTEGER NOT NULL DEFAULT 0);"    /* audit.c: records trimmed so far */
-  "CREATE TABLE IF NOT EXISTS _migrations ("  /* WITHOUT ROWID: no index beside it (older rooms keep a rowid) */
-  " name TEXT PRIMARY KEY,"
-  " applied_at INTEGER NOT NULL,"
-  " checksum TEXT) WITHOUT ROWID;";           /* migrateChecksum; NULL: not yet taken */
+  " audit_trimmed INTEGER NOT NULL DEFAULT 0,"     /* audit.c: records trimmed so far */
+  " migrations TEXT NOT NULL DEFAULT '[]');";      /* the migrations applied (the header) */
 
 /* Columns added to system tables after their first form: rooms created
 ** before get them here, new rooms right after the CREATE above. */
@@ -113,21 +128,34 @@ static const struct { const char *table, *column, *decl; } systemColumns[] = {
   { "_room", "audit_anchor_seq", "INTEGER NOT NULL DEFAULT 0" },  /* audit.c: the anchor, */
   { "_room", "audit_anchor_hash", "TEXT" },                /* from _audit_chain (systemFolded) */
   { "_room", "audit_trimmed", "INTEGER NOT NULL DEFAULT 0" },
+  { "_room", "migrations", "TEXT NOT NULL DEFAULT '[]'" },   /* from _migrations (systemFolded) */
 };
 
 /* Tables of older rooms folded into _room's row (one schema object less
 ** per room): when a room still has one, after the columns above exist, its
 ** values are carried over and it is dropped, in the transaction of the
-** system schema. New rooms never make them. */
-static const struct { const char *table, *carry; } systemFolded[] = {
-  { "_audit_chain",                /* audit.c: the chain's anchor (and the head of rooms
+** system schema. New rooms never make them. column: one the carry reads
+** that the table's first form lacked, added (NULL in every row) first
+** when the room's table has not got it. */
+static const struct { const char *table, *column, *carry; } systemFolded[] = {
+  { "_audit_chain", NULL,          /* audit.c: the chain's anchor (and the head of rooms
                                       from before it moved to _room, until their next record) */
     "UPDATE _room SET audit_anchor_seq = c.anchor_seq, audit_anchor_hash = c.anchor_hash,"
     " audit_trimmed = c.trimmed, audit_head_seq = coalesce(_room.audit_head_seq, c.head_seq),"
     " audit_head_hash = coalesce(_room.audit_head_hash, c.head_hash)"
     " FROM _audit_chain c WHERE _room.id = 1 AND c.id = 1;"
     "DROP TABLE _audit_chain;" },
+  { "_migrations", "checksum TEXT", /* the migrations applied, by name (rooms from before
+                                      checksums lack the column: NULL, taken on this open) */
+    "UPDATE _room SET migrations = (SELECT json_group_array(json_array(name, applied_at, checksum))"
+    " FROM (SELECT name, applied_at, checksum FROM _migrations ORDER BY applied_at, name)) WHERE id = 1;"
+    "DROP TABLE _migrations;" },
 };
+
+/* The applied migrations' (name, checksum), from _room.migrations. */
+static const char migrateAppliedSql[] =
+  "SELECT json_extract(m.value, '$[0]'), json_extract(m.value, '$[2]')"
+  " FROM _room r, json_each(r.migrations) m WHERE r.id = 1";
 
 /* ------------------------------------------------------------------------
 ** The normal form and the checksum.
@@ -214,7 +242,7 @@ int migrateChecksum(const char *sql, char out[17]){
 
 /* One migration being applied. */
 typedef struct Step {
-  const char *name;                /* file name, the key in _migrations; borrowed */
+  const char *name;                /* file name, the key of its record; borrowed */
   const char *path;                /* where it lives, for messages; borrowed */
   const char *sql;                 /* its SQL, borrowed */
   char checksum[17];               /* migrateChecksum of sql */
@@ -351,21 +379,7 @@ static int migrateSystemBody(Room *room, void *arg){
     rc = storeRunFree(room, sql, NULL, step->err, sizeof step->err);
   }
   if( rc ) return rc;
-  /* Rooms created before checksums were recorded lack the column; the
-  ** columns of an empty result say (no pragma: the fake host's in-memory
-  ** database cannot run one inside a transaction). */
   SqlResult res;
-  rc = storeExec(room, "SELECT * FROM _migrations LIMIT 0", NULL, &res, step->err, sizeof step->err);
-  if( rc ) return rc;
-  int hasChecksum = 0;
-  const cJSON *col;
-  cJSON_ArrayForEach(col, res.columns) hasChecksum |= cJSON_IsString(col) && strcmp(col->valuestring, "checksum")==0;
-  storeResultFree(&res);
-  if( !hasChecksum ){
-    rc = storeRunFree(room, "ALTER TABLE _migrations ADD COLUMN checksum TEXT", NULL,
-                      step->err, sizeof step->err);
-    if( rc ) return rc;
-  }
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
   rc = storeRunFree(room, "INSERT OR IGNORE INTO _room (id, created_at) VALUES (1, ?1)",
@@ -380,7 +394,19 @@ static int migrateSystemBody(Room *room, void *arg){
     const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
     int has = cJSON_IsNumber(n) && n->valuedouble > 0;
     storeResultFree(&res);
-    if( has ) rc = storeRunFree(room, systemFolded[i].carry, NULL, step->err, sizeof step->err);
+    if( has && systemFolded[i].column ){
+      /* as for systemColumns: a statement naming the column prepares, or not */
+      char sql[256], probeErr[128];
+      size_t name = strcspn(systemFolded[i].column, " ");
+      snprintf(sql, sizeof sql, "SELECT %.*s FROM %s LIMIT 0", (int)name, systemFolded[i].column,
+               systemFolded[i].table);
+      if( storeRunFree(room, sql, NULL, probeErr, sizeof probeErr) ){
+        snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s", systemFolded[i].table,
+                 systemFolded[i].column);
+        rc = storeRunFree(room, sql, NULL, step->err, sizeof step->err);
+      }
+    }
+    if( has && rc==NT_OK ) rc = storeRunFree(room, systemFolded[i].carry, NULL, step->err, sizeof step->err);
   }
   return rc;
 }
@@ -467,6 +493,11 @@ static void migrateLocate(Step *step, size_t at, const char *stmt){
   for(size_t i = 0; i < pos && step->sql[i]; i++) step->line += step->sql[i]=='\n';
 }
 
+/* One migration's record, (name, applied_at, checksum) bound as ?1..?3,
+** appended to _room.migrations. */
+#define MIGRATE_RECORD_SQL \
+  "UPDATE _room SET migrations = json_insert(migrations, '$[#]', json_array(?1, ?2, ?3)) WHERE id = 1"
+
 static int migrateStepBody(Room *room, void *arg){
   Step *step = arg;
   int rc = NT_OK;
@@ -489,13 +520,12 @@ static int migrateStepBody(Room *room, void *arg){
     cJSON_AddItemToArray(args, cJSON_CreateString(step->name));
     cJSON_AddItemToArray(args, cJSON_CreateNumber(host_now_ms()));
     cJSON_AddItemToArray(args, cJSON_CreateString(step->checksum));
-    rc = storeRunFree(room, "INSERT INTO _migrations (name, applied_at, checksum) VALUES (?1, ?2, ?3)",
-                      args, step->err, sizeof step->err);
+    rc = storeRunFree(room, MIGRATE_RECORD_SQL, args, step->err, sizeof step->err);
   }
   return rc;
 }
 
-/* The migration as one statement list, its record in _migrations bound to
+/* The migration as one statement list, its record in _room.migrations bound to
 ** the last: one call to the host instead of one per statement. A
 ** migration that fails so is applied again by migrateStepBody (its
 ** transaction rolled back), which says which statement failed. */
@@ -505,7 +535,7 @@ static int migrateBatchBody(Room *room, void *arg){
   bufAppendStr(&b, step->sql);
   bufAppend(&b, "\n", 1);         /* out of a trailing "--" comment */
   if( !b.oom && !migrateIsEmpty(b.p) && !sqlite3_complete(b.p) ) bufAppend(&b, ";\n", 2);
-  bufAppendStr(&b, "INSERT INTO _migrations (name, applied_at, checksum) VALUES (?1, ?2, ?3)");
+  bufAppendStr(&b, MIGRATE_RECORD_SQL);
   char *sql = bufFinish(&b);
   if( sql==NULL ){
     snprintf(step->err, sizeof step->err, "out of memory");
@@ -542,21 +572,72 @@ static int migrateAppendFile(Buf *b, const char *sql){
   return ok ? NT_OK : NT_NOT_FOUND;
 }
 
+/* The one read of a room whose schema is current (and the last statement
+** of a never-used room's list, when its open will build the mirror):
+** _room's row, then the objects of sqlite_master that the schema mirror
+** copies (schema.c), in one statement: the first column tells them apart (0: _room, 1: an
+** object), the next two order the objects as schemaSync does. */
+static const char migrateCurrentSql[] =
+  "SELECT 0, 0, 0, version, name, schema_hash FROM _room WHERE id = 1"
+  " UNION ALL SELECT 1, " SCHEMA_OBJECTS_ORDER ", rowid, NULL, name, sql FROM sqlite_master"
+  " WHERE " SCHEMA_OBJECTS_WHERE
+  " ORDER BY 1, 2, 3";
+
+/* The isolate's cache kind (host/cache.c) that a never-used room's open
+** leaves at its end: what it derived (row-level security's script, the
+** functions' analyses...) is in the cache for the next never-used room of
+** the deploy, whose open then builds no mirror, so its list does not end
+** with the mirror's read. When an entry it needs was dropped since, the
+** mirror reads the schema itself (schemaSync), one call more, as it would
+** anyway. */
+#define MIGRATE_SEEN_KIND "fresh"
+
+/* Has a never-used room of this deploy opened in this isolate? */
+static int migrateFreshSeen(Room *room){
+  CacheReader r;
+  if( cacheOpen(room, MIGRATE_SEEN_KIND, &r) ) return 0;
+  int seen = cacheReadU32(&r)==1 && !r.bad;
+  cacheClose(&r);
+  return seen;
+}
+
 /* Migrations applied together (migrateSetBody). */
 typedef struct MigrateSet {
   const Step *steps;               /* [n], in order; borrowed */
   int n;
   int fresh;                       /* 1: a room without _room: the system schema and
                                       _room's row go first, in the same list */
+  int read;                        /* 1 (fresh only): the list ends with migrateCurrentSql,
+                                      its rows kept for the mirror (schemaKeepRows) */
   char err[512];                   /* why it failed */
 } MigrateSet;
 
+/* The records of set's migrations, as the arguments of json_array
+** (paths 0) or of json_insert after its first (paths 1: each '$[#]',
+** appended), literals all. */
+static void migrateAppendRecords(Buf *b, const MigrateSet *set, double now, int paths){
+  for(int i = 0; i < set->n; i++){
+    bufAppendStr(b, i ? ", " : "");
+    bufAppendStr(b, paths ? "'$[#]', json_array(" : "json_array(");
+    bufAppendSqlString(b, set->steps[i].name);
+    bufAppendStr(b, ", ");
+    bufAppendSqlNumber(b, now);
+    bufAppendStr(b, ", ");
+    bufAppendSqlString(b, set->steps[i].checksum);
+    bufAppendStr(b, ")");
+  }
+}
+
 /* Every migration of set as one statement list, in one transaction:
 ** row-level security stood aside and the commit counter moved on by n
-** (one per file, as when each runs in a write of its own), each file's
-** statements followed by its row in _migrations, then the triggers put
-** back; for a room without _room, its system schema and _room's row
-** first. Values are literals: the host binds parameters to a list's last
+** (one per file, as when each runs in a write of its own), every file's
+** statements, then the triggers put back by the statement that appends
+** the files' records to _room.migrations. For a room without _room, its
+** system schema and _room's row go first, the row written once with the
+** version the files bring it to (n) and their records, and row-level
+** security is not touched: its triggers are made after the migrations
+** (rlsOpen, deferred to the end of the open), so none exists while they
+** run. Values are literals: the host binds parameters to a list's last
 ** statement only. Any failure (a file that cannot be joined, a list too
 ** long, a statement SQLite refuses) rolls it all back, and the caller
 ** runs the files one by one to say which failed and why. No on-commit
@@ -572,36 +653,41 @@ static int migrateSetBody(Room *room, void *arg){
     if( script==NULL ) b.oom = 1;
     else bufAppendStr(&b, script);
     free(script);
-    bufAppendStr(&b, "\nINSERT OR IGNORE INTO _room (id, created_at, name) VALUES (1, ");
+    /* the row once, with the version its migrations bring it to */
+    char num[16];
+    snprintf(num, sizeof num, "%d", set->n);
+    bufAppendStr(&b, "\nINSERT OR IGNORE INTO _room (id, created_at, name, version, migrations) VALUES (1, ");
     bufAppendSqlNumber(&b, now);
     bufAppendStr(&b, ", ");
     if( room->name[0] ) bufAppendSqlString(&b, room->name);
     else bufAppendStr(&b, "NULL");
-    bufAppendStr(&b, ");\n");
-  }
-  if( set->n > 0 ){
+    bufAppendStr(&b, ", ");
+    bufAppendStr(&b, num);
+    bufAppendStr(&b, ", json_array(");
+    migrateAppendRecords(&b, set, now, 0);
+    bufAppendStr(&b, "));\n");
+  }else if( set->n > 0 ){
     char num[16];
     snprintf(num, sizeof num, "%d", set->n);
     bufAppendStr(&b, "UPDATE _room SET rls_bypass = 1, version = version + ");
     bufAppendStr(&b, num);
     bufAppendStr(&b, " WHERE id = 1;\n");
   }
-  for(int i = 0; rc==NT_OK && i < set->n; i++){
-    rc = migrateAppendFile(&b, set->steps[i].sql);
-    bufAppendStr(&b, "INSERT INTO _migrations (name, applied_at, checksum) VALUES (");
-    bufAppendSqlString(&b, set->steps[i].name);
-    bufAppendStr(&b, ", ");
-    bufAppendSqlNumber(&b, now);
-    bufAppendStr(&b, ", ");
-    bufAppendSqlString(&b, set->steps[i].checksum);
-    bufAppendStr(&b, ");\n");
+  for(int i = 0; rc==NT_OK && i < set->n; i++) rc = migrateAppendFile(&b, set->steps[i].sql);
+  if( set->n > 0 && !set->fresh ){
+    bufAppendStr(&b, "UPDATE _room SET rls_bypass = 0, migrations = json_insert(migrations, ");
+    migrateAppendRecords(&b, set, now, 1);
+    bufAppendStr(&b, ") WHERE id = 1;");
   }
-  if( set->n > 0 ) bufAppendStr(&b, "UPDATE _room SET rls_bypass = 0 WHERE id = 1;");
+  if( set->read ) bufAppendStr(&b, migrateCurrentSql);   /* the host answers a list's last */
   if( rc==NT_OK && b.n > MIGRATE_LIST_MAX ) rc = NT_NOT_FOUND;
   char *sql = bufFinish(&b);
   if( rc==NT_OK && sql==NULL ) rc = NT_NOMEM;
-  if( rc==NT_OK ) rc = storeRunFree(room, sql, NULL, set->err, sizeof set->err);
+  SqlResult res;
+  if( rc==NT_OK ) rc = storeExec(room, sql, NULL, &res, set->err, sizeof set->err);
   else snprintf(set->err, sizeof set->err, "the migrations cannot run as one list");
+  if( rc==NT_OK && set->read ) schemaKeepRows(room, &res);   /* dropped if the commit fails */
+  else if( rc==NT_OK ) storeResultFree(&res);
   free(sql);
   return rc;
 }
@@ -624,7 +710,7 @@ static int migrateFail(Room *room, int rc, const char *fmt, ...){
   return rc ? rc : NT_UNAVAILABLE;
 }
 
-/* The row of _migrations (name, checksum) recorded for name, or NULL. */
+/* The record (name, checksum) of migrateAppliedSql for name, or NULL. */
 static const cJSON *migrateApplied(const SqlResult *applied, const char *name){
   const cJSON *row;
   cJSON_ArrayForEach(row, applied->rows){
@@ -672,8 +758,10 @@ static int migrateAdoptBody(Room *room, void *arg){
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateString(json));
   int rc = storeRunFree(room,
-    "UPDATE _migrations SET checksum = (SELECT value FROM json_each(?1) WHERE key = _migrations.name)"
-    " WHERE checksum IS NULL", args, err, sizeof err);
+    "UPDATE _room SET migrations = (SELECT json_group_array(json_array(json_extract(m.value, '$[0]'),"
+    " json_extract(m.value, '$[1]'), coalesce(json_extract(m.value, '$[2]'),"
+    " (SELECT value FROM json_each(?1) WHERE key = json_extract(m.value, '$[0]')))))"
+    " FROM json_each(_room.migrations) m) WHERE id = 1", args, err, sizeof err);
   if( rc ) ntLog(NT_LOG_ERROR, "recording migration checksums failed: %s", err);
   return rc;
 }
@@ -716,15 +804,6 @@ static void migrateSchemaHash(Room *room, const cJSON *migrations){
   snprintf(room->schemaHash, sizeof room->schemaHash, "%016llx", (unsigned long long)h);
 }
 
-/* The one read of a room whose schema is current: _room's row, then the
-** objects of sqlite_master that the schema mirror copies (schema.c), in
-** one statement: the first column tells them apart (0: _room, 1: an
-** object), the next two order the objects as schemaSync does. */
-static const char migrateCurrentSql[] =
-  "SELECT 0, 0, 0, version, name, schema_hash FROM _room WHERE id = 1"
-  " UNION ALL SELECT 1, " SCHEMA_OBJECTS_ORDER ", rowid, NULL, name, sql FROM sqlite_master"
-  " WHERE " SCHEMA_OBJECTS_WHERE
-  " ORDER BY 1, 2, 3";
 
 /* Run migrateCurrentSql. When the hash is the room's: sets room->version,
 ** takes the recorded name when the host gave none, sets
@@ -759,6 +838,12 @@ static void migrateCurrent(Room *room, int *pFresh){
 
 int migrateRecordHash(Room *room){
   schemaDropRows(room);            /* the open is over: the mirror, when needed, reads again */
+  if( storeDeferring(room) ){      /* a never-used room's open: what it derived is cached */
+    Buf b = {0};
+    cacheWriteU32(&b, 1);
+    cachePut(room, MIGRATE_SEEN_KIND, &b);   /* best effort */
+    bufFree(&b);
+  }
   if( room->schemaCurrent==1 || room->schemaCurrent==2 || room->schemaHash[0]==0 ) return NT_OK;
   char err[256];
   /* a never-used room's: with the rest its open deferred (storeDefer) */
@@ -798,8 +883,13 @@ static int migrateFreshAll(Room *room, const cJSON *migrations){
     schemaOnly &= migrateSchemaOnly(steps[k].sql);
     k++;
   }
-  MigrateSet set = { steps, k, 1, "" };
+  /* the mirror's read at the list's end, when the open will build the
+  ** mirror: the isolate's cache has not seen this deploy's never-used
+  ** rooms (migrateFreshSeen), or the migrations wrote rows (roomIsNew
+  ** false: every module derives from the mirror) */
+  MigrateSet set = { .steps = steps, .n = k, .fresh = 1, .read = !schemaOnly || !migrateFreshSeen(room) };
   if( rc==NT_OK ) rc = storeTxn(room, migrateSetBody, &set);
+  if( rc ) schemaDropRows(room);   /* kept by a body whose commit failed */
   if( rc==NT_OK ){
     Buf done = {0};
     for(int i = 0; i < k; i++){
@@ -866,9 +956,8 @@ int migrateOpen(Room *room, const cJSON *config){
   /* a room that had no _room has applied nothing */
   SqlResult applied = {0};
   if( !fresh ){
-    rc = storeExec(room, "SELECT name, checksum FROM _migrations", NULL, &applied,
-                   step.err, sizeof step.err);
-    if( rc ) return migrateFail(room, rc, "reading _migrations failed: %s", step.err);
+    rc = storeExec(room, migrateAppliedSql, NULL, &applied, step.err, sizeof step.err);
+    if( rc ) return migrateFail(room, rc, "reading the applied migrations failed: %s", step.err);
   }
 
   /* First every entry is checked, and every applied one against its record:
@@ -915,7 +1004,7 @@ int migrateOpen(Room *room, const cJSON *config){
   }
   Buf done = {0};
   if( rc==NT_OK && nPending ){
-    MigrateSet set = { pending, nPending, 0, "" };
+    MigrateSet set = { .steps = pending, .n = nPending };
     /* (a never-used room here failed as one list already) */
     if( !fresh && storeTxn(room, migrateSetBody, &set)==NT_OK ){
       room->version += nPending;
