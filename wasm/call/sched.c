@@ -6,7 +6,11 @@
 ** SQL (_schedule: due time, task name, JSON payload), so nothing is lost when
 ** the room sleeps or is evicted: schedArm keeps the alarm at the earliest due
 ** row, and nt_alarm (schedRunDue) runs what is due through the task handlers
-** the modules register (Module.tasks: data, not a chain of branches). A task
+** the modules register (Module.tasks: data, not a chain of branches). Every
+** room keeps one row of its own, room.maintenance, hourly: it trims the
+** bookkeeping of this layer and runs each module's Module.xMaintain, so
+** housekeeping that an hour suits (the audit log's retention) needs no row
+** of its own in the common case. A task
 ** that fails is retried with exponential backoff, then dropped after
 ** SCHED_MAX_ATTEMPTS with a log line. The alarm is
 ** at-least-once, so handlers must tolerate running twice.
@@ -41,8 +45,13 @@ int schedMaintenance(Room *room, const cJSON *payload, char *err, size_t errLen)
   double now = host_now_ms();
   int rc = idemTrim(room, now, err, errLen);
   if( rc==NT_OK ) rc = rateCleanupSql(room, now);
-  if( rc==NT_OK ) rc = schedAt(room, now + MAINTENANCE_EVERY, "room.maintenance", NULL);
-  return rc;
+  if( rc ) return rc;
+  /* the modules' own housekeeping (Module.xMaintain): each retries what
+  ** fails itself, so none holds the next run back */
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xMaintain ) room->modules[i].xMaintain(room, now);
+  }
+  return schedAt(room, now + MAINTENANCE_EVERY, "room.maintenance", NULL);
 }
 
 /* The handler of task name: the modules register their tasks (Module.tasks). */
@@ -108,16 +117,6 @@ int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
   }
   cJSON_free(text);
   if( rc ){ ntLog(NT_LOG_ERROR, "schedule %s failed: %s", task, err); return rc; }
-  schedAlarm(room, atMs);
-  return NT_OK;
-}
-
-int schedAtQueued(Room *room, double atMs, const char *task, char *err, size_t errLen){
-  if( !storeInTxn(room) ) return schedAt(room, atMs, task, NULL);
-  cJSON *args = schedArgs(atMs, task, "{}");
-  if( args==NULL ){ snprintf(err, errLen, "out of memory"); return NT_NOMEM; }
-  int rc = storeQueue(room, schedInsertSql, args, NULL, err, errLen);
-  if( rc ) return rc;
   schedAlarm(room, atMs);
   return NT_OK;
 }
