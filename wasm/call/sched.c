@@ -10,7 +10,8 @@
 ** room keeps one row of its own, room.maintenance, hourly: it trims the
 ** bookkeeping of this layer and runs each module's Module.xMaintain, so
 ** housekeeping that an hour suits (the audit log's retention) needs no row
-** of its own in the common case. A task
+** of its own in the common case. The table's index of due is made only
+** once it holds more than a few dozen rows (schedIndex). A task
 ** that fails is retried with exponential backoff, then dropped after
 ** SCHED_MAX_ATTEMPTS with a log line. The alarm is
 ** at-least-once, so handlers must tolerate running twice.
@@ -24,7 +25,8 @@
 #include <string.h>
 #include "call.h"
 
-/* The module's table (Module.schema). */
+/* The module's table (Module.schema). Its index of due, _schedule_due,
+** is not made with it: see schedIndex. */
 const char schedSchema[] =
   "CREATE TABLE IF NOT EXISTS _schedule ("     /* sched.c: the one alarm's work */
   " id INTEGER PRIMARY KEY,"
@@ -32,9 +34,9 @@ const char schedSchema[] =
   " task TEXT NOT NULL,"
   " payload TEXT NOT NULL DEFAULT '{}',"
   " attempts INTEGER NOT NULL DEFAULT 0,"
-  " last_error TEXT);"
-  "CREATE INDEX IF NOT EXISTS _schedule_due ON _schedule (due);";
+  " last_error TEXT);";
 
+#define SCHED_INDEX_AT     64           /* rows past which the table gets its index */
 #define SCHED_MAX_ATTEMPTS 8            /* then the row is dropped */
 #define SCHED_BATCH        50           /* due rows run per alarm */
 #define SCHED_MAX_BACKOFF  3600000.0    /* ms */
@@ -64,7 +66,56 @@ static SchedTask schedFind(Room *room, const char *name){
   return NULL;
 }
 
-static const char schedInsertSql[] = "INSERT INTO _schedule (due, task, payload) VALUES (?1, ?2, ?3)";
+/* The index of due, made once the table holds more than SCHED_INDEX_AT
+** rows. An ordinary room holds a handful (the maintenance, a token's
+** expiry, a retry, an outbox's send), which every query of the schedule
+** scans in microseconds, while an index costs each room about 5 KiB in
+** workerd and a b-tree write per row added, run or dropped. A room that
+** queues many (a file sweep per upload, a row per cron job) needs it: the
+** alarm reads the earliest due rows and the earliest of all on every run.
+** 64 rows of about 60 bytes are a page or two, a scan still cheaper than
+** the index's upkeep, and well above what system rows alone come to.
+**
+** Every insert but the open's deferred one (a never-used room's first row)
+** says, with the row it added, how many rows the table holds (counted to
+** SCHED_INDEX_AT + 1 at most) while it has no index, and 0 once it has:
+** the insert that takes an unindexed table past the bound makes the index
+** at once, so without it the table never holds more than the bound and
+** one, whoever fills it, and no query of it reads more. A room that never
+** queues more keeps none; rooms from before keep theirs; one whose queue
+** shrinks again keeps it too (dropping and making it again would be churn
+** a queue that refills pays twice). */
+static const char schedIndexSql[] = "CREATE INDEX IF NOT EXISTS _schedule_due ON _schedule (due)";
+
+/* The index, inside the caller's transaction when there is one (rolled
+** back with it, the next insert finds none again and makes it then), and
+** in the schema mirror. A failure is logged: every query of the schedule
+** is correct without it, only slower. */
+static void schedIndex(Room *room){
+  char err[256];
+  int rc = storeRunFree(room, schedIndexSql, NULL, err, sizeof err);
+  if( rc ){ ntLog(NT_LOG_ERROR, "schedule: making its index failed: %s", err); return; }
+  schemaApply(room, schedIndexSql);
+}
+
+/* What an insert's RETURNING says (see schedIndex): how many rows an
+** unindexed table holds, 0 once it has its index. */
+#define SCHED_RETURNING \
+  " RETURNING CASE WHEN EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_schedule_due') THEN 0" \
+  " ELSE (SELECT count(*) FROM (SELECT 1 FROM _schedule LIMIT ?4)) END"
+
+static const char schedInsertSql[] = "INSERT INTO _schedule (due, task, payload) VALUES (?1, ?2, ?3)"
+  SCHED_RETURNING;
+
+/* An insert's answer: 1 when it added its row (and the index made when
+** the row's count says so), 0 when it added none. Frees res. */
+static int schedAdded(Room *room, SqlResult *res){
+  const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res->rows, 0), 0);
+  int added = n!=NULL, full = cJSON_IsNumber(n) && n->valuedouble > SCHED_INDEX_AT;
+  storeResultFree(res);
+  if( full ) schedIndex(room);
+  return added;
+}
 
 /* A row due at atMs was added: the alarm comes no later. */
 static void schedAlarm(Room *room, double atMs){
@@ -99,7 +150,8 @@ static cJSON *schedArgs(double atMs, const char *task, const char *payload){
   cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(atMs)));
   cJSON_AddItemToArray(args, cJSON_CreateString(task));
   cJSON_AddItemToArray(args, cJSON_CreateString(payload));
-  if( cJSON_GetArraySize(args)!=3 ){ cJSON_Delete(args); return NULL; }
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(SCHED_INDEX_AT + 1));
+  if( cJSON_GetArraySize(args)!=4 ){ cJSON_Delete(args); return NULL; }
   return args;
 }
 
@@ -110,7 +162,10 @@ int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
   int rc = schedDefer(room, atMs, task, text);
   if( rc==NT_NOT_FOUND ){
     cJSON *args = schedArgs(atMs, task, text);
-    rc = args ? storeRunFree(room, schedInsertSql, args, err, sizeof err) : NT_NOMEM;
+    SqlResult res;
+    rc = args ? storeExec(room, schedInsertSql, args, &res, err, sizeof err) : NT_NOMEM;
+    cJSON_Delete(args);
+    if( rc==NT_OK ) schedAdded(room, &res);
     if( rc==NT_NOMEM ) snprintf(err, sizeof err, "out of memory");
   }else if( rc ){
     snprintf(err, sizeof err, "the open's deferred statements failed");
@@ -129,13 +184,11 @@ int schedAtUnlessDue(Room *room, double atMs, const char *task, double after){
   cJSON_AddItemToArray(args, cJSON_CreateNumber(atMs));
   SqlResult res;
   int rc = storeExec(room, "INSERT INTO _schedule (due, task, payload) SELECT ?1, ?2, ?3"
-                     " WHERE NOT EXISTS (SELECT 1 FROM _schedule WHERE task = ?2 AND due > ?4 AND due <= ?5)"
-                     " RETURNING id", args, &res, err, sizeof err);
+                     " WHERE NOT EXISTS (SELECT 1 FROM _schedule WHERE task = ?2 AND due > ?5 AND due <= ?6)"
+                     SCHED_RETURNING, args, &res, err, sizeof err);
   cJSON_Delete(args);
   if( rc ){ ntLog(NT_LOG_ERROR, "schedule %s failed: %s", task, err); return rc; }
-  int added = cJSON_GetArraySize(res.rows) > 0;
-  storeResultFree(&res);
-  if( added ) schedAlarm(room, atMs);
+  if( schedAdded(room, &res) ) schedAlarm(room, atMs);
   return NT_OK;
 }
 
