@@ -104,7 +104,13 @@ static void schedIndex(Room *room){
   " RETURNING CASE WHEN EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_schedule_due') THEN 0" \
   " ELSE (SELECT count(*) FROM (SELECT 1 FROM _schedule LIMIT ?4)) END"
 
-static const char schedInsertSql[] = "INSERT INTO _schedule (due, task, payload) VALUES (?1, ?2, ?3)"
+/* Every insert but the open's deferred one: ?1 due, ?2 task, ?3 payload,
+** ?4 SCHED_RETURNING's bound; with ?5 NULL always (schedAt), else only
+** when no row of the task falls due in (?5, ?6] (schedAtUnlessDue). One
+** text for both, so a room that runs both (a token's expiry, the next
+** maintenance row) keeps one statement prepared, not two. */
+static const char schedInsertSql[] = "INSERT INTO _schedule (due, task, payload) SELECT ?1, ?2, ?3"
+  " WHERE ?5 IS NULL OR NOT EXISTS (SELECT 1 FROM _schedule WHERE task = ?2 AND due > ?5 AND due <= ?6)"
   SCHED_RETURNING;
 
 /* An insert's answer: 1 when it added its row (and the index made when
@@ -144,14 +150,17 @@ static int schedDefer(Room *room, double atMs, const char *task, const char *pay
   return rc;
 }
 
-/* schedInsertSql's bindings; NULL when out of memory. */
-static cJSON *schedArgs(double atMs, const char *task, const char *payload){
+/* schedInsertSql's bindings, unless a row of task falls due in (after,
+** atMs] (after < 0: unconditionally); NULL when out of memory. */
+static cJSON *schedArgs(double atMs, const char *task, const char *payload, double after){
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(atMs)));
   cJSON_AddItemToArray(args, cJSON_CreateString(task));
   cJSON_AddItemToArray(args, cJSON_CreateString(payload));
   cJSON_AddItemToArray(args, cJSON_CreateNumber(SCHED_INDEX_AT + 1));
-  if( cJSON_GetArraySize(args)!=4 ){ cJSON_Delete(args); return NULL; }
+  cJSON_AddItemToArray(args, after < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(after));
+  cJSON_AddItemToArray(args, after < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(atMs));
+  if( cJSON_GetArraySize(args)!=6 ){ cJSON_Delete(args); return NULL; }
   return args;
 }
 
@@ -161,7 +170,7 @@ int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
   if( text==NULL ) return NT_NOMEM;
   int rc = schedDefer(room, atMs, task, text);
   if( rc==NT_NOT_FOUND ){
-    cJSON *args = schedArgs(atMs, task, text);
+    cJSON *args = schedArgs(atMs, task, text, -1);
     SqlResult res;
     rc = args ? storeExec(room, schedInsertSql, args, &res, err, sizeof err) : NT_NOMEM;
     cJSON_Delete(args);
@@ -178,14 +187,10 @@ int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
 
 int schedAtUnlessDue(Room *room, double atMs, const char *task, double after){
   char err[256];
-  cJSON *args = schedArgs(atMs, task, "{}");
+  cJSON *args = schedArgs(atMs, task, "{}", fmax(after, 0));
   if( args==NULL ) return NT_NOMEM;
-  cJSON_AddItemToArray(args, cJSON_CreateNumber(after));
-  cJSON_AddItemToArray(args, cJSON_CreateNumber(atMs));
   SqlResult res;
-  int rc = storeExec(room, "INSERT INTO _schedule (due, task, payload) SELECT ?1, ?2, ?3"
-                     " WHERE NOT EXISTS (SELECT 1 FROM _schedule WHERE task = ?2 AND due > ?5 AND due <= ?6)"
-                     SCHED_RETURNING, args, &res, err, sizeof err);
+  int rc = storeExec(room, schedInsertSql, args, &res, err, sizeof err);
   cJSON_Delete(args);
   if( rc ){ ntLog(NT_LOG_ERROR, "schedule %s failed: %s", task, err); return rc; }
   if( schedAdded(room, &res) ) schedAlarm(room, atMs);
