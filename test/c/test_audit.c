@@ -429,12 +429,72 @@ TEST(trimming_should_keep_the_chain_verifiable_from_its_anchor){
 
 TEST(the_schedule_should_trim_records_past_retention){
   fiveRecords();
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'audit.trim'"), 1);
-  fakehostAdvance(91 * DAY_MS);
-  while( fakehostAlarmAt() > 0 && fakehostAlarmAt() <= fakehostNow() ) fakehostFireAlarm();
+  /* the hourly maintenance trims: the log puts no row of its own there */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'audit.trim'"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule"), 1);
+  fakehostAdvance(90 * DAY_MS + 1);                /* the records are past retention now */
+  REQUIRE(fakehostFireAlarm()==NT_OK);             /* the maintenance row, due long ago */
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log"), 0);
   CHECK_EQ_INT(fakehostQueryInt("SELECT audit_anchor_seq FROM _room"), 5);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'audit.trim'"), 1);  /* again */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'audit.trim'"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'room.maintenance'"), 1);
+  fakehostRoomFree();
+}
+
+/* A record past retention is gone by the next hourly run: within the hour. */
+TEST(a_record_should_be_trimmed_within_an_hour_of_its_retention){
+  fiveRecords();                                   /* at the epoch */
+  fakehostAdvance(3600000);
+  REQUIRE(fakehostFireAlarm()==NT_OK);             /* the first maintenance run, an hour in */
+  fakehostAdvance(90 * DAY_MS - 3600000 - 1);      /* a ms short of retention */
+  while( fakehostAlarmAt() > 0 && fakehostAlarmAt() <= fakehostNow() ) REQUIRE(fakehostFireAlarm()==NT_OK);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log"), 5);   /* not yet */
+  fakehostAdvance(3600000 + 1);                    /* the next run: they are past it now */
+  while( fakehostAlarmAt() > 0 && fakehostAlarmAt() <= fakehostNow() ) REQUIRE(fakehostFireAlarm()==NT_OK);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log"), 0);
+  fakehostRoomFree();
+}
+
+/* More past retention than one batch: the maintenance run trims one, and
+** the row it puts in the schedule a second later trims the rest. */
+TEST(a_full_batch_should_trim_again_a_second_later){
+  fiveRecords();
+  fakehostExec("WITH RECURSIVE n(i) AS (SELECT 6 UNION ALL SELECT i + 1 FROM n WHERE i < 7004)"
+               " INSERT INTO _audit_log (seq, at, user_id, client_id, method, args, outcome, hash)"
+               " SELECT i, 0, 'u', 'c', 'createTask', '{}', 'ok', printf('%064d', i) FROM n");
+  fakehostAdvance(91 * DAY_MS);
+  REQUIRE(fakehostFireAlarm()==NT_OK);             /* maintenance: 5,000 of 7,004 */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log"), 2004);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'audit.trim'"), 1);
+  CHECK(fakehostAlarmAt() == fakehostNow() + 1000);
+  fakehostAdvance(1000);
+  REQUIRE(fakehostFireAlarm()==NT_OK);             /* the rest; no more rows after it */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_anchor_seq FROM _room"), 7004);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_trimmed FROM _room"), 7004);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'audit.trim'"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'room.maintenance'"), 1);
+  fakehostRoomFree();
+}
+
+/* A room from before holds an hourly audit.trim row: it runs once, trims,
+** and leaves the hour to the maintenance. */
+TEST(an_older_rooms_trim_row_should_run_once_harmlessly){
+  fiveRecords();
+  fakehostRoomFree();
+  fakehostExec("INSERT INTO _schedule (due, task, payload) VALUES (1000, 'audit.trim', '{}')");
+  REQUIRE(testAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  REQUIRE(fakehostConnOpen(2, ADMIN)==NT_OK);
+  CHECK(fakehostAlarmAt() == 1000);
+  fakehostAdvance(91 * DAY_MS);
+  REQUIRE(fakehostFireAlarm()==NT_OK);             /* both due: the old row and the maintenance */
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _audit_log"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT audit_anchor_seq FROM _room"), 5);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'audit.trim'"), 0);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _schedule WHERE task = 'room.maintenance'"), 1);
+  char got[128];
+  CHECK_STR_EQ(verify(got, sizeof got), "ok 0 -1 -");   /* nothing left, from the anchor */
   fakehostRoomFree();
 }
 

@@ -241,10 +241,6 @@ int rateMethodCleanup(Call *call, cJSON **ppResult);  /* _rateCleanup {} -> {rem
 /* Run task with payload (copied; NULL = {}) at atMs; joins the caller's
 ** transaction when called inside one. */
 int schedAt(Room *room, double atMs, const char *task, const cJSON *payload);
-/* schedAt inside the running transaction, queued with its other statements
-** (storeQueue): err (the write's, alive until it ends) receives why the
-** row could not be written. Outside a transaction, schedAt. */
-int schedAtQueued(Room *room, double atMs, const char *task, char *err, size_t errLen);
 /* schedAt (payload {}), unless a row of task is due in (after, atMs]
 ** already: one statement either way. */
 int schedAtUnlessDue(Room *room, double atMs, const char *task, double after);
@@ -254,7 +250,7 @@ int schedOpen(Room *room, const cJSON *config);   /* first start and every wake 
 int schedRunDue(Room *room);
 extern const char schedSchema[];          /* the module's table (Module.schema) */
 /* Task room.maintenance: trim expired bookkeeping (mutation ids, rate-limit
-** buckets), then come back in an hour. */
+** buckets), run every module's Module.xMaintain, then come back in an hour. */
 int schedMaintenance(Room *room, const cJSON *payload, char *err, size_t errLen);
 
 #endif /* NT_CALL_H */

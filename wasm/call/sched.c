@@ -6,7 +6,12 @@
 ** SQL (_schedule: due time, task name, JSON payload), so nothing is lost when
 ** the room sleeps or is evicted: schedArm keeps the alarm at the earliest due
 ** row, and nt_alarm (schedRunDue) runs what is due through the task handlers
-** the modules register (Module.tasks: data, not a chain of branches). A task
+** the modules register (Module.tasks: data, not a chain of branches). Every
+** room keeps one row of its own, room.maintenance, hourly: it trims the
+** bookkeeping of this layer and runs each module's Module.xMaintain, so
+** housekeeping that an hour suits (the audit log's retention) needs no row
+** of its own in the common case. The table's index of due is made only
+** once it holds more than a few dozen rows (schedIndex). A task
 ** that fails is retried with exponential backoff, then dropped after
 ** SCHED_MAX_ATTEMPTS with a log line. The alarm is
 ** at-least-once, so handlers must tolerate running twice.
@@ -20,7 +25,8 @@
 #include <string.h>
 #include "call.h"
 
-/* The module's table (Module.schema). */
+/* The module's table (Module.schema). Its index of due, _schedule_due,
+** is not made with it: see schedIndex. */
 const char schedSchema[] =
   "CREATE TABLE IF NOT EXISTS _schedule ("     /* sched.c: the one alarm's work */
   " id INTEGER PRIMARY KEY,"
@@ -28,9 +34,9 @@ const char schedSchema[] =
   " task TEXT NOT NULL,"
   " payload TEXT NOT NULL DEFAULT '{}',"
   " attempts INTEGER NOT NULL DEFAULT 0,"
-  " last_error TEXT);"
-  "CREATE INDEX IF NOT EXISTS _schedule_due ON _schedule (due);";
+  " last_error TEXT);";
 
+#define SCHED_INDEX_AT     64           /* rows past which the table gets its index */
 #define SCHED_MAX_ATTEMPTS 8            /* then the row is dropped */
 #define SCHED_BATCH        50           /* due rows run per alarm */
 #define SCHED_MAX_BACKOFF  3600000.0    /* ms */
@@ -41,8 +47,13 @@ int schedMaintenance(Room *room, const cJSON *payload, char *err, size_t errLen)
   double now = host_now_ms();
   int rc = idemTrim(room, now, err, errLen);
   if( rc==NT_OK ) rc = rateCleanupSql(room, now);
-  if( rc==NT_OK ) rc = schedAt(room, now + MAINTENANCE_EVERY, "room.maintenance", NULL);
-  return rc;
+  if( rc ) return rc;
+  /* the modules' own housekeeping (Module.xMaintain): each retries what
+  ** fails itself, so none holds the next run back */
+  for(int i = 0; i < room->nModules; i++){
+    if( room->modules[i].xMaintain ) room->modules[i].xMaintain(room, now);
+  }
+  return schedAt(room, now + MAINTENANCE_EVERY, "room.maintenance", NULL);
 }
 
 /* The handler of task name: the modules register their tasks (Module.tasks). */
@@ -55,7 +66,62 @@ static SchedTask schedFind(Room *room, const char *name){
   return NULL;
 }
 
-static const char schedInsertSql[] = "INSERT INTO _schedule (due, task, payload) VALUES (?1, ?2, ?3)";
+/* The index of due, made once the table holds more than SCHED_INDEX_AT
+** rows. An ordinary room holds a handful (the maintenance, a token's
+** expiry, a retry, an outbox's send), which every query of the schedule
+** scans in microseconds, while an index costs each room about 5 KiB in
+** workerd and a b-tree write per row added, run or dropped. A room that
+** queues many (a file sweep per upload, a row per cron job) needs it: the
+** alarm reads the earliest due rows and the earliest of all on every run.
+** 64 rows of about 60 bytes are a page or two, a scan still cheaper than
+** the index's upkeep, and well above what system rows alone come to.
+**
+** Every insert but the open's deferred one (a never-used room's first row)
+** says, with the row it added, how many rows the table holds (counted to
+** SCHED_INDEX_AT + 1 at most) while it has no index, and 0 once it has:
+** the insert that takes an unindexed table past the bound makes the index
+** at once, so without it the table never holds more than the bound and
+** one, whoever fills it, and no query of it reads more. A room that never
+** queues more keeps none; rooms from before keep theirs; one whose queue
+** shrinks again keeps it too (dropping and making it again would be churn
+** a queue that refills pays twice). */
+static const char schedIndexSql[] = "CREATE INDEX IF NOT EXISTS _schedule_due ON _schedule (due)";
+
+/* The index, inside the caller's transaction when there is one (rolled
+** back with it, the next insert finds none again and makes it then), and
+** in the schema mirror. A failure is logged: every query of the schedule
+** is correct without it, only slower. */
+static void schedIndex(Room *room){
+  char err[256];
+  int rc = storeRunFree(room, schedIndexSql, NULL, err, sizeof err);
+  if( rc ){ ntLog(NT_LOG_ERROR, "schedule: making its index failed: %s", err); return; }
+  schemaApply(room, schedIndexSql);
+}
+
+/* What an insert's RETURNING says (see schedIndex): how many rows an
+** unindexed table holds, 0 once it has its index. */
+#define SCHED_RETURNING \
+  " RETURNING CASE WHEN EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_schedule_due') THEN 0" \
+  " ELSE (SELECT count(*) FROM (SELECT 1 FROM _schedule LIMIT ?4)) END"
+
+/* Every insert but the open's deferred one: ?1 due, ?2 task, ?3 payload,
+** ?4 SCHED_RETURNING's bound; with ?5 NULL always (schedAt), else only
+** when no row of the task falls due in (?5, ?6] (schedAtUnlessDue). One
+** text for both, so a room that runs both (a token's expiry, the next
+** maintenance row) keeps one statement prepared, not two. */
+static const char schedInsertSql[] = "INSERT INTO _schedule (due, task, payload) SELECT ?1, ?2, ?3"
+  " WHERE ?5 IS NULL OR NOT EXISTS (SELECT 1 FROM _schedule WHERE task = ?2 AND due > ?5 AND due <= ?6)"
+  SCHED_RETURNING;
+
+/* An insert's answer: 1 when it added its row (and the index made when
+** the row's count says so), 0 when it added none. Frees res. */
+static int schedAdded(Room *room, SqlResult *res){
+  const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res->rows, 0), 0);
+  int added = n!=NULL, full = cJSON_IsNumber(n) && n->valuedouble > SCHED_INDEX_AT;
+  storeResultFree(res);
+  if( full ) schedIndex(room);
+  return added;
+}
 
 /* A row due at atMs was added: the alarm comes no later. */
 static void schedAlarm(Room *room, double atMs){
@@ -84,13 +150,17 @@ static int schedDefer(Room *room, double atMs, const char *task, const char *pay
   return rc;
 }
 
-/* schedInsertSql's bindings; NULL when out of memory. */
-static cJSON *schedArgs(double atMs, const char *task, const char *payload){
+/* schedInsertSql's bindings, unless a row of task falls due in (after,
+** atMs] (after < 0: unconditionally); NULL when out of memory. */
+static cJSON *schedArgs(double atMs, const char *task, const char *payload, double after){
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber(floor(atMs)));
   cJSON_AddItemToArray(args, cJSON_CreateString(task));
   cJSON_AddItemToArray(args, cJSON_CreateString(payload));
-  if( cJSON_GetArraySize(args)!=3 ){ cJSON_Delete(args); return NULL; }
+  cJSON_AddItemToArray(args, cJSON_CreateNumber(SCHED_INDEX_AT + 1));
+  cJSON_AddItemToArray(args, after < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(after));
+  cJSON_AddItemToArray(args, after < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(atMs));
+  if( cJSON_GetArraySize(args)!=6 ){ cJSON_Delete(args); return NULL; }
   return args;
 }
 
@@ -100,8 +170,11 @@ int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
   if( text==NULL ) return NT_NOMEM;
   int rc = schedDefer(room, atMs, task, text);
   if( rc==NT_NOT_FOUND ){
-    cJSON *args = schedArgs(atMs, task, text);
-    rc = args ? storeRunFree(room, schedInsertSql, args, err, sizeof err) : NT_NOMEM;
+    cJSON *args = schedArgs(atMs, task, text, -1);
+    SqlResult res;
+    rc = args ? storeExec(room, schedInsertSql, args, &res, err, sizeof err) : NT_NOMEM;
+    cJSON_Delete(args);
+    if( rc==NT_OK ) schedAdded(room, &res);
     if( rc==NT_NOMEM ) snprintf(err, sizeof err, "out of memory");
   }else if( rc ){
     snprintf(err, sizeof err, "the open's deferred statements failed");
@@ -112,31 +185,15 @@ int schedAt(Room *room, double atMs, const char *task, const cJSON *payload){
   return NT_OK;
 }
 
-int schedAtQueued(Room *room, double atMs, const char *task, char *err, size_t errLen){
-  if( !storeInTxn(room) ) return schedAt(room, atMs, task, NULL);
-  cJSON *args = schedArgs(atMs, task, "{}");
-  if( args==NULL ){ snprintf(err, errLen, "out of memory"); return NT_NOMEM; }
-  int rc = storeQueue(room, schedInsertSql, args, NULL, err, errLen);
-  if( rc ) return rc;
-  schedAlarm(room, atMs);
-  return NT_OK;
-}
-
 int schedAtUnlessDue(Room *room, double atMs, const char *task, double after){
   char err[256];
-  cJSON *args = schedArgs(atMs, task, "{}");
+  cJSON *args = schedArgs(atMs, task, "{}", fmax(after, 0));
   if( args==NULL ) return NT_NOMEM;
-  cJSON_AddItemToArray(args, cJSON_CreateNumber(after));
-  cJSON_AddItemToArray(args, cJSON_CreateNumber(atMs));
   SqlResult res;
-  int rc = storeExec(room, "INSERT INTO _schedule (due, task, payload) SELECT ?1, ?2, ?3"
-                     " WHERE NOT EXISTS (SELECT 1 FROM _schedule WHERE task = ?2 AND due > ?4 AND due <= ?5)"
-                     " RETURNING id", args, &res, err, sizeof err);
+  int rc = storeExec(room, schedInsertSql, args, &res, err, sizeof err);
   cJSON_Delete(args);
   if( rc ){ ntLog(NT_LOG_ERROR, "schedule %s failed: %s", task, err); return rc; }
-  int added = cJSON_GetArraySize(res.rows) > 0;
-  storeResultFree(&res);
-  if( added ) schedAlarm(room, atMs);
+  if( schedAdded(room, &res) ) schedAlarm(room, atMs);
   return NT_OK;
 }
 

@@ -26,10 +26,13 @@
 ** away: retention deletes the oldest records and the chain is verified
 ** from the anchor on) is on _room's row too (audit_anchor_seq,
 ** audit_anchor_hash, audit_trimmed), so the log costs the room one table
-** and one trigger. Rooms from before kept the anchor in a table of its own,
-** _audit_chain (with the head, for rooms from before the head moved): the
-** migrations carry its values over to _room and drop it (sql/migrate.c,
-** systemFolded).
+** and one trigger. Retention is the schedule's: its hourly maintenance run
+** trims (Module.xMaintain, auditMaintain), 5,000 records at a time, and
+** only a full batch (more are due) puts a row of its own, audit.trim, in
+** the schedule, a second later. Rooms from before kept the anchor in a
+** table of its own, _audit_chain (with the head, for rooms from before
+** the head moved): the migrations carry its values over to _room and drop
+** it (sql/migrate.c, systemFolded).
 **
 ** Exports: exportAuditLog answers a range inline as JSON or CSV (RFC 4180,
 ** formula-like cells neutralised), capped, with a cursor for the next page;
@@ -75,8 +78,7 @@ const char auditSchema[] =
 #define AUDIT_PAGE_BYTES     (512u << 10)  /* and about this much text */
 #define AUDIT_VERIFY_MAX     100000    /* records one verifyAuditLog checks */
 #define AUDIT_VERIFY_PAGE    1000      /* read in pages of this many */
-#define AUDIT_TRIM_BATCH     5000      /* records one trim deletes */
-#define AUDIT_TRIM_EVERY     3600000.0 /* ms between trims */
+#define AUDIT_TRIM_BATCH     5000      /* records one trim deletes (hourly: the schedule's maintenance) */
 #define AUDIT_TRIM_SOON      1000.0    /* ms to the next trim when a batch was full */
 #define AUDIT_CSV_COLUMNS    32        /* flattened argument columns, at most */
 #define AUDIT_CSV_KEY_MAX    64        /* longest argument name given its own column */
@@ -95,7 +97,6 @@ typedef struct Audit {
   char pendingHash[65];
   double pendingAt;
   const Trace *pendingTrace;       /* the call it records */
-  int trimScheduled;               /* the schedule holds the audit.trim row */
 } Audit;
 
 /* One record, as hashed and stored. */
@@ -248,14 +249,9 @@ void auditHash(const char prevHash[65], int64_t seq, double at, const char *user
 }
 
 /* Hash e as the record after prevHash, and insert it (joining the running
-** transaction). The first record a room writes also puts the trim task in
-** the schedule, so rooms that never record anything carry no such row. */
+** transaction). Retention needs nothing here: the schedule's hourly
+** maintenance trims (auditMaintain). */
 static int auditInsert(Room *room, const char *prevHash, AuditEntry *e, char *err, size_t errLen){
-  if( !room->audit->trimScheduled && room->audit->retentionMs > 0 ){
-    /* with the record, in the write's one batch */
-    int rc = schedAtQueued(room, host_now_ms() + AUDIT_TRIM_EVERY, "audit.trim", err, errLen);
-    if( rc ){ snprintf(err, errLen, "scheduling audit.trim failed"); return rc; }
-  }
   auditHash(prevHash, e->seq, e->at, e->userId, e->clientId, e->method, e->args,
             e->outcome, e->version, e->hash);
   cJSON *args = cJSON_CreateArray();
@@ -309,7 +305,6 @@ static int auditAppend(Room *room, AuditEntry *e){
   au->headSeq = e->seq;
   au->headAt = e->at;
   memcpy(au->headHash, e->hash, sizeof au->headHash);
-  au->trimScheduled = 1;
   return NT_OK;
 }
 
@@ -348,7 +343,6 @@ void auditOnCommit(Room *room, const Touched *touched){
   au->headSeq = au->pendingSeq;
   au->headAt = au->pendingAt;
   memcpy(au->headHash, au->pendingHash, sizeof au->headHash);
-  au->trimScheduled = 1;
   room->trace->audited = 1;
 }
 
@@ -433,7 +427,7 @@ int auditOpen(Room *room, const cJSON *config){
   }
   au->headSeq = ends.headSeq;
   memcpy(au->headHash, ends.headHash, sizeof au->headHash);
-  if( roomIsNew(room) ) return NT_OK;   /* no record, no trim task: au is zeroed */
+  if( roomIsNew(room) ) return NT_OK;   /* no record: au is zeroed */
   SqlResult res;
   cJSON *args = cJSON_CreateArray();
   cJSON_AddItemToArray(args, cJSON_CreateNumber((double)ends.headSeq));
@@ -443,13 +437,6 @@ int auditOpen(Room *room, const cJSON *config){
   if( rc ) return rc;
   const cJSON *at = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
   au->headAt = cJSON_IsNumber(at) ? at->valuedouble : 0;
-  storeResultFree(&res);
-  /* Is the trim task in the schedule (the first record puts it there)? */
-  rc = storeExec(room, "SELECT count(*) FROM _schedule WHERE task = 'audit.trim'", NULL, &res,
-                 err, sizeof err);
-  if( rc ) return rc;
-  const cJSON *n = cJSON_GetArrayItem(cJSON_GetArrayItem(res.rows, 0), 0);
-  au->trimScheduled = cJSON_IsNumber(n) && n->valuedouble > 0;
   storeResultFree(&res);
   return NT_OK;
 }
@@ -507,16 +494,32 @@ int auditTrim(Room *room, double nowMs, int *pTrimmed, char *err, size_t errLen)
   return rc;
 }
 
+void auditMaintain(Room *room, double nowMs){
+  Audit *au = room->audit;
+  if( au==NULL || au->retentionMs <= 0 ) return;   /* kept forever */
+  char err[256];
+  int trimmed = 0;
+  int rc = auditTrim(room, nowMs, &trimmed, err, sizeof err);
+  if( rc ) ntLog(NT_LOG_WARN, "audit: trimming failed: %s", err);
+  else if( trimmed ) ntLog(NT_LOG_INFO, "audit: trimmed %d records past retention", trimmed);
+  /* more are due, or the trim is to be tried again (the task's backoff);
+  ** a run while a row of an earlier one is still due adds a second: they
+  ** trim side by side until a batch is not full, which is harmless */
+  if( rc || trimmed==AUDIT_TRIM_BATCH ) schedAt(room, nowMs + AUDIT_TRIM_SOON, "audit.trim", NULL);
+}
+
+/* The row a full batch left (or a failed maintenance trim), and the hourly
+** rows rooms from before the maintenance trimmed still hold: each trims,
+** and only a full batch asks for another; the hour is the maintenance's. */
 int auditTrimTask(Room *room, const cJSON *payload, char *err, size_t errLen){
   (void)payload;
   double now = host_now_ms();
   int trimmed = 0;
   int rc = auditTrim(room, now, &trimmed, err, errLen);
-  if( rc ) return rc;
+  if( rc ) return rc;                              /* this row again, with backoff */
   if( trimmed ) ntLog(NT_LOG_INFO, "audit: trimmed %d records past retention", trimmed);
-  if( room->audit==NULL || room->audit->retentionMs <= 0 ) return NT_OK;   /* kept forever */
-  return schedAt(room, now + (trimmed==AUDIT_TRIM_BATCH ? AUDIT_TRIM_SOON : AUDIT_TRIM_EVERY),
-                 "audit.trim", NULL);
+  if( room->audit==NULL || room->audit->retentionMs <= 0 || trimmed < AUDIT_TRIM_BATCH ) return NT_OK;
+  return schedAt(room, now + AUDIT_TRIM_SOON, "audit.trim", NULL);
 }
 
 /* ------------------------------------------------------------------------

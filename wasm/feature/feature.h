@@ -127,6 +127,9 @@ void auditFree(Room *room);
 int auditWriteEnd(Room *room, const Write *w);    /* the running call's record, in its write */
 void auditOnCommit(Room *room, const Touched *t);
 void auditCallEnd(Room *room, const Trace *t, int rc);  /* a record of its own when needed */
+/* The hourly maintenance run trims (Module.xMaintain); task audit.trim
+** only follows a full batch soon, and runs the rows older rooms hold. */
+void auditMaintain(Room *room, double nowMs);
 int auditTrimTask(Room *room, const cJSON *payload, char *err, size_t errLen);  /* task audit.trim */
 extern const char auditSchema[];          /* the module's tables (Module.schema) */
 int auditExportMethod(Call *call, cJSON **ppResult);   /* exportAuditLog */

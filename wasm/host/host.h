@@ -366,6 +366,10 @@ typedef struct Module {
   void (*xDone)(Room *room);       /* the end of every export (room.c, roomDone), after
                                       the call's answer went out */
   const ModuleTask *tasks;         /* the schedule's tasks it runs, ending with {NULL}; or NULL */
+  /* The hourly room.maintenance run (call/sched.c): the module's own
+  ** housekeeping at nowMs, so it needs no schedule row of its own; what
+  ** fails it retries itself (a row of its tasks), the run goes on. */
+  void (*xMaintain)(Room *room, double nowMs);
   const struct ReplicaReader *replica;   /* it answers replica reads (call/functions.c), or NULL */
 } Module;
 

@@ -5,8 +5,9 @@
 ** module's system tables and the hooks through which it hears the room's
 ** events (Module, host/host.h): the open and the free of the room, the
 ** commits of the one write path, the in-memory timer, a connection's
-** restore, attachment and close, the room going idle, getStats, and the
-** tasks of the durable schedule it runs. The layers below fire the hooks
+** restore, attachment and close, the room going idle, getStats, the
+** tasks of the durable schedule it runs, and the schedule's hourly
+** maintenance run. The layers below fire the hooks
 ** through room->modules; nothing else calls a module to tell it about an
 ** event.
 **
@@ -70,7 +71,7 @@ const Module roomModules[] = {
   { .name = "cronjobs",  .schema = cronJobSchema, .lazy = 1, .tasks = cronTasks },
   { .name = "audit",     .schema = auditSchema, .xOpen = auditOpen, .xFree = auditFree,
     .xWriteEnd = auditWriteEnd, .xOnCommit = auditOnCommit, .xCallEnd = auditCallEnd,
-    .tasks = auditTasks },
+    .tasks = auditTasks, .xMaintain = auditMaintain },
   { .name = "analytics", .xOpen = analyticsOpen, .xFree = analyticsFree,
     .xOnCommit = analyticsOnCommit, .xCallEnd = analyticsCallEnd, .xDone = analyticsDone },
   { .name = "files",     .schema = filesSchema, .lazy = 1, .xOpen = filesOpen, .xFree = filesFree,
