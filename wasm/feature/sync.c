@@ -234,12 +234,14 @@ int syncOpen(Room *room, const cJSON *config){
 ** commits within SYNC_GATHER_MS share it, and batches start at most every
 ** SYNC_BATCH_EVERY while the room keeps up, so a busy room sends few, full
 ** batches instead of one per write. A batch in flight starts (or times) the
-** next one itself when D1 confirms. */
+** next one itself when D1 confirms, if a commit captured changes meanwhile
+** (dirty) or it is behind; else the next commit times it, as here. */
 void syncOnCommit(Room *room, const Touched *t){
   Sync *s = room->sync;
-  if( s==NULL || !s->enabled || s->busy || s->kickAt ) return;
+  if( s==NULL || !s->enabled || (s->busy ? s->dirty : s->kickAt!=0) ) return;
   for(int i = 0; i < t->nTables; i++){
     if( strcmp(t->tables[i], "_outbox")==0 || syncTableFind(s, t->tables[i]) ){
+      if( s->busy ){ s->dirty = 1; return; }   /* its completion times the next batch */
       s->kickAt = fmax(host_now_ms() + SYNC_GATHER_MS, s->startedAt + SYNC_BATCH_EVERY);
       return;                                  /* the export's epilogue arms the timer */
     }

@@ -715,6 +715,7 @@ static int syncBuild(Room *room){
   stmts = NULL;
   cJSON_AddStringToObject(req, "session", "first-primary");
   s->busy = 1;
+  s->dirty = 0;                              /* the window read every change committed so far */
   s->startedAt = host_now_ms();
   if( paging ) s->copyTurn = 0;
   else if( copy ) s->copyTurn = 1;
@@ -732,7 +733,8 @@ done:
 
 void syncKick(Room *room){
   Sync *s = room->sync;
-  if( s==NULL || !s->enabled || s->busy || room->status ) return;
+  if( s==NULL || !s->enabled || room->status ) return;
+  if( s->busy ){ s->dirty = 1; return; }      /* asked again: the completion times the next */
   if( room->name[0]==0 ) return;              /* never replicate under an unknown name */
   if( s->failures && s->retryAt > host_now_ms() ) return;   /* backing off */
   for(int tries = 0; tries < 64 && syncBuild(room)==SYNC_AGAIN; tries++){}
@@ -881,6 +883,12 @@ static int syncDone(Room *room, void *state, int rc, cJSON *data, cJSON **ppResu
   int behind = p!=NULL || s->windowFull;
   for(int i = 0; i < s->nTables && !behind; i++) behind = s->tables[i].copy && syncReplicating(&s->tables[i]);
   syncBatchReset(s);
+  /* Caught up (the window held the whole outbox, no split left tables
+  ** behind) and nothing committed since it was read: the outbox holds
+  ** nothing this batch did not carry, so no timer (and no empty batch)
+  ** until the next commit, which syncOnCommit times as ever. */
+  if( !behind && !s->dirty && !s->split ) return NT_OK;
+  s->dirty = 0;
   double due = behind ? host_now_ms() : s->startedAt + SYNC_BATCH_EVERY;
   if( s->kickAt==0 || due < s->kickAt ){
     s->kickAt = due;                           /* the export's epilogue arms the timer */

@@ -75,6 +75,8 @@ typedef struct Sync {
   int nTables;
   int enabled;                     /* config "sync" (default on) */
   int busy;                        /* a D1 request is in flight */
+  int dirty;                       /* a commit captured changes while it was: the next
+                                      batch is due when it is confirmed */
   int failures;                    /* consecutive failures that retrying may heal */
   double retryAt;                  /* a sync.retry row is due then, 0 if none */
   double kickAt;                   /* the next batch starts then (in-memory timer), 0 if none */
