@@ -494,32 +494,46 @@ int auditTrim(Room *room, double nowMs, int *pTrimmed, char *err, size_t errLen)
   return rc;
 }
 
+/* One trim at nowMs, logged when it removed records, then one more a second
+** later when the batch was full (more are due). Returns auditTrim's code;
+** *pMore says a full batch asked for the next (schedAt logs its own
+** failure). Both the maintenance and the audit.trim task run it. */
+static int auditTrimStep(Room *room, double nowMs, int *pMore, char *err, size_t errLen){
+  int trimmed = 0;
+  *pMore = 0;
+  int rc = auditTrim(room, nowMs, &trimmed, err, errLen);
+  if( rc ) return rc;
+  if( trimmed ) ntLog(NT_LOG_INFO, "audit: trimmed %d records past retention", trimmed);
+  if( trimmed==AUDIT_TRIM_BATCH ){
+    *pMore = 1;
+    return schedAt(room, nowMs + AUDIT_TRIM_SOON, "audit.trim", NULL);
+  }
+  return NT_OK;
+}
+
 void auditMaintain(Room *room, double nowMs){
   Audit *au = room->audit;
   if( au==NULL || au->retentionMs <= 0 ) return;   /* kept forever */
   char err[256];
-  int trimmed = 0;
-  int rc = auditTrim(room, nowMs, &trimmed, err, sizeof err);
-  if( rc ) ntLog(NT_LOG_WARN, "audit: trimming failed: %s", err);
-  else if( trimmed ) ntLog(NT_LOG_INFO, "audit: trimmed %d records past retention", trimmed);
-  /* more are due, or the trim is to be tried again (the task's backoff);
-  ** a run while a row of an earlier one is still due adds a second: they
-  ** trim side by side until a batch is not full, which is harmless */
-  if( rc || trimmed==AUDIT_TRIM_BATCH ) schedAt(room, nowMs + AUDIT_TRIM_SOON, "audit.trim", NULL);
+  int more;
+  /* more are due (the step asked for them), or the trim is to be tried
+  ** again (the task's backoff); a run while a row of an earlier one is
+  ** still due adds a second: they trim side by side until a batch is not
+  ** full, which is harmless */
+  if( auditTrimStep(room, nowMs, &more, err, sizeof err) && !more ){
+    ntLog(NT_LOG_WARN, "audit: trimming failed: %s", err);
+    schedAt(room, nowMs + AUDIT_TRIM_SOON, "audit.trim", NULL);
+  }
 }
 
 /* The row a full batch left (or a failed maintenance trim), and the hourly
 ** rows rooms from before the maintenance trimmed still hold: each trims,
-** and only a full batch asks for another; the hour is the maintenance's. */
+** and only a full batch asks for another; the hour is the maintenance's.
+** A failed trim runs this row again, with the schedule's backoff. */
 int auditTrimTask(Room *room, const cJSON *payload, char *err, size_t errLen){
   (void)payload;
-  double now = host_now_ms();
-  int trimmed = 0;
-  int rc = auditTrim(room, now, &trimmed, err, errLen);
-  if( rc ) return rc;                              /* this row again, with backoff */
-  if( trimmed ) ntLog(NT_LOG_INFO, "audit: trimmed %d records past retention", trimmed);
-  if( room->audit==NULL || room->audit->retentionMs <= 0 || trimmed < AUDIT_TRIM_BATCH ) return NT_OK;
-  return schedAt(room, now + AUDIT_TRIM_SOON, "audit.trim", NULL);
+  int more;
+  return auditTrimStep(room, host_now_ms(), &more, err, errLen);
 }
 
 /* ------------------------------------------------------------------------
