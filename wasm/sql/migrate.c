@@ -134,18 +134,18 @@ static const struct { const char *table, *column, *decl; } systemColumns[] = {
 /* Tables of older rooms folded into _room's row (one schema object less
 ** per room): when a room still has one, after the columns above exist, its
 ** values are carried over and it is dropped, in the transaction of the
-** system schema. New rooms never make them. column: one the carry reads
-** that the table's first form lacked, added (NULL in every row) first
-** when the room's table has not got it. */
-static const struct { const char *table, *column, *carry; } systemFolded[] = {
-  { "_audit_chain", NULL,          /* audit.c: the chain's anchor (and the head of rooms
+** system schema. New rooms never make them. column (declared decl): one
+** the carry reads that the table's first form lacked, added (NULL in every
+** row) first when the room's table has not got it. */
+static const struct { const char *table, *column, *decl, *carry; } systemFolded[] = {
+  { "_audit_chain", NULL, NULL,        /* audit.c: the chain's anchor (and the head of rooms
                                       from before it moved to _room, until their next record) */
     "UPDATE _room SET audit_anchor_seq = c.anchor_seq, audit_anchor_hash = c.anchor_hash,"
     " audit_trimmed = c.trimmed, audit_head_seq = coalesce(_room.audit_head_seq, c.head_seq),"
     " audit_head_hash = coalesce(_room.audit_head_hash, c.head_hash)"
     " FROM _audit_chain c WHERE _room.id = 1 AND c.id = 1;"
     "DROP TABLE _audit_chain;" },
-  { "_migrations", "checksum TEXT", /* the migrations applied, by name (rooms from before
+  { "_migrations", "checksum", "TEXT", /* the migrations applied, by name (rooms from before
                                       checksums lack the column: NULL, taken on this open) */
     "UPDATE _room SET migrations = (SELECT json_group_array(json_array(name, applied_at, checksum))"
     " FROM (SELECT name, applied_at, checksum FROM _migrations ORDER BY applied_at, name)) WHERE id = 1;"
@@ -360,6 +360,18 @@ static void migrateLazyKnown(Room *room){
   }
 }
 
+/* Add column (declared decl) to table unless it has it: SQLite itself says
+** whether it exists, a statement naming it prepares or fails with "no
+** such column". NT_OK, or the ALTER's failure in err. */
+static int migrateEnsureColumn(Room *room, const char *table, const char *column,
+                               const char *decl, char *err, size_t errLen){
+  char sql[256], probeErr[128];
+  snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", column, table);
+  if( storeRunFree(room, sql, NULL, probeErr, sizeof probeErr)==NT_OK ) return NT_OK;
+  snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, decl);
+  return storeRunFree(room, sql, NULL, err, errLen);
+}
+
 static int migrateSystemBody(Room *room, void *arg){
   Step *step = arg;
   int rc0 = migrateLazyProbe(room, step->err, sizeof step->err);
@@ -368,15 +380,8 @@ static int migrateSystemBody(Room *room, void *arg){
   int rc = script ? storeRunFree(room, script, NULL, step->err, sizeof step->err) : NT_NOMEM;
   free(script);
   for(size_t i = 0; rc==NT_OK && i < sizeof systemColumns / sizeof systemColumns[0]; i++){
-    /* SQLite itself says whether the column exists: a statement naming it
-    ** prepares, or fails with "no such column" */
-    char sql[256], probeErr[128];
-    snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", systemColumns[i].column,
-             systemColumns[i].table);
-    if( storeRunFree(room, sql, NULL, probeErr, sizeof probeErr)==NT_OK ) continue;
-    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", systemColumns[i].table,
-             systemColumns[i].column, systemColumns[i].decl);
-    rc = storeRunFree(room, sql, NULL, step->err, sizeof step->err);
+    rc = migrateEnsureColumn(room, systemColumns[i].table, systemColumns[i].column,
+                             systemColumns[i].decl, step->err, sizeof step->err);
   }
   if( rc ) return rc;
   SqlResult res;
@@ -395,16 +400,8 @@ static int migrateSystemBody(Room *room, void *arg){
     int has = cJSON_IsNumber(n) && n->valuedouble > 0;
     storeResultFree(&res);
     if( has && systemFolded[i].column ){
-      /* as for systemColumns: a statement naming the column prepares, or not */
-      char sql[256], probeErr[128];
-      size_t name = strcspn(systemFolded[i].column, " ");
-      snprintf(sql, sizeof sql, "SELECT %.*s FROM %s LIMIT 0", (int)name, systemFolded[i].column,
-               systemFolded[i].table);
-      if( storeRunFree(room, sql, NULL, probeErr, sizeof probeErr) ){
-        snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s", systemFolded[i].table,
-                 systemFolded[i].column);
-        rc = storeRunFree(room, sql, NULL, step->err, sizeof step->err);
-      }
+      rc = migrateEnsureColumn(room, systemFolded[i].table, systemFolded[i].column,
+                               systemFolded[i].decl, step->err, sizeof step->err);
     }
     if( has && rc==NT_OK ) rc = storeRunFree(room, systemFolded[i].carry, NULL, step->err, sizeof step->err);
   }
