@@ -320,6 +320,10 @@ export interface ConnectOptions {
   /** at most one ack of live updates per this many ms: the first at once,
    *  the rest at the interval's end as one (default 3000; 0 acks every update) */
   ackIntervalMs?: number;
+  /** ack the first update after a quiet interval at once (default true);
+   *  false: that update opens the interval and is acked with the rest at its
+   *  end, one ack per interval where a burst costs two */
+  ackFirstAtOnce?: boolean;
 }
 
 export interface ResultMeta {
@@ -399,7 +403,7 @@ export class NanotypeClient<A = UntypedApi> {
   /** the tuning knobs' defaults (read-only) */
   static readonly defaults: Readonly<Required<Pick<ConnectOptions, 'backoffBaseMs' | 'backoffCapMs' | 'stableAfterMs' |
     'connectTimeoutMs' | 'pingIntervalMs' | 'pongTimeoutMs' | 'optimisticGraceMs' | 'diffs' | 'transitions' |
-    'tokenRefreshLeadMs' | 'ackIntervalMs'>>>;
+    'tokenRefreshLeadMs' | 'ackIntervalMs' | 'ackFirstAtOnce'>>>;
   /** kept across reconnects, persisted per room in `storage` */
   clientId: string;
   /** from the last welcome */

@@ -87,7 +87,8 @@ const DEFAULTS = {
   diffs: false,              /* ask for row diffs (live queries v2) */
   transitions: false,        /* ask for one frame per commit (live queries v2) */
   tokenRefreshLeadMs: 60_000, /* replace a token this long before it expires (at most half its life) */
-  ackIntervalMs: 3_000,      /* at most one ack per interval (the first at once); 0 acks every update (PROTOCOL.md: why 3 s) */
+  ackIntervalMs: 3_000,      /* at most one ack per interval; 0 acks every update (PROTOCOL.md: why 3 s) */
+  ackFirstAtOnce: true,      /* the first update after a quiet interval is acked at once; false: it opens the interval */
 };
 
 const OPEN = 1;              /* WebSocket.OPEN, the same in every implementation */
@@ -744,27 +745,35 @@ export class NanotypeClient {
     this.#processed(f.seq);
   }
 
-  /* Note a processed seq. An ack carries the highest processed: the first
-  ** after a quiet interval goes at the end of this microtask, later ones wait
-  ** for the interval's end and go as one (a delayed ack, as TCP's: the
-  ** server resends only after 5 s, and each ack is a frame it must handle;
-  ** docs/PROTOCOL.md, "Live queries, in detail"). */
+  /* Note a processed seq. An ack carries the highest processed, and is
+  ** delayed, as TCP delays its own (the server resends only after 5 s, and
+  ** each ack is a frame it must handle; docs/PROTOCOL.md, "Live queries, in
+  ** detail"): the first update after a quiet interval is acked at the end
+  ** of this microtask, and the interval of ackIntervalMs after that ack
+  ** gathers the next ones into one ack at its end. Without ackFirstAtOnce
+  ** that first update opens the interval instead, and is acked with the
+  ** rest at its end (one ack per interval, where a burst costs two). With
+  ** ackIntervalMs 0 every update is acked (those of one microtask as one). */
   #processed(seq) {
     if (typeof seq !== 'number' || seq <= this.#maxSeq) return;
     this.#maxSeq = seq;
     if (this.#ackQueued || this.#timers.ack) return;     /* an ack is on its way */
+    if (this.#opt.ackIntervalMs > 0 && !this.#opt.ackFirstAtOnce) return this.#holdAck();
     this.#ackQueued = true;
     queueMicrotask(() => { this.#ackQueued = false; this.#sendAck(); });
   }
 
-  /* Ack what was processed and not yet acked; then hold the next ack for
-  ** ackIntervalMs, at whose end whatever arrived meanwhile is acked. */
+  /* Ack what was processed and not yet acked; with ackFirstAtOnce, hold the
+  ** next ack for the interval after this one. */
   #sendAck() {
     if (this.#maxSeq <= this.#ackedSeq || !this.#send({ action: 'ack', seq: this.#maxSeq })) return;
     this.#ackedSeq = this.#maxSeq;
-    if (this.#opt.ackIntervalMs > 0) {
-      this.#timers.ack = setTimeout(() => { this.#timers.ack = null; this.#sendAck(); }, this.#opt.ackIntervalMs);
-    }
+    if (this.#opt.ackIntervalMs > 0 && this.#opt.ackFirstAtOnce) this.#holdAck();
+  }
+
+  /* The ack interval: at its end, ack whatever it gathered. */
+  #holdAck() {
+    this.#timers.ack = setTimeout(() => { this.#timers.ack = null; this.#sendAck(); }, this.#opt.ackIntervalMs);
   }
 
   /* ------------------------------------------------------------------ RPC */

@@ -522,6 +522,26 @@ test('acks are delayed: the first at once, those within the interval as one ack 
   assert.deepEqual(acks(e).map((f) => f.seq), [1, 2, 3], 'ackIntervalMs 0 acks every update');
 });
 
+test('ackFirstAtOnce false: the first update opens the interval, one ack of the highest seq at its end', async () => {
+  const acks = (s) => s.sent.filter((f) => f.action === 'ack');
+  const c = fake({ ackIntervalMs: 300, ackFirstAtOnce: false });
+  FakeSocket.last().open();
+  const s = FakeSocket.last();
+  const update = (seq) => s.receive({ type: 'event', event: 'ping-like', seq, data: null });
+  update(1);
+  await Promise.resolve();
+  assert.deepEqual(acks(s), [], 'the first update waits for its interval');
+  update(2);
+  update(3);
+  await until('the held ack', () => acks(s), (a) => a.length === 1, 5_000, 20);
+  assert.deepEqual(acks(s), [{ action: 'ack', seq: 3 }], 'one ack carries the highest seq');
+  update(4);
+  await Promise.resolve();
+  assert.equal(acks(s).length, 1, 'the next update opens a new interval');
+  await until('the next ack', () => acks(s), (a) => a.length === 2, 5_000, 20);
+  assert.deepEqual(acks(s)[1], { action: 'ack', seq: 4 });
+});
+
 test('an unchanged:true answer keeps the result and names the last version seen', async () => {
   const c = fake();
   FakeSocket.last().open();
