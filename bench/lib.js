@@ -5,6 +5,8 @@
 ** directly in bench/, and this one is not executable.
 */
 
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+
 /* Nearest-rank percentile of an unsorted sample (q in 0..1). */
 export function pct(sample, q) {
   const s = [...sample].sort((a, b) => a - b);
@@ -92,4 +94,50 @@ export async function pipelined(sockets, total, inFlight, call) {
   };
   await Promise.all(sockets.flatMap((s) => Array.from({ length: inFlight }, () => lane(s))));
   return { ms: nowMs() - t0, lat, errors };
+}
+
+/* ---- CPU time of a server's workerd, where Linux tells us (/proc) ------- */
+
+export const HAVE_PROC = existsSync('/proc/self/task');
+
+/* The workerd processes of server (a test/e2e/harness.js server, its own
+** process group): the one listening on the server's port is wrangler's
+** proxy, the other runs the Worker and the rooms. {proxy, runtime} pids,
+** either null when not found (or no /proc). */
+export function workerdPids(server) {
+  const out = { proxy: null, runtime: null };
+  if (!HAVE_PROC) return out;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) !== server.child.pid || !stat.includes('(workerd)')) continue;
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (cmd.includes(`--socket-addr=entry=127.0.0.1:${server.port}`)) out.proxy = Number(d);
+      else out.runtime = Number(d);
+    } catch { /* gone meanwhile */ }
+  }
+  return out;
+}
+
+/* CPU time of process pid so far, in ms (0 if unknown): the sum of its
+** threads' time on a CPU as the scheduler counts it, in ns (the first field
+** of /proc/<pid>/task/<tid>/schedstat; proc(5)). /proc/<pid>/stat gives the
+** same total only in clock ticks (10 ms here), a step of 4-5% of a round's
+** CPU in these benchmarks; workerd's threads live as long as the process,
+** so none takes its time away from the sum. */
+export function cpuMs(pid) {
+  if (!pid || !HAVE_PROC) return 0;
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch { /* the thread ended meanwhile */ }
+    }
+  } catch {
+    return 0;              /* the process is gone */
+  }
+  return ns / 1e6;
 }
