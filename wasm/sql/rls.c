@@ -293,6 +293,21 @@ static const struct {
           " BEGIN SELECT RAISE(IGNORE); END", NULL },
 };
 
+const char *rlsTriggerOf(Room *room, const char *name){
+  for(size_t k = 0; k < sizeof rlsObjects / sizeof rlsObjects[0]; k++){
+    size_t np = strlen(rlsObjects[k].prefix), ns = strlen(rlsObjects[k].suffix);
+    size_t n = strlen(name);
+    if( rlsObjects[k].sql==NULL || n <= np + ns ) continue;
+    if( sqlite3_strnicmp(name, rlsObjects[k].prefix, (int)np)!=0 ) continue;
+    if( sqlite3_stricmp(name + n - ns, rlsObjects[k].suffix)!=0 ) continue;
+    for(int i = 0; i < room->nOwned; i++){
+      const char *t = room->owned[i];
+      if( strlen(t)==n - np - ns && sqlite3_strnicmp(name + np, t, (int)(n - np - ns))==0 ) return t;
+    }
+  }
+  return NULL;
+}
+
 /* Append template t with %I and %T replaced. */
 static void rlsAppendTemplate(Buf *b, const char *t, const char *object, const char *table){
   for(; *t; t++){
