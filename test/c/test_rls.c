@@ -154,7 +154,7 @@ TEST(rls_should_replace_the_owner_triggers_of_an_earlier_form_when_a_room_opens)
   /* the room as earlier releases left it: their claimable-owner trigger,
   ** then the filter view and the update rules as two triggers */
   static const char earlier[] =
-    "DROP TRIGGER _rls_tasks_u; DROP TRIGGER _rls_tasks_i;"
+    "DROP TRIGGER _rlsu_tasks; DROP TRIGGER _rlsi_tasks;"
     " CREATE TRIGGER _rls_tasks_own BEFORE UPDATE OF owner_id ON tasks"
     "  WHEN NEW.owner_id IS NOT (SELECT rls_uid FROM _room) BEGIN SELECT RAISE(ABORT, 'x'); END;"
     " CREATE TRIGGER _rls_tasks_ins BEFORE INSERT ON tasks WHEN 0 BEGIN SELECT 1; END;"
@@ -166,7 +166,7 @@ TEST(rls_should_replace_the_owner_triggers_of_an_earlier_form_when_a_room_opens)
   REQUIRE(testRoomOpen(migrations, ownerFunctions, 0) != NULL);
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_own',"
                                 " '_rls_tasks_ins', '_rls_tasks', '_rls_tasks_upd', '_rls_tasks_owner')"), 0);
-  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rls_tasks_u', '_rls_tasks_i')"), 2);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM sqlite_master WHERE name IN ('_rlsu_tasks', '_rlsi_tasks')"), 2);
   REQUIRE(fakehostConnOpen(1, BOB)==NT_OK);
   char got[64];
   CHECK_STR_EQ(testRpc(1, "claim", "{\"id\":\"shared\"}", got, sizeof got), "PERMISSION_DENIED");

@@ -223,7 +223,7 @@ TEST(rls_should_give_each_table_its_three_triggers_and_no_other){
     snprintf(sql, sizeof sql, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
              " WHERE type = 'trigger' AND tbl_name = '%s' ORDER BY name)", tables[t].name);
     char got[256], want[256];
-    snprintf(want, sizeof want, "_rls_%s_d,_rls_%s_i,_rls_%s_u", tables[t].name, tables[t].name, tables[t].name);
+    snprintf(want, sizeof want, "_rlsd_%s,_rlsi_%s,_rlsu_%s", tables[t].name, tables[t].name, tables[t].name);
     CHECK_STR_EQ(queryText(sql, got, sizeof got), want);
   }
   fakehostRoomFree();
@@ -318,7 +318,7 @@ TEST(rls_should_replace_the_earlier_forms_triggers_when_a_room_opens){
   static const char *const earlier = "SELECT count(*) FROM sqlite_master WHERE name IN"
     " ('_rls_tasks_insert', '_rls_tasks_update', '_rls_tasks_del')";
   static const char *const current = "SELECT count(*) FROM sqlite_master WHERE name IN"
-    " ('_rls_tasks_i', '_rls_tasks_u', '_rls_tasks_d')";
+    " ('_rlsi_tasks', '_rlsu_tasks', '_rlsd_tasks')";
   for(int withCache = 1; withCache >= 0; withCache--){
     fakehostReset();
     Room *room = testRoomOpen(migrations, fns, 0);
@@ -326,7 +326,7 @@ TEST(rls_should_replace_the_earlier_forms_triggers_when_a_room_opens){
     CHECK_EQ_INT(fakehostQueryInt(earlier), 0);
     CHECK_EQ_INT(fakehostQueryInt(current), 3);
     fakehostRoomFree();
-    CHECK_EQ_INT(fakehostExec("DROP TRIGGER _rls_tasks_i; DROP TRIGGER _rls_tasks_u; DROP TRIGGER _rls_tasks_d;"
+    CHECK_EQ_INT(fakehostExec("DROP TRIGGER _rlsi_tasks; DROP TRIGGER _rlsu_tasks; DROP TRIGGER _rlsd_tasks;"
       " INSERT INTO tasks VALUES ('shared', 's', 'pending', NULL, 0, 0),"
       "  ('bobs', 'b', 'pending', 'bob', 0, 0)"), SQLITE_OK);
     for(int k = 0; k < N_OLD; k++){
@@ -341,7 +341,7 @@ TEST(rls_should_replace_the_earlier_forms_triggers_when_a_room_opens){
     REQUIRE(room != NULL);
     CHECK_EQ_INT(fakehostQueryInt(earlier), 0);
     CHECK_EQ_INT(fakehostQueryInt(current), 3);
-    CHECK(schemaIsTrigger(room, "_rls_tasks_u"));
+    CHECK(schemaIsTrigger(room, "_rlsu_tasks"));
     CHECK(!schemaIsTrigger(room, "_rls_tasks_update"));
     REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
     char got[64];

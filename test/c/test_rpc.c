@@ -384,8 +384,8 @@ TEST(a_room_of_the_earlier_form_should_open_with_answers_keyed_by_user){
   fakehostRoomFree();
   /* the system tables as the earlier release left them (no schema hash either) */
   CHECK_EQ_INT(fakehostExec("ALTER TABLE _room DROP COLUMN schema_hash"), SQLITE_OK);
-  CHECK_EQ_INT(fakehostExec("DROP TABLE IF EXISTS _idempotency; DROP TRIGGER _rls_tasks_i;"
-    " DROP TRIGGER _rls_tasks_u; ALTER TABLE _room DROP COLUMN rls_admin;"
+  CHECK_EQ_INT(fakehostExec("DROP TABLE IF EXISTS _idempotency; DROP TRIGGER _rlsi_tasks;"
+    " DROP TRIGGER _rlsu_tasks; ALTER TABLE _room DROP COLUMN rls_admin;"
     " CREATE TABLE _mutations (client_id TEXT NOT NULL, mutation_id TEXT NOT NULL,"
     "  result TEXT NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;"

@@ -36,7 +36,8 @@
 **           cannot be claimed, an own row neither shared nor given away),
 **           unless the caller is an admin. Admins are still held to the
 **           first rule: another user's row is invisible to them too. Three
-**           triggers per table, "_rls_<table>_i", "_u", "_d", each reading
+**           triggers per table, "_rlsi_<table>", "_rlsu_", "_rlsd_" (never
+**           "_rls_" and a name: that is the filter's), each reading
 **           _room's row once (rls_uid, rls_bypass, rls_admin in one
 **           lookup): SQLite keeps every trigger's parsed form for the
 **           room's life and compiles it into each statement that writes
@@ -235,18 +236,26 @@ char *rlsWrapBound(Room *room, const char *sql, const char *uid, cJSON *args){
   return out;
 }
 
-/* The objects that guard one RLS table: a suffix, and the SQL that creates
-** it with %I standing for the quoted object name and %T for the table. An
-** entry without SQL is an object of an earlier form (drop says which kind),
-** dropped where found (triggers are created only when missing, so a changed
-** rule needs a new name). Three triggers, one per event, each with one
-** lookup of _room's row (an EXISTS in the WHEN, or the body's FROM) that
-** reads the caller, the bypass and the admin flag together:
-**   _i  an insert of a row owned by someone else is refused, unless
-**       migrations run or the caller is an admin;
-**   _u  unless migrations run, another user's row is skipped, then an
-**       owner_id change is refused to a non-admin (one CASE, in that order);
-**   _d  unless migrations run, another user's row is skipped.
+/* The objects that guard one RLS table: the name's prefix and suffix
+** around the table's name, and the SQL that creates it with %I standing for
+** the quoted object name and %T for the table. An entry without SQL is an
+** object of an earlier form (drop says which kind), dropped where found
+** (triggers are created only when missing, so a changed rule needs a new
+** name). Three triggers, one per event, each with one lookup of _room's row
+** (an EXISTS in the WHEN, or the body's FROM) that reads the caller, the
+** bypass and the admin flag together:
+**   _rlsi_  an insert of a row owned by someone else is refused, unless
+**           migrations run or the caller is an admin;
+**   _rlsu_  unless migrations run, another user's row is skipped, then an
+**           owner_id change is refused to a non-admin (one CASE, in that
+**           order);
+**   _rlsd_  unless migrations run, another user's row is skipped.
+** Their prefix is not the filter's "_rls_" (rlsWrap, rlsIsView): the guard
+** takes a name "_rls_<t>" for the filter of table t, and a trigger named
+** "_rls_<t>_i", as before, was that of a table "<t>_i" too, so a write of
+** <t> read "<t>_i"'s filter (refused) and a source named like the trigger
+** would have passed for that filter. No "_rls<e>_<t>" is "_rls_" and any
+** name, nor is another table's or event's.
 ** "another user's row": owner_id neither NULL nor the caller's (IS NOT, so
 ** a NULL rls_uid owns nothing). No _room row means no rule applies, as the
 ** earlier form's "(SELECT … FROM _room WHERE id = 1) = 0" was NULL. The
@@ -254,31 +263,50 @@ char *rlsWrapBound(Room *room, const char *sql, const char *uid, cJSON *args){
 ** a smaller form than a statement of the body (about 1 KiB less per
 ** trigger, measured with SQLITE_DBSTATUS_SCHEMA_USED). */
 static const struct {
-  const char *suffix;              /* appended to "_rls_<table>" */
+  const char *prefix;              /* before the table's name */
+  const char *suffix;              /* after it */
   const char *sql;                 /* its CREATE, or NULL: dropped where found */
   const char *drop;                /* with sql NULL: "VIEW" or "TRIGGER" */
 } rlsObjects[] = {
-  { "", NULL, "VIEW" },             /* the filter's source, now a CTE of rlsWrap */
-  { "_ins", NULL, "TRIGGER" },      /* inserts before admins could assign owners */
-  { "_own", NULL, "TRIGGER" },      /* let a shared row be claimed and an own row un-owned */
-  { "_upd", NULL, "TRIGGER" },      /* another user's row skipped: now in _update */
-  { "_owner", NULL, "TRIGGER" },    /* owner_id changed only by an admin: now in _update */
-  { "_insert", NULL, "TRIGGER" },   /* the rules of _i, _u, _d with a lookup per */
-  { "_update", NULL, "TRIGGER" },   /* column of _room read (up to four a trigger) */
-  { "_del", NULL, "TRIGGER" },
-  { "_i", "CREATE TRIGGER IF NOT EXISTS %I BEFORE INSERT ON %T"
+  { RLS_PREFIX, "", NULL, "VIEW" },         /* the filter's source, now a CTE of rlsWrap */
+  { RLS_PREFIX, "_ins", NULL, "TRIGGER" },  /* inserts before admins could assign owners */
+  { RLS_PREFIX, "_own", NULL, "TRIGGER" },  /* let a shared row be claimed and an own row un-owned */
+  { RLS_PREFIX, "_upd", NULL, "TRIGGER" },  /* another user's row skipped: now in _update */
+  { RLS_PREFIX, "_owner", NULL, "TRIGGER" },  /* owner_id changed only by an admin: now in _update */
+  { RLS_PREFIX, "_insert", NULL, "TRIGGER" }, /* the rules of _rlsi_, _rlsu_, _rlsd_ with a */
+  { RLS_PREFIX, "_update", NULL, "TRIGGER" }, /* lookup per column of _room read (up to four) */
+  { RLS_PREFIX, "_del", NULL, "TRIGGER" },
+  { RLS_PREFIX, "_i", NULL, "TRIGGER" },    /* the rules below, under names a table's */
+  { RLS_PREFIX, "_u", NULL, "TRIGGER" },    /* filter could have ("_rls_<t>_i" is that */
+  { RLS_PREFIX, "_d", NULL, "TRIGGER" },    /* of a table "<t>_i") */
+  { "_rlsi_", "", "CREATE TRIGGER IF NOT EXISTS %I BEFORE INSERT ON %T"
           " WHEN NEW.owner_id NOTNULL AND EXISTS (SELECT 1 " RLS_ROOM
           " NEW.owner_id IS NOT rls_uid AND rls_bypass = 0 AND rls_admin <> 1)"
           " BEGIN SELECT " RLS_DENY_OTHER "; END", NULL },
-  { "_u", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE ON %T BEGIN"
+  { "_rlsu_", "", "CREATE TRIGGER IF NOT EXISTS %I BEFORE UPDATE ON %T BEGIN"
           " SELECT CASE WHEN OLD.owner_id NOTNULL AND OLD.owner_id IS NOT rls_uid THEN RAISE(IGNORE)"
           " WHEN NEW.owner_id IS NOT OLD.owner_id AND rls_admin <> 1 THEN " RLS_DENY_CHANGE " END"
           " " RLS_ROOM " rls_bypass = 0; END", NULL },
-  { "_d", "CREATE TRIGGER IF NOT EXISTS %I BEFORE DELETE ON %T"
+  { "_rlsd_", "", "CREATE TRIGGER IF NOT EXISTS %I BEFORE DELETE ON %T"
           " WHEN OLD.owner_id NOTNULL AND EXISTS (SELECT 1 " RLS_ROOM
           " OLD.owner_id IS NOT rls_uid AND rls_bypass = 0)"
           " BEGIN SELECT RAISE(IGNORE); END", NULL },
 };
+
+const char *rlsTriggerOf(Room *room, const char *name){
+  for(size_t k = 0; k < sizeof rlsObjects / sizeof rlsObjects[0]; k++){
+    size_t np = strlen(rlsObjects[k].prefix), ns = strlen(rlsObjects[k].suffix);
+    size_t n = strlen(name);
+    if( rlsObjects[k].sql==NULL || n <= np + ns ) continue;
+    if( sqlite3_strnicmp(name, rlsObjects[k].prefix, (int)np)!=0 ) continue;
+    if( sqlite3_stricmp(name + n - ns, rlsObjects[k].suffix)!=0 ) continue;
+    for(int i = 0; i < room->nOwned; i++){
+      const char *t = room->owned[i];
+      if( strlen(t)==n - np - ns && sqlite3_strnicmp(name + np, t, (int)(n - np - ns))==0 ) return t;
+    }
+  }
+  return NULL;
+}
 
 /* Append template t with %I and %T replaced. */
 static void rlsAppendTemplate(Buf *b, const char *t, const char *object, const char *table){
@@ -402,7 +430,7 @@ int rlsOpen(Room *room, const cJSON *config){
   for(int i = 0; i < room->nOwned; i++){
     for(size_t k = 0; k < sizeof rlsObjects / sizeof rlsObjects[0]; k++){
       char name[NT_MAX_ID_LEN + 32];
-      snprintf(name, sizeof name, RLS_PREFIX "%s%s", room->owned[i], rlsObjects[k].suffix);
+      snprintf(name, sizeof name, "%s%s%s", rlsObjects[k].prefix, room->owned[i], rlsObjects[k].suffix);
       int exists = known ? schemaRowsHas(room, name)==1 : schemaHas(room, name);
       if( rlsObjects[k].sql==NULL && exists ){
         bufAppendStr(&script, "DROP ");

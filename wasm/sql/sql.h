@@ -151,6 +151,9 @@ int rlsOpen(Room *room, const cJSON *config);
 void rlsFree(Room *room);
 int rlsIsOwned(Room *room, const char *table);
 int rlsIsView(Room *room, const char *name);      /* "_rls_<owned table>" */
+/* The RLS table whose write trigger rls.c names name ("_rlsi_<table>", …),
+** or NULL: any name of that form, whether or not the schema has it. */
+const char *rlsTriggerOf(Room *room, const char *name);
 /* sql behind a filtered CTE named like each RLS table, rows filtered for
 ** caller uid as a literal; caller frees. */
 char *rlsWrap(Room *room, const char *sql, const char *uid);

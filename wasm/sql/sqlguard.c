@@ -108,14 +108,26 @@ static int isSystemName(const char *name){
 /* May a read of RLS table `table` whose innermost view, CTE or trigger is
 ** `inner` stand? Only through the table's own filter view, or, for trusted
 ** SQL, inside a trigger of the schema (the app's own logic). A CTE or a
-** user view in between would be a way around the filter. */
+** user view in between would be a way around the filter. The authorizer
+** names a trigger and a CTE alike, so a name of rls.c's write triggers
+** passes only for what those read: their own table's row (NEW, OLD), in a
+** statement that writes that table (its write is authorized before its
+** triggers are compiled), never for a CTE so named that reads the table
+** or another. rls.c's trigger names never take the filter's prefix. */
 static int guardThroughFilter(GuardCtx *g, const char *table, const char *inner){
   if( inner==NULL ) return 0;
   size_t n = strlen(RLS_VIEW_PREFIX);
   if( sqlite3_strnicmp(inner, RLS_VIEW_PREFIX, (int)n)==0 && sqlite3_stricmp(inner + n, table)==0 ){
     return 1;
   }
-  return g->mode==GUARD_TRUSTED && schemaIsTrigger(g->room, inner);
+  if( g->mode!=GUARD_TRUSTED ) return 0;
+  const char *of = rlsTriggerOf(g->room, inner);
+  if( of==NULL ) return schemaIsTrigger(g->room, inner);
+  if( sqlite3_stricmp(of, table)!=0 ) return 0;
+  for(int i = 0; i < g->plan->nWrites; i++){
+    if( sqlite3_stricmp(g->plan->writes[i], of)==0 ) return 1;
+  }
+  return 0;
 }
 
 /* The authorizer. a3/a4 depend on the action; inner names the innermost
