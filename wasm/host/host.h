@@ -350,8 +350,17 @@ typedef struct Module {
   int (*xSchemaWanted)(const cJSON *config);  /* with lazy: non-zero makes the tables at
                                       the open anyway (the config needs them now) */
   int (*xOpen)(Room *room, const cJSON *config);  /* nt_room_open; non-zero stops the open */
+  /* Before migrations that write rows run in a room opened before
+  ** (sql/migrate.c), the module opened or not: put back what an earlier
+  ** open would have left in place for them; applied: the config's
+  ** migrations the room holds already. Non-zero stops the open. */
+  int (*xMigrateRows)(Room *room, const cJSON *config, const cJSON *applied);
   void (*xFree)(Room *room);       /* nt_room_free */
   void (*xOnCommit)(Room *room, const Touched *t);/* after every committed write (storeWrite) */
+  /* Inside a write's transaction, before its body (storeWrite): what the
+  ** module must have in place for what the write touches (w->touched);
+  ** non-zero rolls the whole write back. */
+  int (*xWriteBegin)(Room *room, const Write *w);
   /* Inside a write's transaction, after its body (storeWrite): add the
   ** module's own statements; non-zero rolls the whole write back. */
   int (*xWriteEnd)(Room *room, const Write *w);
@@ -463,6 +472,10 @@ struct Room {
                                       its row named (migrate.c); 0: otherwise */
   sqlite3 *guardDb;                /* embedded analysis database */
   int mirrorCurrent;               /* guardDb already holds the room's schema (schema.c) */
+  const char *mirrorExtra;         /* DDL the mirror runs after the room's schema whenever
+                                      it is built: objects the room makes on first need,
+                                      there from the start for the analysis (embed.c's
+                                      capture); borrowed from its module, or NULL */
   SqlResult *schemaRows;           /* migrate.c's one read, kept for schemaEnsure until the
                                       open ends or the schema changes; owned, or NULL */
   char **triggers;                 /* names of the schema's triggers */

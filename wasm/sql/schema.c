@@ -19,7 +19,11 @@
 ** unless a client's SQL arrives. A module that installs objects from a
 ** script of its own calls schemaApply, which runs the same script on the
 ** mirror when there is a current one (no read, no rebuild) and otherwise
-** marks it stale (schemaStale): rebuilt on next need.
+** marks it stale (schemaStale): rebuilt on next need. Objects a module
+** makes in the room only on first need, but which the analysis must see
+** from the start (the embeddings' capture triggers: a write's plan lists
+** the tables its triggers write), are room->mirrorExtra, run after the
+** room's schema at every build while the room lacks them.
 ** Objects the embedded SQLite cannot create (a module it lacks) are skipped
 ** with a log.
 **
@@ -170,6 +174,13 @@ int schemaBuild(Room *room, const cJSON *row, int nameCol, int sqlCol){
     char *msg = NULL;
     if( sqlite3_exec(room->guardDb, sql->valuestring, NULL, NULL, &msg)!=SQLITE_OK ){
       ntLog(NT_LOG_WARN, "schema mirror skipped %s: %s", name->valuestring, msg ? msg : "?");
+    }
+    sqlite3_free(msg);
+  }
+  if( rc==NT_OK && room->mirrorExtra ){   /* what the room makes on first need */
+    char *msg = NULL;
+    if( sqlite3_exec(room->guardDb, room->mirrorExtra, NULL, NULL, &msg)!=SQLITE_OK ){
+      ntLog(NT_LOG_WARN, "schema mirror skipped a module's objects: %s", msg ? msg : "?");
     }
     sqlite3_free(msg);
   }
