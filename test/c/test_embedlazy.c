@@ -178,6 +178,9 @@ TEST(the_capture_triggers_should_come_with_the_first_write_to_a_declared_table){
   REQUIRE(notesOpen(1, NULL) != NULL);
   CHECK_EQ_INT(nt_room_status(fakehostRoom()), NT_OK);
   CHECK_EQ_INT(objects("^_emb^_notes^_%"), 0);
+  schemaStale(fakehostRoom());                          /* a mirror built again has them still */
+  CHECK(schemaHas(fakehostRoom(), "_emb_notes_ins"));
+  CHECK_EQ_INT(objects("^_emb^_notes^_%"), 0);
   REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
   testRpc(1, "addNote", "{\"id\":\"n1\",\"title\":\"Sourdough bread\"}", code, sizeof code);
   CHECK_STR_EQ(code, "");
@@ -207,6 +210,24 @@ TEST(the_capture_triggers_should_come_with_the_first_write_to_a_declared_table){
   testRpc(1, "addNote", "{\"id\":\"n3\",\"title\":\"Spelt bread\"}", code, sizeof code);
   CHECK_STR_EQ(code, "");
   CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _embeddings WHERE tbl = 'notes'"), 3);
+  fakehostRoomFree();
+}
+
+TEST(a_never_used_room_served_from_the_isolates_cache_should_get_them_with_its_first_note){
+  fakehostCacheClear();
+  REQUIRE(notesOpen(1, NULL) != NULL);                  /* the first room puts what it derived */
+  fakehostRoomFree();
+  fakehostReset();                                      /* a new room; the cache stays */
+  REQUIRE(notesOpen(1, NULL) != NULL);
+  int builds = fakehostRoom()->mirrorBuilds;
+  CHECK_EQ_INT(objects("^_emb^_notes^_%"), 0);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  char code[64];
+  testRpc(1, "addNote", "{\"id\":\"n1\",\"title\":\"Sourdough bread\"}", code, sizeof code);
+  CHECK_STR_EQ(code, "");
+  CHECK_EQ_INT(fakehostRoom()->mirrorBuilds, builds);  /* the plan came from the cache */
+  CHECK_EQ_INT(objects("^_emb^_notes^_%"), 3);
+  CHECK_EQ_INT(fakehostQueryInt("SELECT count(*) FROM _embeddings WHERE tbl = 'notes'"), 1);
   fakehostRoomFree();
 }
 

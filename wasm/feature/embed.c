@@ -20,7 +20,7 @@
 ** recorded) gets them from its first write that touches _embeddings, at
 ** the head of that write's transaction (Module.xWriteBegin): such a room
 ** holds no row a trigger would have seen before it. The mirror has them
-** from the open (room->mirrorExtra), so every plan of a write to a
+** from the open (Module.xMirrorBuilt), so every plan of a write to a
 ** declared table lists _embeddings, as in a room that has them. Before an
 ** opened room's new migrations that write rows run, a room still without
 ** them gets those of the declarations its applied migrations made
@@ -106,8 +106,8 @@ typedef struct Embeds {
   int failing;                     /* test hook: every embedding attempt fails */
   double skipped;                  /* jobs whose text hash had not changed */
   int fromMirror;                  /* declarations checked on the mirror, not the cache */
-  char *capture;                   /* the capture triggers the room lacks yet, made by the
-                                      first write that touches _embeddings; owned, or NULL */
+  int capture;                     /* 1: the room lacks its capture triggers yet, made by
+                                      the first write that touches _embeddings */
   int capturing;                   /* the running write made them: its commit confirms */
 } Embeds;
 
@@ -573,15 +573,29 @@ static int embedRunScript(Room *room, const char *script){
   return rc;
 }
 
-/* Keep script, the capture of a room that holds none, for the first write
+/* The capture triggers of every declaration, for a room that holds none
+** (no DROP first): malloc'd, or NULL when out of memory. */
+static char *embedCapture(Room *room, const Embeds *e){
+  Buf capture = {0};
+  for(int i = 0; i < e->nDecls; i++){
+    char *want = embedTriggers(room, &e->decls[i], 0);
+    if( want==NULL ){ bufFree(&capture); return NULL; }
+    bufAppendStr(&capture, want);
+    free(want);
+  }
+  return bufFinish(&capture);
+}
+
+/* Leave script, the capture of a room that holds none, to the first write
 ** that touches _embeddings (embedWriteBegin): until then the room has no
-** capture triggers, and the mirror has them (room->mirrorExtra), so every
-** plan lists _embeddings among what a write to a declared table writes,
-** as in a room that has them. Takes script. */
+** capture triggers, and the mirror has them (embedMirrorBuilt at every
+** build), so every plan lists _embeddings among what a write to a
+** declared table writes, as in a room that has them. Frees script. */
 static int embedDefer(Room *room, Embeds *e, char *script){
-  e->capture = script;
-  room->mirrorExtra = script;
-  return schemaApply(room, script);  /* a current mirror now, a stale one when built */
+  e->capture = 1;
+  int rc = schemaApply(room, script);  /* a current mirror now, a stale one when built */
+  free(script);
+  return rc;
 }
 
 /* Does the room hold no capture trigger (the mirror says)? */
@@ -620,14 +634,7 @@ static int embedInstall(Room *room, Embeds *e){
   }
   if( schemaEnsure(room) ) return NT_INTERNAL;
   if( room->schemaCurrent && e->nDecls && embedNoTriggers(room) ){
-    Buf capture = {0};
-    for(int i = 0; i < e->nDecls; i++){
-      char *want = embedTriggers(room, &e->decls[i], 0);
-      if( want==NULL ){ bufFree(&capture); return NT_NOMEM; }
-      bufAppendStr(&capture, want);
-      free(want);
-    }
-    char *sql = bufFinish(&capture);
+    char *sql = embedCapture(room, e);
     if( sql==NULL ) return NT_NOMEM;
     schemaScriptPut(room, "emb", sql);   /* a never-used room's: it held none either */
     return embedDefer(room, e, sql);
@@ -677,15 +684,8 @@ int embedMigrateRows(Room *room, const cJSON *config, const cJSON *applied){
   char err[256];
   int rc = NT_OK;
   if( embedNoTriggers(room) && embedDeclare(room, &prior, applied, err, sizeof err)==NT_OK ){
-    Buf capture = {0};
-    for(int i = 0; i < prior.nDecls; i++){
-      char *want = embedTriggers(room, &prior.decls[i], 0);
-      if( want==NULL ){ capture.oom = 1; break; }
-      bufAppendStr(&capture, want);
-      free(want);
-    }
-    char *sql = bufFinish(&capture);
-    if( sql==NULL && prior.nDecls ) rc = NT_NOMEM;
+    char *sql = embedCapture(room, &prior);
+    if( sql==NULL ) rc = NT_NOMEM;
     if( sql && sql[0] ) storeTxn(room, embedApplyScript, sql);   /* a failure is logged: the
                                       migrations run as they would have without them */
     free(sql);
@@ -730,22 +730,35 @@ void embedFree(Room *room){
   if( e==NULL ) return;
   for(int i = 0; i < e->nDecls; i++) embedDeclFree(&e->decls[i]);
   outqFree(&e->out);
-  if( room->mirrorExtra==e->capture ) room->mirrorExtra = NULL;
-  free(e->capture);
   free(e);
   room->embeds = NULL;
 }
 
 int embedWriteBegin(Room *room, const Write *w){
   Embeds *e = room->embeds;
-  if( e==NULL || e->capture==NULL ) return NT_OK;
+  if( e==NULL || !e->capture ) return NT_OK;
   e->capturing = 0;                /* an earlier write that made them rolled back */
   for(int i = 0; i < w->touched.nTables; i++){
     if( strcmp(w->touched.tables[i], "_embeddings")!=0 ) continue;
-    e->capturing = 1;
-    return storeQueue(room, e->capture, NULL, NULL, w->err, w->errLen);
+    char *sql = embedCapture(room, e);
+    if( sql==NULL ){ snprintf(w->err, w->errLen, "out of memory"); return NT_NOMEM; }
+    int rc = storeQueue(room, sql, NULL, NULL, w->err, w->errLen);   /* copied */
+    free(sql);
+    e->capturing = rc==NT_OK;
+    return rc;
   }
   return NT_OK;
+}
+
+void embedMirrorBuilt(Room *room){
+  Embeds *e = room->embeds;
+  if( e==NULL || !e->capture ) return;
+  char *sql = embedCapture(room, e), *msg = NULL;
+  if( sql && sqlite3_exec(room->guardDb, sql, NULL, NULL, &msg)!=SQLITE_OK ){
+    ntLog(NT_LOG_WARN, "schema mirror skipped the embedding triggers: %s", msg ? msg : "?");
+  }
+  sqlite3_free(msg);
+  free(sql);
 }
 
 void embedOnCommit(Room *room, const Touched *t){
@@ -753,9 +766,7 @@ void embedOnCommit(Room *room, const Touched *t){
   if( e==NULL ) return;
   if( e->capturing ){              /* the room holds them now, as the mirror does */
     e->capturing = 0;
-    if( room->mirrorExtra==e->capture ) room->mirrorExtra = NULL;
-    free(e->capture);
-    e->capture = NULL;
+    e->capture = 0;
   }
   outqCommitted(room, &e->out, t);
 }

@@ -267,6 +267,7 @@ void embedFree(Room *room);
 /* Module.xWriteBegin: a write that touches _embeddings in a room that holds
 ** no capture triggers yet makes them first, in its own transaction. */
 int embedWriteBegin(Room *room, const Write *w);
+void embedMirrorBuilt(Room *room);        /* Module.xMirrorBuilt: the capture a room lacks yet */
 /* Module.xMigrateRows: the capture triggers a room without them would hold
 ** from its applied migrations' declarations, before new ones write rows. */
 int embedMigrateRows(Room *room, const cJSON *config, const cJSON *applied);

@@ -361,6 +361,10 @@ typedef struct Module {
   ** module must have in place for what the write touches (w->touched);
   ** non-zero rolls the whole write back. */
   int (*xWriteBegin)(Room *room, const Write *w);
+  /* The schema mirror was built from the room's schema (sql/schema.c): add
+  ** there what the room makes only on first need but the analysis must see
+  ** from the start (embed.c's capture triggers). */
+  void (*xMirrorBuilt)(Room *room);
   /* Inside a write's transaction, after its body (storeWrite): add the
   ** module's own statements; non-zero rolls the whole write back. */
   int (*xWriteEnd)(Room *room, const Write *w);
@@ -472,10 +476,6 @@ struct Room {
                                       its row named (migrate.c); 0: otherwise */
   sqlite3 *guardDb;                /* embedded analysis database */
   int mirrorCurrent;               /* guardDb already holds the room's schema (schema.c) */
-  const char *mirrorExtra;         /* DDL the mirror runs after the room's schema whenever
-                                      it is built: objects the room makes on first need,
-                                      there from the start for the analysis (embed.c's
-                                      capture); borrowed from its module, or NULL */
   SqlResult *schemaRows;           /* migrate.c's one read, kept for schemaEnsure until the
                                       open ends or the schema changes; owned, or NULL */
   char **triggers;                 /* names of the schema's triggers */

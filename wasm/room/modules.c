@@ -65,6 +65,7 @@ const Module roomModules[] = {
     .tasks = webhookTasks },
   { .name = "embed",     .schema = embedSchema, .lazy = 1, .xSchemaWanted = embedSchemaWanted,
     .xOpen = embedOpen, .xFree = embedFree, .xWriteBegin = embedWriteBegin,
+    .xMirrorBuilt = embedMirrorBuilt,
     .xMigrateRows = embedMigrateRows,
     .xOnCommit = embedOnCommit, .xNextDue = embedNextDue, .xOnTimer = embedOnTimer,
     .tasks = embedTasks },

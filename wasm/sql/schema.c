@@ -22,8 +22,8 @@
 ** marks it stale (schemaStale): rebuilt on next need. Objects a module
 ** makes in the room only on first need, but which the analysis must see
 ** from the start (the embeddings' capture triggers: a write's plan lists
-** the tables its triggers write), are room->mirrorExtra, run after the
-** room's schema at every build while the room lacks them.
+** the tables its triggers write), are added by the module at every build
+** while the room lacks them (Module.xMirrorBuilt).
 ** Objects the embedded SQLite cannot create (a module it lacks) are skipped
 ** with a log.
 **
@@ -177,12 +177,8 @@ int schemaBuild(Room *room, const cJSON *row, int nameCol, int sqlCol){
     }
     sqlite3_free(msg);
   }
-  if( rc==NT_OK && room->mirrorExtra ){   /* what the room makes on first need */
-    char *msg = NULL;
-    if( sqlite3_exec(room->guardDb, room->mirrorExtra, NULL, NULL, &msg)!=SQLITE_OK ){
-      ntLog(NT_LOG_WARN, "schema mirror skipped a module's objects: %s", msg ? msg : "?");
-    }
-    sqlite3_free(msg);
+  for(int i = 0; rc==NT_OK && i < room->nModules; i++){   /* what the room makes on first need */
+    if( room->modules[i].xMirrorBuilt ) room->modules[i].xMirrorBuilt(room);
   }
   if( room->guardDb && sqlite3_get_autocommit(room->guardDb)==0 ){
     sqlite3_exec(room->guardDb, "COMMIT", NULL, NULL, NULL);
