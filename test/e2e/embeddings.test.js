@@ -140,3 +140,21 @@ test('semanticSearch checks its arguments', async () => {
   }
   assert.equal((await alice.rpc('_setEmbedderFailure', { failing: true })).error?.code, 'PERMISSION_DENIED');
 });
+
+/* A room makes its capture triggers with its first write to notes (PROTOCOL
+** "What a room costs"): one used, then restarted before any note, still
+** embeds its first note, and a note made in the same commit as a task (the
+** view's trigger writes it) is embedded too. */
+test('a room restarted before its first note embeds it, and a note written through the view', async () => {
+  const { room, alice } = await openRoom();
+  await alice.call('createTask', { title: 'not a note' });
+  await alice.close();
+  await server.restart();
+  const again = await server.connect(room, { claims: { sub: 'alice', rooms: [room] } });
+  assert.equal((await status(again)).jobs, 0);
+  await again.call('createTaskWithNote', { title: 'Rye bread', content: 'Rye flour, caraway seeds and a sour starter.' });
+  await again.call('createNote', NOTES[1]);
+  await until('two vectors', () => status(again), settled(2));
+  const hits = await again.call('semanticSearch', { table: 'notes', query: 'rye bread' });
+  assert.equal(hits[0].title, 'Rye bread');
+});

@@ -15,7 +15,16 @@
 ** vector. A job is the row's entry there with a generation number (gen):
 ** the queue message carries it, so a message for text that has changed
 ** since is skipped. The queue outbox (outq.c) sends the jobs to the
-** embedding queue.
+** embedding queue. A room that holds no triggers yet and whose open found
+** its schema current (never used, or reopened with the schema it
+** recorded) gets them from its first write that touches _embeddings, at
+** the head of that write's transaction (Module.xWriteBegin): such a room
+** holds no row a trigger would have seen before it. The mirror has them
+** from the open (Module.xMirrorBuilt), so every plan of a write to a
+** declared table lists _embeddings, as in a room that has them. Before an
+** opened room's new migrations that write rows run, a room still without
+** them gets those of the declarations its applied migrations made
+** (embedMigrateRows), as an earlier open made them for it before.
 **
 ** The consumer (shim/queues.js) hands each job back to the room
 ** (_embedClaim). The room reads the row's text and hashes it: the same hash
@@ -97,6 +106,9 @@ typedef struct Embeds {
   int failing;                     /* test hook: every embedding attempt fails */
   double skipped;                  /* jobs whose text hash had not changed */
   int fromMirror;                  /* declarations checked on the mirror, not the cache */
+  int capture;                     /* 1: the room lacks its capture triggers yet, made by
+                                      the first write that touches _embeddings */
+  int capturing;                   /* the running write made them: its commit confirms */
 } Embeds;
 
 /* ---- the local embedder -------------------------------------------------- */
@@ -497,15 +509,15 @@ static void embedAppendJob(Buf *b, const EmbedDecl *d){
 }
 
 /* The three triggers of d, as one script, each after a DROP of the one the
-** room holds (the mirror says: schemaEnsure or a never-used room's cached
-** script, whose room held none). */
-static char *embedTriggers(Room *room, const EmbedDecl *d){
+** room holds (drops: the mirror says: schemaEnsure or a never-used room's
+** cached script, whose room held none; 0: a room that holds none). */
+static char *embedTriggers(Room *room, const EmbedDecl *d, int drops){
   Buf b = {0};
   static const char *const suffix[] = { "_ins", "_upd", "_del" };
   for(int k = 0; k < 3; k++){
     char name[NT_MAX_ID_LEN + 16];
     snprintf(name, sizeof name, "_emb_%s%s", d->table, suffix[k]);
-    if( schemaHas(room, name) ){
+    if( drops && schemaHas(room, name) ){
       bufAppendStr(&b, "DROP TRIGGER IF EXISTS ");
       bufAppendSqlIdent(&b, name);
       bufAppendStr(&b, ";\n");
@@ -561,18 +573,72 @@ static int embedRunScript(Room *room, const char *script){
   return rc;
 }
 
+/* The capture triggers of every declaration, for a room that holds none
+** (no DROP first): malloc'd, or NULL when out of memory. */
+static char *embedCapture(Room *room, const Embeds *e){
+  Buf capture = {0};
+  for(int i = 0; i < e->nDecls; i++){
+    char *want = embedTriggers(room, &e->decls[i], 0);
+    if( want==NULL ){ bufFree(&capture); return NULL; }
+    bufAppendStr(&capture, want);
+    free(want);
+  }
+  return bufFinish(&capture);
+}
+
+/* Leave script, the capture of a room that holds none, to the first write
+** that touches _embeddings (embedWriteBegin): until then the room has no
+** capture triggers, and the mirror has them (embedMirrorBuilt at every
+** build), so every plan lists _embeddings among what a write to a
+** declared table writes, as in a room that has them. Frees script. */
+static int embedDefer(Room *room, Embeds *e, char *script){
+  e->capture = 1;
+  int rc = schemaApply(room, script);  /* a current mirror now, a stale one when built */
+  free(script);
+  return rc;
+}
+
+/* Does the room hold no capture trigger (the mirror says)? */
+static int embedNoTriggers(Room *room){
+  sqlite3_stmt *st = NULL;
+  int none = 0;
+  if( sqlite3_prepare_v2(room->guardDb,
+        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name LIKE '^_emb^_%' ESCAPE '^'",
+        -1, &st, NULL)==SQLITE_OK ){
+    none = sqlite3_step(st)==SQLITE_DONE;
+  }
+  sqlite3_finalize(st);
+  return none;
+}
+
 /* The system table, the triggers of each declared table (rewritten when
-** they differ from the mirror's), and no triggers for undeclared tables. */
+** they differ from the mirror's), and no triggers for undeclared tables.
+** A room whose open found its schema current (a never-used room, or one
+** reopened with the schema it recorded) and that holds no capture
+** trigger gets them from its first write to a declared table, in that
+** write's transaction (embedDefer): a room nobody writes notes in holds
+** three triggers fewer. Rows written before that write are none: a
+** never-used room's migrations only defined schema (else its open took
+** the full path), and in a room reopened so every write since its first
+** open went through storeWrite, the capture's first. The full path (a
+** changed schema) makes them at the open, as it always did. */
 static int embedInstall(Room *room, Embeds *e){
   char *cached = NULL;
   /* a never-used room: the script an earlier one found (the same
   ** declarations: they are the migrations', which the key covers) */
   if( schemaScriptCached(room, "emb", &cached)==NT_OK ){
+    if( cached[0] && room->schemaCurrent ) return embedDefer(room, e, cached);
     int rc = cached[0] ? embedRunScript(room, cached) : NT_OK;
     free(cached);
     return rc;
   }
   if( schemaEnsure(room) ) return NT_INTERNAL;
+  if( room->schemaCurrent && e->nDecls && embedNoTriggers(room) ){
+    char *sql = embedCapture(room, e);
+    if( sql==NULL ) return NT_NOMEM;
+    schemaScriptPut(room, "emb", sql);   /* a never-used room's: it held none either */
+    return embedDefer(room, e, sql);
+  }
   Buf script = {0};                                /* the table is Module.schema's */
   sqlite3_stmt *st = NULL;
   if( sqlite3_prepare_v2(room->guardDb,
@@ -588,7 +654,7 @@ static int embedInstall(Room *room, Embeds *e){
   sqlite3_finalize(st);
   int changed = script.n > 0;
   for(int i = 0; i < e->nDecls; i++){
-    char *want = embedTriggers(room, &e->decls[i]);
+    char *want = embedTriggers(room, &e->decls[i], 1);
     if( want==NULL ){ bufFree(&script); return NT_NOMEM; }
     /* Compare each CREATE with the mirror: rewrite all three when one differs. */
     char name[NT_MAX_ID_LEN + 16];
@@ -605,6 +671,27 @@ static int embedInstall(Room *room, Embeds *e){
   if( sql==NULL ) return NT_NOMEM;
   int rc = embedRunScript(room, sql);
   free(sql);
+  return rc;
+}
+
+int embedMigrateRows(Room *room, const cJSON *config, const cJSON *applied){
+  /* the capture an earlier open would have made: the declarations of the
+  ** migrations it ran, on tables that have _embeddings beside them */
+  if( !embedSchemaWanted(config) || !moduleSchemaHas(room, "embed") ) return NT_OK;
+  if( schemaEnsure(room) ) return NT_INTERNAL;
+  Embeds prior;
+  memset(&prior, 0, sizeof prior);
+  char err[256];
+  int rc = NT_OK;
+  if( embedNoTriggers(room) && embedDeclare(room, &prior, applied, err, sizeof err)==NT_OK ){
+    char *sql = embedCapture(room, &prior);
+    if( sql==NULL ) rc = NT_NOMEM;
+    if( sql && sql[0] ) storeTxn(room, embedApplyScript, sql);   /* a failure is logged: the
+                                      migrations run as they would have without them */
+    free(sql);
+  }
+  for(int i = 0; i < prior.nDecls; i++) embedDeclFree(&prior.decls[i]);
+  schemaStale(room);               /* the migrations change it: read again on next need */
   return rc;
 }
 
@@ -647,8 +734,41 @@ void embedFree(Room *room){
   room->embeds = NULL;
 }
 
+int embedWriteBegin(Room *room, const Write *w){
+  Embeds *e = room->embeds;
+  if( e==NULL || !e->capture ) return NT_OK;
+  e->capturing = 0;                /* an earlier write that made them rolled back */
+  for(int i = 0; i < w->touched.nTables; i++){
+    if( strcmp(w->touched.tables[i], "_embeddings")!=0 ) continue;
+    char *sql = embedCapture(room, e);
+    if( sql==NULL ){ snprintf(w->err, w->errLen, "out of memory"); return NT_NOMEM; }
+    int rc = storeQueue(room, sql, NULL, NULL, w->err, w->errLen);   /* copied */
+    free(sql);
+    e->capturing = rc==NT_OK;
+    return rc;
+  }
+  return NT_OK;
+}
+
+void embedMirrorBuilt(Room *room){
+  Embeds *e = room->embeds;
+  if( e==NULL || !e->capture ) return;
+  char *sql = embedCapture(room, e), *msg = NULL;
+  if( sql && sqlite3_exec(room->guardDb, sql, NULL, NULL, &msg)!=SQLITE_OK ){
+    ntLog(NT_LOG_WARN, "schema mirror skipped the embedding triggers: %s", msg ? msg : "?");
+  }
+  sqlite3_free(msg);
+  free(sql);
+}
+
 void embedOnCommit(Room *room, const Touched *t){
-  if( room->embeds ) outqCommitted(room, &room->embeds->out, t);
+  Embeds *e = room->embeds;
+  if( e==NULL ) return;
+  if( e->capturing ){              /* the room holds them now, as the mirror does */
+    e->capturing = 0;
+    e->capture = 0;
+  }
+  outqCommitted(room, &e->out, t);
 }
 
 double embedNextDue(Room *room){

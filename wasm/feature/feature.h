@@ -264,6 +264,13 @@ int embedSchemaWanted(const cJSON *config);  /* Module.xSchemaWanted: a migratio
                                                 table and the embedder is not "off" */
 int embedOpen(Room *room, const cJSON *config);
 void embedFree(Room *room);
+/* Module.xWriteBegin: a write that touches _embeddings in a room that holds
+** no capture triggers yet makes them first, in its own transaction. */
+int embedWriteBegin(Room *room, const Write *w);
+void embedMirrorBuilt(Room *room);        /* Module.xMirrorBuilt: the capture a room lacks yet */
+/* Module.xMigrateRows: the capture triggers a room without them would hold
+** from its applied migrations' declarations, before new ones write rows. */
+int embedMigrateRows(Room *room, const cJSON *config, const cJSON *applied);
 void embedOnCommit(Room *room, const Touched *t);
 double embedNextDue(Room *room);
 void embedOnTimer(Room *room, double nowMs);

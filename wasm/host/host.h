@@ -350,8 +350,21 @@ typedef struct Module {
   int (*xSchemaWanted)(const cJSON *config);  /* with lazy: non-zero makes the tables at
                                       the open anyway (the config needs them now) */
   int (*xOpen)(Room *room, const cJSON *config);  /* nt_room_open; non-zero stops the open */
+  /* Before migrations that write rows run in a room opened before
+  ** (sql/migrate.c), the module opened or not: put back what an earlier
+  ** open would have left in place for them; applied: the config's
+  ** migrations the room holds already. Non-zero stops the open. */
+  int (*xMigrateRows)(Room *room, const cJSON *config, const cJSON *applied);
   void (*xFree)(Room *room);       /* nt_room_free */
   void (*xOnCommit)(Room *room, const Touched *t);/* after every committed write (storeWrite) */
+  /* Inside a write's transaction, before its body (storeWrite): what the
+  ** module must have in place for what the write touches (w->touched);
+  ** non-zero rolls the whole write back. */
+  int (*xWriteBegin)(Room *room, const Write *w);
+  /* The schema mirror was built from the room's schema (sql/schema.c): add
+  ** there what the room makes only on first need but the analysis must see
+  ** from the start (embed.c's capture triggers). */
+  void (*xMirrorBuilt)(Room *room);
   /* Inside a write's transaction, after its body (storeWrite): add the
   ** module's own statements; non-zero rolls the whole write back. */
   int (*xWriteEnd)(Room *room, const Write *w);

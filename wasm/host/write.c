@@ -4,7 +4,9 @@
 ** A write is one transaction: a first statement that bumps the commit
 ** counter in _room and names the caller whose rows the row-level-security
 ** triggers let it touch (or, for a migration, lets those triggers stand
-** aside), the body's statements, each module's own statements
+** aside), what a module must have in place for the tables the write
+** touches (Module.xWriteBegin: the embeddings' capture triggers, made by
+** the first write that needs them), the body's statements, each module's own statements
 ** (Module.xWriteEnd: the audit log's record of the call that writes), and
 ** for a migration a last statement that puts the triggers back. The first
 ** statement goes when _room names that caller already (the last write's)
@@ -35,6 +37,9 @@ static int writeBody(Room *room, void *arg){
     storeVersionSet(room);
   }else{
     rc = storeWriteBegin(room, w->who, w->err, w->errLen);
+  }
+  for(int i = 0; rc==NT_OK && i < room->nModules; i++){
+    if( room->modules[i].xWriteBegin ) rc = room->modules[i].xWriteBegin(room, w);
   }
   if( rc==NT_OK ) rc = w->xBody(room, w->arg);
   for(int i = 0; rc==NT_OK && i < room->nModules; i++){

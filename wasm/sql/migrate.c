@@ -20,7 +20,11 @@
 ** a failing migration leaves the room as it was before that file, the
 ** files before it applied, exactly as if each had run on its own. The
 ** room then refuses to serve (UNAVAILABLE) and says which migration failed
-** and why, rather than serve a half-migrated schema.
+** and why, rather than serve a half-migrated schema. Before new migrations
+** that write rows run in a room opened before, each module may put back
+** what an earlier open would have left in place for them
+** (Module.xMigrateRows: embed.c's capture triggers, which a room makes on
+** first need).
 **
 ** The records are one column of _room's row, _room.migrations, not a table
 ** of their own (one schema object less per room): a JSON array, one
@@ -930,6 +934,27 @@ static int migrateEach(Room *room, Step *pending, int n, Buf *done){
   return rc;
 }
 
+/* Before migrations that write rows in a room opened before: every
+** module's xMigrateRows, given the config's entries the room applied. */
+static int migrateBeforeRows(Room *room, const cJSON *config, const SqlResult *applied){
+  const cJSON *migrations = cJSON_GetObjectItemCaseSensitive(config, "migrations");
+  cJSON *held = cJSON_CreateArray();
+  if( held==NULL ) return migrateFail(room, NT_NOMEM, "out of memory");
+  const cJSON *m;
+  cJSON_ArrayForEach(m, migrations){
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
+    if( cJSON_IsString(name) && migrateApplied(applied, name->valuestring) ){
+      cJSON_AddItemReferenceToArray(held, (cJSON*)m);
+    }
+  }
+  int rc = NT_OK;
+  for(int i = 0; rc==NT_OK && i < room->nModules; i++){
+    if( room->modules[i].xMigrateRows ) rc = room->modules[i].xMigrateRows(room, config, held);
+  }
+  cJSON_Delete(held);
+  return rc ? migrateFail(room, rc, "preparing the migrations failed") : NT_OK;
+}
+
 int migrateOpen(Room *room, const cJSON *config){
   const cJSON *migrations = cJSON_GetObjectItemCaseSensitive(config, "migrations");
   moduleSchemaWanted(room, config);  /* the lazy modules' tables the config needs now */
@@ -999,6 +1024,7 @@ int migrateOpen(Room *room, const cJSON *config){
     schemaOnly &= migrateSchemaOnly(pending[nPending].sql);
     nPending++;
   }
+  if( rc==NT_OK && nPending && !fresh && !schemaOnly ) rc = migrateBeforeRows(room, config, &applied);
   Buf done = {0};
   if( rc==NT_OK && nPending ){
     MigrateSet set = { .steps = pending, .n = nPending };

@@ -19,7 +19,11 @@
 ** unless a client's SQL arrives. A module that installs objects from a
 ** script of its own calls schemaApply, which runs the same script on the
 ** mirror when there is a current one (no read, no rebuild) and otherwise
-** marks it stale (schemaStale): rebuilt on next need.
+** marks it stale (schemaStale): rebuilt on next need. Objects a module
+** makes in the room only on first need, but which the analysis must see
+** from the start (the embeddings' capture triggers: a write's plan lists
+** the tables its triggers write), are added by the module at every build
+** while the room lacks them (Module.xMirrorBuilt).
 ** Objects the embedded SQLite cannot create (a module it lacks) are skipped
 ** with a log.
 **
@@ -172,6 +176,9 @@ int schemaBuild(Room *room, const cJSON *row, int nameCol, int sqlCol){
       ntLog(NT_LOG_WARN, "schema mirror skipped %s: %s", name->valuestring, msg ? msg : "?");
     }
     sqlite3_free(msg);
+  }
+  for(int i = 0; rc==NT_OK && i < room->nModules; i++){   /* what the room makes on first need */
+    if( room->modules[i].xMirrorBuilt ) room->modules[i].xMirrorBuilt(room);
   }
   if( room->guardDb && sqlite3_get_autocommit(room->guardDb)==0 ){
     sqlite3_exec(room->guardDb, "COMMIT", NULL, NULL, NULL);
