@@ -27,9 +27,11 @@
 ** Objects the embedded SQLite cannot create (a module it lacks) are skipped
 ** with a log.
 **
-** The mirror's database is room->guardDb; the names of the schema's
-** triggers are kept beside it, because the guard lets trusted SQL read a
-** table under row-level security inside one of them.
+** The mirror's database is room->guardDb; the schema's triggers are kept
+** beside it (room->triggers: each entry the trigger's name, then after its
+** NUL the table it is on), because the guard lets trusted SQL read a table
+** under row-level security inside one of them, in a statement that writes
+** that table.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -153,12 +155,41 @@ static int schemaList(Room *room, const char *sql, const char *arg, char ***pNam
   return rc;
 }
 
+/* room->triggers from the mirror: per trigger its name, a NUL, and its
+** table, or "" for a trigger that shares its name with a view (SQLite keeps
+** triggers' names apart from tables'): the authorizer names both the same
+** way, so the view's reads would pass for the trigger's. */
+static int schemaTriggers(Room *room){
+  sqlite3_stmt *st = NULL;
+  if( sqlite3_prepare_v2(room->guardDb,
+        "SELECT t.name, CASE WHEN EXISTS (SELECT 1 FROM sqlite_master v WHERE v.type = 'view'"
+        " AND v.name = t.name COLLATE NOCASE) THEN '' ELSE t.tbl_name END"
+        " FROM sqlite_master t WHERE t.type = 'trigger'", -1, &st, NULL)!=SQLITE_OK ){
+    sqlite3_finalize(st);
+    return NT_INTERNAL;
+  }
+  int rc = NT_OK;
+  while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
+    const char *name = (const char*)sqlite3_column_text(st, 0);
+    const char *on = (const char*)sqlite3_column_text(st, 1);
+    size_t nName = strlen(name ? name : ""), nOn = strlen(on ? on : "");
+    char *entry = malloc(nName + nOn + 2);
+    char **grown = entry ? realloc(room->triggers, sizeof(char*) * (size_t)(room->nTriggers + 1)) : NULL;
+    if( grown==NULL ){ free(entry); rc = NT_NOMEM; break; }
+    room->triggers = grown;
+    memcpy(entry, name ? name : "", nName + 1);
+    memcpy(entry + nName + 1, on ? on : "", nOn + 1);
+    grown[room->nTriggers++] = entry;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
 /* What the modules keep beside the mirror, from the mirror: the replica
-** pass's views and the names of the triggers. */
+** pass's views and the triggers. */
 static int schemaDerive(Room *room){
   int rc = guardReplicaViews(room);
-  if( rc==NT_OK ) rc = schemaList(room, "SELECT name FROM sqlite_master WHERE type = 'trigger'",
-                                  NULL, &room->triggers, &room->nTriggers);
+  if( rc==NT_OK ) rc = schemaTriggers(room);
   return rc;
 }
 
@@ -224,9 +255,16 @@ int schemaApply(Room *room, const char *script){
   return schemaDerive(room);
 }
 
+const char *schemaTriggerTable(Room *room, const char *name){
+  for(int i = 0; i < room->nTriggers; i++){
+    const char *t = room->triggers[i];
+    if( strcmp(t, name)==0 ) return t + strlen(t) + 1;
+  }
+  return NULL;
+}
+
 int schemaIsTrigger(Room *room, const char *name){
-  for(int i = 0; i < room->nTriggers; i++) if( strcmp(room->triggers[i], name)==0 ) return 1;
-  return 0;
+  return schemaTriggerTable(room, name)!=NULL;
 }
 
 int schemaHas(Room *room, const char *name){

@@ -19,8 +19,8 @@ int schemaSync(Room *room);
 /* The mirror, current: NT_OK at once when it is, else built (from
 ** room->schemaRows while an open keeps them, else schemaSync). Call it
 ** before reading room->guardDb; everything in this header that reads the
-** mirror calls it itself (except schemaIsTrigger, which the guard asks
-** during a prepare). */
+** mirror calls it itself (except schemaIsTrigger and schemaTriggerTable,
+** which the guard asks during a prepare). */
 int schemaEnsure(Room *room);
 /* The room's schema changed behind the mirror: rebuilt on next need. */
 void schemaStale(Room *room);
@@ -62,6 +62,10 @@ int schemaHas(Room *room, const char *name);        /* an object of that name ex
 ** when there is none (or no memory). */
 char *schemaObjectSql(Room *room, const char *name);
 int schemaIsTrigger(Room *room, const char *name);  /* name is one of the schema's triggers */
+/* The table trigger name is on ("" when a view has the trigger's name, so
+** that its reads are never taken for the trigger's), or NULL when the
+** schema has no such trigger. */
+const char *schemaTriggerTable(Room *room, const char *name);
 /* The room's own tables (not "_…", not "sqlite_…"), each having column when
 ** it is not NULL: a list the caller frees with schemaNamesFree. */
 int schemaUserTables(Room *room, const char *column, char ***pNames, int *pn);

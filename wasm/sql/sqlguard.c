@@ -17,6 +17,10 @@
 **   2. Wrapped by rlsWrap (which puts a filtered CTE named like each RLS table
 **      in front), a table under RLS may be read only through its view; a read
 **      that names the table directly, for example as "main.tasks", is refused.
+**      The app's SQL also reads the row its write targets (an UPDATE's WHERE),
+**      which the authorizer reports as it reports "main.tasks" at the
+**      statement's top level, so there the text decides: the table may be
+**      named with a schema only as the write's target (guardQualified).
 ** The plan (parameters, reads, writes) comes from the wrapped statement, which
 ** is what the room's SQLite runs. The first pass also records what the
 ** bounds of sqlcost.c need: the CTEs SQLite found recursive, and every
@@ -67,6 +71,9 @@ typedef struct GuardCtx {
   GuardPlan *plan;                 /* reads and writes are collected here */
   char **direct;                   /* tables read around their view (RLS, or the replica's) */
   int nDirect;
+  char around[200];                /* the first read of an RLS table around its filter
+                                      inside a view or CTE (never the row a write
+                                      targets), as a refusal; "" when none */
   char **targets;                  /* tables the top-level statement writes */
   int nTargets;
   int wrapped;                     /* 0 as written, 1 RLS-wrapped, 2 replica-wrapped */
@@ -105,15 +112,25 @@ static int isSystemName(const char *name){
       || sqlite3_strnicmp(name, "pragma_", 7)==0;
 }
 
+/* Has the statement, so far, written table (itself or in a trigger)? */
+static int guardWrites(const GuardCtx *g, const char *table){
+  for(int i = 0; i < g->plan->nWrites; i++){
+    if( sqlite3_stricmp(g->plan->writes[i], table)==0 ) return 1;
+  }
+  return 0;
+}
+
 /* May a read of RLS table `table` whose innermost view, CTE or trigger is
 ** `inner` stand? Only through the table's own filter view, or, for trusted
 ** SQL, inside a trigger of the schema (the app's own logic). A CTE or a
 ** user view in between would be a way around the filter. The authorizer
-** names a trigger and a CTE alike, so a name of rls.c's write triggers
-** passes only for what those read: their own table's row (NEW, OLD), in a
-** statement that writes that table (its write is authorized before its
-** triggers are compiled), never for a CTE so named that reads the table
-** or another. rls.c's trigger names never take the filter's prefix. */
+** names a trigger and a CTE alike, so a trigger's name passes only where
+** that trigger can run: in a statement that writes the trigger's table
+** (the write is authorized before its triggers are compiled), and for
+** rls.c's write triggers only for what they read, their own table's row
+** (NEW, OLD). A CTE so named in any other statement does not pass, nor a
+** view sharing an app trigger's name (schemaTriggerTable gives it no
+** table). rls.c's trigger names never take the filter's prefix. */
 static int guardThroughFilter(GuardCtx *g, const char *table, const char *inner){
   if( inner==NULL ) return 0;
   size_t n = strlen(RLS_VIEW_PREFIX);
@@ -122,12 +139,11 @@ static int guardThroughFilter(GuardCtx *g, const char *table, const char *inner)
   }
   if( g->mode!=GUARD_TRUSTED ) return 0;
   const char *of = rlsTriggerOf(g->room, inner);
-  if( of==NULL ) return schemaIsTrigger(g->room, inner);
-  if( sqlite3_stricmp(of, table)!=0 ) return 0;
-  for(int i = 0; i < g->plan->nWrites; i++){
-    if( sqlite3_stricmp(g->plan->writes[i], of)==0 ) return 1;
+  if( of==NULL ){
+    const char *on = schemaTriggerTable(g->room, inner);
+    return on && on[0] && guardWrites(g, on);
   }
-  return 0;
+  return sqlite3_stricmp(of, table)==0 && guardWrites(g, of);
 }
 
 /* The authorizer. a3/a4 depend on the action; inner names the innermost
@@ -164,8 +180,14 @@ static int guardAuthorize(void *arg, int action, const char *a3, const char *a4,
       if( readonly && isSystemName(a3) && !rlsIsView(g->room, a3) ){
         return guardDeny(g, "table %s is not accessible", a3);
       }
-      if( rlsIsOwned(g->room, a3) && !guardThroughFilter(g, a3, inner)
-          && setAdd(&g->direct, &g->nDirect, a3) ) g->oom = 1;
+      if( rlsIsOwned(g->room, a3) && !guardThroughFilter(g, a3, inner) ){
+        if( inner==NULL ){
+          if( setAdd(&g->direct, &g->nDirect, a3) ) g->oom = 1;
+        }else if( g->around[0]==0 ){
+          snprintf(g->around, sizeof g->around, "table %s may only be read through row-level"
+                   " security (%s reads it unfiltered; name %s itself, without a schema)", a3, inner, a3);
+        }
+      }
       if( setAdd(&g->plan->reads, &g->plan->nReads, a3) ) g->oom = 1;
       return SQLITE_OK;
     case SQLITE_FUNCTION:
@@ -337,6 +359,67 @@ static char *guardReplicaWrap(Room *room, const char *sql, const GuardPlan *plan
   return out;
 }
 
+/* The schema names a table may be qualified with: the room has no other
+** database (ATTACH is refused). */
+static const char *const schemaNames[] = { "main", "temp" };
+
+/* Is token i of toks a schema name followed by "." and an RLS table's name
+** (and not by a further ".": "main.x.v" is a column of a source the
+** statement names, itself checked here)? The table's name into table. */
+static int guardQualifiedAt(Room *room, const SqlToks *toks, int i, char *table, size_t n){
+  char name[NT_MAX_ID_LEN + 8];
+  if( !sqlTokIsOp(toks, i + 1, ".") || sqlTokIsOp(toks, i + 3, ".") ) return 0;
+  if( !sqlTokName(toks, i, name, sizeof name) ) return 0;
+  int schema = 0;
+  for(size_t k = 0; k < sizeof schemaNames / sizeof schemaNames[0]; k++){
+    schema |= sqlite3_stricmp(name, schemaNames[k])==0;
+  }
+  return schema && sqlTokName(toks, i + 2, table, n) && rlsIsOwned(room, table);
+}
+
+/* The first token of the table the statement writes: after the top
+** level's INTO (INSERT, REPLACE), UPDATE [OR action] or DELETE FROM, the
+** statement's verb (none of them can name a CTE, so the first is it); -1
+** for a statement that writes nothing. */
+static int guardTargetToken(const SqlToks *toks){
+  for(int i = 0; i < toks->n; i++){
+    if( toks->a[i].depth!=0 ) continue;
+    if( sqlTokIsWord(toks, i, "INTO") ) return i + 1;
+    if( sqlTokIsWord(toks, i, "UPDATE") ) return sqlTokIsWord(toks, i + 1, "OR") ? i + 3 : i + 1;
+    if( sqlTokIsWord(toks, i, "DELETE") ) return i + 2;
+  }
+  return -1;
+}
+
+/* Trusted SQL names a table under RLS with a schema ("main.x", "temp"."x")
+** only as the table it writes. Unqualified, the name reads the filter (a
+** CTE, rlsWrap); qualified, it reads every user's rows, which the
+** authorizer sees as a read of the table at the statement's top level,
+** just as it sees the write's own row (an UPDATE's WHERE, an upsert's
+** "x.v"): so the text decides which it is. The statement has been
+** prepared, so its text is one valid statement. */
+static int guardQualified(Room *room, const char *sql, char *err, size_t errLen){
+  if( room->nOwned==0 ) return NT_OK;
+  SqlToks toks;
+  int rc = sqlTokenize(sql, &toks);
+  if( rc ){
+    snprintf(err, errLen, rc==NT_NOMEM ? "out of memory" : "the statement could not be read");
+    return rc;
+  }
+  int target = guardTargetToken(&toks);
+  char table[NT_MAX_ID_LEN + 8];
+  for(int i = 0; rc==NT_OK && i < toks.n; i++){
+    if( i!=target && guardQualifiedAt(room, &toks, i, table, sizeof table) ){
+      rc = NT_SQL_REJECTED;
+      snprintf(err, errLen, "table %s may only be read through row-level security:"
+               " name it without a schema (%.*s reads every user's rows)", table,
+               toks.a[i + 2].start + toks.a[i + 2].len - toks.a[i].start, sql + toks.a[i].start);
+    }
+  }
+  sqlToksFree(&toks);
+  return rc;
+}
+
 static char *guardRewrite(sqlite3_stmt *st);
 static int guardPositionalOk(sqlite3_stmt *st, int nParam);
 
@@ -378,7 +461,13 @@ static int guardAnalyseAt(Room *room, const char *sql, int mode, GuardPlan *plan
     else rc = guardPrepare(&g, wrapped, &stmt, err, errLen);
   }
   /* A table under RLS read directly is refused, except as the target of the
-  ** statement's own write, where the RLS triggers decide row by row. */
+  ** statement's own write, where the RLS triggers decide row by row: read
+  ** at the top level (never inside a view or CTE), and named nowhere else
+  ** with a schema (guardQualified). */
+  if( rc==NT_OK && g.around[0] ){
+    rc = NT_SQL_REJECTED;
+    snprintf(err, errLen, "%s", g.around);
+  }
   for(int i = 0; rc==NT_OK && i < g.nDirect; i++){
     if( !setHas(g.targets, g.nTargets, g.direct[i]) ){
       rc = NT_SQL_REJECTED;
@@ -386,6 +475,7 @@ static int guardAnalyseAt(Room *room, const char *sql, int mode, GuardPlan *plan
                " (do not qualify it with a schema name)", g.direct[i]);
     }
   }
+  if( rc==NT_OK && mode==GUARD_TRUSTED ) rc = guardQualified(room, sql, err, errLen);
   if( rc==NT_OK && pPositional
       && !guardPositionalOk(stmt, sqlite3_bind_parameter_count(written)) ){
     rc = NT_SQL_REJECTED;
