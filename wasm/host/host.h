@@ -478,7 +478,7 @@ struct Room {
   int mirrorCurrent;               /* guardDb already holds the room's schema (schema.c) */
   SqlResult *schemaRows;           /* migrate.c's one read, kept for schemaEnsure until the
                                       open ends or the schema changes; owned, or NULL */
-  char **triggers;                 /* names of the schema's triggers */
+  char **triggers;                 /* the schema's triggers, each "name\0table" (schemaTriggerTable) */
   int nTriggers;
   char **owned;                    /* tables under row-level security */
   int nOwned;
