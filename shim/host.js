@@ -966,18 +966,22 @@ function ntImports(core) {
 
     /* int host_ws_fanout(conns, n, heads, headEnds, body, bodyLen): frame i
     ** is head i + body; heads are ASCII, so their byte offsets are string
-    ** offsets, and the body is decoded once for every frame. */
+    ** offsets, and the body is decoded once for every frame. A head equal
+    ** to the one before (often every one) is compared in place, not cut
+    ** out and looked up. */
     host_ws_fanout(connsPtr, n, headsPtr, endsPtr, bodyPtr, bodyLen) {
       const v = core.dv();
       const heads = core.str(headsPtr, n ? v.getUint32(endsPtr + 4 * (n - 1), true) : 0);
       const body = core.str(bodyPtr, bodyLen);
       const frames = new Map();   /* head -> its frame: subscribers with the same head share one string */
-      let sent = 0, start = 0;
+      let sent = 0, start = 0, head = "", frame;
       for (let i = 0; i < n; i++) {
         const end = v.getUint32(endsPtr + 4 * i, true);
-        const head = heads.slice(start, end);
-        let frame = frames.get(head);
-        if (frame === undefined) frames.set(head, frame = head + body);
+        if (frame === undefined || end - start !== head.length || !heads.startsWith(head, start)) {
+          head = heads.slice(start, end);
+          frame = frames.get(head);
+          if (frame === undefined) frames.set(head, frame = head + body);
+        }
         if (core.host.host_ws_send(v.getUint32(connsPtr + 4 * i, true), frame) === NT.OK) sent++;
         start = end;
       }

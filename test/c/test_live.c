@@ -920,6 +920,66 @@ TEST(many_subscribers_of_one_query_should_get_identical_updates_built_once){
   fakehostRoomFree();
 }
 
+/* Heads of one fan-out, each as printf writes it (the core formats the
+** numbers itself, and repeats a head equal to the one before): seqs of
+** every width up to 2^53, equal ones side by side under other ids, and
+** both kinds of frame. */
+static const struct { double seq; const char *id; int transition; } headCases[] = {
+  { 40, "s1", 0 }, { 40, "s1", 0 }, { 40, "s7", 0 }, { 9007199254740990.0, "s1", 0 },
+  { 99998, "s1", 0 }, { 0, "s1", 0 }, { 40, "s1", 1 }, { 40, "s1", 1 }, { 40, "s2", 1 },
+  { 1e15, "s2", 1 },
+};
+#define N_HEAD_CASES (sizeof headCases / sizeof headCases[0])
+
+TEST(fanned_out_heads_should_carry_numbers_as_printf_writes_them){
+  REQUIRE(quietAppOpen() != NULL);
+  REQUIRE(fakehostConnOpen(1, ALICE)==NT_OK);
+  fakehostMessage(1, SUB_TASKS);
+  fakehostMessage(1, "{\"action\":\"subscribe_query\",\"id\":\"t\",\"query\":\"listTasks\",\"args\":{},\"transition\":true}");
+  cJSON *base = cJSON_Parse(fakehostAttachment(1));
+  REQUIRE(base != NULL);
+  fakehostRoomFree();
+  REQUIRE(quietAppOpen() != NULL);
+  for(uint32_t i = 0; i < N_HEAD_CASES; i++){
+    cJSON *a = cJSON_Duplicate(base, 1);
+    cJSON_ReplaceItemInObject(a, "seq", cJSON_CreateNumber(headCases[i].seq));
+    cJSON *subs = cJSON_GetObjectItem(a, "subs");
+    /* keep the one subscription of the case's kind, under its id */
+    for(int k = cJSON_GetArraySize(subs) - 1; k >= 0; k--){
+      cJSON *sub = cJSON_GetArrayItem(subs, k);
+      if( cJSON_IsTrue(cJSON_GetObjectItem(sub, "transition"))!=headCases[i].transition ) cJSON_DeleteItemFromArray(subs, k);
+      else cJSON_ReplaceItemInObject(sub, "id", cJSON_CreateString(headCases[i].id));
+    }
+    char *text = cJSON_PrintUnformatted(a);
+    REQUIRE(fakehostConnRestore(i + 1, text)==NT_OK);
+    free(text);
+    cJSON_Delete(a);
+  }
+  cJSON_Delete(base);
+  REQUIRE(fakehostConnOpen(90, ALICE)==NT_OK);
+  char got[64];
+  testRpc(90, "createTask", "{\"title\":\"x\"}", got, sizeof got);
+  long long version = atoll(testFrameField(90, "version", got, sizeof got));
+  int calls = fakehostFanoutCalls();
+  testSettle();
+  CHECK_EQ_INT(fakehostFanoutCalls() - calls, 2);   /* the updates, the transitions */
+  for(uint32_t i = 0; i < N_HEAD_CASES; i++){
+    char want[160];
+    if( headCases[i].transition ){
+      snprintf(want, sizeof want, "{\"type\":\"transition\",\"version\":%lld,\"seq\":%.0f,\"updates\":[{\"subscriptionId\":\"%s\",\"result\":[{",
+               version, headCases[i].seq + 1, headCases[i].id);
+    }else{
+      snprintf(want, sizeof want, "{\"type\":\"query_update\",\"subscriptionId\":\"%s\",\"version\":%lld,\"seq\":%.0f,\"result\":[{",
+               headCases[i].id, version, headCases[i].seq + 1);
+    }
+    const char *f = fakehostLastFrame(i + 1);
+    REQUIRE(f != NULL);
+    if( strncmp(f, want, strlen(want))!=0 ) fprintf(stderr, "case %u: %.160s\n  want %s\n", i, f, want);
+    CHECK(strncmp(f, want, strlen(want))==0);
+  }
+  fakehostRoomFree();
+}
+
 TEST(acks_handed_over_together_should_be_judged_one_by_one_as_frames_are){
   REQUIRE(quietAppOpen() != NULL);
   for(uint32_t c = 1; c <= 3; c++){

@@ -546,10 +546,31 @@ static void liveAppendResult(Buf *b, LiveQuery *q, const Sub *s, LiveResult *bas
   }
 }
 
+/* Append v to b in decimal, as %lld prints it (a head is built for every
+** subscriber of a fan-out: no printf there). */
+static void liveAppendInt(Buf *b, int64_t v){
+  char num[24], *p = num + sizeof num;
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do{ *--p = (char)('0' + u % 10); u /= 10; }while( u );
+  if( v < 0 ) *--p = '-';
+  bufAppend(b, p, (size_t)(num + sizeof num - p));
+}
+
+/* Append seq to b as %.0f prints it: a whole number from 1 to 2^53 (every
+** seq connNextSeq hands out) in decimal, anything else through printf. */
+static void liveAppendSeq(Buf *b, double seq){
+  if( seq >= 1 && seq <= 9007199254740992.0 && seq==floor(seq) ){
+    liveAppendInt(b, (int64_t)seq);
+  }else{
+    char num[400];
+    snprintf(num, sizeof num, "%.0f", seq);
+    bufAppendStr(b, num);
+  }
+}
+
 /* Append the head of a frame of s to b: {"type":…,<id>,"subscriptionId":…,
 ** "version":…[,"seq":…] (the rest, liveFrame's, says what it carries). */
 static void liveHead(Buf *b, const char *type, const cJSON *id, const Sub *s, double seq){
-  char num[64];
   bufAppendStr(b, "{\"type\":\"");
   bufAppendStr(b, type);
   bufAppendStr(b, "\"");
@@ -559,13 +580,13 @@ static void liveHead(Buf *b, const char *type, const cJSON *id, const Sub *s, do
     if( idText ) bufAppendStr(b, idText); else b->oom = 1;
     cJSON_free(idText);
   }
-  snprintf(num, sizeof num, "\",\"version\":%lld", (long long)s->q->version);
   bufAppendStr(b, ",\"subscriptionId\":\"");
   bufAppendStr(b, s->id);
-  bufAppendStr(b, num);
+  bufAppendStr(b, "\",\"version\":");
+  liveAppendInt(b, s->q->version);
   if( seq > 0 ){
-    snprintf(num, sizeof num, ",\"seq\":%.0f", seq);
-    bufAppendStr(b, num);
+    bufAppendStr(b, ",\"seq\":");
+    liveAppendSeq(b, seq);
   }
 }
 
@@ -625,10 +646,11 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
 /* Append the head of a transition frame to b, up to its updates' bracket:
 ** {"type":"transition","version":…,"seq":…[,"more":true],"updates":[ */
 static void liveTransitionHead(Buf *b, int64_t version, double seq, int more){
-  char num[128];
-  snprintf(num, sizeof num, "{\"type\":\"transition\",\"version\":%lld,\"seq\":%.0f%s,\"updates\":[",
-           (long long)version, seq, more ? ",\"more\":true" : "");
-  bufAppendStr(b, num);
+  bufAppendStr(b, "{\"type\":\"transition\",\"version\":");
+  liveAppendInt(b, version);
+  bufAppendStr(b, ",\"seq\":");
+  liveAppendSeq(b, seq);
+  bufAppendStr(b, more ? ",\"more\":true,\"updates\":[" : ",\"updates\":[");
 }
 
 /* Append the head of s's update inside a transition: {"subscriptionId":"…" */
@@ -808,16 +830,23 @@ static void liveFanGroup(Room *room, LiveFan *f, int i, int64_t version){
   liveAppendResult(&body, q, first, liveResultAt(q, first->haveAt), first->haveVersion);
   bufAppendStr(&body, version < 0 ? "}" : "}]}");
   int k = 0;
+  char last[256];                  /* the head before, when it fits: its id and seq */
+  size_t lastLen = 0;
   for(int j = i; j < f->n; j++){
     Sub *s = f->subs[j];
     if( s==NULL || !liveSameBody(first, s) ) continue;
     f->seqs[k] = connNextSeq(room, f->conns[j]);
-    if( version < 0 ){
+    size_t start = heads.n;
+    if( lastLen && f->seqs[k]==f->seqs[k-1] && strcmp(s->id, f->subs[f->who[k-1]]->id)==0 ){
+      bufAppend(&heads, last, lastLen);              /* the same head: often every one */
+    }else if( version < 0 ){
       liveHead(&heads, "query_update", NULL, s, f->seqs[k]);
     }else{
       liveTransitionHead(&heads, version, f->seqs[k], 0);
       liveUpdateHead(&heads, s);
     }
+    lastLen = !heads.oom && heads.n - start <= sizeof last ? heads.n - start : 0;
+    if( lastLen ) memcpy(last, heads.p + start, lastLen);
     f->ends[k] = (uint32_t)heads.n;
     f->ids[k] = f->conns[j]->id;
     f->who[k++] = j;
