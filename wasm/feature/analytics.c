@@ -174,11 +174,7 @@ static void analyticsString(Buf *b, const char *s){
 static void analyticsNumber(Buf *b, double d, int whole){
   char tmp[40];
   if( d==floor(d) && fabs(d) < 1e15 && !(d==0 && signbit(d)) ){
-    unsigned long long u = (unsigned long long)fabs(d);
-    char *p = tmp + sizeof tmp;
-    do{ *--p = (char)('0' + u % 10); u /= 10; }while( u );
-    if( d < 0 ) *--p = '-';
-    bufAppend(b, p, (size_t)(tmp + sizeof tmp - p));
+    bufAppendInt(b, (int64_t)d);
     return;
   }
   int n = whole ? snprintf(tmp, sizeof tmp, "%.0f", d) : snprintf(tmp, sizeof tmp, "%.15g", d);

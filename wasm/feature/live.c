@@ -546,21 +546,12 @@ static void liveAppendResult(Buf *b, LiveQuery *q, const Sub *s, LiveResult *bas
   }
 }
 
-/* Append v to b in decimal, as %lld prints it (a head is built for every
-** subscriber of a fan-out: no printf there). */
-static void liveAppendInt(Buf *b, int64_t v){
-  char num[24], *p = num + sizeof num;
-  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-  do{ *--p = (char)('0' + u % 10); u /= 10; }while( u );
-  if( v < 0 ) *--p = '-';
-  bufAppend(b, p, (size_t)(num + sizeof num - p));
-}
-
 /* Append seq to b as %.0f prints it: a whole number from 1 to 2^53 (every
-** seq connNextSeq hands out) in decimal, anything else through printf. */
+** seq connNextSeq hands out) in decimal, anything else through printf (a
+** head is built for every subscriber of a fan-out: no printf there). */
 static void liveAppendSeq(Buf *b, double seq){
   if( seq >= 1 && seq <= 9007199254740992.0 && seq==floor(seq) ){
-    liveAppendInt(b, (int64_t)seq);
+    bufAppendInt(b, (int64_t)seq);
   }else{
     char num[400];
     snprintf(num, sizeof num, "%.0f", seq);
@@ -583,7 +574,7 @@ static void liveHead(Buf *b, const char *type, const cJSON *id, const Sub *s, do
   bufAppendStr(b, ",\"subscriptionId\":\"");
   bufAppendStr(b, s->id);
   bufAppendStr(b, "\",\"version\":");
-  liveAppendInt(b, s->q->version);
+  bufAppendInt(b, s->q->version);
   if( seq > 0 ){
     bufAppendStr(b, ",\"seq\":");
     liveAppendSeq(b, seq);
@@ -647,7 +638,7 @@ static void liveSendUpdate(Room *room, Conn *conn, Sub *s, int isResend){
 ** {"type":"transition","version":…,"seq":…[,"more":true],"updates":[ */
 static void liveTransitionHead(Buf *b, int64_t version, double seq, int more){
   bufAppendStr(b, "{\"type\":\"transition\",\"version\":");
-  liveAppendInt(b, version);
+  bufAppendInt(b, version);
   bufAppendStr(b, ",\"seq\":");
   liveAppendSeq(b, seq);
   bufAppendStr(b, more ? ",\"more\":true,\"updates\":[" : ",\"updates\":[");

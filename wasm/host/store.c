@@ -179,13 +179,7 @@ static void storeJsonNumber(Buf *b, double d, int exact){
   char tmp[32];
   if( isnan(d) || isinf(d) ){ bufAppendStr(b, "null"); return; }
   if( d==floor(d) && fabs(d) < 1e15 && !(d==0 && signbit(d)) ){
-    long long v = (long long)d;
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    char *p = tmp + sizeof tmp;
-    *--p = 0;
-    do{ *--p = (char)('0' + u % 10); u /= 10; }while( u );
-    if( v < 0 ) *--p = '-';
-    bufAppendStr(b, p);
+    bufAppendInt(b, (int64_t)d);
     return;
   }
   if( exact ){                     /* the fewest digits that read back exactly */

@@ -54,6 +54,16 @@ void bufAppendSqlNumber(Buf *b, double v){
   bufAppendStr(b, t);
 }
 
+/* Digit by digit from the end of a small array: the JSON writers call this
+** for nearly every number they write, where printf would cost far more. */
+void bufAppendInt(Buf *b, int64_t v){
+  char num[24], *p = num + sizeof num;
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do{ *--p = (char)('0' + u % 10); u /= 10; }while( u );
+  if( v < 0 ) *--p = '-';
+  bufAppend(b, p, (size_t)(num + sizeof num - p));
+}
+
 char *bufFinish(Buf *b){
   if( b->oom ){ bufFree(b); return NULL; }
   if( b->p==NULL ){                         /* nothing appended: "" */

@@ -350,14 +350,6 @@ static int diffTake(DiffIndex *x, const DiffRows *from, const DiffRow *r, int by
 
 /* ---- the segments -------------------------------------------------------- */
 
-static void diffAppendInt(Buf *b, long v){
-  char num[24];
-  int k = (int)sizeof num;
-  num[--k] = 0;
-  do{ num[--k] = (char)('0' + v % 10); v /= 10; }while( v > 0 && k > 0 );
-  bufAppendStr(b, num + k);
-}
-
 /* The changed row `to` as a patch of old row s, or as itself when the
 ** member names differ or the patch would not be shorter. */
 static int diffAppendChanged(Buf *b, const DiffRow *old, int s, const DiffRow *to){
@@ -372,7 +364,7 @@ static int diffAppendChanged(Buf *b, const DiffRow *old, int s, const DiffRow *t
   Buf patch = {0};
   if( same ){
     bufAppendStr(&patch, "[");
-    diffAppendInt(&patch, s);
+    bufAppendInt(&patch, s);
     bufAppendStr(&patch, ",{");
     int first = 1;
     for(int i = 0; i < nc; i++){
@@ -409,9 +401,9 @@ static int diffSegments(const DiffRows *from, const DiffRows *to, int byText, Di
     if( runLen > 0 ){                               /* the run ends here */
       if( nSeg++ ) bufAppend(b, ",", 1);
       bufAppend(b, "[", 1);
-      diffAppendInt(b, runStart);
+      bufAppendInt(b, runStart);
       bufAppend(b, ",", 1);
-      diffAppendInt(b, runLen);
+      bufAppendInt(b, runLen);
       bufAppend(b, "]", 1);
       runLen = 0;
     }

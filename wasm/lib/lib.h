@@ -46,6 +46,7 @@ void bufAppendStr(Buf *b, const char *s);
 void bufAppendSqlString(Buf *b, const char *s);  /* 'quoted' literal */
 void bufAppendSqlIdent(Buf *b, const char *s);   /* "quoted" identifier */
 void bufAppendSqlNumber(Buf *b, double v);       /* finite v as a literal, exactly as bound */
+void bufAppendInt(Buf *b, int64_t v);            /* v in decimal, as %lld writes it, without printf */
 char *bufFinish(Buf *b);           /* hand over p (caller frees); NULL on OOM */
 void bufFree(Buf *b);
 char *ntStrdup(const char *s);     /* malloc'd copy; NULL in, NULL out */
