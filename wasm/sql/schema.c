@@ -42,13 +42,19 @@ void schemaNamesFree(char **names, int n){
   free(names);
 }
 
-/* Append a copy of s to (*pNames, *pn); NT_OK or NT_NOMEM. */
-static int schemaNamesAdd(char ***pNames, int *pn, const char *s){
+/* Append a copy of s to (*pNames, *pn), with after (unless NULL) past its
+** NUL; NT_OK or NT_NOMEM (s NULL: SQLite ran out of memory for it). */
+static int schemaNamesAdd(char ***pNames, int *pn, const char *s, const char *after){
+  if( s==NULL ) return NT_NOMEM;
   char **grown = realloc(*pNames, sizeof(char*) * (size_t)(*pn + 1));
   if( grown==NULL ) return NT_NOMEM;
   *pNames = grown;
-  if( (grown[*pn] = ntStrdup(s))==NULL ) return NT_NOMEM;
-  (*pn)++;
+  size_t nS = strlen(s), nAfter = after ? strlen(after) + 1 : 0;
+  char *entry = malloc(nS + 1 + nAfter);
+  if( entry==NULL ) return NT_NOMEM;
+  memcpy(entry, s, nS + 1);
+  if( after ) memcpy(entry + nS + 1, after, nAfter);
+  grown[(*pn)++] = entry;
   return NT_OK;
 }
 
@@ -136,7 +142,8 @@ void schemaClose(Room *room){
   schemaDropRows(room);
 }
 
-/* The rows of sql (one text column) in the mirror, copied into a list. */
+/* The rows of sql in the mirror, copied into a list: each its first text
+** column, and when the query has a second, a NUL and that one after it. */
 static int schemaList(Room *room, const char *sql, const char *arg, char ***pNames, int *pn){
   *pNames = NULL;
   *pn = 0;
@@ -148,7 +155,12 @@ static int schemaList(Room *room, const char *sql, const char *arg, char ***pNam
   if( arg ) sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
   int rc = NT_OK;
   while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
-    rc = schemaNamesAdd(pNames, pn, (const char*)sqlite3_column_text(st, 0));
+    const char *after = NULL;      /* the second column: "" when NULL */
+    if( sqlite3_column_count(st) > 1 ){
+      after = (const char*)sqlite3_column_text(st, 1);
+      if( after==NULL ) after = "";
+    }
+    rc = schemaNamesAdd(pNames, pn, (const char*)sqlite3_column_text(st, 0), after);
   }
   sqlite3_finalize(st);
   if( rc ){ schemaNamesFree(*pNames, *pn); *pNames = NULL; *pn = 0; }
@@ -160,29 +172,9 @@ static int schemaList(Room *room, const char *sql, const char *arg, char ***pNam
 ** triggers' names apart from tables'): the authorizer names both the same
 ** way, so the view's reads would pass for the trigger's. */
 static int schemaTriggers(Room *room){
-  sqlite3_stmt *st = NULL;
-  if( sqlite3_prepare_v2(room->guardDb,
-        "SELECT t.name, CASE WHEN EXISTS (SELECT 1 FROM sqlite_master v WHERE v.type = 'view'"
-        " AND v.name = t.name COLLATE NOCASE) THEN '' ELSE t.tbl_name END"
-        " FROM sqlite_master t WHERE t.type = 'trigger'", -1, &st, NULL)!=SQLITE_OK ){
-    sqlite3_finalize(st);
-    return NT_INTERNAL;
-  }
-  int rc = NT_OK;
-  while( rc==NT_OK && sqlite3_step(st)==SQLITE_ROW ){
-    const char *name = (const char*)sqlite3_column_text(st, 0);
-    const char *on = (const char*)sqlite3_column_text(st, 1);
-    size_t nName = strlen(name ? name : ""), nOn = strlen(on ? on : "");
-    char *entry = malloc(nName + nOn + 2);
-    char **grown = entry ? realloc(room->triggers, sizeof(char*) * (size_t)(room->nTriggers + 1)) : NULL;
-    if( grown==NULL ){ free(entry); rc = NT_NOMEM; break; }
-    room->triggers = grown;
-    memcpy(entry, name ? name : "", nName + 1);
-    memcpy(entry + nName + 1, on ? on : "", nOn + 1);
-    grown[room->nTriggers++] = entry;
-  }
-  sqlite3_finalize(st);
-  return rc;
+  return schemaList(room, "SELECT t.name, CASE WHEN EXISTS (SELECT 1 FROM sqlite_master v WHERE v.type = 'view'"
+                    " AND v.name = t.name COLLATE NOCASE) THEN '' ELSE t.tbl_name END"
+                    " FROM sqlite_master t WHERE t.type = 'trigger'", NULL, &room->triggers, &room->nTriggers);
 }
 
 /* What the modules keep beside the mirror, from the mirror: the replica
